@@ -1,0 +1,35 @@
+/* The switchboard command line: shared loading and output helpers. */
+#ifndef SB_CLI_CLI_H
+#define SB_CLI_CLI_H
+
+#include "config/decl.h"
+#include "model/model.h"
+#include "route/route.h"
+
+/* Everything derived from one declaration, in data-flow order. */
+typedef struct sb_loaded {
+	sb_decl *decl;
+	sb_model *model;
+	sb_route_table *routes;
+	sb_tenants *tenants; /* static tenants of the declaration */
+} sb_loaded;
+
+/*
+ * Load the declaration at path (a switchboard.toml, or a directory that holds
+ * one) and derive the model, the route table and the static tenant set.
+ * Returns 0, or a negative code with d filled.
+ */
+int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d);
+void sb_cli_unload(sb_loaded *l);
+
+/* Print a diagnostic as "switchboard: file:line:col: msg" on stderr. */
+void sb_cli_print_diag(const sb_diag *d);
+
+/* Text for an upstream ("http://...", "command: a b c", or "-"). */
+const char *sb_cli_upstream_text(const sb_upstream_decl *u, char *buf, size_t size);
+
+int sb_cli_check(int argc, char **argv);
+int sb_cli_routes(int argc, char **argv);
+int sb_cli_resolve(int argc, char **argv);
+
+#endif

@@ -1,0 +1,73 @@
+/* Declaration -> model -> route table, for every command. The only place in
+ * the pipeline that touches the file system. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int read_file(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
+{
+	return sb_file_read(path, data, len, d);
+}
+
+int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d)
+{
+	int r;
+	char file[4096];
+	struct stat st;
+	memset(out, 0, sizeof(*out));
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(file, sizeof(file), "%s%sswitchboard.toml", path,
+			 path[strlen(path) - 1] == '/' ? "" : "/");
+		if (stat(file, &st) != 0)
+			return sb_diag_setc(d, SB_ENOENT, path, 0, 0,
+					    "directory has no switchboard.toml (pass the file, or a "
+					    "directory that holds one)");
+	} else {
+		snprintf(file, sizeof(file), "%s", path);
+	}
+	if ((r = sb_decl_load(file, read_file, NULL, &out->decl, d)) < 0)
+		goto out;
+	if ((r = sb_model_build(out->decl, &out->model, d)) < 0)
+		goto out;
+	sb_route_options opt = {.preview_rule = true};
+	if ((r = sb_route_compile(out->model, &opt, &out->routes, d)) < 0)
+		goto out;
+	out->tenants = sb_tenants_new(out->decl->nstatic_tenants);
+	for (size_t i = 0; i < out->decl->nstatic_tenants; i++) {
+		const char *s = out->decl->static_tenants[i];
+		sb_tenants_put(out->tenants, s, strlen(s), SB_TENANT_ACTIVE);
+	}
+out:
+	if (r < 0)
+		sb_cli_unload(out);
+	return r;
+}
+
+void sb_cli_unload(sb_loaded *l)
+{
+	sb_tenants_free(l->tenants);
+	sb_route_free(l->routes);
+	sb_model_free(l->model);
+	sb_decl_free(l->decl);
+	memset(l, 0, sizeof(*l));
+}
+
+void sb_cli_print_diag(const sb_diag *d)
+{
+	char buf[2048];
+	fprintf(stderr, "switchboard: %s\n", sb_diag_format(d, buf, sizeof(buf)));
+}
+
+const char *sb_cli_upstream_text(const sb_upstream_decl *u, char *buf, size_t size)
+{
+	if (!u)
+		return "-";
+	if (u->url)
+		return u->url;
+	size_t o = (size_t)snprintf(buf, size, "command:");
+	for (size_t i = 0; i < u->argc && o < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, " %s", u->argv[i]);
+	return buf;
+}

@@ -1,0 +1,450 @@
+/* switchboard: the command line. Exit status: 0 success; 1 the check failed
+ * or the request is not routed; 2 usage or load error. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "route/check.h"
+
+static const char usage_main[] =
+	"usage: switchboard COMMAND [OPTIONS]\n"
+	"\n"
+	"One declaration (switchboard.toml plus the services' wrangler.toml files)\n"
+	"becomes routes, tenants and the URLs services use to call each other.\n"
+	"\n"
+	"commands:\n"
+	"  check    -c PATH                         check that every URL var and webhook is routed\n"
+	"  routes   -c PATH [--env E] [--pr N] [--json]  print the derived route table\n"
+	"  resolve  -c PATH HOST[/PATH] [--json]    show where a request goes, and why\n"
+	"\n"
+	"PATH is a switchboard.toml or a directory that holds one (default: .).\n"
+	"Run 'switchboard COMMAND --help' for a command's options.\n";
+
+static const char usage_check[] =
+	"usage: switchboard check -c PATH\n"
+	"\n"
+	"Load the declaration and check it: every var whose value is an URL on a\n"
+	"declared zone must point at a host that a route serves in the same\n"
+	"environment, every url_vars entry must be such an URL, and every webhook\n"
+	"endpoint must be routed to its handler. Each violation is printed with its\n"
+	"file, line and column, the var, the deployment and the host.\n"
+	"Exit status: 0 consistent, 1 violations or a load error, 2 usage error.\n";
+
+static const char usage_routes[] =
+	"usage: switchboard routes -c PATH [--env ENV] [--pr N] [--json]\n"
+	"\n"
+	"Print the route table: host, path, deployment, environment, upstream.\n"
+	"  --env ENV   production, staging or preview (default: production and staging)\n"
+	"  --pr N      the preview of pull request N (implies --env preview)\n"
+	"  --json      one JSON array of route objects\n";
+
+static const char usage_resolve[] =
+	"usage: switchboard resolve -c PATH HOST[/PATH] [--json]\n"
+	"\n"
+	"Show which deployment and tenant a request for HOST/PATH reaches and which\n"
+	"pattern won, or why it is not routed. HOST may carry a scheme and a port.\n"
+	"  --json   one object: routed, deployment, service, environment, pr, tenant,\n"
+	"           pattern (null when unused) and reason\n"
+	"Exit status: 0 routed, 1 not routed, 2 usage or load error.\n";
+
+struct opts {
+	const char *config;
+	const char *env;
+	const char *pr;
+	bool json;
+	bool help;
+	int nargs;
+	char **args;
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"env", required_argument, NULL, 'e'},
+		{"pr", required_argument, NULL, 'p'},     {"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	memset(o, 0, sizeof(*o));
+	o->config = ".";
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:e:p:jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'e': o->env = optarg; break;
+		case 'p': o->pr = optarg; break;
+		case 'j': o->json = true; break;
+		case 'h': o->help = true; break;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (o->help) {
+		fputs(usage, stdout);
+		return 1;
+	}
+	o->nargs = argc - optind;
+	o->args = argv + optind;
+	return 0;
+}
+
+static int load_or_fail(const struct opts *o, sb_loaded *l, int status)
+{
+	sb_diag d = {0};
+	if (sb_cli_load(o->config, l, &d) < 0) {
+		sb_cli_print_diag(&d);
+		return status;
+	}
+	return 0;
+}
+
+/* ---- check ------------------------------------------------------------- */
+
+int sb_cli_check(int argc, char **argv)
+{
+	struct opts o;
+	int r = parse_opts(argc, argv, &o, usage_check);
+	if (r)
+		return r == 1 ? 0 : r;
+	if (o.nargs) {
+		fprintf(stderr, "switchboard check: unexpected argument '%s'\n%s", o.args[0],
+			usage_check);
+		return 2;
+	}
+	sb_loaded l;
+	if ((r = load_or_fail(&o, &l, 1)))
+		return r;
+	sb_violation *v = NULL;
+	size_t n = sb_check_run(l.model, l.routes, l.tenants, 1, &v);
+	for (size_t i = 0; i < n; i++)
+		printf("%s:%d:%d: %s\n", v[i].file, v[i].line, v[i].col, v[i].msg);
+	size_t nvars = 0;
+	for (size_t i = 0; i < l.model->ndeployments; i++)
+		nvars += l.model->deployments[i].nvars;
+	if (n)
+		printf("check failed: %zu violation%s\n", n, n == 1 ? "" : "s");
+	else
+		printf("ok: %zu services, %zu deployments, %zu routes, %zu vars, %zu webhooks "
+		       "checked\n",
+		       l.model->nservices, l.model->ndeployments, sb_route_count(l.routes), nvars,
+		       l.decl->nwebhooks);
+	free(v);
+	sb_cli_unload(&l);
+	return n ? 1 : 0;
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+struct row {
+	char host[300];
+	char path[300];
+	const char *deployment;
+	const char *env;
+	uint32_t pr;
+	const char *pattern;
+	const char *service;
+	char upstream[512];
+	bool tenant;
+};
+
+static void row_from(struct row *rw, const sb_model *m, const sb_route *ro,
+		     const sb_deployment *dp, bool tenant)
+{
+	memset(rw, 0, sizeof(*rw));
+	if (tenant)
+		snprintf(rw->host, sizeof(rw->host), "{tenant}.%s", ro->host + 2);
+	else
+		snprintf(rw->host, sizeof(rw->host), "%s", ro->host);
+	snprintf(rw->path, sizeof(rw->path), "%s%s", ro->path, ro->path_prefix ? "*" : "");
+	rw->deployment = dp->name;
+	rw->env = sb_env_name(dp->env);
+	rw->pr = dp->pr;
+	rw->pattern = ro->pattern;
+	rw->service = m->services[dp->service].name;
+	rw->tenant = tenant;
+	char buf[512];
+	snprintf(rw->upstream, sizeof(rw->upstream), "%s",
+		 sb_cli_upstream_text(dp->upstream, buf, sizeof(buf)));
+}
+
+static void print_rows(const struct row *rows, size_t n, bool json)
+{
+	if (json) {
+		sb_buf b;
+		sb_buf_init(&b);
+		sb_buf_addc(&b, '[');
+		for (size_t i = 0; i < n; i++) {
+			const struct row *r = &rows[i];
+			sb_buf_adds(&b, i ? ",\n {" : "\n {");
+			sb_buf_adds(&b, "\"host\": ");
+			sb_buf_add_json_str(&b, r->host, strlen(r->host));
+			sb_buf_adds(&b, ", \"path\": ");
+			sb_buf_add_json_str(&b, r->path, strlen(r->path));
+			sb_buf_adds(&b, ", \"pattern\": ");
+			sb_buf_add_json_str(&b, r->pattern, strlen(r->pattern));
+			sb_buf_adds(&b, ", \"deployment\": ");
+			sb_buf_add_json_str(&b, r->deployment, strlen(r->deployment));
+			sb_buf_adds(&b, ", \"service\": ");
+			sb_buf_add_json_str(&b, r->service, strlen(r->service));
+			sb_buf_adds(&b, ", \"environment\": ");
+			sb_buf_add_json_str(&b, r->env, strlen(r->env));
+			if (r->pr)
+				sb_buf_addf(&b, ", \"pr\": %u", r->pr);
+			else
+				sb_buf_adds(&b, ", \"pr\": null");
+			sb_buf_addf(&b, ", \"tenant_host\": %s", r->tenant ? "true" : "false");
+			sb_buf_adds(&b, ", \"upstream\": ");
+			if (strcmp(r->upstream, "-") == 0)
+				sb_buf_adds(&b, "null");
+			else
+				sb_buf_add_json_str(&b, r->upstream, strlen(r->upstream));
+			sb_buf_addc(&b, '}');
+		}
+		sb_buf_adds(&b, n ? "\n]\n" : "]\n");
+		fputs(b.data, stdout);
+		sb_buf_free(&b);
+		return;
+	}
+	size_t wh = 4, wp = 4, wd = 10, we = 11;
+	for (size_t i = 0; i < n; i++) {
+		if (strlen(rows[i].host) > wh)
+			wh = strlen(rows[i].host);
+		if (strlen(rows[i].path) > wp)
+			wp = strlen(rows[i].path);
+		if (strlen(rows[i].deployment) > wd)
+			wd = strlen(rows[i].deployment);
+	}
+	printf("%-*s  %-*s  %-*s  %-*s  %s\n", (int)wh, "HOST", (int)wp, "PATH", (int)wd,
+	       "DEPLOYMENT", (int)we, "ENVIRONMENT", "UPSTREAM");
+	for (size_t i = 0; i < n; i++)
+		printf("%-*s  %-*s  %-*s  %-*s  %s\n", (int)wh, rows[i].host, (int)wp, rows[i].path,
+		       (int)wd, rows[i].deployment, (int)we, rows[i].env, rows[i].upstream);
+}
+
+static int parse_pr(const char *s, uint32_t *pr)
+{
+	uint64_t v;
+	if (sb_parse_u64(s, strlen(s), 999999999, &v) < 0 || v == 0) {
+		fprintf(stderr,
+			"switchboard: --pr: \"%s\" is not a pull request number (1 to 999999999)\n",
+			s);
+		return 2;
+	}
+	*pr = (uint32_t)v;
+	return 0;
+}
+
+int sb_cli_routes(int argc, char **argv)
+{
+	struct opts o;
+	int r = parse_opts(argc, argv, &o, usage_routes);
+	if (r)
+		return r == 1 ? 0 : r;
+	if (o.nargs) {
+		fprintf(stderr, "switchboard routes: unexpected argument '%s'\n%s", o.args[0],
+			usage_routes);
+		return 2;
+	}
+	sb_env env = SB_ENV_PRODUCTION;
+	bool all = o.env == NULL && o.pr == NULL;
+	if (o.env && sb_env_parse(o.env, &env) < 0) {
+		fprintf(stderr,
+			"switchboard routes: unknown environment '%s' (expected production, "
+			"staging or preview)\n",
+			o.env);
+		return 2;
+	}
+	uint32_t pr = 0;
+	if (o.pr) {
+		if ((r = parse_pr(o.pr, &pr)))
+			return r;
+		if (o.env && env != SB_ENV_PREVIEW) {
+			fprintf(stderr, "switchboard routes: --pr goes with --env preview, not %s\n",
+				o.env);
+			return 2;
+		}
+		env = SB_ENV_PREVIEW;
+	}
+	sb_loaded l;
+	if ((r = load_or_fail(&o, &l, 2)))
+		return r;
+	size_t ne;
+	const sb_route_entry *e = sb_route_entries(l.routes, &ne);
+	struct row *rows = sb_xcalloc(ne + 64, sizeof(*rows));
+	size_t n = 0, cap = ne + 64;
+	sb_pool *pool = sb_pool_new(0);
+	bool pr_listed = false;
+	for (size_t i = 0; i < ne; i++) {
+		const sb_deployment *dp = e[i].deployment;
+		bool want = all ? dp->env != SB_ENV_PREVIEW
+				: dp->env == env && (env != SB_ENV_PREVIEW || !pr || dp->pr == pr);
+		pr_listed |= dp->env == SB_ENV_PREVIEW && dp->pr == pr;
+		if (want)
+			row_from(&rows[n++], l.model, e[i].route, dp, e[i].tenant_gated);
+	}
+	if (env == SB_ENV_PREVIEW && !all && pr && !pr_listed) {
+		/* any PR: derive its preview deployments by the naming rule */
+		for (size_t s = 0; s < l.model->nservices; s++) {
+			sb_deployment *dp = sb_pool_alloc(pool, sizeof(*dp));
+			sb_model_preview(l.model, s, pr, pool, dp);
+			for (size_t j = 0; j < dp->nroutes; j++) {
+				if (n == cap) {
+					cap *= 2;
+					rows = sb_xrealloc(rows, cap * sizeof(*rows));
+				}
+				row_from(&rows[n++], l.model, &dp->routes[j], dp, false);
+			}
+		}
+	} else if (env == SB_ENV_PREVIEW && !all && !pr && n == 0) {
+		fprintf(stderr, "switchboard routes: no previews are listed in the declaration; "
+				"pass --pr N to see the preview of pull request N\n");
+	}
+	print_rows(rows, n, o.json);
+	free(rows);
+	sb_pool_free(pool);
+	sb_cli_unload(&l);
+	return 0;
+}
+
+/* ---- resolve ----------------------------------------------------------- */
+
+static void json_field(sb_buf *b, const char *key, const char *val, bool last)
+{
+	sb_buf_addf(b, "\"%s\": ", key);
+	if (val)
+		sb_buf_add_json_str(b, val, strlen(val));
+	else
+		sb_buf_adds(b, "null");
+	if (!last)
+		sb_buf_adds(b, ", ");
+}
+
+int sb_cli_resolve(int argc, char **argv)
+{
+	struct opts o;
+	int r = parse_opts(argc, argv, &o, usage_resolve);
+	if (r)
+		return r == 1 ? 0 : r;
+	if (o.nargs != 1) {
+		fprintf(stderr, "switchboard resolve: expected one HOST[/PATH]\n%s", usage_resolve);
+		return 2;
+	}
+	const char *target = o.args[0];
+	if (strncmp(target, "https://", 8) == 0)
+		target += 8;
+	else if (strncmp(target, "http://", 7) == 0)
+		target += 7;
+	const char *slash = strchr(target, '/');
+	size_t hl = slash ? (size_t)(slash - target) : strlen(target);
+	const char *path = slash ? slash : "/";
+
+	sb_loaded l;
+	if ((r = load_or_fail(&o, &l, 2)))
+		return r;
+	sb_route_match m;
+	int lr = sb_route_lookup(l.routes, l.tenants, target, hl, path, strlen(path), &m);
+	bool routed = lr == 0;
+	bool known = lr == 0 || lr == SB_ESUSPENDED;
+
+	sb_pool *pool = sb_pool_new(0);
+	const char *dep = NULL, *svc = NULL, *pattern = NULL, *upstream = NULL;
+	char prbuf[16], upbuf[512];
+	if (known) {
+		const sb_deployment *dp = m.deployment;
+		if (!dp) {
+			/* preview by the naming rule: materialise it to name it */
+			sb_deployment *pd = sb_pool_alloc(pool, sizeof(*pd));
+			sb_model_preview(l.model, m.service, m.pr, pool, pd);
+			dp = pd;
+			char hb[256];
+			int hn = sb_route_host_normalize(target, hl, hb, sizeof(hb));
+			for (size_t i = 0; hn > 0 && i < pd->nroutes; i++)
+				if (strcmp(pd->routes[i].host, hb) == 0 &&
+				    strcmp(pd->routes[i].path, m.route->path) == 0 &&
+				    pd->routes[i].path_prefix == m.route->path_prefix)
+					pattern = pd->routes[i].pattern;
+		} else {
+			pattern = m.route->pattern;
+		}
+		dep = dp->name;
+		svc = l.model->services[m.service].name;
+		upstream = sb_cli_upstream_text(dp->upstream, upbuf, sizeof(upbuf));
+		if (strcmp(upstream, "-") == 0)
+			upstream = NULL;
+	}
+	snprintf(prbuf, sizeof(prbuf), "%u", m.pr);
+	char hostpath[1024];
+	snprintf(hostpath, sizeof(hostpath), "%.*s%s", (int)hl, target, path);
+	if (o.json) {
+		sb_buf b;
+		sb_buf_init(&b);
+		sb_buf_addf(&b, "{\"routed\": %s, ", routed ? "true" : "false");
+		json_field(&b, "deployment", dep, false);
+		json_field(&b, "service", svc, false);
+		json_field(&b, "environment", known ? sb_env_name(m.env) : NULL, false);
+		if (known && m.pr)
+			sb_buf_addf(&b, "\"pr\": %u, ", m.pr);
+		else
+			sb_buf_adds(&b, "\"pr\": null, ");
+		json_field(&b, "tenant", m.tenant, false);
+		json_field(&b, "pattern", pattern, false);
+		json_field(&b, "upstream", upstream, false);
+		json_field(&b, "reason", routed ? NULL : m.reason, true);
+		sb_buf_adds(&b, "}\n");
+		fputs(b.data, stdout);
+		sb_buf_free(&b);
+	} else {
+		if (routed)
+			printf("%s -> %s\n", hostpath, dep);
+		else
+			printf("%s: not routed: %s\n", hostpath, m.reason);
+		if (known) {
+			printf("  service      %s\n", svc);
+			printf("  environment  %s\n", sb_env_name(m.env));
+			printf("  pr           %s\n", m.pr ? prbuf : "-");
+			printf("  tenant       %s\n", m.tenant ? m.tenant : "-");
+			printf("  pattern      %s%s\n", pattern ? pattern : "-",
+			       m.derived ? "  (preview naming rule)" : "");
+			printf("  upstream     %s\n", upstream ? upstream : "-");
+		}
+	}
+	sb_pool_free(pool);
+	sb_cli_unload(&l);
+	return routed ? 0 : 1;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		if (argc > 2 && strcmp(cmd, "help") == 0) {
+			char *hv[] = {argv[2], "--help", NULL};
+			if (strcmp(argv[2], "check") == 0)
+				return sb_cli_check(2, hv);
+			if (strcmp(argv[2], "routes") == 0)
+				return sb_cli_routes(2, hv);
+			if (strcmp(argv[2], "resolve") == 0)
+				return sb_cli_resolve(2, hv);
+		}
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("switchboard %s\n", SB_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "check") == 0)
+		return sb_cli_check(argc - 1, argv + 1);
+	if (strcmp(cmd, "routes") == 0)
+		return sb_cli_routes(argc - 1, argv + 1);
+	if (strcmp(cmd, "resolve") == 0)
+		return sb_cli_resolve(argc - 1, argv + 1);
+	fprintf(stderr, "switchboard: unknown command '%s'\n\n%s", cmd, usage_main);
+	return 2;
+}

@@ -1,0 +1,415 @@
+/* Shared foundations: errors, allocation, buffers, pools, file reading. */
+#include "common/sb.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const errors[] = {
+	[0] = "success",
+	[-SB_EINVAL] = "invalid input",
+	[-SB_ENOENT] = "not found",
+	[-SB_EPARSE] = "syntax error",
+	[-SB_EIO] = "input/output error",
+	[-SB_EEXIST] = "already exists",
+	[-SB_ERANGE] = "value out of range",
+	[-SB_ENOROUTE] = "no route for this host and path",
+	[-SB_ENOTENANT] = "tenant is not registered",
+	[-SB_ESUSPENDED] = "tenant is suspended",
+	[-SB_EBADSLUG] = "not a valid tenant slug",
+	[-SB_ERESERVED] = "label is reserved",
+	[-SB_ECONSISTENCY] = "declaration is inconsistent",
+	[-SB_ETOOLONG] = "too long",
+};
+
+const char *sb_strerror(int code)
+{
+	if (code > 0 || code <= SB_ERROR_MIN || !errors[-code])
+		return "unknown error";
+	return errors[-code];
+}
+
+_Noreturn void sb_oom(void)
+{
+	static const char msg[] = "switchboard: out of memory\n";
+	fwrite(msg, 1, sizeof(msg) - 1, stderr);
+	abort();
+}
+
+void *sb_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		sb_oom();
+	return p;
+}
+
+void *sb_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		sb_oom();
+	return p;
+}
+
+void *sb_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		sb_oom();
+	return q;
+}
+
+char *sb_xstrndup(const char *s, size_t n)
+{
+	char *p = sb_xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *sb_xstrdup(const char *s)
+{
+	return sb_xstrndup(s, strlen(s));
+}
+
+static int diag_vset(sb_diag *d, int code, const char *file, int line, int col, const char *fmt,
+		     va_list ap)
+{
+	if (!d)
+		return code;
+	snprintf(d->file, sizeof(d->file), "%s", file ? file : "");
+	d->line = line;
+	d->col = col;
+	vsnprintf(d->msg, sizeof(d->msg), fmt, ap);
+	return code;
+}
+
+int sb_diag_set(sb_diag *d, const char *file, int line, int col, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = diag_vset(d, SB_EINVAL, file, line, col, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int sb_diag_setc(sb_diag *d, int code, const char *file, int line, int col, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = diag_vset(d, code, file, line, col, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+const char *sb_diag_format(const sb_diag *d, char *buf, size_t size)
+{
+	if (d->line > 0 && d->col > 0)
+		snprintf(buf, size, "%s:%d:%d: %s", d->file, d->line, d->col, d->msg);
+	else if (d->line > 0)
+		snprintf(buf, size, "%s:%d: %s", d->file, d->line, d->msg);
+	else if (d->file[0])
+		snprintf(buf, size, "%s: %s", d->file, d->msg);
+	else
+		snprintf(buf, size, "%s", d->msg);
+	return buf;
+}
+
+/* ---- buffers ---------------------------------------------------------- */
+
+void sb_buf_init(sb_buf *b)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void sb_buf_free(sb_buf *b)
+{
+	free(b->data);
+	sb_buf_init(b);
+}
+
+void sb_buf_reset(sb_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+static void buf_reserve(sb_buf *b, size_t extra)
+{
+	if (b->len + extra + 1 <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < b->len + extra + 1)
+		cap *= 2;
+	b->data = sb_xrealloc(b->data, cap);
+	b->cap = cap;
+}
+
+void sb_buf_add(sb_buf *b, const void *p, size_t n)
+{
+	buf_reserve(b, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void sb_buf_addc(sb_buf *b, char c)
+{
+	sb_buf_add(b, &c, 1);
+}
+
+void sb_buf_adds(sb_buf *b, const char *s)
+{
+	sb_buf_add(b, s, strlen(s));
+}
+
+void sb_buf_vaddf(sb_buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return;
+	buf_reserve(b, (size_t)n);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
+void sb_buf_addf(sb_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	sb_buf_vaddf(b, fmt, ap);
+	va_end(ap);
+}
+
+char *sb_buf_steal(sb_buf *b)
+{
+	char *p = b->data ? b->data : sb_xstrdup("");
+	sb_buf_init(b);
+	return p;
+}
+
+void sb_buf_add_json_str(sb_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	sb_buf_addc(b, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		switch (c) {
+		case '"': sb_buf_add(b, "\\\"", 2); break;
+		case '\\': sb_buf_add(b, "\\\\", 2); break;
+		case '\n': sb_buf_add(b, "\\n", 2); break;
+		case '\r': sb_buf_add(b, "\\r", 2); break;
+		case '\t': sb_buf_add(b, "\\t", 2); break;
+		case '\b': sb_buf_add(b, "\\b", 2); break;
+		case '\f': sb_buf_add(b, "\\f", 2); break;
+		default:
+			if (c < 0x20 || c == 0x7f) {
+				char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+				sb_buf_add(b, e, 6);
+			} else {
+				sb_buf_addc(b, (char)c);
+			}
+		}
+	}
+	sb_buf_addc(b, '"');
+}
+
+/* ---- pools ------------------------------------------------------------ */
+
+struct pool_block {
+	struct pool_block *next;
+	size_t size;
+	size_t used;
+	_Alignas(16) unsigned char data[];
+};
+
+struct sb_pool {
+	struct pool_block *head;
+	size_t block_size;
+	size_t footprint;
+};
+
+sb_pool *sb_pool_new(size_t block_size)
+{
+	sb_pool *p = sb_xcalloc(1, sizeof(*p));
+	p->block_size = block_size ? block_size : 16384;
+	return p;
+}
+
+void sb_pool_free(sb_pool *p)
+{
+	if (!p)
+		return;
+	struct pool_block *b = p->head;
+	while (b) {
+		struct pool_block *n = b->next;
+		free(b);
+		b = n;
+	}
+	free(p);
+}
+
+void *sb_pool_alloc(sb_pool *p, size_t n)
+{
+	n = (n + 7) & ~(size_t)7;
+	struct pool_block *b = p->head;
+	if (!b || b->size - b->used < n) {
+		/* Large requests get their own block, so a big array does not waste
+		 * the tail of the current one. */
+		size_t size = n > p->block_size / 4 ? n : p->block_size;
+		b = sb_xmalloc(sizeof(*b) + size);
+		b->size = size;
+		b->used = 0;
+		p->footprint += sizeof(*b) + size;
+		if (size == n && p->head) {
+			b->next = p->head->next;
+			p->head->next = b;
+		} else {
+			b->next = p->head;
+			p->head = b;
+		}
+	}
+	void *r = b->data + b->used;
+	b->used += n;
+	memset(r, 0, n);
+	return r;
+}
+
+char *sb_pool_strndup(sb_pool *p, const char *s, size_t n)
+{
+	char *r = sb_pool_alloc(p, n + 1);
+	memcpy(r, s, n);
+	r[n] = '\0';
+	return r;
+}
+
+char *sb_pool_strdup(sb_pool *p, const char *s)
+{
+	return sb_pool_strndup(p, s, strlen(s));
+}
+
+char *sb_pool_printf(sb_pool *p, const char *fmt, ...)
+{
+	va_list ap, ap2;
+	va_start(ap, fmt);
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	char *r = sb_pool_alloc(p, n > 0 ? (size_t)n + 1 : 1);
+	if (n > 0)
+		vsnprintf(r, (size_t)n + 1, fmt, ap2);
+	va_end(ap2);
+	return r;
+}
+
+size_t sb_pool_footprint(const sb_pool *p)
+{
+	return p->footprint;
+}
+
+/* ---- files and numbers ------------------------------------------------ */
+
+int sb_file_read(const char *path, char **out, size_t *len, sb_diag *d)
+{
+	int ret = SB_EIO;
+	sb_buf b;
+	sb_buf_init(&b);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		int e = errno;
+		return sb_diag_setc(d, e == ENOENT ? SB_ENOENT : SB_EIO, path, 0, 0, "cannot open: %s",
+				    strerror(e));
+	}
+	char chunk[16384];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		sb_buf_add(&b, chunk, n);
+	if (ferror(f)) {
+		sb_diag_set(d, path, 0, 0, "read failed: %s", strerror(errno));
+		goto out;
+	}
+	*len = b.len;
+	*out = sb_buf_steal(&b);
+	ret = 0;
+out:
+	fclose(f);
+	sb_buf_free(&b);
+	return ret;
+}
+
+int sb_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out)
+{
+	if (n == 0 || n > 20)
+		return SB_EINVAL;
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return SB_EINVAL;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return SB_ERANGE;
+		v = v * 10 + d;
+	}
+	if (v > max)
+		return SB_ERANGE;
+	*out = v;
+	return 0;
+}
+
+int sb_url_split(const char *url, sb_url *u)
+{
+	memset(u, 0, sizeof(*u));
+	const char *sep = strstr(url, "://");
+	if (!sep || sep == url)
+		return SB_EINVAL;
+	for (const char *p = url; p < sep; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '+' || *p == '-' ||
+		      *p == '.' || (p > url && *p >= '0' && *p <= '9')))
+			return SB_EINVAL;
+	u->scheme = url;
+	u->scheme_len = (size_t)(sep - url);
+	const char *h = sep + 3;
+	const char *end = h + strcspn(h, "/?#");
+	const char *at = memchr(h, '@', (size_t)(end - h));
+	if (at)
+		h = at + 1; /* userinfo is not part of the host */
+	const char *colon = NULL;
+	if (*h == '[') {
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+		if (!rb)
+			return SB_EINVAL;
+		colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+		u->host = h;
+		u->host_len = (size_t)(rb + 1 - h);
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+		u->host = h;
+		u->host_len = (size_t)((colon ? colon : end) - h);
+	}
+	if (u->host_len == 0)
+		return SB_EINVAL;
+	if (colon) {
+		u->port = colon + 1;
+		u->port_len = (size_t)(end - colon - 1);
+		for (size_t i = 0; i < u->port_len; i++)
+			if (u->port[i] < '0' || u->port[i] > '9')
+				return SB_EINVAL;
+	}
+	if (*end == '/') {
+		u->path = end;
+		u->path_len = strcspn(end, "?#");
+	} else {
+		u->path = end;
+		u->path_len = 0;
+	}
+	return 0;
+}

@@ -1,0 +1,510 @@
+/* switchboard.toml loader. Unknown keys are errors here (it is our format, so
+ * a typo should fail loudly); wrangler.toml stays permissive. */
+#include "config/decl.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/cfg.h"
+
+static const char *const env_names[SB_ENV_COUNT] = {"production", "staging", "preview"};
+
+const char *sb_env_name(sb_env e)
+{
+	return (unsigned)e < SB_ENV_COUNT ? env_names[e] : "?";
+}
+
+int sb_env_parse(const char *s, sb_env *out)
+{
+	for (int i = 0; i < SB_ENV_COUNT; i++)
+		if (strcmp(s, env_names[i]) == 0) {
+			*out = (sb_env)i;
+			return 0;
+		}
+	return SB_EINVAL;
+}
+
+/* A DNS name as we accept it in a declaration: LDH labels of 1..63, total
+ * <= 253, lower-cased in place, a trailing dot dropped. */
+static bool dns_name_ok(char *s)
+{
+	size_t n = strlen(s);
+	if (n && s[n - 1] == '.')
+		s[--n] = '\0';
+	if (n == 0 || n > 253)
+		return false;
+	size_t lab = 0;
+	for (size_t i = 0; i <= n; i++) {
+		char c = s[i];
+		if (c == '.' || c == '\0') {
+			if (lab == 0 || lab > 63 || s[i - 1] == '-' || s[i - lab] == '-')
+				return false;
+			lab = 0;
+			continue;
+		}
+		if (c >= 'A' && c <= 'Z')
+			s[i] = (char)(c + 32);
+		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return false;
+		lab++;
+	}
+	return true;
+}
+
+static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_zone_decl *zd,
+		    sb_diag *d)
+{
+	static const char *const known[] = {"mname",  "rname",   "refresh", "retry",
+					    "expire", "minimum", "ttl",     NULL};
+	const sb_toml_value *soa;
+	int r = sb_cfg_table(z, "soa", file, &soa, d);
+	zd->soa.refresh = 3600;
+	zd->soa.retry = 600;
+	zd->soa.expire = 1209600;
+	zd->soa.minimum = 300;
+	zd->soa.ttl = zd->ttl;
+	if (r < 0 || !soa)
+		return r;
+	if ((r = sb_cfg_known_keys(soa, known, "[zone.soa]", file, d)) < 0)
+		return r;
+	char *mname = NULL, *rname = NULL;
+	int64_t v[5] = {zd->soa.refresh, zd->soa.retry, zd->soa.expire, zd->soa.minimum, zd->soa.ttl};
+	const char *keys[5] = {"refresh", "retry", "expire", "minimum", "ttl"};
+	if ((r = sb_cfg_string(soa, "mname", pool, file, &mname, d)) < 0 ||
+	    (r = sb_cfg_string(soa, "rname", pool, file, &rname, d)) < 0)
+		return r;
+	for (int i = 0; i < 5; i++)
+		if ((r = sb_cfg_int(soa, keys[i], 0, 2147483647, file, &v[i], d)) < 0)
+			return r;
+	if (mname && !dns_name_ok(mname))
+		return sb_cfg_error(sb_toml_table_get(soa, "mname"), file, d,
+				    "'mname' must be a DNS name, not \"%s\"", mname);
+	if (rname && !dns_name_ok(rname))
+		return sb_cfg_error(sb_toml_table_get(soa, "rname"), file, d,
+				    "'rname' must be a DNS name (mailbox with '.' for '@'), not \"%s\"",
+				    rname);
+	zd->soa.mname = mname;
+	zd->soa.rname = rname;
+	zd->soa.refresh = (uint32_t)v[0];
+	zd->soa.retry = (uint32_t)v[1];
+	zd->soa.expire = (uint32_t)v[2];
+	zd->soa.minimum = (uint32_t)v[3];
+	zd->soa.ttl = (uint32_t)v[4];
+	return 0;
+}
+
+static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb_zone_decl *zd,
+		     sb_diag *d)
+{
+	static const char *const known[] = {"name", "addresses", "nameservers", "ttl", "soa", NULL};
+	int r;
+	char *name = NULL;
+	int64_t ttl = 300;
+	if (sb_toml_type_of(z) != SB_TOML_TABLE)
+		return sb_cfg_error(z, file, d, "each [[zone]] must be a table");
+	if ((r = sb_cfg_known_keys(z, known, "[[zone]]", file, d)) < 0 ||
+	    (r = sb_cfg_string_req(z, "name", "the zone's domain, e.g. \"example.com\"", pool, file,
+				   &name, d)) < 0 ||
+	    (r = sb_cfg_strings(z, "addresses", pool, file, &zd->addresses, &zd->naddresses, d)) < 0 ||
+	    (r = sb_cfg_strings(z, "nameservers", pool, file, &zd->nameservers, &zd->nnameservers,
+				d)) < 0 ||
+	    (r = sb_cfg_int(z, "ttl", 0, 2147483647, file, &ttl, d)) < 0)
+		return r;
+	if (!dns_name_ok(name))
+		return sb_cfg_error(sb_toml_table_get(z, "name"), file, d,
+				    "zone 'name' must be a DNS name, not \"%s\"", name);
+	zd->name = name;
+	zd->ttl = (uint32_t)ttl;
+	zd->line = sb_toml_line(z);
+	zd->col = sb_toml_col(z);
+	const sb_toml_value *addrs = sb_toml_table_get(z, "addresses");
+	for (size_t i = 0; i < zd->naddresses; i++) {
+		unsigned char buf[16];
+		if (inet_pton(AF_INET, zd->addresses[i], buf) != 1 &&
+		    inet_pton(AF_INET6, zd->addresses[i], buf) != 1)
+			return sb_cfg_error(sb_toml_array_at(addrs, i), file, d,
+					    "\"%s\" is not an IPv4 or IPv6 address",
+					    zd->addresses[i]);
+	}
+	const sb_toml_value *ns = sb_toml_table_get(z, "nameservers");
+	for (size_t i = 0; i < zd->nnameservers; i++)
+		if (!dns_name_ok(zd->nameservers[i]))
+			return sb_cfg_error(sb_toml_array_at(ns, i), file, d,
+					    "nameserver \"%s\" is not a DNS name",
+					    zd->nameservers[i]);
+	return load_soa(z, file, pool, zd, d);
+}
+
+static int load_upstream(const sb_toml_value *v, const char *file, sb_pool *pool,
+			 sb_upstream_decl *u, sb_diag *d)
+{
+	int r;
+	u->line = sb_toml_line(v);
+	u->col = sb_toml_col(v);
+	char *url = NULL;
+	if (sb_toml_type_of(v) == SB_TOML_STRING) {
+		url = sb_pool_strdup(pool, sb_toml_string(v, NULL));
+	} else if (sb_toml_type_of(v) == SB_TOML_TABLE) {
+		static const char *const known[] = {"url", "command", NULL};
+		if ((r = sb_cfg_known_keys(v, known, "an upstream", file, d)) < 0 ||
+		    (r = sb_cfg_string(v, "url", pool, file, &url, d)) < 0 ||
+		    (r = sb_cfg_strings(v, "command", pool, file, &u->argv, &u->argc, d)) < 0)
+			return r;
+		if (url && u->argv)
+			return sb_cfg_error(v, file, d, "an upstream has either 'url' or 'command', not both");
+		if (u->argv && u->argc == 0)
+			return sb_cfg_error(v, file, d, "'command' must name a program to start");
+		if (!url && !u->argv)
+			return sb_cfg_error(v, file, d,
+					    "an upstream needs 'url' (\"http://host:port\") or 'command' "
+					    "([\"program\", \"arg\", ...])");
+	} else {
+		return sb_cfg_error(v, file, d,
+				    "an upstream must be an URL string or { command = [...] }");
+	}
+	if (url) {
+		if (strncmp(url, "http://", 7) != 0 || !url[7] || url[7] == '/')
+			return sb_cfg_error(v, file, d,
+					    "upstream URL must look like \"http://host:port\", not \"%s\"",
+					    url);
+		u->url = url;
+	}
+	return 0;
+}
+
+static int load_service(const sb_toml_value *s, const char *file, const char *dir, sb_pool *pool,
+			sb_decl_read_fn read, void *ctx, sb_service_decl *sd, sb_diag *d)
+{
+	int r;
+	char *wpath = NULL, *label = NULL;
+	sb_toml_value *wdoc = NULL;
+	char *text = NULL;
+	if (sb_toml_type_of(s) != SB_TOML_TABLE)
+		return sb_cfg_error(s, file, d, "each [[service]] must be a table");
+	sd->line = sb_toml_line(s);
+	sd->col = sb_toml_col(s);
+	if ((r = sb_cfg_string(s, "wrangler", pool, file, &wpath, d)) < 0 ||
+	    (r = sb_cfg_string(s, "label", pool, file, &label, d)) < 0 ||
+	    (r = sb_cfg_strings(s, "url_vars", pool, file, &sd->url_vars, &sd->nurl_vars, d)) < 0)
+		return r;
+	sd->label = label;
+	if (label && (strchr(label, '.') || !dns_name_ok(label)))
+		return sb_cfg_error(sb_toml_table_get(s, "label"), file, d,
+				    "'label' must be one DNS label, not \"%s\"", label);
+
+	const sb_toml_value *ups;
+	if ((r = sb_cfg_table(s, "upstream", file, &ups, d)) < 0)
+		return r;
+	for (size_t i = 0; ups && i < sb_toml_table_len(ups); i++) {
+		const char *en = sb_toml_table_key(ups, i, NULL);
+		sb_env e;
+		if (sb_env_parse(en, &e) < 0)
+			return sb_cfg_error(sb_toml_table_value(ups, i), file, d,
+					    "unknown environment '%s' in 'upstream' (expected "
+					    "production, staging or preview)",
+					    en);
+		if ((r = load_upstream(sb_toml_table_value(ups, i), file, pool, &sd->upstream[e], d)) < 0)
+			return r;
+	}
+
+	if (wpath) {
+		static const char *const known[] = {"wrangler", "label", "upstream", "url_vars", NULL};
+		if ((r = sb_cfg_known_keys(s, known,
+					   "a [[service]] that points at a wrangler.toml (names, "
+					   "vars and routes belong in that file)",
+					   file, d)) < 0)
+			return r;
+		const char *full = wpath[0] == '/' ? wpath : sb_pool_printf(pool, "%s/%s", dir, wpath);
+		sd->wrangler_file = full;
+		size_t len;
+		sb_diag rd;
+		if ((r = read(ctx, full, &text, &len, &rd)) < 0) {
+			const sb_toml_value *wv = sb_toml_table_get(s, "wrangler");
+			r = sb_cfg_error(wv, file, d, "cannot read wrangler file \"%s\": %s", full,
+					 rd.msg);
+			goto out;
+		}
+		if ((r = sb_toml_parse(text, len, full, &wdoc, d)) < 0)
+			goto out;
+		r = sb_wrangler_load(wdoc, full, pool, &sd->wr, d);
+	} else {
+		if (!sb_toml_table_get(s, "name"))
+			return sb_cfg_error(s, file, d,
+					    "a [[service]] needs 'wrangler' (path to its "
+					    "wrangler.toml) or an inline 'name'");
+		/* An inline service is a wrangler table plus our keys. */
+		r = sb_wrangler_load(s, file, pool, &sd->wr, d);
+	}
+out:
+	sb_toml_free(wdoc);
+	free(text);
+	return r;
+}
+
+static int load_webhook(const sb_toml_value *w, const char *file, sb_pool *pool,
+			sb_webhook_decl *wd, sb_diag *d)
+{
+	static const char *const known[] = {"provider", "url", "service", "environment", NULL};
+	int r;
+	char *provider = NULL, *url = NULL, *service = NULL, *env = NULL;
+	if (sb_toml_type_of(w) != SB_TOML_TABLE)
+		return sb_cfg_error(w, file, d, "each [[webhook]] must be a table");
+	if ((r = sb_cfg_known_keys(w, known, "[[webhook]]", file, d)) < 0 ||
+	    (r = sb_cfg_string_req(w, "provider", "who sends it, e.g. \"stripe\"", pool, file,
+				   &provider, d)) < 0 ||
+	    (r = sb_cfg_string_req(w, "url", "the endpoint the provider posts to", pool, file, &url,
+				   d)) < 0 ||
+	    (r = sb_cfg_string(w, "service", pool, file, &service, d)) < 0 ||
+	    (r = sb_cfg_string(w, "environment", pool, file, &env, d)) < 0)
+		return r;
+	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
+		return sb_cfg_error(sb_toml_table_get(w, "url"), file, d,
+				    "webhook 'url' must be an http(s) URL, not \"%s\"", url);
+	wd->env = SB_ENV_PRODUCTION;
+	if (env && sb_env_parse(env, &wd->env) < 0)
+		return sb_cfg_error(sb_toml_table_get(w, "environment"), file, d,
+				    "unknown environment '%s' (expected production, staging or "
+				    "preview)",
+				    env);
+	wd->provider = provider;
+	wd->url = url;
+	wd->service = service;
+	wd->line = sb_toml_line(w);
+	wd->col = sb_toml_col(w);
+	return 0;
+}
+
+/* A naming template: {label} once, {pr} once for previews (never for
+ * staging), other characters LDH. */
+static int check_format(const sb_toml_value *v, const char *fmt, bool need_pr, const char *file,
+			sb_diag *d)
+{
+	int nlabel = 0, npr = 0;
+	for (const char *p = fmt; *p;) {
+		if (strncmp(p, "{label}", 7) == 0) {
+			nlabel++;
+			p += 7;
+		} else if (strncmp(p, "{pr}", 4) == 0) {
+			npr++;
+			p += 4;
+		} else if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-') {
+			p++;
+		} else {
+			return sb_cfg_error(v, file, d,
+					    "naming template \"%s\": only {label}, {pr}, a-z, 0-9 "
+					    "and '-' are allowed",
+					    fmt);
+		}
+	}
+	if (nlabel != 1)
+		return sb_cfg_error(v, file, d, "naming template \"%s\" must contain {label} once",
+				    fmt);
+	if (need_pr && npr != 1)
+		return sb_cfg_error(v, file, d, "preview template \"%s\" must contain {pr} once", fmt);
+	if (!need_pr && npr)
+		return sb_cfg_error(v, file, d, "staging template \"%s\" cannot contain {pr}", fmt);
+	if (strcmp(fmt, need_pr ? "{label}{pr}" : "{label}") == 0 ||
+	    (need_pr && (strstr(fmt, "{label}{pr}") || strstr(fmt, "{pr}{label}"))))
+		return sb_cfg_error(v, file, d,
+				    "naming template \"%s\" needs a separator between {label} and "
+				    "{pr}",
+				    fmt);
+	return 0;
+}
+
+static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn read, void *ctx,
+		     sb_diag *d)
+{
+	static const char *const known[] = {"data_dir", "listen",  "zone",     "tenants", "naming",
+					    "service",  "webhook", "previews", NULL};
+	const char *file = dc->file;
+	sb_pool *pool = dc->pool;
+	int r;
+	char *data_dir = NULL;
+	if ((r = sb_cfg_known_keys(root, known, "switchboard.toml", file, d)) < 0 ||
+	    (r = sb_cfg_string(root, "data_dir", pool, file, &data_dir, d)) < 0)
+		return r;
+	dc->data_dir = data_dir ? (data_dir[0] == '/' ? data_dir
+						      : sb_pool_printf(pool, "%s/%s", dc->dir, data_dir))
+				: sb_pool_printf(pool, "%s/.switchboard", dc->dir);
+
+	const sb_toml_value *t;
+	if ((r = sb_cfg_table(root, "listen", file, &t, d)) < 0)
+		return r;
+	if (t) {
+		static const char *const lk[] = {"http", "dns", NULL};
+		char *http = NULL, *dns = NULL;
+		if ((r = sb_cfg_known_keys(t, lk, "[listen]", file, d)) < 0 ||
+		    (r = sb_cfg_string(t, "http", pool, file, &http, d)) < 0 ||
+		    (r = sb_cfg_string(t, "dns", pool, file, &dns, d)) < 0)
+			return r;
+		dc->listen_http = http;
+		dc->listen_dns = dns;
+	}
+
+	/* [[zone]] */
+	const sb_toml_value *zones = sb_toml_table_get(root, "zone");
+	if (zones) {
+		if (sb_toml_type_of(zones) != SB_TOML_ARRAY)
+			return sb_cfg_error(zones, file, d, "zones are declared as [[zone]] tables");
+		dc->nzones = sb_toml_array_len(zones);
+		dc->zones = sb_pool_alloc(pool, (dc->nzones + 1) * sizeof(*dc->zones));
+		for (size_t i = 0; i < dc->nzones; i++) {
+			if ((r = load_zone(sb_toml_array_at(zones, i), file, pool, &dc->zones[i], d)) < 0)
+				return r;
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(dc->zones[j].name, dc->zones[i].name) == 0)
+					return sb_cfg_error(sb_toml_array_at(zones, i), file, d,
+							    "zone \"%s\" is declared twice (first at "
+							    "line %d)",
+							    dc->zones[i].name, dc->zones[j].line);
+		}
+	}
+
+	/* [naming] */
+	dc->preview_format = "{label}-preview-{pr}";
+	dc->staging_format = "{label}-staging";
+	if ((r = sb_cfg_table(root, "naming", file, &t, d)) < 0)
+		return r;
+	if (t) {
+		static const char *const nk[] = {"preview", "staging", NULL};
+		char *pv = NULL, *st = NULL;
+		if ((r = sb_cfg_known_keys(t, nk, "[naming]", file, d)) < 0 ||
+		    (r = sb_cfg_string(t, "preview", pool, file, &pv, d)) < 0 ||
+		    (r = sb_cfg_string(t, "staging", pool, file, &st, d)) < 0)
+			return r;
+		if (pv && (r = check_format(sb_toml_table_get(t, "preview"), pv, true, file, d)) < 0)
+			return r;
+		if (st && (r = check_format(sb_toml_table_get(t, "staging"), st, false, file, d)) < 0)
+			return r;
+		if (pv)
+			dc->preview_format = pv;
+		if (st)
+			dc->staging_format = st;
+		dc->naming_line = sb_toml_line(t);
+		dc->naming_col = sb_toml_col(t);
+	}
+
+	/* [tenants] */
+	if ((r = sb_cfg_table(root, "tenants", file, &t, d)) < 0)
+		return r;
+	if (t) {
+		static const char *const tk[] = {"service", "reserved", "static", NULL};
+		char *svc = NULL;
+		if ((r = sb_cfg_known_keys(t, tk, "[tenants]", file, d)) < 0 ||
+		    (r = sb_cfg_string(t, "service", pool, file, &svc, d)) < 0 ||
+		    (r = sb_cfg_strings(t, "reserved", pool, file, &dc->reserved, &dc->nreserved, d)) <
+			    0 ||
+		    (r = sb_cfg_strings(t, "static", pool, file, &dc->static_tenants,
+					&dc->nstatic_tenants, d)) < 0)
+			return r;
+		dc->tenant_service = svc;
+		const sb_toml_value *sv = sb_toml_table_get(t, "service");
+		dc->tenant_service_line = sv ? sb_toml_line(sv) : sb_toml_line(t);
+		dc->tenant_service_col = sv ? sb_toml_col(sv) : sb_toml_col(t);
+		dc->tenants_line = sb_toml_line(t);
+		dc->tenants_col = sb_toml_col(t);
+		if (dc->nstatic_tenants && !svc)
+			return sb_cfg_error(t, file, d,
+					    "'static' tenants need 'service' (the tenant-aware "
+					    "service that serves {slug}.<zone>)");
+	}
+
+	/* [previews] */
+	if ((r = sb_cfg_table(root, "previews", file, &t, d)) < 0)
+		return r;
+	if (t) {
+		static const char *const pk[] = {"prs", NULL};
+		if ((r = sb_cfg_known_keys(t, pk, "[previews]", file, d)) < 0)
+			return r;
+		const sb_toml_value *prs = sb_toml_table_get(t, "prs");
+		if (prs) {
+			if (sb_toml_type_of(prs) != SB_TOML_ARRAY)
+				return sb_cfg_error(prs, file, d,
+						    "'prs' must be an array of pull request numbers");
+			dc->npreview_prs = sb_toml_array_len(prs);
+			dc->preview_prs = sb_pool_alloc(pool, (dc->npreview_prs + 1) * sizeof(uint32_t));
+			for (size_t i = 0; i < dc->npreview_prs; i++) {
+				const sb_toml_value *e = sb_toml_array_at(prs, i);
+				if (sb_toml_type_of(e) != SB_TOML_INTEGER || sb_toml_int(e) < 1 ||
+				    sb_toml_int(e) > 999999999)
+					return sb_cfg_error(e, file, d,
+							    "a pull request number is an integer "
+							    "from 1 to 999999999");
+				dc->preview_prs[i] = (uint32_t)sb_toml_int(e);
+			}
+		}
+	}
+
+	/* [[service]] */
+	const sb_toml_value *svcs = sb_toml_table_get(root, "service");
+	if (svcs) {
+		if (sb_toml_type_of(svcs) != SB_TOML_ARRAY)
+			return sb_cfg_error(svcs, file, d, "services are declared as [[service]] tables");
+		dc->nservices = sb_toml_array_len(svcs);
+		dc->services = sb_pool_alloc(pool, (dc->nservices + 1) * sizeof(*dc->services));
+		for (size_t i = 0; i < dc->nservices; i++)
+			if ((r = load_service(sb_toml_array_at(svcs, i), file, dc->dir, pool, read, ctx,
+					      &dc->services[i], d)) < 0)
+				return r;
+	}
+
+	/* [[webhook]] */
+	const sb_toml_value *whs = sb_toml_table_get(root, "webhook");
+	if (whs) {
+		if (sb_toml_type_of(whs) != SB_TOML_ARRAY)
+			return sb_cfg_error(whs, file, d, "webhooks are declared as [[webhook]] tables");
+		dc->nwebhooks = sb_toml_array_len(whs);
+		dc->webhooks = sb_pool_alloc(pool, (dc->nwebhooks + 1) * sizeof(*dc->webhooks));
+		for (size_t i = 0; i < dc->nwebhooks; i++)
+			if ((r = load_webhook(sb_toml_array_at(whs, i), file, pool, &dc->webhooks[i], d)) <
+			    0)
+				return r;
+	}
+	return 0;
+}
+
+int sb_decl_load_text(const char *path, const char *text, size_t len, sb_decl_read_fn read,
+		      void *ctx, sb_decl **out, sb_diag *d)
+{
+	sb_toml_value *root = NULL;
+	sb_decl *dc = sb_xcalloc(1, sizeof(*dc));
+	dc->pool = sb_pool_new(0);
+	dc->file = sb_pool_strdup(dc->pool, path);
+	const char *slash = strrchr(path, '/');
+	dc->dir = slash ? sb_pool_strndup(dc->pool, path, (size_t)(slash - path) + (slash == path))
+			: ".";
+	int r = sb_toml_parse(text, len, path, &root, d);
+	if (r == 0)
+		r = load_root(root, dc, read, ctx, d);
+	sb_toml_free(root);
+	if (r < 0) {
+		sb_decl_free(dc);
+		dc = NULL;
+	}
+	*out = dc;
+	return r;
+}
+
+int sb_decl_load(const char *path, sb_decl_read_fn read, void *ctx, sb_decl **out, sb_diag *d)
+{
+	char *text = NULL;
+	size_t len = 0;
+	*out = NULL;
+	int r = read(ctx, path, &text, &len, d);
+	if (r < 0)
+		return r;
+	r = sb_decl_load_text(path, text, len, read, ctx, out, d);
+	free(text);
+	return r;
+}
+
+void sb_decl_free(sb_decl *decl)
+{
+	if (!decl)
+		return;
+	sb_pool_free(decl->pool);
+	free(decl);
+}

@@ -1,0 +1,120 @@
+/*
+ * switchboard.toml: Switchboard's own declaration (docs/configuration.md).
+ *
+ * It adds only what wrangler.toml cannot say: zones, upstreams, the
+ * tenant-aware service, reserved labels, the naming of staging and preview
+ * hosts, and webhook endpoints. Services point at their wrangler.toml (or are
+ * declared inline with the same keys), which stays the source for names, vars
+ * and routes.
+ *
+ * Pure: files are read through a callback, so tests can load from memory.
+ */
+#ifndef SB_CONFIG_DECL_H
+#define SB_CONFIG_DECL_H
+
+#include "common/sb.h"
+#include "config/wrangler.h"
+
+typedef enum sb_env {
+	SB_ENV_PRODUCTION = 0,
+	SB_ENV_STAGING = 1,
+	SB_ENV_PREVIEW = 2,
+	SB_ENV_COUNT = 3,
+} sb_env;
+
+/* "production", "staging", "preview". */
+const char *sb_env_name(sb_env e);
+/* Parse an environment name. Returns 0 or SB_EINVAL. */
+int sb_env_parse(const char *s, sb_env *out);
+
+typedef struct sb_upstream_decl {
+	const char *url;  /* "http://127.0.0.1:9101", or NULL */
+	char **argv;      /* command to start (NULL-terminated), or NULL */
+	size_t argc;
+	int line, col;
+} sb_upstream_decl;
+
+typedef struct sb_soa_decl {
+	const char *mname; /* default: first nameserver */
+	const char *rname; /* default: hostmaster.<zone> */
+	uint32_t refresh, retry, expire, minimum, ttl;
+} sb_soa_decl;
+
+typedef struct sb_zone_decl {
+	const char *name; /* lower case, no trailing dot */
+	char **addresses; /* IPv4/IPv6 literals, validated */
+	size_t naddresses;
+	char **nameservers;
+	size_t nnameservers;
+	uint32_t ttl;
+	sb_soa_decl soa;
+	int line, col;
+} sb_zone_decl;
+
+typedef struct sb_service_decl {
+	sb_wrangler wr;           /* from the wrangler.toml or the inline table */
+	const char *wrangler_file; /* resolved path, or NULL when inline */
+	const char *label;        /* override of the host label used for naming */
+	sb_upstream_decl upstream[SB_ENV_COUNT];
+	char **url_vars;
+	size_t nurl_vars;
+	int line, col;
+} sb_service_decl;
+
+typedef struct sb_webhook_decl {
+	const char *provider;
+	const char *url;
+	const char *service; /* expected handler service, or NULL */
+	sb_env env;
+	int line, col;
+} sb_webhook_decl;
+
+typedef struct sb_decl {
+	sb_pool *pool;
+	const char *file; /* the switchboard.toml path */
+	const char *dir;  /* its directory, base for relative paths */
+	const char *data_dir;
+	const char *listen_http;
+	const char *listen_dns;
+
+	sb_zone_decl *zones;
+	size_t nzones;
+	sb_service_decl *services;
+	size_t nservices;
+	sb_webhook_decl *webhooks;
+	size_t nwebhooks;
+
+	const char *tenant_service; /* name of the tenant-aware service, or NULL */
+	int tenant_service_line, tenant_service_col;
+	char **reserved; /* extra reserved labels */
+	size_t nreserved;
+	char **static_tenants;
+	size_t nstatic_tenants;
+	int tenants_line, tenants_col;
+
+	const char *preview_format; /* default "{label}-preview-{pr}" */
+	const char *staging_format; /* default "{label}-staging" */
+	int naming_line, naming_col;
+
+	uint32_t *preview_prs; /* previews listed as live in the declaration */
+	size_t npreview_prs;
+} sb_decl;
+
+/* Read a whole file; fills d and returns a negative code on failure. */
+typedef int (*sb_decl_read_fn)(void *ctx, const char *path, char **data, size_t *len, sb_diag *d);
+
+/*
+ * Load the declaration at `path` (a switchboard.toml file; the caller maps a
+ * directory to the file inside it) and every wrangler.toml it names, relative
+ * to its directory. Returns 0 and a new declaration, or a negative code with
+ * d naming the file, line and column and what was expected.
+ */
+int sb_decl_load(const char *path, sb_decl_read_fn read, void *ctx, sb_decl **out, sb_diag *d);
+
+/* Same, from text already in memory (wrangler files still come via read). */
+int sb_decl_load_text(const char *path, const char *text, size_t len, sb_decl_read_fn read,
+		      void *ctx, sb_decl **out, sb_diag *d);
+
+void sb_decl_free(sb_decl *decl);
+
+#endif

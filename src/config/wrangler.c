@@ -1,0 +1,248 @@
+/* wrangler.toml loader. See wrangler.h for what is read and inherited. */
+#include "config/wrangler.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config/cfg.h"
+
+/* Render a non-string var value as JSON (wrangler allows JSON-typed vars). */
+static void render_json(sb_buf *b, const sb_toml_value *v)
+{
+	switch (sb_toml_type_of(v)) {
+	case SB_TOML_STRING: {
+		size_t n;
+		const char *s = sb_toml_string(v, &n);
+		sb_buf_add_json_str(b, s, n);
+		break;
+	}
+	case SB_TOML_INTEGER: sb_buf_addf(b, "%lld", (long long)sb_toml_int(v)); break;
+	case SB_TOML_FLOAT: sb_buf_addf(b, "%.17g", sb_toml_float(v)); break;
+	case SB_TOML_BOOL: sb_buf_adds(b, sb_toml_bool(v) ? "true" : "false"); break;
+	case SB_TOML_ARRAY:
+		sb_buf_addc(b, '[');
+		for (size_t i = 0; i < sb_toml_array_len(v); i++) {
+			if (i)
+				sb_buf_addc(b, ',');
+			render_json(b, sb_toml_array_at(v, i));
+		}
+		sb_buf_addc(b, ']');
+		break;
+	case SB_TOML_TABLE:
+		sb_buf_addc(b, '{');
+		for (size_t i = 0; i < sb_toml_table_len(v); i++) {
+			size_t kl;
+			const char *k = sb_toml_table_key(v, i, &kl);
+			if (i)
+				sb_buf_addc(b, ',');
+			sb_buf_add_json_str(b, k, kl);
+			sb_buf_addc(b, ':');
+			render_json(b, sb_toml_table_value(v, i));
+		}
+		sb_buf_addc(b, '}');
+		break;
+	default: {
+		const char *s = sb_toml_datetime(v);
+		sb_buf_add_json_str(b, s, strlen(s));
+	}
+	}
+}
+
+static int load_vars(const sb_toml_value *sec, const char *file, sb_pool *pool, sb_wr_env *e,
+		     sb_diag *d)
+{
+	const sb_toml_value *vars;
+	int r = sb_cfg_table(sec, "vars", file, &vars, d);
+	if (r < 0 || !vars)
+		return r;
+	e->nvars = sb_toml_table_len(vars);
+	e->vars = sb_pool_alloc(pool, (e->nvars + 1) * sizeof(*e->vars));
+	for (size_t i = 0; i < e->nvars; i++) {
+		const sb_toml_value *v = sb_toml_table_value(vars, i);
+		sb_wr_var *out = &e->vars[i];
+		out->key = sb_pool_strdup(pool, sb_toml_table_key(vars, i, NULL));
+		out->line = sb_toml_line(v);
+		out->col = sb_toml_col(v);
+		if (sb_toml_type_of(v) == SB_TOML_STRING) {
+			size_t n;
+			const char *s = sb_toml_string(v, &n);
+			out->value = sb_pool_strndup(pool, s, n);
+			out->is_string = true;
+		} else {
+			sb_buf b;
+			sb_buf_init(&b);
+			render_json(&b, v);
+			out->value = sb_pool_strndup(pool, b.data, b.len);
+			sb_buf_free(&b);
+		}
+	}
+	return 0;
+}
+
+static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, sb_wr_route *out,
+		      sb_diag *d)
+{
+	int r = 0;
+	out->line = sb_toml_line(v);
+	out->col = sb_toml_col(v);
+	if (sb_toml_type_of(v) == SB_TOML_STRING) {
+		out->pattern = sb_toml_string(v, NULL);
+		out->pattern = sb_pool_strdup(pool, out->pattern);
+	} else if (sb_toml_type_of(v) == SB_TOML_TABLE) {
+		char *pattern = NULL, *zn = NULL, *zi = NULL;
+		if ((r = sb_cfg_string_req(v, "pattern", "the route's host/path pattern", pool, file,
+					   &pattern, d)) < 0 ||
+		    (r = sb_cfg_string(v, "zone_name", pool, file, &zn, d)) < 0 ||
+		    (r = sb_cfg_string(v, "zone_id", pool, file, &zi, d)) < 0 ||
+		    (r = sb_cfg_bool(v, "custom_domain", file, &out->custom_domain, d)) < 0)
+			return r;
+		out->pattern = pattern;
+		out->zone_name = zn;
+		out->zone_id = zi;
+	} else {
+		return sb_cfg_error(v, file, d,
+				    "a route must be a string or a table { pattern = \"host/path\", "
+				    "custom_domain = true|false, zone_name = \"...\" }");
+	}
+	if (!out->pattern[0])
+		return sb_cfg_error(v, file, d, "route pattern is empty");
+	if (out->custom_domain) {
+		const char *slash = strchr(out->pattern, '/');
+		size_t hl = slash ? (size_t)(slash - out->pattern) : strlen(out->pattern);
+		if (memchr(out->pattern, '*', hl))
+			return sb_cfg_error(
+				v, file, d,
+				"custom domain \"%s\": Wildcard operators (*) are not allowed in Custom "
+				"Domains; use a route instead (custom_domain = false, or a plain "
+				"pattern string)",
+				out->pattern);
+		/* wrangler accepts a bare host; the plan writes the host plus "slash star", which means the
+		 * same thing for a custom domain (it owns the whole host). */
+		if (slash && strcmp(slash, "/*") != 0 && strcmp(slash, "/") != 0)
+			return sb_cfg_error(v, file, d,
+					    "custom domain \"%s\": Paths are not allowed in Custom "
+					    "Domains (only \"/*\"); use a route for a path",
+					    out->pattern);
+	}
+	return 0;
+}
+
+static int load_routes(const sb_toml_value *sec, const char *file, sb_pool *pool, sb_wr_env *e,
+		       sb_diag *d)
+{
+	const sb_toml_value *route = sb_toml_table_get(sec, "route");
+	const sb_toml_value *routes = sb_toml_table_get(sec, "routes");
+	if (route && routes)
+		return sb_cfg_error(routes, file, d,
+				    "both 'route' and 'routes' are set; use one of them");
+	if (route) {
+		e->routes = sb_pool_alloc(pool, sizeof(*e->routes));
+		e->nroutes = 1;
+		e->routes_declared = true;
+		return load_route(route, file, pool, &e->routes[0], d);
+	}
+	if (!routes)
+		return 0;
+	if (sb_toml_type_of(routes) != SB_TOML_ARRAY)
+		return sb_cfg_error(routes, file, d, "'routes' must be an array of routes");
+	e->nroutes = sb_toml_array_len(routes);
+	e->routes = sb_pool_alloc(pool, (e->nroutes + 1) * sizeof(*e->routes));
+	e->routes_declared = true;
+	for (size_t i = 0; i < e->nroutes; i++) {
+		int r = load_route(sb_toml_array_at(routes, i), file, pool, &e->routes[i], d);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int load_section(const sb_toml_value *sec, const char *file, sb_pool *pool, sb_wr_env *e,
+			sb_diag *d)
+{
+	int r;
+	char *name = NULL, *main_ = NULL, *cdate = NULL;
+	if ((r = sb_cfg_string(sec, "name", pool, file, &name, d)) < 0 ||
+	    (r = sb_cfg_string(sec, "main", pool, file, &main_, d)) < 0 ||
+	    (r = sb_cfg_string(sec, "compatibility_date", pool, file, &cdate, d)) < 0 ||
+	    (r = sb_cfg_strings(sec, "compatibility_flags", pool, file, &e->compatibility_flags,
+				&e->ncompatibility_flags, d)) < 0 ||
+	    (r = sb_cfg_bool(sec, "workers_dev", file, &e->workers_dev, d)) < 0 ||
+	    (r = load_vars(sec, file, pool, e, d)) < 0 || (r = load_routes(sec, file, pool, e, d)) < 0)
+		return r;
+	e->name = name;
+	e->name_declared = name != NULL;
+	e->main = main_;
+	e->compatibility_date = cdate;
+	e->line = sb_toml_line(sec);
+	e->col = sb_toml_col(sec);
+	if (name && !name[0])
+		return sb_cfg_error(sb_toml_table_get(sec, "name"), file, d, "'name' is empty");
+	return 0;
+}
+
+int sb_wrangler_load(const sb_toml_value *doc, const char *file, sb_pool *pool, sb_wrangler *out,
+		     sb_diag *d)
+{
+	int r;
+	memset(out, 0, sizeof(*out));
+	out->file = sb_pool_strdup(pool, file);
+	if ((r = load_section(doc, file, pool, &out->top, d)) < 0)
+		return r;
+	if (!out->top.name)
+		return sb_cfg_error(doc, file, d, "missing top-level 'name' (the Worker's name)");
+
+	const sb_toml_value *envs;
+	if ((r = sb_cfg_table(doc, "env", file, &envs, d)) < 0)
+		return r;
+	if (!envs)
+		return 0;
+	out->nenvs = sb_toml_table_len(envs);
+	out->envs = sb_pool_alloc(pool, (out->nenvs + 1) * sizeof(*out->envs));
+	for (size_t i = 0; i < out->nenvs; i++) {
+		const char *ename = sb_toml_table_key(envs, i, NULL);
+		const sb_toml_value *sec = sb_toml_table_value(envs, i);
+		sb_wr_env *e = &out->envs[i];
+		if (sb_toml_type_of(sec) != SB_TOML_TABLE)
+			return sb_cfg_error(sec, file, d, "'env.%s' must be a table", ename);
+		if ((r = load_section(sec, file, pool, e, d)) < 0)
+			return r;
+		e->env = sb_pool_strdup(pool, ename);
+		/* Inheritable keys, as wrangler documents them. */
+		if (!e->name)
+			e->name = sb_pool_printf(pool, "%s-%s", out->top.name, ename);
+		if (!e->main)
+			e->main = out->top.main;
+		if (!e->compatibility_date)
+			e->compatibility_date = out->top.compatibility_date;
+		if (!sb_toml_table_get(sec, "compatibility_flags")) {
+			e->compatibility_flags = out->top.compatibility_flags;
+			e->ncompatibility_flags = out->top.ncompatibility_flags;
+		}
+		if (!sb_toml_table_get(sec, "workers_dev"))
+			e->workers_dev = out->top.workers_dev;
+		if (!e->routes_declared) {
+			e->routes = out->top.routes;
+			e->nroutes = out->top.nroutes;
+		}
+		/* vars: not inherited. */
+	}
+	return 0;
+}
+
+const sb_wr_env *sb_wrangler_env(const sb_wrangler *w, const char *env)
+{
+	if (!env)
+		return &w->top;
+	for (size_t i = 0; i < w->nenvs; i++)
+		if (strcmp(w->envs[i].env, env) == 0)
+			return &w->envs[i];
+	return NULL;
+}
+
+const sb_wr_var *sb_wrangler_var(const sb_wr_env *e, const char *key)
+{
+	for (size_t i = 0; i < e->nvars; i++)
+		if (strcmp(e->vars[i].key, key) == 0)
+			return &e->vars[i];
+	return NULL;
+}

@@ -1,0 +1,76 @@
+/*
+ * wrangler.toml loader: the keys Switchboard needs from a Cloudflare Workers
+ * configuration, with wrangler's environment inheritance applied.
+ *
+ * Read: name, main, compatibility_date, compatibility_flags, workers_dev,
+ * vars, route/routes, and [env.NAME] sections with the same keys. Every other
+ * key is accepted and ignored (wrangler has many).
+ *
+ * Inheritance (docs/configuration.md, "wrangler.toml"): an environment
+ * inherits main, compatibility_date, compatibility_flags, workers_dev and
+ * route/routes from the top level when it does not set them; its name
+ * defaults to "<top-level name>-<env>"; vars are never inherited.
+ */
+#ifndef SB_CONFIG_WRANGLER_H
+#define SB_CONFIG_WRANGLER_H
+
+#include "common/sb.h"
+#include "config/toml.h"
+
+typedef struct sb_wr_route {
+	const char *pattern; /* as written: host, then an optional path ending in a star */
+	const char *zone_name;
+	const char *zone_id;
+	bool custom_domain;
+	int line, col;
+} sb_wr_route;
+
+typedef struct sb_wr_var {
+	const char *key;
+	const char *value; /* a string's text, or the TOML value rendered as JSON */
+	bool is_string;
+	int line, col;
+} sb_wr_var;
+
+typedef struct sb_wr_env {
+	const char *env;  /* NULL for the top level */
+	const char *name; /* effective Worker name */
+	bool name_declared;
+	const char *main;
+	const char *compatibility_date;
+	char **compatibility_flags;
+	size_t ncompatibility_flags;
+	bool workers_dev;
+	sb_wr_var *vars;
+	size_t nvars;
+	sb_wr_route *routes;
+	size_t nroutes;
+	bool routes_declared; /* set in this section, not inherited */
+	int line, col;        /* where the section starts */
+} sb_wr_env;
+
+typedef struct sb_wrangler {
+	const char *file;
+	sb_wr_env top;
+	sb_wr_env *envs;
+	size_t nenvs;
+} sb_wrangler;
+
+/*
+ * Load a wrangler configuration from a parsed TOML table (the whole
+ * wrangler.toml, or an inline service table of switchboard.toml). `file`
+ * names the source in diagnostics. Everything is allocated in pool.
+ * Returns 0, or SB_EINVAL with d set ("file:line:col: what was expected").
+ * A route with custom_domain = true whose host contains '*' is rejected, as
+ * wrangler rejects it, with a message that says to use a route instead.
+ */
+int sb_wrangler_load(const sb_toml_value *doc, const char *file, sb_pool *pool, sb_wrangler *out,
+		     sb_diag *d);
+
+/* The effective section for env (NULL: top level), or NULL if not declared. */
+const sb_wr_env *sb_wrangler_env(const sb_wrangler *w, const char *env);
+
+/* Value of a var in a section, or NULL. */
+const sb_wr_var *sb_wrangler_var(const sb_wr_env *e, const char *key);
+
+#endif

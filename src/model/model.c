@@ -1,0 +1,602 @@
+/* The model: deployments derived from the declaration (see model.h). */
+#include "model/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const builtin_reserved[] = {"api", "auth", "www"};
+
+/* ---- naming rule ------------------------------------------------------- */
+
+/* A template split around its placeholders: pre {first} mid {second} post. */
+struct tmpl {
+	const char *pre, *mid, *post;
+	size_t pre_len, mid_len, post_len;
+	bool pr_first; /* "{pr}" comes before "{label}" */
+	bool has_pr;
+};
+
+static void tmpl_split(const char *fmt, struct tmpl *t)
+{
+	memset(t, 0, sizeof(*t));
+	const char *l = strstr(fmt, "{label}");
+	const char *p = strstr(fmt, "{pr}");
+	t->has_pr = p != NULL;
+	if (!p) {
+		t->pre = fmt;
+		t->pre_len = (size_t)(l - fmt);
+		t->post = l + 7;
+		t->post_len = strlen(t->post);
+		return;
+	}
+	t->pr_first = p < l;
+	const char *a = t->pr_first ? p : l, *b = t->pr_first ? l : p;
+	size_t alen = t->pr_first ? 4 : 7, blen = t->pr_first ? 7 : 4;
+	t->pre = fmt;
+	t->pre_len = (size_t)(a - fmt);
+	t->mid = a + alen;
+	t->mid_len = (size_t)(b - t->mid);
+	t->post = b + blen;
+	t->post_len = strlen(t->post);
+}
+
+static bool has_prefix(const char *s, size_t n, const char *p, size_t pn)
+{
+	return n >= pn && memcmp(s, p, pn) == 0;
+}
+
+static bool has_suffix(const char *s, size_t n, const char *p, size_t pn)
+{
+	return n >= pn && memcmp(s + n - pn, p, pn) == 0;
+}
+
+/* Match s against a template; on success set the label span and PR. */
+static bool tmpl_match(const struct tmpl *t, const char *s, size_t n, size_t *lab_off,
+		       size_t *lab_len, uint32_t *pr)
+{
+	if (!has_prefix(s, n, t->pre, t->pre_len) || n < t->pre_len + t->post_len ||
+	    !has_suffix(s, n, t->post, t->post_len))
+		return false;
+	const char *m = s + t->pre_len;
+	size_t mn = n - t->pre_len - t->post_len;
+	if (!t->has_pr) {
+		if (mn == 0)
+			return false;
+		*lab_off = t->pre_len;
+		*lab_len = mn;
+		return true;
+	}
+	/* middle is "label MID digits" or "digits MID label" */
+	size_t dstart, dlen, lstart, llen;
+	if (!t->pr_first) {
+		size_t k = mn;
+		while (k > 0 && m[k - 1] >= '0' && m[k - 1] <= '9')
+			k--;
+		dstart = k;
+		dlen = mn - k;
+		if (dlen == 0 || k < t->mid_len + 1 ||
+		    memcmp(m + k - t->mid_len, t->mid, t->mid_len) != 0)
+			return false;
+		lstart = 0;
+		llen = k - t->mid_len;
+	} else {
+		size_t k = 0;
+		while (k < mn && m[k] >= '0' && m[k] <= '9')
+			k++;
+		dstart = 0;
+		dlen = k;
+		if (dlen == 0 || mn - k < t->mid_len + 1 || memcmp(m + k, t->mid, t->mid_len) != 0)
+			return false;
+		lstart = k + t->mid_len;
+		llen = mn - lstart;
+	}
+	uint64_t v;
+	if (m[dstart] == '0' || sb_parse_u64(m + dstart, dlen, 999999999, &v) < 0)
+		return false;
+	*lab_off = t->pre_len + lstart;
+	*lab_len = llen;
+	*pr = (uint32_t)v;
+	return true;
+}
+
+sb_env sb_model_name_parse(const sb_model *m, const char *s, size_t n, size_t *label_off,
+			   size_t *label_len, uint32_t *pr)
+{
+	struct tmpl t;
+	uint32_t p = 0;
+	tmpl_split(m->decl->preview_format, &t);
+	if (tmpl_match(&t, s, n, label_off, label_len, &p)) {
+		*pr = p;
+		return SB_ENV_PREVIEW;
+	}
+	tmpl_split(m->decl->staging_format, &t);
+	if (tmpl_match(&t, s, n, label_off, label_len, &p)) {
+		*pr = 0;
+		return SB_ENV_STAGING;
+	}
+	*label_off = 0;
+	*label_len = n;
+	*pr = 0;
+	return SB_ENV_PRODUCTION;
+}
+
+int sb_model_name_format(const sb_model *m, sb_env env, const char *label, size_t label_len,
+			 uint32_t pr, char *buf, size_t size)
+{
+	const char *fmt = env == SB_ENV_PREVIEW   ? m->decl->preview_format
+			  : env == SB_ENV_STAGING ? m->decl->staging_format
+						  : "{label}";
+	size_t o = 0;
+	for (const char *p = fmt; *p;) {
+		const char *piece = p;
+		size_t pn = 1;
+		char num[16];
+		if (strncmp(p, "{label}", 7) == 0) {
+			piece = label;
+			pn = label_len;
+			p += 7;
+		} else if (strncmp(p, "{pr}", 4) == 0) {
+			pn = (size_t)snprintf(num, sizeof(num), "%u", pr);
+			piece = num;
+			p += 4;
+		} else {
+			p++;
+		}
+		if (o + pn >= size)
+			return SB_ETOOLONG;
+		memcpy(buf + o, piece, pn);
+		o += pn;
+	}
+	buf[o] = '\0';
+	return (int)o;
+}
+
+/* ---- slugs ------------------------------------------------------------- */
+
+int sb_model_slug_check(const sb_model *m, const char *s, size_t n, const char **why)
+{
+	if (n == 0 || n > SB_SLUG_MAX) {
+		*why = "a slug is 1 to 63 characters";
+		return SB_EBADSLUG;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '.') {
+			*why = "a slug is a single label (no '.')";
+			return SB_EBADSLUG;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+			*why = "a slug has only a-z, 0-9 and '-'";
+			return SB_EBADSLUG;
+		}
+	}
+	if (s[0] == '-' || s[n - 1] == '-') {
+		*why = "a slug cannot start or end with '-'";
+		return SB_EBADSLUG;
+	}
+	for (size_t i = 0; i < m->nreserved; i++)
+		if (strlen(m->reserved[i]) == n && memcmp(m->reserved[i], s, n) == 0) {
+			*why = "the label is reserved";
+			return SB_ERESERVED;
+		}
+	size_t lo, ll;
+	uint32_t pr;
+	sb_env e = sb_model_name_parse(m, s, n, &lo, &ll, &pr);
+	if (e != SB_ENV_PRODUCTION) {
+		*why = e == SB_ENV_PREVIEW ? "a slug cannot have a preview suffix"
+					   : "a slug cannot have a staging suffix";
+		return SB_EBADSLUG;
+	}
+	return 0;
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, size_t errlen)
+{
+	memset(r, 0, sizeof(*r));
+	r->pattern = sb_pool_strdup(pool, pattern);
+	const char *p = pattern;
+	/* Users paste URLs; Cloudflare patterns may carry a scheme too. */
+	if (strncmp(p, "https://", 8) == 0)
+		p += 8;
+	else if (strncmp(p, "http://", 7) == 0)
+		p += 7;
+	const char *slash = strchr(p, '/');
+	size_t hl = slash ? (size_t)(slash - p) : strlen(p);
+	if (hl == 0) {
+		snprintf(err, errlen, "route \"%s\" has no host", pattern);
+		return SB_EINVAL;
+	}
+	char *host = sb_pool_strndup(pool, p, hl);
+	if (hl && host[hl - 1] == '.')
+		host[--hl] = '\0';
+	const char *h = host;
+	if (host[0] == '*') {
+		r->host_wildcard = true;
+		h++;
+		if (*h == '.')
+			h++;
+		else
+			r->host_apex_too = true;
+		if (!*h) {
+			snprintf(err, errlen, "route \"%s\": a wildcard host needs a domain after '*'",
+				 pattern);
+			return SB_EINVAL;
+		}
+	}
+	size_t lab = 0;
+	for (char *c = (char *)h;; c++) {
+		if (*c == '.' || *c == '\0') {
+			if (lab == 0 || lab > 63) {
+				snprintf(err, errlen, "route \"%s\": host has an empty or too long label",
+					 pattern);
+				return SB_EINVAL;
+			}
+			lab = 0;
+			if (!*c)
+				break;
+			continue;
+		}
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c + 32);
+		if (*c == '*') {
+			snprintf(err, errlen,
+				 "route \"%s\": '*' is only allowed at the start of the host", pattern);
+			return SB_EINVAL;
+		}
+		if (*c == ':') {
+			snprintf(err, errlen, "route \"%s\": a route host has no port", pattern);
+			return SB_EINVAL;
+		}
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_')) {
+			snprintf(err, errlen, "route \"%s\": invalid character '%c' in host", pattern,
+				 *c);
+			return SB_EINVAL;
+		}
+		lab++;
+	}
+	if (strlen(host) > 253) {
+		snprintf(err, errlen, "route \"%s\": host is longer than 253 characters", pattern);
+		return SB_EINVAL;
+	}
+	r->host = host;
+	const char *path = slash ? slash : "/*";
+	size_t pl = strlen(path);
+	if (strchr(path, '?') || strchr(path, '#')) {
+		snprintf(err, errlen, "route \"%s\": a route path has no query or fragment", pattern);
+		return SB_EINVAL;
+	}
+	if (pl && path[pl - 1] == '*') {
+		r->path_prefix = true;
+		pl--;
+	}
+	if (memchr(path, '*', pl)) {
+		snprintf(err, errlen, "route \"%s\": '*' is only allowed at the end of the path",
+			 pattern);
+		return SB_EINVAL;
+	}
+	r->path = sb_pool_strndup(pool, path, pl);
+	return 0;
+}
+
+/* ---- building ---------------------------------------------------------- */
+
+struct builder {
+	sb_model *m;
+	sb_diag *d;
+	size_t cap;
+};
+
+static sb_deployment *new_deployment(struct builder *b)
+{
+	sb_model *m = b->m;
+	if (m->ndeployments == b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 16;
+		sb_deployment *nd = sb_pool_alloc(m->pool, ncap * sizeof(*nd));
+		if (m->ndeployments)
+			memcpy(nd, m->deployments, m->ndeployments * sizeof(*nd));
+		m->deployments = nd;
+		b->cap = ncap;
+	}
+	sb_deployment *dp = &m->deployments[m->ndeployments++];
+	memset(dp, 0, sizeof(*dp));
+	return dp;
+}
+
+static int copy_routes(struct builder *b, const sb_wr_env *e, const char *file, sb_deployment *dp)
+{
+	dp->nroutes = e->nroutes;
+	dp->routes = sb_pool_alloc(b->m->pool, (e->nroutes + 1) * sizeof(sb_route));
+	for (size_t i = 0; i < e->nroutes; i++) {
+		char err[512];
+		const sb_wr_route *wr = &e->routes[i];
+		if (sb_route_parse(wr->pattern, b->m->pool, &dp->routes[i], err, sizeof(err)) < 0)
+			return sb_diag_set(b->d, file, wr->line, wr->col, "%s", err);
+		dp->routes[i].custom_domain = wr->custom_domain;
+		dp->routes[i].file = file;
+		dp->routes[i].line = wr->line;
+		dp->routes[i].col = wr->col;
+	}
+	return 0;
+}
+
+static void copy_vars(sb_pool *pool, const sb_wr_env *e, const char *file, sb_deployment *dp)
+{
+	dp->nvars = e->nvars;
+	dp->vars = sb_pool_alloc(pool, (e->nvars + 1) * sizeof(sb_var));
+	for (size_t i = 0; i < e->nvars; i++) {
+		dp->vars[i] = (sb_var){.key = e->vars[i].key,
+				       .value = e->vars[i].value,
+				       .is_string = e->vars[i].is_string,
+				       .file = file,
+				       .line = e->vars[i].line,
+				       .col = e->vars[i].col};
+	}
+}
+
+/* Rewrite host h (a production host "label.rest") for env; NULL when the
+ * host has no label that the rule can rename (wildcard, apex of a zone). */
+static const char *derive_host(const sb_model *m, const char *h, sb_env env, uint32_t pr,
+			       sb_pool *pool)
+{
+	if (h[0] == '*')
+		return NULL;
+	const char *dot = strchr(h, '.');
+	if (!dot)
+		return NULL;
+	for (size_t z = 0; z < m->decl->nzones; z++)
+		if (strcmp(m->decl->zones[z].name, h) == 0)
+			return NULL; /* a zone apex has no label of its own */
+	char lab[256];
+	int n = sb_model_name_format(m, env, h, (size_t)(dot - h), pr, lab, sizeof(lab));
+	if (n < 0 || n > 63)
+		return NULL;
+	return sb_pool_printf(pool, "%s%s", lab, dot);
+}
+
+/* Production host of any service, for rewriting URL vars. */
+static bool is_production_host(const sb_model *m, const char *h, size_t n)
+{
+	for (size_t s = 0; s < m->nservices; s++) {
+		const sb_deployment *dp = &m->deployments[m->services[s].deployment[0]];
+		for (size_t i = 0; i < dp->nroutes; i++)
+			if (!dp->routes[i].host_wildcard && strlen(dp->routes[i].host) == n &&
+			    strncasecmp(dp->routes[i].host, h, n) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* Derive env's vars from production's: URL vars naming a production host
+ * point at the same service in env; ENVIRONMENT names env. */
+static void derive_vars(const sb_model *m, const sb_deployment *prod, sb_env env, uint32_t pr,
+			sb_pool *pool, sb_deployment *dp)
+{
+	dp->nvars = prod->nvars;
+	dp->vars = sb_pool_alloc(pool, (prod->nvars + 1) * sizeof(sb_var));
+	for (size_t i = 0; i < prod->nvars; i++) {
+		sb_var v = prod->vars[i];
+		sb_url u;
+		if (strcmp(v.key, "ENVIRONMENT") == 0 && v.is_string) {
+			v.value = sb_env_name(env);
+			v.derived = true;
+		} else if (v.is_string && sb_url_split(v.value, &u) == 0 &&
+			   is_production_host(m, u.host, u.host_len)) {
+			char *h = sb_pool_strndup(pool, u.host, u.host_len);
+			for (char *c = h; *c; c++)
+				if (*c >= 'A' && *c <= 'Z')
+					*c = (char)(*c + 32);
+			const char *nh = derive_host(m, h, env, pr, pool);
+			if (nh) {
+				v.value = sb_pool_printf(pool, "%.*s%s%s", (int)(u.host - v.value),
+							 v.value, nh, u.host + u.host_len);
+				v.derived = true;
+			}
+		}
+		dp->vars[i] = v;
+	}
+}
+
+static void derive_routes(const sb_model *m, const sb_deployment *prod, sb_env env, uint32_t pr,
+			  sb_pool *pool, sb_deployment *dp)
+{
+	dp->routes = sb_pool_alloc(pool, (prod->nroutes + 1) * sizeof(sb_route));
+	dp->nroutes = 0;
+	for (size_t i = 0; i < prod->nroutes; i++) {
+		const sb_route *pr_ = &prod->routes[i];
+		const char *h = derive_host(m, pr_->host, env, pr, pool);
+		if (!h)
+			continue;
+		sb_route r = *pr_;
+		r.host = h;
+		r.pattern = sb_pool_printf(pool, "%s%s%s", h, pr_->path, pr_->path_prefix ? "*" : "");
+		r.derived = true;
+		r.custom_domain = false;
+		dp->routes[dp->nroutes++] = r;
+	}
+}
+
+void sb_model_preview(const sb_model *m, size_t svc, uint32_t pr, sb_pool *pool,
+		      sb_deployment *out)
+{
+	const sb_service *s = &m->services[svc];
+	const sb_deployment *prod = &m->deployments[s->deployment[0]];
+	memset(out, 0, sizeof(*out));
+	out->name = sb_pool_printf(pool, "%s-preview-%u", s->name, pr);
+	out->service = svc;
+	out->env = SB_ENV_PREVIEW;
+	out->pr = pr;
+	out->upstream = s->decl->upstream[SB_ENV_PREVIEW].url || s->decl->upstream[SB_ENV_PREVIEW].argv
+				? &s->decl->upstream[SB_ENV_PREVIEW]
+				: NULL;
+	out->file = prod->file;
+	out->line = prod->line;
+	out->col = prod->col;
+	derive_vars(m, prod, SB_ENV_PREVIEW, pr, pool, out);
+	derive_routes(m, prod, SB_ENV_PREVIEW, pr, pool, out);
+}
+
+ssize_t sb_model_service(const sb_model *m, const char *name)
+{
+	for (size_t i = 0; i < m->nservices; i++)
+		if (strcmp(m->services[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static const sb_upstream_decl *upstream_of(const sb_service_decl *sd, sb_env e)
+{
+	return sd->upstream[e].url || sd->upstream[e].argv ? &sd->upstream[e] : NULL;
+}
+
+static int build_service(struct builder *b, size_t idx)
+{
+	sb_model *m = b->m;
+	const sb_service_decl *sd = &m->decl->services[idx];
+	sb_service *s = &m->services[idx];
+	const char *file = sd->wr.file;
+	s->name = sd->wr.top.name;
+	s->decl = sd;
+	for (size_t j = 0; j < idx; j++)
+		if (strcmp(m->services[j].name, s->name) == 0)
+			return sb_diag_set(b->d, file, sd->wr.top.line, sd->wr.top.col,
+					   "service \"%s\" is declared twice (also in %s)", s->name,
+					   m->services[j].decl->wr.file);
+
+	/* production */
+	const sb_wr_env *pe = sb_wrangler_env(&sd->wr, "production");
+	if (!pe)
+		pe = &sd->wr.top;
+	s->deployment[0] = m->ndeployments;
+	sb_deployment *prod = new_deployment(b);
+	prod->name = pe->name;
+	prod->service = idx;
+	prod->env = SB_ENV_PRODUCTION;
+	prod->upstream = upstream_of(sd, SB_ENV_PRODUCTION);
+	prod->file = file;
+	prod->line = pe->line;
+	prod->col = pe->col;
+	int r = copy_routes(b, pe, file, prod);
+	if (r < 0)
+		return r;
+	copy_vars(m->pool, pe, file, prod);
+
+	/* the service's label: declared, or the first label of its first named
+	 * production host (not a wildcard, not a zone apex) */
+	s->label = sd->label;
+	for (size_t i = 0; !s->label && i < prod->nroutes; i++) {
+		const char *nh = derive_host(m, prod->routes[i].host, SB_ENV_PRODUCTION, 0, m->pool);
+		if (nh)
+			s->label = sb_pool_strndup(m->pool, nh, strcspn(nh, "."));
+	}
+	return 0;
+}
+
+static int build_staging(struct builder *b, size_t idx)
+{
+	sb_model *m = b->m;
+	sb_service *s = &m->services[idx];
+	const sb_service_decl *sd = s->decl;
+	const char *file = sd->wr.file;
+	const sb_wr_env *se = sb_wrangler_env(&sd->wr, "staging");
+	s->deployment[1] = m->ndeployments;
+	sb_deployment *st = new_deployment(b);
+	const sb_deployment *prod = &m->deployments[s->deployment[0]];
+	st->name = se ? se->name : sb_pool_printf(m->pool, "%s-staging", s->name);
+	st->service = idx;
+	st->env = SB_ENV_STAGING;
+	st->upstream = upstream_of(sd, SB_ENV_STAGING);
+	st->file = file;
+	st->line = se ? se->line : prod->line;
+	st->col = se ? se->col : prod->col;
+	/* Routes inherited from the top level would claim production's hosts,
+	 * so staging uses its own declared routes or the naming rule. */
+	if (se && se->routes_declared) {
+		int r = copy_routes(b, se, file, st);
+		if (r < 0)
+			return r;
+	} else {
+		derive_routes(m, prod, SB_ENV_STAGING, 0, m->pool, st);
+	}
+	if (se)
+		copy_vars(m->pool, se, file, st);
+	else
+		derive_vars(m, prod, SB_ENV_STAGING, 0, m->pool, st);
+	return 0;
+}
+
+int sb_model_build(const sb_decl *decl, sb_model **out, sb_diag *d)
+{
+	int r = 0;
+	sb_model *m = sb_xcalloc(1, sizeof(*m));
+	struct builder b = {.m = m, .d = d};
+	m->decl = decl;
+	m->pool = sb_pool_new(0);
+	m->tenant_service = -1;
+
+	m->nreserved = SB_ARRAY_LEN(builtin_reserved) + decl->nreserved;
+	m->reserved = sb_pool_alloc(m->pool, (m->nreserved + 1) * sizeof(char *));
+	for (size_t i = 0; i < SB_ARRAY_LEN(builtin_reserved); i++)
+		m->reserved[i] = (char *)builtin_reserved[i];
+	for (size_t i = 0; i < decl->nreserved; i++) {
+		char *l = sb_pool_strdup(m->pool, decl->reserved[i]);
+		for (char *c = l; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c + 32);
+		m->reserved[SB_ARRAY_LEN(builtin_reserved) + i] = l;
+	}
+
+	m->nservices = decl->nservices;
+	m->services = sb_pool_alloc(m->pool, (m->nservices + 1) * sizeof(sb_service));
+	for (size_t i = 0; i < m->nservices; i++)
+		if ((r = build_service(&b, i)) < 0)
+			goto out;
+	/* Staging and previews rewrite URL vars against every production host,
+	 * so they come after all production deployments exist. */
+	for (size_t i = 0; i < m->nservices; i++)
+		if ((r = build_staging(&b, i)) < 0)
+			goto out;
+	for (size_t p = 0; p < decl->npreview_prs; p++)
+		for (size_t i = 0; i < m->nservices; i++)
+			sb_model_preview(m, i, decl->preview_prs[p], m->pool, new_deployment(&b));
+
+	if (decl->tenant_service) {
+		m->tenant_service = sb_model_service(m, decl->tenant_service);
+		if (m->tenant_service < 0) {
+			r = sb_diag_set(d, decl->file, decl->tenant_service_line,
+					decl->tenant_service_col,
+					"[tenants] service \"%s\" is not a declared service (its "
+					"wrangler.toml 'name')",
+					decl->tenant_service);
+			goto out;
+		}
+		m->services[m->tenant_service].tenant_aware = true;
+	}
+	for (size_t i = 0; i < decl->nstatic_tenants; i++) {
+		const char *why = NULL;
+		const char *slug = decl->static_tenants[i];
+		if (sb_model_slug_check(m, slug, strlen(slug), &why) < 0) {
+			r = sb_diag_set(d, decl->file, decl->tenants_line, decl->tenants_col,
+					"static tenant \"%s\" is not a valid slug: %s", slug, why);
+			goto out;
+		}
+	}
+out:
+	if (r < 0) {
+		sb_model_free(m);
+		m = NULL;
+	}
+	*out = m;
+	return r;
+}
+
+void sb_model_free(sb_model *m)
+{
+	if (!m)
+		return;
+	sb_pool_free(m->pool);
+	free(m);
+}

@@ -1,0 +1,127 @@
+/*
+ * The model: services x environments -> deployments, derived from a loaded
+ * declaration. Pure: no I/O.
+ *
+ * For each service there is one production, one staging and, for every pull
+ * request number, one preview deployment. Production takes wrangler's
+ * [env.production] (or the top level when there is none); staging takes
+ * [env.staging] when declared. Hosts a section does not declare follow from
+ * the naming rule: the first label of each production host becomes
+ * "{label}-staging" and "{label}-preview-{pr}" (templates configurable), and
+ * URL vars are rewritten to point at the same environment's hosts.
+ *
+ * Previews listed in the declaration are materialised; any other PR number
+ * is derived on demand with sb_model_preview().
+ */
+#ifndef SB_MODEL_MODEL_H
+#define SB_MODEL_MODEL_H
+
+#include <sys/types.h>
+
+#include "common/sb.h"
+#include "config/decl.h"
+
+#define SB_SLUG_MAX 63
+
+/* A parsed route pattern ("host/path", Cloudflare syntax). */
+typedef struct sb_route {
+	const char *pattern; /* as written (or as derived) */
+	const char *host;    /* lower case, no trailing dot; "*." or "*" prefix kept */
+	const char *path;    /* literal part, always starting with '/' */
+	bool host_wildcard;  /* host starts with '*' */
+	bool host_apex_too;  /* "*example.com": the suffix itself matches too */
+	bool path_prefix;    /* path ended with '*' */
+	bool custom_domain;
+	bool derived;        /* produced by the naming rule, not written */
+	const char *file;    /* where it was declared */
+	int line, col;
+} sb_route;
+
+typedef struct sb_var {
+	const char *key;
+	const char *value;
+	bool is_string;
+	bool derived; /* filled in by the naming rule */
+	const char *file;
+	int line, col;
+} sb_var;
+
+typedef struct sb_deployment {
+	const char *name;
+	size_t service; /* index into model->services */
+	sb_env env;
+	uint32_t pr; /* preview only, else 0 */
+	sb_var *vars;
+	size_t nvars;
+	sb_route *routes;
+	size_t nroutes;
+	const sb_upstream_decl *upstream; /* NULL when none declared */
+	const char *file;
+	int line, col;
+} sb_deployment;
+
+typedef struct sb_service {
+	const char *name;  /* wrangler top-level name */
+	const char *label; /* first label of its production host, or NULL */
+	bool tenant_aware;
+	const sb_service_decl *decl;
+	size_t deployment[2]; /* production and staging, indexes into deployments */
+} sb_service;
+
+typedef struct sb_model {
+	const sb_decl *decl;
+	sb_pool *pool;
+	sb_service *services;
+	size_t nservices;
+	sb_deployment *deployments; /* production, staging, then listed previews */
+	size_t ndeployments;
+	ssize_t tenant_service; /* index, or -1 */
+	char **reserved;        /* api, auth, www + declared, lower case */
+	size_t nreserved;
+} sb_model;
+
+/*
+ * Build the model from a declaration (which must outlive it). Returns 0, or
+ * SB_EINVAL with d naming the file and position: an invalid route pattern,
+ * an unknown tenant service, an invalid static tenant slug, and so on.
+ */
+int sb_model_build(const sb_decl *decl, sb_model **out, sb_diag *d);
+void sb_model_free(sb_model *m);
+
+/* Index of a service by name, or -1. */
+ssize_t sb_model_service(const sb_model *m, const char *name);
+
+/*
+ * Derive the preview deployment of service `svc` for pull request `pr` into
+ * *out, allocating in pool (name, hosts and vars follow the naming rule).
+ */
+void sb_model_preview(const sb_model *m, size_t svc, uint32_t pr, sb_pool *pool,
+		      sb_deployment *out);
+
+/* Parse a route pattern "host[/path]" into r (strings in pool). Returns 0 or
+ * SB_EINVAL with a message in err (no position; the caller adds it). */
+int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, size_t errlen);
+
+/*
+ * Tenant slugs. A slug matches [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?, is one
+ * label, is not reserved and does not carry a staging or preview suffix.
+ * Returns 0, SB_EBADSLUG (syntax, with the reason in why), or SB_ERESERVED.
+ */
+int sb_model_slug_check(const sb_model *m, const char *s, size_t n, const char **why);
+
+/*
+ * Match a host's first label against the naming rule. For
+ * "codex-preview-123" with "{label}-preview-{pr}" stores the label's span
+ * ("codex": offset 0, length 5) and the PR number, and returns
+ * SB_ENV_PREVIEW; for "codex-staging" returns SB_ENV_STAGING; otherwise
+ * SB_ENV_PRODUCTION (the label is the whole input).
+ */
+sb_env sb_model_name_parse(const sb_model *m, const char *s, size_t n, size_t *label_off,
+			   size_t *label_len, uint32_t *pr);
+
+/* Host for a label in env: "codex" -> "codex-preview-123" (into buf).
+ * Returns the length, or SB_ETOOLONG. */
+int sb_model_name_format(const sb_model *m, sb_env env, const char *label, size_t label_len,
+			 uint32_t pr, char *buf, size_t size);
+
+#endif

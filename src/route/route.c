@@ -1,0 +1,678 @@
+/* Route table and tenant set (see route.h for the rules). */
+#include "route/route.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Hosts are hashed right to left, so that one pass over a host yields the
+ * hash of every label suffix ("b.c", "c") on the way to the whole host: the
+ * wildcard probes cost no extra hashing.
+ */
+#define HASH_INIT 0xcbf29ce484222325ULL
+#define HASH_STEP(h, c) (((h) ^ (uint8_t)(c)) * 0x100000001b3ULL)
+
+static uint64_t hash_rtl(const char *s, size_t n)
+{
+	uint64_t h = HASH_INIT;
+	while (n--)
+		h = HASH_STEP(h, s[n]);
+	return h;
+}
+
+/* ---- tenants ---------------------------------------------------------- */
+
+/* slot: 32 bits of hash, 32-bit offset+1 of the record in `bytes` (0 = empty).
+ * record: [status][len][slug...][NUL] */
+struct tslot {
+	uint32_t hash;
+	uint32_t off;
+};
+
+struct sb_tenants {
+	struct tslot *slots;
+	size_t mask;
+	size_t count;
+	char *bytes;
+	size_t len, cap;
+};
+
+static uint32_t slug_hash(const char *s, size_t n)
+{
+	uint64_t h = HASH_INIT;
+	for (size_t i = 0; i < n; i++)
+		h = HASH_STEP(h, s[i]);
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+sb_tenants *sb_tenants_new(size_t expected)
+{
+	sb_tenants *t = sb_xcalloc(1, sizeof(*t));
+	size_t cap = 16;
+	while (cap < expected * 2)
+		cap *= 2;
+	t->slots = sb_xcalloc(cap, sizeof(struct tslot));
+	t->mask = cap - 1;
+	t->cap = expected * 12 + 64;
+	t->bytes = sb_xmalloc(t->cap);
+	return t;
+}
+
+void sb_tenants_free(sb_tenants *t)
+{
+	if (!t)
+		return;
+	free(t->slots);
+	free(t->bytes);
+	free(t);
+}
+
+static struct tslot *tenant_find(const sb_tenants *t, const char *s, size_t n, uint32_t h)
+{
+	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+		struct tslot *sl = &t->slots[i];
+		if (!sl->off)
+			return sl;
+		if (sl->hash == h) {
+			const char *rec = t->bytes + sl->off - 1;
+			if ((uint8_t)rec[1] == n && memcmp(rec + 2, s, n) == 0)
+				return sl;
+		}
+	}
+}
+
+static void tenants_grow(sb_tenants *t)
+{
+	size_t cap = (t->mask + 1) * 2;
+	struct tslot *old = t->slots;
+	size_t oldcap = t->mask + 1;
+	t->slots = sb_xcalloc(cap, sizeof(struct tslot));
+	t->mask = cap - 1;
+	for (size_t i = 0; i < oldcap; i++) {
+		if (!old[i].off)
+			continue;
+		size_t j = old[i].hash & t->mask;
+		while (t->slots[j].off)
+			j = (j + 1) & t->mask;
+		t->slots[j] = old[i];
+	}
+	free(old);
+}
+
+int sb_tenants_put(sb_tenants *t, const char *slug, size_t n, sb_tenant_status st)
+{
+	if (n == 0 || n > SB_SLUG_MAX)
+		return SB_ETOOLONG;
+	uint32_t h = slug_hash(slug, n);
+	struct tslot *sl = tenant_find(t, slug, n, h);
+	if (sl->off) {
+		t->bytes[sl->off - 1] = (char)st;
+		return 0;
+	}
+	if ((t->count + 1) * 2 > t->mask + 1) {
+		tenants_grow(t);
+		sl = tenant_find(t, slug, n, h);
+	}
+	if (t->len + n + 3 > t->cap) {
+		while (t->len + n + 3 > t->cap)
+			t->cap *= 2;
+		t->bytes = sb_xrealloc(t->bytes, t->cap);
+	}
+	if (t->len + 1 > UINT32_MAX)
+		sb_oom(); /* 4 GiB of slugs: beyond any sane registry */
+	char *rec = t->bytes + t->len;
+	rec[0] = (char)st;
+	rec[1] = (char)n;
+	memcpy(rec + 2, slug, n);
+	rec[2 + n] = '\0';
+	sl->hash = h;
+	sl->off = (uint32_t)(t->len + 1);
+	t->len += n + 3;
+	t->count++;
+	return 0;
+}
+
+sb_tenant_status sb_tenants_get(const sb_tenants *t, const char *slug, size_t n,
+				const char **stored)
+{
+	if (!t || n == 0 || n > SB_SLUG_MAX)
+		return SB_TENANT_NONE;
+	const struct tslot *sl = tenant_find(t, slug, n, slug_hash(slug, n));
+	if (!sl->off)
+		return SB_TENANT_NONE;
+	const char *rec = t->bytes + sl->off - 1;
+	if (stored)
+		*stored = rec + 2;
+	return (sb_tenant_status)rec[0];
+}
+
+size_t sb_tenants_count(const sb_tenants *t)
+{
+	return t->count;
+}
+
+size_t sb_tenants_memory(const sb_tenants *t)
+{
+	return sizeof(*t) + (t->mask + 1) * sizeof(struct tslot) + t->cap;
+}
+
+/* ---- compiled table ---------------------------------------------------- */
+
+struct path_ent {
+	const char *path;
+	size_t len;
+	bool prefix;
+	const sb_deployment *dep;
+	const sb_route *route;
+};
+
+struct host_node {
+	const char *host; /* exact host, or the suffix of a wildcard */
+	size_t len;
+	uint64_t hash;
+	bool apex_too;     /* wildcard "*example.com" also matches example.com */
+	bool tenant_gated; /* tenant-aware: single label, registered slug */
+	struct path_ent *paths;
+	size_t npaths, cap;
+};
+
+struct htab {
+	struct host_node **slots;
+	size_t mask;
+	size_t count;
+};
+
+struct sb_route_table {
+	const sb_model *m;
+	sb_pool *pool;
+	struct htab exact; /* exact hosts of every environment */
+	struct htab wild;  /* wildcard suffixes */
+	bool preview_rule;
+	sb_route_entry *entries;
+	size_t nentries;
+};
+
+static void htab_init(struct htab *t, size_t expected)
+{
+	size_t cap = 16;
+	while (cap < expected * 2)
+		cap *= 2;
+	t->slots = sb_xcalloc(cap, sizeof(*t->slots));
+	t->mask = cap - 1;
+	t->count = 0;
+}
+
+static struct host_node *htab_get(const struct htab *t, const char *h, size_t n, uint64_t hash)
+{
+	for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+		struct host_node *nd = t->slots[i];
+		if (!nd)
+			return NULL;
+		if (nd->hash == hash && nd->len == n && memcmp(nd->host, h, n) == 0)
+			return nd;
+	}
+}
+
+static struct host_node *htab_add(struct htab *t, sb_pool *pool, const char *h)
+{
+	size_t n = strlen(h);
+	uint64_t hash = hash_rtl(h, n);
+	struct host_node *nd = htab_get(t, h, n, hash);
+	if (nd)
+		return nd;
+	if ((t->count + 1) * 2 > t->mask + 1) {
+		struct host_node **old = t->slots;
+		size_t oldcap = t->mask + 1;
+		htab_init(t, t->count + 1);
+		for (size_t i = 0; i < oldcap; i++) {
+			if (!old[i])
+				continue;
+			size_t j = old[i]->hash & t->mask;
+			while (t->slots[j])
+				j = (j + 1) & t->mask;
+			t->slots[j] = old[i];
+			t->count++;
+		}
+		free(old);
+	}
+	nd = sb_pool_alloc(pool, sizeof(*nd));
+	nd->host = h;
+	nd->len = n;
+	nd->hash = hash;
+	size_t j = hash & t->mask;
+	while (t->slots[j])
+		j = (j + 1) & t->mask;
+	t->slots[j] = nd;
+	t->count++;
+	return nd;
+}
+
+static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment *dep,
+		    sb_diag *d)
+{
+	for (size_t i = 0; i < nd->npaths; i++) {
+		struct path_ent *e = &nd->paths[i];
+		if (e->prefix == r->path_prefix && strcmp(e->path, r->path) == 0 &&
+		    (e->route->host_apex_too == r->host_apex_too)) {
+			if (e->dep == dep)
+				return 0; /* the same route written twice for one deployment */
+			return sb_diag_setc(d, SB_EEXIST, r->file, r->line, r->col,
+					    "route \"%s\" of %s claims the same host and path as "
+					    "\"%s\" of %s (%s:%d:%d)",
+					    r->pattern, dep->name, e->route->pattern, e->dep->name,
+					    e->route->file ? e->route->file : "?", e->route->line,
+					    e->route->col);
+		}
+	}
+	if (nd->npaths == nd->cap) {
+		nd->cap = nd->cap ? nd->cap * 2 : 2;
+		nd->paths = sb_xrealloc(nd->paths, nd->cap * sizeof(*nd->paths));
+	}
+	nd->paths[nd->npaths++] = (struct path_ent){
+		.path = r->path, .len = strlen(r->path), .prefix = r->path_prefix, .dep = dep, .route = r};
+	return 0;
+}
+
+/* Longest path first; at equal length an exact path before a prefix. */
+static int path_cmp(const void *a, const void *b)
+{
+	const struct path_ent *x = a, *y = b;
+	if (x->len != y->len)
+		return x->len > y->len ? -1 : 1;
+	if (x->prefix != y->prefix)
+		return x->prefix ? 1 : -1;
+	return strcmp(x->path, y->path);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const sb_route_entry *x = a, *y = b;
+	if (x->deployment->env != y->deployment->env)
+		return (int)x->deployment->env - (int)y->deployment->env;
+	if (x->deployment->pr != y->deployment->pr)
+		return x->deployment->pr < y->deployment->pr ? -1 : 1;
+	if (x->route->host_wildcard != y->route->host_wildcard)
+		return x->route->host_wildcard ? 1 : -1;
+	int c = strcmp(x->route->host, y->route->host);
+	if (c)
+		return c;
+	return strcmp(x->route->path, y->route->path);
+}
+
+static void sort_node_paths(struct htab *t)
+{
+	for (size_t i = 0; i <= t->mask; i++)
+		if (t->slots[i])
+			qsort(t->slots[i]->paths, t->slots[i]->npaths, sizeof(struct path_ent),
+			      path_cmp);
+}
+
+static int add_route(sb_route_table *rt, const sb_route *r, const sb_deployment *dep,
+		     bool tenant_gated, sb_diag *d)
+{
+	struct host_node *nd;
+	if (r->host_wildcard) {
+		const char *suffix = r->host + (r->host_apex_too ? 1 : 2);
+		nd = htab_add(&rt->wild, rt->pool, suffix);
+		if (r->host_apex_too)
+			nd->apex_too = true;
+		if (tenant_gated)
+			nd->tenant_gated = true;
+	} else {
+		nd = htab_add(&rt->exact, rt->pool, r->host);
+	}
+	return add_path(nd, r, dep, d);
+}
+
+/* The declared zone that name is in (itself or a subdomain), longest first. */
+static const sb_zone_decl *zone_of(const sb_model *m, const char *name)
+{
+	size_t hl = strlen(name);
+	const sb_zone_decl *best = NULL;
+	for (size_t z = 0; z < m->decl->nzones; z++) {
+		const sb_zone_decl *zd = &m->decl->zones[z];
+		size_t zl = strlen(zd->name);
+		if (hl < zl || strcmp(name + hl - zl, zd->name) != 0 ||
+		    (hl > zl && name[hl - zl - 1] != '.'))
+			continue;
+		if (!best || zl > strlen(best->name))
+			best = zd;
+	}
+	return best;
+}
+
+/* "*.<zone>" exactly: the shape of a tenant wildcard. */
+static bool is_zone_wildcard(const sb_model *m, const sb_route *ro)
+{
+	if (!ro->host_wildcard || ro->host_apex_too)
+		return false;
+	const sb_zone_decl *z = zone_of(m, ro->host + 2);
+	return z && strcmp(z->name, ro->host + 2) == 0;
+}
+
+int sb_route_compile(const sb_model *m, const sb_route_options *opt, sb_route_table **out,
+		     sb_diag *d)
+{
+	int r = 0;
+	sb_route_table *rt = sb_xcalloc(1, sizeof(*rt));
+	rt->m = m;
+	rt->pool = sb_pool_new(0);
+	rt->preview_rule = opt ? opt->preview_rule : true;
+	size_t total = 0;
+	for (size_t i = 0; i < m->ndeployments; i++)
+		total += m->deployments[i].nroutes;
+	htab_init(&rt->exact, total);
+	htab_init(&rt->wild, 8);
+	rt->entries = sb_xcalloc(total + m->decl->nzones + 1, sizeof(sb_route_entry));
+
+	ssize_t ts = m->tenant_service;
+	for (size_t i = 0; i < m->ndeployments; i++) {
+		const sb_deployment *dep = &m->deployments[i];
+		bool tenant_dep = ts >= 0 && dep->service == (size_t)ts && dep->env == SB_ENV_PRODUCTION;
+		for (size_t j = 0; j < dep->nroutes; j++) {
+			const sb_route *ro = &dep->routes[j];
+			bool gated = tenant_dep && is_zone_wildcard(m, ro);
+			if ((r = add_route(rt, ro, dep, gated, d)) < 0)
+				goto out;
+			rt->entries[rt->nentries++] =
+				(sb_route_entry){.route = ro, .deployment = dep, .tenant_gated = gated};
+		}
+	}
+
+	/* The tenant-aware service serves {slug}.<zone> in the zones of its
+	 * production hosts: one implied wildcard per zone, gated by the registry. */
+	if (ts >= 0) {
+		const sb_deployment *prod = &m->deployments[m->services[ts].deployment[0]];
+		for (size_t z = 0; z < m->decl->nzones; z++) {
+			const sb_zone_decl *zd = &m->decl->zones[z];
+			bool used = false;
+			for (size_t j = 0; j < prod->nroutes && !used; j++) {
+				const sb_route *pr_ = &prod->routes[j];
+				used = zone_of(m, pr_->host + (pr_->host_wildcard ? 2 : 0)) == zd;
+			}
+			if (!used)
+				continue;
+			struct host_node *nd = htab_get(&rt->wild, zd->name, strlen(zd->name),
+							hash_rtl(zd->name, strlen(zd->name)));
+			if (nd) {
+				bool mine = false;
+				for (size_t k = 0; k < nd->npaths; k++)
+					mine |= nd->paths[k].dep == prod;
+				if (mine)
+					continue; /* declared explicitly */
+			}
+			sb_route *ro = sb_pool_alloc(rt->pool, sizeof(*ro));
+			char err[256];
+			sb_route_parse(sb_pool_printf(rt->pool, "*.%s/*", zd->name), rt->pool, ro, err,
+				       sizeof(err));
+			ro->derived = true;
+			ro->file = m->decl->file;
+			ro->line = m->decl->tenant_service_line;
+			ro->col = m->decl->tenant_service_col;
+			if ((r = add_route(rt, ro, prod, true, d)) < 0)
+				goto out;
+			rt->entries[rt->nentries++] = (sb_route_entry){
+				.route = ro, .deployment = prod, .tenant_gated = true, .implied = true};
+		}
+	}
+	sort_node_paths(&rt->exact);
+	sort_node_paths(&rt->wild);
+	qsort(rt->entries, rt->nentries, sizeof(*rt->entries), entry_cmp);
+out:
+	if (r < 0) {
+		sb_route_free(rt);
+		rt = NULL;
+	}
+	*out = rt;
+	return r;
+}
+
+static void htab_free(struct htab *t)
+{
+	if (!t->slots)
+		return;
+	for (size_t i = 0; i <= t->mask; i++)
+		if (t->slots[i])
+			free(t->slots[i]->paths);
+	free(t->slots);
+}
+
+void sb_route_free(sb_route_table *rt)
+{
+	if (!rt)
+		return;
+	htab_free(&rt->exact);
+	htab_free(&rt->wild);
+	free(rt->entries);
+	sb_pool_free(rt->pool);
+	free(rt);
+}
+
+const sb_route_entry *sb_route_entries(const sb_route_table *rt, size_t *n)
+{
+	*n = rt->nentries;
+	return rt->entries;
+}
+
+size_t sb_route_count(const sb_route_table *rt)
+{
+	return rt->nentries;
+}
+
+size_t sb_route_memory(const sb_route_table *rt)
+{
+	size_t b = sizeof(*rt) + sb_pool_footprint(rt->pool);
+	b += (rt->exact.mask + 1 + rt->wild.mask + 1) * sizeof(void *);
+	b += rt->nentries * sizeof(sb_route_entry);
+	for (size_t i = 0; i <= rt->exact.mask; i++)
+		if (rt->exact.slots[i])
+			b += rt->exact.slots[i]->cap * sizeof(struct path_ent);
+	return b;
+}
+
+/* ---- lookup ------------------------------------------------------------ */
+
+int sb_route_host_normalize(const char *host, size_t n, char *buf, size_t size)
+{
+	/* strip a port: "host:8080"; an IPv6 literal keeps its brackets */
+	if (n && host[0] == '[') {
+		const char *rb = memchr(host, ']', n);
+		if (!rb)
+			return SB_EINVAL;
+		n = (size_t)(rb - host) + 1;
+	} else {
+		const char *colon = memchr(host, ':', n);
+		if (colon)
+			n = (size_t)(colon - host);
+	}
+	if (n && host[n - 1] == '.')
+		n--;
+	if (n == 0 || n >= size || n > 253)
+		return SB_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)host[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + 32);
+		else if (c <= ' ' || c == '/' || c == '\\' || c == '@' || c >= 0x7f)
+			return SB_EINVAL;
+		buf[i] = (char)c;
+	}
+	buf[n] = '\0';
+	return (int)n;
+}
+
+static const struct path_ent *match_path(const struct host_node *nd, const char *path, size_t pl,
+					 bool production_only)
+{
+	for (size_t i = 0; i < nd->npaths; i++) {
+		const struct path_ent *e = &nd->paths[i];
+		if (production_only && e->dep->env != SB_ENV_PRODUCTION)
+			continue;
+		if (e->prefix ? (pl >= e->len && memcmp(path, e->path, e->len) == 0)
+			      : (pl == e->len && memcmp(path, e->path, pl) == 0))
+			return e;
+	}
+	return NULL;
+}
+
+static void set_match(sb_route_match *m, const struct path_ent *e)
+{
+	m->deployment = e->dep;
+	m->service = e->dep->service;
+	m->env = e->dep->env;
+	m->pr = e->dep->pr;
+	m->route = e->route;
+}
+
+/*
+ * Tenant gate for a matched host whose service is tenant-aware: the label
+ * (first label, without a naming suffix) must be a registered, active slug.
+ * Returns 0 (tenant set or label cannot be a tenant and the route is
+ * explicit), or a negative code with m->reason.
+ */
+static int tenant_gate(const sb_route_table *rt, const sb_tenants *tenants, const char *label,
+		       size_t n, bool wildcard, sb_route_match *m)
+{
+	const char *why = NULL;
+	int r = sb_model_slug_check(rt->m, label, n, &why);
+	if (r < 0) {
+		if (!wildcard)
+			return 0; /* an explicit host that is not a tenant name */
+		m->reason = r == SB_ERESERVED ? "the label is reserved and never a tenant" : why;
+		return r;
+	}
+	const char *stored = NULL;
+	sb_tenant_status st = sb_tenants_get(tenants, label, n, &stored);
+	if (st == SB_TENANT_ACTIVE) {
+		m->tenant = stored;
+		return 0;
+	}
+	if (st == SB_TENANT_SUSPENDED) {
+		m->tenant = stored;
+		m->reason = "the tenant is suspended";
+		return SB_ESUSPENDED;
+	}
+	m->reason = "no tenant is registered with this slug";
+	return SB_ENOTENANT;
+}
+
+int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const char *host,
+		    size_t host_len, const char *path, size_t path_len, sb_route_match *m)
+{
+	char h[256];
+	uint64_t sufh[128];  /* hash of the suffix starting at sufo[k] */
+	uint16_t sufo[128];
+	size_t nsuf = 0;
+	memset(m, 0, sizeof(*m));
+	int hn = sb_route_host_normalize(host, host_len, h, sizeof(h));
+	if (hn < 0) {
+		m->reason = "the host is not a valid host name";
+		return SB_ENOROUTE;
+	}
+	size_t n = (size_t)hn;
+	const char *q = memchr(path, '?', path_len);
+	if (q)
+		path_len = (size_t)(q - path);
+	if (path_len == 0) {
+		path = "/";
+		path_len = 1;
+	}
+
+	uint64_t hash = HASH_INIT;
+	for (size_t i = n; i-- > 0;) {
+		hash = HASH_STEP(hash, h[i]);
+		if (i > 0 && h[i - 1] == '.' && nsuf < SB_ARRAY_LEN(sufh)) {
+			sufh[nsuf] = hash;
+			sufo[nsuf++] = (uint16_t)i;
+		}
+	}
+	/* sufo[] runs from the shortest suffix to the longest; the first label
+	 * ends at sufo[nsuf-1]-1 */
+	size_t label_len = nsuf ? (size_t)sufo[nsuf - 1] - 1 : n;
+	ssize_t ts = rt->m->tenant_service;
+	int gate = SB_ENOROUTE;
+	const char *gate_reason = NULL;
+
+	/* 1. exact host */
+	const struct host_node *nd = htab_get(&rt->exact, h, n, hash);
+	if (nd) {
+		const struct path_ent *e = match_path(nd, path, path_len, false);
+		if (e) {
+			set_match(m, e);
+			if (ts < 0 || m->service != (size_t)ts || !nsuf)
+				return 0;
+			size_t lo, ll;
+			uint32_t pr;
+			sb_model_name_parse(rt->m, h, label_len, &lo, &ll, &pr);
+			return tenant_gate(rt, tenants, h + lo, ll, false, m);
+		}
+		gate_reason = "the host is routed, but no route matches this path";
+	}
+
+	/* 2. a preview of any PR, by the naming rule: "<label>-preview-<pr>.rest"
+	 *    is served like the production host "<label>.rest" */
+	if (rt->preview_rule && nsuf) {
+		size_t lo, ll;
+		uint32_t pr;
+		if (sb_model_name_parse(rt->m, h, label_len, &lo, &ll, &pr) == SB_ENV_PREVIEW) {
+			uint64_t bh = HASH_STEP(sufh[nsuf - 1], '.');
+			for (size_t i = lo + ll; i-- > lo;)
+				bh = HASH_STEP(bh, h[i]);
+			char base[256];
+			size_t rest = n - label_len;
+			memcpy(base, h + lo, ll);
+			memcpy(base + ll, h + label_len, rest);
+			const struct host_node *bn = htab_get(&rt->exact, base, ll + rest, bh);
+			const struct path_ent *e = bn ? match_path(bn, path, path_len, true) : NULL;
+			if (e) {
+				m->deployment = NULL;
+				m->derived = true;
+				m->service = e->dep->service;
+				m->env = SB_ENV_PREVIEW;
+				m->pr = pr;
+				m->route = e->route;
+				if (ts < 0 || m->service != (size_t)ts)
+					return 0;
+				return tenant_gate(rt, tenants, h + lo, ll, false, m);
+			}
+		}
+	}
+
+	/* 3. wildcards, longest suffix first; "*example.com" also matches the
+	 *    apex itself, which is the longest suffix of all */
+	for (size_t k = nsuf + 1; k-- > 0;) {
+		const char *suf = k == nsuf ? h : h + sufo[k];
+		size_t sl = k == nsuf ? n : n - sufo[k];
+		nd = htab_get(&rt->wild, suf, sl, k == nsuf ? hash : sufh[k]);
+		if (!nd || (k == nsuf && !nd->apex_too))
+			continue;
+		const struct path_ent *e = match_path(nd, path, path_len, false);
+		if (!e)
+			continue;
+		if (nd->tenant_gated && e->dep->service == (size_t)ts) {
+			sb_route_match tm = *m;
+			int r;
+			if (k != nsuf - 1 || k == nsuf) {
+				tm.reason = "a tenant host is a single label under the zone";
+				r = SB_EBADSLUG;
+			} else {
+				r = tenant_gate(rt, tenants, h, label_len, true, &tm);
+			}
+			if (r == 0 || r == SB_ESUSPENDED) {
+				*m = tm;
+				set_match(m, e);
+				return r;
+			}
+			if (gate == SB_ENOROUTE) {
+				gate = r;
+				gate_reason = tm.reason;
+			}
+			continue;
+		}
+		set_match(m, e);
+		return 0;
+	}
+	m->reason = gate_reason ? gate_reason : "no route matches this host";
+	return gate;
+}
