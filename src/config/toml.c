@@ -277,29 +277,28 @@ static sb_toml_value *new_value(parser *p, sb_toml_type t, size_t off)
 	return v;
 }
 
-/* A table or array at nesting level `depth`, starting at line:col. */
-static int new_container(parser *p, sb_toml_type t, int line, int col, int depth,
-			 sb_toml_value **out)
+/* A table or array at nesting level `depth`, starting at line:col; NULL
+ * (with the diagnostic set) when that is too deep. */
+static sb_toml_value *new_container(parser *p, sb_toml_type t, int line, int col, int depth)
 {
-	if (depth > SB_TOML_MAX_DEPTH)
-		return perr_at(p, line, col, "nesting too deep (more than %d levels)",
-			       SB_TOML_MAX_DEPTH);
+	if (depth > SB_TOML_MAX_DEPTH) {
+		perr_at(p, line, col, "nesting too deep (more than %d levels)", SB_TOML_MAX_DEPTH);
+		return NULL;
+	}
 	sb_toml_value *v = sb_pool_alloc(p->pool, sizeof(*v));
 	v->type = t;
 	v->line = line;
 	v->col = col;
 	v->depth = depth;
-	*out = v;
-	return 0;
+	return v;
 }
 
 /* The same, starting at byte offset off. */
-static int new_container_off(parser *p, sb_toml_type t, size_t off, int depth,
-			     sb_toml_value **out)
+static sb_toml_value *new_container_off(parser *p, sb_toml_type t, size_t off, int depth)
 {
 	int line, col;
 	where(p, off, &line, &col);
-	return new_container(p, t, line, col, depth, out);
+	return new_container(p, t, line, col, depth);
 }
 
 static uint64_t hash_key(const char *k, size_t n)
@@ -929,19 +928,32 @@ static int parse_time(parser *p)
 	return 0;
 }
 
-/* A date (YYYY-MM-DD...) or a local time (HH:MM...) starting at pos. */
+static void datetime_value(parser *p, sb_toml_type type, size_t start, sb_toml_value **out)
+{
+	sb_toml_value *v = new_value(p, type, start);
+	v->u.str.s = sb_pool_strndup(p->pool, p->buf.data, p->buf.len);
+	v->u.str.len = p->buf.len;
+	*out = v;
+}
+
+/*
+ * A local time (HH:MM...) or a date (YYYY-MM-DD), possibly followed by a time
+ * and an offset, starting at pos. The caller has seen "DD:" or "DDDD-". The
+ * canonical text goes to p->buf.
+ */
 static int parse_datetime(parser *p, sb_toml_value **out)
 {
 	size_t start = p->pos;
 	int r;
 	sb_buf_reset(&p->buf);
-	if (is_digit(peek(p, 0)) && is_digit(peek(p, 1)) && peek(p, 2) == ':') {
+	if (peek(p, 2) == ':') {
 		if ((r = parse_time(p)))
 			return r;
-		goto done_time;
+		datetime_value(p, SB_TOML_TIME_LOCAL, start, out);
+		return 0;
 	}
 	int y = fixed_digits(p, 4);
-	p->pos++; /* '-' checked by the caller */
+	p->pos++; /* '-' */
 	int m = fixed_digits(p, 2);
 	if (m < 0)
 		return perr(p, p->pos, "invalid date: expected 2-digit month");
@@ -957,18 +969,11 @@ static int parse_datetime(parser *p, sb_toml_value **out)
 		return perr(p, start + 8, "invalid date: day %d out of range for %04d-%02d", d, y,
 			    m);
 	sb_buf_addf(&p->buf, "%04d-%02d-%02d", y, m, d);
+	/* 'T', 't', or a space followed by a time ("HH:") */
 	int c = peek(p, 0);
-	bool has_time = false;
-	if (c == 'T' || c == 't') {
-		has_time = true;
-	} else if (c == ' ' && is_digit(peek(p, 1)) && is_digit(peek(p, 2)) && peek(p, 3) == ':') {
-		has_time = true;
-	}
-	if (!has_time) {
-		sb_toml_value *v = new_value(p, SB_TOML_DATE_LOCAL, start);
-		v->u.str.s = sb_pool_strndup(p->pool, p->buf.data, p->buf.len);
-		v->u.str.len = p->buf.len;
-		*out = v;
+	if (!(c == 'T' || c == 't' ||
+	      (c == ' ' && is_digit(peek(p, 1)) && is_digit(peek(p, 2)) && peek(p, 3) == ':'))) {
+		datetime_value(p, SB_TOML_DATE_LOCAL, start, out);
 		return 0;
 	}
 	p->pos++;
@@ -997,16 +1002,7 @@ static int parse_datetime(parser *p, sb_toml_value **out)
 		sb_buf_addf(&p->buf, "%c%02d:%02d", c, oh, om);
 		type = SB_TOML_DATETIME;
 	}
-	sb_toml_value *v = new_value(p, type, start);
-	v->u.str.s = sb_pool_strndup(p->pool, p->buf.data, p->buf.len);
-	v->u.str.len = p->buf.len;
-	*out = v;
-	return 0;
-done_time:;
-	sb_toml_value *tv = new_value(p, SB_TOML_TIME_LOCAL, start);
-	tv->u.str.s = sb_pool_strndup(p->pool, p->buf.data, p->buf.len);
-	tv->u.str.len = p->buf.len;
-	*out = tv;
+	datetime_value(p, type, start, out);
 	return 0;
 }
 
@@ -1018,10 +1014,10 @@ static int parse_keyval(parser *p, sb_toml_value *tab, unsigned section);
 static int parse_array(parser *p, int depth, sb_toml_value **out)
 {
 	char descbuf[48];
-	sb_toml_value *a;
-	int r = new_container_off(p, SB_TOML_ARRAY, p->pos, depth, &a);
-	if (r)
-		return r;
+	int r;
+	sb_toml_value *a = new_container_off(p, SB_TOML_ARRAY, p->pos, depth);
+	if (!a)
+		return SB_EPARSE;
 	a->flags = T_FROZEN;
 	p->pos++;
 	for (;;) {
@@ -1050,10 +1046,10 @@ static int parse_array(parser *p, int depth, sb_toml_value **out)
 static int parse_inline_table(parser *p, int depth, sb_toml_value **out)
 {
 	char descbuf[48];
-	sb_toml_value *t;
-	int r = new_container_off(p, SB_TOML_TABLE, p->pos, depth, &t);
-	if (r)
-		return r;
+	int r;
+	sb_toml_value *t = new_container_off(p, SB_TOML_TABLE, p->pos, depth);
+	if (!t)
+		return SB_EPARSE;
 	unsigned section = ++p->sections;
 	p->pos++;
 	for (;;) {
@@ -1148,10 +1144,9 @@ static int parse_keyval(parser *p, sb_toml_value *tab, unsigned section)
 		keypart *kp = &k.parts[i];
 		entry *e = table_find_n(t, kp->s, kp->len);
 		if (!e) {
-			sb_toml_value *nt;
-			if ((r = new_container(p, SB_TOML_TABLE, kp->line, kp->col, t->depth + 1,
-					       &nt)))
-				return r;
+			sb_toml_value *nt = new_container(p, SB_TOML_TABLE, kp->line, kp->col, t->depth + 1);
+			if (!nt)
+				return SB_EPARSE;
 			nt->section = section;
 			if ((r = table_add(p, t, kp, nt)))
 				return r;
@@ -1212,9 +1207,9 @@ static int parse_header(parser *p, sb_toml_value **cur)
 		keypart *kp = &k.parts[i];
 		entry *e = table_find_n(t, kp->s, kp->len);
 		if (!e) {
-			sb_toml_value *nt;
-			if ((r = new_container(p, SB_TOML_TABLE, hl, hc, t->depth + 1, &nt)))
-				return r;
+			sb_toml_value *nt = new_container(p, SB_TOML_TABLE, hl, hc, t->depth + 1);
+			if (!nt)
+				return SB_EPARSE;
 			if ((r = table_add(p, t, kp, nt)))
 				return r;
 			t = nt;
@@ -1236,9 +1231,9 @@ static int parse_header(parser *p, sb_toml_value **cur)
 	entry *e = table_find_n(t, last->s, last->len);
 	if (!aot) {
 		if (!e) {
-			sb_toml_value *nt;
-			if ((r = new_container(p, SB_TOML_TABLE, hl, hc, t->depth + 1, &nt)))
-				return r;
+			sb_toml_value *nt = new_container(p, SB_TOML_TABLE, hl, hc, t->depth + 1);
+			if (!nt)
+				return SB_EPARSE;
 			nt->flags = T_HEADER;
 			if ((r = table_add(p, t, last, nt)))
 				return r;
@@ -1263,8 +1258,8 @@ static int parse_header(parser *p, sb_toml_value **cur)
 	}
 	sb_toml_value *a;
 	if (!e) {
-		if ((r = new_container(p, SB_TOML_ARRAY, hl, hc, t->depth + 1, &a)))
-			return r;
+		if (!(a = new_container(p, SB_TOML_ARRAY, hl, hc, t->depth + 1)))
+			return SB_EPARSE;
 		a->flags = T_AOT;
 		if ((r = table_add(p, t, last, a)))
 			return r;
@@ -1276,9 +1271,9 @@ static int parse_header(parser *p, sb_toml_value **cur)
 				    "at %d:%d)",
 				    KEY(last), kind_name(e->val), e->line, e->col);
 	}
-	sb_toml_value *el;
-	if ((r = new_container(p, SB_TOML_TABLE, hl, hc, a->depth + 1, &el)))
-		return r;
+	sb_toml_value *el = new_container(p, SB_TOML_TABLE, hl, hc, a->depth + 1);
+	if (!el)
+		return SB_EPARSE;
 	el->flags = T_HEADER;
 	array_push(p, a, el);
 	*cur = el;

@@ -15,7 +15,7 @@ static sb_violation *add(struct vlist *l, const char *file, int line, int col)
 {
 	l->v = sb_xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
 	sb_violation *v = &l->v[l->n++];
-	v->file = file;
+	snprintf(v->file, sizeof(v->file), "%s", file ? file : "");
 	v->line = line;
 	v->col = col;
 	v->msg[0] = '\0';

@@ -17,7 +17,7 @@
 #include "route/route.h"
 
 typedef struct sb_violation {
-	const char *file;
+	char file[512]; /* a copy: violations outlive the model */
 	int line, col;
 	char msg[640];
 } sb_violation;

@@ -48,14 +48,18 @@ def _cases():
 VALID, INVALID = _cases()
 
 
+def _require_decoder():
+    if not (DECODER.is_file() and os.access(DECODER, os.X_OK)):
+        pytest.fail(f"decoder not found or not executable: {DECODER} (run make build or set SB_TOML_DECODE)")
+
+
 def _require_setup(case):
     if case == MISSING:
         pytest.fail(
             f"toml-test corpus not found: {LIST} does not exist "
             f"(set SB_TOML_TEST_DIR to the toml-test directory)"
         )
-    if not (DECODER.is_file() and os.access(DECODER, os.X_OK)):
-        pytest.fail(f"decoder not found or not executable: {DECODER} (run make build or set SB_TOML_DECODE)")
+    _require_decoder()
 
 
 def run_decoder(data, args=()):
@@ -204,7 +208,7 @@ def test_invalid(case):
 
 
 def test_corpus_list_is_complete():
-    _require_setup(VALID[0] if VALID else MISSING)
+    _require_setup(VALID[0])
     # 1.1 list: every valid case has its expected JSON, every listed file exists.
     for case in VALID:
         assert (CORPUS / "tests" / (case + ".json")).is_file(), case
@@ -238,7 +242,7 @@ POSITIONS = [
 
 @pytest.mark.parametrize("doc,line,col,msg", POSITIONS, ids=[f"pos-{i}" for i in range(len(POSITIONS))])
 def test_error_position(doc, line, col, msg):
-    _require_setup(VALID[0] if VALID else MISSING)
+    _require_decoder()
     data = doc if isinstance(doc, bytes) else doc.encode("utf-8")
     code, _, err = run_decoder(data)
     assert code == 1, f"accepted: {doc!r}"
@@ -248,7 +252,7 @@ def test_error_position(doc, line, col, msg):
 
 
 def test_error_names_the_file(tmp_path):
-    _require_setup(VALID[0] if VALID else MISSING)
+    _require_decoder()
     f = tmp_path / "bad.toml"
     f.write_text("[a]\nb = 1\nb = 2\n")
     code, _, err = run_decoder(b"", args=[str(f)])
@@ -257,7 +261,7 @@ def test_error_names_the_file(tmp_path):
 
 
 def test_nesting_is_capped():
-    _require_setup(VALID[0] if VALID else MISSING)
+    _require_decoder()
     code, _, err = run_decoder(b"a = " + b"[" * 100000 + b"\n")
     assert code == 1
     assert ERROR_LINE.match(err) and "nesting too deep" in err, err

@@ -1,0 +1,168 @@
+/* The consistency check: URL vars and webhooks must be routed. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "memfs.h"
+
+#define ZONE "[[zone]]\nname = \"rev.st\"\n"
+#define WEB                                                                                     \
+	"name = \"web\"\n[env.production]\nvars = { ENVIRONMENT = \"production\", API_URL = "   \
+	"\"https://api.rev.st\" }\nroutes = [\"app.rev.st/*\"]\n"
+#define API_OK                                                                                  \
+	"name = \"api\"\n[env.production]\nvars = { WEB_APP_URL = \"https://app.rev.st/home\" "  \
+	"}\nroutes = [\"api.rev.st/*\"]\n"
+
+static const char base_toml[] = ZONE "[[service]]\nwrangler = \"web.toml\"\nurl_vars = "
+				     "[\"API_URL\"]\n"
+				     "[[service]]\nwrangler = \"api.toml\"\n"
+				     "[[webhook]]\nprovider = \"stripe\"\nurl = "
+				     "\"https://api.rev.st/webhooks/stripe\"\nservice = \"api\"\n";
+
+static size_t run(const char *toml, const struct memfile *files, sb_violation **v)
+{
+	struct world w = world_load(toml, files);
+	cr_assert_eq(w.rc, 0, "load: %s", w.diag.msg);
+	*v = NULL;
+	size_t n = sb_check_run(w.model, w.rt, w.tenants, 1, v);
+	world_free(&w);
+	return n;
+}
+
+static bool any(const sb_violation *v, size_t n, const char *a, const char *b, const char *c)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strstr(v[i].msg, a) && strstr(v[i].msg, b) && strstr(v[i].msg, c))
+			return true;
+	return false;
+}
+
+static void dump(const sb_violation *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "  %s:%d:%d: %s\n", v[i].file, v[i].line, v[i].col, v[i].msg);
+}
+
+Test(check, consistent_declaration_passes_in_every_environment)
+{
+	const struct memfile f[] = {{"/t/web.toml", WEB}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	sb_violation *v;
+	size_t n = run(base_toml, f, &v);
+	dump(v, n);
+	cr_assert_eq(n, 0);
+	free(v);
+}
+
+Test(check, var_pointing_at_unrouted_host)
+{
+	const char *web = "name = \"web\"\n[env.production]\nvars = { API_URL = "
+			  "\"https://apii.rev.st\" }\nroutes = [\"app.rev.st/*\"]\n";
+	const struct memfile f[] = {{"/t/web.toml", web}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	sb_violation *v;
+	size_t n = run(base_toml, f, &v);
+	dump(v, n);
+	cr_assert_geq(n, 1);
+	cr_assert(any(v, n, "API_URL", "web-production", "apii.rev.st"));
+	cr_assert_str_eq(v[0].file, "/t/web.toml");
+	cr_assert_eq(v[0].line, 3);
+	free(v);
+}
+
+Test(check, staging_var_pointing_at_production)
+{
+	const char *web = WEB "[env.staging]\nvars = { API_URL = \"https://api.rev.st\" }\n";
+	const struct memfile f[] = {{"/t/web.toml", web}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	sb_violation *v;
+	size_t n = run(base_toml, f, &v);
+	dump(v, n);
+	cr_assert_eq(n, 1);
+	cr_assert(any(v, n, "web-staging", "api-production", "not by a staging"));
+	free(v);
+}
+
+Test(check, derived_staging_and_preview_vars_follow_the_rule)
+{
+	const struct memfile f[] = {{"/t/web.toml", WEB}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	struct world w = world_load(base_toml, f);
+	cr_assert_eq(w.rc, 0);
+	sb_pool *pool = sb_pool_new(0);
+	sb_deployment pv;
+	sb_model_preview(w.model, 0, 77, pool, &pv);
+	cr_assert_str_eq(pv.name, "web-preview-77");
+	bool seen = false;
+	for (size_t i = 0; i < pv.nvars; i++)
+		if (strcmp(pv.vars[i].key, "API_URL") == 0) {
+			cr_assert_str_eq(pv.vars[i].value, "https://api-preview-77.rev.st");
+			seen = true;
+		} else {
+			cr_assert_str_eq(pv.vars[i].value, "preview");
+		}
+	cr_assert(seen);
+	const sb_deployment *st = &w.model->deployments[w.model->services[1].deployment[1]];
+	cr_assert_str_eq(st->name, "api-staging");
+	cr_assert_str_eq(st->vars[0].value, "https://app-staging.rev.st/home");
+	sb_pool_free(pool);
+	world_free(&w);
+}
+
+Test(check, webhook_not_routed_or_to_wrong_handler)
+{
+	const struct memfile f[] = {{"/t/web.toml", WEB}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	sb_violation *v;
+	const char *t1 = ZONE "[[service]]\nwrangler = \"web.toml\"\n[[service]]\nwrangler = "
+			      "\"api.toml\"\n[[webhook]]\nprovider = \"stripe\"\nurl = "
+			      "\"https://hooks.rev.st/webhooks/stripe\"\n";
+	size_t n = run(t1, f, &v);
+	dump(v, n);
+	cr_assert_eq(n, 1);
+	cr_assert(any(v, n, "webhook stripe", "hooks.rev.st", "not routed"));
+	cr_assert_eq(v[0].line, 7); // the [[webhook]] table
+	free(v);
+
+	const char *t2 = ZONE "[[service]]\nwrangler = \"web.toml\"\n[[service]]\nwrangler = "
+			      "\"api.toml\"\n[[webhook]]\nprovider = \"stripe\"\nurl = "
+			      "\"https://app.rev.st/webhooks/stripe\"\nservice = \"api\"\n";
+	n = run(t2, f, &v);
+	dump(v, n);
+	cr_assert_eq(n, 1);
+	cr_assert(any(v, n, "web-production", "not its handler", "api"));
+	free(v);
+
+	const char *t3 = ZONE "[[webhook]]\nprovider = \"gh\"\nurl = \"https://elsewhere.io/x\"\n";
+	n = run(t3, NULL, &v);
+	cr_assert_eq(n, 1);
+	cr_assert(any(v, n, "gh", "elsewhere.io", "not in a declared zone"));
+	free(v);
+}
+
+Test(check, url_vars_must_be_set_and_be_urls)
+{
+	const char *web = "name = \"web\"\n[env.production]\nvars = { API_URL = \"api\" }\nroutes = "
+			  "[\"app.rev.st/*\"]\n";
+	const struct memfile f[] = {{"/t/web.toml", web}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	sb_violation *v;
+	size_t n = run(base_toml, f, &v);
+	dump(v, n);
+	cr_assert(any(v, n, "API_URL", "web-production", "not an URL on a declared zone"));
+	free(v);
+	const char *web2 = "name = \"web\"\n[env.production]\nroutes = [\"app.rev.st/*\"]\n";
+	const struct memfile f2[] = {{"/t/web.toml", web2}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	n = run(base_toml, f2, &v);
+	dump(v, n);
+	cr_assert(any(v, n, "API_URL", "web-staging", "not set"));
+	cr_assert(any(v, n, "API_URL", "web-preview-1", "not set"));
+	free(v);
+}
+
+Test(check, urls_off_zone_are_not_checked)
+{
+	const char *web = "name = \"web\"\n[env.production]\nvars = { DOCS = "
+			  "\"https://docs.other.org/x\" }\nroutes = [\"app.rev.st/*\"]\n";
+	const struct memfile f[] = {{"/t/web.toml", web}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	sb_violation *v;
+	const char *t = ZONE "[[service]]\nwrangler = \"web.toml\"\n[[service]]\nwrangler = "
+			     "\"api.toml\"\n";
+	size_t n = run(t, f, &v);
+	dump(v, n);
+	cr_assert_eq(n, 0);
+	free(v);
+}

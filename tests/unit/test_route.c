@@ -1,0 +1,286 @@
+/* Route precedence, host normalisation, tenants and the naming rule. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "memfs.h"
+
+static const char precedence_toml[] =
+	"[[zone]]\nname = \"example.com\"\n"
+	"[[service]]\nname = \"exact\"\nroutes = [\"a.example.com/*\"]\n"
+	"[[service]]\nname = \"wild\"\nroutes = [\"*.example.com/*\"]\n"
+	"[[service]]\nname = \"deepwild\"\nroutes = [\"*.b.example.com/*\"]\n"
+	"[[service]]\nname = \"api\"\nroutes = [\"a.example.com/api/*\"]\n"
+	"[[service]]\nname = \"apiv2\"\nroutes = [\"a.example.com/api/v2/*\"]\n"
+	"[[service]]\nname = \"apiv2exact\"\nroutes = [\"a.example.com/api/v2\"]\n"
+	"[[service]]\nname = \"onlypath\"\nroutes = [\"c.example.com/only/*\"]\n"
+	"[[service]]\nname = \"apex\"\nroutes = [\"*example.org/*\"]\n";
+
+static struct world W;
+
+static void setup_prec(void)
+{
+	W = world_load(precedence_toml, NULL);
+	cr_assert_eq(W.rc, 0, "load: %s", W.diag.msg);
+}
+
+static void teardown(void)
+{
+	world_free(&W);
+}
+
+static void expect(const char *hostpath, const char *deployment)
+{
+	sb_route_match m;
+	char buf[128];
+	int r = lookup(&W, hostpath, &m);
+	cr_assert_eq(r, 0, "%s: not routed (%d: %s)", hostpath, r, m.reason ? m.reason : "");
+	cr_assert_str_eq(dep_name(&W, &m, buf, sizeof(buf)), deployment, "%s", hostpath);
+}
+
+static void expect_none(const char *hostpath, int code)
+{
+	sb_route_match m;
+	int r = lookup(&W, hostpath, &m);
+	cr_assert_eq(r, code, "%s: got %d (%s), want %d", hostpath, r, m.reason ? m.reason : "-",
+		     code);
+	cr_assert(m.reason != NULL, "%s: no reason given", hostpath);
+}
+
+TestSuite(precedence, .init = setup_prec, .fini = teardown);
+
+Test(precedence, exact_host_beats_wildcard)
+{
+	expect("a.example.com/", "exact");
+	expect("z.example.com/", "wild");
+}
+
+Test(precedence, longer_wildcard_suffix_wins)
+{
+	expect("x.b.example.com/", "deepwild");
+	expect("y.x.b.example.com/", "deepwild");
+	/* "*.b.example.com" does not match b.example.com itself */
+	expect("b.example.com/", "wild");
+}
+
+Test(precedence, longer_path_prefix_wins)
+{
+	expect("a.example.com/api/x", "api");
+	expect("a.example.com/api/v2/x", "apiv2");
+	expect("a.example.com/apix", "exact");
+	expect("a.example.com/api", "exact"); // the prefix "/api/" needs the slash
+}
+
+Test(precedence, exact_path_beats_prefix_of_same_length)
+{
+	expect("a.example.com/api/v2", "apiv2exact");
+	expect("a.example.com/api/v2?x=1", "apiv2exact"); /* query ignored */
+}
+
+Test(precedence, host_decided_before_path_and_falls_through)
+{
+	// c.example.com routes only "/only/" paths: others fall to the wildcard
+	expect("c.example.com/only/x", "onlypath");
+	expect("c.example.com/other", "wild");
+}
+
+Test(precedence, apex_wildcard_form)
+{
+	expect("example.org/", "apex");
+	expect("www.example.org/x", "apex");
+	expect_none("notexample.org/", SB_ENOROUTE);
+}
+
+Test(precedence, case_trailing_dot_and_port_ignored)
+{
+	expect("A.EXAMPLE.com/api/x", "api");
+	expect("a.example.com./api/x", "api");
+	expect("a.example.com:8443/api/x", "api");
+	expect("A.Example.Com.:80/api/v2", "apiv2exact");
+}
+
+Test(precedence, unknown_and_invalid_hosts)
+{
+	expect_none("example.net/", SB_ENOROUTE);
+	expect_none("/", SB_ENOROUTE);
+	expect_none("bad host.example.com/", SB_ENOROUTE);
+}
+
+Test(precedence, staging_hosts_follow_the_naming_rule)
+{
+	expect("a-staging.example.com/api/x", "api-staging");
+	expect("c-staging.example.com/only/", "onlypath-staging");
+	/* no staging route for that path: the production wildcard still matches */
+	expect("c-staging.example.com/other", "wild");
+}
+
+Test(route, duplicate_host_and_path_names_both)
+{
+	const char *toml = "[[service]]\nname = \"one\"\nroutes = [\"dup.example.com/x/*\"]\n"
+			   "[[service]]\nname = \"two\"\nroutes = [\"DUP.example.com/x/*\"]\n";
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, SB_EEXIST);
+	cr_assert(strstr(w.diag.msg, "one") && strstr(w.diag.msg, "two"), "%s", w.diag.msg);
+	cr_assert_eq(w.diag.line, 6, "line %d", w.diag.line);
+	cr_assert(strstr(w.diag.msg, "/t/switchboard.toml:3:"), "%s", w.diag.msg);
+	world_free(&w);
+}
+
+Test(route, bad_patterns_are_load_errors_with_position)
+{
+	const char *bad[] = {"a.*.example.com/*", "a.example.com/x*y", "/x", "a..b/*",
+			     "a.example.com:80/*"};
+	for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++) {
+		char toml[256];
+		snprintf(toml, sizeof(toml), "[[service]]\nname = \"s\"\nroutes = [\"%s\"]\n", bad[i]);
+		struct world w = world_load(toml, NULL);
+		cr_assert_eq(w.rc, SB_EINVAL, "%s accepted", bad[i]);
+		cr_assert_eq(w.diag.line, 3, "%s: line %d", bad[i], w.diag.line);
+		cr_assert_eq(w.diag.col, 11, "%s: col %d", bad[i], w.diag.col);
+		world_free(&w);
+	}
+}
+
+/* ---- tenants ----------------------------------------------------------- */
+
+static const char tenant_toml[] =
+	"[[zone]]\nname = \"revelations.studio\"\n"
+	"[tenants]\nservice = \"codex-web\"\nreserved = [\"ns1\"]\nstatic = [\"codex\", \"acme\"]\n"
+	"[[service]]\nname = \"codex-web\"\n[service.env.production]\nname = "
+	"\"codex-web-production\"\nroutes = [{ pattern = \"codex.revelations.studio/*\", "
+	"custom_domain = true }]\n"
+	"[[service]]\nname = \"api\"\n[service.env.production]\nroutes = "
+	"[\"api.revelations.studio/*\"]\n";
+
+TestSuite(tenants, .init = NULL, .fini = teardown);
+
+static void setup_tenants(void)
+{
+	W = world_load(tenant_toml, NULL);
+	cr_assert_eq(W.rc, 0, "load: %s", W.diag.msg);
+}
+
+Test(tenants, preview_host_resolves_tenant_env_and_pr, .init = setup_tenants)
+{
+	sb_route_match m;
+	cr_assert_eq(lookup(&W, "codex-preview-123.revelations.studio/", &m), 0, "%s", m.reason);
+	cr_assert_str_eq(m.tenant, "codex");
+	cr_assert_eq(m.env, SB_ENV_PREVIEW);
+	cr_assert_eq(m.pr, 123);
+	cr_assert_str_eq(W.model->services[m.service].name, "codex-web");
+	cr_assert(m.derived);
+}
+
+Test(tenants, registered_slug_routes_to_tenant_service, .init = setup_tenants)
+{
+	sb_route_match m;
+	cr_assert_eq(lookup(&W, "Acme.revelations.studio/x", &m), 0, "%s", m.reason);
+	cr_assert_str_eq(m.tenant, "acme");
+	cr_assert_str_eq(m.deployment->name, "codex-web-production");
+	cr_assert_eq(lookup(&W, "codex.revelations.studio/", &m), 0);
+	cr_assert_str_eq(m.tenant, "codex");
+	cr_assert(!m.route->host_wildcard, "explicit host should win");
+}
+
+Test(tenants, unregistered_suspended_reserved_and_suffixed_slugs, .init = setup_tenants)
+{
+	sb_route_match m;
+	cr_assert_eq(lookup(&W, "nobody.revelations.studio/", &m), SB_ENOTENANT);
+	cr_assert(strstr(m.reason, "registered"), "%s", m.reason);
+	cr_assert_eq(lookup(&W, "www.revelations.studio/", &m), SB_ERESERVED);
+	cr_assert_eq(lookup(&W, "ns1.revelations.studio/", &m), SB_ERESERVED);
+	cr_assert_eq(lookup(&W, "acme-staging.revelations.studio/", &m), SB_EBADSLUG);
+	cr_assert(strstr(m.reason, "staging"), "%s", m.reason);
+	cr_assert_eq(lookup(&W, "a.b.revelations.studio/", &m), SB_EBADSLUG);
+	cr_assert(strstr(m.reason, "single label"), "%s", m.reason);
+	/* api is a routed host, never a tenant */
+	cr_assert_eq(lookup(&W, "api.revelations.studio/", &m), 0);
+	cr_assert_null(m.tenant);
+
+	sb_tenants_put(W.tenants, "acme", 4, SB_TENANT_SUSPENDED);
+	cr_assert_eq(lookup(&W, "acme.revelations.studio/", &m), SB_ESUSPENDED);
+	cr_assert_str_eq(m.tenant, "acme");
+	cr_assert_str_eq(m.deployment->name, "codex-web-production");
+	sb_tenants_put(W.tenants, "codex", 5, SB_TENANT_SUSPENDED);
+	cr_assert_eq(lookup(&W, "codex.revelations.studio/", &m), SB_ESUSPENDED);
+	cr_assert_eq(lookup(&W, "codex-preview-9.revelations.studio/", &m), SB_ESUSPENDED);
+}
+
+Test(tenants, slug_syntax, .init = setup_tenants)
+{
+	const char *ok[] = {"a", "acme", "a-b", "0abc", "x1-2-3",
+			    "a23456789012345678901234567890123456789012345678901234567890123"};
+	const char *bad[] = {"",        "-a",  "a-",    "A",      "a.b",          "a_b",
+			     "api",     "ns1", "www",   "auth",   "acme-staging", "acme-preview-12",
+			     "a234567890123456789012345678901234567890123456789012345678901234"};
+	const char *why;
+	for (size_t i = 0; i < SB_ARRAY_LEN(ok); i++)
+		cr_assert_eq(sb_model_slug_check(W.model, ok[i], strlen(ok[i]), &why), 0, "%s: %s",
+			     ok[i], why);
+	for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++)
+		cr_assert_lt(sb_model_slug_check(W.model, bad[i], strlen(bad[i]), &why), 0,
+			     "'%s' accepted", bad[i]);
+}
+
+Test(tenants, leading_zero_pr_is_not_a_preview, .init = setup_tenants)
+{
+	sb_route_match m;
+	cr_assert_eq(lookup(&W, "codex-preview-0123.revelations.studio/", &m), SB_ENOTENANT);
+	cr_assert_eq(lookup(&W, "api-preview-5.revelations.studio/", &m), 0);
+	cr_assert_eq(m.pr, 5);
+	cr_assert_null(m.tenant);
+}
+
+Test(tenants, set_grows_and_updates)
+{
+	sb_tenants *t = sb_tenants_new(1);
+	char s[32];
+	for (int i = 0; i < 5000; i++) {
+		int n = snprintf(s, sizeof(s), "t%d", i);
+		cr_assert_eq(sb_tenants_put(t, s, (size_t)n, SB_TENANT_ACTIVE), 0);
+	}
+	cr_assert_eq(sb_tenants_count(t), 5000);
+	cr_assert_eq(sb_tenants_get(t, "t4999", 5, NULL), SB_TENANT_ACTIVE);
+	cr_assert_eq(sb_tenants_get(t, "t5000", 5, NULL), SB_TENANT_NONE);
+	sb_tenants_put(t, "t7", 2, SB_TENANT_SUSPENDED);
+	cr_assert_eq(sb_tenants_get(t, "t7", 2, NULL), SB_TENANT_SUSPENDED);
+	cr_assert_eq(sb_tenants_count(t), 5000);
+	char big[70];
+	memset(big, 'a', sizeof(big));
+	cr_assert_eq(sb_tenants_put(t, big, 64, SB_TENANT_ACTIVE), SB_ETOOLONG);
+	sb_tenants_free(t);
+}
+
+Test(naming, custom_templates)
+{
+	const char *toml = "[[zone]]\nname = \"ex.com\"\n"
+			   "[naming]\npreview = \"pr{pr}-{label}\"\nstaging = \"stg-{label}\"\n"
+			   "[[service]]\nname = \"web\"\nroutes = [\"app.ex.com/*\"]\n";
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, 0, "%s", w.diag.msg);
+	sb_route_match m;
+	cr_assert_eq(lookup(&w, "pr42-app.ex.com/", &m), 0, "%s", m.reason);
+	cr_assert_eq(m.env, SB_ENV_PREVIEW);
+	cr_assert_eq(m.pr, 42);
+	cr_assert_eq(lookup(&w, "stg-app.ex.com/", &m), 0, "%s", m.reason);
+	cr_assert_eq(m.env, SB_ENV_STAGING);
+	cr_assert_eq(lookup(&w, "app-preview-1.ex.com/", &m), SB_ENOROUTE);
+	char buf[64];
+	cr_assert_eq(sb_model_name_format(w.model, SB_ENV_PREVIEW, "app", 3, 7, buf, sizeof(buf)), 7);
+	cr_assert_str_eq(buf, "pr7-app");
+	world_free(&w);
+}
+
+Test(naming, bad_templates_rejected)
+{
+	const char *bad[] = {"preview = \"{label}\"", "preview = \"{label}{pr}\"",
+			     "staging = \"{label}-{pr}\"", "preview = \"{label}_pr{pr}\"",
+			     "staging = \"fixed\""};
+	for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++) {
+		char toml[256];
+		snprintf(toml, sizeof(toml), "[naming]\n%s\n", bad[i]);
+		struct world w = world_load(toml, NULL);
+		cr_assert_eq(w.rc, SB_EINVAL, "%s accepted", bad[i]);
+		cr_assert_eq(w.diag.line, 2);
+		world_free(&w);
+	}
+}
