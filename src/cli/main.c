@@ -373,6 +373,22 @@ int sb_cli_resolve(int argc, char **argv)
 			upstream = NULL;
 	}
 	snprintf(prbuf, sizeof(prbuf), "%u", m.pr);
+	/* name the label the tenant rules refused */
+	char reason[512];
+	if (!routed) {
+		char label[64];
+		size_t ll = strcspn(target, ".:/");
+		for (size_t i = 0; i < ll && i < sizeof(label) - 1; i++)
+			label[i] = (char)(target[i] >= 'A' && target[i] <= 'Z' ? target[i] + 32
+									 : target[i]);
+		label[ll < sizeof(label) - 1 ? ll : sizeof(label) - 1] = '\0';
+		if (lr == SB_ENOTENANT || lr == SB_ESUSPENDED || lr == SB_ERESERVED ||
+		    (lr == SB_EBADSLUG && ll < hl))
+			snprintf(reason, sizeof(reason), "'%s': %s", label, m.reason);
+		else
+			snprintf(reason, sizeof(reason), "%s", m.reason);
+		m.reason = reason;
+	}
 	char hostpath[1024];
 	snprintf(hostpath, sizeof(hostpath), "%.*s%s", (int)hl, target, path);
 	if (o.json) {

@@ -65,6 +65,8 @@ static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_
 	zd->soa.expire = 1209600;
 	zd->soa.minimum = 300;
 	zd->soa.ttl = zd->ttl;
+	zd->soa.mname = zd->nnameservers ? zd->nameservers[0] : NULL;
+	zd->soa.rname = sb_pool_printf(pool, "hostmaster.%s", zd->name);
 	if (r < 0 || !soa)
 		return r;
 	if ((r = sb_cfg_known_keys(soa, known, "[zone.soa]", file, d)) < 0)
@@ -85,8 +87,10 @@ static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_
 		return sb_cfg_error(sb_toml_table_get(soa, "rname"), file, d,
 				    "'rname' must be a DNS name (mailbox with '.' for '@'), not \"%s\"",
 				    rname);
-	zd->soa.mname = mname;
-	zd->soa.rname = rname;
+	if (mname)
+		zd->soa.mname = mname;
+	if (rname)
+		zd->soa.rname = rname;
 	zd->soa.refresh = (uint32_t)v[0];
 	zd->soa.retry = (uint32_t)v[1];
 	zd->soa.expire = (uint32_t)v[2];

@@ -40,7 +40,7 @@
 enum {
 	T_HEADER = 1 << 0, /* table defined by [header] */
 	T_FROZEN = 1 << 1, /* inline table or array value: immutable */
-	T_AOT = 1 << 2,    /* array created by [[header]] */
+	T_AOT = 1 << 2,	   /* array created by [[header]] */
 };
 
 typedef struct entry {
@@ -55,7 +55,7 @@ struct sb_toml_value {
 	int line, col;
 	unsigned flags;
 	unsigned section; /* tables: section that created/extended it by dotted keys */
-	int depth;        /* containers: nesting level, the root is 0 */
+	int depth;	  /* containers: nesting level, the root is 0 */
 	union {
 		struct {
 			const char *s;
@@ -102,6 +102,7 @@ typedef struct parser {
 	sb_diag *d;
 	sb_pool *pool;
 	sb_buf buf; /* scratch for string contents */
+	size_t base; /* where the text starts (after a BOM) */
 	/* where() cache */
 	size_t c_off, c_ls;
 	int c_line, c_col;
@@ -120,8 +121,8 @@ static void where(parser *p, size_t off, int *line, int *col)
 			p->c_off = p->c_ls;
 			p->c_col = 1;
 		} else {
-			p->c_off = 0;
-			p->c_ls = 0;
+			p->c_off = p->base;
+			p->c_ls = p->base;
 			p->c_line = 1;
 			p->c_col = 1;
 		}
@@ -143,7 +144,7 @@ static void where(parser *p, size_t off, int *line, int *col)
 }
 
 static int perr_at(parser *p, int line, int col, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int perr_at(parser *p, int line, int col, const char *fmt, ...)
 {
@@ -220,7 +221,7 @@ static const char *describe(parser *p, size_t off, char *buf, size_t size)
 		return "newline";
 	if (c == '\r')
 		return off + 1 < p->len && p->s[off + 1] == '\n' ? "newline"
-								  : "carriage return (U+000D)";
+								 : "carriage return (U+000D)";
 	if (c == '\t')
 		return "tab";
 	if (c == '\'') {
@@ -477,7 +478,8 @@ static int skip_comment(parser *p)
 			if (r)
 				return r;
 		} else {
-			return perr(p, p->pos, "control character U+%04X not allowed in comment", c);
+			return perr(p, p->pos, "control character U+%04X not allowed in comment",
+				    c);
 		}
 	}
 	return 0;
@@ -569,9 +571,11 @@ static int parse_escape(parser *p, bool ml)
 		size_t q = p->pos;
 		while (q < p->len && (p->s[q] == ' ' || p->s[q] == '\t'))
 			q++;
-		if (!(q < p->len &&
-		      (p->s[q] == '\n' || (p->s[q] == '\r' && q + 1 < p->len && p->s[q + 1] == '\n'))))
-			return perr(p, esc, "invalid escape: '\\' followed by whitespace must end the line");
+		if (!(q < p->len && (p->s[q] == '\n' ||
+				     (p->s[q] == '\r' && q + 1 < p->len && p->s[q + 1] == '\n'))))
+			return perr(
+			    p, esc,
+			    "invalid escape: '\\' followed by whitespace must end the line");
 		p->pos = q;
 		for (;;) {
 			skip_ws(p);
@@ -607,13 +611,14 @@ static int parse_escape(parser *p, bool ml)
 	for (int i = 0; i < ndig; i++) {
 		int h = p->pos < p->len ? hexval(p->s[p->pos]) : -1;
 		if (h < 0)
-			return perr(p, esc, "invalid escape '\\%c': expected %d hexadecimal digits", e,
-				    ndig);
+			return perr(p, esc, "invalid escape '\\%c': expected %d hexadecimal digits",
+				    e, ndig);
 		cp = (cp << 4) | (uint32_t)h;
 		p->pos++;
 	}
 	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return perr(p, esc, "invalid escape: U+%" PRIX32 " is not a Unicode scalar value", cp);
+		return perr(p, esc, "invalid escape: U+%" PRIX32 " is not a Unicode scalar value",
+			    cp);
 	add_utf8(&p->buf, cp);
 	return 0;
 }
@@ -638,7 +643,8 @@ static int parse_string(parser *p, bool allow_ml)
 	for (;;) {
 		if (p->pos >= p->len)
 			return perr(p, p->pos, "unterminated %s: expected %s", what,
-				    ml ? (basic ? "'\"\"\"'" : "\"'''\"") : (basic ? "'\"'" : "\"'\""));
+				    ml ? (basic ? "'\"\"\"'" : "\"'''\"")
+				       : (basic ? "'\"'" : "\"'\""));
 		unsigned char c = p->s[p->pos];
 		if (c == (unsigned char)q) {
 			if (!ml) {
@@ -1064,7 +1070,8 @@ static int parse_inline_table(parser *p, int depth, sb_toml_value **out)
 		if (peek(p, 0) == ',') {
 			p->pos++;
 		} else if (peek(p, 0) != '}') {
-			return perr(p, p->pos, "expected ',' or '}' after value in inline table, found %s",
+			return perr(p, p->pos,
+				    "expected ',' or '}' after value in inline table, found %s",
 				    DESC(p->pos));
 		}
 	}
@@ -1144,7 +1151,8 @@ static int parse_keyval(parser *p, sb_toml_value *tab, unsigned section)
 		keypart *kp = &k.parts[i];
 		entry *e = table_find_n(t, kp->s, kp->len);
 		if (!e) {
-			sb_toml_value *nt = new_container(p, SB_TOML_TABLE, kp->line, kp->col, t->depth + 1);
+			sb_toml_value *nt =
+			    new_container(p, SB_TOML_TABLE, kp->line, kp->col, t->depth + 1);
 			if (!nt)
 				return SB_EPARSE;
 			nt->section = section;
@@ -1156,17 +1164,17 @@ static int parse_keyval(parser *p, sb_toml_value *tab, unsigned section)
 		sb_toml_value *v = e->val;
 		if (v->type != SB_TOML_TABLE)
 			return perr_at(p, kp->line, kp->col,
-					    "cannot add keys to '%s': it is %s (defined at %d:%d)",
-					    KEY(kp), kind_name(v), e->line, e->col);
+				       "cannot add keys to '%s': it is %s (defined at %d:%d)",
+				       KEY(kp), kind_name(v), e->line, e->col);
 		if (v->flags & T_FROZEN)
 			return perr_at(p, kp->line, kp->col,
-					    "cannot add keys to inline table '%s' (defined at %d:%d)",
-					    KEY(kp), e->line, e->col);
+				       "cannot add keys to inline table '%s' (defined at %d:%d)",
+				       KEY(kp), e->line, e->col);
 		if ((v->flags & T_HEADER) || (v->section && v->section != section))
 			return perr_at(p, kp->line, kp->col,
-					    "cannot add keys to table '%s' with dotted keys here: it "
-					    "was defined at %d:%d",
-					    KEY(kp), v->line, v->col);
+				       "cannot add keys to table '%s' with dotted keys here: it "
+				       "was defined at %d:%d",
+				       KEY(kp), v->line, v->col);
 		v->section = section;
 		t = v;
 	}
@@ -1174,8 +1182,8 @@ static int parse_keyval(parser *p, sb_toml_value *tab, unsigned section)
 	entry *e = table_find_n(t, last->s, last->len);
 	if (e)
 		return perr_at(p, last->line, last->col,
-				    "duplicate key '%s' (first defined at %d:%d)", KEY(last), e->line,
-				    e->col);
+			       "duplicate key '%s' (first defined at %d:%d)", KEY(last), e->line,
+			       e->col);
 	sb_toml_value *v;
 	if ((r = parse_value(p, t->depth + 1, &v)))
 		return r;
@@ -1222,9 +1230,9 @@ static int parse_header(parser *p, sb_toml_value **cur)
 			t = v->u.arr.items[v->u.arr.len - 1];
 		} else {
 			return perr_at(p, kp->line, kp->col,
-					    "cannot define a table inside '%s': it is %s (defined at "
-					    "%d:%d)",
-					    KEY(kp), kind_name(v), e->line, e->col);
+				       "cannot define a table inside '%s': it is %s (defined at "
+				       "%d:%d)",
+				       KEY(kp), kind_name(v), e->line, e->col);
 		}
 	}
 	keypart *last = &k.parts[k.n - 1];
@@ -1241,7 +1249,8 @@ static int parse_header(parser *p, sb_toml_value **cur)
 			return 0;
 		}
 		sb_toml_value *v = e->val;
-		if (v->type == SB_TOML_TABLE && !(v->flags & (T_HEADER | T_FROZEN)) && !v->section) {
+		if (v->type == SB_TOML_TABLE && !(v->flags & (T_HEADER | T_FROZEN)) &&
+		    !v->section) {
 			v->flags |= T_HEADER;
 			v->line = hl;
 			v->col = hc;
@@ -1250,11 +1259,11 @@ static int parse_header(parser *p, sb_toml_value **cur)
 		}
 		if (v->type == SB_TOML_TABLE)
 			return perr_at(p, last->line, last->col,
-					    "table '%s' already defined at %d:%d", KEY(last), v->line,
-					    v->col);
+				       "table '%s' already defined at %d:%d", KEY(last), v->line,
+				       v->col);
 		return perr_at(p, last->line, last->col,
-				    "cannot define table '%s': it is already %s (defined at %d:%d)",
-				    KEY(last), kind_name(v), e->line, e->col);
+			       "cannot define table '%s': it is already %s (defined at %d:%d)",
+			       KEY(last), kind_name(v), e->line, e->col);
 	}
 	sb_toml_value *a;
 	if (!e) {
@@ -1267,9 +1276,9 @@ static int parse_header(parser *p, sb_toml_value **cur)
 		a = e->val;
 	} else {
 		return perr_at(p, last->line, last->col,
-				    "cannot define array of tables '%s': it is already %s (defined "
-				    "at %d:%d)",
-				    KEY(last), kind_name(e->val), e->line, e->col);
+			       "cannot define array of tables '%s': it is already %s (defined "
+			       "at %d:%d)",
+			       KEY(last), kind_name(e->val), e->line, e->col);
 	}
 	sb_toml_value *el = new_container(p, SB_TOML_TABLE, hl, hc, a->depth + 1);
 	if (!el)
@@ -1287,7 +1296,7 @@ static int parse_document(parser *p)
 	unsigned section = ++p->sections;
 	int r;
 	if (p->len >= 3 && memcmp(p->s, "\xEF\xBB\xBF", 3) == 0)
-		p->pos = 3;
+		p->pos = p->base = p->c_off = p->c_ls = 3; /* the BOM is not a column */
 	while (p->pos < p->len) {
 		skip_ws(p);
 		int c = peek(p, 0);
@@ -1338,14 +1347,14 @@ int sb_toml_parse(const char *text, size_t len, const char *filename, sb_toml_va
 	doc->root.line = 1;
 	doc->root.col = 1;
 	parser p = {
-		.s = (const unsigned char *)(text ? text : ""),
-		.len = text ? len : 0,
-		.file = filename ? filename : "",
-		.d = d,
-		.pool = pool,
-		.c_line = 1,
-		.c_col = 1,
-		.root = &doc->root,
+	    .s = (const unsigned char *)(text ? text : ""),
+	    .len = text ? len : 0,
+	    .file = filename ? filename : "",
+	    .d = d,
+	    .pool = pool,
+	    .c_line = 1,
+	    .c_col = 1,
+	    .root = &doc->root,
 	};
 	sb_buf_init(&p.buf);
 	int r = parse_document(&p);
