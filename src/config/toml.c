@@ -101,7 +101,7 @@ typedef struct parser {
 	const char *file;
 	sb_diag *d;
 	sb_pool *pool;
-	sb_buf buf; /* scratch for string contents */
+	sb_buf buf;  /* scratch for string contents */
 	size_t base; /* where the text starts (after a BOM) */
 	/* where() cache */
 	size_t c_off, c_ls;
@@ -242,12 +242,15 @@ static const char *describe(parser *p, size_t off, char *buf, size_t size)
 
 #define DESC(off) describe(p, (off), descbuf, sizeof(descbuf))
 
-/* A key for messages: printable, escaped, bounded. */
+/* A key for messages: printable, escaped, cut at a character boundary when
+ * long. size must be at least 16. */
 static const char *key_repr(const char *k, size_t n, char *buf, size_t size)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 8 < size; i++) {
+	size_t o = 0, i;
+	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)k[i];
+		if (o + 12 > size && (c & 0xC0) != 0x80)
+			break;
 		if (c < 0x20 || c == 0x7f) {
 			o += (size_t)snprintf(buf + o, size - o, "\\u%04X", c);
 		} else if (c == '\'' || c == '\\') {
@@ -256,11 +259,10 @@ static const char *key_repr(const char *k, size_t n, char *buf, size_t size)
 		} else {
 			buf[o++] = (char)c;
 		}
-		if (i + 1 < n && o + 8 >= size) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
+	}
+	if (i < n) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
 	}
 	buf[o] = '\0';
 	return buf;

@@ -39,8 +39,10 @@ typedef struct sb_toml_value sb_toml_value;
  * Parse `len` bytes of `text`. `filename` is copied into diagnostics only.
  * On success returns 0 and stores the root table in *root (free it with
  * sb_toml_free). On failure returns SB_EPARSE, leaves *root NULL and fills
- * *d with file, 1-based line and column (columns count characters, not bytes)
- * and a message saying what was expected.
+ * *d with file, 1-based line and column (columns count characters, not bytes;
+ * a leading BOM is not counted) and a message saying what was expected.
+ * Tables and arrays nested more than 128 levels deep are rejected, as are
+ * floats that overflow a double.
  */
 int sb_toml_parse(const char *text, size_t len, const char *filename, sb_toml_value **root,
 		  sb_diag *d);

@@ -10,6 +10,21 @@
 #include "route/check.h"
 #include "route/route.h"
 
+/*
+ * Criterion runs each test in a worker that leaves through _exit(), so
+ * LeakSanitizer would never look: suites call this from .fini instead.
+ */
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+__attribute__((unused)) static void leak_check(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	if (__lsan_do_recoverable_leak_check())
+		abort();
+#endif
+}
+
 struct memfile {
 	const char *path;
 	const char *text;

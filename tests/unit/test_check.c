@@ -4,6 +4,8 @@
 
 #include "memfs.h"
 
+TestSuite(check, .fini = leak_check);
+
 #define ZONE "[[zone]]\nname = \"rev.st\"\n"
 #define WEB                                                                                     \
 	"name = \"web\"\n[env.production]\nvars = { ENVIRONMENT = \"production\", API_URL = "   \

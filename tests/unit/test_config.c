@@ -4,6 +4,9 @@
 
 #include "memfs.h"
 
+TestSuite(wrangler, .fini = leak_check);
+TestSuite(decl, .fini = leak_check);
+
 static sb_toml_value *parse(const char *text)
 {
 	sb_toml_value *v = NULL;

@@ -26,6 +26,8 @@ static void setup_prec(void)
 static void teardown(void)
 {
 	world_free(&W);
+	memset(&W, 0, sizeof(W));
+	leak_check();
 }
 
 static void expect(const char *hostpath, const char *deployment)
@@ -47,6 +49,8 @@ static void expect_none(const char *hostpath, int code)
 }
 
 TestSuite(precedence, .init = setup_prec, .fini = teardown);
+TestSuite(route, .fini = leak_check);
+TestSuite(naming, .fini = leak_check);
 
 Test(precedence, exact_host_beats_wildcard)
 {
