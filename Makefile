@@ -2,12 +2,15 @@
 # points (`make run`, `make check`); `make bench` runs the benchmarks.
 
 CC      ?= gcc
-PKGS    :=
+PKGS    := libuv openssl sqlite3 jansson
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-unused-parameter
-CPPFLAGS += -Isrc -D_GNU_SOURCE
+# llhttp: Debian's node-llhttp ships the C sources; we compile them, never copy them.
+LLHTTP_INC := /usr/share/include/llhttp
+LLHTTP_SRC := /usr/share/llhttp
+CPPFLAGS += -Isrc -I$(LLHTTP_INC) -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 STD     := -std=c11
-LDLIBS  := -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B       := build
@@ -19,11 +22,14 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
+LLHTTP_OBJS = $(patsubst $(LLHTTP_SRC)/%.c,$(1)/obj/llhttp/%.o,$(wildcard $(LLHTTP_SRC)/*.c))
 
 .PHONY: all build asan run check unit e2e bench clean deps format
 
 all: build
-build: $(B)/switchboard $(B)/toml-decode
+DEMO_SRCS := $(wildcard examples/demo/*.c)
+
+build: $(B)/switchboard $(B)/toml-decode $(if $(DEMO_SRCS),$(B)/demo-service)
 asan: $(ASAN)/switchboard $(ASAN)/toml-decode $(patsubst tests/unit/%.c,$(ASAN)/unit/%,$(UNIT_SRCS))
 
 deps:
@@ -37,9 +43,16 @@ $(ASAN)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
 
-$(B)/libswitchboard.a: $(call obj,$(B),$(LIB_SRCS))
+$(B)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) -I$(LLHTTP_INC) $(CFLAGS) -c $< -o $@
+$(ASAN)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) -I$(LLHTTP_INC) -O1 -g $(SAN) -c $< -o $@
+
+$(B)/libswitchboard.a: $(call obj,$(B),$(LIB_SRCS)) $(call LLHTTP_OBJS,$(B))
 	ar rcs $@ $^
-$(ASAN)/libswitchboard.a: $(call obj,$(ASAN),$(LIB_SRCS))
+$(ASAN)/libswitchboard.a: $(call obj,$(ASAN),$(LIB_SRCS)) $(call LLHTTP_OBJS,$(ASAN))
 	ar rcs $@ $^
 
 $(B)/switchboard: $(call obj,$(B),$(CLI_SRCS)) $(B)/libswitchboard.a
@@ -51,6 +64,9 @@ $(ASAN)/switchboard: $(call obj,$(ASAN),$(CLI_SRCS)) $(ASAN)/libswitchboard.a
 $(ASAN)/toml-decode: $(ASAN)/obj/src/cli/toml_decode.o $(ASAN)/libswitchboard.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
+$(B)/demo-service: $(call obj,$(B),$(DEMO_SRCS)) $(B)/libswitchboard.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 $(ASAN)/unit/%: $(ASAN)/obj/tests/unit/%.o $(ASAN)/libswitchboard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ -lcriterion $(LDLIBS)
@@ -59,7 +75,8 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(B)/libswitchboard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-run: deps build
+run: deps
+	$(MAKE) build
 	$(B)/switchboard routes -c examples/revelations
 
 # Unit tests (Criterion) and the readers run under ASan+UBSan; the CLI tests
@@ -77,8 +94,9 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) e2e
 
-bench: build $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
-	@set -e; for s in bench/*.sh; do [ -x "$$s" ] && "$$s"; done; true
+bench: deps
+	$(MAKE) build $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
+	@set -e; for s in bench/*.sh; do if [ -x "$$s" ]; then "$$s"; fi; done
 
 format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c bench/*.c)

@@ -33,7 +33,7 @@
 #define RULE_PR_MAX 30000u
 #define N_HOSTS 1000000u
 #define ROUNDS 11
-#define CAT_REPS 5
+#define CAT_REPS 11
 #define CAT_MAX 100000u       /* hosts per category in the per-category pass */
 #define GUARD_PER_CAT 2000u   /* hosts per category checked before timing */
 #define SEED 0x5b0a2d5eedULL

@@ -31,5 +31,7 @@ const char *sb_cli_upstream_text(const sb_upstream_decl *u, char *buf, size_t si
 int sb_cli_check(int argc, char **argv);
 int sb_cli_routes(int argc, char **argv);
 int sb_cli_resolve(int argc, char **argv);
+/* switchboard tenants add|suspend|resume|remove|list|show (src/cli/tenants.c) */
+int sb_cli_tenants(int argc, char **argv);
 
 #endif

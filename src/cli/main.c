@@ -461,6 +461,8 @@ int main(int argc, char **argv)
 		return sb_cli_routes(argc - 1, argv + 1);
 	if (strcmp(cmd, "resolve") == 0)
 		return sb_cli_resolve(argc - 1, argv + 1);
+	if (strcmp(cmd, "tenants") == 0)
+		return sb_cli_tenants(argc - 1, argv + 1);
 	fprintf(stderr, "switchboard: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }
