@@ -189,6 +189,10 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 		return sb_cfg_error(s, file, d, "each [[service]] must be a table");
 	sd->line = sb_toml_line(s);
 	sd->col = sb_toml_col(s);
+	int64_t maxbody = 0;
+	if ((r = sb_cfg_int(s, "max_body_bytes", 0, INT64_MAX, file, &maxbody, d)) < 0)
+		return r;
+	sd->max_body_bytes = (uint64_t)maxbody;
 	if ((r = sb_cfg_string(s, "wrangler", pool, file, &wpath, d)) < 0 ||
 	    (r = sb_cfg_string(s, "label", pool, file, &label, d)) < 0 ||
 	    (r = sb_cfg_strings(s, "url_vars", pool, file, &sd->url_vars, &sd->nurl_vars, d)) < 0)
@@ -214,7 +218,8 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 	}
 
 	if (wpath) {
-		static const char *const known[] = {"wrangler", "label", "upstream", "url_vars", NULL};
+		static const char *const known[] = {"wrangler", "label",	  "upstream",
+						    "url_vars", "max_body_bytes", NULL};
 		if ((r = sb_cfg_known_keys(s, known,
 					   "a [[service]] that points at a wrangler.toml (names, "
 					   "vars and routes belong in that file)",
@@ -318,11 +323,96 @@ static int check_format(const sb_toml_value *v, const char *fmt, bool need_pr, c
 	return 0;
 }
 
+static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
+{
+	static const char *const known[] = {
+		"threads",		"max_connections",     "max_header_bytes", "max_body_bytes",
+		"header_timeout_ms",	"idle_timeout_ms",     "connect_timeout_ms",
+		"response_timeout_ms",	"upstream_idle_ms",    "health_interval_ms",
+		"health_timeout_ms",	"drain_timeout_ms",    "trusted_proxies",
+		"access_log",		NULL};
+	sb_http_decl *h = &dc->http;
+	*h = (sb_http_decl){.threads = 0,
+			    .max_connections = 16384,
+			    .max_header_bytes = 16384,
+			    .max_body_bytes = 10u << 20,
+			    .header_timeout_ms = 10000,
+			    .idle_timeout_ms = 60000,
+			    .connect_timeout_ms = 5000,
+			    .response_timeout_ms = 60000,
+			    .upstream_idle_ms = 30000,
+			    .health_interval_ms = 5000,
+			    .health_timeout_ms = 2000,
+			    .drain_timeout_ms = 10000,
+			    .access_log = "-"};
+	const sb_toml_value *t;
+	int r = sb_cfg_table(root, "http", dc->file, &t, d);
+	if (r < 0 || !t)
+		return r;
+	if ((r = sb_cfg_known_keys(t, known, "[http]", dc->file, d)) < 0)
+		return r;
+	struct {
+		const char *key;
+		int64_t min, max;
+		void *dst;
+		bool wide;
+	} ints[] = {
+		{"threads", 0, 1024, &h->threads, false},
+		{"max_connections", 1, 10000000, &h->max_connections, false},
+		{"max_header_bytes", 1024, 1 << 20, &h->max_header_bytes, false},
+		{"max_body_bytes", 0, INT64_MAX, &h->max_body_bytes, true},
+		{"header_timeout_ms", 1, 3600000, &h->header_timeout_ms, false},
+		{"idle_timeout_ms", 1, 86400000, &h->idle_timeout_ms, false},
+		{"connect_timeout_ms", 1, 600000, &h->connect_timeout_ms, false},
+		{"response_timeout_ms", 1, 86400000, &h->response_timeout_ms, false},
+		{"upstream_idle_ms", 1, 86400000, &h->upstream_idle_ms, false},
+		{"health_interval_ms", 0, 86400000, &h->health_interval_ms, false},
+		{"health_timeout_ms", 1, 600000, &h->health_timeout_ms, false},
+		{"drain_timeout_ms", 0, 3600000, &h->drain_timeout_ms, false},
+	};
+	for (size_t i = 0; i < SB_ARRAY_LEN(ints); i++) {
+		int64_t v = ints[i].wide ? (int64_t) * (uint64_t *)ints[i].dst
+					 : (int64_t) * (uint32_t *)ints[i].dst;
+		if ((r = sb_cfg_int(t, ints[i].key, ints[i].min, ints[i].max, dc->file, &v, d)) < 0)
+			return r;
+		if (ints[i].wide)
+			*(uint64_t *)ints[i].dst = (uint64_t)v;
+		else
+			*(uint32_t *)ints[i].dst = (uint32_t)v;
+	}
+	char *log = NULL;
+	if ((r = sb_cfg_strings(t, "trusted_proxies", dc->pool, dc->file, &h->trusted_proxies,
+				&h->ntrusted_proxies, d)) < 0 ||
+	    (r = sb_cfg_string(t, "access_log", dc->pool, dc->file, &log, d)) < 0)
+		return r;
+	if (log)
+		h->access_log = log;
+	const sb_toml_value *tp = sb_toml_table_get(t, "trusted_proxies");
+	for (size_t i = 0; i < h->ntrusted_proxies; i++) {
+		unsigned char buf[16];
+		char a[64];
+		const char *cidr = h->trusted_proxies[i];
+		const char *slash = strchr(cidr, '/');
+		size_t al = slash ? (size_t)(slash - cidr) : strlen(cidr);
+		uint64_t bits = 0;
+		bool v6 = memchr(cidr, ':', al) != NULL;
+		if (al >= sizeof(a) ||
+		    (snprintf(a, sizeof(a), "%.*s", (int)al, cidr),
+		     inet_pton(v6 ? AF_INET6 : AF_INET, a, buf) != 1) ||
+		    (slash && sb_parse_u64(slash + 1, strlen(slash + 1), v6 ? 128 : 32, &bits) < 0))
+			return sb_cfg_error(sb_toml_array_at(tp, i), dc->file, d,
+					    "trusted proxy \"%s\" is not an address or CIDR "
+					    "(\"10.0.0.0/8\", \"::1\")",
+					    cidr);
+	}
+	return 0;
+}
+
 static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn read, void *ctx,
 		     sb_diag *d)
 {
 	static const char *const known[] = {"data_dir", "listen",  "zone",     "tenants", "naming",
-					    "service",  "webhook", "previews", NULL};
+					    "service",  "webhook", "previews", "http",    NULL};
 	const char *file = dc->file;
 	sb_pool *pool = dc->pool;
 	int r;
@@ -347,6 +437,9 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 		dc->listen_http = http;
 		dc->listen_dns = dns;
 	}
+
+	if ((r = load_http(root, dc, d)) < 0)
+		return r;
 
 	/* [[zone]] */
 	const sb_toml_value *zones = sb_toml_table_get(root, "zone");

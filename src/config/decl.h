@@ -58,6 +58,7 @@ typedef struct sb_service_decl {
 	sb_upstream_decl upstream[SB_ENV_COUNT];
 	char **url_vars;
 	size_t nurl_vars;
+	uint64_t max_body_bytes; /* 0: the [http] default */
 	int line, col;
 } sb_service_decl;
 
@@ -68,6 +69,25 @@ typedef struct sb_webhook_decl {
 	sb_env env;
 	int line, col;
 } sb_webhook_decl;
+
+/* [http]: limits and timeouts of the edge; defaults in docs/configuration.md. */
+typedef struct sb_http_decl {
+	uint32_t threads;           /* serving threads; 0 = number of cores */
+	uint32_t max_connections;   /* client connections, all threads together */
+	uint32_t max_header_bytes;  /* request head; more gets 431 */
+	uint64_t max_body_bytes;    /* request body, default for every service; 413 */
+	uint32_t header_timeout_ms; /* whole head must arrive within; 408 */
+	uint32_t idle_timeout_ms;   /* keep-alive idle, client side */
+	uint32_t connect_timeout_ms;
+	uint32_t response_timeout_ms; /* upstream's first response byte; 504 */
+	uint32_t upstream_idle_ms;  /* pooled upstream connection idle */
+	uint32_t health_interval_ms;
+	uint32_t health_timeout_ms;
+	uint32_t drain_timeout_ms;  /* SIGTERM: in-flight requests get this long */
+	char **trusted_proxies;     /* CIDRs whose X-Forwarded-* are kept */
+	size_t ntrusted_proxies;
+	const char *access_log;     /* path, "-" for stdout (default), "off" */
+} sb_http_decl;
 
 typedef struct sb_decl {
 	sb_pool *pool;
@@ -95,6 +115,8 @@ typedef struct sb_decl {
 	const char *preview_format; /* default "{label}-preview-{pr}" */
 	const char *staging_format; /* default "{label}-staging" */
 	int naming_line, naming_col;
+
+	sb_http_decl http;
 
 	uint32_t *preview_prs; /* previews listed as live in the declaration */
 	size_t npreview_prs;

@@ -10,15 +10,9 @@ static const char *const builtin_reserved[] = {"api", "auth", "www"};
 
 /* ---- naming rule ------------------------------------------------------- */
 
-/* A template split around its placeholders: pre {first} mid {second} post. */
-struct tmpl {
-	const char *pre, *mid, *post;
-	size_t pre_len, mid_len, post_len;
-	bool pr_first; /* "{pr}" comes before "{label}" */
-	bool has_pr;
-};
-
-static void tmpl_split(const char *fmt, struct tmpl *t)
+/* A template split around its placeholders: pre {first} mid {second} post.
+ * Split once when the model is built; lookups only compare bytes. */
+static void tmpl_split(const char *fmt, sb_tmpl *t)
 {
 	memset(t, 0, sizeof(*t));
 	const char *l = strstr(fmt, "{label}");
@@ -53,7 +47,7 @@ static bool has_suffix(const char *s, size_t n, const char *p, size_t pn)
 }
 
 /* Match s against a template; on success set the label span and PR. */
-static bool tmpl_match(const struct tmpl *t, const char *s, size_t n, size_t *lab_off,
+static bool tmpl_match(const sb_tmpl *t, const char *s, size_t n, size_t *lab_off,
 		       size_t *lab_len, uint32_t *pr)
 {
 	if (!has_prefix(s, n, t->pre, t->pre_len) || n < t->pre_len + t->post_len ||
@@ -104,15 +98,12 @@ static bool tmpl_match(const struct tmpl *t, const char *s, size_t n, size_t *la
 sb_env sb_model_name_parse(const sb_model *m, const char *s, size_t n, size_t *label_off,
 			   size_t *label_len, uint32_t *pr)
 {
-	struct tmpl t;
 	uint32_t p = 0;
-	tmpl_split(m->decl->preview_format, &t);
-	if (tmpl_match(&t, s, n, label_off, label_len, &p)) {
+	if (tmpl_match(&m->preview_tmpl, s, n, label_off, label_len, &p)) {
 		*pr = p;
 		return SB_ENV_PREVIEW;
 	}
-	tmpl_split(m->decl->staging_format, &t);
-	if (tmpl_match(&t, s, n, label_off, label_len, &p)) {
+	if (tmpl_match(&m->staging_tmpl, s, n, label_off, label_len, &p)) {
 		*pr = 0;
 		return SB_ENV_STAGING;
 	}
@@ -177,7 +168,7 @@ int sb_model_slug_check(const sb_model *m, const char *s, size_t n, const char *
 		return SB_EBADSLUG;
 	}
 	for (size_t i = 0; i < m->nreserved; i++)
-		if (strlen(m->reserved[i]) == n && memcmp(m->reserved[i], s, n) == 0) {
+		if (m->reserved_len[i] == n && memcmp(m->reserved[i], s, n) == 0) {
 			*why = "the label is reserved";
 			return SB_ERESERVED;
 		}
@@ -294,12 +285,8 @@ static sb_deployment *new_deployment(struct builder *b)
 {
 	sb_model *m = b->m;
 	if (m->ndeployments == b->cap) {
-		size_t ncap = b->cap ? b->cap * 2 : 16;
-		sb_deployment *nd = sb_pool_alloc(m->pool, ncap * sizeof(*nd));
-		if (m->ndeployments)
-			memcpy(nd, m->deployments, m->ndeployments * sizeof(*nd));
-		m->deployments = nd;
-		b->cap = ncap;
+		b->cap = b->cap ? b->cap * 2 : 16;
+		m->deployments = sb_xrealloc(m->deployments, b->cap * sizeof(sb_deployment));
 	}
 	sb_deployment *dp = &m->deployments[m->ndeployments++];
 	memset(dp, 0, sizeof(*dp));
@@ -536,6 +523,8 @@ int sb_model_build(const sb_decl *decl, sb_model **out, sb_diag *d)
 	m->decl = decl;
 	m->pool = sb_pool_new(0);
 	m->tenant_service = -1;
+	tmpl_split(decl->preview_format, &m->preview_tmpl);
+	tmpl_split(decl->staging_format, &m->staging_tmpl);
 
 	m->nreserved = SB_ARRAY_LEN(builtin_reserved) + decl->nreserved;
 	m->reserved = sb_pool_alloc(m->pool, (m->nreserved + 1) * sizeof(char *));
@@ -548,6 +537,9 @@ int sb_model_build(const sb_decl *decl, sb_model **out, sb_diag *d)
 				*c = (char)(*c + 32);
 		m->reserved[SB_ARRAY_LEN(builtin_reserved) + i] = l;
 	}
+	m->reserved_len = sb_pool_alloc(m->pool, (m->nreserved + 1) * sizeof(size_t));
+	for (size_t i = 0; i < m->nreserved; i++)
+		m->reserved_len[i] = strlen(m->reserved[i]);
 
 	m->nservices = decl->nservices;
 	m->services = sb_pool_alloc(m->pool, (m->nservices + 1) * sizeof(sb_service));
@@ -598,5 +590,6 @@ void sb_model_free(sb_model *m)
 	if (!m)
 		return;
 	sb_pool_free(m->pool);
+	free(m->deployments);
 	free(m);
 }

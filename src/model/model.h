@@ -68,6 +68,14 @@ typedef struct sb_service {
 	size_t deployment[2]; /* production and staging, indexes into deployments */
 } sb_service;
 
+/* A naming template split once around its placeholders (see model.c). */
+typedef struct sb_tmpl {
+	const char *pre, *mid, *post;
+	size_t pre_len, mid_len, post_len;
+	bool pr_first; /* "{pr}" comes before "{label}" */
+	bool has_pr;
+} sb_tmpl;
+
 typedef struct sb_model {
 	const sb_decl *decl;
 	sb_pool *pool;
@@ -77,7 +85,9 @@ typedef struct sb_model {
 	size_t ndeployments;
 	ssize_t tenant_service; /* index, or -1 */
 	char **reserved;        /* api, auth, www + declared, lower case */
+	size_t *reserved_len;
 	size_t nreserved;
+	sb_tmpl preview_tmpl, staging_tmpl;
 } sb_model;
 
 /*

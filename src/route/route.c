@@ -177,8 +177,15 @@ struct host_node {
 	size_t npaths, cap;
 };
 
+/* The hash sits in the slot so that a probe that misses never touches the
+ * node: on a large table every node visit is a cache miss. */
+struct hslot {
+	uint64_t hash;
+	struct host_node *node;
+};
+
 struct htab {
-	struct host_node **slots;
+	struct hslot *slots;
 	size_t mask;
 	size_t count;
 };
@@ -206,11 +213,11 @@ static void htab_init(struct htab *t, size_t expected)
 static struct host_node *htab_get(const struct htab *t, const char *h, size_t n, uint64_t hash)
 {
 	for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
-		struct host_node *nd = t->slots[i];
-		if (!nd)
+		const struct hslot *sl = &t->slots[i];
+		if (!sl->node)
 			return NULL;
-		if (nd->hash == hash && nd->len == n && memcmp(nd->host, h, n) == 0)
-			return nd;
+		if (sl->hash == hash && sl->node->len == n && memcmp(sl->node->host, h, n) == 0)
+			return sl->node;
 	}
 }
 
@@ -222,14 +229,14 @@ static struct host_node *htab_add(struct htab *t, sb_pool *pool, const char *h)
 	if (nd)
 		return nd;
 	if ((t->count + 1) * 2 > t->mask + 1) {
-		struct host_node **old = t->slots;
+		struct hslot *old = t->slots;
 		size_t oldcap = t->mask + 1;
 		htab_init(t, t->count + 1);
 		for (size_t i = 0; i < oldcap; i++) {
-			if (!old[i])
+			if (!old[i].node)
 				continue;
-			size_t j = old[i]->hash & t->mask;
-			while (t->slots[j])
+			size_t j = old[i].hash & t->mask;
+			while (t->slots[j].node)
 				j = (j + 1) & t->mask;
 			t->slots[j] = old[i];
 			t->count++;
@@ -241,9 +248,9 @@ static struct host_node *htab_add(struct htab *t, sb_pool *pool, const char *h)
 	nd->len = n;
 	nd->hash = hash;
 	size_t j = hash & t->mask;
-	while (t->slots[j])
+	while (t->slots[j].node)
 		j = (j + 1) & t->mask;
-	t->slots[j] = nd;
+	t->slots[j] = (struct hslot){hash, nd};
 	t->count++;
 	return nd;
 }
@@ -303,9 +310,9 @@ static int entry_cmp(const void *a, const void *b)
 static void sort_node_paths(struct htab *t)
 {
 	for (size_t i = 0; i <= t->mask; i++)
-		if (t->slots[i])
-			qsort(t->slots[i]->paths, t->slots[i]->npaths, sizeof(struct path_ent),
-			      path_cmp);
+		if (t->slots[i].node)
+			qsort(t->slots[i].node->paths, t->slots[i].node->npaths,
+			      sizeof(struct path_ent), path_cmp);
 }
 
 static int add_route(sb_route_table *rt, const sb_route *r, const sb_deployment *dep,
@@ -433,8 +440,8 @@ static void htab_free(struct htab *t)
 	if (!t->slots)
 		return;
 	for (size_t i = 0; i <= t->mask; i++)
-		if (t->slots[i])
-			free(t->slots[i]->paths);
+		if (t->slots[i].node)
+			free(t->slots[i].node->paths);
 	free(t->slots);
 }
 
@@ -463,11 +470,13 @@ size_t sb_route_count(const sb_route_table *rt)
 size_t sb_route_memory(const sb_route_table *rt)
 {
 	size_t b = sizeof(*rt) + sb_pool_footprint(rt->pool);
-	b += (rt->exact.mask + 1 + rt->wild.mask + 1) * sizeof(void *);
+	b += (rt->exact.mask + 1 + rt->wild.mask + 1) * sizeof(struct hslot);
 	b += rt->nentries * sizeof(sb_route_entry);
-	for (size_t i = 0; i <= rt->exact.mask; i++)
-		if (rt->exact.slots[i])
-			b += rt->exact.slots[i]->cap * sizeof(struct path_ent);
+	const struct htab *tabs[] = {&rt->exact, &rt->wild};
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i <= tabs[k]->mask; i++)
+			if (tabs[k]->slots[i].node)
+				b += tabs[k]->slots[i].node->cap * sizeof(struct path_ent);
 	return b;
 }
 
@@ -653,7 +662,7 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 		if (nd->tenant_gated && e->dep->service == (size_t)ts) {
 			sb_route_match tm = *m;
 			int r;
-			if (k != nsuf - 1 || k == nsuf) {
+			if (k != nsuf - 1) {
 				tm.reason = "a tenant host is a single label under the zone";
 				r = SB_EBADSLUG;
 			} else {
