@@ -18,6 +18,9 @@ static const char usage_main[] =
 	"  check    -c PATH                         check that every URL var and webhook is routed\n"
 	"  routes   -c PATH [--env E] [--pr N] [--json]  print the derived route table\n"
 	"  resolve  -c PATH HOST[/PATH] [--json]    show where a request goes, and why\n"
+	"  serve    -c PATH [--data DIR] [--listen HOST:PORT]  run the edge\n"
+	"  reload   -c PATH                         make the running edge re-read the declaration\n"
+	"  tenants  add|suspend|resume|remove|list|show ...  the tenant registry\n"
 	"\n"
 	"PATH is a switchboard.toml or a directory that holds one (default: .).\n"
 	"Run 'switchboard COMMAND --help' for a command's options.\n";
@@ -463,6 +466,10 @@ int main(int argc, char **argv)
 		return sb_cli_resolve(argc - 1, argv + 1);
 	if (strcmp(cmd, "tenants") == 0)
 		return sb_cli_tenants(argc - 1, argv + 1);
+	if (strcmp(cmd, "serve") == 0)
+		return sb_cli_serve(argc - 1, argv + 1);
+	if (strcmp(cmd, "reload") == 0)
+		return sb_cli_reload(argc - 1, argv + 1);
 	fprintf(stderr, "switchboard: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }

@@ -1,0 +1,143 @@
+/* switchboard serve and switchboard reload. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "http/edge.h"
+
+static const char usage_serve[] =
+	"usage: switchboard serve -c PATH [--data DIR] [--listen HOST:PORT] [--threads N]\n"
+	"\n"
+	"Run the edge: route HTTP by host to the declared deployments, resolve\n"
+	"tenants, sign forwarded requests. SIGHUP (or 'switchboard reload') re-reads\n"
+	"the declaration; SIGTERM stops gracefully.\n"
+	"  --data DIR          data directory (default: data_dir of the declaration)\n"
+	"  --listen HOST:PORT  HTTP address (default: [listen] http); port 0 picks one\n"
+	"  --threads N         serving threads (default: [http] threads, or one per core)\n";
+
+static const char usage_reload[] =
+	"usage: switchboard reload -c PATH [--data DIR]\n"
+	"\n"
+	"Ask the running edge (found through the pid file in the data directory) to\n"
+	"re-read its declaration. A declaration that fails to load is refused by the\n"
+	"server, which keeps serving the previous one and logs the error.\n";
+
+int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		snprintf(out, size, "%s%sswitchboard.toml", path,
+			 path[strlen(path) - 1] == '/' ? "" : "/");
+	else
+		snprintf(out, size, "%s", path);
+	if (stat(out, &st) != 0)
+		return sb_diag_setc(d, SB_ENOENT, out, 0, 0, "cannot open: %s", strerror(errno));
+	return 0;
+}
+
+struct sopts {
+	const char *config, *data, *listen;
+	int threads;
+};
+
+static int parse(int argc, char **argv, struct sopts *o, const char *usage)
+{
+	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+						 {"data", required_argument, NULL, 'd'},
+						 {"listen", required_argument, NULL, 'l'},
+						 {"threads", required_argument, NULL, 't'},
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	memset(o, 0, sizeof(*o));
+	o->config = ".";
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:d:l:t:h", longopts, NULL)) != -1) {
+		uint64_t v;
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'd': o->data = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 't':
+			if (sb_parse_u64(optarg, strlen(optarg), 1024, &v) < 0 || v == 0) {
+				fprintf(stderr, "switchboard: --threads: expected 1 to 1024\n");
+				return 2;
+			}
+			o->threads = (int)v;
+			break;
+		case 'h': fputs(usage, stdout); return 1;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "switchboard: unexpected argument '%s'\n%s", argv[optind], usage);
+		return 2;
+	}
+	return 0;
+}
+
+int sb_cli_serve(int argc, char **argv)
+{
+	struct sopts o;
+	int r = parse(argc, argv, &o, usage_serve);
+	if (r)
+		return r == 1 ? 0 : r;
+	char file[4096];
+	sb_diag d = {0};
+	if (sb_cli_decl_file(o.config, file, sizeof(file), &d) < 0) {
+		sb_cli_print_diag(&d);
+		return 2;
+	}
+	sb_edge_opts eo = {.config = file, .data_dir = o.data, .listen = o.listen, .threads = o.threads};
+	if (sb_edge_run(&eo, &d) < 0) {
+		sb_cli_print_diag(&d);
+		return 1;
+	}
+	return 0;
+}
+
+int sb_cli_reload(int argc, char **argv)
+{
+	struct sopts o;
+	int r = parse(argc, argv, &o, usage_reload);
+	if (r)
+		return r == 1 ? 0 : r;
+	sb_loaded l;
+	sb_diag d = {0};
+	const char *data = o.data;
+	if (!data) {
+		/* the declaration names the data directory; a broken declaration is
+		 * still sent to the server, which refuses it and keeps serving */
+		if (sb_cli_load(o.config, &l, &d) < 0) {
+			sb_cli_print_diag(&d);
+			fprintf(stderr, "switchboard: cannot find the data directory; pass --data DIR\n");
+			return 2;
+		}
+	}
+	char pidfile[4200];
+	sb_edge_pidfile(data ? data : l.decl->data_dir, pidfile, sizeof(pidfile));
+	if (!data)
+		sb_cli_unload(&l);
+	char *text = NULL;
+	size_t len = 0;
+	if (sb_file_read(pidfile, &text, &len, &d) < 0) {
+		fprintf(stderr, "switchboard: no running server (%s: %s)\n", pidfile, d.msg);
+		return 1;
+	}
+	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		len--;
+	uint64_t pid;
+	int pr = sb_parse_u64(text, len, 4194304, &pid);
+	free(text);
+	if (pr < 0 || pid < 2 || kill((pid_t)pid, SIGHUP) < 0) {
+		fprintf(stderr, "switchboard: no running server at pid file %s\n", pidfile);
+		return 1;
+	}
+	printf("switchboard: reload signalled to pid %llu\n", (unsigned long long)pid);
+	return 0;
+}

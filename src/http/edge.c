@@ -1,0 +1,782 @@
+/*
+ * The edge's control side: start-up, snapshots, serving threads, signals,
+ * reloads, tenant registry polling and active health checks. The request
+ * path is in proxy.c.
+ */
+#include "http/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+#define STORE_POLL_MS 200
+
+int64_t sb_edge_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sb_edge_log(const char *level, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = snprintf(buf, sizeof(buf), "switchboard: %s: ", level);
+	vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	size_t len = strlen(buf);
+	buf[len++] = '\n';
+	/* one write per line, so lines of different threads do not interleave */
+	ssize_t w = write(2, buf, len);
+	(void)w;
+}
+
+void sb_edge_pidfile(const char *data_dir, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/switchboard.pid", data_dir);
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+static void config_unref(sb_config *c)
+{
+	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	sb_route_free(c->routes);
+	sb_model_free(c->model);
+	sb_decl_free(c->decl);
+	free(c->deps);
+	free(c->preview_up);
+	free(c);
+}
+
+void sb_snapshot_ref(sb_snapshot *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+}
+
+void sb_snapshot_unref(sb_snapshot *s)
+{
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	config_unref(s->cfg);
+	sb_tenants_free(s->tenants);
+	free(s);
+}
+
+/* Make s current and tell every serving thread. */
+static void publish(sb_edge *e, sb_config *cfg, sb_tenants *tenants)
+{
+	sb_snapshot *s = sb_xcalloc(1, sizeof(*s));
+	atomic_init(&s->refs, 1);
+	atomic_fetch_add(&cfg->refs, 1);
+	s->cfg = cfg;
+	s->tenants = tenants;
+	uv_mutex_lock(&e->snap_lock);
+	sb_snapshot *old = e->current;
+	e->current = s;
+	uv_mutex_unlock(&e->snap_lock);
+	atomic_fetch_add(&e->seq, 1);
+	for (int i = 0; e->workers && i < e->nworkers; i++)
+		uv_async_send(&e->workers[i].wake);
+	sb_snapshot_unref(old);
+}
+
+/* ---- upstream registry ------------------------------------------------- */
+
+static sb_upstream *upstream_get(sb_edge *e, const char *url, sb_diag *d, const char *file,
+				 int line, int col)
+{
+	for (size_t i = 0; i < e->nups; i++)
+		if (strcmp(e->ups[i]->url, url) == 0)
+			return e->ups[i];
+	sb_url u;
+	if (sb_url_split(url, &u) < 0) {
+		sb_diag_set(d, file, line, col, "upstream \"%s\" is not an URL", url);
+		return NULL;
+	}
+	char host[256], port[8] = "80";
+	const char *h = u.host;
+	size_t hl = u.host_len;
+	if (hl && h[0] == '[') {
+		h++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host) || u.port_len >= sizeof(port)) {
+		sb_diag_set(d, file, line, col, "upstream \"%s\": host or port too long", url);
+		return NULL;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (u.port_len) {
+		memcpy(port, u.port, u.port_len);
+		port[u.port_len] = '\0';
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	int gr = getaddrinfo(host, port, &hints, &res);
+	if (gr != 0 || !res) {
+		sb_diag_set(d, file, line, col, "upstream \"%s\": cannot resolve %s: %s", url, host,
+			    gai_strerror(gr));
+		return NULL;
+	}
+	sb_upstream *up = sb_xcalloc(1, sizeof(*up));
+	up->url = sb_xstrdup(url);
+	snprintf(up->hostport, sizeof(up->hostport), "%.*s%s%s", (int)u.host_len, u.host,
+		 u.port_len ? ":" : "", u.port_len ? port : "");
+	memcpy(&up->addr, res->ai_addr, res->ai_addrlen);
+	up->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	atomic_init(&up->up, 1); /* optimistic until the first check says otherwise */
+	if (e->nups == e->capups) {
+		e->capups = e->capups ? e->capups * 2 : 16;
+		e->ups = sb_xrealloc(e->ups, e->capups * sizeof(*e->ups));
+	}
+	up->id = (uint32_t)e->nups;
+	e->ups[e->nups++] = up;
+	return up;
+}
+
+/* ---- secrets ----------------------------------------------------------- */
+
+/* Read (or create, 0600) a 32-byte key stored as 64 hex characters. */
+static int key_file(const char *path, bool create, uint8_t key[32], sb_diag *d)
+{
+	char *text = NULL;
+	size_t len = 0;
+	sb_diag rd;
+	int r = sb_file_read(path, &text, &len, &rd);
+	if (r == SB_ENOENT && create) {
+		uint8_t k[32];
+		char hex[65];
+		if (getrandom(k, sizeof(k), 0) != (ssize_t)sizeof(k))
+			return sb_diag_setc(d, SB_EIO, path, 0, 0, "getrandom failed");
+		sb_sign_hex(k, sizeof(k), hex, sizeof(hex));
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return sb_diag_setc(d, SB_EIO, path, 0, 0, "cannot create: %s",
+					    strerror(errno));
+		hex[64] = '\n';
+		bool ok = write(fd, hex, 65) == 65;
+		close(fd);
+		if (!ok)
+			return sb_diag_setc(d, SB_EIO, path, 0, 0, "cannot write the key");
+		memcpy(key, k, 32);
+		return 0;
+	}
+	if (r < 0) {
+		if (d)
+			*d = rd;
+		return r;
+	}
+	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+		len--;
+	r = sb_sign_unhex(text, len, key, 32) == 32 ? 0 : SB_EINVAL;
+	free(text);
+	if (r < 0)
+		return sb_diag_set(d, path, 1, 1, "a key file holds 64 hexadecimal characters");
+	return 0;
+}
+
+int sb_edge_load_master(const char *data_dir, uint8_t key[32], uint8_t prev[32], bool *has_prev,
+			sb_diag *d);
+int sb_edge_load_master(const char *data_dir, uint8_t key[32], uint8_t prev[32], bool *has_prev,
+			sb_diag *d)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/secret.key", data_dir);
+	int r = key_file(path, true, key, d);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/secret.key.previous", data_dir);
+	*has_prev = key_file(path, false, prev, NULL) == 0;
+	return 0;
+}
+
+/* ---- configuration ----------------------------------------------------- */
+
+static int read_file(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
+{
+	return sb_file_read(path, data, len, d);
+}
+
+static int config_build(sb_edge *e, sb_config **out, sb_diag *d)
+{
+	int r;
+	sb_config *c = sb_xcalloc(1, sizeof(*c));
+	atomic_init(&c->refs, 1);
+	if ((r = sb_decl_load(e->config_path, read_file, NULL, &c->decl, d)) < 0 ||
+	    (r = sb_model_build(c->decl, &c->model, d)) < 0)
+		goto out;
+	sb_route_options ro = {.preview_rule = true};
+	if ((r = sb_route_compile(c->model, &ro, &c->routes, d)) < 0)
+		goto out;
+	if ((r = sb_edge_load_master(e->data_dir, c->master, c->prev_master, &c->has_prev, d)) < 0)
+		goto out;
+	const sb_model *m = c->model;
+	c->deps = sb_xcalloc(m->ndeployments + 1, sizeof(*c->deps));
+	c->preview_up = sb_xcalloc(m->nservices + 1, sizeof(*c->preview_up));
+	for (size_t i = 0; i < m->ndeployments; i++) {
+		const sb_deployment *dp = &m->deployments[i];
+		sb_dep_rt *rt = &c->deps[i];
+		const sb_service_decl *sd = m->services[dp->service].decl;
+		rt->max_body = sd->max_body_bytes ? sd->max_body_bytes : c->decl->http.max_body_bytes;
+		sb_sign_derive_secret(c->master, 32, dp->name, rt->secret);
+		if (c->has_prev)
+			sb_sign_derive_secret(c->prev_master, 32, dp->name, rt->prev_secret);
+		if (dp->upstream && dp->upstream->url) {
+			rt->upstream = upstream_get(e, dp->upstream->url, d, c->decl->file,
+						    dp->upstream->line, dp->upstream->col);
+			if (!rt->upstream) {
+				r = SB_EINVAL;
+				goto out;
+			}
+		}
+	}
+	for (size_t s = 0; s < m->nservices; s++) {
+		const sb_upstream_decl *u = &m->services[s].decl->upstream[SB_ENV_PREVIEW];
+		if (u->url && !(c->preview_up[s] = upstream_get(e, u->url, d, c->decl->file, u->line,
+								 u->col))) {
+			r = SB_EINVAL;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < e->nups; i++)
+		e->ups[i]->in_use = false;
+	for (size_t i = 0; i < m->ndeployments; i++)
+		if (c->deps[i].upstream)
+			c->deps[i].upstream->in_use = true;
+	for (size_t s = 0; s < m->nservices; s++)
+		if (c->preview_up[s])
+			c->preview_up[s]->in_use = true;
+	c->generation = ++e->generation;
+	r = 0;
+out:
+	if (r < 0) {
+		config_unref(c);
+		c = NULL;
+	}
+	*out = c;
+	return r;
+}
+
+static sb_tenants *tenants_build(sb_edge *e, const sb_decl *decl)
+{
+	sb_tenants *t = NULL;
+	sb_diag d;
+	if (e->store && sb_store_tenants_load(e->store, decl, &t, &d) == 0)
+		return t;
+	if (e->store) {
+		char buf[2048];
+		sb_edge_log("error", "tenant registry: %s; serving static tenants only",
+			    sb_diag_format(&d, buf, sizeof(buf)));
+	}
+	t = sb_tenants_new(decl->nstatic_tenants);
+	for (size_t i = 0; i < decl->nstatic_tenants; i++)
+		sb_tenants_put(t, decl->static_tenants[i], strlen(decl->static_tenants[i]),
+			       SB_TENANT_ACTIVE);
+	return t;
+}
+
+/* ---- control loop: signals, reload, polling, health checks ------------- */
+
+typedef struct control {
+	sb_edge *e;
+	uv_loop_t loop;
+	uv_signal_t sighup, sigterm, sigint;
+	uv_timer_t poll, health, drain;
+	uv_async_t worker_done;
+	atomic_int workers_done;
+	bool draining;
+} control;
+
+static void reload(control *ct)
+{
+	sb_edge *e = ct->e;
+	sb_diag d = {0};
+	sb_config *c;
+	char buf[2048];
+	if (config_build(e, &c, &d) < 0) {
+		sb_edge_log("error", "reload failed, still serving the previous declaration: %s",
+			    sb_diag_format(&d, buf, sizeof(buf)));
+		return;
+	}
+	publish(e, c, tenants_build(e, c->decl));
+	config_unref(c); /* the snapshot holds it now */
+	sb_edge_log("info", "reloaded %s: %zu routes (generation %llu)", e->config_path,
+		    sb_route_count(c->routes), (unsigned long long)c->generation);
+}
+
+static void on_drain_deadline(uv_timer_t *t);
+
+static void begin_stop(control *ct)
+{
+	sb_edge *e = ct->e;
+	if (ct->draining)
+		return;
+	ct->draining = true;
+	atomic_store(&e->stopping, true);
+	sb_edge_log("info", "stopping: no new connections, %ld open, draining for up to %u ms",
+		    atomic_load(&e->nconns), e->current->cfg->decl->http.drain_timeout_ms);
+	uv_timer_stop(&ct->poll);
+	uv_timer_stop(&ct->health);
+	uv_timer_start(&ct->drain, on_drain_deadline, e->current->cfg->decl->http.drain_timeout_ms,
+		       0);
+	for (int i = 0; i < e->nworkers; i++)
+		uv_async_send(&e->workers[i].wake);
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+	control *ct = t->data;
+	sb_edge *e = ct->e;
+	sb_edge_log("warning", "drain deadline: closing %ld connections", atomic_load(&e->nconns));
+	atomic_store(&e->force_close, true);
+	for (int i = 0; i < e->nworkers; i++)
+		uv_async_send(&e->workers[i].wake);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	control *ct = s->data;
+	if (signum == SIGHUP)
+		reload(ct);
+	else
+		begin_stop(ct);
+}
+
+static void close_cb_noop(uv_handle_t *h)
+{
+}
+
+static void on_worker_done(uv_async_t *a)
+{
+	control *ct = a->data;
+	if (atomic_load(&ct->workers_done) < ct->e->nworkers)
+		return;
+	uv_close((uv_handle_t *)&ct->sighup, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->sigterm, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->sigint, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->poll, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->health, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->drain, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->worker_done, close_cb_noop);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+	control *ct = t->data;
+	sb_edge *e = ct->e;
+	bool changed = false;
+	if (!e->store || sb_store_changed(e->store, &changed) < 0 || !changed)
+		return;
+	sb_config *c = e->current->cfg;
+	publish(e, c, tenants_build(e, c->decl));
+}
+
+/* One active health check: connect, GET /health, read the status line. */
+typedef struct hcheck {
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	uv_write_t wreq;
+	uv_timer_t timer;
+	sb_upstream *up;
+	char req[512];
+	char resp[64];
+	size_t resp_len;
+	bool done;
+	int pending_closes;
+} hcheck;
+
+static void hc_free(uv_handle_t *h)
+{
+	hcheck *hc = h->data;
+	if (--hc->pending_closes == 0)
+		free(hc);
+}
+
+static void hc_finish(hcheck *hc, bool ok, const char *why)
+{
+	if (hc->done)
+		return;
+	hc->done = true;
+	sb_upstream *up = hc->up;
+	up->checking = false;
+	if (ok) {
+		up->fails = 0;
+		if (!atomic_exchange(&up->up, 1))
+			sb_edge_log("info", "upstream %s is up", up->url);
+	} else {
+		up->fails++;
+		if (atomic_exchange(&up->up, 0))
+			sb_edge_log("warning", "upstream %s is down: %s", up->url, why);
+	}
+	uv_close((uv_handle_t *)&hc->tcp, hc_free);
+	uv_close((uv_handle_t *)&hc->timer, hc_free);
+}
+
+static void hc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	hcheck *hc = h->data;
+	buf->base = hc->resp + hc->resp_len;
+	buf->len = sizeof(hc->resp) - 1 - hc->resp_len;
+}
+
+static void hc_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	hcheck *hc = s->data;
+	if (n < 0) {
+		hc_finish(hc, false, n == UV_EOF ? "closed without a status line" : uv_strerror((int)n));
+		return;
+	}
+	hc->resp_len += (size_t)n;
+	hc->resp[hc->resp_len] = '\0';
+	if (hc->resp_len < 12 && !memchr(hc->resp, '\n', hc->resp_len))
+		return;
+	int status = 0;
+	if (strncmp(hc->resp, "HTTP/1.", 7) == 0 && hc->resp_len >= 12)
+		status = (hc->resp[9] - '0') * 100 + (hc->resp[10] - '0') * 10 + (hc->resp[11] - '0');
+	char why[64];
+	snprintf(why, sizeof(why), "/health answered %d", status);
+	hc_finish(hc, status >= 200 && status < 300, why);
+}
+
+static void hc_written(uv_write_t *w, int status)
+{
+	hcheck *hc = w->data;
+	if (status < 0)
+		hc_finish(hc, false, uv_strerror(status));
+}
+
+static void hc_connected(uv_connect_t *c, int status)
+{
+	hcheck *hc = c->data;
+	if (status < 0) {
+		hc_finish(hc, false, uv_strerror(status));
+		return;
+	}
+	if (hc->done)
+		return;
+	uv_buf_t b = uv_buf_init(hc->req, (unsigned)strlen(hc->req));
+	hc->wreq.data = hc;
+	uv_write(&hc->wreq, (uv_stream_t *)&hc->tcp, &b, 1, hc_written);
+	uv_read_start((uv_stream_t *)&hc->tcp, hc_alloc, hc_read);
+}
+
+static void hc_timeout(uv_timer_t *t)
+{
+	hc_finish(t->data, false, "timed out");
+}
+
+static void on_health(uv_timer_t *t)
+{
+	control *ct = t->data;
+	sb_edge *e = ct->e;
+	const sb_http_decl *h = &e->current->cfg->decl->http;
+	for (size_t i = 0; i < e->nups; i++) {
+		sb_upstream *up = e->ups[i];
+		if (!up->in_use || up->checking)
+			continue;
+		hcheck *hc = sb_xcalloc(1, sizeof(*hc));
+		hc->up = up;
+		up->checking = true;
+		snprintf(hc->req, sizeof(hc->req),
+			 "GET /health HTTP/1.1\r\nHost: %s\r\nUser-Agent: switchboard-health/%s\r\n"
+			 "Connection: close\r\n\r\n",
+			 up->hostport, SB_VERSION);
+		uv_tcp_init(&ct->loop, &hc->tcp);
+		uv_timer_init(&ct->loop, &hc->timer);
+		hc->tcp.data = hc->timer.data = hc->creq.data = hc;
+		hc->pending_closes = 2;
+		uv_timer_start(&hc->timer, hc_timeout, h->health_timeout_ms, 0);
+		int r = uv_tcp_connect(&hc->creq, &hc->tcp, (struct sockaddr *)&up->addr, hc_connected);
+		if (r < 0)
+			hc_finish(hc, false, uv_strerror(r));
+	}
+}
+
+/* ---- serving threads ---------------------------------------------------- */
+
+static void worker_wake_cb(uv_async_t *a)
+{
+	sb_proxy_worker_wake(a->data);
+}
+
+static void worker_main(void *arg)
+{
+	sb_worker *w = arg;
+	control *ct = w->edge->ctl;
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	sb_proxy_worker_free(w);
+	uv_loop_close(&w->loop);
+	sb_snapshot_unref(w->snap);
+	w->snap = NULL;
+	atomic_fetch_add(&ct->workers_done, 1);
+	uv_async_send(&ct->worker_done);
+}
+
+/* Parse "host:port" ("[::1]:8080", "127.0.0.1:0") into e->listen_addr. */
+static int parse_listen(sb_edge *e, const char *text, sb_diag *d)
+{
+	const char *colon = strrchr(text, ':');
+	if (!colon)
+		return sb_diag_set(d, e->config_path, 0, 0,
+				   "listen address \"%s\" must be host:port", text);
+	char host[128];
+	size_t hl = (size_t)(colon - text);
+	const char *h = text;
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	uint64_t port;
+	if (hl >= sizeof(host) || sb_parse_u64(colon + 1, strlen(colon + 1), 65535, &port) < 0)
+		return sb_diag_set(d, e->config_path, 0, 0, "listen address \"%s\": bad host or port",
+				   text);
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	memset(&e->listen_addr, 0, sizeof(e->listen_addr));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&e->listen_addr;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&e->listen_addr;
+	if (uv_ip4_addr(host, (int)port, a4) == 0) {
+		e->listen_len = sizeof(*a4);
+	} else if (uv_ip6_addr(host, (int)port, a6) == 0) {
+		e->listen_len = sizeof(*a6);
+	} else {
+		return sb_diag_set(d, e->config_path, 0, 0,
+				   "listen address \"%s\": not an IPv4 or IPv6 address", text);
+	}
+	return 0;
+}
+
+/* One SO_REUSEPORT socket per serving thread: the kernel spreads
+ * connections, and no thread hands sockets to another. */
+static int listen_socket(sb_edge *e, sb_diag *d)
+{
+	int fd = socket(e->listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0)
+		return sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&e->listen_addr, e->listen_len) < 0) {
+		int err = errno;
+		close(fd);
+		return sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "cannot listen on %s: %s",
+				    e->listen_text, strerror(err));
+	}
+	/* port 0: every later socket binds the port the kernel chose */
+	socklen_t len = sizeof(e->listen_addr);
+	getsockname(fd, (struct sockaddr *)&e->listen_addr, &len);
+	return fd;
+}
+
+static void format_addr(const struct sockaddr_storage *a, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+		uv_ip4_name(a4, ip, sizeof(ip));
+		port = ntohs(a4->sin_port);
+		snprintf(buf, size, "%s:%d", ip, port);
+	} else {
+		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+		uv_ip6_name(a6, ip, sizeof(ip));
+		port = ntohs(a6->sin6_port);
+		snprintf(buf, size, "[%s]:%d", ip, port);
+	}
+}
+
+static int write_pidfile(sb_edge *e)
+{
+	char path[4200], pid[32];
+	sb_edge_pidfile(e->data_dir, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return SB_EIO;
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	bool ok = write(fd, pid, (size_t)n) == n;
+	close(fd);
+	return ok ? 0 : SB_EIO;
+}
+
+int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
+{
+	int r = 0;
+	sb_edge *e = sb_xcalloc(1, sizeof(*e));
+	control *ct = sb_xcalloc(1, sizeof(*ct));
+	sb_config *cfg = NULL;
+	int *fds = NULL;
+	e->opts = *opts;
+	e->ctl = ct;
+	e->access_fd = -1;
+	e->started_ms = sb_edge_now_ms();
+	ct->e = e;
+	snprintf(e->config_path, sizeof(e->config_path), "%s", opts->config);
+	uv_mutex_init(&e->snap_lock);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* the data directory comes from the declaration unless overridden */
+	{
+		sb_decl *decl = NULL;
+		if ((r = sb_decl_load(e->config_path, read_file, NULL, &decl, d)) < 0)
+			goto out;
+		snprintf(e->data_dir, sizeof(e->data_dir), "%s",
+			 opts->data_dir ? opts->data_dir : decl->data_dir);
+		sb_decl_free(decl);
+	}
+	if (mkdir(e->data_dir, 0700) < 0 && errno != EEXIST) {
+		r = sb_diag_setc(d, SB_EIO, e->data_dir, 0, 0, "cannot create data directory: %s",
+				 strerror(errno));
+		goto out;
+	}
+	{
+		sb_store *st = NULL;
+		if ((r = sb_store_open(e->data_dir, &st, d)) < 0)
+			goto out;
+		e->store = st;
+		bool changed;
+		sb_store_changed(st, &changed); /* set the baseline */
+	}
+	if ((r = config_build(e, &cfg, d)) < 0)
+		goto out;
+	const sb_decl *decl = cfg->decl;
+	const char *listen_text = opts->listen ? opts->listen
+			    : decl->listen_http ? decl->listen_http
+						: "127.0.0.1:8080";
+	snprintf(e->listen_text, sizeof(e->listen_text), "%s", listen_text);
+	if ((r = parse_listen(e, listen_text, d)) < 0)
+		goto out;
+	if (strcmp(decl->http.access_log, "off") == 0)
+		e->access_fd = -1;
+	else if (strcmp(decl->http.access_log, "-") == 0)
+		e->access_fd = 1;
+	else if ((e->access_fd = open(decl->http.access_log,
+				      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+		r = sb_diag_setc(d, SB_EIO, decl->http.access_log, 0, 0, "cannot open access log: %s",
+				 strerror(errno));
+		goto out;
+	}
+
+	e->nworkers = opts->threads > 0 ? opts->threads
+		      : decl->http.threads ? (int)decl->http.threads
+					   : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (e->nworkers < 1)
+		e->nworkers = 1;
+	fds = sb_xcalloc((size_t)e->nworkers, sizeof(int));
+	for (int i = 0; i < e->nworkers; i++)
+		fds[i] = -1;
+	for (int i = 0; i < e->nworkers; i++)
+		if ((fds[i] = listen_socket(e, d)) < 0) {
+			r = fds[i];
+			fds[i] = -1;
+			goto out;
+		}
+	format_addr(&e->listen_addr, e->listen_text, sizeof(e->listen_text));
+
+	publish(e, cfg, tenants_build(e, decl));
+	config_unref(cfg);
+	cfg = NULL;
+
+	uv_loop_init(&ct->loop);
+	uv_signal_init(&ct->loop, &ct->sighup);
+	uv_signal_init(&ct->loop, &ct->sigterm);
+	uv_signal_init(&ct->loop, &ct->sigint);
+	uv_timer_init(&ct->loop, &ct->poll);
+	uv_timer_init(&ct->loop, &ct->health);
+	uv_timer_init(&ct->loop, &ct->drain);
+	uv_async_init(&ct->loop, &ct->worker_done, on_worker_done);
+	ct->sighup.data = ct->sigterm.data = ct->sigint.data = ct;
+	ct->poll.data = ct->health.data = ct->drain.data = ct->worker_done.data = ct;
+	uv_signal_start(&ct->sighup, on_signal, SIGHUP);
+	uv_signal_start(&ct->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&ct->sigint, on_signal, SIGINT);
+	uv_timer_start(&ct->poll, on_poll, STORE_POLL_MS, STORE_POLL_MS);
+	uint32_t hi = e->current->cfg->decl->http.health_interval_ms;
+	if (hi)
+		uv_timer_start(&ct->health, on_health, 0, hi);
+	/* the drain timer's callback is set when a stop begins */
+	ct->drain.data = ct;
+
+	e->workers = sb_xcalloc((size_t)e->nworkers, sizeof(sb_worker));
+	for (int i = 0; i < e->nworkers; i++) {
+		sb_worker *w = &e->workers[i];
+		w->edge = e;
+		w->id = i;
+		uv_loop_init(&w->loop);
+		uv_async_init(&w->loop, &w->wake, worker_wake_cb);
+		w->wake.data = w;
+		uv_tcp_init(&w->loop, &w->listener);
+		w->listener.data = w;
+		uv_tcp_open(&w->listener, fds[i]);
+		fds[i] = -1;
+		if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, sb_proxy_on_connection)) < 0) {
+			r = sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "listen: %s", uv_strerror(r));
+			goto out; /* before any thread runs: nothing to join */
+		}
+		uint64_t seed[2];
+		if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+			seed[0] = (uint64_t)sb_edge_now_ms() ^ (uint64_t)i, seed[1] = 0x9e3779b97f4a7c15ULL;
+		w->rng[0] = seed[0] | 1;
+		w->rng[1] = seed[1] | 2;
+		sb_buf_init(&w->log);
+	}
+	write_pidfile(e);
+	for (int i = 0; i < e->nworkers; i++) {
+		sb_proxy_worker_wake(&e->workers[i]); /* take the first snapshot */
+		uv_thread_create(&e->workers[i].thread, worker_main, &e->workers[i]);
+	}
+	sb_edge_log("info", "listening on http://%s with %d threads, %zu routes (declaration %s)",
+		    e->listen_text, e->nworkers, sb_route_count(e->current->cfg->routes),
+		    e->config_path);
+
+	uv_run(&ct->loop, UV_RUN_DEFAULT);
+	for (int i = 0; i < e->nworkers; i++)
+		uv_thread_join(&e->workers[i].thread);
+	uv_loop_close(&ct->loop);
+	{
+		char path[4200];
+		sb_edge_pidfile(e->data_dir, path, sizeof(path));
+		unlink(path);
+	}
+	sb_edge_log("info", "stopped");
+	r = 0;
+out:
+	for (int i = 0; fds && i < e->nworkers; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	config_unref(cfg);
+	sb_snapshot_unref(e->current);
+	if (e->store)
+		sb_store_close(e->store);
+	for (size_t i = 0; i < e->nups; i++) {
+		free(e->ups[i]->url);
+		free(e->ups[i]);
+	}
+	free(e->ups);
+	if (e->workers)
+		for (int i = 0; i < e->nworkers; i++)
+			sb_buf_free(&e->workers[i].log);
+	free(e->workers);
+	if (e->access_fd > 2)
+		close(e->access_fd);
+	uv_mutex_destroy(&e->snap_lock);
+	free(ct);
+	free(e);
+	return r;
+}

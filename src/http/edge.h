@@ -1,0 +1,35 @@
+/*
+ * The HTTP edge: `switchboard serve`.
+ *
+ * N serving threads, each with its own libuv loop and SO_REUSEPORT listener,
+ * read one immutable snapshot (declaration, model, route table, tenants,
+ * secrets). A control thread (the caller's) handles signals, reloads, the
+ * tenant registry and active health checks; a change builds a new snapshot
+ * and hands it to every serving thread, and requests in flight finish on the
+ * snapshot they started with.
+ */
+#ifndef SB_HTTP_EDGE_H
+#define SB_HTTP_EDGE_H
+
+#include "common/sb.h"
+
+typedef struct sb_edge_opts {
+	const char *config;   /* switchboard.toml or its directory */
+	const char *data_dir; /* overrides the declaration's data_dir (NULL: keep) */
+	const char *listen;   /* overrides [listen] http (NULL: keep); port 0 allowed */
+	int threads;          /* overrides [http] threads when > 0 */
+} sb_edge_opts;
+
+/*
+ * Run the edge until SIGTERM or SIGINT (graceful: stop accepting, let
+ * requests in flight finish up to [http] drain_timeout_ms). SIGHUP reloads the
+ * declaration. Prints "switchboard: listening on http://ADDR:PORT" on stderr
+ * once every thread listens. Returns 0 after a clean stop, or a negative code
+ * with d filled when it could not start (bad declaration, address in use).
+ */
+int sb_edge_run(const sb_edge_opts *opts, sb_diag *d);
+
+/* Path of the pid file in a data directory (for `switchboard reload`). */
+void sb_edge_pidfile(const char *data_dir, char *buf, size_t size);
+
+#endif

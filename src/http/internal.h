@@ -1,0 +1,129 @@
+/* Internals shared by the edge's files (edge.c: threads, snapshots, health;
+ * proxy.c: client and upstream connections). Not a public interface. */
+#ifndef SB_HTTP_INTERNAL_H
+#define SB_HTTP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "config/decl.h"
+#include "http/edge.h"
+#include "http/sign.h"
+#include "model/model.h"
+#include "route/route.h"
+
+/* An upstream address. Lives as long as the server (reloads reuse entries by
+ * URL), so its health flag survives reloads and serving threads can keep
+ * pointers to it. */
+typedef struct sb_upstream {
+	uint32_t id; /* index for per-thread connection pools */
+	char *url;
+	char hostport[280]; /* Host header for health checks, and logs */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	atomic_int up;    /* 1 up, 0 down (active health checks) */
+	bool in_use;      /* referenced by the current snapshot */
+	bool checking;    /* a health check is in flight */
+	int fails;        /* consecutive failed checks */
+} sb_upstream;
+
+/* Per deployment: what a request needs beyond the model. */
+typedef struct sb_dep_rt {
+	sb_upstream *upstream; /* NULL: no URL upstream (command, or none) */
+	uint8_t secret[SB_SIGN_MAC_LEN];
+	uint8_t prev_secret[SB_SIGN_MAC_LEN]; /* when the previous master key exists */
+	uint64_t max_body;
+} sb_dep_rt;
+
+/* Derived from one declaration; shared by snapshots until the next reload. */
+typedef struct sb_config {
+	atomic_int refs;
+	sb_decl *decl;
+	sb_model *model;
+	sb_route_table *routes;
+	sb_dep_rt *deps;               /* parallel to model->deployments */
+	sb_upstream **preview_up;      /* per service: preview upstream (rule previews) */
+	uint8_t master[32];            /* deployment secrets derive from this */
+	uint8_t prev_master[32];       /* previous key during rotation */
+	bool has_prev;
+	uint64_t generation;
+} sb_config;
+
+typedef struct sb_snapshot {
+	atomic_int refs;
+	sb_config *cfg;
+	sb_tenants *tenants;
+} sb_snapshot;
+
+void sb_snapshot_ref(sb_snapshot *s);
+void sb_snapshot_unref(sb_snapshot *s);
+
+struct sb_pool_list; /* per-thread idle upstream connections */
+
+typedef struct sb_worker {
+	struct sb_edge *edge;
+	int id;
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_async_t wake;
+	uv_thread_t thread;
+	sb_snapshot *snap; /* this thread's reference */
+	uint64_t snap_seq;
+	bool stopping;
+	bool listener_closed;
+	size_t nconns; /* client connections open on this thread */
+	void *conns;   /* list of client connections (proxy.c) */
+	struct sb_pool_list *pools;
+	size_t npools;
+	uint64_t rng[2];
+	sb_buf log;
+} sb_worker;
+
+typedef struct sb_edge {
+	sb_edge_opts opts;
+	char config_path[4096];
+	char data_dir[4096];
+	struct sockaddr_storage listen_addr;
+	socklen_t listen_len;
+	char listen_text[128];
+
+	int nworkers;
+	sb_worker *workers;
+
+	/* The published snapshot. Workers take a reference under snap_lock when
+	 * woken after a publish: a reload-time lock, never on the request path. */
+	uv_mutex_t snap_lock;
+	sb_snapshot *current;
+	atomic_uint_fast64_t seq;
+	atomic_bool stopping;
+	atomic_bool force_close; /* drain deadline passed */
+	atomic_long nconns;      /* all threads */
+
+	sb_upstream **ups; /* registry, only grown by the control thread */
+	size_t nups, capups;
+
+	int access_fd;    /* -1: off */
+	int64_t started_ms;
+	uint64_t generation;
+	void *store; /* sb_store*, control thread only */
+	void *ctl;   /* the control loop (edge.c) */
+} sb_edge;
+
+/* ---- proxy.c ---------------------------------------------------------- */
+
+/* Accept callback for a worker's listener. */
+void sb_proxy_on_connection(uv_stream_t *server, int status);
+/* Wake-up in a worker: take the new snapshot, or begin stopping. */
+void sb_proxy_worker_wake(sb_worker *w);
+/* Close every connection of the worker now (end of the drain period). */
+void sb_proxy_worker_close_all(sb_worker *w);
+/* Free the worker's upstream pools (thread exit). */
+void sb_proxy_worker_free(sb_worker *w);
+
+/* Wall clock in milliseconds. */
+int64_t sb_edge_now_ms(void);
+/* Log a diagnostic line on stderr: "switchboard: LEVEL: msg". */
+void sb_edge_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

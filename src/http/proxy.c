@@ -1,0 +1,1844 @@
+/*
+ * The request path: client connections, strict HTTP/1.1 parsing, routing,
+ * header rewriting and signing, upstream connection pools, streaming in both
+ * directions with back-pressure, WebSocket tunnels, and the access log.
+ *
+ * Everything here runs on one serving thread and reads that thread's
+ * snapshot reference; nothing reads a file, the database, or takes a lock.
+ * Each request allocates from its own pool, freed when it ends.
+ */
+#include "http/internal.h"
+
+#include <arpa/inet.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HIGH_WATER (256 * 1024) /* queued bytes before the other side pauses */
+#define READ_CHUNK 65536
+
+typedef struct client client;
+typedef struct upconn upconn;
+
+typedef struct hdr {
+	char *name;
+	size_t nlen;
+	char *value;
+	size_t vlen;
+} hdr;
+
+typedef enum {
+	C_HEAD,    /* reading a request head */
+	C_WAIT_UP, /* head parsed, waiting for an upstream connection */
+	C_BODY,    /* forwarding the request body */
+	C_RESP,    /* request sent, relaying the response */
+	C_TUNNEL,  /* upgraded: raw bytes both ways */
+	C_CLOSING,
+} cstate;
+
+typedef struct req {
+	sb_pool *pool;
+	sb_snapshot *snap;
+	hdr *hdrs;
+	size_t nhdrs, caphdrs;
+	char *method;
+	char *url;
+	size_t url_len;
+	const char *host; /* routing host (Host header or absolute-form authority) */
+	size_t host_len;
+	const char *path; /* origin-form path + query as sent upstream */
+	size_t path_len;
+	int nhost, ncl, nte;
+	bool has_cl, chunked, expect_continue, upgrade, is_head, idempotent;
+	uint64_t content_length;
+	uint64_t body_in; /* body bytes received */
+	bool body_done, head_parsed;
+	/* routing */
+	sb_route_match m;
+	const char *dep_name;
+	const char *env_name;
+	sb_upstream *up;
+	uint64_t max_body;
+	const uint8_t *secret, *prev_secret;
+	char request_id[130];
+	char traceparent[64];
+	/* response */
+	int status;
+	uint64_t bytes_out;
+	int64_t start_ms;
+	bool resp_started, resp_chunked, resp_done, resp_no_body, resp_close, resp_1xx;
+	bool retried;
+	hdr *rhdrs;
+	size_t nrhdrs, caprhdrs;
+	bool last_was_value; /* header callback state */
+	bool rlast_was_value;
+} req;
+
+struct client {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	sb_worker *w;
+	client *next, *prev;
+	llhttp_t parser;
+	char peer[64];
+	bool trusted;
+	char *in;
+	size_t in_len, in_cap, scan; /* scan: how far the head has been checked */
+	cstate state;
+	bool reading, keepalive, closing, counted;
+	int handles; /* open handles; freed when both closed */
+	size_t wq;   /* bytes queued for writing */
+	req *r;
+	upconn *u;
+};
+
+struct upconn {
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	uv_timer_t timer;
+	sb_worker *w;
+	sb_upstream *up;
+	client *c; /* attached client; NULL while idle in the pool */
+	llhttp_t parser;
+	upconn *next, *prev; /* pool list */
+	bool connected, reused, closing, reading, idle, got_bytes;
+	int handles;
+	size_t wq;
+};
+
+struct sb_pool_list {
+	upconn *head;
+};
+
+static llhttp_settings_t req_settings, resp_settings;
+static bool settings_ready;
+
+static void client_close(client *c);
+static void client_input(client *c);
+static void up_close(upconn *u);
+static void up_release(upconn *u, bool reusable);
+static void start_upstream(client *c);
+static void send_error(client *c, int status, const char *code, const char *msg);
+static void finish_request(client *c);
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static uint64_t rng_next(sb_worker *w)
+{
+	/* xorshift128+: fast ids, seeded from getrandom per thread */
+	uint64_t s1 = w->rng[0];
+	const uint64_t s0 = w->rng[1];
+	w->rng[0] = s0;
+	s1 ^= s1 << 23;
+	w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return w->rng[1] + s0;
+}
+
+static void hex_random(sb_worker *w, char *out, size_t nhex)
+{
+	static const char hx[] = "0123456789abcdef";
+	for (size_t i = 0; i < nhex; i += 16) {
+		uint64_t v = rng_next(w);
+		for (size_t j = 0; j < 16 && i + j < nhex; j++, v >>= 4)
+			out[i + j] = hx[v & 15];
+	}
+	out[nhex] = '\0';
+}
+
+static bool name_is(const hdr *h, const char *name)
+{
+	size_t n = strlen(name);
+	return h->nlen == n && strncasecmp(h->name, name, n) == 0;
+}
+
+static bool has_prefix_ci(const char *s, size_t n, const char *p)
+{
+	size_t pn = strlen(p);
+	return n >= pn && strncasecmp(s, p, pn) == 0;
+}
+
+static const hdr *find_hdr(const hdr *h, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (name_is(&h[i], name))
+			return &h[i];
+	return NULL;
+}
+
+/* Does a comma-separated header value contain token (case-insensitive)? */
+static bool value_has_token(const char *v, size_t n, const char *token)
+{
+	size_t tn = strlen(token);
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < n && v[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e - s == tn && strncasecmp(v + s, token, tn) == 0)
+			return true;
+	}
+	return false;
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Status";
+	}
+}
+
+static const sb_http_decl *limits(const client *c)
+{
+	return &c->w->snap->cfg->decl->http;
+}
+
+/* Is the peer one of the declared trusted proxies (CIDR list)? */
+static bool peer_trusted(const sb_http_decl *h, const struct sockaddr_storage *peer)
+{
+	for (size_t i = 0; i < h->ntrusted_proxies; i++) {
+		const char *cidr = h->trusted_proxies[i];
+		const char *slash = strchr(cidr, '/');
+		char a[64];
+		snprintf(a, sizeof(a), "%.*s", slash ? (int)(slash - cidr) : (int)strlen(cidr), cidr);
+		unsigned char net[16];
+		const unsigned char *addr;
+		size_t alen;
+		if (peer->ss_family == AF_INET) {
+			if (inet_pton(AF_INET, a, net) != 1)
+				continue;
+			addr = (const unsigned char *)&((const struct sockaddr_in *)peer)->sin_addr;
+			alen = 4;
+		} else {
+			if (inet_pton(AF_INET6, a, net) != 1)
+				continue;
+			addr = (const unsigned char *)&((const struct sockaddr_in6 *)peer)->sin6_addr;
+			alen = 16;
+		}
+		uint64_t bits = alen * 8;
+		if (slash)
+			sb_parse_u64(slash + 1, strlen(slash + 1), alen * 8, &bits);
+		bool match = true;
+		for (size_t b = 0; b < bits && match; b++) {
+			unsigned mask = 0x80u >> (b & 7);
+			match = (addr[b / 8] & mask) == (net[b / 8] & mask);
+		}
+		if (match)
+			return true;
+	}
+	return false;
+}
+
+static uint32_t limits_up_idle(const upconn *u);
+
+/* ---- writing with back-pressure ----------------------------------------- */
+
+typedef struct wreq {
+	uv_write_t w;
+	void *owner;
+	bool to_client;
+	size_t len;
+	char data[];
+} wreq;
+
+static void on_client_drained(client *c);
+static void on_up_drained(upconn *u);
+
+static void write_done(uv_write_t *w, int status)
+{
+	wreq *q = (wreq *)w;
+	if (q->to_client) {
+		client *c = q->owner;
+		c->wq -= q->len;
+		if (c->wq == 0)
+			on_client_drained(c);
+	} else {
+		upconn *u = q->owner;
+		u->wq -= q->len;
+		if (u->wq == 0)
+			on_up_drained(u);
+	}
+	free(q);
+}
+
+/* Write now if the socket takes it, else queue a copy. Returns <0 on error. */
+static int stream_write(uv_stream_t *s, void *owner, bool to_client, size_t *wq, const char *data,
+			size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (*wq == 0) {
+		uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+		int n = uv_try_write(s, &b, 1);
+		if (n == (int)len)
+			return 0;
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+		} else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+			return n;
+		}
+	}
+	wreq *q = sb_xmalloc(sizeof(*q) + len);
+	memcpy(q->data, data, len);
+	q->owner = owner;
+	q->to_client = to_client;
+	q->len = len;
+	*wq += len;
+	uv_buf_t b = uv_buf_init(q->data, (unsigned)len);
+	int r = uv_write(&q->w, s, &b, 1, write_done);
+	if (r < 0) {
+		*wq -= len;
+		free(q);
+	}
+	return r;
+}
+
+static int cwrite(client *c, const char *data, size_t len)
+{
+	if (c->closing)
+		return -1;
+	if (c->r)
+		c->r->bytes_out += len;
+	return stream_write((uv_stream_t *)&c->tcp, c, true, &c->wq, data, len);
+}
+
+static int uwrite(upconn *u, const char *data, size_t len)
+{
+	if (u->closing)
+		return -1;
+	return stream_write((uv_stream_t *)&u->tcp, u, false, &u->wq, data, len);
+}
+
+/* A body piece, chunk-encoded when the message is chunked on that side. */
+static int write_body(int (*wr)(void *, const char *, size_t), void *o, bool chunked,
+		      const char *data, size_t len)
+{
+	if (!chunked)
+		return wr(o, data, len);
+	char head[24];
+	int n = snprintf(head, sizeof(head), "%zx\r\n", len);
+	int r = wr(o, head, (size_t)n);
+	if (r == 0)
+		r = wr(o, data, len);
+	if (r == 0)
+		r = wr(o, "\r\n", 2);
+	return r;
+}
+
+static int cwrite_v(void *o, const char *d, size_t n)
+{
+	return cwrite(o, d, n);
+}
+
+static int uwrite_v(void *o, const char *d, size_t n)
+{
+	return uwrite(o, d, n);
+}
+
+/* ---- access log ------------------------------------------------------- */
+
+static void json_kv(sb_buf *b, const char *k, const char *v, size_t n)
+{
+	sb_buf_addf(b, ",\"%s\":", k);
+	if (v)
+		sb_buf_add_json_str(b, v, n);
+	else
+		sb_buf_adds(b, "null");
+}
+
+static void access_log(client *c)
+{
+	req *r = c->r;
+	sb_edge *e = c->w->edge;
+	if (e->access_fd < 0 || !r->method)
+		return;
+	sb_buf *b = &c->w->log;
+	sb_buf_reset(b);
+	int64_t now = sb_edge_now_ms();
+	time_t secs = (time_t)(r->start_ms / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	char ts[40];
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	sb_buf_addf(b, "{\"time\":\"%s.%03dZ\"", ts, (int)(r->start_ms % 1000));
+	json_kv(b, "request_id", r->request_id, strlen(r->request_id));
+	json_kv(b, "client", c->peer, strlen(c->peer));
+	json_kv(b, "host", r->host, r->host ? r->host_len : 0);
+	json_kv(b, "method", r->method, strlen(r->method));
+	json_kv(b, "path", r->path ? r->path : r->url, r->path ? r->path_len : r->url_len);
+	sb_buf_addf(b, ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu", r->status,
+		    (unsigned long long)r->body_in, (unsigned long long)r->bytes_out);
+	json_kv(b, "deployment", r->dep_name, r->dep_name ? strlen(r->dep_name) : 0);
+	json_kv(b, "environment", r->env_name, r->env_name ? strlen(r->env_name) : 0);
+	json_kv(b, "upstream", r->up ? r->up->url : NULL, r->up ? strlen(r->up->url) : 0);
+	json_kv(b, "tenant", r->m.tenant, r->m.tenant ? strlen(r->m.tenant) : 0);
+	sb_buf_addf(b, ",\"duration_ms\":%lld}\n", (long long)(now - r->start_ms));
+	ssize_t wr = write(e->access_fd, b->data, b->len);
+	(void)wr;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static req *req_new(client *c)
+{
+	sb_pool *pool = sb_pool_new(8192);
+	req *r = sb_pool_alloc(pool, sizeof(*r));
+	r->pool = pool;
+	r->snap = c->w->snap;
+	sb_snapshot_ref(r->snap);
+	r->start_ms = sb_edge_now_ms();
+	return r;
+}
+
+static void req_free(req *r)
+{
+	if (!r)
+		return;
+	sb_snapshot_unref(r->snap);
+	sb_pool_free(r->pool);
+}
+
+static void add_hdr(sb_pool *p, hdr **arr, size_t *n, size_t *cap, bool *last_value,
+		    const char *at, size_t len, bool is_value)
+{
+	if (!is_value && (!*last_value && *n > 0)) {
+		/* continuation of a field name split across reads */
+		hdr *h = &(*arr)[*n - 1];
+		char *nn = sb_pool_alloc(p, h->nlen + len + 1);
+		memcpy(nn, h->name, h->nlen);
+		memcpy(nn + h->nlen, at, len);
+		h->name = nn;
+		h->nlen += len;
+		return;
+	}
+	if (!is_value) {
+		if (*n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 16;
+			hdr *na = sb_pool_alloc(p, ncap * sizeof(hdr));
+			if (*n)
+				memcpy(na, *arr, *n * sizeof(hdr));
+			*arr = na;
+			*cap = ncap;
+		}
+		hdr *h = &(*arr)[(*n)++];
+		h->name = sb_pool_strndup(p, at, len);
+		h->nlen = len;
+		h->value = sb_pool_strndup(p, "", 0);
+		h->vlen = 0;
+		*last_value = false;
+		return;
+	}
+	hdr *h = &(*arr)[*n - 1];
+	char *nv = sb_pool_alloc(p, h->vlen + len + 1);
+	memcpy(nv, h->value, h->vlen);
+	memcpy(nv + h->vlen, at, len);
+	h->value = nv;
+	h->vlen += len;
+	*last_value = true;
+}
+
+/* llhttp callbacks, request side */
+
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+	client *c = p->data;
+	req *r = c->r;
+	r->method = sb_pool_strndup(r->pool, at, len);
+	return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	client *c = p->data;
+	req *r = c->r;
+	char *u = sb_pool_alloc(r->pool, r->url_len + len + 1);
+	if (r->url)
+		memcpy(u, r->url, r->url_len);
+	memcpy(u + r->url_len, at, len);
+	r->url = u;
+	r->url_len += len;
+	return 0;
+}
+
+static int on_req_field(llhttp_t *p, const char *at, size_t len)
+{
+	client *c = p->data;
+	req *r = c->r;
+	add_hdr(r->pool, &r->hdrs, &r->nhdrs, &r->caphdrs, &r->last_was_value, at, len, false);
+	return 0;
+}
+
+static int on_req_value(llhttp_t *p, const char *at, size_t len)
+{
+	client *c = p->data;
+	req *r = c->r;
+	add_hdr(r->pool, &r->hdrs, &r->nhdrs, &r->caphdrs, &r->last_was_value, at, len, true);
+	return 0;
+}
+
+static int on_req_headers_complete(llhttp_t *p)
+{
+	client *c = p->data;
+	req *r = c->r;
+	r->head_parsed = true;
+	r->has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+	r->chunked = (p->flags & F_CHUNKED) != 0;
+	r->content_length = r->has_cl ? p->content_length : 0;
+	r->upgrade = p->upgrade != 0;
+	return 0;
+}
+
+static int on_req_body(llhttp_t *p, const char *at, size_t len)
+{
+	client *c = p->data;
+	req *r = c->r;
+	r->body_in += len;
+	if (r->body_in > r->max_body)
+		return HPE_USER; /* checked by the caller: 413 */
+	if (c->u && write_body(uwrite_v, c->u, r->chunked, at, len) < 0)
+		return HPE_USER;
+	return 0;
+}
+
+static int on_req_complete(llhttp_t *p)
+{
+	client *c = p->data;
+	req *r = c->r;
+	r->body_done = true;
+	if (c->state == C_BODY && r->chunked && c->u)
+		uwrite(c->u, "0\r\n\r\n", 5);
+	/* stop here: the next pipelined request waits for this response */
+	return HPE_PAUSED;
+}
+
+/* llhttp callbacks, response side */
+
+static int on_resp_field(llhttp_t *p, const char *at, size_t len)
+{
+	upconn *u = p->data;
+	req *r = u->c->r;
+	add_hdr(r->pool, &r->rhdrs, &r->nrhdrs, &r->caprhdrs, &r->rlast_was_value, at, len, false);
+	return 0;
+}
+
+static int on_resp_value(llhttp_t *p, const char *at, size_t len)
+{
+	upconn *u = p->data;
+	req *r = u->c->r;
+	add_hdr(r->pool, &r->rhdrs, &r->nrhdrs, &r->caprhdrs, &r->rlast_was_value, at, len, true);
+	return 0;
+}
+
+static bool hop_by_hop(const hdr *h)
+{
+	static const char *const names[] = {"connection",	   "keep-alive", "proxy-connection",
+					    "transfer-encoding", "te",	  "trailer",
+					    "upgrade"};
+	for (size_t i = 0; i < SB_ARRAY_LEN(names); i++)
+		if (name_is(h, names[i]))
+			return true;
+	return false;
+}
+
+/* Headers named in Connection are hop-by-hop too. */
+static bool named_in_connection(const hdr *all, size_t n, const hdr *h)
+{
+	for (size_t i = 0; i < n; i++)
+		if (name_is(&all[i], "connection")) {
+			char name[128];
+			if (h->nlen >= sizeof(name))
+				return false;
+			memcpy(name, h->name, h->nlen);
+			name[h->nlen] = '\0';
+			if (value_has_token(all[i].value, all[i].vlen, name))
+				return true;
+		}
+	return false;
+}
+
+static int on_resp_headers_complete(llhttp_t *p)
+{
+	upconn *u = p->data;
+	client *c = u->c;
+	req *r = c->r;
+	int status = p->status_code;
+	if (status >= 100 && status < 200 && status != 101) {
+		/* interim responses: we answered Expect ourselves; drop them */
+		r->nrhdrs = 0;
+		r->resp_1xx = true;
+		return 0;
+	}
+	r->resp_1xx = false;
+	r->status = status;
+	r->resp_started = true;
+	bool upgrade = status == 101 && r->upgrade;
+	r->resp_no_body = r->is_head || status == 204 || status == 304 || upgrade;
+	bool up_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+	r->resp_chunked = !r->resp_no_body && !up_cl;
+	if (r->resp_chunked && (!c->keepalive || c->parser.http_minor == 0))
+		r->resp_chunked = false; /* close-delimited to a closing or 1.0 client */
+	if (!c->keepalive || atomic_load(&c->w->edge->stopping))
+		r->resp_close = true;
+
+	sb_buf b;
+	sb_buf_init(&b);
+	sb_buf_addf(&b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+	for (size_t i = 0; i < r->nrhdrs; i++) {
+		hdr *h = &r->rhdrs[i];
+		if (hop_by_hop(h) || named_in_connection(r->rhdrs, r->nrhdrs, h))
+			continue;
+		if (!up_cl && name_is(h, "content-length"))
+			continue;
+		sb_buf_add(&b, h->name, h->nlen);
+		sb_buf_add(&b, ": ", 2);
+		sb_buf_add(&b, h->value, h->vlen);
+		sb_buf_add(&b, "\r\n", 2);
+	}
+	if (!find_hdr(r->rhdrs, r->nrhdrs, "x-request-id"))
+		sb_buf_addf(&b, "X-Request-Id: %s\r\n", r->request_id);
+	if (upgrade) {
+		const hdr *uh = find_hdr(r->rhdrs, r->nrhdrs, "upgrade");
+		sb_buf_addf(&b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 9,
+			    uh ? uh->value : "websocket");
+	} else {
+		if (r->resp_chunked)
+			sb_buf_adds(&b, "Transfer-Encoding: chunked\r\n");
+		sb_buf_adds(&b, r->resp_close || (!up_cl && !r->resp_chunked && !r->resp_no_body)
+					? "Connection: close\r\n"
+					: "Connection: keep-alive\r\n");
+		if (!up_cl && !r->resp_chunked && !r->resp_no_body)
+			r->resp_close = true;
+	}
+	sb_buf_add(&b, "\r\n", 2);
+	cwrite(c, b.data, b.len);
+	sb_buf_free(&b);
+	/* a HEAD response has no body whatever its Content-Length says */
+	return r->is_head ? 1 : 0;
+}
+
+static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+{
+	upconn *u = p->data;
+	client *c = u->c;
+	req *r = c->r;
+	if (r->resp_1xx)
+		return 0;
+	write_body(cwrite_v, c, r->resp_chunked, at, len);
+	return 0;
+}
+
+static int on_resp_complete(llhttp_t *p)
+{
+	upconn *u = p->data;
+	req *r = u->c->r;
+	if (r->resp_1xx)
+		return 0; /* the real response follows */
+	if (r->status == 101 && r->upgrade)
+		return 0; /* llhttp then stops with HPE_PAUSED_UPGRADE: a tunnel */
+	if (r->resp_chunked)
+		cwrite(u->c, "0\r\n\r\n", 5);
+	r->resp_done = true;
+	return HPE_PAUSED;
+}
+
+static void settings_init(void)
+{
+	if (settings_ready)
+		return;
+	llhttp_settings_init(&req_settings);
+	req_settings.on_method = on_method;
+	req_settings.on_url = on_url;
+	req_settings.on_header_field = on_req_field;
+	req_settings.on_header_value = on_req_value;
+	req_settings.on_headers_complete = on_req_headers_complete;
+	req_settings.on_body = on_req_body;
+	req_settings.on_message_complete = on_req_complete;
+	llhttp_settings_init(&resp_settings);
+	resp_settings.on_header_field = on_resp_field;
+	resp_settings.on_header_value = on_resp_value;
+	resp_settings.on_headers_complete = on_resp_headers_complete;
+	resp_settings.on_body = on_resp_body;
+	resp_settings.on_message_complete = on_resp_complete;
+	settings_ready = true;
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+static void send_error(client *c, int status, const char *code, const char *msg)
+{
+	req *r = c->r;
+	if (!r) {
+		r = c->r = req_new(c);
+		r->request_id[0] = '\0';
+	}
+	if (!r->request_id[0])
+		hex_random(c->w, r->request_id, 32);
+	r->status = status;
+	const hdr *accept = r->hdrs ? find_hdr(r->hdrs, r->nhdrs, "accept") : NULL;
+	bool html = accept && strstr(accept->value, "text/html") &&
+		    !strstr(accept->value, "application/json");
+	sb_buf body, head;
+	sb_buf_init(&body);
+	sb_buf_init(&head);
+	if (html) {
+		sb_buf_addf(&body,
+			    "<!doctype html><title>%d %s</title><h1>%d %s</h1><p>%s</p>"
+			    "<p><small>request id %s</small></p>\n",
+			    status, reason_phrase(status), status, reason_phrase(status), msg,
+			    r->request_id);
+	} else {
+		sb_buf_addf(&body, "{\"error\":\"%s\",\"status\":%d,\"message\":", code, status);
+		sb_buf_add_json_str(&body, msg, strlen(msg));
+		sb_buf_addf(&body, ",\"request_id\":\"%s\"}\n", r->request_id);
+	}
+	/* a body we did not read, or a broken stream, ends the connection */
+	bool body_pending = r->head_parsed && !r->body_done && (r->has_cl || r->chunked);
+	if (status == 400 || status == 408 || status == 413 || status == 431 || body_pending ||
+	    !r->head_parsed)
+		c->keepalive = false;
+	if (atomic_load(&c->w->edge->stopping))
+		c->keepalive = false;
+	sb_buf_addf(&head,
+		    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		    "X-Request-Id: %s\r\nCache-Control: no-store\r\nConnection: %s\r\n\r\n",
+		    status, reason_phrase(status), html ? "text/html; charset=utf-8" : "application/json",
+		    body.len, r->request_id, c->keepalive ? "keep-alive" : "close");
+	cwrite(c, head.data, head.len);
+	if (!r->is_head)
+		cwrite(c, body.data, body.len);
+	sb_buf_free(&body);
+	sb_buf_free(&head);
+	r->resp_done = true;
+	r->resp_started = true;
+	finish_request(c);
+}
+
+/* ---- client connection lifecycle --------------------------------------- */
+
+static void client_freed(uv_handle_t *h)
+{
+	client *c = h->data;
+	if (--c->handles > 0)
+		return;
+	sb_worker *w = c->w;
+	if (c->counted) {
+		atomic_fetch_sub(&w->edge->nconns, 1);
+		w->nconns--;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	req_free(c->r);
+	free(c->in);
+	free(c);
+	if (w->stopping && w->nconns == 0 && w->listener_closed &&
+	    !uv_is_closing((uv_handle_t *)&w->wake))
+		uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+static void client_close(client *c)
+{
+	if (c->state == C_CLOSING)
+		return;
+	c->state = C_CLOSING;
+	c->closing = true;
+	if (c->r && c->r->method)
+		access_log(c); /* cut short, or a tunnel that ended */
+	if (c->u) {
+		upconn *u = c->u;
+		c->u = NULL;
+		u->c = NULL;
+		up_close(u);
+	}
+	uv_close((uv_handle_t *)&c->timer, client_freed);
+	uv_close((uv_handle_t *)&c->tcp, client_freed);
+}
+
+static void on_client_drained(client *c)
+{
+	if (c->state == C_CLOSING)
+		return;
+	if (c->closing) {
+		client_close(c);
+		return;
+	}
+	/* the upstream may go on sending */
+	if (c->u && !c->u->reading && !c->u->closing && c->state != C_CLOSING) {
+		extern void sb_proxy_up_resume(upconn * u);
+		sb_proxy_up_resume(c->u);
+	}
+}
+
+static void client_timeout(uv_timer_t *t)
+{
+	client *c = t->data;
+	if (c->state == C_HEAD && c->in_len > 0) {
+		send_error(c, 408, "request_timeout", "the request head did not arrive in time");
+		return;
+	}
+	if (c->state == C_HEAD) {
+		client_close(c); /* idle keep-alive connection */
+		return;
+	}
+	if (c->state == C_WAIT_UP) {
+		if (c->u) {
+			upconn *u = c->u;
+			c->u = NULL;
+			u->c = NULL;
+			up_close(u);
+		}
+		send_error(c, 504, "upstream_timeout", "the upstream did not accept the connection in time");
+		return;
+	}
+	if (c->state == C_RESP || c->state == C_BODY) {
+		if (c->r && !c->r->resp_started) {
+			if (c->u) {
+				upconn *u = c->u;
+				c->u = NULL;
+				u->c = NULL;
+				up_close(u);
+			}
+			send_error(c, 504, "upstream_timeout", "the upstream did not answer in time");
+		} else {
+			client_close(c);
+		}
+	}
+}
+
+static void client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	client *c = h->data;
+	if (c->in_cap - c->in_len < 16384) {
+		size_t ncap = c->in_cap ? c->in_cap : READ_CHUNK;
+		while (ncap - c->in_len < 16384)
+			ncap *= 2;
+		c->in = sb_xrealloc(c->in, ncap);
+		c->in_cap = ncap;
+	}
+	buf->base = c->in + c->in_len;
+	buf->len = c->in_cap - c->in_len;
+}
+
+static void client_read_stop(client *c)
+{
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void client_read_start(client *c)
+{
+	if (!c->reading && c->state != C_CLOSING) {
+		uv_read_start((uv_stream_t *)&c->tcp, client_alloc, client_read_cb);
+		c->reading = true;
+	}
+}
+
+static void consume(client *c, size_t n)
+{
+	memmove(c->in, c->in + n, c->in_len - n);
+	c->in_len -= n;
+	c->scan = 0;
+}
+
+static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	client *c = s->data;
+	if (n < 0) {
+		/* the client went away: whatever it was doing ends here */
+		client_close(c);
+		return;
+	}
+	if (n == 0)
+		return;
+	if (c->state == C_TUNNEL) {
+		if (c->u)
+			uwrite(c->u, c->in, (size_t)n);
+		c->in_len = 0;
+		if (c->u && c->u->wq > HIGH_WATER)
+			client_read_stop(c);
+		return;
+	}
+	if (c->state == C_HEAD && c->in_len == 0)
+		uv_timer_start(&c->timer, client_timeout, limits(c)->header_timeout_ms, 0);
+	else if (c->state == C_BODY)
+		uv_timer_start(&c->timer, client_timeout, limits(c)->response_timeout_ms, 0);
+	c->in_len += (size_t)n;
+	client_input(c);
+}
+
+/* ---- the request head -------------------------------------------------- */
+
+/*
+ * Find the end of the head and check the request-smuggling cases llhttp
+ * would otherwise tolerate or that we want to refuse before parsing: a bare
+ * LF or CR, obs-fold, whitespace before a colon. Returns the head length,
+ * 0 when incomplete, or -1 with *why set.
+ */
+static ssize_t head_scan(client *c, const char **why)
+{
+	const char *b = c->in;
+	size_t n = c->in_len;
+	size_t i = c->scan;
+	for (; i < n; i++) {
+		if (b[i] == '\n') {
+			if (i == 0 || b[i - 1] != '\r') {
+				*why = "bare LF in the request head";
+				return -1;
+			}
+			if (i >= 3 && b[i - 2] == '\n' && b[i - 3] == '\r')
+				break;
+		} else if (b[i - (i > 0)] == '\r' && i > 0 && b[i] != '\n') {
+			*why = "bare CR in the request head";
+			return -1;
+		}
+	}
+	if (i >= n) {
+		c->scan = n > 0 ? n - 1 : 0;
+		if (n > limits(c)->max_header_bytes)
+			return -2;
+		return 0;
+	}
+	size_t len = i + 1;
+	if (len > limits(c)->max_header_bytes)
+		return -2;
+	/* check each header line (the request line is the first) */
+	size_t ls = 0;
+	bool first = true;
+	while (ls < len) {
+		size_t le = ls;
+		while (le < len && b[le] != '\r')
+			le++;
+		if (le == ls) /* the empty line */
+			break;
+		if (!first) {
+			if (b[ls] == ' ' || b[ls] == '\t') {
+				*why = "obs-fold (a header line starting with whitespace)";
+				return -1;
+			}
+			const char *colon = memchr(b + ls, ':', le - ls);
+			if (!colon) {
+				*why = "a header line without a colon";
+				return -1;
+			}
+			if (colon > b + ls && (colon[-1] == ' ' || colon[-1] == '\t')) {
+				*why = "whitespace between a header name and its colon";
+				return -1;
+			}
+		}
+		first = false;
+		ls = le + 2;
+	}
+	return (ssize_t)len;
+}
+
+static bool sane_token(const char *s, size_t n, size_t max)
+{
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '_' || ch == '.' || ch == ':' || ch == '+' || ch == '='))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_traceparent(const char *v, size_t n)
+{
+	/* 00-<32 hex>-<16 hex>-<2 hex>, ids not all zero */
+	if (n != 55 || v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-' || v[52] != '-')
+		return false;
+	bool tz = true, sz = true;
+	for (size_t i = 0; i < n; i++) {
+		if (i == 2 || i == 35 || i == 52)
+			continue;
+		char ch = v[i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return false;
+		if (i >= 3 && i < 35 && ch != '0')
+			tz = false;
+		if (i >= 36 && i < 52 && ch != '0')
+			sz = false;
+	}
+	return !tz && !sz;
+}
+
+static bool method_idempotent(const char *m)
+{
+	return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") ||
+	       !strcmp(m, "PUT") || !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
+}
+
+/* The edge's own endpoints under /.well-known/switchboard/. */
+static bool own_endpoint(client *c)
+{
+	req *r = c->r;
+	static const char prefix[] = "/.well-known/switchboard/";
+	if (r->path_len < sizeof(prefix) - 1 || memcmp(r->path, prefix, sizeof(prefix) - 1) != 0)
+		return false;
+	const char *rest = r->path + sizeof(prefix) - 1;
+	size_t rl = r->path_len - (sizeof(prefix) - 1);
+	const char *q = memchr(rest, '?', rl);
+	if (q)
+		rl = (size_t)(q - rest);
+	if (rl == 6 && memcmp(rest, "health", 6) == 0 &&
+	    (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD"))) {
+		sb_edge *e = c->w->edge;
+		sb_snapshot *s = r->snap;
+		char body[512];
+		int bn = snprintf(body, sizeof(body),
+				  "{\"status\":\"ok\",\"version\":\"%s\",\"routes\":%zu,"
+				  "\"tenants\":%zu,\"generation\":%llu,\"uptime_s\":%lld,"
+				  "\"threads\":%d}\n",
+				  SB_VERSION, sb_route_count(s->cfg->routes),
+				  sb_tenants_count(s->tenants), (unsigned long long)s->cfg->generation,
+				  (long long)((sb_edge_now_ms() - e->started_ms) / 1000), e->nworkers);
+		char head[512];
+		if (atomic_load(&e->stopping))
+			c->keepalive = false;
+		int hn = snprintf(head, sizeof(head),
+				  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				  "Content-Length: %d\r\nCache-Control: no-store\r\nX-Request-Id: %s\r\n"
+				  "Connection: %s\r\n\r\n",
+				  bn, r->request_id, c->keepalive ? "keep-alive" : "close");
+		r->status = 200;
+		cwrite(c, head, (size_t)hn);
+		if (!r->is_head)
+			cwrite(c, body, (size_t)bn);
+		r->resp_done = r->resp_started = true;
+		finish_request(c);
+		return true;
+	}
+	send_error(c, 404, "not_found", "no such Switchboard endpoint");
+	return true;
+}
+
+/* Host and path from the head; the smuggling rules about Host. */
+static int resolve_target(client *c, const char **why)
+{
+	req *r = c->r;
+	const hdr *hh = NULL;
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		hdr *h = &r->hdrs[i];
+		if (name_is(h, "host")) {
+			r->nhost++;
+			hh = h;
+		} else if (name_is(h, "content-length")) {
+			r->ncl++;
+		} else if (name_is(h, "transfer-encoding")) {
+			r->nte++;
+			if (!(h->vlen == 7 && strncasecmp(h->value, "chunked", 7) == 0)) {
+				*why = "unsupported Transfer-Encoding";
+				return -1;
+			}
+		} else if (name_is(h, "expect")) {
+			if (h->vlen == 12 && strncasecmp(h->value, "100-continue", 12) == 0)
+				r->expect_continue = true;
+		}
+	}
+	if (r->nhost > 1) {
+		*why = "several Host headers";
+		return -1;
+	}
+	if (r->ncl > 1) {
+		*why = "several Content-Length headers";
+		return -1;
+	}
+	if (r->nte > 1 || (r->nte && r->ncl)) {
+		*why = "both Content-Length and Transfer-Encoding";
+		return -1;
+	}
+	if (r->url_len && r->url[0] == '/') {
+		r->path = r->url;
+		r->path_len = r->url_len;
+		if (!hh) {
+			*why = "no Host header";
+			return -1;
+		}
+		r->host = hh->value;
+		r->host_len = hh->vlen;
+	} else if (has_prefix_ci(r->url, r->url_len, "http://") ||
+		   has_prefix_ci(r->url, r->url_len, "https://")) {
+		const char *a = strstr(r->url, "://") + 3;
+		const char *end = r->url + r->url_len;
+		const char *slash = memchr(a, '/', (size_t)(end - a));
+		const char *qm = memchr(a, '?', (size_t)(end - a));
+		if (qm && (!slash || qm < slash))
+			slash = qm;
+		size_t al = (size_t)((slash ? slash : end) - a);
+		if (al == 0 || memchr(a, '@', al)) {
+			*why = "bad authority in an absolute-form target";
+			return -1;
+		}
+		if (hh && (hh->vlen != al || strncasecmp(hh->value, a, al) != 0)) {
+			*why = "Host disagrees with the absolute-form target";
+			return -1;
+		}
+		r->host = a;
+		r->host_len = al;
+		if (slash && *slash == '/') {
+			r->path = slash;
+			r->path_len = (size_t)(end - slash);
+		} else {
+			/* "http://host?x" or "http://host": path "/" (plus the query) */
+			size_t ql = slash ? (size_t)(end - slash) : 0;
+			char *p = sb_pool_alloc(r->pool, ql + 2);
+			p[0] = '/';
+			if (ql)
+				memcpy(p + 1, slash, ql);
+			r->path = p;
+			r->path_len = ql + 1;
+		}
+	} else {
+		*why = "a request target must be a path or an absolute http(s) URL";
+		return -1;
+	}
+	return 0;
+}
+
+/* Build the request head we send upstream. */
+static void build_upstream_head(client *c, sb_buf *b)
+{
+	req *r = c->r;
+	sb_snapshot *s = r->snap;
+	const sb_deployment *dp = r->m.deployment;
+	(void)dp;
+	const hdr *xff = NULL, *xfp = NULL;
+	const hdr *tp = find_hdr(r->hdrs, r->nhdrs, "traceparent");
+	if (tp && valid_traceparent(tp->value, tp->vlen)) {
+		memcpy(r->traceparent, tp->value, tp->vlen);
+		r->traceparent[tp->vlen] = '\0';
+	} else {
+		char trace[33], span[17];
+		hex_random(c->w, trace, 32);
+		hex_random(c->w, span, 16);
+		snprintf(r->traceparent, sizeof(r->traceparent), "00-%s-%s-01", trace, span);
+	}
+	sb_buf_add(b, r->method, strlen(r->method));
+	sb_buf_addc(b, ' ');
+	sb_buf_add(b, r->path, r->path_len);
+	sb_buf_adds(b, " HTTP/1.1\r\n");
+	bool has_host = false;
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		const hdr *h = &r->hdrs[i];
+		if (hop_by_hop(h) || named_in_connection(r->hdrs, r->nhdrs, h))
+			continue;
+		if (name_is(h, "expect") || name_is(h, "x-request-id") || name_is(h, "traceparent") ||
+		    has_prefix_ci(h->name, h->nlen, "x-switchboard-") ||
+		    has_prefix_ci(h->name, h->nlen, "x-tenant-"))
+			continue;
+		if (has_prefix_ci(h->name, h->nlen, "x-forwarded-") || name_is(h, "forwarded")) {
+			if (!c->trusted)
+				continue;
+			if (name_is(h, "x-forwarded-for")) {
+				xff = h;
+				continue;
+			}
+			if (name_is(h, "x-forwarded-proto")) {
+				xfp = h;
+				continue;
+			}
+			if (name_is(h, "x-forwarded-host"))
+				continue;
+		}
+		if (name_is(h, "host"))
+			has_host = true;
+		sb_buf_add(b, h->name, h->nlen);
+		sb_buf_add(b, ": ", 2);
+		sb_buf_add(b, h->value, h->vlen);
+		sb_buf_add(b, "\r\n", 2);
+	}
+	if (!has_host)
+		sb_buf_addf(b, "Host: %.*s\r\n", (int)r->host_len, r->host);
+
+	/* the headers we add, which the signature covers */
+	char fwd_for[512];
+	if (xff)
+		snprintf(fwd_for, sizeof(fwd_for), "%.*s, %s", (int)xff->vlen, xff->value, c->peer);
+	else
+		snprintf(fwd_for, sizeof(fwd_for), "%s", c->peer);
+	const char *proto = xfp ? sb_pool_strndup(r->pool, xfp->value, xfp->vlen) : "http";
+	char hostnorm[256];
+	int hn = sb_route_host_normalize(r->host, r->host_len, hostnorm, sizeof(hostnorm));
+	if (hn < 0)
+		hn = 0, hostnorm[0] = '\0';
+	const char *tenant = r->m.tenant;
+
+	sb_sign_fields f;
+	memset(&f, 0, sizeof(f));
+	f.method = (sb_sign_str){r->method, strlen(r->method)};
+	f.host = (sb_sign_str){hostnorm, (size_t)hn};
+	sb_sign_fields_set_target(&f, r->path, r->path_len);
+	f.hdr[SB_SIGN_H_REQUEST_ID] = (sb_sign_str){r->request_id, strlen(r->request_id)};
+	f.hdr[SB_SIGN_H_TRACEPARENT] = (sb_sign_str){r->traceparent, strlen(r->traceparent)};
+	f.hdr[SB_SIGN_H_FORWARDED_FOR] = (sb_sign_str){fwd_for, strlen(fwd_for)};
+	f.hdr[SB_SIGN_H_FORWARDED_PROTO] = (sb_sign_str){proto, strlen(proto)};
+	f.hdr[SB_SIGN_H_FORWARDED_HOST] = (sb_sign_str){r->host, r->host_len};
+	if (tenant)
+		f.hdr[SB_SIGN_H_TENANT_SLUG] = (sb_sign_str){tenant, strlen(tenant)};
+	f.hdr[SB_SIGN_H_ENVIRONMENT] = (sb_sign_str){r->env_name, strlen(r->env_name)};
+	f.hdr[SB_SIGN_H_DEPLOYMENT] = (sb_sign_str){r->dep_name, strlen(r->dep_name)};
+	sb_sign_key keys[2] = {{r->secret, SB_SIGN_MAC_LEN}, {r->prev_secret, SB_SIGN_MAC_LEN}};
+	char sig[SB_SIGN_HEADER_MAX(2)];
+	int sl = sb_sign_header(&f, (int64_t)(sb_edge_now_ms() / 1000), keys,
+				r->prev_secret ? 2 : 1, sig, sizeof(sig));
+
+	sb_buf_addf(b, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %.*s\r\n",
+		    fwd_for, proto, (int)r->host_len, r->host);
+	sb_buf_addf(b, "X-Request-Id: %s\r\ntraceparent: %s\r\n", r->request_id, r->traceparent);
+	if (tenant)
+		sb_buf_addf(b, "X-Tenant-Slug: %s\r\n", tenant);
+	sb_buf_addf(b, "X-Switchboard-Environment: %s\r\nX-Switchboard-Deployment: %s\r\n",
+		    r->env_name, r->dep_name);
+	if (sl > 0)
+		sb_buf_addf(b, "X-Switchboard-Signature: %.*s\r\n", sl, sig);
+	if (r->has_cl)
+		sb_buf_addf(b, "Content-Length: %llu\r\n", (unsigned long long)r->content_length);
+	else if (r->chunked)
+		sb_buf_adds(b, "Transfer-Encoding: chunked\r\n");
+	if (r->upgrade) {
+		const hdr *uh = find_hdr(r->hdrs, r->nhdrs, "upgrade");
+		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 0,
+			    uh ? uh->value : "");
+	} else {
+		sb_buf_adds(b, "Connection: keep-alive\r\n");
+	}
+	sb_buf_add(b, "\r\n", 2);
+	(void)s;
+}
+
+/* A complete head is in c->in[0..len): parse, route, and forward. */
+static void handle_head(client *c, size_t len)
+{
+	req *r = c->r;
+	const char *why = NULL;
+	uv_timer_stop(&c->timer);
+	llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
+	c->parser.data = c;
+	r->max_body = UINT64_MAX;
+	llhttp_errno_t err = llhttp_execute(&c->parser, c->in, len);
+	if (err != HPE_OK && err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
+		consume(c, len);
+		char msg[200];
+		snprintf(msg, sizeof(msg), "malformed request: %s", llhttp_get_error_reason(&c->parser));
+		send_error(c, 400, "bad_request", msg);
+		return;
+	}
+	consume(c, len);
+	if (!r->head_parsed || !r->method) {
+		send_error(c, 400, "bad_request", "malformed request head");
+		return;
+	}
+	/* the client's request id is kept when it is a sane token */
+	const hdr *rid = find_hdr(r->hdrs, r->nhdrs, "x-request-id");
+	if (rid && sane_token(rid->value, rid->vlen, 128)) {
+		memcpy(r->request_id, rid->value, rid->vlen);
+		r->request_id[rid->vlen] = '\0';
+	} else {
+		hex_random(c->w, r->request_id, 32);
+	}
+	r->is_head = strcmp(r->method, "HEAD") == 0;
+	r->idempotent = method_idempotent(r->method);
+	c->keepalive = llhttp_should_keep_alive(&c->parser) != 0;
+	if (resolve_target(c, &why) < 0) {
+		send_error(c, 400, "bad_request", why);
+		return;
+	}
+	if (own_endpoint(c))
+		return;
+
+	sb_snapshot *s = r->snap;
+	int lr = sb_route_lookup(s->cfg->routes, s->tenants, r->host, r->host_len, r->path,
+				 r->path_len, &r->m);
+	if (lr == SB_ESUSPENDED) {
+		send_error(c, 403, "tenant_suspended", "this tenant is suspended");
+		return;
+	}
+	if (lr < 0) {
+		send_error(c, 404, "not_found", r->m.reason ? r->m.reason : "not routed");
+		return;
+	}
+	const sb_model *m = s->cfg->model;
+	r->env_name = sb_env_name(r->m.env);
+	if (r->m.deployment) {
+		size_t idx = (size_t)(r->m.deployment - m->deployments);
+		sb_dep_rt *rt = &s->cfg->deps[idx];
+		r->dep_name = r->m.deployment->name;
+		r->up = rt->upstream;
+		r->max_body = rt->max_body;
+		r->secret = rt->secret;
+		r->prev_secret = s->cfg->has_prev ? rt->prev_secret : NULL;
+	} else {
+		/* a preview by the naming rule: name and secret derive from the PR */
+		r->dep_name = sb_pool_printf(r->pool, "%s-preview-%u", m->services[r->m.service].name,
+					     r->m.pr);
+		r->up = s->cfg->preview_up[r->m.service];
+		r->max_body = s->cfg->decl->http.max_body_bytes;
+		uint8_t *sec = sb_pool_alloc(r->pool, SB_SIGN_MAC_LEN * 2);
+		sb_sign_derive_secret(s->cfg->master, 32, r->dep_name, sec);
+		r->secret = sec;
+		if (s->cfg->has_prev) {
+			sb_sign_derive_secret(s->cfg->prev_master, 32, r->dep_name,
+					      sec + SB_SIGN_MAC_LEN);
+			r->prev_secret = sec + SB_SIGN_MAC_LEN;
+		}
+	}
+	if (!r->up) {
+		send_error(c, 502, "no_upstream", "this deployment has no running upstream");
+		return;
+	}
+	if (!atomic_load(&r->up->up)) {
+		send_error(c, 503, "upstream_down", "every upstream of this deployment is down");
+		return;
+	}
+	if (r->has_cl && r->content_length > r->max_body) {
+		send_error(c, 413, "body_too_large", "the request body exceeds the limit");
+		return;
+	}
+	if (r->expect_continue && (r->has_cl || r->chunked) && !r->body_done)
+		cwrite(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->state = C_WAIT_UP;
+	client_read_stop(c);
+	uv_timer_start(&c->timer, client_timeout, limits(c)->connect_timeout_ms, 0);
+	start_upstream(c);
+}
+
+static void client_input(client *c)
+{
+	while (c->state == C_HEAD && c->in_len > 0) {
+		const char *why = NULL;
+		ssize_t hl = head_scan(c, &why);
+		if (hl == 0) {
+			client_read_start(c);
+			return;
+		}
+		if (!c->r)
+			c->r = req_new(c);
+		if (hl == -2) {
+			c->in_len = 0;
+			send_error(c, 431, "headers_too_large", "the request head is too large");
+			return;
+		}
+		if (hl < 0) {
+			c->in_len = 0;
+			send_error(c, 400, "bad_request", why);
+			return;
+		}
+		handle_head(c, (size_t)hl);
+	}
+	if (c->state == C_BODY && c->in_len > 0) {
+		llhttp_errno_t err = llhttp_execute(&c->parser, c->in, c->in_len);
+		size_t used = c->in_len;
+		if (err == HPE_PAUSED) {
+			used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in);
+			llhttp_resume(&c->parser);
+		} else if (err == HPE_PAUSED_UPGRADE) {
+			used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in);
+		} else if (err != HPE_OK) {
+			c->in_len = 0;
+			req *r = c->r;
+			bool too_big = r->body_in > r->max_body;
+			if (c->u) {
+				upconn *u = c->u;
+				c->u = NULL;
+				u->c = NULL;
+				up_close(u);
+			}
+			if (!r->resp_started)
+				send_error(c, too_big ? 413 : 400, too_big ? "body_too_large" : "bad_request",
+					   too_big ? "the request body exceeds the limit"
+						   : "malformed request body");
+			else
+				client_close(c);
+			return;
+		}
+		consume(c, used);
+		if (c->r->body_done) {
+			c->state = C_RESP;
+			client_read_stop(c);
+		} else if (c->u && c->u->wq > HIGH_WATER) {
+			client_read_stop(c);
+		} else {
+			client_read_start(c);
+		}
+	}
+	if (c->state == C_HEAD && c->in_len == 0)
+		client_read_start(c);
+}
+
+/* The request head is written: move on to the body. */
+static void request_sent_head(client *c)
+{
+	req *r = c->r;
+	uv_timer_start(&c->timer, client_timeout, limits(c)->response_timeout_ms, 0);
+	if (r->upgrade) {
+		/* bytes the client sent after the head go through as they are */
+		if (c->in_len) {
+			uwrite(c->u, c->in, c->in_len);
+			c->in_len = 0;
+		}
+		c->state = C_RESP;
+		r->body_done = true;
+		return;
+	}
+	if (r->body_done) {
+		c->state = C_RESP;
+		return;
+	}
+	c->state = C_BODY;
+	client_input(c);
+	if (c->state == C_BODY)
+		client_read_start(c);
+}
+
+static void finish_request(client *c)
+{
+	req *r = c->r;
+	if (!r)
+		return;
+	access_log(c);
+	req_free(r);
+	c->r = NULL;
+	uv_timer_stop(&c->timer);
+	if (c->state == C_CLOSING)
+		return;
+	if (!c->keepalive || atomic_load(&c->w->edge->stopping)) {
+		c->state = C_HEAD;
+		c->closing = true;
+		client_read_stop(c);
+		if (c->wq == 0)
+			client_close(c);
+		return;
+	}
+	c->state = C_HEAD;
+	c->scan = 0;
+	uv_timer_start(&c->timer, client_timeout,
+		       c->in_len ? limits(c)->header_timeout_ms : limits(c)->idle_timeout_ms, 0);
+	if (c->in_len)
+		client_input(c);
+	else
+		client_read_start(c);
+}
+
+/* ---- upstream connections ------------------------------------------------ */
+
+static void up_freed(uv_handle_t *h)
+{
+	upconn *u = h->data;
+	if (--u->handles == 0)
+		free(u);
+}
+
+static void pool_remove(upconn *u)
+{
+	if (!u->idle)
+		return;
+	sb_worker *w = u->w;
+	struct sb_pool_list *pl = &w->pools[u->up->id];
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		pl->head = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	u->next = u->prev = NULL;
+	u->idle = false;
+}
+
+static void up_close(upconn *u)
+{
+	if (u->closing)
+		return;
+	pool_remove(u);
+	u->closing = true;
+	uv_close((uv_handle_t *)&u->timer, up_freed);
+	uv_close((uv_handle_t *)&u->tcp, up_freed);
+}
+
+void sb_proxy_up_resume(upconn *u);
+
+static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static _Thread_local char slab[READ_CHUNK];
+	buf->base = slab;
+	buf->len = sizeof(slab);
+}
+
+void sb_proxy_up_resume(upconn *u)
+{
+	if (!u->reading && !u->closing) {
+		uv_read_start((uv_stream_t *)&u->tcp, up_alloc, up_read_cb);
+		u->reading = true;
+	}
+}
+
+static void on_up_drained(upconn *u)
+{
+	client *c = u->c;
+	if (!c || c->state == C_CLOSING)
+		return;
+	if (c->state == C_BODY || c->state == C_TUNNEL)
+		client_read_start(c);
+}
+
+static uint32_t limits_up_idle(const upconn *u)
+{
+	return u->w->snap->cfg->decl->http.upstream_idle_ms;
+}
+
+static void idle_timeout(uv_timer_t *t)
+{
+	up_close(t->data);
+}
+
+static void up_release(upconn *u, bool reusable)
+{
+	client *c = u->c;
+	if (c)
+		c->u = NULL;
+	u->c = NULL;
+	if (!reusable || u->closing || atomic_load(&u->w->edge->stopping)) {
+		up_close(u);
+		return;
+	}
+	/* keep reading while idle: an EOF then closes it at once */
+	struct sb_pool_list *pl = &u->w->pools[u->up->id];
+	u->next = pl->head;
+	u->prev = NULL;
+	if (pl->head)
+		pl->head->prev = u;
+	pl->head = u;
+	u->idle = true;
+	sb_proxy_up_resume(u);
+	uv_timer_start(&u->timer, idle_timeout, limits_up_idle(u), 0);
+}
+
+static void up_failed(upconn *u, const char *what, int uverr)
+{
+	client *c = u->c;
+	u->c = NULL;
+	up_close(u);
+	if (!c)
+		return;
+	c->u = NULL;
+	req *r = c->r;
+	if (!r || c->state == C_CLOSING)
+		return;
+	if (r->resp_started) {
+		/* part of the response went out: the client must see it cut */
+		client_close(c);
+		return;
+	}
+	/* retry once on a fresh connection when nothing could have been
+	 * processed: an idempotent request without a body on a reused one */
+	if (u->reused && !u->got_bytes && r->idempotent && !r->has_cl && !r->chunked &&
+	    !r->retried && !r->upgrade) {
+		r->retried = true;
+		c->state = C_WAIT_UP;
+		start_upstream(c);
+		return;
+	}
+	char msg[200];
+	snprintf(msg, sizeof(msg), "the upstream failed: %s%s%s", what, uverr ? ": " : "",
+		 uverr ? uv_strerror(uverr) : "");
+	sb_edge_log("warning", "%s %.*s%.*s: upstream %s: %s", r->method, (int)r->host_len, r->host,
+		    (int)r->path_len, r->path, r->up ? r->up->url : "?", msg);
+	if (r->body_done || (!r->has_cl && !r->chunked))
+		send_error(c, 502, "bad_gateway", msg);
+	else {
+		c->keepalive = false;
+		send_error(c, 502, "bad_gateway", msg);
+	}
+}
+
+static void tunnel_start(client *c, upconn *u, const char *rest, size_t n)
+{
+	c->state = C_TUNNEL;
+	uv_timer_stop(&c->timer);
+	if (n)
+		cwrite(c, rest, n);
+	c->in_len = 0;
+	client_read_start(c);
+}
+
+static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	upconn *u = s->data;
+	client *c = u->c;
+	if (!c) {
+		/* idle in the pool: EOF or stray bytes both end it */
+		up_close(u);
+		return;
+	}
+	if (c->state == C_TUNNEL) {
+		if (n < 0) {
+			client_close(c);
+			return;
+		}
+		cwrite(c, buf->base, (size_t)n);
+		if (c->wq > HIGH_WATER) {
+			uv_read_stop(s);
+			u->reading = false;
+		}
+		return;
+	}
+	if (n < 0) {
+		if (n == UV_EOF && c->r && c->r->resp_started) {
+			/* close-delimited body ends here */
+			llhttp_errno_t fe = llhttp_finish(&u->parser);
+			if (fe == HPE_OK && c->r->resp_done) {
+				up_release(u, false);
+				finish_request(c);
+				return;
+			}
+		}
+		up_failed(u, n == UV_EOF ? "connection closed" : "read error",
+			  n == UV_EOF ? 0 : (int)n);
+		return;
+	}
+	if (n == 0)
+		return;
+	u->got_bytes = true;
+	uv_timer_stop(&c->timer);
+	llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)n);
+	req *r = c->r;
+	if (err == HPE_PAUSED_UPGRADE && r->status == 101) {
+		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - buf->base);
+		tunnel_start(c, u, buf->base + used, (size_t)n - used);
+		return;
+	}
+	if (err == HPE_PAUSED && r->resp_done) {
+		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - buf->base);
+		bool reusable = used == (size_t)n && llhttp_should_keep_alive(&u->parser) &&
+				r->body_done;
+		up_release(u, reusable);
+		if (r->resp_close || !r->body_done)
+			c->keepalive = false;
+		finish_request(c);
+		return;
+	}
+	if (err != HPE_OK) {
+		up_failed(u, llhttp_get_error_reason(&u->parser), 0);
+		return;
+	}
+	if (c->wq > HIGH_WATER) {
+		uv_read_stop(s);
+		u->reading = false;
+	}
+	uv_timer_start(&c->timer, client_timeout, limits(c)->response_timeout_ms, 0);
+}
+
+/* Attach u to c's request and send the head. */
+static void up_begin(client *c, upconn *u)
+{
+	req *r = c->r;
+	c->u = u;
+	u->c = c;
+	u->got_bytes = false;
+	llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
+	u->parser.data = u;
+	uv_timer_stop(&u->timer);
+	sb_buf b;
+	sb_buf_init(&b);
+	build_upstream_head(c, &b);
+	int w = uwrite(u, b.data, b.len);
+	sb_buf_free(&b);
+	if (w < 0) {
+		up_failed(u, "write failed", w);
+		return;
+	}
+	sb_proxy_up_resume(u);
+	request_sent_head(c);
+	(void)r;
+}
+
+static void up_connected(uv_connect_t *cr, int status)
+{
+	upconn *u = cr->data;
+	if (u->closing)
+		return;
+	if (status < 0) {
+		up_failed(u, "cannot connect", status);
+		return;
+	}
+	u->connected = true;
+	client *c = u->c;
+	if (!c) {
+		up_close(u);
+		return;
+	}
+	up_begin(c, u);
+}
+
+static void start_upstream(client *c)
+{
+	req *r = c->r;
+	sb_worker *w = c->w;
+	sb_upstream *up = r->up;
+	if (up->id >= w->npools) {
+		size_t n = up->id + 16;
+		w->pools = sb_xrealloc(w->pools, n * sizeof(*w->pools));
+		memset(w->pools + w->npools, 0, (n - w->npools) * sizeof(*w->pools));
+		w->npools = n;
+	}
+	upconn *u = r->retried ? NULL : w->pools[up->id].head;
+	if (u) {
+		pool_remove(u);
+		u->reused = true;
+		up_begin(c, u);
+		return;
+	}
+	u = sb_xcalloc(1, sizeof(*u));
+	u->w = w;
+	u->up = up;
+	u->c = c;
+	c->u = u;
+	u->handles = 2;
+	uv_tcp_init(&w->loop, &u->tcp);
+	uv_timer_init(&w->loop, &u->timer);
+	u->tcp.data = u->timer.data = u->creq.data = u;
+	uv_tcp_nodelay(&u->tcp, 1);
+	int rc = uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&up->addr, up_connected);
+	if (rc < 0)
+		up_failed(u, "cannot connect", rc);
+}
+
+/* ---- accepting and worker control --------------------------------------- */
+
+void sb_proxy_on_connection(uv_stream_t *server, int status)
+{
+	sb_worker *w = server->data;
+	settings_init();
+	if (status < 0 || w->stopping)
+		return;
+	client *c = sb_xcalloc(1, sizeof(*c));
+	c->w = w;
+	uv_tcp_init(&w->loop, &c->tcp);
+	uv_timer_init(&w->loop, &c->timer);
+	c->tcp.data = c->timer.data = c;
+	c->handles = 2;
+	c->next = w->conns;
+	if (c->next)
+		c->next->prev = c;
+	w->conns = c;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		client_close(c);
+		return;
+	}
+	c->counted = true;
+	w->nconns++;
+	long total = atomic_fetch_add(&w->edge->nconns, 1) + 1;
+	if (total > (long)limits(c)->max_connections) {
+		client_close(c); /* over the limit: refuse at once */
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	struct sockaddr_storage peer;
+	int plen = sizeof(peer);
+	c->peer[0] = '\0';
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) == 0) {
+		if (peer.ss_family == AF_INET)
+			uv_ip4_name((struct sockaddr_in *)&peer, c->peer, sizeof(c->peer));
+		else
+			uv_ip6_name((struct sockaddr_in6 *)&peer, c->peer, sizeof(c->peer));
+		c->trusted = peer_trusted(limits(c), &peer);
+	}
+	c->state = C_HEAD;
+	c->keepalive = true;
+	uv_timer_start(&c->timer, client_timeout, limits(c)->header_timeout_ms, 0);
+	client_read_start(c);
+}
+
+void sb_proxy_worker_wake(sb_worker *w)
+{
+	sb_edge *e = w->edge;
+	uint64_t seq = atomic_load(&e->seq);
+	if (seq != w->snap_seq) {
+		uv_mutex_lock(&e->snap_lock);
+		sb_snapshot *s = e->current;
+		sb_snapshot_ref(s);
+		uv_mutex_unlock(&e->snap_lock);
+		sb_snapshot *old = w->snap;
+		w->snap = s;
+		w->snap_seq = seq;
+		sb_snapshot_unref(old);
+	}
+	if (atomic_load(&e->stopping) && !w->stopping) {
+		w->stopping = true;
+		if (!w->listener_closed) {
+			uv_close((uv_handle_t *)&w->listener, NULL);
+			w->listener_closed = true;
+		}
+		/* idle connections go now; busy ones after their response */
+		for (client *c = w->conns, *n; c; c = n) {
+			n = c->next;
+			if (c->state == C_HEAD && c->in_len == 0 && !c->r)
+				client_close(c);
+			else
+				c->keepalive = false;
+		}
+		/* pooled upstream connections are not needed any more */
+		for (size_t i = 0; i < w->npools; i++)
+			while (w->pools[i].head)
+				up_close(w->pools[i].head);
+	}
+	if (atomic_load(&e->force_close))
+		sb_proxy_worker_close_all(w);
+	if (w->stopping && w->nconns == 0 && !uv_is_closing((uv_handle_t *)&w->wake))
+		uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+void sb_proxy_worker_close_all(sb_worker *w)
+{
+	for (client *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		client_close(c);
+	}
+}
+
+void sb_proxy_worker_free(sb_worker *w)
+{
+	free(w->pools);
+	w->pools = NULL;
+	w->npools = 0;
+}

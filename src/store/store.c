@@ -1,0 +1,627 @@
+/* The store on SQLite: <data_dir>/switchboard.db in WAL mode, shared by the
+ * CLI and a running server. All SQL of Switchboard lives in this file. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define BUSY_TIMEOUT_MS 5000
+#define DISPLAY_NAME_MAX 256
+
+struct sb_store {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *data_version; /* "PRAGMA data_version", kept for polling */
+	int64_t last_version;
+	bool wrote; /* this handle committed a write since the last poll */
+};
+
+/*
+ * Migration i brings the schema from version i to i + 1. Append only: a
+ * released migration is never edited.
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1: tenants */
+    "CREATE TABLE tenants ("
+    " slug TEXT PRIMARY KEY NOT NULL CHECK (length(slug) BETWEEN 1 AND 63),"
+    " status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),"
+    " display_name TEXT,"
+    " settings TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(settings)),"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
+};
+
+_Static_assert(SB_ARRAY_LEN(migrations) == SB_STORE_SCHEMA_VERSION,
+	       "one migration per schema version");
+
+static const char tenant_columns[] = "slug, status, display_name, settings, created_at, updated_at";
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int db_error(sb_store *st, sb_diag *d, const char *what)
+{
+	return sb_diag_setc(d, SB_EIO, st->path, 0, 0, "%s: %s", what, sqlite3_errmsg(st->db));
+}
+
+static int64_t now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static int exec(sb_store *st, const char *sql, sb_diag *d)
+{
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(st, d, sql);
+	return 0;
+}
+
+static int prepare(sb_store *st, const char *sql, sqlite3_stmt **stmt, sb_diag *d)
+{
+	if (sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) != SQLITE_OK) {
+		*stmt = NULL;
+		return db_error(st, d, "cannot prepare a statement");
+	}
+	return 0;
+}
+
+/* Run a statement that returns one integer (a PRAGMA's value). */
+static int query_int(sb_store *st, const char *sql, int64_t *out, sb_diag *d)
+{
+	sqlite3_stmt *stmt = NULL;
+	int r = prepare(st, sql, &stmt, d);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		*out = sqlite3_column_int64(stmt, 0);
+	else
+		r = db_error(st, d, sql);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+static int begin(sb_store *st, sb_diag *d)
+{
+	/* IMMEDIATE takes the write lock up front, so a busy database is waited
+	 * for (busy_timeout) instead of failing when a read would be upgraded. */
+	return exec(st, "BEGIN IMMEDIATE", d);
+}
+
+static int commit(sb_store *st, sb_diag *d)
+{
+	int r = exec(st, "COMMIT", d);
+	if (r < 0)
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	else
+		st->wrote = true;
+	return r;
+}
+
+static void rollback(sb_store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* mkdir -p with mode 0700 for every directory created. */
+static int make_dirs(const char *dir, sb_diag *d)
+{
+	size_t n = strlen(dir);
+	if (n == 0)
+		return sb_diag_setc(d, SB_EINVAL, "", 0, 0, "the data directory is empty");
+	char *p = sb_xstrndup(dir, n);
+	int r = 0;
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		char c = p[i];
+		p[i] = '\0';
+		struct stat sbuf;
+		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+			r = sb_diag_setc(d, SB_EIO, p, 0, 0, "cannot create the data directory: %s",
+					 strerror(errno));
+			goto out;
+		}
+		if (stat(p, &sbuf) != 0 || !S_ISDIR(sbuf.st_mode)) {
+			r = sb_diag_setc(d, SB_EIO, p, 0, 0, "not a directory");
+			goto out;
+		}
+		p[i] = c;
+	}
+out:
+	free(p);
+	return r;
+}
+
+/* The store checks slug syntax only; see sb_model_slug_check for the rest. */
+static int slug_check(const char *slug, sb_diag *d)
+{
+	size_t n = strlen(slug);
+	const char *why = NULL;
+	if (n == 0 || n > SB_SLUG_MAX)
+		why = "a slug is 1 to 63 characters";
+	for (size_t i = 0; !why && i < n; i++) {
+		char c = slug[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			why = "a slug has only a-z, 0-9 and '-'";
+	}
+	if (!why && (slug[0] == '-' || slug[n - 1] == '-'))
+		why = "a slug cannot start or end with '-'";
+	if (why)
+		return sb_diag_setc(d, SB_EBADSLUG, "", 0, 0,
+				    "'%.*s' is not a valid tenant slug: %s", n > 80 ? 80 : (int)n,
+				    slug, why);
+	return 0;
+}
+
+static int name_check(const char *name, sb_diag *d)
+{
+	size_t n = strlen(name);
+	if (n > DISPLAY_NAME_MAX)
+		return sb_diag_setc(d, SB_ETOOLONG, "", 0, 0,
+				    "the display name is longer than %d bytes", DISPLAY_NAME_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return sb_diag_setc(d, SB_EINVAL, "", 0, 0,
+					    "the display name has a control character");
+	return 0;
+}
+
+static const char *status_text(sb_tenant_status s)
+{
+	return s == SB_TENANT_SUSPENDED ? "suspended" : "active";
+}
+
+static const char *json_type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	default: return "an object";
+	}
+}
+
+/* ---- open, close, schema ----------------------------------------------- */
+
+static int set_wal(sb_store *st, sb_diag *d)
+{
+	/* Switching to WAL needs a moment of exclusive access; while another
+	 * process is creating the same database, retry for a while. */
+	for (int attempt = 0;; attempt++) {
+		sqlite3_stmt *stmt = NULL;
+		int r = prepare(st, "PRAGMA journal_mode=WAL", &stmt, d);
+		if (r < 0)
+			return r;
+		int rc = sqlite3_step(stmt) & 0xff;
+		bool wal = rc == SQLITE_ROW &&
+			   sqlite3_stricmp((const char *)sqlite3_column_text(stmt, 0), "wal") == 0;
+		sqlite3_finalize(stmt);
+		if (wal)
+			return 0;
+		if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED && rc != SQLITE_ROW) ||
+		    attempt * 10 >= BUSY_TIMEOUT_MS)
+			return sb_diag_setc(d, SB_EIO, st->path, 0, 0,
+					    "cannot switch the database to WAL mode: %s",
+					    rc == SQLITE_ROW ? "refused" : sqlite3_errmsg(st->db));
+		sqlite3_sleep(10);
+	}
+}
+
+static int migrate(sb_store *st, sb_diag *d)
+{
+	int64_t v;
+	int r;
+	if ((r = query_int(st, "PRAGMA user_version", &v, d)) < 0)
+		return r;
+	if (v == SB_STORE_SCHEMA_VERSION)
+		return 0;
+	if ((r = begin(st, d)) < 0)
+		return r;
+	/* another process may have migrated while we waited for the lock */
+	if ((r = query_int(st, "PRAGMA user_version", &v, d)) < 0)
+		goto out;
+	if (v > SB_STORE_SCHEMA_VERSION || v < 0) {
+		r = sb_diag_setc(d, SB_ERANGE, st->path, 0, 0,
+				 "the database has schema version %lld, newer than this "
+				 "switchboard's (%d): upgrade switchboard",
+				 (long long)v, SB_STORE_SCHEMA_VERSION);
+		goto out;
+	}
+	for (; v < SB_STORE_SCHEMA_VERSION; v++) {
+		if (sqlite3_exec(st->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
+			char what[64];
+			snprintf(what, sizeof(what), "migration to schema version %lld failed",
+				 (long long)v + 1);
+			r = db_error(st, d, what);
+			goto out;
+		}
+	}
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SB_STORE_SCHEMA_VERSION);
+	if ((r = exec(st, sql, d)) < 0)
+		goto out;
+	r = commit(st, d);
+out:
+	rollback(st);
+	return r;
+}
+
+int sb_store_open(const char *data_dir, sb_store **out, sb_diag *d)
+{
+	int r;
+	bool changed;
+	sb_buf b;
+	sb_store *st = sb_xcalloc(1, sizeof(*st));
+	*out = NULL;
+	if ((r = make_dirs(data_dir, d)) < 0)
+		goto out;
+	sb_buf_init(&b);
+	sb_buf_addf(&b, "%s%sswitchboard.db", data_dir,
+		    data_dir[strlen(data_dir) - 1] == '/' ? "" : "/");
+	st->path = sb_buf_steal(&b);
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
+		r = st->db ? db_error(st, d, "cannot open the database")
+			   : sb_diag_setc(d, SB_EIO, st->path, 0, 0, "cannot open the database");
+		goto out;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+	if ((r = set_wal(st, d)) < 0 || (r = exec(st, "PRAGMA synchronous=NORMAL", d)) < 0 ||
+	    (r = migrate(st, d)) < 0 ||
+	    (r = prepare(st, "PRAGMA data_version", &st->data_version, d)) < 0)
+		goto out;
+	if ((r = sb_store_changed(st, &changed)) < 0) {
+		r = db_error(st, d, "cannot read the data version");
+		goto out;
+	}
+	*out = st;
+out:
+	if (r < 0)
+		sb_store_close(st);
+	return r;
+}
+
+void sb_store_close(sb_store *st)
+{
+	if (!st)
+		return;
+	sqlite3_finalize(st->data_version);
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
+
+const char *sb_store_path(const sb_store *st)
+{
+	return st->path;
+}
+
+int sb_store_schema_version(sb_store *st)
+{
+	int64_t v;
+	int r = query_int(st, "PRAGMA user_version", &v, NULL);
+	return r < 0 ? r : (int)v;
+}
+
+int sb_store_changed(sb_store *st, bool *changed)
+{
+	int64_t v = -1;
+	int rc = sqlite3_step(st->data_version);
+	if (rc == SQLITE_ROW)
+		v = sqlite3_column_int64(st->data_version, 0);
+	sqlite3_reset(st->data_version);
+	if (rc != SQLITE_ROW) {
+		*changed = true;
+		return SB_EIO;
+	}
+	*changed = v != st->last_version || st->wrote;
+	st->last_version = v;
+	st->wrote = false;
+	return 0;
+}
+
+/* ---- settings ---------------------------------------------------------- */
+
+int sb_store_settings_check(const char *settings_json, char **compact, sb_diag *d)
+{
+	if (compact)
+		*compact = NULL;
+	if (strlen(settings_json) > SB_STORE_SETTINGS_MAX)
+		return sb_diag_setc(d, SB_ETOOLONG, "", 0, 0,
+				    "the settings are longer than %d bytes", SB_STORE_SETTINGS_MAX);
+	json_error_t err;
+	json_t *root = json_loads(settings_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+	if (!root)
+		return sb_diag_setc(
+		    d, SB_EINVAL, "", 0, 0,
+		    "the settings are not valid JSON: line %d, column %d (byte %d): %s", err.line,
+		    err.column, err.position, err.text);
+	int r = 0;
+	if (!json_is_object(root)) {
+		r = sb_diag_setc(d, SB_EINVAL, "", 0, 0,
+				 "the settings must be a JSON object ({...}), not %s",
+				 json_type_name(root));
+		goto out;
+	}
+	if (compact) {
+		char *s = json_dumps(root, JSON_COMPACT);
+		if (!s)
+			sb_oom();
+		*compact = sb_xstrdup(s);
+		free(s);
+	}
+out:
+	json_decref(root);
+	return r;
+}
+
+/* ---- tenants ----------------------------------------------------------- */
+
+/* Row (in tenant_columns order) -> record; strings in pool, or malloc'd
+ * when pool is NULL. */
+static int row_to_rec(sb_store *st, sqlite3_stmt *stmt, sb_pool *pool, sb_tenant_rec *rec,
+		      sb_diag *d)
+{
+	memset(rec, 0, sizeof(*rec));
+	const char *slug = (const char *)sqlite3_column_text(stmt, 0);
+	const char *status = (const char *)sqlite3_column_text(stmt, 1);
+	const char *name = (const char *)sqlite3_column_text(stmt, 2);
+	const char *settings = (const char *)sqlite3_column_text(stmt, 3);
+	size_t sl = slug ? strlen(slug) : 0;
+	if (!slug || sl >= sizeof(rec->slug) || !status)
+		return sb_diag_setc(d, SB_EIO, st->path, 0, 0, "a tenant row is malformed");
+	memcpy(rec->slug, slug, sl + 1);
+	rec->status = strcmp(status, "suspended") == 0 ? SB_TENANT_SUSPENDED : SB_TENANT_ACTIVE;
+	if (!settings)
+		settings = "{}";
+	if (pool) {
+		rec->display_name = name ? sb_pool_strdup(pool, name) : NULL;
+		rec->settings_json = sb_pool_strdup(pool, settings);
+	} else {
+		rec->display_name = name ? sb_xstrdup(name) : NULL;
+		rec->settings_json = sb_xstrdup(settings);
+	}
+	rec->created_at = sqlite3_column_int64(stmt, 4);
+	rec->updated_at = sqlite3_column_int64(stmt, 5);
+	return 0;
+}
+
+int sb_store_tenant_add(sb_store *st, const char *slug, const char *display_name,
+			const char *settings_json, sb_diag *d)
+{
+	int r;
+	char *settings = NULL;
+	sqlite3_stmt *stmt = NULL;
+	if ((r = slug_check(slug, d)) < 0)
+		return r;
+	if (display_name && (r = name_check(display_name, d)) < 0)
+		return r;
+	if (settings_json && (r = sb_store_settings_check(settings_json, &settings, d)) < 0)
+		return r;
+	if ((r = prepare(st,
+			 "INSERT INTO tenants (slug, status, display_name, settings, created_at, "
+			 "updated_at) VALUES (?1, 'active', ?2, ?3, ?4, ?4)",
+			 &stmt, d)) < 0)
+		goto out;
+	int64_t t = now();
+	sqlite3_bind_text(stmt, 1, slug, -1, SQLITE_STATIC);
+	if (display_name && display_name[0])
+		sqlite3_bind_text(stmt, 2, display_name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 2);
+	sqlite3_bind_text(stmt, 3, settings ? settings : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, t);
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		st->wrote = true;
+	} else if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+		r = sb_diag_setc(d, SB_EEXIST, "", 0, 0, "tenant '%s' already exists", slug);
+	} else {
+		r = db_error(st, d, "cannot add the tenant");
+	}
+out:
+	sqlite3_finalize(stmt);
+	free(settings);
+	return r;
+}
+
+static int not_found(sb_diag *d, const char *slug)
+{
+	return sb_diag_setc(d, SB_ENOENT, "", 0, 0, "tenant '%s' not found", slug);
+}
+
+int sb_store_tenant_set_status(sb_store *st, const char *slug, sb_tenant_status status, sb_diag *d)
+{
+	if (status != SB_TENANT_ACTIVE && status != SB_TENANT_SUSPENDED)
+		return sb_diag_setc(d, SB_EINVAL, "", 0, 0, "invalid tenant status %d",
+				    (int)status);
+	sqlite3_stmt *stmt = NULL;
+	int r = prepare(st,
+			"UPDATE tenants SET status = ?2, updated_at = CASE WHEN status = ?2 THEN "
+			"updated_at ELSE ?3 END WHERE slug = ?1",
+			&stmt, d);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(stmt, 1, slug, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, status_text(status), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 3, now());
+	if (sqlite3_step(stmt) != SQLITE_DONE)
+		r = db_error(st, d, "cannot change the tenant's status");
+	else if (sqlite3_changes(st->db) == 0)
+		r = not_found(d, slug);
+	else
+		st->wrote = true;
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int sb_store_tenant_update(sb_store *st, const char *slug, const char *display_name,
+			   const char *settings_json, sb_diag *d)
+{
+	int r;
+	char *settings = NULL;
+	sqlite3_stmt *stmt = NULL;
+	if (display_name && (r = name_check(display_name, d)) < 0)
+		return r;
+	if (settings_json && (r = sb_store_settings_check(settings_json, &settings, d)) < 0)
+		return r;
+	if ((r = prepare(st,
+			 "UPDATE tenants SET"
+			 " display_name = CASE WHEN ?2 THEN ?3 ELSE display_name END,"
+			 " settings = CASE WHEN ?4 THEN ?5 ELSE settings END,"
+			 " updated_at = ?6 WHERE slug = ?1",
+			 &stmt, d)) < 0)
+		goto out;
+	sqlite3_bind_text(stmt, 1, slug, -1, SQLITE_STATIC);
+	sqlite3_bind_int(stmt, 2, display_name != NULL);
+	if (display_name && display_name[0])
+		sqlite3_bind_text(stmt, 3, display_name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 3);
+	sqlite3_bind_int(stmt, 4, settings != NULL);
+	if (settings)
+		sqlite3_bind_text(stmt, 5, settings, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 5);
+	sqlite3_bind_int64(stmt, 6, now());
+	if (sqlite3_step(stmt) != SQLITE_DONE)
+		r = db_error(st, d, "cannot update the tenant");
+	else if (sqlite3_changes(st->db) == 0)
+		r = not_found(d, slug);
+	else
+		st->wrote = true;
+out:
+	sqlite3_finalize(stmt);
+	free(settings);
+	return r;
+}
+
+int sb_store_tenant_remove(sb_store *st, const char *slug, sb_diag *d)
+{
+	sqlite3_stmt *stmt = NULL;
+	int r = prepare(st, "DELETE FROM tenants WHERE slug = ?1", &stmt, d);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(stmt, 1, slug, -1, SQLITE_STATIC);
+	if (sqlite3_step(stmt) != SQLITE_DONE)
+		r = db_error(st, d, "cannot remove the tenant");
+	else if (sqlite3_changes(st->db) == 0)
+		r = not_found(d, slug);
+	else
+		st->wrote = true;
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int sb_store_tenant_get(sb_store *st, const char *slug, sb_tenant_rec *rec, sb_diag *d)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT %s FROM tenants WHERE slug = ?1", tenant_columns);
+	memset(rec, 0, sizeof(*rec));
+	sqlite3_stmt *stmt = NULL;
+	int r = prepare(st, sql, &stmt, d);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(stmt, 1, slug, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		r = row_to_rec(st, stmt, NULL, rec, d);
+	else if (rc == SQLITE_DONE)
+		r = not_found(d, slug);
+	else
+		r = db_error(st, d, "cannot read the tenant");
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+void sb_store_tenant_rec_clear(sb_tenant_rec *rec)
+{
+	free(rec->display_name);
+	free(rec->settings_json);
+	memset(rec, 0, sizeof(*rec));
+}
+
+/* Every stored tenant, ordered by slug, into an array in pool. */
+static int collect(sb_store *st, sb_pool *pool, sb_tenant_rec **out, size_t *n, sb_diag *d)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT %s FROM tenants ORDER BY slug", tenant_columns);
+	sqlite3_stmt *stmt = NULL;
+	int r = prepare(st, sql, &stmt, d);
+	if (r < 0)
+		return r;
+	size_t cap = 16, len = 0;
+	sb_tenant_rec *recs = sb_xmalloc(cap * sizeof(*recs));
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap *= 2;
+			recs = sb_xrealloc(recs, cap * sizeof(*recs));
+		}
+		if ((r = row_to_rec(st, stmt, pool, &recs[len++], d)) < 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_error(st, d, "cannot list the tenants");
+		goto out;
+	}
+	*out = sb_pool_alloc(pool, (len ? len : 1) * sizeof(*recs));
+	memcpy(*out, recs, len * sizeof(*recs));
+	*n = len;
+out:
+	free(recs);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int sb_store_tenant_list(sb_store *st, sb_store_tenant_fn fn, void *ctx, sb_diag *d)
+{
+	sb_pool *pool = sb_pool_new(0);
+	sb_tenant_rec *recs = NULL;
+	size_t n = 0;
+	int r = collect(st, pool, &recs, &n, d);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if ((r = fn(ctx, &recs[i])) != 0)
+			goto out;
+	r = n > INT32_MAX ? INT32_MAX : (int)n;
+out:
+	sb_pool_free(pool);
+	return r;
+}
+
+int sb_store_tenants_load(sb_store *st, const sb_decl *decl, sb_tenants **out, sb_diag *d)
+{
+	*out = NULL;
+	sb_pool *pool = sb_pool_new(0);
+	sb_tenant_rec *recs = NULL;
+	size_t n = 0;
+	int r = collect(st, pool, &recs, &n, d);
+	if (r < 0)
+		goto out;
+	size_t nstatic = decl ? decl->nstatic_tenants : 0;
+	sb_tenants *t = sb_tenants_new(nstatic + n);
+	for (size_t i = 0; i < nstatic; i++) {
+		const char *s = decl->static_tenants[i];
+		sb_tenants_put(t, s, strlen(s), SB_TENANT_ACTIVE);
+	}
+	for (size_t i = 0; i < n; i++)
+		sb_tenants_put(t, recs[i].slug, strlen(recs[i].slug), recs[i].status);
+	*out = t;
+out:
+	sb_pool_free(pool);
+	return r;
+}

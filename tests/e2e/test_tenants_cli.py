@@ -1,0 +1,280 @@
+"""`switchboard tenants` against a copy of the example, so that its store
+(<data_dir>/switchboard.db) lives in a temporary directory.
+
+Runs the binary named by $SB_BIN (make check passes the ASan+UBSan build).
+"""
+import json
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "revelations"
+BIN = os.environ.get("SB_BIN", str(ROOT / "build" / "switchboard"))
+
+
+def check_clean(returncode, stderr):
+    # a crash (signal, or a sanitizer report) is never an acceptable answer
+    assert returncode >= 0, f"killed by signal {-returncode}: {stderr}"
+    assert "Sanitizer" not in stderr and "runtime error" not in stderr, stderr
+
+
+def sb(*args, check=None):
+    p = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=60)
+    check_clean(p.returncode, p.stderr)
+    if check is not None:
+        assert p.returncode == check, f"exit {p.returncode}, want {check}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+@pytest.fixture
+def ex(tmp_path):
+    dst = tmp_path / "revelations"
+    shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns(".switchboard"))
+    return dst
+
+
+def tenants(ex, *args, check=None):
+    return sb("tenants", *args, "-c", ex, check=check)
+
+
+def ok(ex, *args):
+    """Run a command that must succeed quietly on stderr; return stdout."""
+    p = tenants(ex, *args, check=0)
+    assert p.stderr == "", p.stderr
+    return p.stdout
+
+
+def fails(ex, *args, code=1):
+    """Run a command that must fail with `code` and print nothing on stdout;
+    return stderr."""
+    p = tenants(ex, *args, check=code)
+    assert p.stdout == "", p.stdout
+    return p.stderr
+
+
+def table(out):
+    lines = out.splitlines()
+    assert lines[0].split() == ["SLUG", "STATUS", "NAME"]
+    return [tuple(line.split(None, 2)) for line in lines[1:]]
+
+
+# ---- the round trip ------------------------------------------------------
+
+def test_add_list_show_suspend_resume_remove(ex):
+    # the example's static tenant is there from the start
+    assert ok(ex, "list") == ("SLUG   STATUS     NAME\n"
+                              "codex  active     (static)\n")
+
+    assert ok(ex, "add", "acme", "--name", "Acme Inc", "--settings", '{"plan": "pro"}') == \
+        "switchboard: tenant 'acme' added\n"
+    assert ok(ex, "add", "a-much-longer-slug") == "switchboard: tenant 'a-much-longer-slug' added\n"
+    assert ok(ex, "list") == (
+        "SLUG                STATUS     NAME\n"
+        "a-much-longer-slug  active     -\n"
+        "acme                active     Acme Inc\n"
+        "codex               active     (static)\n")
+
+    out = ok(ex, "show", "acme")
+    assert re.fullmatch(
+        r"slug      acme\n"
+        r"status    active\n"
+        r"name      Acme Inc\n"
+        r"static    no\n"
+        r'settings  \{"plan":"pro"\}\n'
+        r"created   \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n"
+        r"updated   \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n", out), out
+
+    assert ok(ex, "suspend", "acme") == "switchboard: tenant 'acme' suspended\n"
+    assert ok(ex, "suspend", "acme") == "switchboard: tenant 'acme' is already suspended\n"
+    assert ("acme", "suspended", "Acme Inc") in table(ok(ex, "list"))
+    assert "status    suspended\n" in ok(ex, "show", "acme")
+
+    assert ok(ex, "resume", "acme") == "switchboard: tenant 'acme' resumed\n"
+    assert ok(ex, "resume", "acme") == "switchboard: tenant 'acme' is already active\n"
+    assert ("acme", "active", "Acme Inc") in table(ok(ex, "list"))
+
+    assert ok(ex, "remove", "acme") == "switchboard: tenant 'acme' removed\n"
+    assert fails(ex, "show", "acme") == "switchboard: tenant 'acme' not found\n"
+    assert ok(ex, "remove", "a-much-longer-slug") == \
+        "switchboard: tenant 'a-much-longer-slug' removed\n"
+    assert ok(ex, "list") == ("SLUG   STATUS     NAME\n"
+                              "codex  active     (static)\n")
+
+
+def test_store_is_in_the_data_dir_in_wal_mode(ex):
+    ok(ex, "add", "acme")
+    data = ex / ".switchboard"  # data_dir of the example, relative to its file
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    db = sqlite3.connect(data / "switchboard.db")
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT slug, status FROM tenants").fetchall() == [("acme", "active")]
+    finally:
+        db.close()
+
+
+def test_data_option_overrides_the_data_dir(ex, tmp_path):
+    other = tmp_path / "elsewhere" / "data"
+    ok(ex, "add", "acme", "--data", other)
+    assert (other / "switchboard.db").exists()
+    assert [r[0] for r in table(ok(ex, "list", "--data", other))] == ["acme", "codex"]
+    assert [r[0] for r in table(ok(ex, "list"))] == ["codex"]
+
+
+def test_set_changes_name_and_settings(ex):
+    ok(ex, "add", "acme", "--name", "Acme", "--settings", '{"plan": "free"}')
+    assert ok(ex, "set", "acme", "--settings", '{"plan": "pro", "seats": 5}') == \
+        "switchboard: tenant 'acme' updated\n"
+    t = json.loads(ok(ex, "show", "acme", "--json"))
+    assert t["name"] == "Acme" and t["settings"] == {"plan": "pro", "seats": 5}
+    ok(ex, "set", "acme", "--name", "Acme Corp")
+    t = json.loads(ok(ex, "show", "acme", "--json"))
+    assert t["name"] == "Acme Corp" and t["settings"] == {"plan": "pro", "seats": 5}
+    ok(ex, "set", "acme", "--name", "")
+    assert json.loads(ok(ex, "show", "acme", "--json"))["name"] is None
+    assert fails(ex, "set", "nope", "--name", "N") == "switchboard: tenant 'nope' not found\n"
+
+
+# ---- JSON ---------------------------------------------------------------
+
+def test_json_output_parses(ex):
+    assert json.loads(ok(ex, "list", "--json")) == [
+        {"slug": "codex", "status": "active", "name": None, "static": True, "stored": False,
+         "settings": {}, "created_at": None, "updated_at": None}]
+    ok(ex, "add", "acme", "--name", 'Acme "Q" Inc', "--settings", '{"plan": "pro", "n": [1, 2]}')
+    ok(ex, "suspend", "acme")
+    data = json.loads(ok(ex, "list", "--json"))
+    assert [t["slug"] for t in data] == ["acme", "codex"]
+    acme = data[0]
+    assert acme["status"] == "suspended" and acme["name"] == 'Acme "Q" Inc'
+    assert acme["settings"] == {"plan": "pro", "n": [1, 2]}
+    assert acme["static"] is False and acme["stored"] is True
+    assert isinstance(acme["created_at"], int) and acme["updated_at"] >= acme["created_at"]
+    assert json.loads(ok(ex, "show", "acme", "--json")) == acme
+    assert json.loads(ok(ex, "show", "codex", "--json")) == data[1]
+
+
+# ---- static tenants -----------------------------------------------------
+
+def test_static_tenant_can_be_suspended_not_removed(ex):
+    err = fails(ex, "remove", "codex")
+    assert err.startswith("switchboard: tenant 'codex' is a static tenant of ")
+    assert "cannot be removed" in err
+    assert fails(ex, "add", "codex").startswith("switchboard: tenant 'codex' already exists")
+
+    assert ok(ex, "suspend", "codex") == "switchboard: tenant 'codex' suspended\n"
+    assert table(ok(ex, "list")) == [("codex", "suspended", "(static)")]
+    assert "cannot be removed" in fails(ex, "remove", "codex")
+    assert ok(ex, "resume", "codex") == "switchboard: tenant 'codex' resumed\n"
+    assert ok(ex, "resume", "codex") == "switchboard: tenant 'codex' is already active\n"
+
+    ok(ex, "set", "codex", "--name", "Codex")
+    assert table(ok(ex, "list")) == [("codex", "active", "Codex (static)")]
+    out = ok(ex, "show", "codex")
+    assert "name      Codex\n" in out and "static    yes (" in out
+
+
+# ---- errors -------------------------------------------------------------
+
+@pytest.mark.parametrize("slug,why", [
+    ("api", "the label is reserved"),
+    ("www", "the label is reserved"),
+    ("ns1", "the label is reserved"),  # reserved by the example's declaration
+    ("Acme", "a slug has only a-z, 0-9 and '-'"),
+    ("a.b", "a slug is a single label (no '.')"),
+    ("-acme", "a slug cannot start or end with '-'"),
+    ("codex-staging", "a slug cannot have a staging suffix"),
+    ("codex-preview-12", "a slug cannot have a preview suffix"),
+    ("x" * 64, "a slug is 1 to 63 characters"),
+])
+def test_add_invalid_slug(ex, slug, why):
+    p = sb("tenants", "add", "-c", ex, "--", slug, check=1)  # "--": "-acme" is no option
+    assert p.stdout == ""
+    assert p.stderr == f"switchboard: '{slug}' is not a valid tenant slug: {why}\n"
+    assert table(ok(ex, "list")) == [("codex", "active", "(static)")]
+
+
+def test_duplicate_and_unknown(ex):
+    ok(ex, "add", "acme")
+    assert fails(ex, "add", "acme") == "switchboard: tenant 'acme' already exists\n"
+    for cmd in ("suspend", "resume", "remove", "show"):
+        assert fails(ex, cmd, "nope") == "switchboard: tenant 'nope' not found\n", cmd
+    # an unknown slug that could never exist says why
+    assert fails(ex, "show", "API") == \
+        "switchboard: 'API' is not a valid tenant slug: a slug has only a-z, 0-9 and '-'\n"
+
+
+@pytest.mark.parametrize("settings,needle", [
+    ("[1, 2]", "the settings must be a JSON object ({...}), not an array"),
+    ("42", "not a number"),
+    ('{"plan": }', "the settings are not valid JSON: line 1, column 10"),
+    ('{"a": 1, "a": 2}', "duplicate object key"),
+])
+def test_invalid_settings(ex, settings, needle):
+    err = fails(ex, "add", "acme", "--settings", settings)
+    assert err.startswith("switchboard: tenant 'acme': "), err
+    assert needle in err, err
+    assert fails(ex, "show", "acme") == "switchboard: tenant 'acme' not found\n"
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["bogus"],
+    ["add"],
+    ["add", "a", "b"],
+    ["list", "extra"],
+    ["list", "--name", "x"],
+    ["suspend", "acme", "--settings", "{}"],
+    ["set", "acme"],
+    ["add", "acme", "--frobnicate"],
+    ["add", "acme", "--name"],
+    ["add", "-x"],
+])
+def test_usage_errors(ex, args):
+    p = sb("tenants", *args, "-c", ex) if args else sb("tenants")
+    assert p.returncode == 2, p
+    assert "usage: switchboard tenants" in p.stderr
+    assert p.stdout == ""
+
+
+def test_load_error_is_exit_2(ex, tmp_path):
+    p = sb("tenants", "list", "-c", tmp_path / "nowhere", check=2)
+    assert p.stderr.startswith("switchboard: ")
+    (ex / "switchboard.toml").write_text("data_dir = 5\n")
+    assert sb("tenants", "add", "acme", "-c", ex, check=2).stderr.startswith("switchboard: ")
+
+
+def test_help(ex):
+    out = sb("tenants", "--help", check=0).stdout
+    assert out.startswith("usage: switchboard tenants COMMAND")
+    for cmd in ("add", "suspend", "resume", "remove", "set", "list", "show"):
+        assert f"  {cmd} " in out
+        p = sb("tenants", cmd, "--help", check=0)
+        assert p.stdout.startswith(f"usage: switchboard tenants {cmd}")
+        assert "--data DIR" in p.stdout
+
+
+# ---- concurrency --------------------------------------------------------
+
+def test_concurrent_adds_all_land(ex):
+    """Eight processes at once, on a store none of them has created yet."""
+    for rnd in range(2):
+        slugs = [f"t{rnd}-{i}" for i in range(8)]
+        procs = [subprocess.Popen([BIN, "tenants", "add", s, "-c", str(ex)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for s in slugs]
+        for s, p in zip(slugs, procs):
+            out, err = p.communicate(timeout=120)
+            check_clean(p.returncode, err)
+            assert "locked" not in err and "busy" not in err, err
+            assert p.returncode == 0, err
+            assert out == f"switchboard: tenant '{s}' added\n"
+    listed = [r[0] for r in table(ok(ex, "list"))]
+    assert listed == sorted([f"t{r}-{i}" for r in range(2) for i in range(8)] + ["codex"])
