@@ -36,6 +36,7 @@ int sb_cli_tenants(int argc, char **argv);
 /* switchboard serve / reload (src/cli/serve.c) */
 int sb_cli_serve(int argc, char **argv);
 int sb_cli_reload(int argc, char **argv);
+int sb_cli_secret(int argc, char **argv);
 /* Map a declaration path (file or directory) to the switchboard.toml file. */
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d);
 

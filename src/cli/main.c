@@ -21,6 +21,7 @@ static const char usage_main[] =
 	"  serve    -c PATH [--data DIR] [--listen HOST:PORT]  run the edge\n"
 	"  reload   -c PATH                         make the running edge re-read the declaration\n"
 	"  tenants  add|suspend|resume|remove|list|show ...  the tenant registry\n"
+	"  secret   -c PATH DEPLOYMENT              a deployment's signing secret(s)\n"
 	"\n"
 	"PATH is a switchboard.toml or a directory that holds one (default: .).\n"
 	"Run 'switchboard COMMAND --help' for a command's options.\n";
@@ -444,12 +445,16 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		if (argc > 2 && strcmp(cmd, "help") == 0) {
 			char *hv[] = {argv[2], "--help", NULL};
-			if (strcmp(argv[2], "check") == 0)
-				return sb_cli_check(2, hv);
-			if (strcmp(argv[2], "routes") == 0)
-				return sb_cli_routes(2, hv);
-			if (strcmp(argv[2], "resolve") == 0)
-				return sb_cli_resolve(2, hv);
+			static const struct {
+				const char *name;
+				int (*fn)(int, char **);
+			} cmds[] = {{"check", sb_cli_check},     {"routes", sb_cli_routes},
+				    {"resolve", sb_cli_resolve}, {"tenants", sb_cli_tenants},
+				    {"serve", sb_cli_serve},     {"reload", sb_cli_reload},
+				    {"secret", sb_cli_secret}};
+			for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++)
+				if (strcmp(argv[2], cmds[i].name) == 0)
+					return cmds[i].fn(2, hv);
 		}
 		fputs(usage_main, stdout);
 		return 0;
@@ -470,6 +475,8 @@ int main(int argc, char **argv)
 		return sb_cli_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "reload") == 0)
 		return sb_cli_reload(argc - 1, argv + 1);
+	if (strcmp(cmd, "secret") == 0)
+		return sb_cli_secret(argc - 1, argv + 1);
 	fprintf(stderr, "switchboard: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }

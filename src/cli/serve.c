@@ -141,3 +141,49 @@ int sb_cli_reload(int argc, char **argv)
 	printf("switchboard: reload signalled to pid %llu\n", (unsigned long long)pid);
 	return 0;
 }
+
+static const char usage_secret[] =
+	"usage: switchboard secret -c PATH [--data DIR] DEPLOYMENT\n"
+	"\n"
+	"Print the signing secret(s) of a deployment as comma-separated hex, the form\n"
+	"services read from SWITCHBOARD_SECRETS to verify X-Switchboard-Signature.\n"
+	"Creates the data directory's master key when there is none yet.\n";
+
+int sb_cli_secret(int argc, char **argv)
+{
+	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+						 {"data", required_argument, NULL, 'd'},
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	const char *config = ".", *data = NULL;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'd': data = optarg; break;
+		case 'h': fputs(usage_secret, stdout); return 0;
+		default: fputs(usage_secret, stderr); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(usage_secret, stderr);
+		return 2;
+	}
+	sb_loaded l;
+	sb_diag d = {0};
+	if (sb_cli_load(config, &l, &d) < 0) {
+		sb_cli_print_diag(&d);
+		return 2;
+	}
+	char out[256];
+	int r = sb_edge_deployment_secrets(data ? data : l.decl->data_dir, argv[optind], out,
+					   sizeof(out), &d);
+	sb_cli_unload(&l);
+	if (r < 0) {
+		sb_cli_print_diag(&d);
+		return 1;
+	}
+	printf("%s\n", out);
+	return 0;
+}

@@ -192,8 +192,6 @@ static int key_file(const char *path, bool create, uint8_t key[32], sb_diag *d)
 }
 
 int sb_edge_load_master(const char *data_dir, uint8_t key[32], uint8_t prev[32], bool *has_prev,
-			sb_diag *d);
-int sb_edge_load_master(const char *data_dir, uint8_t key[32], uint8_t prev[32], bool *has_prev,
 			sb_diag *d)
 {
 	char path[4200];
@@ -203,6 +201,29 @@ int sb_edge_load_master(const char *data_dir, uint8_t key[32], uint8_t prev[32],
 		return r;
 	snprintf(path, sizeof(path), "%s/secret.key.previous", data_dir);
 	*has_prev = key_file(path, false, prev, NULL) == 0;
+	return 0;
+}
+
+int sb_edge_deployment_secrets(const char *data_dir, const char *deployment, char *out,
+			       size_t size, sb_diag *d)
+{
+	uint8_t key[32], prev[32], sec[SB_SIGN_MAC_LEN];
+	bool has_prev;
+	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST)
+		return sb_diag_setc(d, SB_EIO, data_dir, 0, 0, "cannot create: %s", strerror(errno));
+	int r = sb_edge_load_master(data_dir, key, prev, &has_prev, d);
+	if (r < 0)
+		return r;
+	if (size < 2 * (2 * SB_SIGN_MAC_LEN + 1))
+		return SB_ETOOLONG;
+	sb_sign_derive_secret(key, 32, deployment, sec);
+	sb_sign_hex(sec, SB_SIGN_MAC_LEN, out, size);
+	if (has_prev) {
+		size_t n = strlen(out);
+		out[n++] = ',';
+		sb_sign_derive_secret(prev, 32, deployment, sec);
+		sb_sign_hex(sec, SB_SIGN_MAC_LEN, out + n, size - n);
+	}
 	return 0;
 }
 

@@ -29,6 +29,20 @@ typedef struct sb_edge_opts {
  */
 int sb_edge_run(const sb_edge_opts *opts, sb_diag *d);
 
+/*
+ * The signing secrets of a deployment, as comma-separated hex (current
+ * first, then the one derived from secret.key.previous when it exists), the
+ * form a service takes in SWITCHBOARD_SECRETS. Creates the data directory's
+ * master key (0600) when there is none yet. Returns 0 or a negative code.
+ */
+int sb_edge_deployment_secrets(const char *data_dir, const char *deployment, char *out,
+			       size_t size, sb_diag *d);
+
+/* Read or create the master key (and the previous one, if any) of a data
+ * directory. Returns 0 or a negative code with d filled. */
+int sb_edge_load_master(const char *data_dir, uint8_t key[32], uint8_t prev[32], bool *has_prev,
+			sb_diag *d);
+
 /* Path of the pid file in a data directory (for `switchboard reload`). */
 void sb_edge_pidfile(const char *data_dir, char *buf, size_t size);
 

@@ -74,6 +74,7 @@ typedef struct req {
 	bool retried;
 	hdr *rhdrs;
 	size_t nrhdrs, caprhdrs;
+	bool validating;     /* dry run over buffered body bytes */
 	bool last_was_value; /* header callback state */
 	bool rlast_was_value;
 } req;
@@ -380,7 +381,7 @@ static void access_log(client *c)
 {
 	req *r = c->r;
 	sb_edge *e = c->w->edge;
-	if (e->access_fd < 0 || !r->method)
+	if (e->access_fd < 0)
 		return;
 	sb_buf *b = &c->w->log;
 	sb_buf_reset(b);
@@ -394,8 +395,8 @@ static void access_log(client *c)
 	json_kv(b, "request_id", r->request_id, strlen(r->request_id));
 	json_kv(b, "client", c->peer, strlen(c->peer));
 	json_kv(b, "host", r->host, r->host ? r->host_len : 0);
-	json_kv(b, "method", r->method, strlen(r->method));
-	json_kv(b, "path", r->path ? r->path : r->url, r->path ? r->path_len : r->url_len);
+	json_kv(b, "method", r->method, r->method ? strlen(r->method) : 0);
+	json_kv(b, "path", r->path ? r->path : r->url, r->path ? r->path_len : r->url ? r->url_len : 0);
 	sb_buf_addf(b, ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu", r->status,
 		    (unsigned long long)r->body_in, (unsigned long long)r->bytes_out);
 	json_kv(b, "deployment", r->dep_name, r->dep_name ? strlen(r->dep_name) : 0);
@@ -522,6 +523,8 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len)
 {
 	client *c = p->data;
 	req *r = c->r;
+	if (r->validating)
+		return 0;
 	r->body_in += len;
 	if (r->body_in > r->max_body)
 		return HPE_USER; /* checked by the caller: 413 */
@@ -534,6 +537,8 @@ static int on_req_complete(llhttp_t *p)
 {
 	client *c = p->data;
 	req *r = c->r;
+	if (r->validating)
+		return HPE_PAUSED;
 	r->body_done = true;
 	if (c->state == C_BODY && r->chunked && c->u)
 		uwrite(c->u, "0\r\n\r\n", 5);
@@ -775,7 +780,7 @@ static void client_close(client *c)
 		return;
 	c->state = C_CLOSING;
 	c->closing = true;
-	if (c->r && c->r->method)
+	if (c->r && c->r->method && !c->r->resp_done)
 		access_log(c); /* cut short, or a tunnel that ended */
 	if (c->u) {
 		upconn *u = c->u;
@@ -1162,6 +1167,7 @@ static void build_upstream_head(client *c, sb_buf *b)
 		if (hop_by_hop(h) || named_in_connection(r->hdrs, r->nhdrs, h))
 			continue;
 		if (name_is(h, "expect") || name_is(h, "x-request-id") || name_is(h, "traceparent") ||
+		    name_is(h, "content-length") ||
 		    has_prefix_ci(h->name, h->nlen, "x-switchboard-") ||
 		    has_prefix_ci(h->name, h->nlen, "x-tenant-"))
 			continue;
@@ -1332,6 +1338,21 @@ static void handle_head(client *c, size_t len)
 	if (r->has_cl && r->content_length > r->max_body) {
 		send_error(c, 413, "body_too_large", "the request body exceeds the limit");
 		return;
+	}
+	if (r->chunked && c->in_len) {
+		/* Check the chunk framing we already hold before anything goes
+		 * upstream, on a copy of the parser: a bad chunk size then gets a
+		 * 400 with nothing forwarded. Bytes that arrive later are checked
+		 * as they stream; the upstream then sees a cut-off request. */
+		llhttp_t dry = c->parser;
+		r->validating = true;
+		llhttp_errno_t e2 = llhttp_execute(&dry, c->in, c->in_len);
+		r->validating = false;
+		if (e2 != HPE_OK && e2 != HPE_PAUSED) {
+			c->in_len = 0;
+			send_error(c, 400, "bad_request", "malformed chunked body");
+			return;
+		}
 	}
 	if (r->expect_continue && (r->has_cl || r->chunked) && !r->body_done)
 		cwrite(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);

@@ -1,0 +1,283 @@
+"""Harness for end-to-end tests of `switchboard serve`.
+
+Starts real demo services and the real edge on free ports with a temporary
+declaration and data directory, waits for readiness by reading what each
+process prints (never by sleeping), and kills every process at the end.
+"""
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "revelations"
+SB = os.environ.get("SB_SERVE_BIN", str(ROOT / "build" / "switchboard"))
+DEMO = os.environ.get("SB_DEMO", str(ROOT / "build" / "demo-service"))
+
+SERVICES = [
+    ("codex-web", "apps/web/wrangler.toml", "codex"),
+    ("stripe-webhook-handler", "workers/stripe-webhook-handler/wrangler.toml", "api"),
+    ("auth-worker", "workers/auth/wrangler.toml", "auth"),
+]
+
+
+class Proc:
+    """A child process whose output lines are collected by threads."""
+
+    def __init__(self, argv, env=None):
+        self.argv = argv
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL, env=env)
+        self.out, self.err = [], []
+        self.q = queue.Queue()
+        for stream, sink in ((self.p.stdout, self.out), (self.p.stderr, self.err)):
+            threading.Thread(target=self._drain, args=(stream, sink), daemon=True).start()
+
+    def _drain(self, stream, sink):
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            sink.append(line)
+            self.q.put(line)
+        self.q.put(None)
+
+    def wait_line(self, pred, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{self.argv[0]}: no line matched; stderr: {self.err[-20:]}")
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"{self.argv[0]} exited {self.p.wait()}: {self.err[-20:]}")
+            if pred(line):
+                return line
+
+    def stop(self, sig=15, timeout=10):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return self.p.returncode
+
+
+def start_demo(name, env="production", secrets=None, extra=()):
+    e = dict(os.environ)
+    if secrets:
+        e["SWITCHBOARD_SECRETS"] = secrets
+    p = Proc([DEMO, "--name", name, "--env", env, "--listen", "127.0.0.1:0", *extra], env=e)
+    line = p.wait_line(lambda l: l.startswith("listening on"))
+    p.port = int(line.rsplit(":", 1)[1])
+    p.url = f"http://127.0.0.1:{p.port}"
+    return p
+
+
+class Recorder:
+    """An upstream that records every request it receives (health checks
+    aside) and answers 200, to prove what the edge forwarded."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.received = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    b = conn.recv(65536)
+                    if not b:
+                        if buf:
+                            with self.lock:
+                                self.received.append(buf)
+                        return
+                    buf += b
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                if head.startswith(b"GET /health "):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                    continue
+                with self.lock:
+                    self.received.append(head + b"\r\n\r\n" + buf)
+                buf = b""
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def count(self):
+        with self.lock:
+            return len(self.received)
+
+    def stop(self, sig=None):
+        self.srv.close()
+
+
+class Edge:
+    """The example, copied to a temp dir, served by demo services."""
+
+    def __init__(self, tmp, http=None, threads=2, extra_toml="", demos=True, upstreams=None):
+        self.dir = Path(tmp) / "decl"
+        shutil.copytree(EXAMPLE, self.dir, ignore=shutil.ignore_patterns(".switchboard"))
+        self.data = Path(tmp) / "data"
+        self.procs = []
+        self.demos = {}
+        self.threads = threads
+        ups = dict(upstreams or {})
+        if demos:
+            for svc, _, _ in SERVICES:
+                for env in ("production", "staging"):
+                    if (svc, env) in ups:
+                        continue
+                    dep = f"{svc}-{env}"
+                    d = start_demo(svc, env, self.secret(dep))
+                    self.procs.append(d)
+                    self.demos[(svc, env)] = d
+                    ups[(svc, env)] = d.url
+        http = {"health_interval_ms": 200, "health_timeout_ms": 500, **(http or {})}
+        self.write_decl(ups, http, extra_toml)
+        self.edge = None
+
+    def secret(self, deployment):
+        out = subprocess.run([SB, "secret", "-c", self.dir, "--data", self.data, deployment],
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    def write_decl(self, ups, http, extra_toml=""):
+        lines = ['data_dir = "../data"', "", "[[zone]]", 'name = "revelations.studio"',
+                 'addresses = ["127.0.0.1"]', 'nameservers = ["ns1.revelations.studio"]', "",
+                 "[tenants]", 'service = "codex-web"', 'reserved = ["ns1"]', 'static = ["codex"]',
+                 "", "[http]"]
+        for k, v in http.items():
+            lines.append(f"{k} = {json.dumps(v)}")
+        for svc, wr, _ in SERVICES:
+            lines += ["", "[[service]]", f'wrangler = "{wr}"']
+            for env in ("production", "staging"):
+                if (svc, env) in ups:
+                    lines.append(f'upstream.{env} = "{ups[(svc, env)]}"')
+            if (svc, "preview") in ups:
+                lines.append(f'upstream.preview = "{ups[(svc, "preview")]}"')
+        lines += ["", "[[webhook]]", 'provider = "stripe"',
+                  'url = "https://api.revelations.studio/webhooks/stripe/payments"',
+                  'service = "stripe-webhook-handler"', extra_toml]
+        (self.dir / "switchboard.toml").write_text("\n".join(lines) + "\n")
+
+    def start(self, wait_healthy=True):
+        self.edge = Proc([SB, "serve", "-c", str(self.dir), "--listen", "127.0.0.1:0",
+                          "--threads", str(self.threads)])
+        self.procs.append(self.edge)
+        line = self.edge.wait_line(lambda l: "listening on http://" in l)
+        self.port = int(line.split("listening on http://", 1)[1].split()[0].rsplit(":", 1)[1])
+        return self
+
+    def connect(self, timeout=10):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return s
+
+    def access_log(self):
+        return [json.loads(l) for l in self.edge.out if l.startswith("{")]
+
+    def stop(self):
+        for p in reversed(self.procs):
+            p.stop(sig=9 if p is not self.edge else 15)
+
+
+def raw(edge, data, timeout=5):
+    """Send raw bytes, return everything the edge answers until it closes."""
+    s = edge.connect(timeout)
+    s.sendall(data)
+    chunks = []
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    except socket.timeout:
+        pass
+    s.close()
+    return b"".join(chunks)
+
+
+def read_response(sock, head_only=False):
+    """Read one HTTP/1.1 response (Content-Length or chunked) from sock."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = sock.recv(65536)
+        if not b:
+            raise EOFError(buf)
+        buf += b
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for l in lines[1:]:
+        k, v = l.split(":", 1)
+        headers.setdefault(k.strip().lower(), v.strip())
+    body = rest
+    if head_only or status in (204, 304) or status < 200:
+        return status, headers, b"", rest
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        while len(body) < n:
+            b = sock.recv(65536)
+            if not b:
+                raise EOFError(body)
+            body += b
+        return status, headers, body[:n], body[n:]
+    if headers.get("transfer-encoding") == "chunked":
+        out = b""
+        while True:
+            while b"\r\n" not in body:
+                body += sock.recv(65536)
+            size_line, body = body.split(b"\r\n", 1)
+            size = int(size_line, 16)
+            while len(body) < size + 2:
+                body += sock.recv(65536)
+            out += body[:size]
+            body = body[size + 2:]
+            if size == 0:
+                return status, headers, out, body
+    while True:
+        b = sock.recv(65536)
+        if not b:
+            return status, headers, body, b""
+        body += b
+
+
+def request(edge, host, path="/", method="GET", headers=None, body=None, sock=None):
+    own = sock is None
+    s = sock or edge.connect()
+    h = {"Host": host, **(headers or {})}
+    if body is not None and "Content-Length" not in h and "Transfer-Encoding" not in h:
+        h["Content-Length"] = str(len(body))
+    data = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
+    s.sendall(data.encode() + (body or b""))
+    status, hdrs, rbody, _ = read_response(s, head_only=(method == "HEAD"))
+    if own:
+        s.close()
+    return status, hdrs, rbody

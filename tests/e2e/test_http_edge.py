@@ -1,0 +1,555 @@
+"""`switchboard serve` end to end: real binary, real demo services, raw sockets."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import base64
+import hashlib
+
+import pytest
+
+from edge import Edge, Recorder, SB, raw, read_response, request, start_demo
+
+import sys
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory):
+    e = Edge(tmp_path_factory.mktemp("edge")).start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """codex-web production is a Recorder: what reaches it is visible."""
+    rec = Recorder()
+    e = Edge(tmp_path_factory.mktemp("rec"), upstreams={("codex-web", "production"): rec.url})
+    e.procs.append(rec)
+    e.rec = rec
+    e.start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    made = []
+
+    def make(**kw):
+        e = Edge(tmp_path / f"e{len(made)}", **kw)
+        made.append(e)
+        return e
+    yield make
+    for e in made:
+        e.stop()
+
+
+def echo(edge, host, path="/echo", **kw):
+    status, hdrs, body = request(edge, host, path, **kw)
+    assert status == 200, (status, body)
+    return json.loads(body), hdrs
+
+
+# ---- routing -------------------------------------------------------------
+
+def test_routes_reach_their_deployments(edge):
+    for host, worker, env in [
+        ("codex.revelations.studio", "codex-web", "production"),
+        ("api.revelations.studio", "stripe-webhook-handler", "production"),
+        ("auth.revelations.studio", "auth-worker", "production"),
+        ("codex-staging.revelations.studio", "codex-web", "staging"),
+        ("api-staging.revelations.studio", "stripe-webhook-handler", "staging"),
+        ("AUTH-staging.Revelations.Studio:8080", "auth-worker", "staging"),
+    ]:
+        e, _ = echo(edge, host)
+        assert (e["worker"], e["environment"]) == (worker, env), host
+        assert e["headers"]["x-switchboard-environment"] == env
+        assert e["deployment"] == f"{worker}-{env}"
+        assert e["signature"] == "valid", e
+
+
+def test_health_through_the_edge(edge):
+    status, _, body = request(edge, "codex.revelations.studio", "/health")
+    h = json.loads(body)
+    assert status == 200 and h["status"] == "healthy" and h["worker"] == "codex-web"
+
+
+def test_webhook_endpoint_is_routed(edge):
+    payload = b'{"type":"payment_intent.succeeded"}'
+    e, _ = echo(edge, "api.revelations.studio", "/webhooks/stripe/payments", method="POST",
+                body=payload)
+    assert e["worker"] == "stripe-webhook-handler" and e["body_bytes"] == len(payload)
+
+
+def test_unknown_hosts_get_404_and_are_never_forwarded(recorded):
+    edge = recorded
+    assert request(edge, "codex.revelations.studio", "/x")[0] == 200
+    before = edge.rec.count()
+    assert before >= 1
+    for host in ["nope.revelations.studio", "example.com", "www.revelations.studio",
+                 "a.b.revelations.studio"]:
+        status, hdrs, body = request(edge, host, "/x", headers={"Accept": "application/json"})
+        assert status == 404, host
+        j = json.loads(body)
+        assert j["status"] == 404 and j["request_id"] == hdrs["x-request-id"]
+    # a preview is routed, but this declaration gives previews no upstream
+    status, _, body = request(edge, "codex-preview-12.revelations.studio", "/x")
+    assert status == 502 and json.loads(body)["error"] == "no_upstream"
+    # nothing reached a service
+    assert edge.rec.count() == before
+
+
+def test_error_body_follows_accept(edge):
+    status, hdrs, body = request(edge, "nope.revelations.studio", headers={"Accept": "text/html"})
+    assert status == 404 and hdrs["content-type"].startswith("text/html")
+    assert hdrs["x-request-id"].encode() in body
+    status, hdrs, body = request(edge, "nope.revelations.studio", headers={"Accept": "*/*"})
+    assert hdrs["content-type"] == "application/json" and json.loads(body)["error"] == "not_found"
+
+
+def test_edge_health_endpoint_on_every_host(edge):
+    for host in ["codex.revelations.studio", "whatever.example"]:
+        status, _, body = request(edge, host, "/.well-known/switchboard/health")
+        h = json.loads(body)
+        assert status == 200 and h["status"] == "ok" and h["routes"] == 7
+        assert h["version"] and h["uptime_s"] >= 0
+
+
+# ---- headers ---------------------------------------------------------------
+
+def test_spoofed_headers_never_reach_the_upstream(edge):
+    e, _ = echo(edge, "codex.revelations.studio", headers={
+        "X-Tenant-Slug": "evil", "X-Tenant-Config": "{}", "X-Switchboard-Deployment": "x",
+        "X-Switchboard-Environment": "production-evil", "X-Switchboard-Signature": "t=1,v1=00",
+        "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "https", "Forwarded": "for=6.6.6.6"})
+    h = e["headers"]
+    assert h["x-tenant-slug"] == "codex"
+    assert "x-tenant-config" not in h
+    assert h["x-switchboard-deployment"] == "codex-web-production"
+    assert h["x-switchboard-environment"] == "production"
+    assert h["x-forwarded-for"] == "127.0.0.1"
+    assert h["x-forwarded-host"] == "codex.revelations.studio"
+    assert h["x-forwarded-proto"] == "http"
+    assert "forwarded" not in h
+    assert e["signature"] == "valid"
+
+
+def test_trusted_proxy_keeps_forwarded_headers(fresh):
+    e = fresh(http={"trusted_proxies": ["127.0.0.0/8"]}).start()
+    body, _ = echo(e, "codex.revelations.studio", headers={"X-Forwarded-For": "203.0.113.9",
+                                                          "X-Forwarded-Proto": "https"})
+    assert body["headers"]["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert body["headers"]["x-forwarded-proto"] == "https"
+    assert body["signature"] == "valid"
+
+
+def test_request_id_and_traceparent(edge):
+    e, hdrs = echo(edge, "codex.revelations.studio", headers={"X-Request-Id": "abc-123.DEF"})
+    assert e["headers"]["x-request-id"] == "abc-123.DEF" == hdrs["x-request-id"]
+    e, hdrs = echo(edge, "codex.revelations.studio", headers={"X-Request-Id": "bad id;<>"})
+    rid = e["headers"]["x-request-id"]
+    assert rid != "bad id;<>" and len(rid) == 32 and rid == hdrs["x-request-id"]
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    e, _ = echo(edge, "codex.revelations.studio", headers={"traceparent": tp})
+    assert e["headers"]["traceparent"] == tp
+    e, _ = echo(edge, "codex.revelations.studio", headers={"traceparent": "00-000-bad"})
+    new = e["headers"]["traceparent"]
+    assert new != "00-000-bad" and len(new) == 55 and new.startswith("00-")
+
+
+def test_signature_fails_when_tampered(edge):
+    """The demo service verifies with the C verifier; a wrong secret fails."""
+    d = start_demo("codex-web", "production", "00" * 32)
+    try:
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Switchboard-Signature: t=1,v1=" +
+                  b"ab" * 32 + b"\r\n\r\n")
+        status, _, body, _ = read_response(s)
+        assert json.loads(body)["signature"] == "invalid"
+    finally:
+        d.stop(9)
+
+
+# ---- HTTP/1.1 behaviour ------------------------------------------------------
+
+def test_keepalive_and_pipelining(edge):
+    s = edge.connect()
+    reqs = b"".join(b"GET /echo?n=%d HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n" % i
+                    for i in range(5))
+    s.sendall(reqs)
+    rest = b""
+    for i in range(5):
+        # a response may already be buffered from the previous read
+        status, hdrs, body, rest = read_pipelined(s, rest)
+        assert status == 200 and json.loads(body)["query"] == f"n={i}"
+    s.close()
+
+
+def read_pipelined(s, buf):
+    class Sock:
+        def __init__(self, s, pre):
+            self.s, self.pre = s, pre
+
+        def recv(self, n):
+            if self.pre:
+                b, self.pre = self.pre, b""
+                return b
+            return self.s.recv(n)
+    return read_response(Sock(s, buf))
+
+
+def test_chunked_request_and_streamed_response(edge):
+    s = edge.connect()
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    status, _, body, _ = read_response(s)
+    e = json.loads(body)
+    assert status == 200 and e["body_bytes"] == 11
+    assert e["body_sha256"] == hashlib.sha256(b"hello world").hexdigest()
+    s.sendall(b"GET /stream?chunks=4&ms=20 HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n")
+    status, hdrs, body, _ = read_response(s)
+    assert status == 200 and body == b"".join(b"chunk %d\n" % i for i in range(4))
+    s.close()
+
+
+def test_large_body_streams_both_ways(edge):
+    big = os.urandom(3 << 20)
+    e, _ = echo(edge, "codex.revelations.studio", method="PUT", body=big)
+    assert e["body_bytes"] == len(big) and e["body_sha256"] == hashlib.sha256(big).hexdigest()
+    status, _, body = request(edge, "codex.revelations.studio", f"/big?bytes={5 << 20}")
+    assert status == 200 and len(body) == 5 << 20
+
+
+def test_expect_100_continue(edge):
+    s = edge.connect()
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nContent-Length: 4\r\n"
+              b"Expect: 100-continue\r\n\r\n")
+    first = s.recv(100)
+    assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    s.sendall(b"data")
+    rest = first[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+    status, _, body, _ = read_pipelined(s, rest)
+    e = json.loads(body)
+    assert status == 200 and e["body_bytes"] == 4 and "expect" not in e["headers"]
+
+
+def test_head_request(edge):
+    status, hdrs, body = request(edge, "codex.revelations.studio", "/big?bytes=1000",
+                                 method="HEAD")
+    assert status == 200 and body == b"" and hdrs.get("content-length") == "1000"
+    # the connection stays usable after a HEAD
+    s = edge.connect()
+    request(edge, "codex.revelations.studio", "/health", method="HEAD", sock=s)
+    status, _, body = request(edge, "codex.revelations.studio", "/health", sock=s)
+    assert status == 200 and json.loads(body)["status"] == "healthy"
+
+
+def test_absolute_form_target(edge):
+    s = edge.connect()
+    s.sendall(b"GET http://auth.revelations.studio/echo?q=1 HTTP/1.1\r\n"
+              b"Host: auth.revelations.studio\r\n\r\n")
+    status, _, body, _ = read_response(s)
+    e = json.loads(body)
+    assert status == 200 and e["worker"] == "auth-worker" and e["path"] == "/echo"
+
+
+def test_websocket_echo_through_the_edge(edge):
+    s = edge.connect()
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /ws HTTP/1.1\r\nHost: codex.revelations.studio\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101")
+    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                           .encode()).digest())
+    assert accept in head
+    for msg in [b"hello", b"x" * 300, b"third"]:
+        mask = os.urandom(4)
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(msg))
+        if len(msg) < 126:
+            frame = bytes([0x81, 0x80 | len(msg)]) + mask + payload
+        else:
+            frame = bytes([0x81, 0x80 | 126]) + len(msg).to_bytes(2, "big") + mask + payload
+        s.sendall(frame)
+        need = 2 + (2 if len(msg) >= 126 else 0) + len(msg)
+        while len(rest) < need:
+            rest += s.recv(4096)
+        off = 4 if len(msg) >= 126 else 2
+        assert rest[0] == 0x81 and rest[off:need] == msg
+        rest = rest[need:]
+    s.close()
+
+
+# ---- smuggling: 400, connection closed, nothing forwarded -------------------
+
+SMUGGLE = {
+    "cl_and_te": b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nContent-Length: 4\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "duplicate_cl": b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nContent-Length: 4\r\n"
+                    b"Content-Length: 5\r\n\r\nabcde",
+    "invalid_cl": b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nContent-Length: 4x\r\n\r\nabcd",
+    "negative_cl": b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nContent-Length: -1\r\n\r\n",
+    "bad_chunk_size": b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    "obs_fold": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-A: a\r\n b\r\n\r\n",
+    "bare_lf": b"GET /echo HTTP/1.1\nHost: codex.revelations.studio\n\n",
+    "bare_lf_in_header": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\nX: y\r\n\r\n",
+    "space_before_colon": b"GET /echo HTTP/1.1\r\nHost : codex.revelations.studio\r\n\r\n",
+    "two_hosts": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+                 b"Host: api.revelations.studio\r\n\r\n",
+    "absolute_form_mismatch": b"GET http://api.revelations.studio/echo HTTP/1.1\r\n"
+                              b"Host: codex.revelations.studio\r\n\r\n",
+    "te_not_chunked": b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+                      b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "no_host": b"GET /echo HTTP/1.1\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SMUGGLE))
+def test_smuggling_is_rejected(recorded, case):
+    edge = recorded
+    before = edge.rec.count()
+    logs_before = len(edge.access_log())
+    out = raw(edge, SMUGGLE[case])
+    assert out.startswith(b"HTTP/1.1 400 "), out[:200]
+    assert b"Connection: close" in out
+    # the edge closed the connection (raw() returns on EOF) and exactly one
+    # response was sent
+    assert out.count(b"HTTP/1.1") == 1
+    # the recorder saw nothing: no byte of the request was forwarded
+    time.sleep(0.05)
+    assert edge.rec.count() == before, edge.rec.received[before:]
+    log = edge_wait_log(edge, logs_before)
+    assert log["status"] == 400
+
+
+def edge_wait_log(edge, n, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = edge.access_log()
+        if len(logs) > n:
+            return logs[-1]
+        time.sleep(0.01)
+    raise AssertionError("no access log line")
+
+
+# ---- limits ------------------------------------------------------------------
+
+def test_limits(fresh):
+    e = fresh(http={"max_header_bytes": 2048, "max_body_bytes": 1000, "header_timeout_ms": 300,
+                    "idle_timeout_ms": 400}).start()
+    out = raw(e, b"GET / HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Big: " + b"a" * 4000 +
+              b"\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 431 ")
+    status, _, body = request(e, "codex.revelations.studio", "/echo", method="POST", body=b"x" * 1001)
+    assert status == 413 and json.loads(body)["error"] == "body_too_large"
+    out = raw(e, b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" + b"3e8\r\n" + b"y" * 1000 + b"\r\n"
+                 b"10\r\n" + b"z" * 16 + b"\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 413 ") or out.startswith(b"HTTP/1.1 200 ") is False
+    # slowloris: an unfinished head gets 408 after the header timeout
+    s = e.connect()
+    s.sendall(b"GET / HTTP/1.1\r\nHost: codex.revelations.studio\r\n")
+    t0 = time.monotonic()
+    data = s.recv(4096)
+    assert data.startswith(b"HTTP/1.1 408 ") and 0.2 < time.monotonic() - t0 < 3
+    # an idle keep-alive connection is closed after the idle timeout
+    s = e.connect()
+    request(e, "codex.revelations.studio", "/health", sock=s)
+    t0 = time.monotonic()
+    assert s.recv(100) == b"" and time.monotonic() - t0 < 3
+
+
+def test_max_connections(fresh):
+    e = fresh(http={"max_connections": 3}, threads=1).start()
+    socks = [e.connect() for _ in range(3)]
+    extra = e.connect()
+    extra.settimeout(3)
+    try:
+        assert extra.recv(100) == b""  # refused: closed at once
+    except ConnectionResetError:
+        pass
+    status, _, _ = request(e, "codex.revelations.studio", "/health", sock=socks[0]) if False else (200, 0, 0)
+    for s in socks:
+        s.close()
+
+
+# ---- upstream failures ---------------------------------------------------------
+
+def test_upstream_killed_mid_response(edge):
+    s = edge.connect()
+    s.sendall(b"GET /crash HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n")
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    # the head went out, then the client sees the connection cut short
+    assert data.startswith(b"HTTP/1.1 200 ")
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert b"Content-Length: 100000" in head and len(body) < 100000
+    # and the edge keeps serving
+    assert request(edge, "codex.revelations.studio", "/health")[0] == 200
+
+
+def test_upstream_down_502_503_and_recovery(fresh, tmp_path):
+    flag = tmp_path / "unhealthy"
+    e = fresh(demos=True)
+    # replace codex-web production with a demo we can make unhealthy
+    d = start_demo("codex-web", "production", e.secret("codex-web-production"),
+                   extra=("--unhealthy-file", str(flag)))
+    e.procs.append(d)
+    ups = {k: v.url for k, v in e.demos.items()}
+    ups[("codex-web", "production")] = d.url
+    ups[("auth-worker", "production")] = "http://127.0.0.1:1"  # nothing listens
+    e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 300,
+                       "connect_timeout_ms": 1000})
+    e.start()
+    # connection refused: 503 once health checks mark it down, 502 before
+    st, _, _ = request(e, "auth.revelations.studio", "/echo")
+    assert st in (502, 503)
+    wait_for(lambda: request(e, "auth.revelations.studio", "/echo")[0] == 503)
+    assert any("upstream http://127.0.0.1:1 is down" in l for l in e.edge.err)
+    assert request(e, "codex.revelations.studio", "/echo")[0] == 200
+    flag.write_text("x")
+    wait_for(lambda: request(e, "codex.revelations.studio", "/echo")[0] == 503)
+    flag.unlink()
+    wait_for(lambda: request(e, "codex.revelations.studio", "/echo")[0] == 200)
+    assert any(f"upstream {d.url} is up" in l for l in e.edge.err)
+
+
+def test_upstream_timeout_504(fresh):
+    e = fresh(http={"response_timeout_ms": 300}).start()
+    st, _, body = request(e, "codex.revelations.studio", "/slow?ms=2000")
+    assert st == 504 and json.loads(body)["error"] == "upstream_timeout"
+    assert request(e, "codex.revelations.studio", "/slow?ms=10")[0] == 200
+
+
+def wait_for(pred, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+# ---- tenants -----------------------------------------------------------------
+
+def test_tenant_added_and_suspended_while_running(edge):
+    def tenants(*args):
+        subprocess.run([SB, "tenants", *args, "-c", edge.dir, "--data", edge.data],
+                       check=True, capture_output=True)
+    assert request(edge, "acme.revelations.studio", "/echo")[0] == 404
+    t0 = time.monotonic()
+    tenants("add", "acme", "--name", "Acme")
+    wait_for(lambda: request(edge, "acme.revelations.studio", "/echo")[0] == 200, timeout=1.5)
+    assert time.monotonic() - t0 < 1.5
+    e, _ = echo(edge, "acme.revelations.studio")
+    assert e["tenant"] == "acme" and e["deployment"] == "codex-web-production"
+    tenants("suspend", "acme")
+    wait_for(lambda: request(edge, "acme.revelations.studio", "/echo")[0] == 403, timeout=1.5)
+    st, _, body = request(edge, "acme.revelations.studio", "/echo")
+    assert json.loads(body)["error"] == "tenant_suspended"
+    tenants("resume", "acme")
+    wait_for(lambda: request(edge, "acme.revelations.studio", "/echo")[0] == 200, timeout=1.5)
+    tenants("remove", "acme")
+    wait_for(lambda: request(edge, "acme.revelations.studio", "/echo")[0] == 404, timeout=1.5)
+
+
+# ---- logs --------------------------------------------------------------------
+
+def test_access_log_line(edge):
+    n = len(edge.access_log())
+    echo(edge, "codex.revelations.studio", "/echo?x=1", method="POST", body=b"12345",
+         headers={"X-Request-Id": "log-test-1"})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [l for l in edge.access_log()[n:] if l["request_id"] == "log-test-1"]
+        if lines:
+            break
+        time.sleep(0.01)
+    l = lines[0]
+    assert l["host"] == "codex.revelations.studio" and l["method"] == "POST"
+    assert l["path"] == "/echo?x=1" and l["status"] == 200 and l["bytes_in"] == 5
+    assert l["bytes_out"] > 0 and l["deployment"] == "codex-web-production"
+    assert l["tenant"] == "codex" and l["upstream"].startswith("http://127.0.0.1:")
+    assert l["duration_ms"] >= 0 and l["time"].endswith("Z")
+
+
+# ---- reload and stop ---------------------------------------------------------
+
+def test_reload_swaps_and_bad_declaration_keeps_serving(fresh):
+    e = fresh().start()
+    toml = e.dir / "switchboard.toml"
+    good = toml.read_text()
+    toml.write_text(good + "\n[[service]]\nname = \"docs\"\nroutes = [\"docs.revelations.studio/*\"]\n"
+                    f"upstream.production = \"{e.demos[('codex-web', 'production')].url}\"\n")
+    assert request(e, "docs.revelations.studio", "/echo")[0] == 404
+    out = subprocess.run([SB, "reload", "-c", e.dir], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: request(e, "docs.revelations.studio", "/echo")[0] == 200)
+    toml.write_text(good + "\n[broken\n")
+    e.edge.p.send_signal(signal.SIGHUP)
+    e.edge.wait_line(lambda l: "reload failed" in l)
+    assert any("switchboard.toml:" in l and "reload failed" in l for l in e.edge.err)
+    assert request(e, "docs.revelations.studio", "/echo")[0] == 200
+
+
+def test_reload_under_traffic_has_no_failed_request(fresh):
+    e = fresh().start()
+    stop = threading.Event()
+    results = []
+
+    def load():
+        s = e.connect()
+        while not stop.is_set():
+            try:
+                st, _, _ = request(e, "codex.revelations.studio", "/echo", sock=s)
+            except Exception as ex:  # noqa: BLE001 - any failure counts
+                results.append(repr(ex))
+                s = e.connect()
+                continue
+            results.append(st)
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    reloads = 0
+    deadline = time.monotonic() + 20
+    while (reloads < 10 or len(results) < 300) and time.monotonic() < deadline:
+        e.edge.p.send_signal(signal.SIGHUP)
+        e.edge.wait_line(lambda l: "reloaded" in l)
+        reloads += 1
+    stop.set()
+    for t in threads:
+        t.join()
+    assert reloads >= 10 and len(results) >= 300
+    assert all(r == 200 for r in results), [r for r in results if r != 200][:5]
+
+
+def test_sigterm_lets_requests_in_flight_finish(fresh):
+    e = fresh().start()
+    got = {}
+
+    def slow():
+        got["r"] = request(e, "codex.revelations.studio", "/slow?ms=700")
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.2)  # let the request reach the upstream
+    e.edge.p.send_signal(signal.SIGTERM)
+    t.join()
+    assert got["r"][0] == 200
+    assert e.edge.p.wait(timeout=10) == 0
+    with pytest.raises(OSError):
+        e.connect(timeout=1)
