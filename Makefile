@@ -77,7 +77,7 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(B)/libswitchboard.a
 
 run: deps
 	$(MAKE) build
-	$(B)/switchboard routes -c examples/revelations
+	scripts/run-example
 
 # Unit tests (Criterion) and the readers run under ASan+UBSan; the CLI tests
 # drive the sanitized binary too, so a memory error anywhere fails the run.
@@ -87,6 +87,7 @@ unit: asan
 
 e2e: build asan
 	SB_BIN=$(CURDIR)/$(ASAN)/switchboard SB_TOML_DECODE=$(CURDIR)/$(ASAN)/toml-decode \
+		SB_SERVE_BIN=$(CURDIR)/$(ASAN)/switchboard SB_DEMO=$(CURDIR)/$(B)/demo-service \
 		/usr/bin/python3 -m pytest -q tests/e2e
 
 check: deps

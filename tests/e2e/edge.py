@@ -202,8 +202,17 @@ class Edge:
         return [json.loads(l) for l in self.edge.out if l.startswith("{")]
 
     def stop(self):
+        """Stop everything; fail if the edge reported a sanitizer error or
+        did not exit cleanly on SIGTERM."""
+        rc = None
         for p in reversed(self.procs):
-            p.stop(sig=9 if p is not self.edge else 15)
+            r = p.stop(sig=9 if p is not self.edge else 15)
+            if p is self.edge:
+                rc = r
+        if self.edge is not None:
+            bad = [l for l in self.edge.err if "Sanitizer" in l or "runtime error" in l]
+            assert not bad, "\n".join(self.edge.err[-40:])
+            assert rc == 0, f"edge exited {rc}: {self.edge.err[-20:]}"
 
 
 def raw(edge, data, timeout=5):
