@@ -95,7 +95,8 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) e2e
 
-bench: deps
+bench:
+	@scripts/install-deps --bench
 	$(MAKE) build $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
 	@set -e; for s in bench/*.sh; do if [ -x "$$s" ]; then "$$s"; fi; done
 
