@@ -21,9 +21,10 @@ int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d)
 		snprintf(file, sizeof(file), "%s%sswitchboard.toml", path,
 			 path[strlen(path) - 1] == '/' ? "" : "/");
 		if (stat(file, &st) != 0)
-			return sb_diag_setc(d, SB_ENOENT, path, 0, 0,
-					    "directory has no switchboard.toml (pass the file, or a "
-					    "directory that holds one)");
+			return sb_diag_setc(
+			    d, SB_ENOENT, path, 0, 0,
+			    "directory has no switchboard.toml (pass the file, or a "
+			    "directory that holds one)");
 	} else {
 		snprintf(file, sizeof(file), "%s", path);
 	}

@@ -9,49 +9,49 @@
 #include "route/check.h"
 
 static const char usage_main[] =
-	"usage: switchboard COMMAND [OPTIONS]\n"
-	"\n"
-	"One declaration (switchboard.toml plus the services' wrangler.toml files)\n"
-	"becomes routes, tenants and the URLs services use to call each other.\n"
-	"\n"
-	"commands:\n"
-	"  check    -c PATH                         check that every URL var and webhook is routed\n"
-	"  routes   -c PATH [--env E] [--pr N] [--json]  print the derived route table\n"
-	"  resolve  -c PATH HOST[/PATH] [--json]    show where a request goes, and why\n"
-	"  serve    -c PATH [--data DIR] [--listen HOST:PORT]  run the edge\n"
-	"  reload   -c PATH                         make the running edge re-read the declaration\n"
-	"  tenants  add|suspend|resume|remove|list|show ...  the tenant registry\n"
-	"  secret   -c PATH DEPLOYMENT              a deployment's signing secret(s)\n"
-	"\n"
-	"PATH is a switchboard.toml or a directory that holds one (default: .).\n"
-	"Run 'switchboard COMMAND --help' for a command's options.\n";
+    "usage: switchboard COMMAND [OPTIONS]\n"
+    "\n"
+    "One declaration (switchboard.toml plus the services' wrangler.toml files)\n"
+    "becomes routes, tenants and the URLs services use to call each other.\n"
+    "\n"
+    "commands:\n"
+    "  check    -c PATH                         check that every URL var and webhook is routed\n"
+    "  routes   -c PATH [--env E] [--pr N] [--json]  print the derived route table\n"
+    "  resolve  -c PATH HOST[/PATH] [--json]    show where a request goes, and why\n"
+    "  serve    -c PATH [--data DIR] [--listen HOST:PORT]  run the edge\n"
+    "  reload   -c PATH                         make the running edge re-read the declaration\n"
+    "  tenants  add|suspend|resume|remove|list|show ...  the tenant registry\n"
+    "  secret   -c PATH DEPLOYMENT              a deployment's signing secret(s)\n"
+    "\n"
+    "PATH is a switchboard.toml or a directory that holds one (default: .).\n"
+    "Run 'switchboard COMMAND --help' for a command's options.\n";
 
 static const char usage_check[] =
-	"usage: switchboard check -c PATH\n"
-	"\n"
-	"Load the declaration and check it: every var whose value is an URL on a\n"
-	"declared zone must point at a host that a route serves in the same\n"
-	"environment, every url_vars entry must be such an URL, and every webhook\n"
-	"endpoint must be routed to its handler. Each violation is printed with its\n"
-	"file, line and column, the var, the deployment and the host.\n"
-	"Exit status: 0 consistent, 1 violations or a load error, 2 usage error.\n";
+    "usage: switchboard check -c PATH\n"
+    "\n"
+    "Load the declaration and check it: every var whose value is an URL on a\n"
+    "declared zone must point at a host that a route serves in the same\n"
+    "environment, every url_vars entry must be such an URL, and every webhook\n"
+    "endpoint must be routed to its handler. Each violation is printed with its\n"
+    "file, line and column, the var, the deployment and the host.\n"
+    "Exit status: 0 consistent, 1 violations or a load error, 2 usage error.\n";
 
 static const char usage_routes[] =
-	"usage: switchboard routes -c PATH [--env ENV] [--pr N] [--json]\n"
-	"\n"
-	"Print the route table: host, path, deployment, environment, upstream.\n"
-	"  --env ENV   production, staging or preview (default: production and staging)\n"
-	"  --pr N      the preview of pull request N (implies --env preview)\n"
-	"  --json      one JSON array of route objects\n";
+    "usage: switchboard routes -c PATH [--env ENV] [--pr N] [--json]\n"
+    "\n"
+    "Print the route table: host, path, deployment, environment, upstream.\n"
+    "  --env ENV   production, staging or preview (default: production and staging)\n"
+    "  --pr N      the preview of pull request N (implies --env preview)\n"
+    "  --json      one JSON array of route objects\n";
 
 static const char usage_resolve[] =
-	"usage: switchboard resolve -c PATH HOST[/PATH] [--json]\n"
-	"\n"
-	"Show which deployment and tenant a request for HOST/PATH reaches and which\n"
-	"pattern won, or why it is not routed. HOST may carry a scheme and a port.\n"
-	"  --json   one object: routed, deployment, service, environment, pr, tenant,\n"
-	"           pattern (null when unused) and reason\n"
-	"Exit status: 0 routed, 1 not routed, 2 usage or load error.\n";
+    "usage: switchboard resolve -c PATH HOST[/PATH] [--json]\n"
+    "\n"
+    "Show which deployment and tenant a request for HOST/PATH reaches and which\n"
+    "pattern won, or why it is not routed. HOST may carry a scheme and a port.\n"
+    "  --json   one object: routed, deployment, service, environment, pr, tenant,\n"
+    "           pattern (null when unused) and reason\n"
+    "Exit status: 0 routed, 1 not routed, 2 usage or load error.\n";
 
 struct opts {
 	const char *config;
@@ -66,9 +66,9 @@ struct opts {
 static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"env", required_argument, NULL, 'e'},
-		{"pr", required_argument, NULL, 'p'},     {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	    {"config", required_argument, NULL, 'c'}, {"env", required_argument, NULL, 'e'},
+	    {"pr", required_argument, NULL, 'p'},     {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof(*o));
 	o->config = ".";
 	optind = 1;
@@ -151,8 +151,8 @@ struct row {
 	bool tenant;
 };
 
-static void row_from(struct row *rw, const sb_model *m, const sb_route *ro,
-		     const sb_deployment *dp, bool tenant)
+static void row_from(struct row *rw, const sb_model *m, const sb_route *ro, const sb_deployment *dp,
+		     bool tenant)
 {
 	memset(rw, 0, sizeof(*rw));
 	if (tenant)
@@ -263,7 +263,8 @@ int sb_cli_routes(int argc, char **argv)
 		if ((r = parse_pr(o.pr, &pr)))
 			return r;
 		if (o.env && env != SB_ENV_PREVIEW) {
-			fprintf(stderr, "switchboard routes: --pr goes with --env preview, not %s\n",
+			fprintf(stderr,
+				"switchboard routes: --pr goes with --env preview, not %s\n",
 				o.env);
 			return 2;
 		}
@@ -384,7 +385,7 @@ int sb_cli_resolve(int argc, char **argv)
 		size_t ll = strcspn(target, ".:/");
 		for (size_t i = 0; i < ll && i < sizeof(label) - 1; i++)
 			label[i] = (char)(target[i] >= 'A' && target[i] <= 'Z' ? target[i] + 32
-									 : target[i]);
+									       : target[i]);
 		label[ll < sizeof(label) - 1 ? ll : sizeof(label) - 1] = '\0';
 		if (lr == SB_ENOTENANT || lr == SB_ESUSPENDED || lr == SB_ERESERVED ||
 		    (lr == SB_EBADSLUG && ll < hl))
@@ -448,9 +449,9 @@ int main(int argc, char **argv)
 			static const struct {
 				const char *name;
 				int (*fn)(int, char **);
-			} cmds[] = {{"check", sb_cli_check},     {"routes", sb_cli_routes},
+			} cmds[] = {{"check", sb_cli_check},	 {"routes", sb_cli_routes},
 				    {"resolve", sb_cli_resolve}, {"tenants", sb_cli_tenants},
-				    {"serve", sb_cli_serve},     {"reload", sb_cli_reload},
+				    {"serve", sb_cli_serve},	 {"reload", sb_cli_reload},
 				    {"secret", sb_cli_secret}};
 			for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++)
 				if (strcmp(argv[2], cmds[i].name) == 0)

@@ -11,21 +11,21 @@
 #include "http/edge.h"
 
 static const char usage_serve[] =
-	"usage: switchboard serve -c PATH [--data DIR] [--listen HOST:PORT] [--threads N]\n"
-	"\n"
-	"Run the edge: route HTTP by host to the declared deployments, resolve\n"
-	"tenants, sign forwarded requests. SIGHUP (or 'switchboard reload') re-reads\n"
-	"the declaration; SIGTERM stops gracefully.\n"
-	"  --data DIR          data directory (default: data_dir of the declaration)\n"
-	"  --listen HOST:PORT  HTTP address (default: [listen] http); port 0 picks one\n"
-	"  --threads N         serving threads (default: [http] threads, or one per core)\n";
+    "usage: switchboard serve -c PATH [--data DIR] [--listen HOST:PORT] [--threads N]\n"
+    "\n"
+    "Run the edge: route HTTP by host to the declared deployments, resolve\n"
+    "tenants, sign forwarded requests. SIGHUP (or 'switchboard reload') re-reads\n"
+    "the declaration; SIGTERM stops gracefully.\n"
+    "  --data DIR          data directory (default: data_dir of the declaration)\n"
+    "  --listen HOST:PORT  HTTP address (default: [listen] http); port 0 picks one\n"
+    "  --threads N         serving threads (default: [http] threads, or one per core)\n";
 
 static const char usage_reload[] =
-	"usage: switchboard reload -c PATH [--data DIR]\n"
-	"\n"
-	"Ask the running edge (found through the pid file in the data directory) to\n"
-	"re-read its declaration. A declaration that fails to load is refused by the\n"
-	"server, which keeps serving the previous one and logs the error.\n";
+    "usage: switchboard reload -c PATH [--data DIR]\n"
+    "\n"
+    "Ask the running edge (found through the pid file in the data directory) to\n"
+    "re-read its declaration. A declaration that fails to load is refused by the\n"
+    "server, which keeps serving the previous one and logs the error.\n";
 
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d)
 {
@@ -47,12 +47,10 @@ struct sopts {
 
 static int parse(int argc, char **argv, struct sopts *o, const char *usage)
 {
-	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
-						 {"data", required_argument, NULL, 'd'},
-						 {"listen", required_argument, NULL, 'l'},
-						 {"threads", required_argument, NULL, 't'},
-						 {"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
+	    {"listen", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof(*o));
 	o->config = ".";
 	optind = 1;
@@ -93,7 +91,8 @@ int sb_cli_serve(int argc, char **argv)
 		sb_cli_print_diag(&d);
 		return 2;
 	}
-	sb_edge_opts eo = {.config = file, .data_dir = o.data, .listen = o.listen, .threads = o.threads};
+	sb_edge_opts eo = {
+	    .config = file, .data_dir = o.data, .listen = o.listen, .threads = o.threads};
 	if (sb_edge_run(&eo, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 1;
@@ -115,7 +114,8 @@ int sb_cli_reload(int argc, char **argv)
 		 * still sent to the server, which refuses it and keeps serving */
 		if (sb_cli_load(o.config, &l, &d) < 0) {
 			sb_cli_print_diag(&d);
-			fprintf(stderr, "switchboard: cannot find the data directory; pass --data DIR\n");
+			fprintf(stderr,
+				"switchboard: cannot find the data directory; pass --data DIR\n");
 			return 2;
 		}
 	}
@@ -143,11 +143,11 @@ int sb_cli_reload(int argc, char **argv)
 }
 
 static const char usage_secret[] =
-	"usage: switchboard secret -c PATH [--data DIR] DEPLOYMENT\n"
-	"\n"
-	"Print the signing secret(s) of a deployment as comma-separated hex, the form\n"
-	"services read from SWITCHBOARD_SECRETS to verify X-Switchboard-Signature.\n"
-	"Creates the data directory's master key when there is none yet.\n";
+    "usage: switchboard secret -c PATH [--data DIR] DEPLOYMENT\n"
+    "\n"
+    "Print the signing secret(s) of a deployment as comma-separated hex, the form\n"
+    "services read from SWITCHBOARD_SECRETS to verify X-Switchboard-Signature.\n"
+    "Creates the data directory's master key when there is none yet.\n";
 
 int sb_cli_secret(int argc, char **argv)
 {

@@ -7,20 +7,20 @@
 #include <string.h>
 
 static const char *const errors[] = {
-	[0] = "success",
-	[-SB_EINVAL] = "invalid input",
-	[-SB_ENOENT] = "not found",
-	[-SB_EPARSE] = "syntax error",
-	[-SB_EIO] = "input/output error",
-	[-SB_EEXIST] = "already exists",
-	[-SB_ERANGE] = "value out of range",
-	[-SB_ENOROUTE] = "no route for this host and path",
-	[-SB_ENOTENANT] = "tenant is not registered",
-	[-SB_ESUSPENDED] = "tenant is suspended",
-	[-SB_EBADSLUG] = "not a valid tenant slug",
-	[-SB_ERESERVED] = "label is reserved",
-	[-SB_ECONSISTENCY] = "declaration is inconsistent",
-	[-SB_ETOOLONG] = "too long",
+    [0] = "success",
+    [-SB_EINVAL] = "invalid input",
+    [-SB_ENOENT] = "not found",
+    [-SB_EPARSE] = "syntax error",
+    [-SB_EIO] = "input/output error",
+    [-SB_EEXIST] = "already exists",
+    [-SB_ERANGE] = "value out of range",
+    [-SB_ENOROUTE] = "no route for this host and path",
+    [-SB_ENOTENANT] = "tenant is not registered",
+    [-SB_ESUSPENDED] = "tenant is suspended",
+    [-SB_EBADSLUG] = "not a valid tenant slug",
+    [-SB_ERESERVED] = "label is reserved",
+    [-SB_ECONSISTENCY] = "declaration is inconsistent",
+    [-SB_ETOOLONG] = "too long",
 };
 
 const char *sb_strerror(int code)
@@ -326,8 +326,8 @@ int sb_file_read(const char *path, char **out, size_t *len, sb_diag *d)
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		int e = errno;
-		return sb_diag_setc(d, e == ENOENT ? SB_ENOENT : SB_EIO, path, 0, 0, "cannot open: %s",
-				    strerror(e));
+		return sb_diag_setc(d, e == ENOENT ? SB_ENOENT : SB_EIO, path, 0, 0,
+				    "cannot open: %s", strerror(e));
 	}
 	char chunk[16384];
 	size_t n;
@@ -372,8 +372,8 @@ int sb_url_split(const char *url, sb_url *u)
 	if (!sep || sep == url)
 		return SB_EINVAL;
 	for (const char *p = url; p < sep; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '+' || *p == '-' ||
-		      *p == '.' || (p > url && *p >= '0' && *p <= '9')))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '+' ||
+		      *p == '-' || *p == '.' || (p > url && *p >= '0' && *p <= '9')))
 			return SB_EINVAL;
 	u->scheme = url;
 	u->scheme_len = (size_t)(sep - url);

@@ -19,19 +19,19 @@
 
 enum sb_error {
 	SB_OK = 0,
-	SB_EINVAL = -1,      /* invalid argument or input */
-	SB_ENOENT = -2,      /* no such file, key or entry */
-	SB_EPARSE = -3,      /* syntax error in input */
-	SB_EIO = -4,         /* read or write failed */
-	SB_EEXIST = -5,      /* already exists / duplicate */
-	SB_ERANGE = -6,      /* value out of range */
-	SB_ENOROUTE = -7,    /* no route serves this host and path */
-	SB_ENOTENANT = -8,   /* tenant-aware host, slug not registered */
-	SB_ESUSPENDED = -9,  /* tenant registered but suspended */
-	SB_EBADSLUG = -10,   /* label is not a valid tenant slug */
-	SB_ERESERVED = -11,  /* label is reserved, never a tenant */
+	SB_EINVAL = -1,	       /* invalid argument or input */
+	SB_ENOENT = -2,	       /* no such file, key or entry */
+	SB_EPARSE = -3,	       /* syntax error in input */
+	SB_EIO = -4,	       /* read or write failed */
+	SB_EEXIST = -5,	       /* already exists / duplicate */
+	SB_ERANGE = -6,	       /* value out of range */
+	SB_ENOROUTE = -7,      /* no route serves this host and path */
+	SB_ENOTENANT = -8,     /* tenant-aware host, slug not registered */
+	SB_ESUSPENDED = -9,    /* tenant registered but suspended */
+	SB_EBADSLUG = -10,     /* label is not a valid tenant slug */
+	SB_ERESERVED = -11,    /* label is reserved, never a tenant */
 	SB_ECONSISTENCY = -12, /* declaration is inconsistent */
-	SB_ETOOLONG = -13,   /* name or value longer than allowed */
+	SB_ETOOLONG = -13,     /* name or value longer than allowed */
 	SB_ERROR_MIN = -14,
 };
 
@@ -63,9 +63,9 @@ typedef struct sb_diag {
 /* Set a diagnostic (printf-style message). Always returns SB_EINVAL so callers
  * can write `return sb_diag_set(...)`; pass another code with sb_diag_setc. */
 int sb_diag_set(sb_diag *d, const char *file, int line, int col, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 int sb_diag_setc(sb_diag *d, int code, const char *file, int line, int col, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+    __attribute__((format(printf, 6, 7)));
 
 /* Format "file:line:col: msg" into buf (bounded). Returns buf. */
 const char *sb_diag_format(const sb_diag *d, char *buf, size_t size);
@@ -98,7 +98,7 @@ typedef struct sb_pool sb_pool;
 
 sb_pool *sb_pool_new(size_t block_size);
 void sb_pool_free(sb_pool *p);
-void *sb_pool_alloc(sb_pool *p, size_t n);  /* 8-byte aligned, zeroed */
+void *sb_pool_alloc(sb_pool *p, size_t n); /* 8-byte aligned, zeroed */
 char *sb_pool_strndup(sb_pool *p, const char *s, size_t n);
 char *sb_pool_strdup(sb_pool *p, const char *s);
 char *sb_pool_printf(sb_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -61,8 +61,7 @@ int sb_cfg_string_req(const sb_toml_value *t, const char *key, const char *what,
 	return sb_cfg_string(t, key, pool, file, out, d);
 }
 
-int sb_cfg_bool(const sb_toml_value *t, const char *key, const char *file, bool *out,
-		sb_diag *d)
+int sb_cfg_bool(const sb_toml_value *t, const char *key, const char *file, bool *out, sb_diag *d)
 {
 	const sb_toml_value *v = sb_toml_table_get(t, key);
 	if (!v)
@@ -73,8 +72,8 @@ int sb_cfg_bool(const sb_toml_value *t, const char *key, const char *file, bool 
 	return r;
 }
 
-int sb_cfg_int(const sb_toml_value *t, const char *key, int64_t min, int64_t max,
-	       const char *file, int64_t *out, sb_diag *d)
+int sb_cfg_int(const sb_toml_value *t, const char *key, int64_t min, int64_t max, const char *file,
+	       int64_t *out, sb_diag *d)
 {
 	const sb_toml_value *v = sb_toml_table_get(t, key);
 	if (!v)
@@ -104,13 +103,14 @@ int sb_cfg_strings(const sb_toml_value *t, const char *key, sb_pool *pool, const
 	for (size_t i = 0; i < len; i++) {
 		const sb_toml_value *e = sb_toml_array_at(v, i);
 		if (sb_toml_type_of(e) != SB_TOML_STRING)
-			return sb_cfg_error(e, file, d, "'%s' must be an array of strings; item %zu is %s",
-					    key, i + 1, article_type(sb_toml_type_of(e)));
+			return sb_cfg_error(e, file, d,
+					    "'%s' must be an array of strings; item %zu is %s", key,
+					    i + 1, article_type(sb_toml_type_of(e)));
 		size_t sl;
 		const char *s = sb_toml_string(e, &sl);
 		if (memchr(s, '\0', sl))
-			return sb_cfg_error(e, file, d, "'%s' item %zu contains a NUL character", key,
-					    i + 1);
+			return sb_cfg_error(e, file, d, "'%s' item %zu contains a NUL character",
+					    key, i + 1);
 		arr[i] = sb_pool_strndup(pool, s, sl);
 	}
 	*out = arr;
@@ -150,8 +150,9 @@ int sb_cfg_known_keys(const sb_toml_value *t, const char *const *known, const ch
 			sb_buf_adds(&b, p == known ? "" : ", ");
 			sb_buf_adds(&b, *p);
 		}
-		int r = sb_cfg_error(sb_toml_table_value(t, i), file, d,
-				     "unknown key '%s' in %s (expected one of: %s)", k, where, b.data);
+		int r =
+		    sb_cfg_error(sb_toml_table_value(t, i), file, d,
+				 "unknown key '%s' in %s (expected one of: %s)", k, where, b.data);
 		sb_buf_free(&b);
 		return r;
 	}

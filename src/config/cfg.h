@@ -18,11 +18,10 @@ int sb_cfg_string(const sb_toml_value *t, const char *key, sb_pool *pool, const 
 int sb_cfg_string_req(const sb_toml_value *t, const char *key, const char *what, sb_pool *pool,
 		      const char *file, char **out, sb_diag *d);
 /* Optional bool. */
-int sb_cfg_bool(const sb_toml_value *t, const char *key, const char *file, bool *out,
-		sb_diag *d);
+int sb_cfg_bool(const sb_toml_value *t, const char *key, const char *file, bool *out, sb_diag *d);
 /* Optional integer in [min, max]. */
-int sb_cfg_int(const sb_toml_value *t, const char *key, int64_t min, int64_t max,
-	       const char *file, int64_t *out, sb_diag *d);
+int sb_cfg_int(const sb_toml_value *t, const char *key, int64_t min, int64_t max, const char *file,
+	       int64_t *out, sb_diag *d);
 /* Optional array of strings; *out is a NULL-terminated array in pool. */
 int sb_cfg_strings(const sb_toml_value *t, const char *key, sb_pool *pool, const char *file,
 		   char ***out, size_t *n, sb_diag *d);
@@ -31,7 +30,7 @@ int sb_cfg_table(const sb_toml_value *t, const char *key, const char *file,
 		 const sb_toml_value **out, sb_diag *d);
 /* Error at a value's position ("file:line:col: msg"). Returns SB_EINVAL. */
 int sb_cfg_error(const sb_toml_value *v, const char *file, sb_diag *d, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* Reject keys of table t that are not in the NULL-terminated list `known`,
  * naming the table as `where` in the message. */
 int sb_cfg_known_keys(const sb_toml_value *t, const char *const *known, const char *where,

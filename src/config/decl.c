@@ -46,7 +46,8 @@ static bool dns_name_ok(char *s)
 		}
 		if (c >= 'A' && c <= 'Z')
 			s[i] = (char)(c + 32);
-		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+			   c == '_'))
 			return false;
 		lab++;
 	}
@@ -56,8 +57,8 @@ static bool dns_name_ok(char *s)
 static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_zone_decl *zd,
 		    sb_diag *d)
 {
-	static const char *const known[] = {"mname",  "rname",   "refresh", "retry",
-					    "expire", "minimum", "ttl",     NULL};
+	static const char *const known[] = {"mname",  "rname",	 "refresh", "retry",
+					    "expire", "minimum", "ttl",	    NULL};
 	const sb_toml_value *soa;
 	int r = sb_cfg_table(z, "soa", file, &soa, d);
 	zd->soa.refresh = 3600;
@@ -72,7 +73,8 @@ static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_
 	if ((r = sb_cfg_known_keys(soa, known, "[zone.soa]", file, d)) < 0)
 		return r;
 	char *mname = NULL, *rname = NULL;
-	int64_t v[5] = {zd->soa.refresh, zd->soa.retry, zd->soa.expire, zd->soa.minimum, zd->soa.ttl};
+	int64_t v[5] = {zd->soa.refresh, zd->soa.retry, zd->soa.expire, zd->soa.minimum,
+			zd->soa.ttl};
 	const char *keys[5] = {"refresh", "retry", "expire", "minimum", "ttl"};
 	if ((r = sb_cfg_string(soa, "mname", pool, file, &mname, d)) < 0 ||
 	    (r = sb_cfg_string(soa, "rname", pool, file, &rname, d)) < 0)
@@ -84,9 +86,9 @@ static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_
 		return sb_cfg_error(sb_toml_table_get(soa, "mname"), file, d,
 				    "'mname' must be a DNS name, not \"%s\"", mname);
 	if (rname && !dns_name_ok(rname))
-		return sb_cfg_error(sb_toml_table_get(soa, "rname"), file, d,
-				    "'rname' must be a DNS name (mailbox with '.' for '@'), not \"%s\"",
-				    rname);
+		return sb_cfg_error(
+		    sb_toml_table_get(soa, "rname"), file, d,
+		    "'rname' must be a DNS name (mailbox with '.' for '@'), not \"%s\"", rname);
 	if (mname)
 		zd->soa.mname = mname;
 	if (rname)
@@ -111,7 +113,8 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 	if ((r = sb_cfg_known_keys(z, known, "[[zone]]", file, d)) < 0 ||
 	    (r = sb_cfg_string_req(z, "name", "the zone's domain, e.g. \"example.com\"", pool, file,
 				   &name, d)) < 0 ||
-	    (r = sb_cfg_strings(z, "addresses", pool, file, &zd->addresses, &zd->naddresses, d)) < 0 ||
+	    (r = sb_cfg_strings(z, "addresses", pool, file, &zd->addresses, &zd->naddresses, d)) <
+		0 ||
 	    (r = sb_cfg_strings(z, "nameservers", pool, file, &zd->nameservers, &zd->nnameservers,
 				d)) < 0 ||
 	    (r = sb_cfg_int(z, "ttl", 0, 2147483647, file, &ttl, d)) < 0)
@@ -157,22 +160,24 @@ static int load_upstream(const sb_toml_value *v, const char *file, sb_pool *pool
 		    (r = sb_cfg_strings(v, "command", pool, file, &u->argv, &u->argc, d)) < 0)
 			return r;
 		if (url && u->argv)
-			return sb_cfg_error(v, file, d, "an upstream has either 'url' or 'command', not both");
+			return sb_cfg_error(v, file, d,
+					    "an upstream has either 'url' or 'command', not both");
 		if (u->argv && u->argc == 0)
 			return sb_cfg_error(v, file, d, "'command' must name a program to start");
 		if (!url && !u->argv)
-			return sb_cfg_error(v, file, d,
-					    "an upstream needs 'url' (\"http://host:port\") or 'command' "
-					    "([\"program\", \"arg\", ...])");
+			return sb_cfg_error(
+			    v, file, d,
+			    "an upstream needs 'url' (\"http://host:port\") or 'command' "
+			    "([\"program\", \"arg\", ...])");
 	} else {
 		return sb_cfg_error(v, file, d,
 				    "an upstream must be an URL string or { command = [...] }");
 	}
 	if (url) {
 		if (strncmp(url, "http://", 7) != 0 || !url[7] || url[7] == '/')
-			return sb_cfg_error(v, file, d,
-					    "upstream URL must look like \"http://host:port\", not \"%s\"",
-					    url);
+			return sb_cfg_error(
+			    v, file, d,
+			    "upstream URL must look like \"http://host:port\", not \"%s\"", url);
 		u->url = url;
 	}
 	return 0;
@@ -213,7 +218,8 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 					    "unknown environment '%s' in 'upstream' (expected "
 					    "production, staging or preview)",
 					    en);
-		if ((r = load_upstream(sb_toml_table_value(ups, i), file, pool, &sd->upstream[e], d)) < 0)
+		if ((r = load_upstream(sb_toml_table_value(ups, i), file, pool, &sd->upstream[e],
+				       d)) < 0)
 			return r;
 	}
 
@@ -225,7 +231,8 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 					   "vars and routes belong in that file)",
 					   file, d)) < 0)
 			return r;
-		const char *full = wpath[0] == '/' ? wpath : sb_pool_printf(pool, "%s/%s", dir, wpath);
+		const char *full =
+		    wpath[0] == '/' ? wpath : sb_pool_printf(pool, "%s/%s", dir, wpath);
 		sd->wrangler_file = full;
 		size_t len;
 		sb_diag rd;
@@ -311,7 +318,8 @@ static int check_format(const sb_toml_value *v, const char *fmt, bool need_pr, c
 		return sb_cfg_error(v, file, d, "naming template \"%s\" must contain {label} once",
 				    fmt);
 	if (need_pr && npr != 1)
-		return sb_cfg_error(v, file, d, "preview template \"%s\" must contain {pr} once", fmt);
+		return sb_cfg_error(v, file, d, "preview template \"%s\" must contain {pr} once",
+				    fmt);
 	if (!need_pr && npr)
 		return sb_cfg_error(v, file, d, "staging template \"%s\" cannot contain {pr}", fmt);
 	if (strcmp(fmt, need_pr ? "{label}{pr}" : "{label}") == 0 ||
@@ -325,12 +333,21 @@ static int check_format(const sb_toml_value *v, const char *fmt, bool need_pr, c
 
 static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 {
-	static const char *const known[] = {
-		"threads",		"max_connections",     "max_header_bytes", "max_body_bytes",
-		"header_timeout_ms",	"idle_timeout_ms",     "connect_timeout_ms",
-		"response_timeout_ms",	"upstream_idle_ms",    "health_interval_ms",
-		"health_timeout_ms",	"drain_timeout_ms",    "trusted_proxies",
-		"access_log",		NULL};
+	static const char *const known[] = {"threads",
+					    "max_connections",
+					    "max_header_bytes",
+					    "max_body_bytes",
+					    "header_timeout_ms",
+					    "idle_timeout_ms",
+					    "connect_timeout_ms",
+					    "response_timeout_ms",
+					    "upstream_idle_ms",
+					    "health_interval_ms",
+					    "health_timeout_ms",
+					    "drain_timeout_ms",
+					    "trusted_proxies",
+					    "access_log",
+					    NULL};
 	sb_http_decl *h = &dc->http;
 	*h = (sb_http_decl){.threads = 0,
 			    .max_connections = 16384,
@@ -357,18 +374,18 @@ static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 		void *dst;
 		bool wide;
 	} ints[] = {
-		{"threads", 0, 1024, &h->threads, false},
-		{"max_connections", 1, 10000000, &h->max_connections, false},
-		{"max_header_bytes", 1024, 1 << 20, &h->max_header_bytes, false},
-		{"max_body_bytes", 0, INT64_MAX, &h->max_body_bytes, true},
-		{"header_timeout_ms", 1, 3600000, &h->header_timeout_ms, false},
-		{"idle_timeout_ms", 1, 86400000, &h->idle_timeout_ms, false},
-		{"connect_timeout_ms", 1, 600000, &h->connect_timeout_ms, false},
-		{"response_timeout_ms", 1, 86400000, &h->response_timeout_ms, false},
-		{"upstream_idle_ms", 1, 86400000, &h->upstream_idle_ms, false},
-		{"health_interval_ms", 0, 86400000, &h->health_interval_ms, false},
-		{"health_timeout_ms", 1, 600000, &h->health_timeout_ms, false},
-		{"drain_timeout_ms", 0, 3600000, &h->drain_timeout_ms, false},
+	    {"threads", 0, 1024, &h->threads, false},
+	    {"max_connections", 1, 10000000, &h->max_connections, false},
+	    {"max_header_bytes", 1024, 1 << 20, &h->max_header_bytes, false},
+	    {"max_body_bytes", 0, INT64_MAX, &h->max_body_bytes, true},
+	    {"header_timeout_ms", 1, 3600000, &h->header_timeout_ms, false},
+	    {"idle_timeout_ms", 1, 86400000, &h->idle_timeout_ms, false},
+	    {"connect_timeout_ms", 1, 600000, &h->connect_timeout_ms, false},
+	    {"response_timeout_ms", 1, 86400000, &h->response_timeout_ms, false},
+	    {"upstream_idle_ms", 1, 86400000, &h->upstream_idle_ms, false},
+	    {"health_interval_ms", 0, 86400000, &h->health_interval_ms, false},
+	    {"health_timeout_ms", 1, 600000, &h->health_timeout_ms, false},
+	    {"drain_timeout_ms", 0, 3600000, &h->drain_timeout_ms, false},
 	};
 	for (size_t i = 0; i < SB_ARRAY_LEN(ints); i++) {
 		int64_t v = ints[i].wide ? (int64_t) * (uint64_t *)ints[i].dst
@@ -412,7 +429,7 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 		     sb_diag *d)
 {
 	static const char *const known[] = {"data_dir", "listen",  "zone",     "tenants", "naming",
-					    "service",  "webhook", "previews", "http",    NULL};
+					    "service",	"webhook", "previews", "http",	  NULL};
 	const char *file = dc->file;
 	sb_pool *pool = dc->pool;
 	int r;
@@ -420,9 +437,10 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 	if ((r = sb_cfg_known_keys(root, known, "switchboard.toml", file, d)) < 0 ||
 	    (r = sb_cfg_string(root, "data_dir", pool, file, &data_dir, d)) < 0)
 		return r;
-	dc->data_dir = data_dir ? (data_dir[0] == '/' ? data_dir
-						      : sb_pool_printf(pool, "%s/%s", dc->dir, data_dir))
-				: sb_pool_printf(pool, "%s/.switchboard", dc->dir);
+	dc->data_dir =
+	    data_dir
+		? (data_dir[0] == '/' ? data_dir : sb_pool_printf(pool, "%s/%s", dc->dir, data_dir))
+		: sb_pool_printf(pool, "%s/.switchboard", dc->dir);
 
 	const sb_toml_value *t;
 	if ((r = sb_cfg_table(root, "listen", file, &t, d)) < 0)
@@ -445,18 +463,21 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 	const sb_toml_value *zones = sb_toml_table_get(root, "zone");
 	if (zones) {
 		if (sb_toml_type_of(zones) != SB_TOML_ARRAY)
-			return sb_cfg_error(zones, file, d, "zones are declared as [[zone]] tables");
+			return sb_cfg_error(zones, file, d,
+					    "zones are declared as [[zone]] tables");
 		dc->nzones = sb_toml_array_len(zones);
 		dc->zones = sb_pool_alloc(pool, (dc->nzones + 1) * sizeof(*dc->zones));
 		for (size_t i = 0; i < dc->nzones; i++) {
-			if ((r = load_zone(sb_toml_array_at(zones, i), file, pool, &dc->zones[i], d)) < 0)
+			if ((r = load_zone(sb_toml_array_at(zones, i), file, pool, &dc->zones[i],
+					   d)) < 0)
 				return r;
 			for (size_t j = 0; j < i; j++)
 				if (strcmp(dc->zones[j].name, dc->zones[i].name) == 0)
-					return sb_cfg_error(sb_toml_array_at(zones, i), file, d,
-							    "zone \"%s\" is declared twice (first at "
-							    "line %d)",
-							    dc->zones[i].name, dc->zones[j].line);
+					return sb_cfg_error(
+					    sb_toml_array_at(zones, i), file, d,
+					    "zone \"%s\" is declared twice (first at "
+					    "line %d)",
+					    dc->zones[i].name, dc->zones[j].line);
 		}
 	}
 
@@ -472,9 +493,11 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 		    (r = sb_cfg_string(t, "preview", pool, file, &pv, d)) < 0 ||
 		    (r = sb_cfg_string(t, "staging", pool, file, &st, d)) < 0)
 			return r;
-		if (pv && (r = check_format(sb_toml_table_get(t, "preview"), pv, true, file, d)) < 0)
+		if (pv &&
+		    (r = check_format(sb_toml_table_get(t, "preview"), pv, true, file, d)) < 0)
 			return r;
-		if (st && (r = check_format(sb_toml_table_get(t, "staging"), st, false, file, d)) < 0)
+		if (st &&
+		    (r = check_format(sb_toml_table_get(t, "staging"), st, false, file, d)) < 0)
 			return r;
 		if (pv)
 			dc->preview_format = pv;
@@ -492,8 +515,8 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 		char *svc = NULL;
 		if ((r = sb_cfg_known_keys(t, tk, "[tenants]", file, d)) < 0 ||
 		    (r = sb_cfg_string(t, "service", pool, file, &svc, d)) < 0 ||
-		    (r = sb_cfg_strings(t, "reserved", pool, file, &dc->reserved, &dc->nreserved, d)) <
-			    0 ||
+		    (r = sb_cfg_strings(t, "reserved", pool, file, &dc->reserved, &dc->nreserved,
+					d)) < 0 ||
 		    (r = sb_cfg_strings(t, "static", pool, file, &dc->static_tenants,
 					&dc->nstatic_tenants, d)) < 0)
 			return r;
@@ -519,10 +542,11 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 		const sb_toml_value *prs = sb_toml_table_get(t, "prs");
 		if (prs) {
 			if (sb_toml_type_of(prs) != SB_TOML_ARRAY)
-				return sb_cfg_error(prs, file, d,
-						    "'prs' must be an array of pull request numbers");
+				return sb_cfg_error(
+				    prs, file, d, "'prs' must be an array of pull request numbers");
 			dc->npreview_prs = sb_toml_array_len(prs);
-			dc->preview_prs = sb_pool_alloc(pool, (dc->npreview_prs + 1) * sizeof(uint32_t));
+			dc->preview_prs =
+			    sb_pool_alloc(pool, (dc->npreview_prs + 1) * sizeof(uint32_t));
 			for (size_t i = 0; i < dc->npreview_prs; i++) {
 				const sb_toml_value *e = sb_toml_array_at(prs, i);
 				if (sb_toml_type_of(e) != SB_TOML_INTEGER || sb_toml_int(e) < 1 ||
@@ -539,12 +563,13 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 	const sb_toml_value *svcs = sb_toml_table_get(root, "service");
 	if (svcs) {
 		if (sb_toml_type_of(svcs) != SB_TOML_ARRAY)
-			return sb_cfg_error(svcs, file, d, "services are declared as [[service]] tables");
+			return sb_cfg_error(svcs, file, d,
+					    "services are declared as [[service]] tables");
 		dc->nservices = sb_toml_array_len(svcs);
 		dc->services = sb_pool_alloc(pool, (dc->nservices + 1) * sizeof(*dc->services));
 		for (size_t i = 0; i < dc->nservices; i++)
-			if ((r = load_service(sb_toml_array_at(svcs, i), file, dc->dir, pool, read, ctx,
-					      &dc->services[i], d)) < 0)
+			if ((r = load_service(sb_toml_array_at(svcs, i), file, dc->dir, pool, read,
+					      ctx, &dc->services[i], d)) < 0)
 				return r;
 	}
 
@@ -552,12 +577,13 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 	const sb_toml_value *whs = sb_toml_table_get(root, "webhook");
 	if (whs) {
 		if (sb_toml_type_of(whs) != SB_TOML_ARRAY)
-			return sb_cfg_error(whs, file, d, "webhooks are declared as [[webhook]] tables");
+			return sb_cfg_error(whs, file, d,
+					    "webhooks are declared as [[webhook]] tables");
 		dc->nwebhooks = sb_toml_array_len(whs);
 		dc->webhooks = sb_pool_alloc(pool, (dc->nwebhooks + 1) * sizeof(*dc->webhooks));
 		for (size_t i = 0; i < dc->nwebhooks; i++)
-			if ((r = load_webhook(sb_toml_array_at(whs, i), file, pool, &dc->webhooks[i], d)) <
-			    0)
+			if ((r = load_webhook(sb_toml_array_at(whs, i), file, pool,
+					      &dc->webhooks[i], d)) < 0)
 				return r;
 	}
 	return 0;
@@ -571,8 +597,8 @@ int sb_decl_load_text(const char *path, const char *text, size_t len, sb_decl_re
 	dc->pool = sb_pool_new(0);
 	dc->file = sb_pool_strdup(dc->pool, path);
 	const char *slash = strrchr(path, '/');
-	dc->dir = slash ? sb_pool_strndup(dc->pool, path, (size_t)(slash - path) + (slash == path))
-			: ".";
+	dc->dir =
+	    slash ? sb_pool_strndup(dc->pool, path, (size_t)(slash - path) + (slash == path)) : ".";
 	int r = sb_toml_parse(text, len, path, &root, d);
 	if (r == 0)
 		r = load_root(root, dc, read, ctx, d);

@@ -28,8 +28,8 @@ const char *sb_env_name(sb_env e);
 int sb_env_parse(const char *s, sb_env *out);
 
 typedef struct sb_upstream_decl {
-	const char *url;  /* "http://127.0.0.1:9101", or NULL */
-	char **argv;      /* command to start (NULL-terminated), or NULL */
+	const char *url; /* "http://127.0.0.1:9101", or NULL */
+	char **argv;	 /* command to start (NULL-terminated), or NULL */
 	size_t argc;
 	int line, col;
 } sb_upstream_decl;
@@ -52,9 +52,9 @@ typedef struct sb_zone_decl {
 } sb_zone_decl;
 
 typedef struct sb_service_decl {
-	sb_wrangler wr;           /* from the wrangler.toml or the inline table */
+	sb_wrangler wr;		   /* from the wrangler.toml or the inline table */
 	const char *wrangler_file; /* resolved path, or NULL when inline */
-	const char *label;        /* override of the host label used for naming */
+	const char *label;	   /* override of the host label used for naming */
 	sb_upstream_decl upstream[SB_ENV_COUNT];
 	char **url_vars;
 	size_t nurl_vars;
@@ -72,7 +72,7 @@ typedef struct sb_webhook_decl {
 
 /* [http]: limits and timeouts of the edge; defaults in docs/configuration.md. */
 typedef struct sb_http_decl {
-	uint32_t threads;           /* serving threads; 0 = number of cores */
+	uint32_t threads;	    /* serving threads; 0 = number of cores */
 	uint32_t max_connections;   /* client connections, all threads together */
 	uint32_t max_header_bytes;  /* request head; more gets 431 */
 	uint64_t max_body_bytes;    /* request body, default for every service; 413 */
@@ -80,13 +80,13 @@ typedef struct sb_http_decl {
 	uint32_t idle_timeout_ms;   /* keep-alive idle, client side */
 	uint32_t connect_timeout_ms;
 	uint32_t response_timeout_ms; /* upstream's first response byte; 504 */
-	uint32_t upstream_idle_ms;  /* pooled upstream connection idle */
+	uint32_t upstream_idle_ms;    /* pooled upstream connection idle */
 	uint32_t health_interval_ms;
 	uint32_t health_timeout_ms;
-	uint32_t drain_timeout_ms;  /* SIGTERM: in-flight requests get this long */
-	char **trusted_proxies;     /* CIDRs whose X-Forwarded-* are kept */
+	uint32_t drain_timeout_ms; /* SIGTERM: in-flight requests get this long */
+	char **trusted_proxies;	   /* CIDRs whose X-Forwarded-* are kept */
 	size_t ntrusted_proxies;
-	const char *access_log;     /* path, "-" for stdout (default), "off" */
+	const char *access_log; /* path, "-" for stdout (default), "off" */
 } sb_http_decl;
 
 typedef struct sb_decl {

@@ -90,8 +90,8 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 		out->pattern = sb_pool_strdup(pool, out->pattern);
 	} else if (sb_toml_type_of(v) == SB_TOML_TABLE) {
 		char *pattern = NULL, *zn = NULL, *zi = NULL;
-		if ((r = sb_cfg_string_req(v, "pattern", "the route's host/path pattern", pool, file,
-					   &pattern, d)) < 0 ||
+		if ((r = sb_cfg_string_req(v, "pattern", "the route's host/path pattern", pool,
+					   file, &pattern, d)) < 0 ||
 		    (r = sb_cfg_string(v, "zone_name", pool, file, &zn, d)) < 0 ||
 		    (r = sb_cfg_string(v, "zone_id", pool, file, &zi, d)) < 0 ||
 		    (r = sb_cfg_bool(v, "custom_domain", file, &out->custom_domain, d)) < 0)
@@ -100,9 +100,10 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 		out->zone_name = zn;
 		out->zone_id = zi;
 	} else {
-		return sb_cfg_error(v, file, d,
-				    "a route must be a string or a table { pattern = \"host/path\", "
-				    "custom_domain = true|false, zone_name = \"...\" }");
+		return sb_cfg_error(
+		    v, file, d,
+		    "a route must be a string or a table { pattern = \"host/path\", "
+		    "custom_domain = true|false, zone_name = \"...\" }");
 	}
 	if (!out->pattern[0])
 		return sb_cfg_error(v, file, d, "route pattern is empty");
@@ -111,13 +112,14 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 		size_t hl = slash ? (size_t)(slash - out->pattern) : strlen(out->pattern);
 		if (memchr(out->pattern, '*', hl))
 			return sb_cfg_error(
-				v, file, d,
-				"custom domain \"%s\": Wildcard operators (*) are not allowed in Custom "
-				"Domains; use a route instead (custom_domain = false, or a plain "
-				"pattern string)",
-				out->pattern);
-		/* wrangler accepts a bare host; the plan writes the host plus "slash star", which means the
-		 * same thing for a custom domain (it owns the whole host). */
+			    v, file, d,
+			    "custom domain \"%s\": Wildcard operators (*) are not allowed in "
+			    "Custom "
+			    "Domains; use a route instead (custom_domain = false, or a plain "
+			    "pattern string)",
+			    out->pattern);
+		/* wrangler accepts a bare host; the plan writes the host plus "slash star", which
+		 * means the same thing for a custom domain (it owns the whole host). */
 		if (slash && strcmp(slash, "/*") != 0 && strcmp(slash, "/") != 0)
 			return sb_cfg_error(v, file, d,
 					    "custom domain \"%s\": Paths are not allowed in Custom "
@@ -167,7 +169,8 @@ static int load_section(const sb_toml_value *sec, const char *file, sb_pool *poo
 	    (r = sb_cfg_strings(sec, "compatibility_flags", pool, file, &e->compatibility_flags,
 				&e->ncompatibility_flags, d)) < 0 ||
 	    (r = sb_cfg_bool(sec, "workers_dev", file, &e->workers_dev, d)) < 0 ||
-	    (r = load_vars(sec, file, pool, e, d)) < 0 || (r = load_routes(sec, file, pool, e, d)) < 0)
+	    (r = load_vars(sec, file, pool, e, d)) < 0 ||
+	    (r = load_routes(sec, file, pool, e, d)) < 0)
 		return r;
 	e->name = name;
 	e->name_declared = name != NULL;

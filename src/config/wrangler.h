@@ -46,7 +46,7 @@ typedef struct sb_wr_env {
 	sb_wr_route *routes;
 	size_t nroutes;
 	bool routes_declared; /* set in this section, not inherited */
-	int line, col;        /* where the section starts */
+	int line, col;	      /* where the section starts */
 } sb_wr_env;
 
 typedef struct sb_wrangler {

@@ -204,13 +204,14 @@ int sb_edge_load_master(const char *data_dir, uint8_t key[32], uint8_t prev[32],
 	return 0;
 }
 
-int sb_edge_deployment_secrets(const char *data_dir, const char *deployment, char *out,
-			       size_t size, sb_diag *d)
+int sb_edge_deployment_secrets(const char *data_dir, const char *deployment, char *out, size_t size,
+			       sb_diag *d)
 {
 	uint8_t key[32], prev[32], sec[SB_SIGN_MAC_LEN];
 	bool has_prev;
 	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST)
-		return sb_diag_setc(d, SB_EIO, data_dir, 0, 0, "cannot create: %s", strerror(errno));
+		return sb_diag_setc(d, SB_EIO, data_dir, 0, 0, "cannot create: %s",
+				    strerror(errno));
 	int r = sb_edge_load_master(data_dir, key, prev, &has_prev, d);
 	if (r < 0)
 		return r;
@@ -254,7 +255,8 @@ static int config_build(sb_edge *e, sb_config **out, sb_diag *d)
 		const sb_deployment *dp = &m->deployments[i];
 		sb_dep_rt *rt = &c->deps[i];
 		const sb_service_decl *sd = m->services[dp->service].decl;
-		rt->max_body = sd->max_body_bytes ? sd->max_body_bytes : c->decl->http.max_body_bytes;
+		rt->max_body =
+		    sd->max_body_bytes ? sd->max_body_bytes : c->decl->http.max_body_bytes;
 		sb_sign_derive_secret(c->master, 32, dp->name, rt->secret);
 		if (c->has_prev)
 			sb_sign_derive_secret(c->prev_master, 32, dp->name, rt->prev_secret);
@@ -269,8 +271,8 @@ static int config_build(sb_edge *e, sb_config **out, sb_diag *d)
 	}
 	for (size_t s = 0; s < m->nservices; s++) {
 		const sb_upstream_decl *u = &m->services[s].decl->upstream[SB_ENV_PREVIEW];
-		if (u->url && !(c->preview_up[s] = upstream_get(e, u->url, d, c->decl->file, u->line,
-								 u->col))) {
+		if (u->url && !(c->preview_up[s] =
+				    upstream_get(e, u->url, d, c->decl->file, u->line, u->col))) {
 			r = SB_EINVAL;
 			goto out;
 		}
@@ -460,7 +462,8 @@ static void hc_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	hcheck *hc = s->data;
 	if (n < 0) {
-		hc_finish(hc, false, n == UV_EOF ? "closed without a status line" : uv_strerror((int)n));
+		hc_finish(hc, false,
+			  n == UV_EOF ? "closed without a status line" : uv_strerror((int)n));
 		return;
 	}
 	hc->resp_len += (size_t)n;
@@ -469,7 +472,8 @@ static void hc_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	int status = 0;
 	if (strncmp(hc->resp, "HTTP/1.", 7) == 0 && hc->resp_len >= 12)
-		status = (hc->resp[9] - '0') * 100 + (hc->resp[10] - '0') * 10 + (hc->resp[11] - '0');
+		status =
+		    (hc->resp[9] - '0') * 100 + (hc->resp[10] - '0') * 10 + (hc->resp[11] - '0');
 	char why[64];
 	snprintf(why, sizeof(why), "/health answered %d", status);
 	hc_finish(hc, status >= 200 && status < 300, why);
@@ -523,7 +527,8 @@ static void on_health(uv_timer_t *t)
 		hc->tcp.data = hc->timer.data = hc->creq.data = hc;
 		hc->pending_closes = 2;
 		uv_timer_start(&hc->timer, hc_timeout, h->health_timeout_ms, 0);
-		int r = uv_tcp_connect(&hc->creq, &hc->tcp, (struct sockaddr *)&up->addr, hc_connected);
+		int r =
+		    uv_tcp_connect(&hc->creq, &hc->tcp, (struct sockaddr *)&up->addr, hc_connected);
 		if (r < 0)
 			hc_finish(hc, false, uv_strerror(r));
 	}
@@ -565,8 +570,8 @@ static int parse_listen(sb_edge *e, const char *text, sb_diag *d)
 	}
 	uint64_t port;
 	if (hl >= sizeof(host) || sb_parse_u64(colon + 1, strlen(colon + 1), 65535, &port) < 0)
-		return sb_diag_set(d, e->config_path, 0, 0, "listen address \"%s\": bad host or port",
-				   text);
+		return sb_diag_set(d, e->config_path, 0, 0,
+				   "listen address \"%s\": bad host or port", text);
 	memcpy(host, h, hl);
 	host[hl] = '\0';
 	memset(&e->listen_addr, 0, sizeof(e->listen_addr));
@@ -676,9 +681,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	if ((r = config_build(e, &cfg, d)) < 0)
 		goto out;
 	const sb_decl *decl = cfg->decl;
-	const char *listen_text = opts->listen ? opts->listen
-			    : decl->listen_http ? decl->listen_http
-						: "127.0.0.1:8080";
+	const char *listen_text = opts->listen	      ? opts->listen
+				  : decl->listen_http ? decl->listen_http
+						      : "127.0.0.1:8080";
 	snprintf(e->listen_text, sizeof(e->listen_text), "%s", listen_text);
 	if ((r = parse_listen(e, listen_text, d)) < 0)
 		goto out;
@@ -688,12 +693,12 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		e->access_fd = 1;
 	else if ((e->access_fd = open(decl->http.access_log,
 				      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
-		r = sb_diag_setc(d, SB_EIO, decl->http.access_log, 0, 0, "cannot open access log: %s",
-				 strerror(errno));
+		r = sb_diag_setc(d, SB_EIO, decl->http.access_log, 0, 0,
+				 "cannot open access log: %s", strerror(errno));
 		goto out;
 	}
 
-	e->nworkers = opts->threads > 0 ? opts->threads
+	e->nworkers = opts->threads > 0	   ? opts->threads
 		      : decl->http.threads ? (int)decl->http.threads
 					   : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (e->nworkers < 1)
@@ -745,13 +750,16 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		w->listener.data = w;
 		uv_tcp_open(&w->listener, fds[i]);
 		fds[i] = -1;
-		if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, sb_proxy_on_connection)) < 0) {
-			r = sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "listen: %s", uv_strerror(r));
+		if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, sb_proxy_on_connection)) <
+		    0) {
+			r = sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "listen: %s",
+					 uv_strerror(r));
 			goto out; /* before any thread runs: nothing to join */
 		}
 		uint64_t seed[2];
 		if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-			seed[0] = (uint64_t)sb_edge_now_ms() ^ (uint64_t)i, seed[1] = 0x9e3779b97f4a7c15ULL;
+			seed[0] = (uint64_t)sb_edge_now_ms() ^ (uint64_t)i,
+			seed[1] = 0x9e3779b97f4a7c15ULL;
 		w->rng[0] = seed[0] | 1;
 		w->rng[1] = seed[1] | 2;
 		sb_buf_init(&w->log);

@@ -17,7 +17,7 @@ typedef struct sb_edge_opts {
 	const char *config;   /* switchboard.toml or its directory */
 	const char *data_dir; /* overrides the declaration's data_dir (NULL: keep) */
 	const char *listen;   /* overrides [listen] http (NULL: keep); port 0 allowed */
-	int threads;          /* overrides [http] threads when > 0 */
+	int threads;	      /* overrides [http] threads when > 0 */
 } sb_edge_opts;
 
 /*
@@ -35,8 +35,8 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d);
  * form a service takes in SWITCHBOARD_SECRETS. Creates the data directory's
  * master key (0600) when there is none yet. Returns 0 or a negative code.
  */
-int sb_edge_deployment_secrets(const char *data_dir, const char *deployment, char *out,
-			       size_t size, sb_diag *d);
+int sb_edge_deployment_secrets(const char *data_dir, const char *deployment, char *out, size_t size,
+			       sb_diag *d);
 
 /* Read or create the master key (and the previous one, if any) of a data
  * directory. Returns 0 or a negative code with d filled. */

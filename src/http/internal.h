@@ -22,10 +22,10 @@ typedef struct sb_upstream {
 	char hostport[280]; /* Host header for health checks, and logs */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	atomic_int up;    /* 1 up, 0 down (active health checks) */
-	bool in_use;      /* referenced by the current snapshot */
-	bool checking;    /* a health check is in flight */
-	int fails;        /* consecutive failed checks */
+	atomic_int up; /* 1 up, 0 down (active health checks) */
+	bool in_use;   /* referenced by the current snapshot */
+	bool checking; /* a health check is in flight */
+	int fails;     /* consecutive failed checks */
 } sb_upstream;
 
 /* Per deployment: what a request needs beyond the model. */
@@ -42,10 +42,10 @@ typedef struct sb_config {
 	sb_decl *decl;
 	sb_model *model;
 	sb_route_table *routes;
-	sb_dep_rt *deps;               /* parallel to model->deployments */
-	sb_upstream **preview_up;      /* per service: preview upstream (rule previews) */
-	uint8_t master[32];            /* deployment secrets derive from this */
-	uint8_t prev_master[32];       /* previous key during rotation */
+	sb_dep_rt *deps;	  /* parallel to model->deployments */
+	sb_upstream **preview_up; /* per service: preview upstream (rule previews) */
+	uint8_t master[32];	  /* deployment secrets derive from this */
+	uint8_t prev_master[32];  /* previous key during rotation */
 	bool has_prev;
 	uint64_t generation;
 } sb_config;
@@ -98,12 +98,12 @@ typedef struct sb_edge {
 	atomic_uint_fast64_t seq;
 	atomic_bool stopping;
 	atomic_bool force_close; /* drain deadline passed */
-	atomic_long nconns;      /* all threads */
+	atomic_long nconns;	 /* all threads */
 
 	sb_upstream **ups; /* registry, only grown by the control thread */
 	size_t nups, capups;
 
-	int access_fd;    /* -1: off */
+	int access_fd; /* -1: off */
 	int64_t started_ms;
 	uint64_t generation;
 	void *store; /* sb_store*, control thread only */

@@ -32,10 +32,10 @@ typedef struct hdr {
 } hdr;
 
 typedef enum {
-	C_HEAD,    /* reading a request head */
+	C_HEAD,	   /* reading a request head */
 	C_WAIT_UP, /* head parsed, waiting for an upstream connection */
-	C_BODY,    /* forwarding the request body */
-	C_RESP,    /* request sent, relaying the response */
+	C_BODY,	   /* forwarding the request body */
+	C_RESP,	   /* request sent, relaying the response */
 	C_TUNNEL,  /* upgraded: raw bytes both ways */
 	C_CLOSING,
 } cstate;
@@ -230,7 +230,8 @@ static bool peer_trusted(const sb_http_decl *h, const struct sockaddr_storage *p
 		const char *cidr = h->trusted_proxies[i];
 		const char *slash = strchr(cidr, '/');
 		char a[64];
-		snprintf(a, sizeof(a), "%.*s", slash ? (int)(slash - cidr) : (int)strlen(cidr), cidr);
+		snprintf(a, sizeof(a), "%.*s", slash ? (int)(slash - cidr) : (int)strlen(cidr),
+			 cidr);
 		unsigned char net[16];
 		const unsigned char *addr;
 		size_t alen;
@@ -242,7 +243,8 @@ static bool peer_trusted(const sb_http_decl *h, const struct sockaddr_storage *p
 		} else {
 			if (inet_pton(AF_INET6, a, net) != 1)
 				continue;
-			addr = (const unsigned char *)&((const struct sockaddr_in6 *)peer)->sin6_addr;
+			addr =
+			    (const unsigned char *)&((const struct sockaddr_in6 *)peer)->sin6_addr;
 			alen = 16;
 		}
 		uint64_t bits = alen * 8;
@@ -396,7 +398,10 @@ static void access_log(client *c)
 	json_kv(b, "client", c->peer, strlen(c->peer));
 	json_kv(b, "host", r->host, r->host ? r->host_len : 0);
 	json_kv(b, "method", r->method, r->method ? strlen(r->method) : 0);
-	json_kv(b, "path", r->path ? r->path : r->url, r->path ? r->path_len : r->url ? r->url_len : 0);
+	json_kv(b, "path", r->path ? r->path : r->url,
+		r->path	 ? r->path_len
+		: r->url ? r->url_len
+			 : 0);
 	sb_buf_addf(b, ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu", r->status,
 		    (unsigned long long)r->body_in, (unsigned long long)r->bytes_out);
 	json_kv(b, "deployment", r->dep_name, r->dep_name ? strlen(r->dep_name) : 0);
@@ -429,8 +434,8 @@ static void req_free(req *r)
 	sb_pool_free(r->pool);
 }
 
-static void add_hdr(sb_pool *p, hdr **arr, size_t *n, size_t *cap, bool *last_value,
-		    const char *at, size_t len, bool is_value)
+static void add_hdr(sb_pool *p, hdr **arr, size_t *n, size_t *cap, bool *last_value, const char *at,
+		    size_t len, bool is_value)
 {
 	if (!is_value && (!*last_value && *n > 0)) {
 		/* continuation of a field name split across reads */
@@ -566,9 +571,9 @@ static int on_resp_value(llhttp_t *p, const char *at, size_t len)
 
 static bool hop_by_hop(const hdr *h)
 {
-	static const char *const names[] = {"connection",	   "keep-alive", "proxy-connection",
-					    "transfer-encoding", "te",	  "trailer",
-					    "upgrade"};
+	static const char *const names[] = {
+	    "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+	    "te",	  "trailer",	"upgrade"};
 	for (size_t i = 0; i < SB_ARRAY_LEN(names); i++)
 		if (name_is(h, names[i]))
 			return true;
@@ -639,8 +644,8 @@ static int on_resp_headers_complete(llhttp_t *p)
 		if (r->resp_chunked)
 			sb_buf_adds(&b, "Transfer-Encoding: chunked\r\n");
 		sb_buf_adds(&b, r->resp_close || (!up_cl && !r->resp_chunked && !r->resp_no_body)
-					? "Connection: close\r\n"
-					: "Connection: keep-alive\r\n");
+				    ? "Connection: close\r\n"
+				    : "Connection: keep-alive\r\n");
 		if (!up_cl && !r->resp_chunked && !r->resp_no_body)
 			r->resp_close = true;
 	}
@@ -736,8 +741,9 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 	sb_buf_addf(&head,
 		    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 		    "X-Request-Id: %s\r\nCache-Control: no-store\r\nConnection: %s\r\n\r\n",
-		    status, reason_phrase(status), html ? "text/html; charset=utf-8" : "application/json",
-		    body.len, r->request_id, c->keepalive ? "keep-alive" : "close");
+		    status, reason_phrase(status),
+		    html ? "text/html; charset=utf-8" : "application/json", body.len, r->request_id,
+		    c->keepalive ? "keep-alive" : "close");
 	cwrite(c, head.data, head.len);
 	if (!r->is_head)
 		cwrite(c, body.data, body.len);
@@ -825,7 +831,8 @@ static void client_timeout(uv_timer_t *t)
 			u->c = NULL;
 			up_close(u);
 		}
-		send_error(c, 504, "upstream_timeout", "the upstream did not accept the connection in time");
+		send_error(c, 504, "upstream_timeout",
+			   "the upstream did not accept the connection in time");
 		return;
 	}
 	if (c->state == C_RESP || c->state == C_BODY) {
@@ -836,7 +843,8 @@ static void client_timeout(uv_timer_t *t)
 				u->c = NULL;
 				up_close(u);
 			}
-			send_error(c, 504, "upstream_timeout", "the upstream did not answer in time");
+			send_error(c, 504, "upstream_timeout",
+				   "the upstream did not answer in time");
 		} else {
 			client_close(c);
 		}
@@ -979,8 +987,9 @@ static bool sane_token(const char *s, size_t n, size_t max)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '-' || ch == '_' || ch == '.' || ch == ':' || ch == '+' || ch == '='))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
+		      ch == ':' || ch == '+' || ch == '='))
 			return false;
 	}
 	return true;
@@ -1029,21 +1038,23 @@ static bool own_endpoint(client *c)
 		sb_edge *e = c->w->edge;
 		sb_snapshot *s = r->snap;
 		char body[512];
-		int bn = snprintf(body, sizeof(body),
-				  "{\"status\":\"ok\",\"version\":\"%s\",\"routes\":%zu,"
-				  "\"tenants\":%zu,\"generation\":%llu,\"uptime_s\":%lld,"
-				  "\"threads\":%d}\n",
-				  SB_VERSION, sb_route_count(s->cfg->routes),
-				  sb_tenants_count(s->tenants), (unsigned long long)s->cfg->generation,
-				  (long long)((sb_edge_now_ms() - e->started_ms) / 1000), e->nworkers);
+		int bn =
+		    snprintf(body, sizeof(body),
+			     "{\"status\":\"ok\",\"version\":\"%s\",\"routes\":%zu,"
+			     "\"tenants\":%zu,\"generation\":%llu,\"uptime_s\":%lld,"
+			     "\"threads\":%d}\n",
+			     SB_VERSION, sb_route_count(s->cfg->routes),
+			     sb_tenants_count(s->tenants), (unsigned long long)s->cfg->generation,
+			     (long long)((sb_edge_now_ms() - e->started_ms) / 1000), e->nworkers);
 		char head[512];
 		if (atomic_load(&e->stopping))
 			c->keepalive = false;
-		int hn = snprintf(head, sizeof(head),
-				  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-				  "Content-Length: %d\r\nCache-Control: no-store\r\nX-Request-Id: %s\r\n"
-				  "Connection: %s\r\n\r\n",
-				  bn, r->request_id, c->keepalive ? "keep-alive" : "close");
+		int hn =
+		    snprintf(head, sizeof(head),
+			     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+			     "Content-Length: %d\r\nCache-Control: no-store\r\nX-Request-Id: %s\r\n"
+			     "Connection: %s\r\n\r\n",
+			     bn, r->request_id, c->keepalive ? "keep-alive" : "close");
 		r->status = 200;
 		cwrite(c, head, (size_t)hn);
 		if (!r->is_head)
@@ -1166,8 +1177,8 @@ static void build_upstream_head(client *c, sb_buf *b)
 		const hdr *h = &r->hdrs[i];
 		if (hop_by_hop(h) || named_in_connection(r->hdrs, r->nhdrs, h))
 			continue;
-		if (name_is(h, "expect") || name_is(h, "x-request-id") || name_is(h, "traceparent") ||
-		    name_is(h, "content-length") ||
+		if (name_is(h, "expect") || name_is(h, "x-request-id") ||
+		    name_is(h, "traceparent") || name_is(h, "content-length") ||
 		    has_prefix_ci(h->name, h->nlen, "x-switchboard-") ||
 		    has_prefix_ci(h->name, h->nlen, "x-tenant-"))
 			continue;
@@ -1264,7 +1275,8 @@ static void handle_head(client *c, size_t len)
 	if (err != HPE_OK && err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
 		consume(c, len);
 		char msg[200];
-		snprintf(msg, sizeof(msg), "malformed request: %s", llhttp_get_error_reason(&c->parser));
+		snprintf(msg, sizeof(msg), "malformed request: %s",
+			 llhttp_get_error_reason(&c->parser));
 		send_error(c, 400, "bad_request", msg);
 		return;
 	}
@@ -1314,8 +1326,8 @@ static void handle_head(client *c, size_t len)
 		r->prev_secret = s->cfg->has_prev ? rt->prev_secret : NULL;
 	} else {
 		/* a preview by the naming rule: name and secret derive from the PR */
-		r->dep_name = sb_pool_printf(r->pool, "%s-preview-%u", m->services[r->m.service].name,
-					     r->m.pr);
+		r->dep_name = sb_pool_printf(r->pool, "%s-preview-%u",
+					     m->services[r->m.service].name, r->m.pr);
 		r->up = s->cfg->preview_up[r->m.service];
 		r->max_body = s->cfg->decl->http.max_body_bytes;
 		uint8_t *sec = sb_pool_alloc(r->pool, SB_SIGN_MAC_LEN * 2);
@@ -1404,7 +1416,8 @@ static void client_input(client *c)
 				up_close(u);
 			}
 			if (!r->resp_started)
-				send_error(c, too_big ? 413 : 400, too_big ? "body_too_large" : "bad_request",
+				send_error(c, too_big ? 413 : 400,
+					   too_big ? "body_too_large" : "bad_request",
 					   too_big ? "the request body exceeds the limit"
 						   : "malformed request body");
 			else
@@ -1670,8 +1683,8 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (err == HPE_PAUSED && r->resp_done) {
 		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - buf->base);
-		bool reusable = used == (size_t)n && llhttp_should_keep_alive(&u->parser) &&
-				r->body_done;
+		bool reusable =
+		    used == (size_t)n && llhttp_should_keep_alive(&u->parser) && r->body_done;
 		up_release(u, reusable);
 		if (r->resp_close || !r->body_done)
 			c->keepalive = false;
@@ -1759,7 +1772,8 @@ static void start_upstream(client *c)
 	uv_timer_init(&w->loop, &u->timer);
 	u->tcp.data = u->timer.data = u->creq.data = u;
 	uv_tcp_nodelay(&u->tcp, 1);
-	int rc = uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&up->addr, up_connected);
+	int rc =
+	    uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&up->addr, up_connected);
 	if (rc < 0)
 		up_failed(u, "cannot connect", rc);
 }

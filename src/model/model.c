@@ -47,8 +47,8 @@ static bool has_suffix(const char *s, size_t n, const char *p, size_t pn)
 }
 
 /* Match s against a template; on success set the label span and PR. */
-static bool tmpl_match(const sb_tmpl *t, const char *s, size_t n, size_t *lab_off,
-		       size_t *lab_len, uint32_t *pr)
+static bool tmpl_match(const sb_tmpl *t, const char *s, size_t n, size_t *lab_off, size_t *lab_len,
+		       uint32_t *pr)
 {
 	if (!has_prefix(s, n, t->pre, t->pre_len) || n < t->pre_len + t->post_len ||
 	    !has_suffix(s, n, t->post, t->post_len))
@@ -116,7 +116,7 @@ sb_env sb_model_name_parse(const sb_model *m, const char *s, size_t n, size_t *l
 int sb_model_name_format(const sb_model *m, sb_env env, const char *label, size_t label_len,
 			 uint32_t pr, char *buf, size_t size)
 {
-	const char *fmt = env == SB_ENV_PREVIEW   ? m->decl->preview_format
+	const char *fmt = env == SB_ENV_PREVIEW	  ? m->decl->preview_format
 			  : env == SB_ENV_STAGING ? m->decl->staging_format
 						  : "{label}";
 	size_t o = 0;
@@ -213,8 +213,8 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 		else
 			r->host_apex_too = true;
 		if (!*h) {
-			snprintf(err, errlen, "route \"%s\": a wildcard host needs a domain after '*'",
-				 pattern);
+			snprintf(err, errlen,
+				 "route \"%s\": a wildcard host needs a domain after '*'", pattern);
 			return SB_EINVAL;
 		}
 	}
@@ -222,7 +222,8 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 	for (char *c = (char *)h;; c++) {
 		if (*c == '.' || *c == '\0') {
 			if (lab == 0 || lab > 63) {
-				snprintf(err, errlen, "route \"%s\": host has an empty or too long label",
+				snprintf(err, errlen,
+					 "route \"%s\": host has an empty or too long label",
 					 pattern);
 				return SB_EINVAL;
 			}
@@ -235,16 +236,18 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 			*c = (char)(*c + 32);
 		if (*c == '*') {
 			snprintf(err, errlen,
-				 "route \"%s\": '*' is only allowed at the start of the host", pattern);
+				 "route \"%s\": '*' is only allowed at the start of the host",
+				 pattern);
 			return SB_EINVAL;
 		}
 		if (*c == ':') {
 			snprintf(err, errlen, "route \"%s\": a route host has no port", pattern);
 			return SB_EINVAL;
 		}
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_')) {
-			snprintf(err, errlen, "route \"%s\": invalid character '%c' in host", pattern,
-				 *c);
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+		      *c == '_')) {
+			snprintf(err, errlen, "route \"%s\": invalid character '%c' in host",
+				 pattern, *c);
 			return SB_EINVAL;
 		}
 		lab++;
@@ -257,7 +260,8 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 	const char *path = slash ? slash : "/*";
 	size_t pl = strlen(path);
 	if (strchr(path, '?') || strchr(path, '#')) {
-		snprintf(err, errlen, "route \"%s\": a route path has no query or fragment", pattern);
+		snprintf(err, errlen, "route \"%s\": a route path has no query or fragment",
+			 pattern);
 		return SB_EINVAL;
 	}
 	if (pl && path[pl - 1] == '*') {
@@ -399,15 +403,15 @@ static void derive_routes(const sb_model *m, const sb_deployment *prod, sb_env e
 			continue;
 		sb_route r = *pr_;
 		r.host = h;
-		r.pattern = sb_pool_printf(pool, "%s%s%s", h, pr_->path, pr_->path_prefix ? "*" : "");
+		r.pattern =
+		    sb_pool_printf(pool, "%s%s%s", h, pr_->path, pr_->path_prefix ? "*" : "");
 		r.derived = true;
 		r.custom_domain = false;
 		dp->routes[dp->nroutes++] = r;
 	}
 }
 
-void sb_model_preview(const sb_model *m, size_t svc, uint32_t pr, sb_pool *pool,
-		      sb_deployment *out)
+void sb_model_preview(const sb_model *m, size_t svc, uint32_t pr, sb_pool *pool, sb_deployment *out)
 {
 	const sb_service *s = &m->services[svc];
 	const sb_deployment *prod = &m->deployments[s->deployment[0]];
@@ -416,9 +420,10 @@ void sb_model_preview(const sb_model *m, size_t svc, uint32_t pr, sb_pool *pool,
 	out->service = svc;
 	out->env = SB_ENV_PREVIEW;
 	out->pr = pr;
-	out->upstream = s->decl->upstream[SB_ENV_PREVIEW].url || s->decl->upstream[SB_ENV_PREVIEW].argv
-				? &s->decl->upstream[SB_ENV_PREVIEW]
-				: NULL;
+	out->upstream =
+	    s->decl->upstream[SB_ENV_PREVIEW].url || s->decl->upstream[SB_ENV_PREVIEW].argv
+		? &s->decl->upstream[SB_ENV_PREVIEW]
+		: NULL;
 	out->file = prod->file;
 	out->line = prod->line;
 	out->col = prod->col;
@@ -475,7 +480,8 @@ static int build_service(struct builder *b, size_t idx)
 	 * production host (not a wildcard, not a zone apex) */
 	s->label = sd->label;
 	for (size_t i = 0; !s->label && i < prod->nroutes; i++) {
-		const char *nh = derive_host(m, prod->routes[i].host, SB_ENV_PRODUCTION, 0, m->pool);
+		const char *nh =
+		    derive_host(m, prod->routes[i].host, SB_ENV_PRODUCTION, 0, m->pool);
 		if (nh)
 			s->label = sb_pool_strndup(m->pool, nh, strcspn(nh, "."));
 	}

@@ -32,8 +32,8 @@ typedef struct sb_route {
 	bool host_apex_too;  /* "*example.com": the suffix itself matches too */
 	bool path_prefix;    /* path ended with '*' */
 	bool custom_domain;
-	bool derived;        /* produced by the naming rule, not written */
-	const char *file;    /* where it was declared */
+	bool derived;	  /* produced by the naming rule, not written */
+	const char *file; /* where it was declared */
 	int line, col;
 } sb_route;
 
@@ -84,7 +84,7 @@ typedef struct sb_model {
 	sb_deployment *deployments; /* production, staging, then listed previews */
 	size_t ndeployments;
 	ssize_t tenant_service; /* index, or -1 */
-	char **reserved;        /* api, auth, www + declared, lower case */
+	char **reserved;	/* api, auth, www + declared, lower case */
 	size_t *reserved_len;
 	size_t nreserved;
 	sb_tmpl preview_tmpl, staging_tmpl;

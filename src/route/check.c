@@ -27,7 +27,8 @@ static bool in_zone(const sb_model *m, const char *h, size_t n)
 	for (size_t z = 0; z < m->decl->nzones; z++) {
 		const char *zn = m->decl->zones[z].name;
 		size_t zl = strlen(zn);
-		if (n >= zl && strncasecmp(h + n - zl, zn, zl) == 0 && (n == zl || h[n - zl - 1] == '.'))
+		if (n >= zl && strncasecmp(h + n - zl, zn, zl) == 0 &&
+		    (n == zl || h[n - zl - 1] == '.'))
 			return true;
 	}
 	return false;
@@ -50,8 +51,8 @@ static void describe(const sb_model *m, const sb_route_match *rm, char *buf, siz
 	snprintf(buf, size, "%s (%s)", name, env_label(rm->env, rm->pr, e, sizeof(e)));
 }
 
-static void check_deployment(const sb_model *m, const sb_route_table *rt,
-			     const sb_tenants *tenants, const sb_deployment *dp, struct vlist *l)
+static void check_deployment(const sb_model *m, const sb_route_table *rt, const sb_tenants *tenants,
+			     const sb_deployment *dp, struct vlist *l)
 {
 	const sb_service *svc = &m->services[dp->service];
 	char want[32], got[160];
@@ -59,8 +60,9 @@ static void check_deployment(const sb_model *m, const sb_route_table *rt,
 	for (size_t i = 0; i < dp->nvars; i++) {
 		const sb_var *v = &dp->vars[i];
 		sb_url u;
-		bool is_url = v->is_string && sb_url_split(v->value, &u) == 0 &&
-			      (strncmp(v->value, "http://", 7) == 0 || strncmp(v->value, "https://", 8) == 0);
+		bool is_url =
+		    v->is_string && sb_url_split(v->value, &u) == 0 &&
+		    (strncmp(v->value, "http://", 7) == 0 || strncmp(v->value, "https://", 8) == 0);
 		bool declared = false;
 		for (size_t k = 0; k < svc->decl->nurl_vars; k++)
 			declared |= strcmp(svc->decl->url_vars[k], v->key) == 0;
@@ -81,7 +83,8 @@ static void check_deployment(const sb_model *m, const sb_route_table *rt,
 			snprintf(bad->msg, sizeof(bad->msg),
 				 "%s: var %s = \"%s\": host %.*s is not routed (%s); nothing in "
 				 "%s serves it",
-				 dp->name, v->key, v->value, (int)u.host_len, u.host, rm.reason, want);
+				 dp->name, v->key, v->value, (int)u.host_len, u.host, rm.reason,
+				 want);
 		} else if (rm.env != dp->env || rm.pr != dp->pr) {
 			describe(m, &rm, got, sizeof(got));
 			bad = add(l, v->file, v->line, v->col);

@@ -171,7 +171,7 @@ struct host_node {
 	const char *host; /* exact host, or the suffix of a wildcard */
 	size_t len;
 	uint64_t hash;
-	bool apex_too;     /* wildcard "*example.com" also matches example.com */
+	bool apex_too;	   /* wildcard "*example.com" also matches example.com */
 	bool tenant_gated; /* tenant-aware: single label, registered slug */
 	struct path_ent *paths;
 	size_t npaths, cap;
@@ -255,8 +255,7 @@ static struct host_node *htab_add(struct htab *t, sb_pool *pool, const char *h)
 	return nd;
 }
 
-static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment *dep,
-		    sb_diag *d)
+static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment *dep, sb_diag *d)
 {
 	for (size_t i = 0; i < nd->npaths; i++) {
 		struct path_ent *e = &nd->paths[i];
@@ -276,8 +275,11 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 		nd->cap = nd->cap ? nd->cap * 2 : 2;
 		nd->paths = sb_xrealloc(nd->paths, nd->cap * sizeof(*nd->paths));
 	}
-	nd->paths[nd->npaths++] = (struct path_ent){
-		.path = r->path, .len = strlen(r->path), .prefix = r->path_prefix, .dep = dep, .route = r};
+	nd->paths[nd->npaths++] = (struct path_ent){.path = r->path,
+						    .len = strlen(r->path),
+						    .prefix = r->path_prefix,
+						    .dep = dep,
+						    .route = r};
 	return 0;
 }
 
@@ -376,14 +378,15 @@ int sb_route_compile(const sb_model *m, const sb_route_options *opt, sb_route_ta
 	ssize_t ts = m->tenant_service;
 	for (size_t i = 0; i < m->ndeployments; i++) {
 		const sb_deployment *dep = &m->deployments[i];
-		bool tenant_dep = ts >= 0 && dep->service == (size_t)ts && dep->env == SB_ENV_PRODUCTION;
+		bool tenant_dep =
+		    ts >= 0 && dep->service == (size_t)ts && dep->env == SB_ENV_PRODUCTION;
 		for (size_t j = 0; j < dep->nroutes; j++) {
 			const sb_route *ro = &dep->routes[j];
 			bool gated = tenant_dep && is_zone_wildcard(m, ro);
 			if ((r = add_route(rt, ro, dep, gated, d)) < 0)
 				goto out;
 			rt->entries[rt->nentries++] =
-				(sb_route_entry){.route = ro, .deployment = dep, .tenant_gated = gated};
+			    (sb_route_entry){.route = ro, .deployment = dep, .tenant_gated = gated};
 		}
 	}
 
@@ -411,8 +414,8 @@ int sb_route_compile(const sb_model *m, const sb_route_options *opt, sb_route_ta
 			}
 			sb_route *ro = sb_pool_alloc(rt->pool, sizeof(*ro));
 			char err[256];
-			sb_route_parse(sb_pool_printf(rt->pool, "*.%s/*", zd->name), rt->pool, ro, err,
-				       sizeof(err));
+			sb_route_parse(sb_pool_printf(rt->pool, "*.%s/*", zd->name), rt->pool, ro,
+				       err, sizeof(err));
 			ro->derived = true;
 			ro->file = m->decl->file;
 			ro->line = m->decl->tenant_service_line;
@@ -420,7 +423,7 @@ int sb_route_compile(const sb_model *m, const sb_route_options *opt, sb_route_ta
 			if ((r = add_route(rt, ro, prod, true, d)) < 0)
 				goto out;
 			rt->entries[rt->nentries++] = (sb_route_entry){
-				.route = ro, .deployment = prod, .tenant_gated = true, .implied = true};
+			    .route = ro, .deployment = prod, .tenant_gated = true, .implied = true};
 		}
 	}
 	sort_node_paths(&rt->exact);
@@ -570,7 +573,7 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 		    size_t host_len, const char *path, size_t path_len, sb_route_match *m)
 {
 	char h[256];
-	uint64_t sufh[128];  /* hash of the suffix starting at sufo[k] */
+	uint64_t sufh[128]; /* hash of the suffix starting at sufo[k] */
 	uint16_t sufo[128];
 	size_t nsuf = 0;
 	memset(m, 0, sizeof(*m));

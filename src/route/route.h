@@ -56,7 +56,7 @@ typedef struct sb_route_entry {
 	const sb_route *route;
 	const sb_deployment *deployment;
 	bool tenant_gated; /* serves {slug}.<zone> for registered tenants only */
-	bool implied;      /* added for the tenant-aware service, not written */
+	bool implied;	   /* added for the tenant-aware service, not written */
 } sb_route_entry;
 
 typedef struct sb_route_options {
@@ -67,10 +67,9 @@ typedef struct sb_route_options {
 
 /*
  * Compile the routes of every deployment of the model (which must outlive
- * the table). Adds the wildcard "*.<zone>" (every path) for the tenant-aware service in the zones of
- * its production hosts. Returns 0, or SB_EEXIST when two deployments claim
- * the same host and path (d names both and where they were declared), or
- * SB_EINVAL.
+ * the table). Adds the wildcard "*.<zone>" (every path) for the tenant-aware service in the zones
+ * of its production hosts. Returns 0, or SB_EEXIST when two deployments claim the same host and
+ * path (d names both and where they were declared), or SB_EINVAL.
  */
 int sb_route_compile(const sb_model *m, const sb_route_options *opt, sb_route_table **out,
 		     sb_diag *d);
@@ -89,7 +88,7 @@ typedef struct sb_route_match {
 	uint32_t pr;
 	const sb_route *route; /* the winning pattern; for a rule-derived preview,
 				  the production route it was derived from */
-	bool derived;          /* preview resolved by the naming rule */
+	bool derived;	       /* preview resolved by the naming rule */
 	const char *tenant;    /* slug (stored in the tenant set), or NULL */
 	const char *reason;    /* why not routed (static text), or NULL */
 } sb_route_match;

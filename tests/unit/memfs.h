@@ -30,7 +30,8 @@ struct memfile {
 	const char *text;
 };
 
-__attribute__((unused)) static int memfs_read(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
+__attribute__((unused)) static int memfs_read(void *ctx, const char *path, char **data, size_t *len,
+					      sb_diag *d)
 {
 	for (const struct memfile *f = ctx; f && f->path; f++)
 		if (strcmp(f->path, path) == 0) {
@@ -51,7 +52,8 @@ struct world {
 };
 
 /* Load switchboard.toml text (as /t/switchboard.toml) with extra files. */
-__attribute__((unused)) static struct world world_load(const char *toml, const struct memfile *files)
+__attribute__((unused)) static struct world world_load(const char *toml,
+						       const struct memfile *files)
 {
 	struct world w;
 	memset(&w, 0, sizeof(w));
@@ -81,7 +83,8 @@ __attribute__((unused)) static void world_free(struct world *w)
 }
 
 /* Look up "host/path" and return the code; *m gets the match. */
-__attribute__((unused)) static int lookup(const struct world *w, const char *hostpath, sb_route_match *m)
+__attribute__((unused)) static int lookup(const struct world *w, const char *hostpath,
+					  sb_route_match *m)
 {
 	const char *slash = strchr(hostpath, '/');
 	size_t hl = slash ? (size_t)(slash - hostpath) : strlen(hostpath);
@@ -90,7 +93,8 @@ __attribute__((unused)) static int lookup(const struct world *w, const char *hos
 }
 
 /* Name of the matched deployment (derived previews named by the rule). */
-__attribute__((unused)) static const char *dep_name(const struct world *w, const sb_route_match *m, char *buf, size_t n)
+__attribute__((unused)) static const char *dep_name(const struct world *w, const sb_route_match *m,
+						    char *buf, size_t n)
 {
 	if (m->deployment)
 		return m->deployment->name;

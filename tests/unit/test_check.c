@@ -7,11 +7,11 @@
 TestSuite(check, .fini = leak_check);
 
 #define ZONE "[[zone]]\nname = \"rev.st\"\n"
-#define WEB                                                                                     \
-	"name = \"web\"\n[env.production]\nvars = { ENVIRONMENT = \"production\", API_URL = "   \
+#define WEB                                                                                        \
+	"name = \"web\"\n[env.production]\nvars = { ENVIRONMENT = \"production\", API_URL = "      \
 	"\"https://api.rev.st\" }\nroutes = [\"app.rev.st/*\"]\n"
-#define API_OK                                                                                  \
-	"name = \"api\"\n[env.production]\nvars = { WEB_APP_URL = \"https://app.rev.st/home\" "  \
+#define API_OK                                                                                     \
+	"name = \"api\"\n[env.production]\nvars = { WEB_APP_URL = \"https://app.rev.st/home\" "    \
 	"}\nroutes = [\"api.rev.st/*\"]\n"
 
 static const char base_toml[] = ZONE "[[service]]\nwrangler = \"web.toml\"\nurl_vars = "
@@ -138,8 +138,9 @@ Test(check, webhook_not_routed_or_to_wrong_handler)
 
 Test(check, url_vars_must_be_set_and_be_urls)
 {
-	const char *web = "name = \"web\"\n[env.production]\nvars = { API_URL = \"api\" }\nroutes = "
-			  "[\"app.rev.st/*\"]\n";
+	const char *web =
+	    "name = \"web\"\n[env.production]\nvars = { API_URL = \"api\" }\nroutes = "
+	    "[\"app.rev.st/*\"]\n";
 	const struct memfile f[] = {{"/t/web.toml", web}, {"/t/api.toml", API_OK}, {NULL, NULL}};
 	sb_violation *v;
 	size_t n = run(base_toml, f, &v);

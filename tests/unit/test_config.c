@@ -26,18 +26,18 @@ static int wload(const char *text, sb_pool *pool, sb_wrangler *w, sb_diag *d)
 
 /* The plan's file, as the plan wrote it (multi-line inline tables). */
 static const char plan_web[] =
-	"name = \"codex-web\"\nmain = \".svelte-kit/cloudflare/_worker.js\"\n"
-	"compatibility_date = \"2025-01-01\"\ncompatibility_flags = [\"nodejs_compat\"]\n\n"
-	"[assets]\nbinding = \"ASSETS\"\ndirectory = \".svelte-kit/cloudflare\"\n\n"
-	"[observability]\nenabled = true\n\n"
-	"# Production environment\n[env.production]\nname = \"codex-web-production\"\nvars = {\n"
-	"  ENVIRONMENT = \"production\",\n"
-	"  AUTH_WORKER_URL = \"https://auth.revelations.studio\",\n"
-	"  API_URL = \"https://api.revelations.studio\"\n}\nroutes = [\n"
-	"  { pattern = \"codex.revelations.studio/*\", custom_domain = true },\n"
-	"  # Future: wildcard for all tenants\n"
-	"  # { pattern = \"*.revelations.studio/*\", custom_domain = true }\n]\n\n"
-	"[env.staging]\nvars = {\n  ENVIRONMENT = \"staging\"\n}\n";
+    "name = \"codex-web\"\nmain = \".svelte-kit/cloudflare/_worker.js\"\n"
+    "compatibility_date = \"2025-01-01\"\ncompatibility_flags = [\"nodejs_compat\"]\n\n"
+    "[assets]\nbinding = \"ASSETS\"\ndirectory = \".svelte-kit/cloudflare\"\n\n"
+    "[observability]\nenabled = true\n\n"
+    "# Production environment\n[env.production]\nname = \"codex-web-production\"\nvars = {\n"
+    "  ENVIRONMENT = \"production\",\n"
+    "  AUTH_WORKER_URL = \"https://auth.revelations.studio\",\n"
+    "  API_URL = \"https://api.revelations.studio\"\n}\nroutes = [\n"
+    "  { pattern = \"codex.revelations.studio/*\", custom_domain = true },\n"
+    "  # Future: wildcard for all tenants\n"
+    "  # { pattern = \"*.revelations.studio/*\", custom_domain = true }\n]\n\n"
+    "[env.staging]\nvars = {\n  ENVIRONMENT = \"staging\"\n}\n";
 
 Test(wrangler, plan_file_and_inheritance)
 {
@@ -156,9 +156,9 @@ static void expect_decl_error(const char *toml, const struct memfile *files, int
 }
 
 static const struct memfile files[] = {
-	{"/t/w.toml", "name = \"web\"\n[env.production]\nroutes = [\"web.ex.com/*\"]\n"},
-	{"/t/bad.toml", "name = \"web\"\nroutes = [\n"},
-	{NULL, NULL}};
+    {"/t/w.toml", "name = \"web\"\n[env.production]\nroutes = [\"web.ex.com/*\"]\n"},
+    {"/t/bad.toml", "name = \"web\"\nroutes = [\n"},
+    {NULL, NULL}};
 
 Test(decl, errors_name_file_line_and_what)
 {

@@ -5,15 +5,15 @@
 #include "memfs.h"
 
 static const char precedence_toml[] =
-	"[[zone]]\nname = \"example.com\"\n"
-	"[[service]]\nname = \"exact\"\nroutes = [\"a.example.com/*\"]\n"
-	"[[service]]\nname = \"wild\"\nroutes = [\"*.example.com/*\"]\n"
-	"[[service]]\nname = \"deepwild\"\nroutes = [\"*.b.example.com/*\"]\n"
-	"[[service]]\nname = \"api\"\nroutes = [\"a.example.com/api/*\"]\n"
-	"[[service]]\nname = \"apiv2\"\nroutes = [\"a.example.com/api/v2/*\"]\n"
-	"[[service]]\nname = \"apiv2exact\"\nroutes = [\"a.example.com/api/v2\"]\n"
-	"[[service]]\nname = \"onlypath\"\nroutes = [\"c.example.com/only/*\"]\n"
-	"[[service]]\nname = \"apex\"\nroutes = [\"*example.org/*\"]\n";
+    "[[zone]]\nname = \"example.com\"\n"
+    "[[service]]\nname = \"exact\"\nroutes = [\"a.example.com/*\"]\n"
+    "[[service]]\nname = \"wild\"\nroutes = [\"*.example.com/*\"]\n"
+    "[[service]]\nname = \"deepwild\"\nroutes = [\"*.b.example.com/*\"]\n"
+    "[[service]]\nname = \"api\"\nroutes = [\"a.example.com/api/*\"]\n"
+    "[[service]]\nname = \"apiv2\"\nroutes = [\"a.example.com/api/v2/*\"]\n"
+    "[[service]]\nname = \"apiv2exact\"\nroutes = [\"a.example.com/api/v2\"]\n"
+    "[[service]]\nname = \"onlypath\"\nroutes = [\"c.example.com/only/*\"]\n"
+    "[[service]]\nname = \"apex\"\nroutes = [\"*example.org/*\"]\n";
 
 static struct world W;
 
@@ -135,7 +135,8 @@ Test(route, bad_patterns_are_load_errors_with_position)
 			     "a.example.com:80/*"};
 	for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++) {
 		char toml[256];
-		snprintf(toml, sizeof(toml), "[[service]]\nname = \"s\"\nroutes = [\"%s\"]\n", bad[i]);
+		snprintf(toml, sizeof(toml), "[[service]]\nname = \"s\"\nroutes = [\"%s\"]\n",
+			 bad[i]);
 		struct world w = world_load(toml, NULL);
 		cr_assert_eq(w.rc, SB_EINVAL, "%s accepted", bad[i]);
 		cr_assert_eq(w.diag.line, 3, "%s: line %d", bad[i], w.diag.line);
@@ -147,13 +148,13 @@ Test(route, bad_patterns_are_load_errors_with_position)
 /* ---- tenants ----------------------------------------------------------- */
 
 static const char tenant_toml[] =
-	"[[zone]]\nname = \"revelations.studio\"\n"
-	"[tenants]\nservice = \"codex-web\"\nreserved = [\"ns1\"]\nstatic = [\"codex\", \"acme\"]\n"
-	"[[service]]\nname = \"codex-web\"\n[service.env.production]\nname = "
-	"\"codex-web-production\"\nroutes = [{ pattern = \"codex.revelations.studio/*\", "
-	"custom_domain = true }]\n"
-	"[[service]]\nname = \"api\"\n[service.env.production]\nroutes = "
-	"[\"api.revelations.studio/*\"]\n";
+    "[[zone]]\nname = \"revelations.studio\"\n"
+    "[tenants]\nservice = \"codex-web\"\nreserved = [\"ns1\"]\nstatic = [\"codex\", \"acme\"]\n"
+    "[[service]]\nname = \"codex-web\"\n[service.env.production]\nname = "
+    "\"codex-web-production\"\nroutes = [{ pattern = \"codex.revelations.studio/*\", "
+    "custom_domain = true }]\n"
+    "[[service]]\nname = \"api\"\n[service.env.production]\nroutes = "
+    "[\"api.revelations.studio/*\"]\n";
 
 TestSuite(tenants, .init = NULL, .fini = teardown);
 
@@ -211,10 +212,21 @@ Test(tenants, unregistered_suspended_reserved_and_suffixed_slugs, .init = setup_
 
 Test(tenants, slug_syntax, .init = setup_tenants)
 {
-	const char *ok[] = {"a", "acme", "a-b", "0abc", "x1-2-3",
-			    "a23456789012345678901234567890123456789012345678901234567890123"};
-	const char *bad[] = {"",        "-a",  "a-",    "A",      "a.b",          "a_b",
-			     "api",     "ns1", "www",   "auth",   "acme-staging", "acme-preview-12",
+	const char *ok[] = {
+	    "a",    "acme",   "a-b",
+	    "0abc", "x1-2-3", "a23456789012345678901234567890123456789012345678901234567890123"};
+	const char *bad[] = {"",
+			     "-a",
+			     "a-",
+			     "A",
+			     "a.b",
+			     "a_b",
+			     "api",
+			     "ns1",
+			     "www",
+			     "auth",
+			     "acme-staging",
+			     "acme-preview-12",
 			     "a234567890123456789012345678901234567890123456789012345678901234"};
 	const char *why;
 	for (size_t i = 0; i < SB_ARRAY_LEN(ok); i++)
@@ -269,7 +281,8 @@ Test(naming, custom_templates)
 	cr_assert_eq(m.env, SB_ENV_STAGING);
 	cr_assert_eq(lookup(&w, "app-preview-1.ex.com/", &m), SB_ENOROUTE);
 	char buf[64];
-	cr_assert_eq(sb_model_name_format(w.model, SB_ENV_PREVIEW, "app", 3, 7, buf, sizeof(buf)), 7);
+	cr_assert_eq(sb_model_name_format(w.model, SB_ENV_PREVIEW, "app", 3, 7, buf, sizeof(buf)),
+		     7);
 	cr_assert_str_eq(buf, "pr7-app");
 	world_free(&w);
 }
