@@ -152,6 +152,23 @@ size_t sb_tenants_count(const sb_tenants *t)
 	return t->count;
 }
 
+int sb_tenants_each(const sb_tenants *t, sb_tenant_status st,
+		    int (*fn)(void *ctx, const char *slug, size_t n), void *ctx)
+{
+	/* records are laid out one after another: walk them, not the slots */
+	for (size_t off = 0; off < t->len;) {
+		const char *rec = t->bytes + off;
+		size_t n = (uint8_t)rec[1];
+		if ((sb_tenant_status)rec[0] == st) {
+			int r = fn(ctx, rec + 2, n);
+			if (r)
+				return r;
+		}
+		off += n + 3;
+	}
+	return 0;
+}
+
 size_t sb_tenants_memory(const sb_tenants *t)
 {
 	return sizeof(*t) + (t->mask + 1) * sizeof(struct tslot) + t->cap;

@@ -44,6 +44,10 @@ int sb_tenants_put(sb_tenants *t, const char *slug, size_t n, sb_tenant_status s
 sb_tenant_status sb_tenants_get(const sb_tenants *t, const char *slug, size_t n,
 				const char **stored);
 size_t sb_tenants_count(const sb_tenants *t);
+/* Call fn for every slug with the given status (in no particular order);
+ * stops and returns fn's value when it is not 0. */
+int sb_tenants_each(const sb_tenants *t, sb_tenant_status st,
+		    int (*fn)(void *ctx, const char *slug, size_t n), void *ctx);
 /* Bytes held by the set (slots and slug storage). */
 size_t sb_tenants_memory(const sb_tenants *t);
 

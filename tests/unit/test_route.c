@@ -246,6 +246,13 @@ Test(tenants, leading_zero_pr_is_not_a_preview, .init = setup_tenants)
 	cr_assert_null(m.tenant);
 }
 
+static int count_cb(void *ctx, const char *slug, size_t n)
+{
+	cr_assert_eq(strlen(slug), n);
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
 Test(tenants, set_grows_and_updates)
 {
 	sb_tenants *t = sb_tenants_new(1);
@@ -260,6 +267,13 @@ Test(tenants, set_grows_and_updates)
 	sb_tenants_put(t, "t7", 2, SB_TENANT_SUSPENDED);
 	cr_assert_eq(sb_tenants_get(t, "t7", 2, NULL), SB_TENANT_SUSPENDED);
 	cr_assert_eq(sb_tenants_count(t), 5000);
+	struct {
+		size_t active, suspended;
+	} cnt = {0, 0};
+	sb_tenants_each(t, SB_TENANT_ACTIVE, count_cb, &cnt.active);
+	sb_tenants_each(t, SB_TENANT_SUSPENDED, count_cb, &cnt.suspended);
+	cr_assert_eq(cnt.active, 4999);
+	cr_assert_eq(cnt.suspended, 1);
 	char big[70];
 	memset(big, 'a', sizeof(big));
 	cr_assert_eq(sb_tenants_put(t, big, 64, SB_TENANT_ACTIVE), SB_ETOOLONG);
