@@ -93,6 +93,9 @@ struct client {
 	bool reading, keepalive, closing, counted;
 	int handles; /* open handles; freed when both closed */
 	size_t wq;   /* bytes queued for writing */
+	sb_buf ob;   /* response bytes gathered during one upstream read */
+	bool gather; /* cwrite appends to ob instead of writing */
+	bool eof;    /* the client closed its side after sending its request */
 	req *r;
 	upconn *u;
 };
@@ -326,12 +329,30 @@ static int stream_write(uv_stream_t *s, void *owner, bool to_client, size_t *wq,
 	return r;
 }
 
+static int cflush(client *c)
+{
+	if (!c->ob.len)
+		return 0;
+	int r = c->closing ? -1
+			   : stream_write((uv_stream_t *)&c->tcp, c, true, &c->wq, c->ob.data,
+					  c->ob.len);
+	sb_buf_reset(&c->ob);
+	return r;
+}
+
+/* While an upstream read is processed, a response head and the body that
+ * came with it are gathered and go out in one write: one syscall and one
+ * segment where there would be several. */
 static int cwrite(client *c, const char *data, size_t len)
 {
 	if (c->closing)
 		return -1;
 	if (c->r)
 		c->r->bytes_out += len;
+	if (c->gather) {
+		sb_buf_add(&c->ob, data, len);
+		return c->ob.len >= HIGH_WATER ? cflush(c) : 0;
+	}
 	return stream_write((uv_stream_t *)&c->tcp, c, true, &c->wq, data, len);
 }
 
@@ -773,6 +794,7 @@ static void client_freed(uv_handle_t *h)
 	if (c->next)
 		c->next->prev = c->prev;
 	req_free(c->r);
+	sb_buf_free(&c->ob);
 	free(c->in);
 	free(c);
 	if (w->stopping && w->nconns == 0 && w->listener_closed &&
@@ -894,6 +916,12 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	client *c = s->data;
 	if (n < 0) {
+		if (n == UV_EOF && (c->state == C_WAIT_UP || c->state == C_RESP)) {
+			/* a half-close after the request: answer it, then close */
+			c->eof = true;
+			client_read_stop(c);
+			return;
+		}
 		/* the client went away: whatever it was doing ends here */
 		client_close(c);
 		return;
@@ -913,6 +941,13 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	else if (c->state == C_BODY)
 		uv_timer_start(&c->timer, client_timeout, limits(c)->response_timeout_ms, 0);
 	c->in_len += (size_t)n;
+	if (c->state == C_WAIT_UP || c->state == C_RESP) {
+		/* pipelined bytes wait for this response; reading goes on (no
+		 * epoll_ctl per request) until the buffer holds a full head's worth */
+		if (c->in_len > limits(c)->max_header_bytes + READ_CHUNK)
+			client_read_stop(c);
+		return;
+	}
 	client_input(c);
 }
 
@@ -1293,6 +1328,12 @@ static void handle_head(client *c, size_t len)
 	} else {
 		hex_random(c->w, r->request_id, 32);
 	}
+	/* field values exclude trailing whitespace (RFC 9110 5.5); llhttp keeps it */
+	for (size_t i = 0; i < r->nhdrs; i++)
+		while (r->hdrs[i].vlen &&
+		       (r->hdrs[i].value[r->hdrs[i].vlen - 1] == ' ' ||
+			r->hdrs[i].value[r->hdrs[i].vlen - 1] == '\t'))
+			r->hdrs[i].value[--r->hdrs[i].vlen] = '\0';
 	r->is_head = strcmp(r->method, "HEAD") == 0;
 	r->idempotent = method_idempotent(r->method);
 	c->keepalive = llhttp_should_keep_alive(&c->parser) != 0;
@@ -1369,7 +1410,6 @@ static void handle_head(client *c, size_t len)
 	if (r->expect_continue && (r->has_cl || r->chunked) && !r->body_done)
 		cwrite(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->state = C_WAIT_UP;
-	client_read_stop(c);
 	uv_timer_start(&c->timer, client_timeout, limits(c)->connect_timeout_ms, 0);
 	start_upstream(c);
 }
@@ -1427,7 +1467,6 @@ static void client_input(client *c)
 		consume(c, used);
 		if (c->r->body_done) {
 			c->state = C_RESP;
-			client_read_stop(c);
 		} else if (c->u && c->u->wq > HIGH_WATER) {
 			client_read_stop(c);
 		} else {
@@ -1474,7 +1513,7 @@ static void finish_request(client *c)
 	uv_timer_stop(&c->timer);
 	if (c->state == C_CLOSING)
 		return;
-	if (!c->keepalive || atomic_load(&c->w->edge->stopping)) {
+	if (!c->keepalive || atomic_load(&c->w->edge->stopping) || (c->eof && !c->in_len)) {
 		c->state = C_HEAD;
 		c->closing = true;
 		client_read_stop(c);
@@ -1674,7 +1713,10 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	u->got_bytes = true;
 	uv_timer_stop(&c->timer);
+	c->gather = true;
 	llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)n);
+	c->gather = false;
+	cflush(c);
 	req *r = c->r;
 	if (err == HPE_PAUSED_UPGRADE && r->status == 101) {
 		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - buf->base);

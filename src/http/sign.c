@@ -18,15 +18,15 @@
 #include <openssl/params.h>
 
 const char *const sb_sign_hdr_names[SB_SIGN_NHDRS] = {
-	[SB_SIGN_H_REQUEST_ID] = "x-request-id",
-	[SB_SIGN_H_TRACEPARENT] = "traceparent",
-	[SB_SIGN_H_FORWARDED_FOR] = "x-forwarded-for",
-	[SB_SIGN_H_FORWARDED_PROTO] = "x-forwarded-proto",
-	[SB_SIGN_H_FORWARDED_HOST] = "x-forwarded-host",
-	[SB_SIGN_H_TENANT_SLUG] = "x-tenant-slug",
-	[SB_SIGN_H_TENANT_CONFIG] = "x-tenant-config",
-	[SB_SIGN_H_ENVIRONMENT] = "x-switchboard-environment",
-	[SB_SIGN_H_DEPLOYMENT] = "x-switchboard-deployment",
+    [SB_SIGN_H_REQUEST_ID] = "x-request-id",
+    [SB_SIGN_H_TRACEPARENT] = "traceparent",
+    [SB_SIGN_H_FORWARDED_FOR] = "x-forwarded-for",
+    [SB_SIGN_H_FORWARDED_PROTO] = "x-forwarded-proto",
+    [SB_SIGN_H_FORWARDED_HOST] = "x-forwarded-host",
+    [SB_SIGN_H_TENANT_SLUG] = "x-tenant-slug",
+    [SB_SIGN_H_TENANT_CONFIG] = "x-tenant-config",
+    [SB_SIGN_H_ENVIRONMENT] = "x-switchboard-environment",
+    [SB_SIGN_H_DEPLOYMENT] = "x-switchboard-deployment",
 };
 
 static const char derive_prefix[] = "switchboard-deployment-secret:";
@@ -139,15 +139,14 @@ static int emit_canonical(const sb_sign_fields *f, int64_t t, sink_fn sink, void
 
 	if (!fields_ok(f))
 		return SB_EINVAL;
-	if ((rc = put_line(sink, ctx, (sb_sign_str){SB_SIGN_VERSION, sizeof(SB_SIGN_VERSION) - 1})) <
-	    0)
+	if ((rc = put_line(sink, ctx,
+			   (sb_sign_str){SB_SIGN_VERSION, sizeof(SB_SIGN_VERSION) - 1})) < 0)
 		return rc;
 	if ((rc = put_line(sink, ctx, (sb_sign_str){num, fmt_i64(t, num)})) < 0)
 		return rc;
 	if ((rc = put_line(sink, ctx, f->method)) < 0)
 		return rc;
-	if ((rc = put_lower(sink, ctx, host_only(f->host))) < 0 ||
-	    (rc = sink(ctx, "\n", 1)) < 0)
+	if ((rc = put_lower(sink, ctx, host_only(f->host))) < 0 || (rc = sink(ctx, "\n", 1)) < 0)
 		return rc;
 	if ((rc = put_line(sink, ctx, f->path)) < 0)
 		return rc;
@@ -210,8 +209,8 @@ static int mac_init(EVP_MAC_CTX *ctx, const uint8_t *key, size_t len)
 {
 	static const uint8_t empty;
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+	    OSSL_PARAM_construct_end(),
 	};
 	/* a NULL key means "keep the previous key" to OpenSSL */
 	return EVP_MAC_init(ctx, key ? key : &empty, key ? len : 0, params) == 1 ? 0 : SB_EIO;
@@ -231,8 +230,8 @@ static int mac_final(EVP_MAC_CTX *ctx, uint8_t mac[SB_SIGN_MAC_LEN])
 }
 
 /* MAC of the canonical string under one key, with a caller-owned context. */
-static int mac_fields(EVP_MAC_CTX *ctx, const sb_sign_fields *f, int64_t t,
-		      const sb_sign_key *key, uint8_t mac[SB_SIGN_MAC_LEN])
+static int mac_fields(EVP_MAC_CTX *ctx, const sb_sign_fields *f, int64_t t, const sb_sign_key *key,
+		      uint8_t mac[SB_SIGN_MAC_LEN])
 {
 	int rc = mac_init(ctx, key->secret, key->len);
 	if (rc == 0)
@@ -418,7 +417,7 @@ static int parse_header(const char *h, size_t len, struct parsed *ps)
 		} else if (klen == 2 && item.p[0] == 'v' && item.p[1] == '1') {
 			if (ps->nsig == SB_SIGN_MAX_SIGNATURES || vlen != SB_SIGN_HEX_LEN ||
 			    sb_sign_unhex(v, vlen, ps->sig[ps->nsig], SB_SIGN_MAC_LEN) !=
-				    SB_SIGN_MAC_LEN)
+				SB_SIGN_MAC_LEN)
 				return SB_EINVAL;
 			ps->nsig++;
 		}
@@ -429,8 +428,8 @@ static int parse_header(const char *h, size_t len, struct parsed *ps)
 	return have_t && ps->nsig ? 0 : SB_EINVAL;
 }
 
-int sb_sign_verify(const char *header, size_t len, const sb_sign_fields *f,
-		   const sb_sign_key *keys, size_t nkeys, int64_t now, int64_t tolerance_s)
+int sb_sign_verify(const char *header, size_t len, const sb_sign_fields *f, const sb_sign_key *keys,
+		   size_t nkeys, int64_t now, int64_t tolerance_s)
 {
 	struct parsed ps;
 	EVP_MAC_CTX *ctx = NULL;

@@ -40,15 +40,15 @@
 
 /* The signed headers, in canonical order. */
 enum sb_sign_hdr {
-	SB_SIGN_H_REQUEST_ID,      /* x-request-id */
-	SB_SIGN_H_TRACEPARENT,     /* traceparent */
+	SB_SIGN_H_REQUEST_ID,	   /* x-request-id */
+	SB_SIGN_H_TRACEPARENT,	   /* traceparent */
 	SB_SIGN_H_FORWARDED_FOR,   /* x-forwarded-for */
 	SB_SIGN_H_FORWARDED_PROTO, /* x-forwarded-proto */
 	SB_SIGN_H_FORWARDED_HOST,  /* x-forwarded-host */
-	SB_SIGN_H_TENANT_SLUG,     /* x-tenant-slug */
+	SB_SIGN_H_TENANT_SLUG,	   /* x-tenant-slug */
 	SB_SIGN_H_TENANT_CONFIG,   /* x-tenant-config */
-	SB_SIGN_H_ENVIRONMENT,     /* x-switchboard-environment */
-	SB_SIGN_H_DEPLOYMENT,      /* x-switchboard-deployment */
+	SB_SIGN_H_ENVIRONMENT,	   /* x-switchboard-environment */
+	SB_SIGN_H_DEPLOYMENT,	   /* x-switchboard-deployment */
 	SB_SIGN_NHDRS
 };
 
@@ -135,8 +135,8 @@ int sb_sign_header(const sb_sign_fields *f, int64_t t, const sb_sign_key *keys, 
  *   SB_ERANGE   authentic, but t is outside the tolerance (stale or replayed);
  *   SB_EIO      the crypto library failed.
  */
-int sb_sign_verify(const char *header, size_t len, const sb_sign_fields *f,
-		   const sb_sign_key *keys, size_t nkeys, int64_t now, int64_t tolerance_s);
+int sb_sign_verify(const char *header, size_t len, const sb_sign_fields *f, const sb_sign_key *keys,
+		   size_t nkeys, int64_t now, int64_t tolerance_s);
 
 /*
  * A deployment's signing secret from the master key:

@@ -1,0 +1,134 @@
+"""The JavaScript verifier (examples/verify-signature.js) against the C signer.
+
+The C side signs through build/demo-service --sign-example and --sign-request
+($SB_DEMO names another binary); node runs the verifier. Node is part of our
+machines' set-up, so its absence fails these tests instead of skipping them.
+"""
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = os.environ.get("SB_DEMO", str(ROOT / "build" / "demo-service"))
+VERIFIER = ROOT / "examples" / "verify-signature.js"
+
+# Reads [{request, secrets, tolerance, now}, ...] on stdin, prints [bool, ...].
+JS_BATCH = """
+const { verify } = require(process.argv[1]);
+let input = '';
+process.stdin.on('data', (d) => { input += d; });
+process.stdin.on('end', () => {
+  const out = JSON.parse(input).map((c) => verify(c.request, c.secrets, c.tolerance, c.now));
+  console.log(JSON.stringify(out));
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def node():
+    path = shutil.which("node")
+    if not path:
+        pytest.fail("node is not on PATH: the JavaScript verifier cannot be tested. "
+                    "Install Node.js >= 16 (Debian: apt-get install nodejs).")
+    return path
+
+
+def js_verify(node, cases):
+    p = subprocess.run([node, "-e", JS_BATCH, str(VERIFIER)], input=json.dumps(cases),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def c_sign(request):
+    p = subprocess.run([DEMO, "--sign-request"], input=json.dumps(request), capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def as_js_request(signed, header=None, **changes):
+    """What a Node service sees: header values with the signature added."""
+    headers = dict(signed["headers"])
+    headers["x-switchboard-signature"] = header or signed["header"]
+    req = {k: signed[k] for k in ("method", "host", "path", "query")}
+    req.update(changes)
+    req["headers"] = {**headers, **changes.pop("headers", {})}
+    return req
+
+
+def test_js_self_test(node):
+    p = subprocess.run([node, str(VERIFIER), "--self-test"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "ok" in p.stdout
+
+
+def test_js_verifies_the_c_worked_example(node):
+    p = subprocess.run([DEMO, "--sign-example"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    ex = json.loads(p.stdout)
+    cur, old = ex["secrets"]
+    t = ex["t"]
+    req = as_js_request(ex)
+    cases = [
+        (req, [cur], t, True),
+        (req, [old], t, True),  # rotation: a service that still knows only the old key
+        (req, [old, cur], t + 300, True),
+        (req, [cur], t + 301, False),  # stale
+        (req, [cur], t - 301, False),  # from the future
+        (req, ["00" * 32], t, False),
+        (as_js_request(ex, method="GET"), [cur], t, False),
+        (as_js_request(ex, host="evil.revelations.studio"), [cur], t, False),
+        (as_js_request(ex, path="/api/projects/43"), [cur], t, False),
+        (as_js_request(ex, query=""), [cur], t, False),
+        (as_js_request(ex, headers={"x-tenant-config": "{}"}), [cur], t, False),
+        (as_js_request(ex, headers={"x-tenant-slug": "other"}), [cur], t, False),
+        (as_js_request(ex, header=ex["header"].replace("t=1700000000", "t=1700000001")),
+         [cur], t, False),
+        (as_js_request(ex, header="v1=" + "0" * 64), [cur], t, False),
+        (as_js_request(ex, header=ex["header"] + ",v1=zz"), [cur], t, False),
+    ]
+    got = js_verify(node, [{"request": r, "secrets": s, "tolerance": 300, "now": now}
+                           for r, s, now, _ in cases])
+    assert got == [want for *_, want in cases]
+
+
+REQUESTS = [
+    # IPv6 literal with a port, no query, some headers absent
+    {"method": "GET", "host": "[2001:DB8::1]:8443", "path": "/", "query": "",
+     "headers": {"x-request-id": "a"}},
+    # no header at all, upper-case host, odd but legal path and query bytes
+    {"method": "DELETE", "host": "API.Revelations.Studio", "path": "/a/%2F/b;c=d",
+     "query": "x=%20&y=&z", "headers": {}},
+    # every signed header, values with surrounding spaces (trimmed by both)
+    {"method": "PATCH", "host": "acme.revelations.studio", "path": "/p", "query": "q=1",
+     "headers": {"x-request-id": " r ", "traceparent": "00-aa-bb-01",
+                 "x-forwarded-for": "203.0.113.7, 10.0.0.1", "x-forwarded-proto": "https",
+                 "x-forwarded-host": "acme.revelations.studio", "x-tenant-slug": "acme",
+                 "x-tenant-config": '{"plan":"pro","name":"Acm\u00e9"}',
+                 "x-switchboard-environment": "preview",
+                 "x-switchboard-deployment": "codex-web-preview-123"}},
+    # a long path
+    {"method": "POST", "host": "auth.revelations.studio", "path": "/" + "x" * 9000,
+     "query": "", "headers": {"x-tenant-slug": "t"}},
+]
+
+
+@pytest.mark.parametrize("request_", REQUESTS, ids=["ipv6", "bare", "all-headers", "long-path"])
+def test_js_verifies_c_signed_requests(node, request_):
+    secrets = ["11" * 32, "2f" * 16]
+    signed = c_sign({"secrets": secrets, "t": 1800000000, **request_})
+    assert signed["header"].count("v1=") == 2
+    # Node hands a service each byte as one character (latin1): model that
+    headers = {k: v.encode().decode("latin1") for k, v in signed["headers"].items()}
+    req = as_js_request({**signed, "headers": headers})
+    cases = [{"request": req, "secrets": [s], "tolerance": 60, "now": 1800000000}
+             for s in secrets]
+    cases.append({"request": as_js_request(signed, method="PUT"), "secrets": secrets,
+                  "tolerance": 60, "now": 1800000000})
+    assert js_verify(node, cases) == [True, True, False]
