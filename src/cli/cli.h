@@ -37,6 +37,8 @@ int sb_cli_tenants(int argc, char **argv);
 int sb_cli_serve(int argc, char **argv);
 int sb_cli_reload(int argc, char **argv);
 int sb_cli_secret(int argc, char **argv);
+/* switchboard zone export (src/cli/zone.c) */
+int sb_cli_zone(int argc, char **argv);
 /* Map a declaration path (file or directory) to the switchboard.toml file. */
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d);
 
