@@ -11,13 +11,15 @@
 #include "http/edge.h"
 
 static const char usage_serve[] =
-    "usage: switchboard serve -c PATH [--data DIR] [--listen HOST:PORT] [--threads N]\n"
+    "usage: switchboard serve -c PATH [--data DIR] [--listen HOST:PORT] [--dns HOST:PORT]\n"
+    "                         [--threads N]\n"
     "\n"
     "Run the edge: route HTTP by host to the declared deployments, resolve\n"
     "tenants, sign forwarded requests. SIGHUP (or 'switchboard reload') re-reads\n"
     "the declaration; SIGTERM stops gracefully.\n"
     "  --data DIR          data directory (default: data_dir of the declaration)\n"
     "  --listen HOST:PORT  HTTP address (default: [listen] http); port 0 picks one\n"
+    "  --dns HOST:PORT     DNS address, UDP and TCP (default: [listen] dns, if set)\n"
     "  --threads N         serving threads (default: [http] threads, or one per core)\n";
 
 static const char usage_reload[] =
@@ -41,7 +43,7 @@ int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d)
 }
 
 struct sopts {
-	const char *config, *data, *listen;
+	const char *config, *data, *listen, *dns;
 	int threads;
 };
 
@@ -49,18 +51,20 @@ static int parse(int argc, char **argv, struct sopts *o, const char *usage)
 {
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
-	    {"listen", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
+	    {"listen", required_argument, NULL, 'l'}, {"dns", required_argument, NULL, 'n'},
+	    {"threads", required_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof(*o));
 	o->config = ".";
 	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "c:d:l:t:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:l:n:t:h", longopts, NULL)) != -1) {
 		uint64_t v;
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case 'd': o->data = optarg; break;
 		case 'l': o->listen = optarg; break;
+		case 'n': o->dns = optarg; break;
 		case 't':
 			if (sb_parse_u64(optarg, strlen(optarg), 1024, &v) < 0 || v == 0) {
 				fprintf(stderr, "switchboard: --threads: expected 1 to 1024\n");
@@ -92,7 +96,11 @@ int sb_cli_serve(int argc, char **argv)
 		return 2;
 	}
 	sb_edge_opts eo = {
-	    .config = file, .data_dir = o.data, .listen = o.listen, .threads = o.threads};
+	    .config = file,
+	    .data_dir = o.data,
+	    .listen = o.listen,
+	    .listen_dns = o.dns,
+	    .threads = o.threads};
 	if (sb_edge_run(&eo, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 1;

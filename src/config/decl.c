@@ -104,7 +104,8 @@ static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_
 static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb_zone_decl *zd,
 		     sb_diag *d)
 {
-	static const char *const known[] = {"name", "addresses", "nameservers", "ttl", "soa", NULL};
+	static const char *const known[] = {"name", "addresses", "nameservers", "ttl",
+					    "soa",  "record",	 NULL};
 	int r;
 	char *name = NULL;
 	int64_t ttl = 300;
@@ -141,6 +142,37 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 			return sb_cfg_error(sb_toml_array_at(ns, i), file, d,
 					    "nameserver \"%s\" is not a DNS name",
 					    zd->nameservers[i]);
+	const sb_toml_value *recs = sb_toml_table_get(z, "record");
+	if (recs) {
+		if (sb_toml_type_of(recs) != SB_TOML_ARRAY)
+			return sb_cfg_error(recs, file, d, "records are declared as [[zone.record]]");
+		zd->nrecords = sb_toml_array_len(recs);
+		zd->records = sb_pool_alloc(pool, (zd->nrecords + 1) * sizeof(*zd->records));
+		for (size_t i = 0; i < zd->nrecords; i++) {
+			static const char *const rk[] = {"name", "type", "ttl", "data", NULL};
+			const sb_toml_value *rv = sb_toml_array_at(recs, i);
+			sb_record_decl *rd = &zd->records[i];
+			char *rname = NULL, *type = NULL, *data = NULL;
+			int64_t rttl = -1;
+			if (sb_toml_type_of(rv) != SB_TOML_TABLE)
+				return sb_cfg_error(rv, file, d, "each [[zone.record]] is a table");
+			if ((r = sb_cfg_known_keys(rv, rk, "[[zone.record]]", file, d)) < 0 ||
+			    (r = sb_cfg_string_req(rv, "name", "\"@\", a relative or absolute name",
+						   pool, file, &rname, d)) < 0 ||
+			    (r = sb_cfg_string_req(rv, "type", "A, AAAA, CNAME, MX, TXT, CAA or SRV",
+						   pool, file, &type, d)) < 0 ||
+			    (r = sb_cfg_string_req(rv, "data", "the record data, as in a zone file",
+						   pool, file, &data, d)) < 0 ||
+			    (r = sb_cfg_int(rv, "ttl", 0, 2147483647, file, &rttl, d)) < 0)
+				return r;
+			*rd = (sb_record_decl){.name = rname,
+					       .type = type,
+					       .ttl = rttl,
+					       .data = data,
+					       .line = sb_toml_line(rv),
+					       .col = sb_toml_col(rv)};
+		}
+	}
 	return load_soa(z, file, pool, zd, d);
 }
 
@@ -458,6 +490,20 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 
 	if ((r = load_http(root, dc, d)) < 0)
 		return r;
+	if ((r = sb_cfg_table(root, "dns", file, &t, d)) < 0)
+		return r;
+	if (t) {
+		static const char *const dk[] = {"tenant_records", NULL};
+		char *tr = NULL;
+		if ((r = sb_cfg_known_keys(t, dk, "[dns]", file, d)) < 0 ||
+		    (r = sb_cfg_string(t, "tenant_records", pool, file, &tr, d)) < 0)
+			return r;
+		if (tr && strcmp(tr, "each") != 0 && strcmp(tr, "wildcard") != 0)
+			return sb_cfg_error(sb_toml_table_get(t, "tenant_records"), file, d,
+					    "'tenant_records' is \"each\" (one record per active "
+					    "tenant) or \"wildcard\"");
+		dc->dns_tenant_wildcard = tr && strcmp(tr, "wildcard") == 0;
+	}
 
 	/* [[zone]] */
 	const sb_toml_value *zones = sb_toml_table_get(root, "zone");

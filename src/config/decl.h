@@ -40,6 +40,15 @@ typedef struct sb_soa_decl {
 	uint32_t refresh, retry, expire, minimum, ttl;
 } sb_soa_decl;
 
+/* A static record of a zone ([[zone.record]]); data in master-file syntax. */
+typedef struct sb_record_decl {
+	const char *name; /* "@", relative, or absolute with a trailing dot */
+	const char *type;
+	int64_t ttl; /* < 0: the zone's ttl */
+	const char *data;
+	int line, col;
+} sb_record_decl;
+
 typedef struct sb_zone_decl {
 	const char *name; /* lower case, no trailing dot */
 	char **addresses; /* IPv4/IPv6 literals, validated */
@@ -48,6 +57,8 @@ typedef struct sb_zone_decl {
 	size_t nnameservers;
 	uint32_t ttl;
 	sb_soa_decl soa;
+	sb_record_decl *records;
+	size_t nrecords;
 	int line, col;
 } sb_zone_decl;
 
@@ -96,6 +107,7 @@ typedef struct sb_decl {
 	const char *data_dir;
 	const char *listen_http;
 	const char *listen_dns;
+	bool dns_tenant_wildcard; /* [dns] tenant_records = "wildcard" */
 
 	sb_zone_decl *zones;
 	size_t nzones;

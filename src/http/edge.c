@@ -74,17 +74,19 @@ void sb_snapshot_unref(sb_snapshot *s)
 		return;
 	config_unref(s->cfg);
 	sb_tenants_free(s->tenants);
+	sb_dns_free(s->dns);
 	free(s);
 }
 
 /* Make s current and tell every serving thread. */
-static void publish(sb_edge *e, sb_config *cfg, sb_tenants *tenants)
+static void publish(sb_edge *e, sb_config *cfg, sb_tenants *tenants, sb_dns_zones *dns)
 {
 	sb_snapshot *s = sb_xcalloc(1, sizeof(*s));
 	atomic_init(&s->refs, 1);
 	atomic_fetch_add(&cfg->refs, 1);
 	s->cfg = cfg;
 	s->tenants = tenants;
+	s->dns = dns;
 	uv_mutex_lock(&e->snap_lock);
 	sb_snapshot *old = e->current;
 	e->current = s;
@@ -314,6 +316,76 @@ static sb_tenants *tenants_build(sb_edge *e, const sb_decl *decl)
 	return t;
 }
 
+static int collect_slug(void *ctx, const char *slug, size_t n)
+{
+	sb_buf *b = ctx;
+	sb_buf_add(b, &slug, sizeof(slug));
+	return 0;
+}
+
+/*
+ * The zones for a configuration and tenant set. A zone's serial advances
+ * (RFC 1982, never below the current time) only when its content changed
+ * since the last build.
+ */
+static int dns_build(sb_edge *e, const sb_config *cfg, const sb_tenants *t, sb_dns_zones **out,
+		     sb_diag *d)
+{
+	int r;
+	sb_dns_builder *b = NULL;
+	sb_buf slugs;
+	*out = NULL;
+	if (!e->dns_on)
+		return 0;
+	sb_buf_init(&slugs);
+	sb_dns_options opt = {.tenant_wildcard = cfg->decl->dns_tenant_wildcard};
+	if ((r = sb_dns_builder_new(cfg->model, cfg->routes, &opt, &b, d)) < 0)
+		goto out;
+	for (size_t z = 0; z < cfg->decl->nzones; z++) {
+		const sb_zone_decl *zd = &cfg->decl->zones[z];
+		for (size_t i = 0; i < zd->nrecords; i++) {
+			const sb_record_decl *rd = &zd->records[i];
+			sb_dns_record_decl rec = {.name = rd->name,
+						  .type = rd->type,
+						  .ttl = rd->ttl,
+						  .data = rd->data,
+						  .file = cfg->decl->file,
+						  .line = rd->line,
+						  .col = rd->col};
+			if ((r = sb_dns_builder_record(b, zd->name, &rec, d)) < 0)
+				goto out;
+		}
+	}
+	sb_tenants_each(t, SB_TENANT_ACTIVE, collect_slug, &slugs);
+	r = sb_dns_builder_finish(b, (const char *const *)(void *)slugs.data,
+				  slugs.len / sizeof(char *), 0, out, d);
+	b = NULL; /* consumed */
+	if (r < 0)
+		goto out;
+	uint32_t now = (uint32_t)(sb_edge_now_ms() / 1000);
+	for (size_t i = 0; i < sb_dns_zone_count(*out); i++) {
+		const char *name = sb_dns_zone_name(*out, i);
+		uint64_t h = sb_dns_content_hash(*out, i);
+		struct dns_serial *st = NULL;
+		for (size_t k = 0; k < e->nserials; k++)
+			if (strcmp(e->serials[k].zone, name) == 0)
+				st = &e->serials[k];
+		if (!st) {
+			e->serials = sb_xrealloc(e->serials, (e->nserials + 1) * sizeof(*e->serials));
+			st = &e->serials[e->nserials++];
+			*st = (struct dns_serial){sb_xstrdup(name), h, sb_dns_serial_next(0, now)};
+		} else if (st->hash != h) {
+			st->hash = h;
+			st->serial = sb_dns_serial_next(st->serial, now);
+		}
+		sb_dns_zone_set_serial(*out, i, st->serial);
+	}
+out:
+	sb_dns_builder_free(b);
+	sb_buf_free(&slugs);
+	return r;
+}
+
 /* ---- control loop: signals, reload, polling, health checks ------------- */
 
 typedef struct control {
@@ -332,12 +404,17 @@ static void reload(control *ct)
 	sb_diag d = {0};
 	sb_config *c;
 	char buf[2048];
-	if (config_build(e, &c, &d) < 0) {
+	sb_tenants *t = NULL;
+	sb_dns_zones *dns = NULL;
+	if (config_build(e, &c, &d) < 0 ||
+	    (t = tenants_build(e, c->decl), dns_build(e, c, t, &dns, &d) < 0)) {
 		sb_edge_log("error", "reload failed, still serving the previous declaration: %s",
 			    sb_diag_format(&d, buf, sizeof(buf)));
+		sb_tenants_free(t);
+		config_unref(c);
 		return;
 	}
-	publish(e, c, tenants_build(e, c->decl));
+	publish(e, c, t, dns);
 	config_unref(c); /* the snapshot holds it now */
 	sb_edge_log("info", "reloaded %s: %zu routes (generation %llu)", e->config_path,
 		    sb_route_count(c->routes), (unsigned long long)c->generation);
@@ -407,7 +484,17 @@ static void on_poll(uv_timer_t *t)
 	if (!e->store || sb_store_changed(e->store, &changed) < 0 || !changed)
 		return;
 	sb_config *c = e->current->cfg;
-	publish(e, c, tenants_build(e, c->decl));
+	sb_tenants *tn = tenants_build(e, c->decl);
+	sb_dns_zones *dns = NULL;
+	sb_diag d = {0};
+	if (dns_build(e, c, tn, &dns, &d) < 0) {
+		char buf[2048];
+		sb_edge_log("error", "tenant change not applied, DNS refused it: %s",
+			    sb_diag_format(&d, buf, sizeof(buf)));
+		sb_tenants_free(tn);
+		return;
+	}
+	publish(e, c, tn, dns);
 }
 
 /* One active health check: connect, GET /health, read the status line. */
@@ -554,8 +641,9 @@ static void worker_main(void *arg)
 	uv_async_send(&ct->worker_done);
 }
 
-/* Parse "host:port" ("[::1]:8080", "127.0.0.1:0") into e->listen_addr. */
-static int parse_listen(sb_edge *e, const char *text, sb_diag *d)
+/* Parse "host:port" ("[::1]:8080", "127.0.0.1:0") into addr. */
+static int parse_addr(sb_edge *e, const char *text, struct sockaddr_storage *addr, socklen_t *alen,
+		      sb_diag *d)
 {
 	const char *colon = strrchr(text, ':');
 	if (!colon)
@@ -574,13 +662,13 @@ static int parse_listen(sb_edge *e, const char *text, sb_diag *d)
 				   "listen address \"%s\": bad host or port", text);
 	memcpy(host, h, hl);
 	host[hl] = '\0';
-	memset(&e->listen_addr, 0, sizeof(e->listen_addr));
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&e->listen_addr;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&e->listen_addr;
+	memset(addr, 0, sizeof(*addr));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
 	if (uv_ip4_addr(host, (int)port, a4) == 0) {
-		e->listen_len = sizeof(*a4);
+		*alen = sizeof(*a4);
 	} else if (uv_ip6_addr(host, (int)port, a6) == 0) {
-		e->listen_len = sizeof(*a6);
+		*alen = sizeof(*a6);
 	} else {
 		return sb_diag_set(d, e->config_path, 0, 0,
 				   "listen address \"%s\": not an IPv4 or IPv6 address", text);
@@ -589,24 +677,25 @@ static int parse_listen(sb_edge *e, const char *text, sb_diag *d)
 }
 
 /* One SO_REUSEPORT socket per serving thread: the kernel spreads
- * connections, and no thread hands sockets to another. */
-static int listen_socket(sb_edge *e, sb_diag *d)
+ * connections and datagrams, and no thread hands sockets to another. With
+ * port 0, the first socket learns the port and every later one binds it. */
+static int bound_socket(sb_edge *e, int type, struct sockaddr_storage *addr, socklen_t alen,
+			const char *text, sb_diag *d)
 {
-	int fd = socket(e->listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(addr->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0)
 		return sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&e->listen_addr, e->listen_len) < 0) {
+	if (bind(fd, (struct sockaddr *)addr, alen) < 0) {
 		int err = errno;
 		close(fd);
-		return sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "cannot listen on %s: %s",
-				    e->listen_text, strerror(err));
+		return sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "cannot listen on %s (%s): %s",
+				    text, type == SOCK_DGRAM ? "udp" : "tcp", strerror(err));
 	}
-	/* port 0: every later socket binds the port the kernel chose */
-	socklen_t len = sizeof(e->listen_addr);
-	getsockname(fd, (struct sockaddr *)&e->listen_addr, &len);
+	socklen_t len = sizeof(*addr);
+	getsockname(fd, (struct sockaddr *)addr, &len);
 	return fd;
 }
 
@@ -685,8 +774,15 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 				  : decl->listen_http ? decl->listen_http
 						      : "127.0.0.1:8080";
 	snprintf(e->listen_text, sizeof(e->listen_text), "%s", listen_text);
-	if ((r = parse_listen(e, listen_text, d)) < 0)
+	if ((r = parse_addr(e, listen_text, &e->listen_addr, &e->listen_len, d)) < 0)
 		goto out;
+	if (decl->listen_dns || opts->listen_dns) {
+		const char *dt = opts->listen_dns ? opts->listen_dns : decl->listen_dns;
+		snprintf(e->dns_text, sizeof(e->dns_text), "%s", dt);
+		if ((r = parse_addr(e, dt, &e->dns_addr, &e->dns_len, d)) < 0)
+			goto out;
+		e->dns_on = true;
+	}
 	if (strcmp(decl->http.access_log, "off") == 0)
 		e->access_fd = -1;
 	else if (strcmp(decl->http.access_log, "-") == 0)
@@ -703,18 +799,40 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 					   : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (e->nworkers < 1)
 		e->nworkers = 1;
-	fds = sb_xcalloc((size_t)e->nworkers, sizeof(int));
-	for (int i = 0; i < e->nworkers; i++)
+	/* per thread: HTTP, DNS over UDP, DNS over TCP */
+	fds = sb_xcalloc((size_t)e->nworkers * 3, sizeof(int));
+	for (int i = 0; i < e->nworkers * 3; i++)
 		fds[i] = -1;
-	for (int i = 0; i < e->nworkers; i++)
-		if ((fds[i] = listen_socket(e, d)) < 0) {
-			r = fds[i];
-			fds[i] = -1;
+	for (int i = 0; i < e->nworkers; i++) {
+		if ((fds[3 * i] = bound_socket(e, SOCK_STREAM, &e->listen_addr, e->listen_len,
+					       e->listen_text, d)) < 0) {
+			r = fds[3 * i];
+			fds[3 * i] = -1;
 			goto out;
 		}
+		if (!e->dns_on)
+			continue;
+		if ((fds[3 * i + 1] = bound_socket(e, SOCK_DGRAM, &e->dns_addr, e->dns_len,
+						   e->dns_text, d)) < 0 ||
+		    (fds[3 * i + 2] = bound_socket(e, SOCK_STREAM, &e->dns_addr, e->dns_len,
+						   e->dns_text, d)) < 0) {
+			r = SB_EIO;
+			goto out;
+		}
+	}
 	format_addr(&e->listen_addr, e->listen_text, sizeof(e->listen_text));
+	if (e->dns_on)
+		format_addr(&e->dns_addr, e->dns_text, sizeof(e->dns_text));
 
-	publish(e, cfg, tenants_build(e, decl));
+	{
+		sb_tenants *t = tenants_build(e, decl);
+		sb_dns_zones *dns = NULL;
+		if ((r = dns_build(e, cfg, t, &dns, d)) < 0) {
+			sb_tenants_free(t);
+			goto out;
+		}
+		publish(e, cfg, t, dns);
+	}
 	config_unref(cfg);
 	cfg = NULL;
 
@@ -748,8 +866,17 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		w->wake.data = w;
 		uv_tcp_init(&w->loop, &w->listener);
 		w->listener.data = w;
-		uv_tcp_open(&w->listener, fds[i]);
-		fds[i] = -1;
+		uv_tcp_open(&w->listener, fds[3 * i]);
+		fds[3 * i] = -1;
+		if (e->dns_on) {
+			if ((r = sb_dns_io_start(&w->loop, fds[3 * i + 1], fds[3 * i + 2], &w->dns,
+						 &w->dnsio)) < 0) {
+				r = sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "dns: %s",
+						 uv_strerror(r));
+				goto out;
+			}
+			fds[3 * i + 1] = fds[3 * i + 2] = -1;
+		}
 		if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, sb_proxy_on_connection)) <
 		    0) {
 			r = sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "listen: %s",
@@ -769,6 +896,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		sb_proxy_worker_wake(&e->workers[i]); /* take the first snapshot */
 		uv_thread_create(&e->workers[i].thread, worker_main, &e->workers[i]);
 	}
+	if (e->dns_on)
+		sb_edge_log("info", "dns on udp+tcp %s, %zu zones", e->dns_text,
+			    sb_dns_zone_count(e->current->dns));
 	sb_edge_log("info", "listening on http://%s with %d threads, %zu routes (declaration %s)",
 		    e->listen_text, e->nworkers, sb_route_count(e->current->cfg->routes),
 		    e->config_path);
@@ -785,7 +915,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	sb_edge_log("info", "stopped");
 	r = 0;
 out:
-	for (int i = 0; fds && i < e->nworkers; i++)
+	for (int i = 0; fds && i < e->nworkers * 3; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(fds);
@@ -798,6 +928,9 @@ out:
 		free(e->ups[i]);
 	}
 	free(e->ups);
+	for (size_t i = 0; i < e->nserials; i++)
+		free(e->serials[i].zone);
+	free(e->serials);
 	if (e->workers)
 		for (int i = 0; i < e->nworkers; i++)
 			sb_buf_free(&e->workers[i].log);

@@ -8,6 +8,8 @@
 #include <uv.h>
 
 #include "config/decl.h"
+#include "dns/serve.h"
+#include "dns/zone.h"
 #include "http/edge.h"
 #include "http/sign.h"
 #include "model/model.h"
@@ -54,6 +56,7 @@ typedef struct sb_snapshot {
 	atomic_int refs;
 	sb_config *cfg;
 	sb_tenants *tenants;
+	sb_dns_zones *dns; /* NULL when DNS is not served */
 } sb_snapshot;
 
 void sb_snapshot_ref(sb_snapshot *s);
@@ -69,6 +72,8 @@ typedef struct sb_worker {
 	uv_async_t wake;
 	uv_thread_t thread;
 	sb_snapshot *snap; /* this thread's reference */
+	const sb_dns_zones *dns; /* snap->dns, read by the DNS sockets */
+	sb_dns_io *dnsio;
 	uint64_t snap_seq;
 	bool stopping;
 	bool listener_closed;
@@ -104,6 +109,17 @@ typedef struct sb_edge {
 	size_t nups, capups;
 
 	int access_fd; /* -1: off */
+
+	bool dns_on;
+	struct sockaddr_storage dns_addr;
+	socklen_t dns_len;
+	char dns_text[128];
+	struct dns_serial {
+		char *zone;
+		uint64_t hash;
+		uint32_t serial;
+	} *serials; /* per zone: what the last build held, for SOA serials */
+	size_t nserials;
 	int64_t started_ms;
 	uint64_t generation;
 	void *store; /* sb_store*, control thread only */

@@ -1877,6 +1877,7 @@ void sb_proxy_worker_wake(sb_worker *w)
 		uv_mutex_unlock(&e->snap_lock);
 		sb_snapshot *old = w->snap;
 		w->snap = s;
+		w->dns = s->dns;
 		w->snap_seq = seq;
 		sb_snapshot_unref(old);
 	}
@@ -1886,6 +1887,8 @@ void sb_proxy_worker_wake(sb_worker *w)
 			uv_close((uv_handle_t *)&w->listener, NULL);
 			w->listener_closed = true;
 		}
+		sb_dns_io_stop(w->dnsio);
+		w->dnsio = NULL;
 		/* idle connections go now; busy ones after their response */
 		for (client *c = w->conns, *n; c; c = n) {
 			n = c->next;
