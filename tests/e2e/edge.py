@@ -186,10 +186,16 @@ class Edge:
                   'service = "stripe-webhook-handler"', extra_toml]
         (self.dir / "switchboard.toml").write_text("\n".join(lines) + "\n")
 
-    def start(self, wait_healthy=True):
-        self.edge = Proc([SB, "serve", "-c", str(self.dir), "--listen", "127.0.0.1:0",
-                          "--threads", str(self.threads)])
+    def start(self, wait_healthy=True, dns=False):
+        argv = [SB, "serve", "-c", str(self.dir), "--listen", "127.0.0.1:0",
+                "--threads", str(self.threads)]
+        if dns:
+            argv += ["--dns", "127.0.0.1:0"]
+        self.edge = Proc(argv)
         self.procs.append(self.edge)
+        if dns:
+            line = self.edge.wait_line(lambda l: "dns on udp+tcp " in l)
+            self.dns_port = int(line.split("dns on udp+tcp ", 1)[1].split(",")[0].rsplit(":", 1)[1])
         line = self.edge.wait_line(lambda l: "listening on http://" in l)
         self.port = int(line.split("listening on http://", 1)[1].split()[0].rsplit(":", 1)[1])
         return self
