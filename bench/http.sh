@@ -140,6 +140,8 @@ make_decl() { # dir access_log
 	grep -q '^\[http\]' "$1/switchboard.toml" &&
 		die "examples/revelations/switchboard.toml has an [http] table: http.sh must be updated"
 	sed -i -E "s#http://127\.0\.0\.1:91[0-9][0-9]#http://127.0.0.1:$P_UP#g" "$1/switchboard.toml"
+	# DNS is not part of this benchmark (and must not take the example's port)
+	sed -i -E '/^dns[[:space:]]*=/d' "$1/switchboard.toml"
 	printf '\n# added by bench/http.sh\n[http]\naccess_log = "%s"\nhealth_interval_ms = 1000\n' \
 		"$2" >>"$1/switchboard.toml"
 	grep -q "upstream.production = \"http://127.0.0.1:$P_UP\"" "$1/switchboard.toml" ||
