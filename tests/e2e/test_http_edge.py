@@ -593,3 +593,65 @@ def test_response_head_and_body_arrive_together(edge):
     s.sendall(b"GET /health HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n")
     first = s.recv(65536)
     assert first.startswith(b"HTTP/1.1 200 ") and first.rstrip().endswith(b"}"), first
+
+
+class OneShotKeepAlive:
+    """An upstream that answers the first request of each connection with a
+    keep-alive response, then closes when a second request arrives on it
+    without answering: the stale pooled connection every proxy meets."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.url = f"http://127.0.0.1:{self.srv.getsockname()[1]}"
+        self.requests = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf, n = b"", 0
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    b = c.recv(65536)
+                    if not b:
+                        return
+                    buf += b
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                if head.startswith(b"GET /health "):
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                n += 1
+                self.requests.append(head.split(b"\r\n")[0])
+                if n > 1:
+                    return  # close without answering
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        finally:
+            c.close()
+
+    def stop(self, sig=None):
+        self.srv.close()
+
+
+def test_retry_only_idempotent_requests_without_body(fresh):
+    up = OneShotKeepAlive()
+    e = fresh(upstreams={("codex-web", "production"): up.url})
+    e.procs.append(up)
+    e.start()
+    s = e.connect()
+    # first request opens a connection that goes back to the pool
+    assert request(e, "codex.revelations.studio", "/a", sock=s)[0] == 200
+    # a GET on the stale pooled connection is retried on a fresh one
+    assert request(e, "codex.revelations.studio", "/b", sock=s)[0] == 200
+    assert up.requests.count(b"GET /b HTTP/1.1") == 2
+    # a POST with a body is never retried: 502
+    assert request(e, "codex.revelations.studio", "/c", method="POST", body=b"x", sock=s)[0] == 502
+    assert up.requests.count(b"POST /c HTTP/1.1") == 1
