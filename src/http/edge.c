@@ -371,7 +371,8 @@ static int dns_build(sb_edge *e, const sb_config *cfg, const sb_tenants *t, sb_d
 			if (strcmp(e->serials[k].zone, name) == 0)
 				st = &e->serials[k];
 		if (!st) {
-			e->serials = sb_xrealloc(e->serials, (e->nserials + 1) * sizeof(*e->serials));
+			e->serials =
+			    sb_xrealloc(e->serials, (e->nserials + 1) * sizeof(*e->serials));
 			st = &e->serials[e->nserials++];
 			*st = (struct dns_serial){sb_xstrdup(name), h, sb_dns_serial_next(0, now)};
 		} else if (st->hash != h) {
@@ -890,6 +891,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		w->rng[0] = seed[0] | 1;
 		w->rng[1] = seed[1] | 2;
 		sb_buf_init(&w->log);
+		sb_buf_init(&w->scratch);
 	}
 	write_pidfile(e);
 	for (int i = 0; i < e->nworkers; i++) {
@@ -933,7 +935,7 @@ out:
 	free(e->serials);
 	if (e->workers)
 		for (int i = 0; i < e->nworkers; i++)
-			sb_buf_free(&e->workers[i].log);
+			sb_buf_free(&e->workers[i].log), sb_buf_free(&e->workers[i].scratch);
 	free(e->workers);
 	if (e->access_fd > 2)
 		close(e->access_fd);

@@ -83,6 +83,7 @@ typedef struct sb_worker {
 	size_t npools;
 	uint64_t rng[2];
 	sb_buf log;
+	sb_buf scratch; /* request and response heads are built here */
 } sb_worker;
 
 typedef struct sb_edge {

@@ -221,6 +221,31 @@ static const char *reason_phrase(int status)
 	}
 }
 
+/* "Name: value\r\n", without printf: head building runs per request. */
+static void hdr_line(sb_buf *b, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	sb_buf_add(b, name, nlen);
+	sb_buf_add(b, ": ", 2);
+	sb_buf_add(b, v, vlen);
+	sb_buf_add(b, "\r\n", 2);
+}
+
+#define HDR(b, lit, v, vlen) hdr_line((b), lit, sizeof(lit) - 1, (v), (vlen))
+
+static size_t fmt_u64(uint64_t v, char *out)
+{
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
 static const sb_http_decl *limits(const client *c)
 {
 	return &c->w->snap->cfg->decl->http;
@@ -333,9 +358,9 @@ static int cflush(client *c)
 {
 	if (!c->ob.len)
 		return 0;
-	int r = c->closing ? -1
-			   : stream_write((uv_stream_t *)&c->tcp, c, true, &c->wq, c->ob.data,
-					  c->ob.len);
+	int r = c->closing
+		    ? -1
+		    : stream_write((uv_stream_t *)&c->tcp, c, true, &c->wq, c->ob.data, c->ob.len);
 	sb_buf_reset(&c->ob);
 	return r;
 }
@@ -641,38 +666,45 @@ static int on_resp_headers_complete(llhttp_t *p)
 	if (!c->keepalive || atomic_load(&c->w->edge->stopping))
 		r->resp_close = true;
 
-	sb_buf b;
-	sb_buf_init(&b);
-	sb_buf_addf(&b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+	sb_buf *b = &c->w->scratch;
+	sb_buf_reset(b);
+	{
+		char num[24];
+		const char *rp = reason_phrase(status);
+		sb_buf_add(b, "HTTP/1.1 ", 9);
+		sb_buf_add(b, num, fmt_u64((uint64_t)status, num));
+		sb_buf_addc(b, ' ');
+		sb_buf_add(b, rp, strlen(rp));
+		sb_buf_add(b, "\r\n", 2);
+	}
 	for (size_t i = 0; i < r->nrhdrs; i++) {
 		hdr *h = &r->rhdrs[i];
 		if (hop_by_hop(h) || named_in_connection(r->rhdrs, r->nrhdrs, h))
 			continue;
 		if (!up_cl && name_is(h, "content-length"))
 			continue;
-		sb_buf_add(&b, h->name, h->nlen);
-		sb_buf_add(&b, ": ", 2);
-		sb_buf_add(&b, h->value, h->vlen);
-		sb_buf_add(&b, "\r\n", 2);
+		sb_buf_add(b, h->name, h->nlen);
+		sb_buf_add(b, ": ", 2);
+		sb_buf_add(b, h->value, h->vlen);
+		sb_buf_add(b, "\r\n", 2);
 	}
 	if (!find_hdr(r->rhdrs, r->nrhdrs, "x-request-id"))
-		sb_buf_addf(&b, "X-Request-Id: %s\r\n", r->request_id);
+		HDR(b, "X-Request-Id", r->request_id, strlen(r->request_id));
 	if (upgrade) {
 		const hdr *uh = find_hdr(r->rhdrs, r->nrhdrs, "upgrade");
-		sb_buf_addf(&b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 9,
+		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 9,
 			    uh ? uh->value : "websocket");
 	} else {
 		if (r->resp_chunked)
-			sb_buf_adds(&b, "Transfer-Encoding: chunked\r\n");
-		sb_buf_adds(&b, r->resp_close || (!up_cl && !r->resp_chunked && !r->resp_no_body)
-				    ? "Connection: close\r\n"
-				    : "Connection: keep-alive\r\n");
+			sb_buf_adds(b, "Transfer-Encoding: chunked\r\n");
+		sb_buf_adds(b, r->resp_close || (!up_cl && !r->resp_chunked && !r->resp_no_body)
+				   ? "Connection: close\r\n"
+				   : "Connection: keep-alive\r\n");
 		if (!up_cl && !r->resp_chunked && !r->resp_no_body)
 			r->resp_close = true;
 	}
-	sb_buf_add(&b, "\r\n", 2);
-	cwrite(c, b.data, b.len);
-	sb_buf_free(&b);
+	sb_buf_add(b, "\r\n", 2);
+	cwrite(c, b->data, b->len);
 	/* a HEAD response has no body whatever its Content-Length says */
 	return r->is_head ? 1 : 0;
 }
@@ -1198,10 +1230,13 @@ static void build_upstream_head(client *c, sb_buf *b)
 		memcpy(r->traceparent, tp->value, tp->vlen);
 		r->traceparent[tp->vlen] = '\0';
 	} else {
-		char trace[33], span[17];
-		hex_random(c->w, trace, 32);
-		hex_random(c->w, span, 16);
-		snprintf(r->traceparent, sizeof(r->traceparent), "00-%s-%s-01", trace, span);
+		/* 00-<trace id>-<span id>-01 */
+		char *t = r->traceparent;
+		memcpy(t, "00-", 3);
+		hex_random(c->w, t + 3, 32);
+		t[35] = '-';
+		hex_random(c->w, t + 36, 16);
+		memcpy(t + 52, "-01", 4);
 	}
 	sb_buf_add(b, r->method, strlen(r->method));
 	sb_buf_addc(b, ' ');
@@ -1242,11 +1277,12 @@ static void build_upstream_head(client *c, sb_buf *b)
 		sb_buf_addf(b, "Host: %.*s\r\n", (int)r->host_len, r->host);
 
 	/* the headers we add, which the signature covers */
-	char fwd_for[512];
-	if (xff)
-		snprintf(fwd_for, sizeof(fwd_for), "%.*s, %s", (int)xff->vlen, xff->value, c->peer);
-	else
-		snprintf(fwd_for, sizeof(fwd_for), "%s", c->peer);
+	char fwd_buf[512];
+	const char *fwd_for = c->peer;
+	if (xff) {
+		snprintf(fwd_buf, sizeof(fwd_buf), "%.*s, %s", (int)xff->vlen, xff->value, c->peer);
+		fwd_for = fwd_buf;
+	}
 	const char *proto = xfp ? sb_pool_strndup(r->pool, xfp->value, xfp->vlen) : "http";
 	char hostnorm[256];
 	int hn = sb_route_host_normalize(r->host, r->host_len, hostnorm, sizeof(hostnorm));
@@ -1273,19 +1309,23 @@ static void build_upstream_head(client *c, sb_buf *b)
 	int sl = sb_sign_header(&f, (int64_t)(sb_edge_now_ms() / 1000), keys,
 				r->prev_secret ? 2 : 1, sig, sizeof(sig));
 
-	sb_buf_addf(b, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %.*s\r\n",
-		    fwd_for, proto, (int)r->host_len, r->host);
-	sb_buf_addf(b, "X-Request-Id: %s\r\ntraceparent: %s\r\n", r->request_id, r->traceparent);
+	HDR(b, "X-Forwarded-For", fwd_for, strlen(fwd_for));
+	HDR(b, "X-Forwarded-Proto", proto, strlen(proto));
+	HDR(b, "X-Forwarded-Host", r->host, r->host_len);
+	HDR(b, "X-Request-Id", r->request_id, strlen(r->request_id));
+	HDR(b, "traceparent", r->traceparent, strlen(r->traceparent));
 	if (tenant)
-		sb_buf_addf(b, "X-Tenant-Slug: %s\r\n", tenant);
-	sb_buf_addf(b, "X-Switchboard-Environment: %s\r\nX-Switchboard-Deployment: %s\r\n",
-		    r->env_name, r->dep_name);
+		HDR(b, "X-Tenant-Slug", tenant, strlen(tenant));
+	HDR(b, "X-Switchboard-Environment", r->env_name, strlen(r->env_name));
+	HDR(b, "X-Switchboard-Deployment", r->dep_name, strlen(r->dep_name));
 	if (sl > 0)
-		sb_buf_addf(b, "X-Switchboard-Signature: %.*s\r\n", sl, sig);
-	if (r->has_cl)
-		sb_buf_addf(b, "Content-Length: %llu\r\n", (unsigned long long)r->content_length);
-	else if (r->chunked)
+		HDR(b, "X-Switchboard-Signature", sig, (size_t)sl);
+	if (r->has_cl) {
+		char num[24];
+		HDR(b, "Content-Length", num, fmt_u64(r->content_length, num));
+	} else if (r->chunked) {
 		sb_buf_adds(b, "Transfer-Encoding: chunked\r\n");
+	}
 	if (r->upgrade) {
 		const hdr *uh = find_hdr(r->hdrs, r->nhdrs, "upgrade");
 		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 0,
@@ -1330,9 +1370,8 @@ static void handle_head(client *c, size_t len)
 	}
 	/* field values exclude trailing whitespace (RFC 9110 5.5); llhttp keeps it */
 	for (size_t i = 0; i < r->nhdrs; i++)
-		while (r->hdrs[i].vlen &&
-		       (r->hdrs[i].value[r->hdrs[i].vlen - 1] == ' ' ||
-			r->hdrs[i].value[r->hdrs[i].vlen - 1] == '\t'))
+		while (r->hdrs[i].vlen && (r->hdrs[i].value[r->hdrs[i].vlen - 1] == ' ' ||
+					   r->hdrs[i].value[r->hdrs[i].vlen - 1] == '\t'))
 			r->hdrs[i].value[--r->hdrs[i].vlen] = '\0';
 	r->is_head = strcmp(r->method, "HEAD") == 0;
 	r->idempotent = method_idempotent(r->method);
@@ -1754,11 +1793,10 @@ static void up_begin(client *c, upconn *u)
 	llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
 	u->parser.data = u;
 	uv_timer_stop(&u->timer);
-	sb_buf b;
-	sb_buf_init(&b);
-	build_upstream_head(c, &b);
-	int w = uwrite(u, b.data, b.len);
-	sb_buf_free(&b);
+	sb_buf *b = &c->w->scratch;
+	sb_buf_reset(b);
+	build_upstream_head(c, b);
+	int w = uwrite(u, b->data, b->len);
 	if (w < 0) {
 		up_failed(u, "write failed", w);
 		return;
@@ -1918,6 +1956,7 @@ void sb_proxy_worker_close_all(sb_worker *w)
 
 void sb_proxy_worker_free(sb_worker *w)
 {
+	sb_sign_thread_cleanup();
 	free(w->pools);
 	w->pools = NULL;
 	w->npools = 0;

@@ -229,6 +229,52 @@ static int mac_final(EVP_MAC_CTX *ctx, uint8_t mac[SB_SIGN_MAC_LEN])
 	return 0;
 }
 
+/*
+ * Signing runs per request with a handful of keys, so each thread keeps an
+ * initialised context per recent key: re-initialising with the same key
+ * (EVP_MAC_init with a NULL key and no parameters) skips the digest fetch
+ * and the key schedule that a fresh context costs.
+ */
+#define KEY_CACHE 16
+static _Thread_local struct keyctx {
+	uint8_t key[64];
+	size_t len;
+	EVP_MAC_CTX *ctx;
+} key_cache[KEY_CACHE];
+static _Thread_local unsigned key_cache_next;
+
+static EVP_MAC_CTX *cached_ctx(const sb_sign_key *key)
+{
+	if (key->len > sizeof(key_cache[0].key))
+		return NULL;
+	for (size_t i = 0; i < KEY_CACHE; i++) {
+		struct keyctx *k = &key_cache[i];
+		if (k->ctx && k->len == key->len &&
+		    CRYPTO_memcmp(k->key, key->secret, key->len) == 0)
+			return EVP_MAC_init(k->ctx, NULL, 0, NULL) == 1 ? k->ctx : NULL;
+	}
+	struct keyctx *k = &key_cache[key_cache_next++ % KEY_CACHE];
+	if (!k->ctx && !(k->ctx = mac_new()))
+		return NULL;
+	if (mac_init(k->ctx, key->secret, key->len) < 0) {
+		k->len = 0;
+		return NULL;
+	}
+	memcpy(k->key, key->secret, key->len);
+	k->len = key->len;
+	return k->ctx;
+}
+
+void sb_sign_thread_cleanup(void)
+{
+	for (size_t i = 0; i < KEY_CACHE; i++) {
+		EVP_MAC_CTX_free(key_cache[i].ctx);
+		key_cache[i].ctx = NULL;
+		key_cache[i].len = 0;
+		OPENSSL_cleanse(key_cache[i].key, sizeof(key_cache[i].key));
+	}
+}
+
 /* MAC of the canonical string under one key, with a caller-owned context. */
 static int mac_fields(EVP_MAC_CTX *ctx, const sb_sign_fields *f, int64_t t, const sb_sign_key *key,
 		      uint8_t mac[SB_SIGN_MAC_LEN])
@@ -361,16 +407,24 @@ int sb_sign_header(const sb_sign_fields *f, int64_t t, const sb_sign_key *keys, 
 		rc = SB_ETOOLONG;
 		goto out;
 	}
-	if (!(ctx = mac_new())) {
-		rc = SB_EIO;
-		goto out;
-	}
 	memcpy(out, "t=", 2);
 	memcpy(out + 2, num, nlen);
 	len = 2 + nlen;
 	for (size_t i = 0; i < nkeys; i++) {
 		uint8_t mac[SB_SIGN_MAC_LEN];
-		if ((rc = mac_fields(ctx, f, t, &keys[i], mac)) < 0)
+		EVP_MAC_CTX *kc = cached_ctx(&keys[i]);
+		if (kc) {
+			rc = emit_canonical(f, t, mac_put, kc);
+			if (rc == 0)
+				rc = mac_final(kc, mac);
+		} else {
+			if (!ctx && !(ctx = mac_new())) {
+				rc = SB_EIO;
+				goto out;
+			}
+			rc = mac_fields(ctx, f, t, &keys[i], mac);
+		}
+		if (rc < 0)
 			goto out;
 		memcpy(out + len, ",v1=", 4);
 		sb_sign_hex(mac, sizeof(mac), out + len + 4, size - len - 4);

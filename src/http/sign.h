@@ -159,4 +159,8 @@ int sb_sign_hex(const uint8_t *in, size_t n, char *out, size_t size);
  */
 int sb_sign_unhex(const char *hex, size_t len, uint8_t *out, size_t size);
 
+/* Free the calling thread's cached signing contexts (call before a thread
+ * that signed exits). */
+void sb_sign_thread_cleanup(void);
+
 #endif

@@ -366,3 +366,30 @@ Test(sign, derive_differs_per_deployment)
 	cr_assert_neq(memcmp(a, b, 32), 0);
 	cr_assert_neq(memcmp(a, c, 32), 0);
 }
+
+Test(sign, cached_contexts_give_the_same_signatures)
+{
+	/* sb_sign_header keeps an initialised context per key and thread; many
+	 * signatures over changing keys and fields must still match a fresh
+	 * computation every time */
+	char want[128], out[SB_SIGN_HEADER_MAX(2)];
+	snprintf(want, sizeof(want), "t=1700000000,v1=%s", EX_V1);
+	uint8_t other[32];
+	memset(other, 7, sizeof(other));
+	sb_sign_key keys[] = {CUR, {other, sizeof(other)}};
+	for (int round = 0; round < 40; round++) {
+		sb_sign_fields f = example();
+		cr_assert_gt(sb_sign_header(&f, EX_T, &CUR, 1, out, sizeof(out)), 0);
+		cr_assert_str_eq(out, want, "round %d", round);
+		f.method = (sb_sign_str){"POST", 4};
+		int64_t t = EX_T + round;
+		cr_assert_gt(sb_sign_header(&f, t, keys, 2, out, sizeof(out)), 0);
+		cr_assert_eq(sb_sign_verify(out, strlen(out), &f, &keys[1], 1, t, 5), 0);
+		uint8_t mac[32];
+		char hex[65];
+		cr_assert_eq(sb_sign_mac(&f, t, &keys[0], mac), 0);
+		sb_sign_hex(mac, 32, hex, sizeof(hex));
+		cr_assert(strstr(out, hex) != NULL, "round %d", round);
+	}
+	sb_sign_thread_cleanup();
+}
