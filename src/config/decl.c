@@ -457,11 +457,125 @@ static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 	return 0;
 }
 
+static int load_peers(const sb_toml_value *t, const char *key, const char *what, sb_decl *dc,
+		      sb_dns_peer_cfg **out, size_t *n, sb_diag *d)
+{
+	const sb_toml_value *arr = sb_toml_table_get(t, key);
+	int r;
+	if (!arr)
+		return 0;
+	if (sb_toml_type_of(arr) != SB_TOML_ARRAY)
+		return sb_cfg_error(arr, dc->file, d, "%s are declared as [[dns.%s]] tables", what,
+				    key);
+	*n = sb_toml_array_len(arr);
+	*out = sb_pool_alloc(dc->pool, (*n + 1) * sizeof(**out));
+	for (size_t i = 0; i < *n; i++) {
+		static const char *const known[] = {"address", "key", NULL};
+		const sb_toml_value *v = sb_toml_array_at(arr, i);
+		char *addr = NULL, *k = NULL;
+		char where[64];
+		snprintf(where, sizeof(where), "[[dns.%s]]", key);
+		if (sb_toml_type_of(v) != SB_TOML_TABLE)
+			return sb_cfg_error(v, dc->file, d, "each %s is a table", where);
+		if ((r = sb_cfg_known_keys(v, known, where, dc->file, d)) < 0 ||
+		    (r = sb_cfg_string_req(v, "address", "an address (with a port or prefix)",
+					   dc->pool, dc->file, &addr, d)) < 0 ||
+		    (r = sb_cfg_string(v, "key", dc->pool, dc->file, &k, d)) < 0)
+			return r;
+		(*out)[i] = (sb_dns_peer_cfg){addr, k, sb_toml_line(v), sb_toml_col(v)};
+	}
+	return 0;
+}
+
+static int load_dns(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
+{
+	static const char *const known[] = {"tenant_records", "key",	      "allow_transfer",
+					    "notify",	      "rrl",	      "ixfr_history",
+					    "notify_retries", NULL};
+	const char *file = dc->file;
+	sb_dns_cfg *c = &dc->dns;
+	const sb_toml_value *t;
+	int r = sb_cfg_table(root, "dns", file, &t, d);
+	if (r < 0 || !t)
+		return r;
+	c->line = sb_toml_line(t);
+	c->col = sb_toml_col(t);
+	char *tr = NULL;
+	int64_t hist = 0, retries = 0;
+	if ((r = sb_cfg_known_keys(t, known, "[dns]", file, d)) < 0 ||
+	    (r = sb_cfg_string(t, "tenant_records", dc->pool, file, &tr, d)) < 0 ||
+	    (r = sb_cfg_int(t, "ixfr_history", 0, 100000, file, &hist, d)) < 0 ||
+	    (r = sb_cfg_int(t, "notify_retries", 0, 1000, file, &retries, d)) < 0)
+		return r;
+	if (tr && strcmp(tr, "each") != 0 && strcmp(tr, "wildcard") != 0)
+		return sb_cfg_error(sb_toml_table_get(t, "tenant_records"), file, d,
+				    "'tenant_records' is \"each\" (one record per active "
+				    "tenant) or \"wildcard\"");
+	c->tenant_wildcard = dc->dns_tenant_wildcard = tr && strcmp(tr, "wildcard") == 0;
+	c->ixfr_history = (uint32_t)hist;
+	c->notify_retries = (uint32_t)retries;
+
+	const sb_toml_value *keys = sb_toml_table_get(t, "key");
+	if (keys) {
+		if (sb_toml_type_of(keys) != SB_TOML_ARRAY)
+			return sb_cfg_error(keys, file, d, "keys are declared as [[dns.key]] tables");
+		c->nkeys = sb_toml_array_len(keys);
+		c->keys = sb_pool_alloc(dc->pool, (c->nkeys + 1) * sizeof(*c->keys));
+		for (size_t i = 0; i < c->nkeys; i++) {
+			static const char *const kk[] = {"name", "algorithm", "secret", NULL};
+			const sb_toml_value *v = sb_toml_array_at(keys, i);
+			char *name = NULL, *alg = NULL, *sec = NULL;
+			if (sb_toml_type_of(v) != SB_TOML_TABLE)
+				return sb_cfg_error(v, file, d, "each [[dns.key]] is a table");
+			if ((r = sb_cfg_known_keys(v, kk, "[[dns.key]]", file, d)) < 0 ||
+			    (r = sb_cfg_string_req(v, "name", "the TSIG key's name", dc->pool, file,
+						   &name, d)) < 0 ||
+			    (r = sb_cfg_string(v, "algorithm", dc->pool, file, &alg, d)) < 0 ||
+			    (r = sb_cfg_string_req(v, "secret", "the key, base64", dc->pool, file,
+						   &sec, d)) < 0)
+				return r;
+			c->keys[i] = (sb_dns_key_cfg){name, alg, sec, sb_toml_line(v), sb_toml_col(v)};
+		}
+	}
+	if ((r = load_peers(t, "allow_transfer", "transfer permissions", dc, &c->allow, &c->nallow,
+			    d)) < 0 ||
+	    (r = load_peers(t, "notify", "secondaries to notify", dc, &c->notify, &c->nnotify, d)) <
+		    0)
+		return r;
+
+	const sb_toml_value *rrl;
+	if ((r = sb_cfg_table(t, "rrl", file, &rrl, d)) < 0)
+		return r;
+	if (rrl) {
+		static const char *const rk[] = {"responses_per_second", "slip", "ipv4_prefix",
+						 "ipv6_prefix", "table_size", NULL};
+		int64_t v[5] = {0, 2, 24, 56, 0};
+		const char *names[5] = {"responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix",
+					"table_size"};
+		const int64_t max[5] = {10000000, 100, 32, 128, 1 << 24};
+		if ((r = sb_cfg_known_keys(rrl, rk, "[dns] rrl", file, d)) < 0)
+			return r;
+		for (int i = 0; i < 5; i++)
+			if ((r = sb_cfg_int(rrl, names[i], i >= 2 && i <= 3 ? 1 : 0, max[i], file,
+					    &v[i], d)) < 0)
+				return r;
+		c->rrl_rps = (uint32_t)v[0];
+		c->rrl_slip = (uint32_t)v[1];
+		c->rrl_ipv4_prefix = (uint32_t)v[2];
+		c->rrl_ipv6_prefix = (uint32_t)v[3];
+		c->rrl_table_size = (uint32_t)v[4];
+		c->rrl_slip_set = true;
+		c->rrl_line = sb_toml_line(rrl);
+		c->rrl_col = sb_toml_col(rrl);
+	}
+	return 0;
+}
+
 static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn read, void *ctx,
 		     sb_diag *d)
 {
-	static const char *const known[] = {"data_dir", "listen",  "zone",     "tenants", "naming",
-					    "service",	"webhook", "previews", "http",	  NULL};
+	static const char *const known[] = {"data_dir", "listen",   "zone", "tenants", "naming", "service",
+					    "webhook",  "previews", "http", "dns",     NULL};
 	const char *file = dc->file;
 	sb_pool *pool = dc->pool;
 	int r;
@@ -490,20 +604,8 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 
 	if ((r = load_http(root, dc, d)) < 0)
 		return r;
-	if ((r = sb_cfg_table(root, "dns", file, &t, d)) < 0)
+	if ((r = load_dns(root, dc, d)) < 0)
 		return r;
-	if (t) {
-		static const char *const dk[] = {"tenant_records", NULL};
-		char *tr = NULL;
-		if ((r = sb_cfg_known_keys(t, dk, "[dns]", file, d)) < 0 ||
-		    (r = sb_cfg_string(t, "tenant_records", pool, file, &tr, d)) < 0)
-			return r;
-		if (tr && strcmp(tr, "each") != 0 && strcmp(tr, "wildcard") != 0)
-			return sb_cfg_error(sb_toml_table_get(t, "tenant_records"), file, d,
-					    "'tenant_records' is \"each\" (one record per active "
-					    "tenant) or \"wildcard\"");
-		dc->dns_tenant_wildcard = tr && strcmp(tr, "wildcard") == 0;
-	}
 
 	/* [[zone]] */
 	const sb_toml_value *zones = sb_toml_table_get(root, "zone");

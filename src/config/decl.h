@@ -40,6 +40,31 @@ typedef struct sb_soa_decl {
 	uint32_t refresh, retry, expire, minimum, ttl;
 } sb_soa_decl;
 
+/* [dns]: zone transfer, NOTIFY and rate limiting (docs/dns.md). */
+typedef struct sb_dns_key_cfg { /* [[dns.key]] */
+	const char *name, *algorithm, *secret;
+	int line, col;
+} sb_dns_key_cfg;
+
+typedef struct sb_dns_peer_cfg { /* [[dns.allow_transfer]], [[dns.notify]] */
+	const char *address, *key;
+	int line, col;
+} sb_dns_peer_cfg;
+
+typedef struct sb_dns_cfg {
+	bool tenant_wildcard; /* tenant_records = "wildcard" */
+	sb_dns_key_cfg *keys;
+	size_t nkeys;
+	sb_dns_peer_cfg *allow;
+	size_t nallow;
+	sb_dns_peer_cfg *notify;
+	size_t nnotify;
+	uint32_t ixfr_history, notify_retries;
+	uint32_t rrl_rps, rrl_slip, rrl_ipv4_prefix, rrl_ipv6_prefix, rrl_table_size;
+	bool rrl_slip_set;
+	int line, col, rrl_line, rrl_col;
+} sb_dns_cfg;
+
 /* A static record of a zone ([[zone.record]]); data in master-file syntax. */
 typedef struct sb_record_decl {
 	const char *name; /* "@", relative, or absolute with a trailing dot */
@@ -108,6 +133,7 @@ typedef struct sb_decl {
 	const char *listen_http;
 	const char *listen_dns;
 	bool dns_tenant_wildcard; /* [dns] tenant_records = "wildcard" */
+	sb_dns_cfg dns;
 
 	sb_zone_decl *zones;
 	size_t nzones;

@@ -212,3 +212,34 @@ Test(decl, inline_service_and_defaults)
 	cr_assert_eq(w.model->deployments[w.model->services[0].deployment[1]].nroutes, 0);
 	world_free(&w);
 }
+
+Test(decl, dns_section)
+{
+	const char *toml = "[dns]\ntenant_records = \"wildcard\"\nixfr_history = 8\n"
+			   "rrl = { responses_per_second = 20, slip = 3 }\n"
+			   "[[dns.key]]\nname = \"k\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n"
+			   "[[dns.allow_transfer]]\naddress = \"127.0.0.1/32\"\nkey = \"k\"\n"
+			   "[[dns.notify]]\naddress = \"127.0.0.1:5300\"\n";
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, 0, "%s", w.diag.msg);
+	const sb_dns_cfg *c = &w.decl->dns;
+	cr_assert(c->tenant_wildcard && w.decl->dns_tenant_wildcard);
+	cr_assert_eq(c->ixfr_history, 8);
+	cr_assert_eq(c->rrl_rps, 20);
+	cr_assert_eq(c->rrl_slip, 3);
+	cr_assert_eq(c->rrl_ipv4_prefix, 24);
+	cr_assert_eq(c->nkeys, 1);
+	cr_assert_str_eq(c->keys[0].name, "k");
+	cr_assert_null(c->keys[0].algorithm);
+	cr_assert_eq(c->nallow, 1);
+	cr_assert_str_eq(c->allow[0].key, "k");
+	cr_assert_eq(c->nnotify, 1);
+	cr_assert_null(c->notify[0].key);
+	world_free(&w);
+	expect_decl_error("[dns]\ntenant_records = \"some\"\n", NULL, 2, "\"each\"");
+	expect_decl_error("[dns]\nrrl = { rate = 1 }\n", NULL, 2, "unknown key 'rate'");
+	expect_decl_error("[[dns.notify]]\nkey = \"k\"\n", NULL, 1, "missing 'address'");
+	expect_decl_error("[[zone]]\nname = \"ex.com\"\n[[zone.record]]\nname = \"@\"\ntype = "
+			  "\"MX\"\n",
+			  NULL, 3, "missing 'data'");
+}
