@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dns/xfr.h"
+
 static int read_file(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
 {
 	return sb_file_read(path, data, len, d);
@@ -29,6 +31,10 @@ int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d)
 		snprintf(file, sizeof(file), "%s", path);
 	}
 	if ((r = sb_decl_load(file, read_file, NULL, &out->decl, d)) < 0)
+		goto out;
+	/* [dns] keys, allow list and secondaries are checked here, not in the
+	 * loader, so that src/config does not depend on src/dns */
+	if ((r = sb_dns_xfr_config_check(&out->decl->dns, out->decl->file, d)) < 0)
 		goto out;
 	if ((r = sb_model_build(out->decl, &out->model, d)) < 0)
 		goto out;

@@ -105,7 +105,7 @@ static int zone_export(const char *config, const char *data, uint32_t serial, co
 		if (last && t.v[i].status == SB_TENANT_ACTIVE)
 			active[na++] = t.v[i].slug;
 	}
-	if (sb_dns_build(l.model, l.routes, active, na, serial, &z, &d) < 0) {
+	if (sb_dns_build_decl(l.decl, l.model, l.routes, active, na, serial, &z, &d) < 0) {
 		sb_cli_print_diag(&d);
 		goto out;
 	}

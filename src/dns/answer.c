@@ -214,6 +214,12 @@ static int reply(sb_dns_writer *w, uint16_t rcode, bool aa, size_t *resp_len)
 int sb_dns_answer(const sb_dns_zones *zs, const uint8_t *query, size_t qlen, uint8_t *resp,
 		  size_t cap, bool tcp, size_t *resp_len)
 {
+	return sb_dns_answer_ex(zs, query, qlen, resp, cap, tcp, 0, resp_len);
+}
+
+int sb_dns_answer_ex(const sb_dns_zones *zs, const uint8_t *query, size_t qlen, uint8_t *resp,
+		     size_t cap, bool tcp, unsigned flags, size_t *resp_len)
+{
 	if (!zs || !query || !resp || !resp_len)
 		return SB_EINVAL;
 	if (cap < 12)
@@ -242,11 +248,16 @@ int sb_dns_answer(const sb_dns_zones *zs, const uint8_t *query, size_t qlen, uin
 		return SB_EPARSE;
 	if (!ok)
 		return reply(w, SB_DNS_FORMERR, false, resp_len);
+	/* signed queries and transfers are xfr.c's when it serves these zones */
+	if ((flags & SB_DNS_ANSWER_DEFER) &&
+	    (q.tsig || q.qtype == SB_DNS_AXFR || q.qtype == SB_DNS_IXFR))
+		return SB_DNS_DEFERRED;
 	if (q.edns && q.edns_version > 0)
 		return reply(w, SB_DNS_BADVERS, false, resp_len);
 	if (q.opcode != SB_DNS_OPCODE_QUERY)
 		return reply(w, SB_DNS_NOTIMP, false, resp_len);
-	/* TSIG is not implemented yet, and AXFR/IXFR are not served yet. */
+	/* Without xfr.c (no transfer configuration), TSIG, AXFR and IXFR are
+	 * refused. */
 	if (q.tsig || q.qclass != SB_DNS_CLASS_IN || q.qtype == SB_DNS_AXFR ||
 	    q.qtype == SB_DNS_IXFR)
 		return reply(w, SB_DNS_REFUSED, false, resp_len);

@@ -29,4 +29,18 @@
 int sb_dns_answer(const sb_dns_zones *z, const uint8_t *query, size_t qlen, uint8_t *resp,
 		  size_t cap, bool tcp, size_t *resp_len);
 
+/* sb_dns_answer_ex flags. */
+#define SB_DNS_ANSWER_DEFER 1u /* hand signed queries, AXFR and IXFR back to the caller */
+#define SB_DNS_DEFERRED 1      /* what sb_dns_answer_ex returns for them (resp untouched) */
+
+/*
+ * sb_dns_answer with flags. With SB_DNS_ANSWER_DEFER, a well-formed query
+ * that carries a TSIG record or asks for AXFR or IXFR is not answered:
+ * returns SB_DNS_DEFERRED, for xfr.c (xfr.h) to verify, authorize and
+ * answer. Without it, such queries are REFUSED (no transfer is configured).
+ * Otherwise the same as sb_dns_answer.
+ */
+int sb_dns_answer_ex(const sb_dns_zones *z, const uint8_t *query, size_t qlen, uint8_t *resp,
+		     size_t cap, bool tcp, unsigned flags, size_t *resp_len);
+
 #endif

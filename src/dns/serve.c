@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "common/sb.h"
-#include "dns/answer.h"
+#include "dns/rrl.h"
+#include "dns/wire.h"
+#include "dns/xfr.h"
 
 #define TCP_MAX_MSG 65535
 #define TCP_IDLE_MS 10000 /* RFC 7766: idle TCP connections are closed */
@@ -28,10 +30,12 @@ typedef struct tcpconn {
 	uv_timer_t timer;
 	sb_dns_io *io;
 	struct tcpconn *next, *prev;
+	struct sockaddr_storage peer;
+	sb_dns_xfr_stream *stream; /* a transfer in progress: reading paused */
 	uint8_t in[2 + TCP_MAX_MSG];
 	size_t in_len;
 	int handles;
-	bool closing;
+	bool closing, reading;
 } tcpconn;
 
 static void io_handle_closed(uv_handle_t *h)
@@ -59,9 +63,15 @@ static void udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct s
 		return;
 	uint8_t resp[4096];
 	size_t rl = 0;
-	if (sb_dns_answer(z, (const uint8_t *)buf->base, (size_t)n, resp, sizeof(resp), false, &rl) <
-	    0)
+	if (sb_dns_xfr_answer(z, (const uint8_t *)buf->base, (size_t)n, addr, false, resp,
+			      sizeof(resp), &rl, NULL) < 0)
 		return; /* garbage and responses are dropped */
+	/* RRL (rrl.h), when [dns] rrl is set: over the rate, drop or slip */
+	sb_dns_rrl_action act = sb_dns_rrl_check(sb_dns_xfr_rrl(z), addr, uv_now(h->loop));
+	if (act == SB_DNS_RRL_DROP)
+		return;
+	if (act == SB_DNS_RRL_SLIP)
+		rl = sb_dns_wire_truncate(resp, rl);
 	uv_buf_t out = uv_buf_init((char *)resp, (unsigned)rl);
 	/* a full socket buffer drops the answer, as a busy UDP server must */
 	uv_udp_try_send(h, &out, 1, addr);
@@ -75,6 +85,7 @@ static void conn_closed(uv_handle_t *h)
 	if (--c->handles > 0)
 		return;
 	sb_dns_io *io = c->io;
+	sb_dns_xfr_stream_free(c->stream);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -104,15 +115,61 @@ static void conn_idle(uv_timer_t *t)
 typedef struct twrite {
 	uv_write_t w;
 	tcpconn *c;
+	bool stream; /* a message of the transfer in progress */
 	uint8_t data[];
 } twrite;
+
+static void conn_process(tcpconn *c);
+static void stream_next(tcpconn *c);
 
 static void tcp_written(uv_write_t *w, int status)
 {
 	twrite *tw = (twrite *)w;
-	if (status < 0)
-		conn_close(tw->c);
+	tcpconn *c = tw->c;
+	bool stream = tw->stream;
 	free(tw);
+	if (status < 0)
+		conn_close(c);
+	else if (stream && c->stream && !c->closing)
+		stream_next(c); /* one message in flight: a transfer streams at the client's pace */
+}
+
+/* Send a response of rl bytes already at tw->data + 2. Returns 0, or -1 when
+ * the connection was closed. */
+static int conn_send(tcpconn *c, twrite *tw, size_t rl, bool stream)
+{
+	tw->data[0] = (uint8_t)(rl >> 8);
+	tw->data[1] = (uint8_t)rl;
+	tw->c = c;
+	tw->stream = stream;
+	uv_buf_t b = uv_buf_init((char *)tw->data, (unsigned)(rl + 2));
+	if (uv_write(&tw->w, (uv_stream_t *)&c->tcp, &b, 1, tcp_written) < 0) {
+		free(tw);
+		conn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* The next message of the transfer in progress; at its end, the queries
+ * that were pipelined behind it. */
+static void stream_next(tcpconn *c)
+{
+	twrite *tw = sb_xmalloc(sizeof(*tw) + 2 + TCP_MAX_MSG);
+	size_t rl = 0;
+	int r = sb_dns_xfr_next(c->stream, tw->data + 2, TCP_MAX_MSG, &rl);
+	if (r <= 0) {
+		free(tw);
+		sb_dns_xfr_stream_free(c->stream);
+		c->stream = NULL;
+		if (r < 0)
+			conn_close(c);
+		else
+			conn_process(c);
+		return;
+	}
+	uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
+	conn_send(c, tw, rl, true);
 }
 
 static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -131,30 +188,44 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	c->in_len += (size_t)n;
 	uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
-	/* several length-prefixed queries may arrive in one read (pipelining) */
-	while (c->in_len >= 2) {
+	conn_process(c);
+}
+
+/* Answer the complete queries in the buffer: several length-prefixed
+ * queries may arrive in one read (pipelining). A zone transfer stops reading
+ * until its last message is written (stream_next). */
+static void conn_process(tcpconn *c)
+{
+	while (!c->closing && !c->stream && c->in_len >= 2) {
 		size_t ml = (size_t)c->in[0] << 8 | c->in[1];
 		if (c->in_len < 2 + ml)
-			return;
+			break;
 		const sb_dns_zones *z = *c->io->zones;
 		twrite *tw = sb_xmalloc(sizeof(*tw) + 2 + TCP_MAX_MSG);
 		size_t rl = 0;
-		if (!z || sb_dns_answer(z, c->in + 2, ml, tw->data + 2, TCP_MAX_MSG, true, &rl) < 0) {
+		sb_dns_xfr_stream *st = NULL;
+		if (!z || sb_dns_xfr_answer(z, c->in + 2, ml, (const struct sockaddr *)&c->peer,
+					    true, tw->data + 2, TCP_MAX_MSG, &rl, &st) < 0) {
 			free(tw);
 			conn_close(c); /* a malformed query ends the stream */
 			return;
 		}
-		tw->data[0] = (uint8_t)(rl >> 8);
-		tw->data[1] = (uint8_t)rl;
-		tw->c = c;
-		uv_buf_t b = uv_buf_init((char *)tw->data, (unsigned)(rl + 2));
-		if (uv_write(&tw->w, (uv_stream_t *)&c->tcp, &b, 1, tcp_written) < 0) {
-			free(tw);
-			conn_close(c);
-			return;
-		}
 		memmove(c->in, c->in + 2 + ml, c->in_len - 2 - ml);
 		c->in_len -= 2 + ml;
+		if (conn_send(c, tw, rl, st != NULL) < 0) {
+			sb_dns_xfr_stream_free(st);
+			return;
+		}
+		c->stream = st;
+	}
+	if (c->closing)
+		return;
+	if (c->stream && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	} else if (!c->stream && !c->reading) {
+		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
+		c->reading = true;
 	}
 }
 
@@ -178,8 +249,11 @@ static void tcp_accept(uv_stream_t *server, int status)
 		conn_close(c);
 		return;
 	}
+	int plen = sizeof(c->peer);
+	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &plen);
 	uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
 	uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
+	c->reading = true;
 }
 
 int sb_dns_io_start(uv_loop_t *loop, int udp_fd, int tcp_fd, const sb_dns_zones *const *zones,

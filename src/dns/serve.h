@@ -6,6 +6,13 @@
  * are read through a pointer the thread updates when it takes a new snapshot,
  * and every query is answered synchronously, so a query never sees two
  * snapshots.
+ *
+ * Queries go through sb_dns_xfr_answer (xfr.h): plain sb_dns_answer unless
+ * the zones carry transfer state. Over UDP, the zones' rate limiter (rrl.h)
+ * drops or truncates responses over the rate. Over TCP, a zone transfer is
+ * written one message at a time, the next produced when the previous one is
+ * written, with reading paused meanwhile; the transfer holds its own
+ * reference to the zones it streams.
  */
 #ifndef SB_DNS_SERVE_H
 #define SB_DNS_SERVE_H

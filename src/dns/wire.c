@@ -9,7 +9,9 @@
 #include "dns/wire.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libknot/libknot.h>
 
@@ -31,6 +33,12 @@ void *sb_dns_arena_alloc(sb_dns_arena *a, size_t n)
 static void *arena_mm_alloc(void *ctx, size_t n)
 {
 	return sb_dns_arena_alloc(ctx, n);
+}
+
+static void *heap_mm_alloc(void *ctx, size_t n)
+{
+	(void)ctx;
+	return sb_xmalloc(n ? n : 1);
 }
 
 static void *pool_mm_alloc(void *ctx, size_t n)
@@ -82,6 +90,38 @@ const uint8_t *sb_dns_rrset_rdata(const sb_dns_rrset *rs, size_t i, uint16_t *le
 	return r->data;
 }
 
+void sb_dns_rrset_slice(const sb_dns_rrset *rs, size_t from, size_t n, sb_dns_rrset *out)
+{
+	knot_rdataset_t set = {
+	    .count = rs->count, .size = rs->size, .rdata = (knot_rdata_t *)rs->rdata};
+	knot_rdata_t *first = knot_rdataset_at(&set, (uint16_t)from), *r = first;
+	size_t size = 0;
+	for (size_t i = 0; i < n; i++, r = knot_rdataset_next(r))
+		size += knot_rdata_size(r->len);
+	*out = (sb_dns_rrset){.type = rs->type,
+			      .count = (uint16_t)n,
+			      .ttl = rs->ttl,
+			      .size = (uint32_t)size,
+			      .rdata = (const uint8_t *)first};
+}
+
+bool sb_dns_rrset_equal(const sb_dns_rrset *a, const sb_dns_rrset *b)
+{
+	/* both canonical (sorted, no duplicates): equal sets are equal bytes */
+	return a->type == b->type && a->ttl == b->ttl && a->count == b->count &&
+	       a->size == b->size &&
+	       (a->rdata == b->rdata || memcmp(a->rdata, b->rdata, a->size) == 0);
+}
+
+bool sb_dns_rrset_has(const sb_dns_rrset *other, const sb_dns_rrset *rs, size_t i)
+{
+	knot_rdataset_t set = {
+	    .count = rs->count, .size = rs->size, .rdata = (knot_rdata_t *)rs->rdata};
+	knot_rdataset_t in = {
+	    .count = other->count, .size = other->size, .rdata = (knot_rdata_t *)other->rdata};
+	return knot_rdataset_member(&in, knot_rdataset_at(&set, (uint16_t)i));
+}
+
 /* ---- queries ----------------------------------------------------------- */
 
 sb_dns_parse sb_dns_wire_parse(const uint8_t *wire, size_t len, sb_dns_arena *a, sb_dns_query *q)
@@ -122,6 +162,19 @@ sb_dns_parse sb_dns_wire_parse(const uint8_t *wire, size_t len, sb_dns_arena *a,
 		q->edns_do = knot_edns_do(pkt->opt_rr);
 	}
 	q->tsig = pkt->tsig_rr != NULL;
+	if (q->qtype == KNOT_RRTYPE_IXFR) {
+		/* RFC 1995 3: the client's version, an SOA in the authority section */
+		const knot_pktsection_t *ns = knot_pkt_section(pkt, KNOT_AUTHORITY);
+		for (uint16_t i = 0; i < ns->count; i++) {
+			const knot_rrset_t *rr = knot_pkt_rr(ns, i);
+			if (rr->type == KNOT_RRTYPE_SOA && rr->rrs.count > 0 &&
+			    knot_dname_is_case_equal(rr->owner, q->qname)) {
+				q->ixfr_soa = true;
+				q->ixfr_serial = knot_soa_serial(rr->rrs.rdata);
+				break;
+			}
+		}
+	}
 	return SB_DNS_PARSE_OK;
 }
 
@@ -137,6 +190,7 @@ struct sb_dns_writer {
 	uint16_t opt_size;
 	uint16_t rcode;
 	bool aa, tc;
+	bool heap; /* sb_dns_writer_new_heap: freed by sb_dns_writer_free */
 };
 
 /* Header, question and the OPT reservation: the state a response starts in,
@@ -190,6 +244,52 @@ sb_dns_writer *sb_dns_writer_new(sb_dns_arena *a, uint8_t *buf, size_t max, cons
 	}
 	writer_begin(w);
 	return w;
+}
+
+sb_dns_writer *sb_dns_writer_new_heap(uint8_t *buf, size_t max, const sb_dns_query *q,
+				      bool with_question, bool with_opt)
+{
+	if (max < KNOT_WIRE_HEADER_SIZE)
+		return NULL;
+	sb_dns_writer *w = sb_xcalloc(1, sizeof(*w));
+	w->mm = (knot_mm_t){.ctx = NULL, .alloc = heap_mm_alloc, .free = free};
+	w->buf = buf;
+	w->q = q;
+	w->question = with_question && q->has_question;
+	w->with_opt = with_opt;
+	w->heap = true;
+	w->pkt = knot_pkt_new(buf, (uint16_t)(max > UINT16_MAX ? UINT16_MAX : max), &w->mm);
+	if (!w->pkt) {
+		free(w);
+		return NULL;
+	}
+	if (with_opt) {
+		if (knot_edns_init(&w->opt, SB_DNS_UDP_MAX, 0, 0, &w->mm) != KNOT_EOK) {
+			sb_dns_writer_free(w);
+			return NULL;
+		}
+		if (q->edns_do)
+			knot_edns_set_do(&w->opt);
+		w->opt_size = (uint16_t)knot_edns_wire_size(&w->opt);
+	}
+	writer_begin(w);
+	return w;
+}
+
+void sb_dns_writer_reset(sb_dns_writer *w)
+{
+	writer_begin(w);
+	w->tc = false;
+	w->rcode = 0;
+}
+
+void sb_dns_writer_free(sb_dns_writer *w)
+{
+	if (!w || !w->heap)
+		return;
+	knot_rrset_clear(&w->opt, &w->mm);
+	knot_pkt_free(w->pkt);
+	free(w);
 }
 
 void sb_dns_writer_set_aa(sb_dns_writer *w, bool aa)
@@ -247,6 +347,270 @@ size_t sb_dns_writer_finish(sb_dns_writer *w)
 		knot_wire_clear_tc(b);
 	knot_wire_clear_ra(b);
 	return w->pkt->size;
+}
+
+size_t sb_dns_wire_truncate(uint8_t *resp, size_t len)
+{
+	if (len < KNOT_WIRE_HEADER_SIZE)
+		return len;
+	size_t end = KNOT_WIRE_HEADER_SIZE;
+	if (knot_wire_get_qdcount(resp) == 1) {
+		int n = knot_dname_wire_check(resp + end, resp + len, NULL);
+		if (n <= 0 || end + (size_t)n + 4 > len)
+			return len;
+		end += (size_t)n + 4;
+	} else {
+		knot_wire_set_qdcount(resp, 0);
+	}
+	knot_wire_set_ancount(resp, 0);
+	knot_wire_set_nscount(resp, 0);
+	knot_wire_set_arcount(resp, 0);
+	knot_wire_set_tc(resp);
+	return end;
+}
+
+/* ---- TSIG -------------------------------------------------------------- */
+
+struct sb_dns_tsig_key {
+	knot_tsig_key_t k;
+	uint8_t name[SB_DNS_NAME_MAX]; /* lower case */
+	size_t name_len;
+};
+
+int sb_dns_tsig_key_new(const char *name, const char *algorithm, const char *secret_b64,
+			sb_dns_tsig_key **out, const char **why)
+{
+	static const char *const algs[] = {"hmac-sha224", "hmac-sha256", "hmac-sha384",
+					   "hmac-sha512", NULL};
+	*out = NULL;
+	const char *alg = algorithm ? algorithm : "hmac-sha256";
+	bool known = false;
+	for (size_t i = 0; algs[i] && !known; i++)
+		known = strcasecmp(alg, algs[i]) == 0;
+	if (!known) {
+		*why = "the algorithm is one of hmac-sha224, hmac-sha256, hmac-sha384, hmac-sha512";
+		return SB_EINVAL;
+	}
+	uint8_t wire[KNOT_DNAME_MAXLEN];
+	if (!name || !*name || !knot_dname_from_str(wire, name, sizeof(wire)) ||
+	    knot_dname_size(wire) <= 1) {
+		*why = "the key name is not a DNS name";
+		return SB_EINVAL;
+	}
+	sb_dns_tsig_key *k = sb_xcalloc(1, sizeof(*k));
+	if (!secret_b64 || knot_tsig_key_init(&k->k, alg, name, secret_b64) != KNOT_EOK) {
+		free(k);
+		*why = "the secret is not base64";
+		return SB_EINVAL;
+	}
+	if (k->k.secret.size < 16) {
+		sb_dns_tsig_key_free(k);
+		*why =
+		    "the secret is shorter than 16 bytes (generate one: openssl rand -base64 32)";
+		return SB_EINVAL;
+	}
+	knot_dname_to_lower(k->k.name);
+	k->name_len = knot_dname_size(k->k.name);
+	memcpy(k->name, k->k.name, k->name_len);
+	*out = k;
+	return 0;
+}
+
+void sb_dns_tsig_key_free(sb_dns_tsig_key *k)
+{
+	if (!k)
+		return;
+	knot_tsig_key_deinit(&k->k);
+	free(k);
+}
+
+const uint8_t *sb_dns_tsig_key_name(const sb_dns_tsig_key *k, size_t *len)
+{
+	*len = k->name_len;
+	return k->name;
+}
+
+/* KNOT_TSIG_E* to the error a response carries. */
+static uint16_t tsig_error_of(int r)
+{
+	switch (r) {
+	case KNOT_EOK: return 0;
+	case KNOT_TSIG_EBADKEY: return SB_DNS_TSIG_BADKEY;
+	case KNOT_TSIG_EBADTIME: return SB_DNS_TSIG_BADTIME;
+	case KNOT_TSIG_EBADTRUNC: return SB_DNS_TSIG_BADTRUNC;
+	default: return SB_DNS_TSIG_BADSIG;
+	}
+}
+
+/*
+ * Parse a signed message copied to buf (len bytes) without KNOT_PF_KEEPWIRE:
+ * libknot strips the TSIG record (size and ARCOUNT), which is the form the
+ * MAC covers. Returns the packet (memory from a), or NULL.
+ */
+static knot_pkt_t *parse_signed(uint8_t *buf, size_t len, sb_dns_arena *a)
+{
+	knot_mm_t mm = {.ctx = a, .alloc = arena_mm_alloc, .free = mm_nofree};
+	if (len < KNOT_WIRE_HEADER_SIZE || len > UINT16_MAX)
+		return NULL;
+	knot_pkt_t *pkt = knot_pkt_new(buf, (uint16_t)len, &mm);
+	if (!pkt)
+		return NULL;
+	int r = knot_pkt_parse(pkt, 0);
+	if (r != KNOT_EOK && r != KNOT_ETRAIL)
+		return NULL;
+	return pkt;
+}
+
+int sb_dns_tsig_verify_query(const uint8_t *wire, size_t len, const sb_dns_tsig_key *const *keys,
+			     size_t nkeys, sb_dns_tsig *t, uint8_t *out, size_t *out_len)
+{
+	_Alignas(16) uint8_t mem[8192];
+	sb_dns_arena a = {mem, 0, sizeof(mem)};
+	memset(t, 0, sizeof(*t));
+	if (len < KNOT_WIRE_HEADER_SIZE || len > UINT16_MAX)
+		return SB_EPARSE;
+	memcpy(out, wire, len);
+	knot_pkt_t *pkt = parse_signed(out, len, &a);
+	if (!pkt || !pkt->tsig_rr)
+		return SB_EPARSE;
+	const knot_rrset_t *ts = pkt->tsig_rr;
+	*out_len = pkt->size;
+	t->req_key_len = knot_dname_size(ts->owner);
+	memcpy(t->req_key, ts->owner, t->req_key_len);
+	knot_dname_to_lower(t->req_key);
+	const knot_dname_t *alg = knot_tsig_rdata_alg_name(ts);
+	t->req_alg_len = knot_dname_size(alg);
+	memcpy(t->req_alg, alg, t->req_alg_len);
+	knot_dname_to_lower(t->req_alg);
+	t->time_signed = knot_tsig_rdata_time_signed(ts);
+	for (size_t i = 0; i < nkeys && !t->key; i++)
+		if (keys[i]->name_len == t->req_key_len &&
+		    memcmp(keys[i]->name, t->req_key, t->req_key_len) == 0 &&
+		    knot_tsig_rdata_alg(ts) == keys[i]->k.algorithm)
+			t->key = keys[i];
+	if (!t->key) {
+		t->error = SB_DNS_TSIG_BADKEY;
+		return 0;
+	}
+	size_t ml = knot_tsig_rdata_mac_length(ts);
+	if (ml > sizeof(t->mac)) {
+		t->error = SB_DNS_TSIG_BADSIG;
+		return 0;
+	}
+	t->error = tsig_error_of(knot_tsig_server_check(ts, pkt->wire, pkt->size, &t->key->k));
+	if (t->error == 0 || t->error == SB_DNS_TSIG_BADTIME) {
+		/* the response is signed over the request's MAC */
+		memcpy(t->mac, knot_tsig_rdata_mac(ts), ml);
+		t->mac_len = ml;
+	}
+	return 0;
+}
+
+/* An unsigned error response's TSIG: no MAC (RFC 8945 5.3.2). */
+static bool tsig_unsigned(const sb_dns_tsig *t)
+{
+	return t->error && t->error != SB_DNS_TSIG_BADTIME;
+}
+
+size_t sb_dns_tsig_room(const sb_dns_tsig *t)
+{
+	if (tsig_unsigned(t))
+		return t->req_key_len + t->req_alg_len + 10 + KNOT_TSIG_VARIABLES_LENGTH;
+	return t->key ? knot_tsig_wire_maxsize(&t->key->k) : 0;
+}
+
+int sb_dns_tsig_sign_response(sb_dns_tsig *t, uint8_t *msg, size_t *len, size_t cap)
+{
+	int r;
+	if (tsig_unsigned(t)) {
+		knot_rrset_t rr;
+		knot_rrset_init(&rr, t->req_key, KNOT_RRTYPE_TSIG, KNOT_CLASS_ANY, 0);
+		if (knot_tsig_create_rdata(&rr, t->req_alg, 0, t->error) != KNOT_EOK)
+			return SB_ERANGE;
+		knot_tsig_rdata_set_time_signed(&rr, t->time_signed);
+		knot_tsig_rdata_set_fudge(&rr, 300); /* the usual fudge, as libknot signs */
+		knot_tsig_rdata_set_orig_id(&rr, knot_wire_get_id(msg));
+		knot_tsig_rdata_set_other_data(&rr, 0, NULL);
+		r = knot_tsig_append(msg, len, cap, &rr);
+		knot_rdataset_clear(&rr.rrs, NULL);
+		return r == KNOT_EOK ? 0 : SB_ERANGE;
+	}
+	if (!t->key)
+		return 0;
+	size_t ml = sizeof(t->mac);
+	if (t->count == 0)
+		r = knot_tsig_sign(msg, len, cap, t->mac, t->mac_len, t->mac, &ml, &t->key->k,
+				   t->error, t->time_signed);
+	else
+		r = knot_tsig_sign_next(msg, len, cap, t->mac, t->mac_len, t->mac, &ml, &t->key->k,
+					msg, *len);
+	if (r != KNOT_EOK)
+		return SB_ERANGE;
+	t->mac_len = ml;
+	t->count++;
+	return 0;
+}
+
+int sb_dns_tsig_sign_query(sb_dns_tsig *t, uint8_t *msg, size_t *len, size_t cap)
+{
+	size_t ml = sizeof(t->mac);
+	t->count = 0;
+	t->error = 0;
+	t->time_signed = 0;
+	if (!t->key ||
+	    knot_tsig_sign(msg, len, cap, NULL, 0, t->mac, &ml, &t->key->k, 0, 0) != KNOT_EOK)
+		return SB_ERANGE;
+	t->mac_len = ml;
+	return 0;
+}
+
+int sb_dns_tsig_verify_response(sb_dns_tsig *t, const uint8_t *msg, size_t len)
+{
+	if (len < KNOT_WIRE_HEADER_SIZE || len > UINT16_MAX || !t->key)
+		return SB_EPARSE;
+	/* a transfer message holds thousands of records: libknot's record
+	 * arrays outgrow a stack arena, so this one is on the heap */
+	size_t cap = 16384 + len * 64;
+	sb_dns_arena a = {sb_xmalloc(cap), 0, cap};
+	uint8_t *buf = sb_xmalloc(len);
+	memcpy(buf, msg, len);
+	int rc = 0;
+	knot_pkt_t *pkt = parse_signed(buf, len, &a);
+	if (!pkt) {
+		rc = SB_EPARSE;
+		goto out;
+	}
+	const knot_rrset_t *ts = pkt->tsig_rr;
+	if (!ts) {
+		t->error = SB_DNS_TSIG_BADSIG; /* a signed request gets a signed response */
+		goto out;
+	}
+	if ((t->error = knot_tsig_rdata_error(ts)) != 0)
+		goto out;
+	if (!knot_dname_is_case_equal(ts->owner, t->key->k.name) ||
+	    knot_tsig_rdata_alg(ts) != t->key->k.algorithm) {
+		t->error = SB_DNS_TSIG_BADKEY;
+		goto out;
+	}
+	int r = t->count == 0 ? knot_tsig_client_check(ts, pkt->wire, pkt->size, t->mac, t->mac_len,
+						       &t->key->k, 0)
+			      : knot_tsig_client_check_next(ts, pkt->wire, pkt->size, t->mac,
+							    t->mac_len, &t->key->k, t->time_signed);
+	if ((t->error = tsig_error_of(r)) != 0)
+		goto out;
+	size_t ml = knot_tsig_rdata_mac_length(ts);
+	if (ml > sizeof(t->mac)) {
+		t->error = SB_DNS_TSIG_BADSIG;
+		goto out;
+	}
+	memcpy(t->mac, knot_tsig_rdata_mac(ts), ml);
+	t->mac_len = ml;
+	t->time_signed = knot_tsig_rdata_time_signed(ts);
+	t->count++;
+out:
+	free(buf);
+	free(a.base);
+	return rc;
 }
 
 /* ---- text -------------------------------------------------------------- */

@@ -33,6 +33,7 @@ enum sb_dns_type {
 	SB_DNS_AAAA = 28,
 	SB_DNS_SRV = 33,
 	SB_DNS_OPT = 41,
+	SB_DNS_TSIG = 250,
 	SB_DNS_IXFR = 251,
 	SB_DNS_AXFR = 252,
 	SB_DNS_ANY = 255,
@@ -46,7 +47,17 @@ enum sb_dns_rcode {
 	SB_DNS_NXDOMAIN = 3,
 	SB_DNS_NOTIMP = 4,
 	SB_DNS_REFUSED = 5,
+	SB_DNS_NOTAUTH = 9,  /* not authoritative for the zone; TSIG: not authorized */
 	SB_DNS_BADVERS = 16, /* extended: needs EDNS */
+};
+
+/* TSIG errors (RFC 8945 4.3.4): the TSIG record's error field, the response
+ * rcode being NOTAUTH. */
+enum sb_dns_tsig_error {
+	SB_DNS_TSIG_BADSIG = 16,
+	SB_DNS_TSIG_BADKEY = 17,
+	SB_DNS_TSIG_BADTIME = 18,
+	SB_DNS_TSIG_BADTRUNC = 22,
 };
 
 enum sb_dns_section {
@@ -57,6 +68,7 @@ enum sb_dns_section {
 
 #define SB_DNS_CLASS_IN 1
 #define SB_DNS_OPCODE_QUERY 0
+#define SB_DNS_OPCODE_NOTIFY 4
 
 /*
  * An RRset as a zone stores it: class IN, no owner (the node has it). The
@@ -81,6 +93,16 @@ int sb_dns_rrset_add(sb_dns_rrset *rs, const uint8_t *rd, uint16_t len, sb_pool 
 
 /* Record i (< rs->count) of rs: its rdata, length in *len. O(i). */
 const uint8_t *sb_dns_rrset_rdata(const sb_dns_rrset *rs, size_t i, uint16_t *len);
+
+/* A view of n records of rs from record `from` (from + n <= rs->count): same
+ * type and TTL, rdata shared. O(from + n). */
+void sb_dns_rrset_slice(const sb_dns_rrset *rs, size_t from, size_t n, sb_dns_rrset *out);
+
+/* The records of a and b are the same (type, TTL, rdata). */
+bool sb_dns_rrset_equal(const sb_dns_rrset *a, const sb_dns_rrset *b);
+
+/* Record i of rs is also in other (same rdata). */
+bool sb_dns_rrset_has(const sb_dns_rrset *other, const sb_dns_rrset *rs, size_t i);
 
 /* Scratch memory for one query: a bump allocator over a caller's buffer. */
 typedef struct sb_dns_arena {
@@ -114,7 +136,9 @@ typedef struct sb_dns_query {
 	uint8_t edns_version;
 	uint16_t edns_payload;
 	bool edns_do;
-	bool tsig; /* a TSIG record was present */
+	bool tsig;	      /* a TSIG record was present */
+	bool ixfr_soa;	      /* IXFR: an SOA of the qname in the authority section */
+	uint32_t ixfr_serial; /* its serial: the version the client has */
 } sb_dns_query;
 
 /*
@@ -142,6 +166,23 @@ typedef struct sb_dns_writer sb_dns_writer;
 sb_dns_writer *sb_dns_writer_new(sb_dns_arena *a, uint8_t *buf, size_t max, const sb_dns_query *q,
 				 bool with_question, bool with_opt);
 
+/*
+ * The same with memory from the heap, for zone transfers: libknot's record
+ * arrays grow with every record (a full 64 KiB message allocates some 20 MB
+ * on the way), more than an arena holds, but they are kept from one message
+ * to the next. Write a message, finish it, then sb_dns_writer_reset for the
+ * next one (into the same buf); sb_dns_writer_free at the end.
+ */
+sb_dns_writer *sb_dns_writer_new_heap(uint8_t *buf, size_t max, const sb_dns_query *q,
+				      bool with_question, bool with_opt);
+
+/* Start the next message: header, question and OPT room as when created;
+ * rcode and TC cleared, AA kept. */
+void sb_dns_writer_reset(sb_dns_writer *w);
+
+/* Free a writer of sb_dns_writer_new_heap (NULL, or an arena writer: nothing). */
+void sb_dns_writer_free(sb_dns_writer *w);
+
 void sb_dns_writer_set_aa(sb_dns_writer *w, bool aa);
 /* A 12-bit response code: the low 4 bits go to the header, the rest to OPT. */
 void sb_dns_writer_set_rcode(sb_dns_writer *w, uint16_t rcode);
@@ -162,6 +203,96 @@ void sb_dns_writer_truncate(sb_dns_writer *w);
 
 /* Write the OPT record (if any) and flags. Returns the response length. */
 size_t sb_dns_writer_finish(sb_dns_writer *w);
+
+/*
+ * Cut a response (len bytes at resp, as sb_dns_writer_finish left it) down
+ * to its header and question with TC=1 and no records: what RRL's slip
+ * sends. Returns the new length (len unchanged when it does not parse).
+ */
+size_t sb_dns_wire_truncate(uint8_t *resp, size_t len);
+
+/* ---- TSIG (RFC 8945) --------------------------------------------------- */
+
+#define SB_DNS_TSIG_MAC_MAX 64 /* HMAC-SHA512 */
+
+/* A TSIG key: name, algorithm and secret, ready to sign. */
+typedef struct sb_dns_tsig_key sb_dns_tsig_key;
+
+/*
+ * A key from its declaration: name (a DNS name, "xfr-key"), algorithm
+ * ("hmac-sha224", "hmac-sha256", "hmac-sha384" or "hmac-sha512"; NULL:
+ * hmac-sha256) and secret (base64, at least 16 bytes decoded). Returns 0 and
+ * the key, or SB_EINVAL with why set.
+ */
+int sb_dns_tsig_key_new(const char *name, const char *algorithm, const char *secret_b64,
+			sb_dns_tsig_key **out, const char **why);
+void sb_dns_tsig_key_free(sb_dns_tsig_key *k);
+
+/* The key's name, lower-case wire format; its length in *len. */
+const uint8_t *sb_dns_tsig_key_name(const sb_dns_tsig_key *k, size_t *len);
+
+/*
+ * One signed exchange, from either side: the request and its response, or
+ * the request and every message of a transfer (RFC 8945 5.3.1: each message
+ * is signed over the previous MAC). Zero it and set key to start; the
+ * functions below keep the rest.
+ */
+typedef struct sb_dns_tsig {
+	const sb_dns_tsig_key *key;	  /* NULL: nothing to sign (or an unknown key) */
+	uint16_t error;			  /* the TSIG error to answer with, 0 when verified */
+	uint8_t mac[SB_DNS_TSIG_MAC_MAX]; /* the exchange's last MAC */
+	size_t mac_len;
+	uint64_t time_signed; /* the request's time signed, then the last message's */
+	unsigned count;	      /* responses signed or verified so far */
+	/* the request's key and algorithm names as received (error responses
+	 * carry them, even for a key we do not know) */
+	uint8_t req_key[SB_DNS_NAME_MAX], req_alg[SB_DNS_NAME_MAX];
+	size_t req_key_len, req_alg_len;
+} sb_dns_tsig;
+
+/*
+ * Server side: verify the TSIG record of a query (len bytes at wire) with
+ * the key of the same name and algorithm among keys. The query without its
+ * TSIG record (ARCOUNT one less), what is to be answered, is copied to out
+ * (at least len bytes), its length in *out_len.
+ *
+ * Returns 0 with t filled: t->key the key (NULL when no key matches) and
+ * t->error 0 when the MAC is right and the time within the fudge, else
+ * SB_DNS_TSIG_BADKEY, BADSIG or BADTIME: answer NOTAUTH with
+ * sb_dns_tsig_sign_response. Returns SB_EPARSE when the query does not parse
+ * or has no TSIG record.
+ */
+int sb_dns_tsig_verify_query(const uint8_t *wire, size_t len, const sb_dns_tsig_key *const *keys,
+			     size_t nkeys, sb_dns_tsig *t, uint8_t *out, size_t *out_len);
+
+/* Bytes the TSIG record of the next response of t may take (0 when there is
+ * nothing to sign): leave them free when writing the response. */
+size_t sb_dns_tsig_room(const sb_dns_tsig *t);
+
+/*
+ * Server side: append the TSIG record to a response (len bytes at msg, cap
+ * bytes of room): the first one signed over the request's MAC, the next ones
+ * of a transfer over the previous response's MAC. With t->error BADKEY or
+ * BADSIG, an unsigned record carrying the error (RFC 8945 5.3.2); BADTIME:
+ * signed, with our time. Nothing when t has no key and no error. Returns 0,
+ * or SB_ERANGE when it does not fit.
+ */
+int sb_dns_tsig_sign_response(sb_dns_tsig *t, uint8_t *msg, size_t *len, size_t cap);
+
+/*
+ * Client side (NOTIFY to secondaries, tests): sign a request with t->key
+ * (its MAC is kept in t for the response). Returns 0 or SB_ERANGE.
+ */
+int sb_dns_tsig_sign_query(sb_dns_tsig *t, uint8_t *msg, size_t *len, size_t cap);
+
+/*
+ * Client side: verify the next response (len bytes at msg) of the exchange
+ * t signed. Returns 0 with t->error 0 (verified; t now holds its MAC for the
+ * next message) or the TSIG error: the one the response carries (BADKEY,
+ * BADSIG, BADTIME from the server), BADSIG for a bad MAC or a missing TSIG
+ * record, BADKEY for another key. SB_EPARSE when it does not parse.
+ */
+int sb_dns_tsig_verify_response(sb_dns_tsig *t, const uint8_t *msg, size_t len);
 
 /* ---- text -------------------------------------------------------------- */
 

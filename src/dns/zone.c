@@ -15,6 +15,7 @@
  *   sides; the derived side is looked up again only when reporting.
  */
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,25 @@ struct sb_dns_builder {
 };
 
 static const uint8_t root_name[1] = {0};
+
+/*
+ * How a zone set is allocated: the struct the rest of src/dns/ sees, then a
+ * reference count (a transfer streaming from a snapshot that was replaced
+ * keeps its zones) and what xfr.c attaches (transfer state). Only this file
+ * allocates zone sets, so a sb_dns_zones pointer is always the first member
+ * of a box.
+ */
+struct zones_box {
+	struct sb_dns_zones zs;
+	atomic_int refs;
+	void *ext;
+	void (*ext_free)(void *);
+};
+
+static struct zones_box *box_of(const sb_dns_zones *zs)
+{
+	return (struct zones_box *)(void *)zs;
+}
 
 /* ---- the table --------------------------------------------------------- */
 
@@ -346,7 +366,9 @@ int sb_dns_builder_new(const sb_model *m, const sb_route_table *rt, const sb_dns
 	b->rt = rt;
 	if (opt)
 		b->opt = *opt;
-	b->zs = sb_xcalloc(1, sizeof(*b->zs));
+	struct zones_box *box = sb_xcalloc(1, sizeof(*box));
+	atomic_init(&box->refs, 1);
+	b->zs = &box->zs;
 	b->zs->pool = sb_pool_new(0);
 	b->zs->nzones = decl->nzones;
 	b->zs->zones = sb_xcalloc(decl->nzones + 1, sizeof(*b->zs->zones));
@@ -739,10 +761,45 @@ int sb_dns_build(const sb_model *m, const sb_route_table *rt, const char *const 
 	return sb_dns_builder_finish(b, tenants, ntenants, serial, out, d);
 }
 
+int sb_dns_build_decl(const sb_decl *decl, const sb_model *m, const sb_route_table *rt,
+		      const char *const *tenants, size_t ntenants, uint32_t serial,
+		      sb_dns_zones **out, sb_diag *d)
+{
+	sb_dns_builder *b = NULL;
+	sb_dns_options opt = {.tenant_wildcard = decl->dns_tenant_wildcard};
+	*out = NULL;
+	int r = sb_dns_builder_new(m, rt, &opt, &b, d);
+	if (r < 0)
+		return r;
+	for (size_t z = 0; z < decl->nzones; z++) {
+		const sb_zone_decl *zd = &decl->zones[z];
+		for (size_t i = 0; i < zd->nrecords; i++) {
+			const sb_record_decl *rd = &zd->records[i];
+			sb_dns_record_decl rec = {.name = rd->name,
+						  .type = rd->type,
+						  .ttl = rd->ttl,
+						  .data = rd->data,
+						  .file = decl->file,
+						  .line = rd->line,
+						  .col = rd->col};
+			if ((r = sb_dns_builder_record(b, zd->name, &rec, d)) < 0) {
+				sb_dns_builder_free(b);
+				return r;
+			}
+		}
+	}
+	return sb_dns_builder_finish(b, tenants, ntenants, serial, out, d);
+}
+
 void sb_dns_free(sb_dns_zones *zs)
 {
 	if (!zs)
 		return;
+	struct zones_box *box = box_of(zs);
+	if (atomic_fetch_sub(&box->refs, 1) != 1)
+		return;
+	if (box->ext_free)
+		box->ext_free(box->ext);
 	for (size_t i = 0; i < zs->nzones; i++) {
 		free(zs->zones[i].nodes);
 		free(zs->zones[i].names);
@@ -750,7 +807,27 @@ void sb_dns_free(sb_dns_zones *zs)
 	}
 	free(zs->zones);
 	sb_pool_free(zs->pool);
-	free(zs);
+	free(box);
+}
+
+sb_dns_zones *sb_dns_zones_ref(const sb_dns_zones *zs)
+{
+	atomic_fetch_add(&box_of(zs)->refs, 1);
+	return (sb_dns_zones *)zs;
+}
+
+void sb_dns_zones_attach(sb_dns_zones *zs, void *ext, void (*ext_free)(void *))
+{
+	struct zones_box *box = box_of(zs);
+	if (box->ext_free)
+		box->ext_free(box->ext);
+	box->ext = ext;
+	box->ext_free = ext_free;
+}
+
+void *sb_dns_zones_attachment(const sb_dns_zones *zs)
+{
+	return box_of(zs)->ext;
 }
 
 /* ---- accessors --------------------------------------------------------- */

@@ -107,7 +107,36 @@ void sb_dns_builder_free(sb_dns_builder *b);
 int sb_dns_build(const sb_model *m, const sb_route_table *rt, const char *const *tenants,
 		 size_t ntenants, uint32_t serial, sb_dns_zones **out, sb_diag *d);
 
+/*
+ * The zones of a declaration as the edge serves them: new with the
+ * declaration's [dns] options, every [[zone.record]], then finish with the
+ * given active tenant slugs and serial. Both the server and `zone export`
+ * use it, so the exported file is what is served. Same return codes as
+ * new, record and finish.
+ */
+int sb_dns_build_decl(const sb_decl *decl, const sb_model *m, const sb_route_table *rt,
+		      const char *const *tenants, size_t ntenants, uint32_t serial,
+		      sb_dns_zones **out, sb_diag *d);
+
+/* Drop a reference to z (the builder gives one): the last frees it, and
+ * what is attached to it. NULL is fine. */
 void sb_dns_free(sb_dns_zones *z);
+
+/*
+ * Take another reference to z (released with sb_dns_free), from any thread:
+ * a zone transfer keeps the zones it streams while the snapshot that held
+ * them is replaced. Returns z.
+ */
+sb_dns_zones *sb_dns_zones_ref(const sb_dns_zones *z);
+
+/*
+ * Attach ext to z, freed by ext_free(ext) with z (a previous attachment is
+ * freed first). Only before z is shared: xfr.c attaches the transfer state
+ * of a build (history, keys, allow list) there. sb_dns_zones_attachment
+ * returns it, or NULL.
+ */
+void sb_dns_zones_attach(sb_dns_zones *z, void *ext, void (*ext_free)(void *));
+void *sb_dns_zones_attachment(const sb_dns_zones *z);
 
 /* Number of zones, in declaration order; index of a zone by name (any case,
  * trailing dot allowed), or -1; a zone's name (lower case, no trailing dot). */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dns/xfr.h"
 #include "store/store.h"
 
 #define STORE_POLL_MS 200
@@ -243,6 +244,7 @@ static int config_build(sb_edge *e, sb_config **out, sb_diag *d)
 	sb_config *c = sb_xcalloc(1, sizeof(*c));
 	atomic_init(&c->refs, 1);
 	if ((r = sb_decl_load(e->config_path, read_file, NULL, &c->decl, d)) < 0 ||
+	    (r = sb_dns_xfr_config_check(&c->decl->dns, c->decl->file, d)) < 0 ||
 	    (r = sb_model_build(c->decl, &c->model, d)) < 0)
 		goto out;
 	sb_route_options ro = {.preview_rule = true};
@@ -323,6 +325,9 @@ static int collect_slug(void *ctx, const char *slug, size_t n)
 	return 0;
 }
 
+/* Zone transfers and NOTIFY (src/dns/xfr.h), owned by the control loop. */
+static sb_dns_xfr *edge_xfr(const sb_edge *e);
+
 /*
  * The zones for a configuration and tenant set. A zone's serial advances
  * (RFC 1982, never below the current time) only when its content changed
@@ -332,34 +337,15 @@ static int dns_build(sb_edge *e, const sb_config *cfg, const sb_tenants *t, sb_d
 		     sb_diag *d)
 {
 	int r;
-	sb_dns_builder *b = NULL;
 	sb_buf slugs;
 	*out = NULL;
 	if (!e->dns_on)
 		return 0;
 	sb_buf_init(&slugs);
-	sb_dns_options opt = {.tenant_wildcard = cfg->decl->dns_tenant_wildcard};
-	if ((r = sb_dns_builder_new(cfg->model, cfg->routes, &opt, &b, d)) < 0)
-		goto out;
-	for (size_t z = 0; z < cfg->decl->nzones; z++) {
-		const sb_zone_decl *zd = &cfg->decl->zones[z];
-		for (size_t i = 0; i < zd->nrecords; i++) {
-			const sb_record_decl *rd = &zd->records[i];
-			sb_dns_record_decl rec = {.name = rd->name,
-						  .type = rd->type,
-						  .ttl = rd->ttl,
-						  .data = rd->data,
-						  .file = cfg->decl->file,
-						  .line = rd->line,
-						  .col = rd->col};
-			if ((r = sb_dns_builder_record(b, zd->name, &rec, d)) < 0)
-				goto out;
-		}
-	}
 	sb_tenants_each(t, SB_TENANT_ACTIVE, collect_slug, &slugs);
-	r = sb_dns_builder_finish(b, (const char *const *)(void *)slugs.data,
-				  slugs.len / sizeof(char *), 0, out, d);
-	b = NULL; /* consumed */
+	r = sb_dns_build_decl(cfg->decl, cfg->model, cfg->routes,
+			      (const char *const *)(void *)slugs.data, slugs.len / sizeof(char *), 0,
+			      out, d);
 	if (r < 0)
 		goto out;
 	uint32_t now = (uint32_t)(sb_edge_now_ms() / 1000);
@@ -381,8 +367,15 @@ static int dns_build(sb_edge *e, const sb_config *cfg, const sb_tenants *t, sb_d
 		}
 		sb_dns_zone_set_serial(*out, i, st->serial);
 	}
+	/* ---- zone transfers (src/dns/xfr.h): IXFR history from the published
+	 * zones, [dns] keys and allow list for the serving threads, NOTIFY on a
+	 * new serial */
+	if ((r = sb_dns_xfr_attach(edge_xfr(e), &cfg->decl->dns, cfg->decl->file,
+				   e->current ? e->current->dns : NULL, *out, d)) < 0) {
+		sb_dns_free(*out);
+		*out = NULL;
+	}
 out:
-	sb_dns_builder_free(b);
 	sb_buf_free(&slugs);
 	return r;
 }
@@ -397,7 +390,13 @@ typedef struct control {
 	uv_async_t worker_done;
 	atomic_int workers_done;
 	bool draining;
+	sb_dns_xfr *xfr; /* zone transfers and NOTIFY (src/dns/xfr.h) */
 } control;
+
+static sb_dns_xfr *edge_xfr(const sb_edge *e)
+{
+	return ((const control *)e->ctl)->xfr;
+}
 
 static void reload(control *ct)
 {
@@ -475,6 +474,7 @@ static void on_worker_done(uv_async_t *a)
 	uv_close((uv_handle_t *)&ct->health, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->drain, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->worker_done, close_cb_noop);
+	sb_dns_xfr_stop(ct->xfr);
 }
 
 static void on_poll(uv_timer_t *t)
@@ -742,6 +742,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	e->access_fd = -1;
 	e->started_ms = sb_edge_now_ms();
 	ct->e = e;
+	ct->xfr = sb_dns_xfr_new(sb_edge_log);
 	snprintf(e->config_path, sizeof(e->config_path), "%s", opts->config);
 	uv_mutex_init(&e->snap_lock);
 	signal(SIGPIPE, SIG_IGN);
@@ -845,6 +846,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_timer_init(&ct->loop, &ct->health);
 	uv_timer_init(&ct->loop, &ct->drain);
 	uv_async_init(&ct->loop, &ct->worker_done, on_worker_done);
+	sb_dns_xfr_start(ct->xfr, &ct->loop); /* NOTIFY queued by the first build go now */
 	ct->sighup.data = ct->sigterm.data = ct->sigint.data = ct;
 	ct->poll.data = ct->health.data = ct->drain.data = ct->worker_done.data = ct;
 	uv_signal_start(&ct->sighup, on_signal, SIGHUP);
@@ -940,6 +942,7 @@ out:
 	if (e->access_fd > 2)
 		close(e->access_fd);
 	uv_mutex_destroy(&e->snap_lock);
+	sb_dns_xfr_free(ct->xfr);
 	free(ct);
 	free(e);
 	return r;

@@ -301,3 +301,17 @@ def test_usage_errors():
     assert "unknown command" in sb("frobnicate", check=2).stderr
     sb("resolve", "-c", EXAMPLE, check=2)
     sb("check", "-c", EXAMPLE, "extra", check=2)
+
+
+def test_check_rejects_a_transfer_key_that_does_not_exist(example_copy):
+    """[dns] is checked by every command that loads the declaration, with
+    the line and column of the entry at fault."""
+    decl = example_copy / "switchboard.toml"
+    text = decl.read_text()
+    decl.write_text(text + '\n[[dns.allow_transfer]]\naddress = "127.0.0.1/32"\n'
+                    'key = "nosuchkey"\n')
+    line = len(text.splitlines()) + 2  # the [[dns.allow_transfer]] entry
+    p = sb("check", "-c", example_copy, check=1)
+    assert re.search(rf"switchboard\.toml:{line}:\d+: .*nosuchkey", p.stderr), p.stderr
+    decl.write_text(text)
+    sb("check", "-c", example_copy, check=0)
