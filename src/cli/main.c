@@ -452,7 +452,7 @@ int main(int argc, char **argv)
 			} cmds[] = {{"check", sb_cli_check},	 {"routes", sb_cli_routes},
 				    {"resolve", sb_cli_resolve}, {"tenants", sb_cli_tenants},
 				    {"serve", sb_cli_serve},	 {"reload", sb_cli_reload},
-				    {"secret", sb_cli_secret},   {"zone", sb_cli_zone}};
+				    {"secret", sb_cli_secret},	 {"zone", sb_cli_zone}};
 			for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++)
 				if (strcmp(argv[2], cmds[i].name) == 0)
 					return cmds[i].fn(2, hv);

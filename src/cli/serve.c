@@ -49,11 +49,13 @@ struct sopts {
 
 static int parse(int argc, char **argv, struct sopts *o, const char *usage)
 {
-	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
-	    {"listen", required_argument, NULL, 'l'}, {"dns", required_argument, NULL, 'n'},
-	    {"threads", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+						 {"data", required_argument, NULL, 'd'},
+						 {"listen", required_argument, NULL, 'l'},
+						 {"dns", required_argument, NULL, 'n'},
+						 {"threads", required_argument, NULL, 't'},
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof(*o));
 	o->config = ".";
 	optind = 1;
@@ -95,12 +97,11 @@ int sb_cli_serve(int argc, char **argv)
 		sb_cli_print_diag(&d);
 		return 2;
 	}
-	sb_edge_opts eo = {
-	    .config = file,
-	    .data_dir = o.data,
-	    .listen = o.listen,
-	    .listen_dns = o.dns,
-	    .threads = o.threads};
+	sb_edge_opts eo = {.config = file,
+			   .data_dir = o.data,
+			   .listen = o.listen,
+			   .listen_dns = o.dns,
+			   .threads = o.threads};
 	if (sb_edge_run(&eo, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 1;

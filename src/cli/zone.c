@@ -13,7 +13,6 @@
 #include "dns/zone.h"
 #include "store/store.h"
 
-
 static const char usage_zone[] =
     "usage: switchboard zone export -c PATH [--data DIR] [--serial N] ZONE\n"
     "\n"

@@ -344,8 +344,8 @@ static int dns_build(sb_edge *e, const sb_config *cfg, const sb_tenants *t, sb_d
 	sb_buf_init(&slugs);
 	sb_tenants_each(t, SB_TENANT_ACTIVE, collect_slug, &slugs);
 	r = sb_dns_build_decl(cfg->decl, cfg->model, cfg->routes,
-			      (const char *const *)(void *)slugs.data, slugs.len / sizeof(char *), 0,
-			      out, d);
+			      (const char *const *)(void *)slugs.data, slugs.len / sizeof(char *),
+			      0, out, d);
 	if (r < 0)
 		goto out;
 	uint32_t now = (uint32_t)(sb_edge_now_ms() / 1000);
