@@ -39,6 +39,18 @@ int sb_cli_reload(int argc, char **argv);
 int sb_cli_secret(int argc, char **argv);
 /* switchboard zone export (src/cli/zone.c) */
 int sb_cli_zone(int argc, char **argv);
+/* switchboard deploy, delete, preview, versions, rollback (src/cli/live.c) */
+int sb_cli_deploy(int argc, char **argv);
+int sb_cli_delete(int argc, char **argv);
+int sb_cli_preview(int argc, char **argv);
+int sb_cli_versions(int argc, char **argv);
+int sb_cli_rollback(int argc, char **argv);
+/* "switchboard ARGV..." as one string, recorded with a version (malloc'd). */
+char *sb_cli_command_line(int argc, char **argv);
+/* Tell a running server (admin API, POST /v1/sync) that the store changed,
+ * so that it serves the change before the command returns. Quiet when no
+ * server runs; a warning on stderr when one runs and fails. */
+void sb_cli_notify(const char *data_dir);
 /* Map a declaration path (file or directory) to the switchboard.toml file. */
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d);
 

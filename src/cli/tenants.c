@@ -625,7 +625,32 @@ int sb_cli_tenants(int argc, char **argv)
 		r = 2;
 		goto out;
 	}
+	/* a change and its version commit together; then the running server
+	 * is told, so that the change is served when this command returns */
+	bool writes = strcmp(cmd->name, "list") != 0 && strcmp(cmd->name, "show") != 0;
+	if (writes && sb_store_begin(c.st, &d) < 0) {
+		sb_cli_print_diag(&d);
+		r = 2;
+		goto out;
+	}
 	r = cmd->run(&c);
+	if (writes && r == 0) {
+		char *line = sb_cli_command_line(argc, argv);
+		char summary[160];
+		snprintf(summary, sizeof(summary), "tenant %s: %s", c.o.slug ? c.o.slug : "",
+			 cmd->name);
+		if (sb_store_version_add(c.st, line, summary, NULL, NULL, &d) < 0 ||
+		    sb_store_commit(c.st, &d) < 0) {
+			sb_cli_print_diag(&d);
+			r = 2;
+		}
+		free(line);
+	}
+	if (writes) {
+		sb_store_rollback(c.st);
+		if (r == 0)
+			sb_cli_notify(dir);
+	}
 out:
 	sb_store_close(c.st);
 	sb_cli_unload(&c.l);

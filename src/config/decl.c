@@ -145,7 +145,8 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 	const sb_toml_value *recs = sb_toml_table_get(z, "record");
 	if (recs) {
 		if (sb_toml_type_of(recs) != SB_TOML_ARRAY)
-			return sb_cfg_error(recs, file, d, "records are declared as [[zone.record]]");
+			return sb_cfg_error(recs, file, d,
+					    "records are declared as [[zone.record]]");
 		zd->nrecords = sb_toml_array_len(recs);
 		zd->records = sb_pool_alloc(pool, (zd->nrecords + 1) * sizeof(*zd->records));
 		for (size_t i = 0; i < zd->nrecords; i++) {
@@ -159,8 +160,9 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 			if ((r = sb_cfg_known_keys(rv, rk, "[[zone.record]]", file, d)) < 0 ||
 			    (r = sb_cfg_string_req(rv, "name", "\"@\", a relative or absolute name",
 						   pool, file, &rname, d)) < 0 ||
-			    (r = sb_cfg_string_req(rv, "type", "A, AAAA, CNAME, MX, TXT, CAA or SRV",
-						   pool, file, &type, d)) < 0 ||
+			    (r = sb_cfg_string_req(rv, "type",
+						   "A, AAAA, CNAME, MX, TXT, CAA or SRV", pool,
+						   file, &type, d)) < 0 ||
 			    (r = sb_cfg_string_req(rv, "data", "the record data, as in a zone file",
 						   pool, file, &data, d)) < 0 ||
 			    (r = sb_cfg_int(rv, "ttl", 0, 2147483647, file, &rttl, d)) < 0)
@@ -489,8 +491,8 @@ static int load_peers(const sb_toml_value *t, const char *key, const char *what,
 
 static int load_dns(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 {
-	static const char *const known[] = {"tenant_records", "key",	      "allow_transfer",
-					    "notify",	      "rrl",	      "ixfr_history",
+	static const char *const known[] = {"tenant_records", "key", "allow_transfer",
+					    "notify",	      "rrl", "ixfr_history",
 					    "notify_retries", NULL};
 	const char *file = dc->file;
 	sb_dns_cfg *c = &dc->dns;
@@ -518,7 +520,8 @@ static int load_dns(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 	const sb_toml_value *keys = sb_toml_table_get(t, "key");
 	if (keys) {
 		if (sb_toml_type_of(keys) != SB_TOML_ARRAY)
-			return sb_cfg_error(keys, file, d, "keys are declared as [[dns.key]] tables");
+			return sb_cfg_error(keys, file, d,
+					    "keys are declared as [[dns.key]] tables");
 		c->nkeys = sb_toml_array_len(keys);
 		c->keys = sb_pool_alloc(dc->pool, (c->nkeys + 1) * sizeof(*c->keys));
 		for (size_t i = 0; i < c->nkeys; i++) {
@@ -534,24 +537,26 @@ static int load_dns(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 			    (r = sb_cfg_string_req(v, "secret", "the key, base64", dc->pool, file,
 						   &sec, d)) < 0)
 				return r;
-			c->keys[i] = (sb_dns_key_cfg){name, alg, sec, sb_toml_line(v), sb_toml_col(v)};
+			c->keys[i] =
+			    (sb_dns_key_cfg){name, alg, sec, sb_toml_line(v), sb_toml_col(v)};
 		}
 	}
 	if ((r = load_peers(t, "allow_transfer", "transfer permissions", dc, &c->allow, &c->nallow,
 			    d)) < 0 ||
 	    (r = load_peers(t, "notify", "secondaries to notify", dc, &c->notify, &c->nnotify, d)) <
-		    0)
+		0)
 		return r;
 
 	const sb_toml_value *rrl;
 	if ((r = sb_cfg_table(t, "rrl", file, &rrl, d)) < 0)
 		return r;
 	if (rrl) {
-		static const char *const rk[] = {"responses_per_second", "slip", "ipv4_prefix",
-						 "ipv6_prefix", "table_size", NULL};
+		static const char *const rk[] = {"responses_per_second", "slip",
+						 "ipv4_prefix",		 "ipv6_prefix",
+						 "table_size",		 NULL};
 		int64_t v[5] = {0, 2, 24, 56, 0};
-		const char *names[5] = {"responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix",
-					"table_size"};
+		const char *names[5] = {"responses_per_second", "slip", "ipv4_prefix",
+					"ipv6_prefix", "table_size"};
 		const int64_t max[5] = {10000000, 100, 32, 128, 1 << 24};
 		if ((r = sb_cfg_known_keys(rrl, rk, "[dns] rrl", file, d)) < 0)
 			return r;
@@ -574,8 +579,9 @@ static int load_dns(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn read, void *ctx,
 		     sb_diag *d)
 {
-	static const char *const known[] = {"data_dir", "listen",   "zone", "tenants", "naming", "service",
-					    "webhook",  "previews", "http", "dns",     NULL};
+	static const char *const known[] = {"data_dir", "listen",  "zone",    "tenants",
+					    "naming",	"service", "webhook", "previews",
+					    "http",	"dns",	   NULL};
 	const char *file = dc->file;
 	sb_pool *pool = dc->pool;
 	int r;
@@ -592,14 +598,16 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 	if ((r = sb_cfg_table(root, "listen", file, &t, d)) < 0)
 		return r;
 	if (t) {
-		static const char *const lk[] = {"http", "dns", NULL};
-		char *http = NULL, *dns = NULL;
+		static const char *const lk[] = {"http", "dns", "admin", NULL};
+		char *http = NULL, *dns = NULL, *admin = NULL;
 		if ((r = sb_cfg_known_keys(t, lk, "[listen]", file, d)) < 0 ||
 		    (r = sb_cfg_string(t, "http", pool, file, &http, d)) < 0 ||
-		    (r = sb_cfg_string(t, "dns", pool, file, &dns, d)) < 0)
+		    (r = sb_cfg_string(t, "dns", pool, file, &dns, d)) < 0 ||
+		    (r = sb_cfg_string(t, "admin", pool, file, &admin, d)) < 0)
 			return r;
 		dc->listen_http = http;
 		dc->listen_dns = dns;
+		dc->listen_admin = admin;
 	}
 
 	if ((r = load_http(root, dc, d)) < 0)

@@ -132,6 +132,7 @@ typedef struct sb_decl {
 	const char *data_dir;
 	const char *listen_http;
 	const char *listen_dns;
+	const char *listen_admin; /* admin API on TCP (bearer token), or NULL */
 	bool dns_tenant_wildcard; /* [dns] tenant_records = "wildcard" */
 	sb_dns_cfg dns;
 

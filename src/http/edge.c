@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin/api.h"
+#include "admin/ops.h"
 #include "dns/xfr.h"
 #include "store/store.h"
 
@@ -61,6 +63,8 @@ static void config_unref(sb_config *c)
 	sb_decl_free(c->decl);
 	free(c->deps);
 	free(c->preview_up);
+	sb_live_clear(&c->live);
+	free(c->live_json);
 	free(c);
 }
 
@@ -238,16 +242,25 @@ static int read_file(void *ctx, const char *path, char **data, size_t *len, sb_d
 	return sb_file_read(path, data, len, d);
 }
 
-static int config_build(sb_edge *e, sb_config **out, sb_diag *d)
+/*
+ * The configuration for the declaration on disk plus a live state (copied:
+ * the model points into it). Previews are served only when live: the
+ * naming rule does not route a PR nobody created.
+ */
+static int config_build(sb_edge *e, const sb_live *live, int64_t version, sb_config **out,
+			sb_diag *d)
 {
 	int r;
 	sb_config *c = sb_xcalloc(1, sizeof(*c));
 	atomic_init(&c->refs, 1);
+	sb_live_copy(&c->live, live);
+	c->live_json = sb_live_to_json(&c->live);
+	c->version = version;
 	if ((r = sb_decl_load(e->config_path, read_file, NULL, &c->decl, d)) < 0 ||
 	    (r = sb_dns_xfr_config_check(&c->decl->dns, c->decl->file, d)) < 0 ||
-	    (r = sb_model_build(c->decl, &c->model, d)) < 0)
+	    (r = sb_model_build_live(c->decl, &c->live, &c->model, d)) < 0)
 		goto out;
-	sb_route_options ro = {.preview_rule = true};
+	sb_route_options ro = {.preview_rule = false};
 	if ((r = sb_route_compile(c->model, &ro, &c->routes, d)) < 0)
 		goto out;
 	if ((r = sb_edge_load_master(e->data_dir, c->master, c->prev_master, &c->has_prev, d)) < 0)
@@ -391,6 +404,8 @@ typedef struct control {
 	atomic_int workers_done;
 	bool draining;
 	sb_dns_xfr *xfr; /* zone transfers and NOTIFY (src/dns/xfr.h) */
+	sb_admin *admin; /* the admin API (src/admin/api.h) */
+	int64_t next_expiry_check;
 } control;
 
 static sb_dns_xfr *edge_xfr(const sb_edge *e)
@@ -406,7 +421,8 @@ static void reload(control *ct)
 	char buf[2048];
 	sb_tenants *t = NULL;
 	sb_dns_zones *dns = NULL;
-	if (config_build(e, &c, &d) < 0 ||
+	const sb_config *cur = e->current->cfg;
+	if (config_build(e, &cur->live, cur->version, &c, &d) < 0 ||
 	    (t = tenants_build(e, c->decl), dns_build(e, c, t, &dns, &d) < 0)) {
 		sb_edge_log("error", "reload failed, still serving the previous declaration: %s",
 			    sb_diag_format(&d, buf, sizeof(buf)));
@@ -429,6 +445,8 @@ static void begin_stop(control *ct)
 		return;
 	ct->draining = true;
 	atomic_store(&e->stopping, true);
+	sb_admin_stop(ct->admin);
+	ct->admin = NULL;
 	sb_edge_log("info", "stopping: no new connections, %ld open, draining for up to %u ms",
 		    atomic_load(&e->nconns), e->current->cfg->decl->http.drain_timeout_ms);
 	uv_timer_stop(&ct->poll);
@@ -477,25 +495,224 @@ static void on_worker_done(uv_async_t *a)
 	sb_dns_xfr_stop(ct->xfr);
 }
 
+/*
+ * Bring the snapshot up to the store: the live state (deploys, previews,
+ * rollbacks made by a CLI that found no server, or by another edge node
+ * sharing the store) and the tenants. Returns 0, or a negative code with d
+ * filled when the store's state could not be read or built (the old
+ * snapshot keeps serving).
+ */
+static int sync_store(control *ct, sb_diag *d)
+{
+	sb_edge *e = ct->e;
+	sb_live live = {0};
+	int64_t version = 0;
+	sb_config *c = e->current->cfg, *nc = NULL;
+	int r = sb_ops_current(e->store, &live, &version, d);
+	if (r < 0)
+		goto out;
+	char *json = sb_live_to_json(&live);
+	bool state_changed = strcmp(json, c->live_json) != 0;
+	free(json);
+	if (state_changed) {
+		if ((r = config_build(e, &live, version, &nc, d)) < 0)
+			goto out;
+		c = nc;
+	}
+	sb_tenants *tn = tenants_build(e, c->decl);
+	sb_dns_zones *dns = NULL;
+	if ((r = dns_build(e, c, tn, &dns, d)) < 0) {
+		sb_tenants_free(tn);
+		goto out;
+	}
+	c->version = version;
+	publish(e, c, tn, dns);
+	if (state_changed)
+		sb_edge_log("info", "serving version %lld from the store: %zu routes",
+			    (long long)version, sb_route_count(c->routes));
+out:
+	config_unref(nc);
+	sb_live_clear(&live);
+	return r;
+}
+
+static void run_op(control *ct, json_t *op, int *status, sb_buf *out);
+
 static void on_poll(uv_timer_t *t)
 {
 	control *ct = t->data;
 	sb_edge *e = ct->e;
 	bool changed = false;
-	if (!e->store || sb_store_changed(e->store, &changed) < 0 || !changed)
+	if (!e->store)
 		return;
-	sb_config *c = e->current->cfg;
-	sb_tenants *tn = tenants_build(e, c->decl);
-	sb_dns_zones *dns = NULL;
-	sb_diag d = {0};
-	if (dns_build(e, c, tn, &dns, &d) < 0) {
-		char buf[2048];
-		sb_edge_log("error", "tenant change not applied, DNS refused it: %s",
-			    sb_diag_format(&d, buf, sizeof(buf)));
-		sb_tenants_free(tn);
-		return;
+	/* expired previews go once a second */
+	int64_t now = sb_edge_now_ms();
+	if (now >= ct->next_expiry_check) {
+		ct->next_expiry_check = now + 1000;
+		const sb_live *l = &e->current->cfg->live;
+		bool due = false;
+		for (size_t i = 0; i < l->npreviews; i++)
+			due |= l->previews[i].expires_at && l->previews[i].expires_at * 1000 <= now;
+		if (due) {
+			int st;
+			sb_buf out;
+			sb_buf_init(&out);
+			json_t *op = json_pack("{s:s,s:s}", "op", "expire", "command",
+					       "switchboard serve (preview ttl)");
+			run_op(ct, op, &st, &out);
+			if (st != 200)
+				sb_edge_log("error", "preview expiry failed: %.*s", (int)out.len,
+					    out.data);
+			json_decref(op);
+			sb_buf_free(&out);
+		}
 	}
-	publish(e, c, tn, dns);
+	if (sb_store_changed(e->store, &changed) < 0 || !changed)
+		return;
+	sb_diag d = {0};
+	if (sync_store(ct, &d) < 0) {
+		char buf[2048];
+		sb_edge_log("error", "store change not applied, still serving the previous one: %s",
+			    sb_diag_format(&d, buf, sizeof(buf)));
+	}
+}
+
+/* ---- the admin API (src/admin/api.h, docs/admin.md) ----------------------- */
+
+typedef struct prepared {
+	control *ct;
+	sb_config *cfg;
+	sb_tenants *tenants;
+	sb_dns_zones *dns;
+} prepared;
+
+/* Inside the op's transaction: build everything that will be published, so
+ * that a change that cannot be served is never committed. */
+static int op_prepare(void *ctx, const sb_live *next, sb_diag *d)
+{
+	prepared *p = ctx;
+	sb_edge *e = p->ct->e;
+	int r = config_build(e, next, 0, &p->cfg, d);
+	if (r < 0)
+		return r;
+	p->tenants = tenants_build(e, p->cfg->decl);
+	return dns_build(e, p->cfg, p->tenants, &p->dns, d);
+}
+
+static int http_status(int code)
+{
+	switch (code) {
+	case SB_ENOENT: return 404;
+	case SB_EEXIST: return 409;
+	case SB_EIO: return 500;
+	default: return 422;
+	}
+}
+
+static void json_out(sb_buf *out, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	if (!s)
+		sb_oom();
+	sb_buf_adds(out, s);
+	sb_buf_addc(out, '\n');
+	free(s);
+}
+
+static void error_out(sb_buf *out, int *status, int code, const sb_diag *d)
+{
+	char buf[2048];
+	json_t *j = json_pack("{s:s,s:s}", "error", sb_diag_format(d, buf, sizeof(buf)), "code",
+			      sb_strerror(code));
+	*status = http_status(code);
+	json_out(out, j);
+	json_decref(j);
+}
+
+static void run_op(control *ct, json_t *op, int *status, sb_buf *out)
+{
+	sb_edge *e = ct->e;
+	sb_diag d = {0};
+	json_t *res = NULL;
+	prepared p = {.ct = ct};
+	int r = sb_ops_run(e->store, e->current->cfg->decl, op, op_prepare, &p, &res, &d);
+	if (r < 0) {
+		error_out(out, status, r, &d);
+		goto out;
+	}
+	if (p.cfg) {
+		/* committed: a test kills the server here to prove that a restart
+		 * serves what was committed */
+		const char *kill_hook = getenv("SWITCHBOARD_TEST_KILL_AFTER_COMMIT");
+		if (kill_hook && *kill_hook == '1')
+			raise(SIGKILL);
+		p.cfg->version = json_integer_value(json_object_get(res, "version"));
+		free(p.cfg->live_json);
+		p.cfg->live_json = sb_live_to_json(&p.cfg->live);
+		publish(e, p.cfg, p.tenants, p.dns);
+		p.tenants = NULL;
+		p.dns = NULL;
+		sb_edge_log("info", "version %lld: %s", (long long)p.cfg->version,
+			    json_string_value(json_object_get(res, "summary")));
+	}
+	/* the store was written by this handle: the poll must not rebuild it */
+	bool changed;
+	sb_store_changed(e->store, &changed);
+	*status = 200;
+	json_out(out, res);
+out:
+	config_unref(p.cfg);
+	sb_tenants_free(p.tenants);
+	sb_dns_free(p.dns);
+	json_decref(res);
+}
+
+static void admin_handler(void *ctx, const char *method, const char *target, const char *body,
+			  size_t body_len, int *status, sb_buf *out)
+{
+	control *ct = ctx;
+	sb_edge *e = ct->e;
+	sb_diag d = {0};
+	if (strcmp(target, "/v1/status") == 0 && strcmp(method, "GET") == 0) {
+		const sb_snapshot *s = e->current;
+		json_t *j = json_pack(
+		    "{s:I,s:I,s:I,s:I,s:I}", "version", (json_int_t)s->cfg->version, "generation",
+		    (json_int_t)s->cfg->generation, "routes",
+		    (json_int_t)sb_route_count(s->cfg->routes), "tenants",
+		    (json_int_t)sb_tenants_count(s->tenants), "pid", (json_int_t)getpid());
+		*status = 200;
+		json_out(out, j);
+		json_decref(j);
+	} else if (strcmp(target, "/v1/ops") == 0 && strcmp(method, "POST") == 0) {
+		json_error_t err;
+		json_t *op = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &err);
+		if (!json_is_object(op)) {
+			sb_diag_setc(&d, SB_EINVAL, "request body", err.line, err.column,
+				     "expected a JSON op object%s%s", op ? "" : ": ",
+				     op ? "" : err.text);
+			error_out(out, status, SB_EINVAL, &d);
+		} else {
+			run_op(ct, op, status, out);
+		}
+		json_decref(op);
+	} else if (strcmp(target, "/v1/sync") == 0 && strcmp(method, "POST") == 0) {
+		/* a CLI wrote the store itself (tenants): serve it before answering */
+		int r = sync_store(ct, &d);
+		bool changed;
+		sb_store_changed(e->store, &changed);
+		if (r < 0) {
+			error_out(out, status, r, &d);
+		} else {
+			json_t *j =
+			    json_pack("{s:I}", "version", (json_int_t)e->current->cfg->version);
+			*status = 200;
+			json_out(out, j);
+			json_decref(j);
+		}
+	} else {
+		sb_diag_setc(&d, SB_ENOENT, "", 0, 0, "no endpoint %s %s", method, target);
+		error_out(out, status, SB_ENOENT, &d);
+	}
 }
 
 /* One active health check: connect, GET /health, read the status line. */
@@ -769,8 +986,17 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		bool changed;
 		sb_store_changed(st, &changed); /* set the baseline */
 	}
-	if ((r = config_build(e, &cfg, d)) < 0)
-		goto out;
+	{
+		/* what the store last committed is what we serve, even when the
+		 * previous server died right after the commit */
+		sb_live live = {0};
+		int64_t version = 0;
+		if ((r = sb_ops_current(e->store, &live, &version, d)) == 0)
+			r = config_build(e, &live, version, &cfg, d);
+		sb_live_clear(&live);
+		if (r < 0)
+			goto out;
+	}
 	const sb_decl *decl = cfg->decl;
 	const char *listen_text = opts->listen	      ? opts->listen
 				  : decl->listen_http ? decl->listen_http
@@ -839,6 +1065,12 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	cfg = NULL;
 
 	uv_loop_init(&ct->loop);
+	if ((r = sb_admin_start(&ct->loop, e->data_dir, e->current->cfg->decl->listen_admin,
+				admin_handler, ct, &ct->admin, d)) < 0) {
+		uv_run(&ct->loop, UV_RUN_DEFAULT); /* the failed listeners' closes */
+		uv_loop_close(&ct->loop);
+		goto out;
+	}
 	uv_signal_init(&ct->loop, &ct->sighup);
 	uv_signal_init(&ct->loop, &ct->sigterm);
 	uv_signal_init(&ct->loop, &ct->sigint);
@@ -847,6 +1079,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_timer_init(&ct->loop, &ct->drain);
 	uv_async_init(&ct->loop, &ct->worker_done, on_worker_done);
 	sb_dns_xfr_start(ct->xfr, &ct->loop); /* NOTIFY queued by the first build go now */
+
 	ct->sighup.data = ct->sigterm.data = ct->sigint.data = ct;
 	ct->poll.data = ct->health.data = ct->drain.data = ct->worker_done.data = ct;
 	uv_signal_start(&ct->sighup, on_signal, SIGHUP);

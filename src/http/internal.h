@@ -50,6 +50,9 @@ typedef struct sb_config {
 	uint8_t prev_master[32];  /* previous key during rotation */
 	bool has_prev;
 	uint64_t generation;
+	sb_live live;	 /* the store's live state the model was built with */
+	char *live_json; /* the same, as stored, to notice a change */
+	int64_t version; /* the store's version (0: none recorded) */
 } sb_config;
 
 typedef struct sb_snapshot {

@@ -521,7 +521,94 @@ static int build_staging(struct builder *b, size_t idx)
 	return 0;
 }
 
+/* ---- the live state (model/live.h) ------------------------------------- */
+
+static int live_route(struct builder *b, sb_deployment *dp, const char *pattern, bool domain,
+		      const char *where)
+{
+	char err[512];
+	sb_route rt;
+	if (domain && (strchr(pattern, '*') || strchr(pattern, '/')))
+		return sb_diag_set(b->d, where, 0, 0,
+				   "custom domain \"%s\" must be a whole host, without '*' or a "
+				   "path (use a route for a wildcard)",
+				   pattern);
+	if (sb_route_parse(pattern, b->m->pool, &rt, err, sizeof(err)) < 0)
+		return sb_diag_set(b->d, where, 0, 0, "%s", err);
+	rt.custom_domain = domain;
+	rt.file = where;
+	sb_route *v = sb_pool_alloc(b->m->pool, (dp->nroutes + 2) * sizeof(sb_route));
+	if (dp->nroutes)
+		memcpy(v, dp->routes, dp->nroutes * sizeof(sb_route));
+	v[dp->nroutes++] = rt;
+	dp->routes = v;
+	return 0;
+}
+
+static void live_var(sb_model *m, sb_deployment *dp, const char *key, const char *value,
+		     const char *where)
+{
+	sb_var nv = {.key = key, .value = value, .is_string = true, .file = where};
+	for (size_t i = 0; i < dp->nvars; i++)
+		if (strcmp(dp->vars[i].key, key) == 0) {
+			dp->vars[i] = nv;
+			return;
+		}
+	sb_var *v = sb_pool_alloc(m->pool, (dp->nvars + 2) * sizeof(sb_var));
+	if (dp->nvars)
+		memcpy(v, dp->vars, dp->nvars * sizeof(sb_var));
+	v[dp->nvars++] = nv;
+	dp->vars = v;
+}
+
+/* Apply the live deploys to deployments [from, ndeployments). */
+static int live_apply(struct builder *b, const sb_live *live, size_t from)
+{
+	sb_model *m = b->m;
+	for (size_t i = from; live && i < m->ndeployments; i++) {
+		sb_deployment *dp = &m->deployments[i];
+		const sb_live_deploy *ld = sb_live_deploy_find(live, dp->name);
+		if (!ld)
+			continue;
+		const char *where = sb_pool_printf(m->pool, "deploy %s", ld->name);
+		for (size_t k = 0; k < ld->nvars; k++)
+			live_var(m, dp, ld->var_keys[k], ld->var_values[k], where);
+		int r;
+		for (size_t k = 0; k < ld->nroutes; k++)
+			if ((r = live_route(b, dp, ld->routes[k], false, where)) < 0)
+				return r;
+		for (size_t k = 0; k < ld->ndomains; k++)
+			if ((r = live_route(b, dp, ld->domains[k], true, where)) < 0)
+				return r;
+		if (ld->upstream_url || ld->argc) {
+			sb_upstream_decl *u = sb_pool_alloc(m->pool, sizeof(*u));
+			u->url = ld->upstream_url;
+			if (ld->argc) {
+				u->argv = sb_pool_alloc(m->pool, (ld->argc + 1) * sizeof(char *));
+				for (size_t k = 0; k < ld->argc; k++)
+					u->argv[k] = ld->argv[k];
+				u->argc = ld->argc;
+			}
+			dp->upstream = u;
+		}
+	}
+	return 0;
+}
+
+ssize_t sb_model_deployment(const sb_model *m, const char *name)
+{
+	for (size_t i = 0; i < m->ndeployments; i++)
+		if (strcmp(m->deployments[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
 int sb_model_build(const sb_decl *decl, sb_model **out, sb_diag *d)
+{
+	return sb_model_build_live(decl, NULL, out, d);
+}
+
+int sb_model_build_live(const sb_decl *decl, const sb_live *live, sb_model **out, sb_diag *d)
 {
 	int r = 0;
 	sb_model *m = sb_xcalloc(1, sizeof(*m));
@@ -554,12 +641,33 @@ int sb_model_build(const sb_decl *decl, sb_model **out, sb_diag *d)
 			goto out;
 	/* Staging and previews rewrite URL vars against every production host,
 	 * so they come after all production deployments exist. */
+	if ((r = live_apply(&b, live, 0)) < 0)
+		goto out;
+	size_t from = m->ndeployments;
 	for (size_t i = 0; i < m->nservices; i++)
 		if ((r = build_staging(&b, i)) < 0)
 			goto out;
+	if ((r = live_apply(&b, live, from)) < 0)
+		goto out;
+	from = m->ndeployments;
 	for (size_t p = 0; p < decl->npreview_prs; p++)
 		for (size_t i = 0; i < m->nservices; i++)
 			sb_model_preview(m, i, decl->preview_prs[p], m->pool, new_deployment(&b));
+	for (size_t p = 0; live && p < live->npreviews; p++) {
+		uint32_t pr = live->previews[p].pr;
+		bool listed = false;
+		for (size_t k = 0; k < decl->npreview_prs; k++)
+			listed |= decl->preview_prs[k] == pr;
+		for (size_t i = 0; !listed && i < m->nservices; i++)
+			sb_model_preview(m, i, pr, m->pool, new_deployment(&b));
+	}
+	if ((r = live_apply(&b, live, from)) < 0)
+		goto out;
+	for (size_t i = 0; live && i < m->ndeployments; i++)
+		if (sb_live_is_deleted(live, m->deployments[i].name)) {
+			m->deployments[i].nroutes = 0;
+			m->deployments[i].upstream = NULL;
+		}
 
 	if (decl->tenant_service) {
 		m->tenant_service = sb_model_service(m, decl->tenant_service);

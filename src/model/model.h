@@ -20,6 +20,7 @@
 
 #include "common/sb.h"
 #include "config/decl.h"
+#include "model/live.h"
 
 #define SB_SLUG_MAX 63
 
@@ -97,6 +98,23 @@ typedef struct sb_model {
  */
 int sb_model_build(const sb_decl *decl, sb_model **out, sb_diag *d);
 void sb_model_free(sb_model *m);
+
+/*
+ * Build the model from a declaration plus a live state (NULL: none; both
+ * must outlive the model): the live previews are materialised like listed
+ * ones, each deploy's vars override or add to the deployment's, its routes
+ * and custom domains are added and its upstream replaces the declared one,
+ * and a deleted deployment keeps its name but serves no route. Production
+ * deploys apply before staging and previews are derived from production;
+ * deletes apply last, so deleting production does not take staging's
+ * derived hosts with it. Names in live that the declaration no longer has
+ * are ignored. Returns 0, or SB_EINVAL with d naming the bad route pattern
+ * or domain (file "deploy <name>").
+ */
+int sb_model_build_live(const sb_decl *decl, const sb_live *live, sb_model **out, sb_diag *d);
+
+/* Index of a deployment by name, or -1. */
+ssize_t sb_model_deployment(const sb_model *m, const char *name);
 
 /* Index of a service by name, or -1. */
 ssize_t sb_model_service(const sb_model *m, const char *name);

@@ -36,6 +36,15 @@ static const char *const migrations[] = {
     " created_at INTEGER NOT NULL,"
     " updated_at INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /* 1 -> 2: versions of the live state (deploys, previews, deletes); a row
+     * whose state is NULL changed tenants only and keeps the state before */
+    "CREATE TABLE versions ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " created_at INTEGER NOT NULL,"
+    " command TEXT NOT NULL,"
+    " summary TEXT NOT NULL,"
+    " state TEXT CHECK (state IS NULL OR json_valid(state))"
+    ");",
 };
 
 _Static_assert(SB_ARRAY_LEN(migrations) == SB_STORE_SCHEMA_VERSION,
@@ -622,6 +631,130 @@ int sb_store_tenants_load(sb_store *st, const sb_decl *decl, sb_tenants **out, s
 		sb_tenants_put(t, recs[i].slug, strlen(recs[i].slug), recs[i].status);
 	*out = t;
 out:
+	sb_pool_free(pool);
+	return r;
+}
+
+/* ---- transactions and versions ------------------------------------------ */
+
+int sb_store_begin(sb_store *st, sb_diag *d)
+{
+	return begin(st, d);
+}
+
+int sb_store_commit(sb_store *st, sb_diag *d)
+{
+	return commit(st, d);
+}
+
+void sb_store_rollback(sb_store *st)
+{
+	rollback(st);
+}
+
+int sb_store_version_add(sb_store *st, const char *command, const char *summary,
+			 const char *state_json, int64_t *id, sb_diag *d)
+{
+	sqlite3_stmt *stmt = NULL;
+	int r = prepare(st,
+			"INSERT INTO versions (created_at, command, summary, state) "
+			"VALUES (?1, ?2, ?3, ?4)",
+			&stmt, d);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(stmt, 1, now());
+	sqlite3_bind_text(stmt, 2, command, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, summary, -1, SQLITE_STATIC);
+	if (state_json)
+		sqlite3_bind_text(stmt, 4, state_json, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 4);
+	if (sqlite3_step(stmt) == SQLITE_DONE) {
+		st->wrote = true;
+		if (id)
+			*id = sqlite3_last_insert_rowid(st->db);
+	} else {
+		r = db_error(st, d, "cannot record the version");
+	}
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int sb_store_state_at(sb_store *st, int64_t at, int64_t *version, char **state_json, sb_diag *d)
+{
+	sqlite3_stmt *stmt = NULL;
+	*state_json = NULL;
+	if (version)
+		*version = 0;
+	/* the version itself (the newest when at is 0), then the newest state
+	 * at or before it */
+	int r = prepare(st,
+			"SELECT v.id, (SELECT s.state FROM versions s WHERE s.id <= v.id AND "
+			"s.state IS NOT NULL ORDER BY s.id DESC LIMIT 1) FROM versions v "
+			"WHERE ?1 = 0 OR v.id = ?1 ORDER BY v.id DESC LIMIT 1",
+			&stmt, d);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(stmt, 1, at);
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		if (version)
+			*version = sqlite3_column_int64(stmt, 0);
+		const unsigned char *t = sqlite3_column_text(stmt, 1);
+		if (t)
+			*state_json = sb_xstrdup((const char *)t);
+	} else if (rc == SQLITE_DONE) {
+		if (at)
+			r = sb_diag_setc(d, SB_ENOENT, "", 0, 0,
+					 "no version %lld (see `switchboard "
+					 "versions`)",
+					 (long long)at);
+	} else {
+		r = db_error(st, d, "cannot read the versions");
+	}
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int sb_store_version_list(sb_store *st, int64_t limit, sb_store_version_fn fn, void *ctx,
+			  sb_diag *d)
+{
+	sqlite3_stmt *stmt = NULL;
+	int r = prepare(st,
+			"SELECT id, created_at, command, summary, state IS NOT NULL FROM versions "
+			"ORDER BY id DESC LIMIT ?1",
+			&stmt, d);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(stmt, 1, limit > 0 ? limit : -1);
+	/* read everything first, so that fn may use the store */
+	sb_pool *pool = sb_pool_new(0);
+	sb_buf recs;
+	sb_buf_init(&recs);
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		sb_version_rec v = {
+		    .id = sqlite3_column_int64(stmt, 0),
+		    .created_at = sqlite3_column_int64(stmt, 1),
+		    .command = sb_pool_strdup(pool, (const char *)sqlite3_column_text(stmt, 2)),
+		    .summary = sb_pool_strdup(pool, (const char *)sqlite3_column_text(stmt, 3)),
+		    .has_state = sqlite3_column_int(stmt, 4) != 0,
+		};
+		sb_buf_add(&recs, &v, sizeof(v));
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_error(st, d, "cannot list the versions");
+		goto out;
+	}
+	size_t n = recs.len / sizeof(sb_version_rec);
+	const sb_version_rec *v = (const sb_version_rec *)(void *)recs.data;
+	for (size_t i = 0; i < n; i++)
+		if ((r = fn(ctx, &v[i])) != 0)
+			goto out;
+	r = n > INT32_MAX ? INT32_MAX : (int)n;
+out:
+	sqlite3_finalize(stmt);
+	sb_buf_free(&recs);
 	sb_pool_free(pool);
 	return r;
 }

@@ -26,7 +26,7 @@
 #include "route/route.h"
 
 /* Current schema version (stored with the database; see sb_store_open). */
-#define SB_STORE_SCHEMA_VERSION 1
+#define SB_STORE_SCHEMA_VERSION 2
 
 /* Largest accepted settings document, in bytes. */
 #define SB_STORE_SETTINGS_MAX 65536
@@ -149,5 +149,50 @@ int sb_store_tenants_load(sb_store *st, const sb_decl *decl, sb_tenants **out, s
  * then true, so that a caller rebuilds rather than misses a change).
  */
 int sb_store_changed(sb_store *st, bool *changed);
+
+/* ---- transactions and versions ------------------------------------------ */
+
+/*
+ * An explicit transaction around several calls (the tenant functions and
+ * sb_store_version_add join it): begin takes the write lock at once
+ * (waiting for another writer up to a few seconds), commit makes it all
+ * durable, rollback (also fine without a transaction) forgets it all.
+ * begin and commit return 0 or SB_EIO; a commit that fails rolls back.
+ */
+int sb_store_begin(sb_store *st, sb_diag *d);
+int sb_store_commit(sb_store *st, sb_diag *d);
+void sb_store_rollback(sb_store *st);
+
+/* One version, as listed. Strings are the store's, valid during the call. */
+typedef struct sb_version_rec {
+	int64_t id; /* 1, 2, ...: never reused */
+	int64_t created_at;
+	const char *command; /* the command line that made it */
+	const char *summary; /* what changed, in words */
+	bool has_state;	     /* false: tenants changed, the live state did not */
+} sb_version_rec;
+
+/*
+ * Record a version: the command, a summary of what changed, and the live
+ * state after it (a JSON document, model/live.h), or NULL when only tenants
+ * changed. *id (may be NULL) receives its number. Returns 0 or SB_EIO.
+ */
+int sb_store_version_add(sb_store *st, const char *command, const char *summary,
+			 const char *state_json, int64_t *id, sb_diag *d);
+
+/*
+ * The live state as of version at (0: the newest version): *version gets
+ * the version's number (0 when none was ever recorded), *state_json the
+ * state document in force then (malloc'd; NULL for the empty state).
+ * Returns 0, SB_ENOENT (no version at) or SB_EIO.
+ */
+int sb_store_state_at(sb_store *st, int64_t at, int64_t *version, char **state_json, sb_diag *d);
+
+typedef int (*sb_store_version_fn)(void *ctx, const sb_version_rec *v);
+
+/* Call fn for the newest limit versions (0: all), newest first. Returns the
+ * number listed, fn's non-zero value when it stopped, or SB_EIO. */
+int sb_store_version_list(sb_store *st, int64_t limit, sb_store_version_fn fn, void *ctx,
+			  sb_diag *d);
 
 #endif

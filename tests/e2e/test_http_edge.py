@@ -97,9 +97,9 @@ def test_unknown_hosts_get_404_and_are_never_forwarded(recorded):
         assert status == 404, host
         j = json.loads(body)
         assert j["status"] == 404 and j["request_id"] == hdrs["x-request-id"]
-    # a preview is routed, but this declaration gives previews no upstream
+    # a preview nobody created (`switchboard preview create`) is not routed
     status, _, body = request(edge, "codex-preview-12.revelations.studio", "/x")
-    assert status == 502 and json.loads(body)["error"] == "no_upstream"
+    assert status == 404 and json.loads(body)["status"] == 404
     # nothing reached a service
     assert edge.rec.count() == before
 

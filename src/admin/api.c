@@ -1,0 +1,524 @@
+/* The admin API's HTTP layer (see api.h): a small server on the control
+ * loop, one request per connection, and a blocking client for the CLI. */
+#include "admin/api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <llhttp.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define HEAD_MAX 16384
+
+struct sb_admin {
+	uv_loop_t *loop;
+	uv_pipe_t pipe;
+	uv_tcp_t tcp;
+	bool has_pipe, has_tcp, stopping;
+	int handles;
+	char sock[108];
+	char token[SB_ADMIN_TOKEN_LEN + 1];
+	sb_admin_handler handler;
+	void *ctx;
+	struct aconn *conns;
+};
+
+typedef struct aconn {
+	union {
+		uv_stream_t s;
+		uv_pipe_t pipe;
+		uv_tcp_t tcp;
+	} h;
+	uv_write_t wreq;
+	sb_admin *a;
+	struct aconn *next, **prevp;
+	bool tcp, done, auth_ok, in_auth;
+	llhttp_t parser;
+	llhttp_settings_t settings;
+	sb_buf url, body, field, value, out;
+	size_t head_bytes;
+} aconn;
+
+void sb_admin_socket_path(const char *data_dir, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/admin.sock", data_dir);
+}
+
+int sb_admin_token(const char *data_dir, bool create, char *tok, sb_diag *d)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/admin.token", data_dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, tok, SB_ADMIN_TOKEN_LEN);
+		close(fd);
+		if (n != SB_ADMIN_TOKEN_LEN)
+			return sb_diag_setc(
+			    d, SB_EIO, path, 0, 0,
+			    "expected %d hex characters (delete it to get a new one)",
+			    SB_ADMIN_TOKEN_LEN);
+		tok[SB_ADMIN_TOKEN_LEN] = '\0';
+		return 0;
+	}
+	if (errno != ENOENT)
+		return sb_diag_setc(d, SB_EIO, path, 0, 0, "cannot read: %s", strerror(errno));
+	if (!create)
+		return sb_diag_setc(d, SB_ENOENT, path, 0, 0, "no admin token");
+	uint8_t raw[SB_ADMIN_TOKEN_LEN / 2];
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return sb_diag_setc(d, SB_EIO, path, 0, 0, "getrandom failed");
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		tok[2 * i] = hex[raw[i] >> 4];
+		tok[2 * i + 1] = hex[raw[i] & 15];
+	}
+	tok[SB_ADMIN_TOKEN_LEN] = '\0';
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, tok, SB_ADMIN_TOKEN_LEN) != SB_ADMIN_TOKEN_LEN) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return sb_diag_setc(d, SB_EIO, path, 0, 0, "cannot write: %s", strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
+/* ---- server ---------------------------------------------------------------- */
+
+static void admin_handle_closed(uv_handle_t *h)
+{
+	sb_admin *a = h->data;
+	if (--a->handles == 0 && a->stopping)
+		free(a);
+}
+
+static void conn_closed(uv_handle_t *h)
+{
+	aconn *c = h->data;
+	sb_admin *a = c->a;
+	sb_buf_free(&c->url);
+	sb_buf_free(&c->body);
+	sb_buf_free(&c->field);
+	sb_buf_free(&c->value);
+	sb_buf_free(&c->out);
+	free(c);
+	admin_handle_closed((uv_handle_t *)&a->pipe);
+}
+
+static void conn_close(aconn *c)
+{
+	if (uv_is_closing((uv_handle_t *)&c->h.s))
+		return;
+	*c->prevp = c->next;
+	if (c->next)
+		c->next->prevp = c->prevp;
+	uv_close((uv_handle_t *)&c->h.s, conn_closed);
+}
+
+static void written(uv_write_t *w, int status)
+{
+	conn_close(w->data);
+}
+
+static void respond(aconn *c, int status, const char *body, size_t len)
+{
+	static const char *const reasons[] = {[200] = "OK",
+					      [400] = "Bad Request",
+					      [401] = "Unauthorized",
+					      [404] = "Not Found",
+					      [405] = "Method Not Allowed",
+					      [409] = "Conflict",
+					      [413] = "Payload Too Large",
+					      [422] = "Unprocessable Entity",
+					      [500] = "Internal Server Error",
+					      [503] = "Service Unavailable"};
+	const char *reason = status > 0 && status < (int)SB_ARRAY_LEN(reasons) && reasons[status]
+				 ? reasons[status]
+				 : "Status";
+	sb_buf_reset(&c->out);
+	sb_buf_addf(&c->out,
+		    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+		    "Connection: close\r\n\r\n",
+		    status, reason, len);
+	sb_buf_add(&c->out, body, len);
+	c->done = true;
+	uv_read_stop(&c->h.s);
+	uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+	c->wreq.data = c;
+	if (uv_write(&c->wreq, &c->h.s, &b, 1, written) < 0)
+		conn_close(c);
+}
+
+static void respond_error(aconn *c, int status, const char *msg)
+{
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf), "{\"error\":\"%s\"}\n", msg);
+	respond(c, status, buf, (size_t)n);
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+	aconn *c = p->data;
+	sb_buf_add(&c->url, at, n);
+	return 0;
+}
+
+static void header_done(aconn *c)
+{
+	if (c->field.len == 13 && strncasecmp(c->field.data, "authorization", 13) == 0 && c->a &&
+	    c->value.len == 7 + SB_ADMIN_TOKEN_LEN && strncmp(c->value.data, "Bearer ", 7) == 0 &&
+	    CRYPTO_memcmp(c->value.data + 7, c->a->token, SB_ADMIN_TOKEN_LEN) == 0)
+		c->auth_ok = true;
+	sb_buf_reset(&c->field);
+	sb_buf_reset(&c->value);
+}
+
+static int on_field(llhttp_t *p, const char *at, size_t n)
+{
+	aconn *c = p->data;
+	if (c->value.len)
+		header_done(c);
+	sb_buf_add(&c->field, at, n);
+	return 0;
+}
+
+static int on_value(llhttp_t *p, const char *at, size_t n)
+{
+	aconn *c = p->data;
+	sb_buf_add(&c->value, at, n);
+	return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	aconn *c = p->data;
+	if (c->field.len)
+		header_done(c);
+	return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+	aconn *c = p->data;
+	if (c->body.len + n > SB_ADMIN_BODY_MAX)
+		return -1;
+	sb_buf_add(&c->body, at, n);
+	return 0;
+}
+
+static int on_complete(llhttp_t *p)
+{
+	aconn *c = p->data;
+	sb_admin *a = c->a;
+	if (c->tcp && !c->auth_ok) {
+		respond_error(c, 401, "missing or wrong bearer token");
+		return HPE_PAUSED;
+	}
+	int status = 500;
+	sb_buf out;
+	sb_buf_init(&out);
+	sb_buf_addc(&c->url, '\0');
+	sb_buf_addc(&c->body, '\0');
+	a->handler(a->ctx, llhttp_method_name((llhttp_method_t)p->method), c->url.data,
+		   c->body.data, c->body.len - 1, &status, &out);
+	respond(c, status, out.data ? out.data : "", out.len);
+	sb_buf_free(&out);
+	return HPE_PAUSED;
+}
+
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char slab[65536];
+	buf->base = slab;
+	buf->len = sizeof(slab);
+}
+
+static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	aconn *c = s->data;
+	if (n < 0) {
+		conn_close(c);
+		return;
+	}
+	if (n == 0 || c->done)
+		return;
+	c->head_bytes += (size_t)n;
+	llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)n);
+	if (c->done)
+		return;
+	if (e != HPE_OK)
+		respond_error(c, c->body.len >= SB_ADMIN_BODY_MAX ? 413 : 400,
+			      "malformed HTTP request");
+	else if (c->head_bytes > HEAD_MAX + SB_ADMIN_BODY_MAX)
+		respond_error(c, 413, "request too large");
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	sb_admin *a = server->data;
+	if (status < 0 || a->stopping)
+		return;
+	aconn *c = sb_xcalloc(1, sizeof(*c));
+	c->a = a;
+	c->tcp = server == (uv_stream_t *)&a->tcp;
+	if (c->tcp)
+		uv_tcp_init(a->loop, &c->h.tcp);
+	else
+		uv_pipe_init(a->loop, &c->h.pipe, 0);
+	c->h.s.data = c;
+	a->handles++;
+	c->next = a->conns;
+	if (a->conns)
+		a->conns->prevp = &c->next;
+	c->prevp = &a->conns;
+	a->conns = c;
+	sb_buf_init(&c->url);
+	sb_buf_init(&c->body);
+	sb_buf_init(&c->field);
+	sb_buf_init(&c->value);
+	sb_buf_init(&c->out);
+	if (uv_accept(server, &c->h.s) < 0) {
+		conn_close(c);
+		return;
+	}
+	llhttp_settings_init(&c->settings);
+	c->settings.on_url = on_url;
+	c->settings.on_header_field = on_field;
+	c->settings.on_header_value = on_value;
+	c->settings.on_headers_complete = on_headers_complete;
+	c->settings.on_body = on_body;
+	c->settings.on_message_complete = on_complete;
+	llhttp_init(&c->parser, HTTP_REQUEST, &c->settings);
+	c->parser.data = c;
+	uv_read_start(&c->h.s, conn_alloc, conn_read);
+}
+
+static int split_hostport(const char *s, char *host, size_t hsz, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t p;
+	if (!colon || sb_parse_u64(colon + 1, strlen(colon + 1), 65535, &p) < 0)
+		return SB_EINVAL;
+	const char *h = s;
+	size_t hl = (size_t)(colon - s);
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= hsz)
+		return SB_EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_admin_handler handler,
+		   void *ctx, sb_admin **out, sb_diag *d)
+{
+	int r = 0, e;
+	sb_admin *a = sb_xcalloc(1, sizeof(*a));
+	a->loop = loop;
+	a->handler = handler;
+	a->ctx = ctx;
+	*out = NULL;
+	char path[4096];
+	sb_admin_socket_path(data_dir, path, sizeof(path));
+	if (strlen(path) >= sizeof(a->sock)) {
+		r = sb_diag_set(d, path, 0, 0,
+				"admin socket path longer than %zu bytes: use a shorter data_dir",
+				sizeof(a->sock) - 1);
+		goto out;
+	}
+	snprintf(a->sock, sizeof(a->sock), "%s", path);
+	uv_pipe_init(loop, &a->pipe, 0);
+	a->pipe.data = a;
+	a->has_pipe = true;
+	a->handles++;
+	/* a socket file left by a server that died: nobody answers on it */
+	if (sb_admin_call(a->sock, NULL, "GET", "/v1/status", NULL, &e, NULL, NULL) == 0) {
+		r = sb_diag_setc(d, SB_EEXIST, a->sock, 0, 0,
+				 "another switchboard server already serves this data directory");
+		goto out;
+	}
+	unlink(a->sock);
+	mode_t old = umask(0177); /* the socket is created 0600 */
+	e = uv_pipe_bind(&a->pipe, a->sock);
+	umask(old);
+	if (e == 0)
+		e = uv_listen((uv_stream_t *)&a->pipe, 16, on_connection);
+	if (e < 0) {
+		r = sb_diag_setc(d, SB_EIO, a->sock, 0, 0, "cannot listen: %s", uv_strerror(e));
+		goto out;
+	}
+	chmod(a->sock, 0600);
+	if (tcp) {
+		char host[256];
+		int port;
+		struct sockaddr_storage ss;
+		if ((r = sb_admin_token(data_dir, true, a->token, d)) < 0)
+			goto out;
+		if (split_hostport(tcp, host, sizeof(host), &port) < 0 ||
+		    (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+		     uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)) {
+			r = sb_diag_set(d, tcp, 0, 0,
+					"[admin] listen: expected an IP address and port");
+			goto out;
+		}
+		uv_tcp_init(loop, &a->tcp);
+		a->tcp.data = a;
+		a->has_tcp = true;
+		a->handles++;
+		if ((e = uv_tcp_bind(&a->tcp, (struct sockaddr *)&ss, 0)) < 0 ||
+		    (e = uv_listen((uv_stream_t *)&a->tcp, 16, on_connection)) < 0) {
+			r = sb_diag_setc(d, SB_EIO, tcp, 0, 0, "admin API cannot listen: %s",
+					 uv_strerror(e));
+			goto out;
+		}
+	}
+	*out = a;
+out:
+	if (r < 0)
+		sb_admin_stop(a);
+	return r;
+}
+
+void sb_admin_stop(sb_admin *a)
+{
+	if (!a || a->stopping)
+		return;
+	a->stopping = true;
+	while (a->conns)
+		conn_close(a->conns);
+	if (a->has_pipe) {
+		uv_close((uv_handle_t *)&a->pipe, admin_handle_closed);
+		if (a->sock[0])
+			unlink(a->sock);
+	}
+	if (a->has_tcp)
+		uv_close((uv_handle_t *)&a->tcp, admin_handle_closed);
+	if (!a->has_pipe && !a->has_tcp && a->handles == 0)
+		free(a);
+}
+
+/* ---- client ---------------------------------------------------------------- */
+
+static int client_connect(const char *where, sb_diag *d)
+{
+	int fd;
+	if (strncmp(where, "http://", 7) == 0) {
+		char host[256], port[8];
+		int p;
+		const char *hp = where + 7;
+		size_t hl = strcspn(hp, "/");
+		char tmp[300];
+		if (hl >= sizeof(tmp))
+			return sb_diag_setc(d, SB_EINVAL, where, 0, 0, "address too long");
+		memcpy(tmp, hp, hl);
+		tmp[hl] = '\0';
+		if (split_hostport(tmp, host, sizeof(host), &p) < 0)
+			return sb_diag_setc(d, SB_EINVAL, where, 0, 0,
+					    "expected http://HOST:PORT for the admin API");
+		snprintf(port, sizeof(port), "%d", p);
+		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+		if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+			return sb_diag_setc(d, SB_EIO, where, 0, 0, "cannot resolve %s", host);
+		fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int ok = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
+		int e = errno;
+		freeaddrinfo(res);
+		if (!ok) {
+			if (fd >= 0)
+				close(fd);
+			return sb_diag_setc(d, SB_EIO, where, 0, 0, "cannot connect: %s",
+					    strerror(e));
+		}
+		return fd;
+	}
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(where) >= sizeof(sa.sun_path))
+		return sb_diag_setc(d, SB_EINVAL, where, 0, 0, "socket path too long");
+	memcpy(sa.sun_path, where, strlen(where) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sb_diag_setc(d, SB_EIO, where, 0, 0, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		/* no socket, or nobody behind it: no server runs */
+		if (e == ENOENT || e == ECONNREFUSED)
+			return sb_diag_setc(d, SB_ENOENT, where, 0, 0, "no server listens");
+		return sb_diag_setc(d, SB_EIO, where, 0, 0, "cannot connect: %s", strerror(e));
+	}
+	return fd;
+}
+
+int sb_admin_call(const char *where, const char *token, const char *method, const char *target,
+		  const char *body, int *status, char **resp, sb_diag *d)
+{
+	int r = 0;
+	sb_buf req, in;
+	sb_buf_init(&req);
+	sb_buf_init(&in);
+	if (resp)
+		*resp = NULL;
+	int fd = client_connect(where, d);
+	if (fd < 0)
+		return fd;
+	/* a change may take a while on a big registry, but not forever */
+	struct timeval tv = {.tv_sec = 120};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	size_t blen = body ? strlen(body) : 0;
+	sb_buf_addf(&req, "%s %s HTTP/1.1\r\nHost: switchboard\r\nConnection: close\r\n", method,
+		    target);
+	if (token)
+		sb_buf_addf(&req, "Authorization: Bearer %s\r\n", token);
+	sb_buf_addf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", blen);
+	if (blen)
+		sb_buf_add(&req, body, blen);
+	for (size_t off = 0; off < req.len;) {
+		ssize_t n = send(fd, req.data + off, req.len - off, MSG_NOSIGNAL);
+		if (n <= 0) {
+			r = sb_diag_setc(d, SB_EIO, where, 0, 0, "cannot send: %s",
+					 strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	char buf[16384];
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0) {
+			r = sb_diag_setc(d, SB_EIO, where, 0, 0, "no answer: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		sb_buf_add(&in, buf, (size_t)n);
+	}
+	sb_buf_addc(&in, '\0');
+	const char *sp = memchr(in.data, ' ', in.len);
+	const char *hend = strstr(in.data, "\r\n\r\n");
+	uint64_t st;
+	if (!sp || !hend || sb_parse_u64(sp + 1, 3, 999, &st) < 0) {
+		r = sb_diag_setc(d, SB_EIO, where, 0, 0, "not an HTTP answer");
+		goto out;
+	}
+	*status = (int)st;
+	if (resp)
+		*resp = sb_xstrdup(hend + 4);
+out:
+	close(fd);
+	sb_buf_free(&req);
+	sb_buf_free(&in);
+	return r;
+}

@@ -1,0 +1,605 @@
+/* switchboard deploy, delete, preview, versions, rollback: changes to the
+ * deployed model (src/admin/ops.h). A change goes to the running server's
+ * admin API, which applies it and answers once it is served; with no
+ * server, the CLI applies it to the store itself and the next server start
+ * serves it. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin/api.h"
+#include "admin/ops.h"
+#include "cli/cli.h"
+#include "store/store.h"
+
+static const char usage_deploy[] =
+    "usage: switchboard deploy -c PATH [--env E] [--name NAME] [--var KEY:VALUE]...\n"
+    "                          [--route PATTERN]... [--domain HOST]...\n"
+    "                          [--upstream URL | -- COMMAND...] [--dry-run] [--json]\n"
+    "\n"
+    "Deploy a service's deployment with wrangler's flags, applied live:\n"
+    "  --env E            production (default), staging, or preview (with --pr N)\n"
+    "  --name NAME        the service (its wrangler name) or a deployment name;\n"
+    "                     may be left out when the declaration has one service\n"
+    "  --var KEY:VALUE    a var, on top of (or instead of) the declared ones\n"
+    "  --route PATTERN    an extra route (Cloudflare syntax: host/path*)\n"
+    "  --domain HOST      an extra custom domain (a whole host)\n"
+    "  --upstream URL     where requests go, instead of the declared upstream\n"
+    "  -- COMMAND...      or a command Switchboard starts (PORT in its environment)\n"
+    "  --dry-run          check and print the result, change nothing\n"
+    "Each deploy replaces the deployment's previous deploy. Refused when a route\n"
+    "collides or the consistency check fails.\n";
+
+static const char usage_delete[] =
+    "usage: switchboard delete -c PATH NAME [--json]\n"
+    "\n"
+    "Remove one deployment: its routes stop being served and its hosts leave\n"
+    "DNS. `switchboard deploy` brings it back.\n";
+
+static const char usage_preview[] =
+    "usage: switchboard preview create -c PATH --pr N [--ttl 7d] [--json]\n"
+    "       switchboard preview delete -c PATH --pr N [--json]\n"
+    "       switchboard preview list   -c PATH [--json]\n"
+    "\n"
+    "create makes every service's preview deployment for pull request N at once:\n"
+    "hosts follow the naming rule ({label}-preview-{pr}), URL vars point at the\n"
+    "same preview. Refused when the consistency check fails. Creating it again\n"
+    "renews its ttl (a duration: 90s, 30m, 12h, 7d, 2w; default: no expiry).\n"
+    "A preview past its ttl is deleted by the running server.\n";
+
+static const char usage_versions[] =
+    "usage: switchboard versions -c PATH [--limit N] [--json]\n"
+    "\n"
+    "Every change, newest first: number, time, what changed, and the command.\n";
+
+static const char usage_rollback[] =
+    "usage: switchboard rollback -c PATH [VERSION] [--json]\n"
+    "\n"
+    "Restore the deploys, previews and deletions (so the routes, DNS and vars)\n"
+    "of VERSION as a new version; without VERSION, the one before the current\n"
+    "state. Tenants are data, not deployments: a rollback leaves them alone.\n";
+
+static const char usage_common[] =
+    "options of every command:\n"
+    "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
+    "  --data DIR         data directory (default: data_dir of the declaration)\n"
+    "  --json             print the result as JSON\n"
+    "The server is reached on <data_dir>/admin.sock, or at $SWITCHBOARD_ADMIN_URL\n"
+    "with the bearer token in $SWITCHBOARD_ADMIN_TOKEN.\n"
+    "Exit status: 0 done; 1 refused (the message says why); 2 usage or load error.\n";
+
+enum { O_DATA = 256, O_VAR, O_ROUTE, O_DOMAIN, O_UPSTREAM, O_DRY, O_PR, O_TTL, O_LIMIT, O_JSON };
+
+struct lopts {
+	const char *config, *data, *env, *name, *upstream, *ttl, *pr, *limit;
+	bool dry_run, json, help;
+	json_t *vars, *routes, *domains, *command;
+	int nargs;
+	char **args;
+};
+
+static void usage(const char *u, FILE *f)
+{
+	fputs(u, f);
+	fputs("\n", f);
+	fputs(usage_common, f);
+}
+
+static int parse(int argc, char **argv, struct lopts *o, const char *u)
+{
+	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+						 {"data", required_argument, NULL, O_DATA},
+						 {"env", required_argument, NULL, 'e'},
+						 {"name", required_argument, NULL, 'n'},
+						 {"var", required_argument, NULL, O_VAR},
+						 {"route", required_argument, NULL, O_ROUTE},
+						 {"domain", required_argument, NULL, O_DOMAIN},
+						 {"upstream", required_argument, NULL, O_UPSTREAM},
+						 {"dry-run", no_argument, NULL, O_DRY},
+						 {"pr", required_argument, NULL, O_PR},
+						 {"ttl", required_argument, NULL, O_TTL},
+						 {"limit", required_argument, NULL, O_LIMIT},
+						 {"json", no_argument, NULL, O_JSON},
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	memset(o, 0, sizeof(*o));
+	o->config = ".";
+	o->vars = json_object();
+	o->routes = json_array();
+	o->domains = json_array();
+	/* "--" ends the options: what follows is the upstream's command */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) {
+			o->command = json_array();
+			for (int k = i + 1; k < argc; k++)
+				json_array_append_new(o->command, json_string(argv[k]));
+			argc = i;
+			break;
+		}
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:e:n:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case O_DATA: o->data = optarg; break;
+		case 'e': o->env = optarg; break;
+		case 'n': o->name = optarg; break;
+		case O_VAR: {
+			const char *colon = strchr(optarg, ':');
+			if (!colon || colon == optarg) {
+				fprintf(stderr, "switchboard: --var %s: expected KEY:VALUE\n",
+					optarg);
+				return 2;
+			}
+			char *key = sb_xstrndup(optarg, (size_t)(colon - optarg));
+			json_object_set_new(o->vars, key, json_string(colon + 1));
+			free(key);
+			break;
+		}
+		case O_ROUTE: json_array_append_new(o->routes, json_string(optarg)); break;
+		case O_DOMAIN: json_array_append_new(o->domains, json_string(optarg)); break;
+		case O_UPSTREAM: o->upstream = optarg; break;
+		case O_DRY: o->dry_run = true; break;
+		case O_PR: o->pr = optarg; break;
+		case O_TTL: o->ttl = optarg; break;
+		case O_LIMIT: o->limit = optarg; break;
+		case O_JSON: o->json = true; break;
+		case 'h': o->help = true; return 0;
+		default: usage(u, stderr); return 2;
+		}
+	}
+	o->nargs = argc - optind;
+	o->args = argv + optind;
+	return 0;
+}
+
+static void lopts_free(struct lopts *o)
+{
+	json_decref(o->vars);
+	json_decref(o->routes);
+	json_decref(o->domains);
+	json_decref(o->command);
+}
+
+static int parse_pr(const char *s, uint32_t *pr)
+{
+	uint64_t v;
+	if (!s || sb_parse_u64(s, strlen(s), UINT32_MAX, &v) < 0 || v == 0) {
+		fprintf(stderr, "switchboard: --pr %s: expected a pull request number\n",
+			s ? s : "(missing)");
+		return 2;
+	}
+	*pr = (uint32_t)v;
+	return 0;
+}
+
+char *sb_cli_command_line(int argc, char **argv)
+{
+	sb_buf b;
+	sb_buf_init(&b);
+	sb_buf_adds(&b, "switchboard");
+	for (int i = 0; i < argc; i++) {
+		sb_buf_addc(&b, ' ');
+		sb_buf_adds(&b, argv[i]);
+	}
+	return sb_buf_steal(&b);
+}
+
+/* Where the server's admin API is, and its token (NULL for the socket). */
+static const char *admin_where(const char *data_dir, char *buf, size_t size, const char **token)
+{
+	const char *url = getenv("SWITCHBOARD_ADMIN_URL");
+	*token = NULL;
+	if (url && *url) {
+		*token = getenv("SWITCHBOARD_ADMIN_TOKEN");
+		return url;
+	}
+	sb_admin_socket_path(data_dir, buf, size);
+	return buf;
+}
+
+void sb_cli_notify(const char *data_dir)
+{
+	char sock[4200], *resp = NULL;
+	const char *token;
+	const char *where = admin_where(data_dir, sock, sizeof(sock), &token);
+	int status = 0;
+	sb_diag d = {0};
+	int r = sb_admin_call(where, token, "POST", "/v1/sync", NULL, &status, &resp, &d);
+	if (r == 0 && status != 200)
+		fprintf(stderr, "switchboard: warning: the running server did not apply it: %s",
+			resp ? resp : "\n");
+	else if (r < 0 && r != SB_ENOENT)
+		fprintf(stderr,
+			"switchboard: warning: the running server was not told (%s); it picks "
+			"the change up from the store within a second\n",
+			d.msg);
+	free(resp);
+}
+
+static void print_result(json_t *res, bool json)
+{
+	if (json) {
+		char *s = json_dumps(res, JSON_INDENT(2));
+		if (s)
+			puts(s);
+		free(s);
+		return;
+	}
+	json_int_t v = json_integer_value(json_object_get(res, "version"));
+	const char *summary = json_string_value(json_object_get(res, "summary"));
+	if (json_is_true(json_object_get(res, "dry_run")))
+		printf("dry run: %s (nothing changed)\n", summary);
+	else if (v)
+		printf("version %lld: %s\n", (long long)v, summary);
+	else
+		printf("%s\n", summary);
+	json_t *deps = json_object_get(res, "deployments"), *dp;
+	size_t i;
+	json_array_foreach(deps, i, dp)
+	{
+		const char *up = json_string_value(json_object_get(dp, "upstream"));
+		printf("  %s (%s)  upstream %s\n", json_string_value(json_object_get(dp, "name")),
+		       json_string_value(json_object_get(dp, "environment")), up ? up : "-");
+		json_t *routes = json_object_get(dp, "routes"), *rt;
+		size_t k;
+		json_array_foreach(routes, k, rt) printf("    route %s\n", json_string_value(rt));
+		const char *key;
+		json_t *val;
+		json_object_foreach(json_object_get(dp, "vars"), key, val)
+		    printf("    var   %s = %s\n", key, json_string_value(val));
+	}
+}
+
+/* Run an op: through the server when one runs, else on the store. */
+static int submit(const char *config, const char *data, json_t *op, bool json)
+{
+	int rc = 2, status = 0;
+	sb_diag d = {0};
+	sb_loaded l;
+	sb_store *st = NULL;
+	json_t *res = NULL;
+	char *resp = NULL, sock[4200];
+	if (sb_cli_load(config, &l, &d) < 0) {
+		sb_cli_print_diag(&d);
+		return 2;
+	}
+	const char *dir = data ? data : l.decl->data_dir;
+	const char *token;
+	const char *where = admin_where(dir, sock, sizeof(sock), &token);
+	char *body = json_dumps(op, JSON_COMPACT);
+	int r = sb_admin_call(where, token, "POST", "/v1/ops", body, &status, &resp, &d);
+	free(body);
+	if (r == 0) {
+		json_error_t err;
+		res = json_loads(resp, 0, &err);
+		if (status != 200) {
+			const char *msg = json_string_value(json_object_get(res, "error"));
+			fprintf(stderr, "switchboard: %s\n", msg ? msg : resp);
+			rc = status == 401 ? 2 : 1;
+			goto out;
+		}
+	} else if (r == SB_ENOENT && where == sock) {
+		/* no server: the store directly */
+		memset(&d, 0, sizeof(d));
+		if (sb_store_open(dir, &st, &d) < 0 ||
+		    (r = sb_ops_run(st, l.decl, op, NULL, NULL, &res, &d)) < 0) {
+			sb_cli_print_diag(&d);
+			rc = r == SB_EIO ? 2 : 1;
+			goto out;
+		}
+	} else {
+		sb_cli_print_diag(&d);
+		goto out;
+	}
+	print_result(res, json);
+	rc = 0;
+out:
+	json_decref(res);
+	free(resp);
+	sb_store_close(st);
+	sb_cli_unload(&l);
+	return rc;
+}
+
+int sb_cli_deploy(int argc, char **argv)
+{
+	struct lopts o;
+	int r = parse(argc, argv, &o, usage_deploy);
+	json_t *op = NULL;
+	if (r || o.help) {
+		if (o.help)
+			usage(usage_deploy, stdout);
+		goto out;
+	}
+	if (o.nargs) {
+		fprintf(stderr, "switchboard deploy: unexpected argument '%s'\n", o.args[0]);
+		r = 2;
+		goto out;
+	}
+	char *cmd = sb_cli_command_line(argc, argv);
+	op = json_pack("{s:s,s:s,s:O,s:O,s:O,s:b}", "op", "deploy", "command", cmd, "vars", o.vars,
+		       "routes", o.routes, "domains", o.domains, "dry_run", o.dry_run);
+	free(cmd);
+	if (o.env)
+		json_object_set_new(op, "env", json_string(o.env));
+	if (o.name)
+		json_object_set_new(op, "name", json_string(o.name));
+	if (o.pr) {
+		uint32_t pr;
+		if ((r = parse_pr(o.pr, &pr)))
+			goto out;
+		json_object_set_new(op, "pr", json_integer(pr));
+	}
+	if (o.upstream && o.command) {
+		fprintf(stderr,
+			"switchboard deploy: give --upstream URL or -- COMMAND, not both\n");
+		r = 2;
+		goto out;
+	}
+	if (o.upstream)
+		json_object_set_new(op, "upstream", json_string(o.upstream));
+	if (o.command)
+		json_object_set(op, "command", o.command);
+	r = submit(o.config, o.data, op, o.json);
+out:
+	json_decref(op);
+	lopts_free(&o);
+	return r;
+}
+
+int sb_cli_delete(int argc, char **argv)
+{
+	struct lopts o;
+	int r = parse(argc, argv, &o, usage_delete);
+	if (r || o.help) {
+		if (o.help)
+			usage(usage_delete, stdout);
+		lopts_free(&o);
+		return r;
+	}
+	if (o.nargs != 1) {
+		fprintf(stderr, "switchboard delete: expected one deployment NAME\n");
+		lopts_free(&o);
+		return 2;
+	}
+	char *cmd = sb_cli_command_line(argc, argv);
+	json_t *op = json_pack("{s:s,s:s,s:s}", "op", "delete", "command", cmd, "name", o.args[0]);
+	free(cmd);
+	r = submit(o.config, o.data, op, o.json);
+	json_decref(op);
+	lopts_free(&o);
+	return r;
+}
+
+/* ---- preview list ---------------------------------------------------------- */
+
+static int preview_list(const struct lopts *o)
+{
+	sb_diag d = {0};
+	sb_loaded l;
+	sb_store *st = NULL;
+	sb_live live = {0};
+	sb_model *m = NULL;
+	int rc = 2;
+	if (sb_cli_load(o->config, &l, &d) < 0) {
+		sb_cli_print_diag(&d);
+		return 2;
+	}
+	if (sb_store_open(o->data ? o->data : l.decl->data_dir, &st, &d) < 0 ||
+	    sb_ops_current(st, &live, NULL, &d) < 0 ||
+	    sb_model_build_live(l.decl, &live, &m, &d) < 0) {
+		sb_cli_print_diag(&d);
+		goto out;
+	}
+	json_t *arr = json_array();
+	for (size_t i = 0; i < live.npreviews; i++) {
+		const sb_live_preview *p = &live.previews[i];
+		json_t *hosts = json_array(), *deps = json_array();
+		for (size_t k = 0; k < m->ndeployments; k++) {
+			const sb_deployment *dp = &m->deployments[k];
+			if (dp->env != SB_ENV_PREVIEW || dp->pr != p->pr || !dp->nroutes)
+				continue;
+			json_array_append_new(deps, json_string(dp->name));
+			for (size_t j = 0; j < dp->nroutes; j++)
+				json_array_append_new(hosts, json_string(dp->routes[j].host));
+		}
+		json_array_append_new(
+		    arr, json_pack("{s:I,s:I,s:o,s:o,s:o}", "pr", (json_int_t)p->pr, "created_at",
+				   (json_int_t)p->created_at, "expires_at",
+				   p->expires_at ? json_integer(p->expires_at) : json_null(),
+				   "deployments", deps, "hosts", hosts));
+	}
+	if (o->json) {
+		char *s = json_dumps(arr, JSON_INDENT(2));
+		puts(s ? s : "[]");
+		free(s);
+	} else {
+		printf("%-8s %-20s %-20s %s\n", "PR", "CREATED", "EXPIRES", "HOSTS");
+		size_t i;
+		json_t *p;
+		json_array_foreach(arr, i, p)
+		{
+			char cb[32], eb[32] = "never";
+			time_t ct = (time_t)json_integer_value(json_object_get(p, "created_at"));
+			strftime(cb, sizeof(cb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&ct));
+			json_t *ex = json_object_get(p, "expires_at");
+			if (json_is_integer(ex)) {
+				time_t et = (time_t)json_integer_value(ex);
+				strftime(eb, sizeof(eb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&et));
+			}
+			printf("%-8lld %-20s %-20s",
+			       (long long)json_integer_value(json_object_get(p, "pr")), cb, eb);
+			size_t k;
+			json_t *h;
+			json_array_foreach(json_object_get(p, "hosts"), k, h)
+			    printf(" %s", json_string_value(h));
+			printf("\n");
+		}
+	}
+	json_decref(arr);
+	rc = 0;
+out:
+	sb_model_free(m);
+	sb_live_clear(&live);
+	sb_store_close(st);
+	sb_cli_unload(&l);
+	return rc;
+}
+
+int sb_cli_preview(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(usage_preview, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *sub = argv[1];
+	struct lopts o;
+	int r = parse(argc - 1, argv + 1, &o, usage_preview);
+	json_t *op = NULL;
+	uint32_t pr = 0;
+	if (r || o.help) {
+		if (o.help)
+			usage(usage_preview, stdout);
+		goto out;
+	}
+	if (o.nargs) {
+		fprintf(stderr, "switchboard preview: unexpected argument '%s'\n", o.args[0]);
+		r = 2;
+		goto out;
+	}
+	if (strcmp(sub, "list") == 0) {
+		r = preview_list(&o);
+		goto out;
+	}
+	if (strcmp(sub, "create") != 0 && strcmp(sub, "delete") != 0) {
+		fprintf(stderr, "switchboard preview: unknown command '%s'\n\n", sub);
+		usage(usage_preview, stderr);
+		r = 2;
+		goto out;
+	}
+	if ((r = parse_pr(o.pr, &pr)))
+		goto out;
+	char *cmd = sb_cli_command_line(argc, argv);
+	op = json_pack("{s:s,s:s,s:I}", "op",
+		       strcmp(sub, "create") == 0 ? "preview-create" : "preview-delete", "command",
+		       cmd, "pr", (json_int_t)pr);
+	free(cmd);
+	if (o.ttl) {
+		int64_t secs;
+		if (strcmp(sub, "create") != 0 || sb_ops_parse_duration(o.ttl, &secs) < 0) {
+			fprintf(stderr,
+				"switchboard preview: --ttl %s: expected a duration such as "
+				"7d, 12h, 30m or 90s (create only)\n",
+				o.ttl);
+			r = 2;
+			goto out;
+		}
+		json_object_set_new(op, "ttl", json_integer(secs));
+	}
+	r = submit(o.config, o.data, op, o.json);
+out:
+	json_decref(op);
+	lopts_free(&o);
+	return r;
+}
+
+/* ---- versions, rollback ------------------------------------------------------ */
+
+struct vlist {
+	json_t *arr;
+};
+
+static int collect_version(void *ctx, const sb_version_rec *v)
+{
+	struct vlist *l = ctx;
+	json_array_append_new(l->arr, json_pack("{s:I,s:I,s:s,s:s,s:b}", "version",
+						(json_int_t)v->id, "created_at",
+						(json_int_t)v->created_at, "command", v->command,
+						"summary", v->summary, "deploys", v->has_state));
+	return 0;
+}
+
+int sb_cli_versions(int argc, char **argv)
+{
+	struct lopts o;
+	int r = parse(argc, argv, &o, usage_versions);
+	sb_loaded l = {0};
+	sb_store *st = NULL;
+	sb_diag d = {0};
+	struct vlist vl = {json_array()};
+	uint64_t limit = 0;
+	if (r || o.help) {
+		if (o.help)
+			usage(usage_versions, stdout);
+		goto out;
+	}
+	if (o.limit && sb_parse_u64(o.limit, strlen(o.limit), INT32_MAX, &limit) < 0) {
+		fprintf(stderr, "switchboard versions: --limit %s: expected a number\n", o.limit);
+		r = 2;
+		goto out;
+	}
+	r = 2;
+	if (sb_cli_load(o.config, &l, &d) < 0 ||
+	    sb_store_open(o.data ? o.data : l.decl->data_dir, &st, &d) < 0 ||
+	    sb_store_version_list(st, (int64_t)limit, collect_version, &vl, &d) < 0) {
+		sb_cli_print_diag(&d);
+		goto out;
+	}
+	if (o.json) {
+		char *s = json_dumps(vl.arr, JSON_INDENT(2));
+		puts(s ? s : "[]");
+		free(s);
+	} else {
+		printf("%-8s %-20s %-50s %s\n", "VERSION", "TIME", "CHANGE", "COMMAND");
+		size_t i;
+		json_t *v;
+		json_array_foreach(vl.arr, i, v)
+		{
+			char tb[32];
+			time_t t = (time_t)json_integer_value(json_object_get(v, "created_at"));
+			strftime(tb, sizeof(tb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+			printf("%-8lld %-20s %-50s %s\n",
+			       (long long)json_integer_value(json_object_get(v, "version")), tb,
+			       json_string_value(json_object_get(v, "summary")),
+			       json_string_value(json_object_get(v, "command")));
+		}
+	}
+	r = 0;
+out:
+	json_decref(vl.arr);
+	sb_store_close(st);
+	sb_cli_unload(&l);
+	lopts_free(&o);
+	return r;
+}
+
+int sb_cli_rollback(int argc, char **argv)
+{
+	struct lopts o;
+	int r = parse(argc, argv, &o, usage_rollback);
+	json_t *op = NULL;
+	uint64_t v = 0;
+	if (r || o.help) {
+		if (o.help)
+			usage(usage_rollback, stdout);
+		goto out;
+	}
+	if (o.nargs > 1 ||
+	    (o.nargs == 1 && sb_parse_u64(o.args[0], strlen(o.args[0]), INT64_MAX, &v) < 0)) {
+		fprintf(stderr, "switchboard rollback: expected at most one VERSION number\n");
+		r = 2;
+		goto out;
+	}
+	char *cmd = sb_cli_command_line(argc, argv);
+	op = json_pack("{s:s,s:s,s:I}", "op", "rollback", "command", cmd, "version", (json_int_t)v);
+	free(cmd);
+	r = submit(o.config, o.data, op, o.json);
+out:
+	json_decref(op);
+	lopts_free(&o);
+	return r;
+}
