@@ -339,7 +339,7 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_ad
 				sizeof(a->sock) - 1);
 		goto out;
 	}
-	snprintf(a->sock, sizeof(a->sock), "%s", path);
+	memcpy(a->sock, path, strlen(path) + 1); /* length checked above */
 	uv_pipe_init(loop, &a->pipe, 0);
 	a->pipe.data = a;
 	a->has_pipe = true;

@@ -404,7 +404,7 @@ int sb_ops_run(sb_store *st, const sb_decl *decl, json_t *op, sb_ops_prepare_fn 
 	json_t *deps = json_array();
 	*result = NULL;
 	const char *kind = op_str(op, "op");
-	const char *command = op_str(op, "command");
+	const char *command = op_str(op, "cmdline");
 	bool dry_run = json_is_true(json_object_get(op, "dry_run"));
 	if (!kind) {
 		r = sb_diag_set(d, "", 0, 0, "not an op: expected {\"op\": ...}");

@@ -11,7 +11,7 @@
  * committed. Anything that fails before the commit leaves the store as it
  * was.
  *
- * Ops (JSON objects, "op" names the kind; "command" is the command line,
+ * Ops (JSON objects, "op" names the kind; "cmdline" is the command line,
  * recorded with the version):
  *   {"op":"deploy", "env":"production", "name":"codex-web",
  *    "vars":{"K":"V"}, "routes":["host/path*"], "domains":["host"],

@@ -321,7 +321,7 @@ int sb_cli_deploy(int argc, char **argv)
 		goto out;
 	}
 	char *cmd = sb_cli_command_line(argc, argv);
-	op = json_pack("{s:s,s:s,s:O,s:O,s:O,s:b}", "op", "deploy", "command", cmd, "vars", o.vars,
+	op = json_pack("{s:s,s:s,s:O,s:O,s:O,s:b}", "op", "deploy", "cmdline", cmd, "vars", o.vars,
 		       "routes", o.routes, "domains", o.domains, "dry_run", o.dry_run);
 	free(cmd);
 	if (o.env)
@@ -367,7 +367,7 @@ int sb_cli_delete(int argc, char **argv)
 		return 2;
 	}
 	char *cmd = sb_cli_command_line(argc, argv);
-	json_t *op = json_pack("{s:s,s:s,s:s}", "op", "delete", "command", cmd, "name", o.args[0]);
+	json_t *op = json_pack("{s:s,s:s,s:s}", "op", "delete", "cmdline", cmd, "name", o.args[0]);
 	free(cmd);
 	r = submit(o.config, o.data, op, o.json);
 	json_decref(op);
@@ -485,7 +485,7 @@ int sb_cli_preview(int argc, char **argv)
 		goto out;
 	char *cmd = sb_cli_command_line(argc, argv);
 	op = json_pack("{s:s,s:s,s:I}", "op",
-		       strcmp(sub, "create") == 0 ? "preview-create" : "preview-delete", "command",
+		       strcmp(sub, "create") == 0 ? "preview-create" : "preview-delete", "cmdline",
 		       cmd, "pr", (json_int_t)pr);
 	free(cmd);
 	if (o.ttl) {
@@ -595,7 +595,7 @@ int sb_cli_rollback(int argc, char **argv)
 		goto out;
 	}
 	char *cmd = sb_cli_command_line(argc, argv);
-	op = json_pack("{s:s,s:s,s:I}", "op", "rollback", "command", cmd, "version", (json_int_t)v);
+	op = json_pack("{s:s,s:s,s:I}", "op", "rollback", "cmdline", cmd, "version", (json_int_t)v);
 	free(cmd);
 	r = submit(o.config, o.data, op, o.json);
 out:

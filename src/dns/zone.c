@@ -312,8 +312,11 @@ static int zone_setup(sb_dns_zones *zs, size_t zi, const sb_decl *decl, sb_diag 
 			return sb_diag_set(d, decl->file, zd->line, zd->col,
 					   "zone %s: nameserver \"%s\" is not a DNS name", zd->name,
 					   zd->nameservers[i]);
-		if (zone_of_wire(zs, w, (size_t)wl, &rel) == (ssize_t)zi)
-			z->nodes[node_add(z, w, rel)].flags |= SB_DNS_NODE_ADDR | SB_DNS_NODE_NS;
+		if (zone_of_wire(zs, w, (size_t)wl, &rel) == (ssize_t)zi) {
+			/* node_add may move z->nodes: index after the call */
+			size_t ni = node_add(z, w, rel);
+			z->nodes[ni].flags |= SB_DNS_NODE_ADDR | SB_DNS_NODE_NS;
+		}
 	}
 	return 0;
 }
@@ -349,8 +352,8 @@ static int add_routes(sb_dns_builder *b, sb_diag *d)
 			if (zi < 0)
 				continue; /* not a zone of ours: its DNS is elsewhere */
 			struct sb_dns_zone *z = &b->zs->zones[zi];
-			z->nodes[node_add(z, w, rel)].flags |=
-			    SB_DNS_NODE_ADDR | SB_DNS_NODE_ROUTED;
+			size_t ni = node_add(z, w, rel); /* may move z->nodes */
+			z->nodes[ni].flags |= SB_DNS_NODE_ADDR | SB_DNS_NODE_ROUTED;
 		}
 	}
 	return 0;

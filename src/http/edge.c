@@ -557,7 +557,7 @@ static void on_poll(uv_timer_t *t)
 			int st;
 			sb_buf out;
 			sb_buf_init(&out);
-			json_t *op = json_pack("{s:s,s:s}", "op", "expire", "command",
+			json_t *op = json_pack("{s:s,s:s}", "op", "expire", "cmdline",
 					       "switchboard serve (preview ttl)");
 			run_op(ct, op, &st, &out);
 			if (st != 200)

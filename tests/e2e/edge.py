@@ -186,12 +186,12 @@ class Edge:
                   'service = "stripe-webhook-handler"', extra_toml]
         (self.dir / "switchboard.toml").write_text("\n".join(lines) + "\n")
 
-    def start(self, wait_healthy=True, dns=False):
+    def start(self, wait_healthy=True, dns=False, env=None):
         argv = [SB, "serve", "-c", str(self.dir), "--listen", "127.0.0.1:0",
                 "--threads", str(self.threads)]
         if dns:
             argv += ["--dns", "127.0.0.1:0"]
-        self.edge = Proc(argv)
+        self.edge = Proc(argv, env={**os.environ, **env} if env else None)
         self.procs.append(self.edge)
         if dns:
             line = self.edge.wait_line(lambda l: "dns on udp+tcp " in l)
