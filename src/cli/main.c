@@ -22,6 +22,8 @@ static const char usage_main[] =
     "  reload   -c PATH                         make the running edge re-read the declaration\n"
     "  tenants  add|suspend|resume|remove|list|show ...  the tenant registry\n"
     "  secret   -c PATH DEPLOYMENT              a deployment's signing secret(s)\n"
+    "  verify   -c PATH [--env E] [--pr N] [--json]  check DNS, routes, health, webhooks\n"
+    "                                           and vars against the running edge\n"
     "\n"
     "PATH is a switchboard.toml or a directory that holds one (default: .).\n"
     "Run 'switchboard COMMAND --help' for a command's options.\n";
@@ -452,7 +454,8 @@ int main(int argc, char **argv)
 			} cmds[] = {{"check", sb_cli_check},	 {"routes", sb_cli_routes},
 				    {"resolve", sb_cli_resolve}, {"tenants", sb_cli_tenants},
 				    {"serve", sb_cli_serve},	 {"reload", sb_cli_reload},
-				    {"secret", sb_cli_secret},	 {"zone", sb_cli_zone}};
+				    {"secret", sb_cli_secret},	 {"zone", sb_cli_zone},
+				    {"verify", sb_cli_verify}};
 			for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++)
 				if (strcmp(argv[2], cmds[i].name) == 0)
 					return cmds[i].fn(2, hv);
@@ -480,6 +483,8 @@ int main(int argc, char **argv)
 		return sb_cli_secret(argc - 1, argv + 1);
 	if (strcmp(cmd, "zone") == 0)
 		return sb_cli_zone(argc - 1, argv + 1);
+	if (strcmp(cmd, "verify") == 0)
+		return sb_cli_verify(argc - 1, argv + 1);
 	fprintf(stderr, "switchboard: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }
