@@ -37,6 +37,9 @@ int sb_cli_tenants(int argc, char **argv);
 int sb_cli_serve(int argc, char **argv);
 int sb_cli_reload(int argc, char **argv);
 int sb_cli_secret(int argc, char **argv);
+/* switchboard verify: checks a running edge (src/cli/verify.c, docs/verify.md).
+ * Returns the exit status: 0 all passed, 1 a check failed, 2 usage/load. */
+int sb_cli_verify(int argc, char **argv);
 /* switchboard zone export (src/cli/zone.c) */
 int sb_cli_zone(int argc, char **argv);
 /* switchboard deploy, delete, preview, versions, rollback (src/cli/live.c) */

@@ -27,6 +27,8 @@ static const char usage_main[] =
     "  preview  create|delete|list -c PATH [--pr N] [--ttl 7d]  per-PR previews\n"
     "  versions -c PATH                         every change, newest first\n"
     "  rollback -c PATH [VERSION]               restore an earlier version\n"
+    "  verify   -c PATH [--env E] [--pr N] [--json]  check DNS, routes, health, webhooks\n"
+    "                                           and vars against the running edge\n"
     "\n"
     "PATH is a switchboard.toml or a directory that holds one (default: .).\n"
     "Run 'switchboard COMMAND --help' for a command's options.\n";
@@ -454,13 +456,13 @@ int main(int argc, char **argv)
 			static const struct {
 				const char *name;
 				int (*fn)(int, char **);
-			} cmds[] = {{"check", sb_cli_check},	  {"routes", sb_cli_routes},
-				    {"resolve", sb_cli_resolve},  {"tenants", sb_cli_tenants},
-				    {"serve", sb_cli_serve},	  {"reload", sb_cli_reload},
-				    {"secret", sb_cli_secret},	  {"zone", sb_cli_zone},
-				    {"deploy", sb_cli_deploy},	  {"delete", sb_cli_delete},
-				    {"preview", sb_cli_preview},  {"versions", sb_cli_versions},
-				    {"rollback", sb_cli_rollback}};
+			} cmds[] = {{"check", sb_cli_check},	   {"routes", sb_cli_routes},
+				    {"resolve", sb_cli_resolve},   {"tenants", sb_cli_tenants},
+				    {"serve", sb_cli_serve},	   {"reload", sb_cli_reload},
+				    {"secret", sb_cli_secret},	   {"zone", sb_cli_zone},
+				    {"deploy", sb_cli_deploy},	   {"delete", sb_cli_delete},
+				    {"preview", sb_cli_preview},   {"versions", sb_cli_versions},
+				    {"rollback", sb_cli_rollback}, {"verify", sb_cli_verify}};
 			for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++)
 				if (strcmp(argv[2], cmds[i].name) == 0)
 					return cmds[i].fn(2, hv);
@@ -498,6 +500,8 @@ int main(int argc, char **argv)
 		return sb_cli_versions(argc - 1, argv + 1);
 	if (strcmp(cmd, "rollback") == 0)
 		return sb_cli_rollback(argc - 1, argv + 1);
+	if (strcmp(cmd, "verify") == 0)
+		return sb_cli_verify(argc - 1, argv + 1);
 	fprintf(stderr, "switchboard: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }

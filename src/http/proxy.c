@@ -64,6 +64,10 @@ typedef struct req {
 	sb_upstream *up;
 	uint64_t max_body;
 	const uint8_t *secret, *prev_secret;
+	/* X-Switchboard-Verify nonce (switchboard verify), or NULL: the
+	 * response then carries the deployment proof (docs/verify.md) */
+	const char *verify_nonce;
+	size_t verify_len;
 	char request_id[130];
 	char traceparent[64];
 	/* response */
@@ -642,6 +646,34 @@ static bool named_in_connection(const hdr *all, size_t n, const hdr *h)
 	return false;
 }
 
+static bool is_proof_hdr(const hdr *h)
+{
+	return name_is(h, SB_PROOF_HEADER) || name_is(h, SB_PROOF_DEPLOYMENT_HEADER);
+}
+
+/* The deployment proof for switchboard verify: which deployment this
+ * response comes from, signed with that deployment's secret over the
+ * client's nonce, host and path. Only on requests that asked for it. */
+static void add_proof(req *r, sb_buf *b)
+{
+	char host[256], sig[SB_PROOF_HEADER_LEN];
+	int hn = sb_route_host_normalize(r->host, r->host_len, host, sizeof(host));
+	if (hn < 0 || !r->secret)
+		return;
+	sb_proof_fields f = {
+	    .nonce = {r->verify_nonce, r->verify_len},
+	    .deployment = {r->dep_name, strlen(r->dep_name)},
+	    .host = {host, (size_t)hn},
+	    .path = {r->path, r->path_len},
+	};
+	sb_sign_key key = {r->secret, SB_SIGN_MAC_LEN};
+	int sl = sb_proof_header(&f, &key, sig, sizeof(sig));
+	if (sl < 0)
+		return;
+	HDR(b, SB_PROOF_DEPLOYMENT_HEADER, r->dep_name, strlen(r->dep_name));
+	HDR(b, SB_PROOF_HEADER, sig, (size_t)sl);
+}
+
 static int on_resp_headers_complete(llhttp_t *p)
 {
 	upconn *u = p->data;
@@ -683,6 +715,8 @@ static int on_resp_headers_complete(llhttp_t *p)
 			continue;
 		if (!up_cl && name_is(h, "content-length"))
 			continue;
+		if (r->verify_nonce && is_proof_hdr(h))
+			continue; /* only the edge's own proof goes back */
 		sb_buf_add(b, h->name, h->nlen);
 		sb_buf_add(b, ": ", 2);
 		sb_buf_add(b, h->value, h->vlen);
@@ -690,6 +724,8 @@ static int on_resp_headers_complete(llhttp_t *p)
 	}
 	if (!find_hdr(r->rhdrs, r->nrhdrs, "x-request-id"))
 		HDR(b, "X-Request-Id", r->request_id, strlen(r->request_id));
+	if (r->verify_nonce)
+		add_proof(r, b);
 	if (upgrade) {
 		const hdr *uh = find_hdr(r->rhdrs, r->nrhdrs, "upgrade");
 		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 9,
@@ -1155,6 +1191,14 @@ static int resolve_target(client *c, const char **why)
 		} else if (name_is(h, "expect")) {
 			if (h->vlen == 12 && strncasecmp(h->value, "100-continue", 12) == 0)
 				r->expect_continue = true;
+		} else if (h->nlen == sizeof(SB_PROOF_REQUEST_HEADER) - 1 &&
+			   name_is(h, SB_PROOF_REQUEST_HEADER)) {
+			/* noted while the headers are scanned anyway; an unusable
+			 * value is ignored (the header is stripped either way) */
+			if (sb_proof_nonce_ok(h->value, h->vlen)) {
+				r->verify_nonce = h->value;
+				r->verify_len = h->vlen;
+			}
 		}
 	}
 	if (r->nhost > 1) {

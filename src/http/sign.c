@@ -521,3 +521,114 @@ out:
 	EVP_MAC_CTX_free(ctx);
 	return rc;
 }
+
+/* ---- the deployment proof ---------------------------------------------- */
+
+bool sb_proof_nonce_ok(const char *s, size_t n)
+{
+	if (!s || n < SB_PROOF_NONCE_MIN || n > SB_PROOF_NONCE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (hexval(s[i]) < 0)
+			return false;
+	return true;
+}
+
+/* Same emitter for the buffer and the MAC, as for request signatures. */
+static int emit_proof(const sb_proof_fields *f, sink_fn sink, void *ctx)
+{
+	int rc;
+	sb_sign_str path = f->path;
+	const char *q = path.p ? memchr(path.p, '?', path.n) : NULL;
+	if (q)
+		path.n = (size_t)(q - path.p);
+	if (!sb_proof_nonce_ok(f->nonce.p, f->nonce.n) || has_crlf(f->deployment) ||
+	    has_crlf(f->host) || has_crlf(path))
+		return SB_EINVAL;
+	if ((rc = put_line(sink, ctx,
+			   (sb_sign_str){SB_PROOF_VERSION, sizeof(SB_PROOF_VERSION) - 1})) < 0 ||
+	    (rc = put_line(sink, ctx, f->nonce)) < 0 ||
+	    (rc = put_line(sink, ctx, f->deployment)) < 0)
+		return rc;
+	if ((rc = put_lower(sink, ctx, host_only(f->host))) < 0 || (rc = sink(ctx, "\n", 1)) < 0)
+		return rc;
+	return put_line(sink, ctx, path);
+}
+
+int sb_proof_canonical(const sb_proof_fields *f, char *buf, size_t size)
+{
+	struct buf_sink b = {buf, size, 0};
+	if (size == 0)
+		return SB_ETOOLONG;
+	int rc = emit_proof(f, buf_put, &b);
+	buf[rc < 0 ? 0 : b.len] = '\0';
+	if (rc < 0)
+		return rc;
+	return b.len > INT32_MAX ? SB_ETOOLONG : (int)b.len;
+}
+
+static int proof_mac(const sb_proof_fields *f, const sb_sign_key *key, EVP_MAC_CTX **fresh,
+		     uint8_t mac[SB_SIGN_MAC_LEN])
+{
+	EVP_MAC_CTX *kc = cached_ctx(key);
+	int rc;
+	if (!kc) {
+		if (!*fresh && !(*fresh = mac_new()))
+			return SB_EIO;
+		kc = *fresh;
+		if ((rc = mac_init(kc, key->secret, key->len)) < 0)
+			return rc;
+	}
+	rc = emit_proof(f, mac_put, kc);
+	return rc < 0 ? rc : mac_final(kc, mac);
+}
+
+int sb_proof_header(const sb_proof_fields *f, const sb_sign_key *key, char *out, size_t size)
+{
+	uint8_t mac[SB_SIGN_MAC_LEN];
+	EVP_MAC_CTX *fresh = NULL;
+	int rc;
+
+	if (size < SB_PROOF_HEADER_LEN) {
+		rc = SB_ETOOLONG;
+		goto out;
+	}
+	if ((rc = proof_mac(f, key, &fresh, mac)) < 0)
+		goto out;
+	memcpy(out, "v1=", 3);
+	sb_sign_hex(mac, sizeof(mac), out + 3, size - 3);
+	rc = 3 + SB_SIGN_HEX_LEN;
+out:
+	if (rc < 0 && size)
+		out[0] = '\0';
+	EVP_MAC_CTX_free(fresh);
+	return rc;
+}
+
+int sb_proof_verify(const char *header, size_t len, const sb_proof_fields *f,
+		    const sb_sign_key *keys, size_t nkeys)
+{
+	uint8_t want[SB_SIGN_MAC_LEN];
+	EVP_MAC_CTX *fresh = NULL;
+	bool matched = false;
+	int rc = 0;
+	sb_sign_str h = trim((sb_sign_str){header, header ? len : 0});
+
+	if (h.n != 3 + SB_SIGN_HEX_LEN || memcmp(h.p, "v1=", 3) != 0 ||
+	    sb_sign_unhex(h.p + 3, SB_SIGN_HEX_LEN, want, sizeof(want)) != SB_SIGN_MAC_LEN) {
+		rc = SB_EINVAL;
+		goto out;
+	}
+	for (size_t k = 0; k < nkeys; k++) {
+		uint8_t mac[SB_SIGN_MAC_LEN];
+		if ((rc = proof_mac(f, &keys[k], &fresh, mac)) < 0)
+			goto out;
+		/* every key is tried in full, in constant time */
+		matched |= CRYPTO_memcmp(mac, want, SB_SIGN_MAC_LEN) == 0;
+		OPENSSL_cleanse(mac, sizeof(mac));
+	}
+	rc = matched ? 0 : SB_ENOENT;
+out:
+	EVP_MAC_CTX_free(fresh);
+	return rc;
+}

@@ -18,6 +18,7 @@
 #ifndef SB_HTTP_SIGN_H
 #define SB_HTTP_SIGN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -158,6 +159,75 @@ int sb_sign_hex(const uint8_t *in, size_t n, char *out, size_t size);
  * than size bytes).
  */
 int sb_sign_unhex(const char *hex, size_t len, uint8_t *out, size_t size);
+
+/* ---- the deployment proof (switchboard verify) --------------------------
+ *
+ * A request carrying "X-Switchboard-Verify: <nonce>" (16 to 64 hex digits)
+ * gets, on the response the edge relays from the upstream,
+ *
+ *   X-Switchboard-Deployment: <deployment name>
+ *   X-Switchboard-Verify-Signature: v1=<64 hex>
+ *
+ * v1 is the lower-case hex of HMAC-SHA256(deployment secret, proof string),
+ * the proof string being five lines, each ending in '\n':
+ *
+ *   switchboard-verify-v1
+ *   <nonce, as sent>
+ *   <deployment name>
+ *   <host: lower case, no port>
+ *   <path as sent upstream, without the query>
+ *
+ * The deployment secret is the one requests are signed with, so only the
+ * edge (and the deployment itself) can make the proof, and a proof names
+ * the deployment the edge actually routed (host, path) to. docs/verify.md.
+ */
+#define SB_PROOF_REQUEST_HEADER "X-Switchboard-Verify"
+#define SB_PROOF_HEADER "X-Switchboard-Verify-Signature"
+#define SB_PROOF_DEPLOYMENT_HEADER "X-Switchboard-Deployment"
+#define SB_PROOF_VERSION "switchboard-verify-v1"
+#define SB_PROOF_NONCE_MIN 16
+#define SB_PROOF_NONCE_MAX 64
+/* Bytes of the header value "v1=<64 hex>" with its NUL. */
+#define SB_PROOF_HEADER_LEN (3 + SB_SIGN_HEX_LEN + 1)
+
+/* What a proof covers; spans as in sb_sign_fields. path may still carry a
+ * query (cut at the first '?'); host may carry a port and upper case. */
+typedef struct sb_proof_fields {
+	sb_sign_str nonce;
+	sb_sign_str deployment;
+	sb_sign_str host;
+	sb_sign_str path;
+} sb_proof_fields;
+
+/* Is n bytes at s a usable nonce: SB_PROOF_NONCE_MIN to SB_PROOF_NONCE_MAX
+ * hex digits (either case)? The edge ignores any other value. */
+bool sb_proof_nonce_ok(const char *s, size_t n);
+
+/*
+ * Write the proof string into buf (NUL-terminated). Returns its length,
+ * SB_ETOOLONG if buf is too small, or SB_EINVAL if the nonce is not usable
+ * or a field contains CR or LF.
+ */
+int sb_proof_canonical(const sb_proof_fields *f, char *buf, size_t size);
+
+/*
+ * Write the header value "v1=<hex>" (NUL-terminated) for one key into out
+ * (SB_PROOF_HEADER_LEN bytes suffice). Returns its length, SB_ETOOLONG,
+ * SB_EINVAL (unusable nonce, CR or LF in a field) or SB_EIO (crypto
+ * library failed). Uses the calling thread's cached context for the key.
+ */
+int sb_proof_header(const sb_proof_fields *f, const sb_sign_key *key, char *out, size_t size);
+
+/*
+ * Check a proof header value ("v1=<64 hex>", surrounding spaces and tabs
+ * allowed) against the fields, comparing in constant time with each key.
+ * Returns 0 when it matches one key, SB_EINVAL when malformed (or the
+ * fields are unusable), SB_ENOENT when no key gives it (forged, another
+ * deployment, or another master secret), SB_EIO if the crypto library
+ * failed.
+ */
+int sb_proof_verify(const char *header, size_t len, const sb_proof_fields *f,
+		    const sb_sign_key *keys, size_t nkeys);
 
 /* Free the calling thread's cached signing contexts (call before a thread
  * that signed exits). */

@@ -393,3 +393,111 @@ Test(sign, cached_contexts_give_the_same_signatures)
 	}
 	sb_sign_thread_cleanup();
 }
+
+/* ---- the deployment proof (switchboard verify; docs/verify.md) ---------- */
+
+static const char PR_NONCE[] = "0123456789abcdef0123456789abcdef";
+static const char PR_CANONICAL[] = "switchboard-verify-v1\n"
+				   "0123456789abcdef0123456789abcdef\n"
+				   "codex-web-production\n"
+				   "codex.revelations.studio\n"
+				   "/health\n";
+static const char PR_V1[] = "v1=8b3a2ff01e53c4a08b1ce1be83792d24e89314fee867af95740448816c02d084";
+
+static sb_proof_fields proof_example(void)
+{
+	sb_proof_fields f = {
+	    .nonce = S(PR_NONCE),
+	    .deployment = S("codex-web-production"),
+	    .host = S("Codex.Revelations.Studio:8443"),
+	    .path = S("/health?probe=1"),
+	};
+	return f;
+}
+
+Test(sign, proof_known_answer)
+{
+	sb_proof_fields f = proof_example();
+	char buf[512], out[SB_PROOF_HEADER_LEN];
+	cr_assert_eq(sb_proof_canonical(&f, buf, sizeof(buf)), (int)strlen(PR_CANONICAL));
+	cr_assert_str_eq(buf, PR_CANONICAL);
+	cr_assert_eq(sb_proof_header(&f, &CUR, out, sizeof(out)), (int)strlen(PR_V1));
+	cr_assert_str_eq(out, PR_V1);
+	cr_assert_eq(sb_proof_verify(out, strlen(out), &f, &CUR, 1), 0);
+	/* surrounding whitespace is allowed; the previous secret may come too */
+	char spaced[128];
+	snprintf(spaced, sizeof(spaced), " \t%s ", PR_V1);
+	sb_sign_key both[2] = {OLD, CUR};
+	cr_assert_eq(sb_proof_verify(spaced, strlen(spaced), &f, both, 2), 0);
+}
+
+Test(sign, proof_tampering_fails)
+{
+	sb_proof_fields good = proof_example();
+	char out[SB_PROOF_HEADER_LEN];
+	cr_assert_eq(sb_proof_header(&good, &CUR, out, sizeof(out)), 67);
+
+	/* another deployment, host, path or nonce: no match */
+	sb_proof_fields f = good;
+	f.deployment = S("codex-web-staging");
+	cr_assert_eq(sb_proof_verify(out, strlen(out), &f, &CUR, 1), SB_ENOENT);
+	f = good;
+	f.host = S("acme.revelations.studio");
+	cr_assert_eq(sb_proof_verify(out, strlen(out), &f, &CUR, 1), SB_ENOENT);
+	f = good;
+	f.path = S("/healthz");
+	cr_assert_eq(sb_proof_verify(out, strlen(out), &f, &CUR, 1), SB_ENOENT);
+	f = good;
+	f.nonce = S("0123456789abcdef0123456789abcdee");
+	cr_assert_eq(sb_proof_verify(out, strlen(out), &f, &CUR, 1), SB_ENOENT);
+	/* another secret (another master key, or the wrong data directory) */
+	cr_assert_eq(sb_proof_verify(out, strlen(out), &good, &OLD, 1), SB_ENOENT);
+	cr_assert_eq(sb_proof_verify(out, strlen(out), &good, &CUR, 0), SB_ENOENT);
+	/* one flipped hex digit */
+	char bad[SB_PROOF_HEADER_LEN];
+	memcpy(bad, out, sizeof(bad));
+	bad[10] = bad[10] == '0' ? '1' : '0';
+	cr_assert_eq(sb_proof_verify(bad, strlen(bad), &good, &CUR, 1), SB_ENOENT);
+	/* malformed values */
+	const char *malformed[] = {
+	    "",
+	    "v1=",
+	    "v2="
+	    "8b3a2ff01e53c4a08b1ce1be83792d24e89314fee867af95740448816c02d084",
+	    "v1=8b3a2ff01e53c4a08b1ce1be83792d24e89314fee867af95740448816c02d08",
+	    "v1=zz3a2ff01e53c4a08b1ce1be83792d24e89314fee867af95740448816c02d084",
+	    "t=1,v1=8b3a2ff01e53c4a08b1ce1be83792d24e89314fee867af95740448816c02d084"};
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(*malformed); i++)
+		cr_assert_eq(sb_proof_verify(malformed[i], strlen(malformed[i]), &good, &CUR, 1),
+			     SB_EINVAL, "%s", malformed[i]);
+	cr_assert_eq(sb_proof_verify(NULL, 0, &good, &CUR, 1), SB_EINVAL);
+}
+
+Test(sign, proof_nonce_rules)
+{
+	cr_assert(sb_proof_nonce_ok("0123456789ABCDEF", 16));
+	cr_assert(sb_proof_nonce_ok(PR_NONCE, strlen(PR_NONCE)));
+	cr_assert_not(sb_proof_nonce_ok("0123456789abcde", 15));
+	char long_nonce[66];
+	memset(long_nonce, 'a', 65);
+	long_nonce[65] = '\0';
+	cr_assert(sb_proof_nonce_ok(long_nonce, 64));
+	cr_assert_not(sb_proof_nonce_ok(long_nonce, 65));
+	cr_assert_not(sb_proof_nonce_ok("0123456789abcdeg", 16));
+	cr_assert_not(sb_proof_nonce_ok("0123456789abcde\n", 16));
+	cr_assert_not(sb_proof_nonce_ok(NULL, 0));
+
+	/* an unusable nonce or CR/LF in a field: refused, nothing signed */
+	sb_proof_fields f = proof_example();
+	char out[SB_PROOF_HEADER_LEN], buf[256];
+	f.nonce = S("short");
+	cr_assert_eq(sb_proof_header(&f, &CUR, out, sizeof(out)), SB_EINVAL);
+	cr_assert_str_eq(out, "");
+	f = proof_example();
+	f.deployment = S("codex-web-production\nx");
+	cr_assert_eq(sb_proof_canonical(&f, buf, sizeof(buf)), SB_EINVAL);
+	cr_assert_eq(sb_proof_header(&f, &CUR, out, sizeof(out)), SB_EINVAL);
+	f = proof_example();
+	cr_assert_eq(sb_proof_header(&f, &CUR, out, SB_PROOF_HEADER_LEN - 1), SB_ETOOLONG);
+	cr_assert_eq(sb_proof_canonical(&f, buf, 20), SB_ETOOLONG);
+}
