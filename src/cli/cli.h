@@ -12,11 +12,14 @@ typedef struct sb_loaded {
 	sb_model *model;
 	sb_route_table *routes;
 	sb_tenants *tenants; /* static tenants of the declaration */
+	sb_live live;	     /* the store's live state (empty without a store) */
 } sb_loaded;
 
 /*
  * Load the declaration at path (a switchboard.toml, or a directory that holds
- * one) and derive the model, the route table and the static tenant set.
+ * one) and derive the model (with the live state of the declaration's store,
+ * when it exists: previews, deploys, deletes), the route table and the
+ * static tenant set.
  * Returns 0, or a negative code with d filled.
  */
 int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d);

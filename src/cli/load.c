@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "admin/ops.h"
 #include "dns/xfr.h"
+#include "store/store.h"
 
 static int read_file(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
 {
@@ -36,7 +38,18 @@ int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d)
 	 * loader, so that src/config does not depend on src/dns */
 	if ((r = sb_dns_xfr_config_check(&out->decl->dns, out->decl->file, d)) < 0)
 		goto out;
-	if ((r = sb_model_build(out->decl, &out->model, d)) < 0)
+	/* the live state (previews, deploys, deletes) when a store exists:
+	 * commands show what the edge serves; reading never creates a store */
+	snprintf(file, sizeof(file), "%s/switchboard.db", out->decl->data_dir);
+	if (stat(file, &st) == 0) {
+		sb_store *store = NULL;
+		if ((r = sb_store_open(out->decl->data_dir, &store, d)) == 0)
+			r = sb_ops_current(store, &out->live, NULL, d);
+		sb_store_close(store);
+		if (r < 0)
+			goto out;
+	}
+	if ((r = sb_model_build_live(out->decl, &out->live, &out->model, d)) < 0)
 		goto out;
 	sb_route_options opt = {.preview_rule = true};
 	if ((r = sb_route_compile(out->model, &opt, &out->routes, d)) < 0)
@@ -58,6 +71,7 @@ void sb_cli_unload(sb_loaded *l)
 	sb_route_free(l->routes);
 	sb_model_free(l->model);
 	sb_decl_free(l->decl);
+	sb_live_clear(&l->live);
 	memset(l, 0, sizeof(*l));
 }
 

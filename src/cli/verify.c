@@ -693,10 +693,12 @@ static bool same_deployment(const sb_route_match *m, const sb_deployment *dp)
 	return m->service == dp->service && m->env == dp->env && m->pr == dp->pr;
 }
 
-static bool pr_listed(const sb_decl *d, uint32_t pr)
+/* Whether the model holds the PR's deployments: listed in the declaration
+ * or created live (`switchboard preview create`). */
+static bool pr_listed(const sb_model *m, uint32_t pr)
 {
-	for (size_t i = 0; i < d->npreview_prs; i++)
-		if (d->preview_prs[i] == pr)
+	for (size_t i = 0; i < m->ndeployments; i++)
+		if (m->deployments[i].env == SB_ENV_PREVIEW && m->deployments[i].pr == pr)
 			return true;
 	return false;
 }
@@ -795,7 +797,7 @@ static void collect(vctx *v)
 {
 	const sb_model *m = v->l.model;
 	const char *slug = pick_tenant(v);
-	bool derived = v->env == SB_ENV_PREVIEW && !pr_listed(v->l.decl, v->pr);
+	bool derived = v->env == SB_ENV_PREVIEW && !pr_listed(m, v->pr);
 	v->deps = sb_xcalloc(m->ndeployments + m->nservices + 1, sizeof(*v->deps));
 	if (derived) {
 		/* any PR is served by the naming rule: derive its deployments */

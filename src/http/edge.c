@@ -897,6 +897,38 @@ static int parse_addr(sb_edge *e, const char *text, struct sockaddr_storage *add
 /* One SO_REUSEPORT socket per serving thread: the kernel spreads
  * connections and datagrams, and no thread hands sockets to another. With
  * port 0, the first socket learns the port and every later one binds it. */
+static int port_of(const struct sockaddr_storage *a)
+{
+	return ntohs(a->ss_family == AF_INET ? ((const struct sockaddr_in *)a)->sin_port
+					     : ((const struct sockaddr_in6 *)a)->sin6_port);
+}
+
+static void set_port(struct sockaddr_storage *a, int port)
+{
+	if (a->ss_family == AF_INET)
+		((struct sockaddr_in *)a)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)a)->sin6_port = htons((uint16_t)port);
+}
+
+/* A port nobody holds, chosen by the kernel for a socket without
+ * SO_REUSEPORT; addr gets it. Returns 0, or SB_EIO with errno set. */
+static int pick_port(struct sockaddr_storage *addr, socklen_t alen, int type)
+{
+	int fd = socket(addr->ss_family, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return SB_EIO;
+	socklen_t len = sizeof(*addr);
+	int r = bind(fd, (struct sockaddr *)addr, alen) == 0 &&
+			getsockname(fd, (struct sockaddr *)addr, &len) == 0
+		    ? 0
+		    : SB_EIO;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
 static int bound_socket(sb_edge *e, int type, struct sockaddr_storage *addr, socklen_t alen,
 			const char *text, sb_diag *d)
 {
@@ -909,8 +941,10 @@ static int bound_socket(sb_edge *e, int type, struct sockaddr_storage *addr, soc
 	if (bind(fd, (struct sockaddr *)addr, alen) < 0) {
 		int err = errno;
 		close(fd);
-		return sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "cannot listen on %s (%s): %s",
-				    text, type == SOCK_DGRAM ? "udp" : "tcp", strerror(err));
+		sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "cannot listen on %s (%s): %s", text,
+			     type == SOCK_DGRAM ? "udp" : "tcp", strerror(err));
+		errno = err;
+		return SB_EIO;
 	}
 	socklen_t len = sizeof(*addr);
 	getsockname(fd, (struct sockaddr *)addr, &len);
@@ -1031,22 +1065,52 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	fds = sb_xcalloc((size_t)e->nworkers * 3, sizeof(int));
 	for (int i = 0; i < e->nworkers * 3; i++)
 		fds[i] = -1;
-	for (int i = 0; i < e->nworkers; i++) {
-		if ((fds[3 * i] = bound_socket(e, SOCK_STREAM, &e->listen_addr, e->listen_len,
-					       e->listen_text, d)) < 0) {
-			r = fds[3 * i];
-			fds[3 * i] = -1;
-			goto out;
+	/* Port 0 asks for a free port. Sockets with SO_REUSEPORT may be given
+	 * a port another socket of the same user holds (and would then share
+	 * its traffic), so the port is first chosen by a socket without it;
+	 * another process can still take it before our binds, or the DNS TCP
+	 * port may be taken: then every socket is closed and the choice made
+	 * again, a few times. */
+	bool http_any = port_of(&e->listen_addr) == 0,
+	     dns_any = e->dns_on && port_of(&e->dns_addr) == 0;
+	for (int attempt = 0;; attempt++) {
+		errno = 0;
+		r = 0;
+		if (http_any)
+			r = pick_port(&e->listen_addr, e->listen_len, SOCK_STREAM);
+		if (r == 0 && dns_any)
+			r = pick_port(&e->dns_addr, e->dns_len, SOCK_DGRAM);
+		for (int i = 0; r == 0 && i < e->nworkers; i++) {
+			if ((fds[3 * i] = bound_socket(e, SOCK_STREAM, &e->listen_addr,
+						       e->listen_len, e->listen_text, d)) < 0) {
+				r = fds[3 * i];
+				fds[3 * i] = -1;
+				break;
+			}
+			if (!e->dns_on)
+				continue;
+			if ((fds[3 * i + 1] = bound_socket(e, SOCK_DGRAM, &e->dns_addr, e->dns_len,
+							   e->dns_text, d)) < 0 ||
+			    (fds[3 * i + 2] = bound_socket(e, SOCK_STREAM, &e->dns_addr, e->dns_len,
+							   e->dns_text, d)) < 0) {
+				r = SB_EIO;
+				break;
+			}
 		}
-		if (!e->dns_on)
-			continue;
-		if ((fds[3 * i + 1] = bound_socket(e, SOCK_DGRAM, &e->dns_addr, e->dns_len,
-						   e->dns_text, d)) < 0 ||
-		    (fds[3 * i + 2] = bound_socket(e, SOCK_STREAM, &e->dns_addr, e->dns_len,
-						   e->dns_text, d)) < 0) {
-			r = SB_EIO;
+		if (r == 0)
+			break;
+		bool again = errno == EADDRINUSE && (http_any || dns_any) && attempt < 20;
+		for (int i = 0; i < e->nworkers * 3; i++)
+			if (fds[i] >= 0) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		if (!again)
 			goto out;
-		}
+		if (http_any)
+			set_port(&e->listen_addr, 0);
+		if (dns_any)
+			set_port(&e->dns_addr, 0);
 	}
 	format_addr(&e->listen_addr, e->listen_text, sizeof(e->listen_text));
 	if (e->dns_on)

@@ -422,3 +422,30 @@ def test_preview_declared_live(fresh):
 def test_usage_errors(edge, args):
     p = verify(edge, *args)
     assert p.returncode == 2 and p.stdout == "", (args, p.stdout, p.stderr)
+
+
+def test_preview_created_live(fresh):
+    """verify --pr follows `switchboard preview create` and `delete`: it
+    fails before the preview exists, passes once created, fails again once
+    deleted (hosts gone from DNS and routing)."""
+    pr = 123
+    e = fresh()
+    ups = {k: d.url for k, d in e.demos.items()}
+    for svc, _, _ in SERVICES:
+        d = start_demo(svc, "preview", e.secret(f"{svc}-preview-{pr}"))
+        e.procs.append(d)
+        ups[(svc, "preview")] = d.url
+    e.write_decl(ups, {"health_interval_ms": 200, "health_timeout_ms": 500})
+    e.start(dns=True)
+    listen(e)
+    p = verify(e, "--env", "preview", "--pr", str(pr))
+    assert p.returncode == 1 and "\u2717 dns codex-preview-123.revelations.studio" in p.stdout
+    subprocess.run([SB, "preview", "create", "-c", str(e.dir), "--pr", str(pr)], check=True,
+                   capture_output=True)
+    p = verify(e, "--env", "preview", "--pr", str(pr))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "\u2713 route codex-preview-123.revelations.studio/* -> codex-web-preview-123" in p.stdout
+    subprocess.run([SB, "preview", "delete", "-c", str(e.dir), "--pr", str(pr)], check=True,
+                   capture_output=True)
+    p = verify(e, "--env", "preview", "--pr", str(pr))
+    assert p.returncode == 1 and "\u2717 dns codex-preview-123.revelations.studio" in p.stdout
