@@ -1344,8 +1344,12 @@ static void build_upstream_head(client *c, sb_buf *b)
 	f.hdr[SB_SIGN_H_FORWARDED_FOR] = (sb_sign_str){fwd_for, strlen(fwd_for)};
 	f.hdr[SB_SIGN_H_FORWARDED_PROTO] = (sb_sign_str){proto, strlen(proto)};
 	f.hdr[SB_SIGN_H_FORWARDED_HOST] = (sb_sign_str){r->host, r->host_len};
+	size_t tcfg_len = 0;
+	const char *tcfg = tenant ? sb_tenants_config(tenant, &tcfg_len) : NULL;
 	if (tenant)
 		f.hdr[SB_SIGN_H_TENANT_SLUG] = (sb_sign_str){tenant, strlen(tenant)};
+	if (tcfg)
+		f.hdr[SB_SIGN_H_TENANT_CONFIG] = (sb_sign_str){tcfg, tcfg_len};
 	f.hdr[SB_SIGN_H_ENVIRONMENT] = (sb_sign_str){r->env_name, strlen(r->env_name)};
 	f.hdr[SB_SIGN_H_DEPLOYMENT] = (sb_sign_str){r->dep_name, strlen(r->dep_name)};
 	sb_sign_key keys[2] = {{r->secret, SB_SIGN_MAC_LEN}, {r->prev_secret, SB_SIGN_MAC_LEN}};
@@ -1360,6 +1364,8 @@ static void build_upstream_head(client *c, sb_buf *b)
 	HDR(b, "traceparent", r->traceparent, strlen(r->traceparent));
 	if (tenant)
 		HDR(b, "X-Tenant-Slug", tenant, strlen(tenant));
+	if (tcfg)
+		HDR(b, "X-Tenant-Config", tcfg, tcfg_len);
 	HDR(b, "X-Switchboard-Environment", r->env_name, strlen(r->env_name));
 	HDR(b, "X-Switchboard-Deployment", r->dep_name, strlen(r->dep_name));
 	if (sl > 0)

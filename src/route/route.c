@@ -100,37 +100,75 @@ static void tenants_grow(sb_tenants *t)
 	free(old);
 }
 
-int sb_tenants_put(sb_tenants *t, const char *slug, size_t n, sb_tenant_status st)
+/*
+ * A record: [status | 0x80 when a config follows][n][slug][\0], then for a
+ * config [u32 length][config][\0]. Tenants without one (most, in a big
+ * registry) pay nothing for the feature.
+ */
+#define TENANT_HAS_CONFIG 0x80
+
+static size_t rec_size(const char *rec)
+{
+	size_t n = (uint8_t)rec[1], sz = n + 3;
+	if ((uint8_t)rec[0] & TENANT_HAS_CONFIG) {
+		uint32_t cl;
+		memcpy(&cl, rec + sz, sizeof(cl));
+		sz += sizeof(cl) + cl + 1;
+	}
+	return sz;
+}
+
+int sb_tenants_put_config(sb_tenants *t, const char *slug, size_t n, sb_tenant_status st,
+			  const char *config, size_t clen)
 {
 	if (n == 0 || n > SB_SLUG_MAX)
 		return SB_ETOOLONG;
+	if (clen > UINT32_MAX / 2)
+		return SB_ETOOLONG;
 	uint32_t h = slug_hash(slug, n);
 	struct tslot *sl = tenant_find(t, slug, n, h);
-	if (sl->off) {
-		t->bytes[sl->off - 1] = (char)st;
+	if (sl->off && !config) {
+		char *rec = t->bytes + sl->off - 1;
+		rec[0] = (char)(((uint8_t)rec[0] & TENANT_HAS_CONFIG) | (uint8_t)st);
 		return 0;
 	}
-	if ((t->count + 1) * 2 > t->mask + 1) {
+	bool fresh = !sl->off;
+	if (fresh && (t->count + 1) * 2 > t->mask + 1) {
 		tenants_grow(t);
 		sl = tenant_find(t, slug, n, h);
 	}
-	if (t->len + n + 3 > t->cap) {
-		while (t->len + n + 3 > t->cap)
+	size_t need = n + 3 + (config ? sizeof(uint32_t) + clen + 1 : 0);
+	if (t->len + need > t->cap) {
+		while (t->len + need > t->cap)
 			t->cap *= 2;
 		t->bytes = sb_xrealloc(t->bytes, t->cap);
 	}
 	if (t->len + 1 > UINT32_MAX)
 		sb_oom(); /* 4 GiB of slugs: beyond any sane registry */
+	if (!fresh)	  /* a new config: the old record stays as garbage, marked */
+		t->bytes[sl->off - 1] = (char)((uint8_t)t->bytes[sl->off - 1] | 0x40);
 	char *rec = t->bytes + t->len;
-	rec[0] = (char)st;
+	rec[0] = (char)((uint8_t)st | (config ? TENANT_HAS_CONFIG : 0));
 	rec[1] = (char)n;
 	memcpy(rec + 2, slug, n);
 	rec[2 + n] = '\0';
+	if (config) {
+		uint32_t cl = (uint32_t)clen;
+		memcpy(rec + n + 3, &cl, sizeof(cl));
+		memcpy(rec + n + 3 + sizeof(cl), config, clen);
+		rec[n + 3 + sizeof(cl) + clen] = '\0';
+	}
 	sl->hash = h;
 	sl->off = (uint32_t)(t->len + 1);
-	t->len += n + 3;
-	t->count++;
+	t->len += need;
+	if (fresh)
+		t->count++;
 	return 0;
+}
+
+int sb_tenants_put(sb_tenants *t, const char *slug, size_t n, sb_tenant_status st)
+{
+	return sb_tenants_put_config(t, slug, n, st, NULL, 0);
 }
 
 sb_tenant_status sb_tenants_get(const sb_tenants *t, const char *slug, size_t n,
@@ -144,7 +182,19 @@ sb_tenant_status sb_tenants_get(const sb_tenants *t, const char *slug, size_t n,
 	const char *rec = t->bytes + sl->off - 1;
 	if (stored)
 		*stored = rec + 2;
-	return (sb_tenant_status)rec[0];
+	return (sb_tenant_status)((uint8_t)rec[0] & 0x3f);
+}
+
+const char *sb_tenants_config(const char *stored, size_t *len)
+{
+	const char *rec = stored - 2;
+	if (!((uint8_t)rec[0] & TENANT_HAS_CONFIG))
+		return NULL;
+	size_t n = (uint8_t)rec[1];
+	uint32_t cl;
+	memcpy(&cl, rec + n + 3, sizeof(cl));
+	*len = cl;
+	return rec + n + 3 + sizeof(cl);
 }
 
 size_t sb_tenants_count(const sb_tenants *t)
@@ -159,12 +209,13 @@ int sb_tenants_each(const sb_tenants *t, sb_tenant_status st,
 	for (size_t off = 0; off < t->len;) {
 		const char *rec = t->bytes + off;
 		size_t n = (uint8_t)rec[1];
-		if ((sb_tenant_status)rec[0] == st) {
+		/* 0x40 marks a record replaced by a later one */
+		if (!((uint8_t)rec[0] & 0x40) && (sb_tenant_status)((uint8_t)rec[0] & 0x3f) == st) {
 			int r = fn(ctx, rec + 2, n);
 			if (r)
 				return r;
 		}
-		off += n + 3;
+		off += rec_size(rec);
 	}
 	return 0;
 }

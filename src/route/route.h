@@ -40,6 +40,14 @@ void sb_tenants_free(sb_tenants *t);
 /* Add or update a slug. Returns 0, or SB_ETOOLONG (> 63 bytes). The slug's
  * syntax is the caller's to check (sb_model_slug_check). */
 int sb_tenants_put(sb_tenants *t, const char *slug, size_t n, sb_tenant_status st);
+/* Add or replace a slug with a config: the tenant's settings as one line of
+ * JSON (clen bytes, no CR or LF), sent to the tenant-aware service as
+ * X-Tenant-Config. config NULL is sb_tenants_put. Same return codes. */
+int sb_tenants_put_config(sb_tenants *t, const char *slug, size_t n, sb_tenant_status st,
+			  const char *config, size_t clen);
+/* The config of a tenant, given the stored slug that sb_tenants_get (or a
+ * route match) returned, and its length; NULL when it has none. */
+const char *sb_tenants_config(const char *stored, size_t *len);
 /* Status of a slug and, when found, its stored NUL-terminated copy. */
 sb_tenant_status sb_tenants_get(const sb_tenants *t, const char *slug, size_t n,
 				const char **stored);

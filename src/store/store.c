@@ -612,6 +612,27 @@ out:
 	return r;
 }
 
+/*
+ * What the tenant-aware service receives as X-Tenant-Config: one line of
+ * ASCII JSON, {"display_name": ..., "settings": {...}}, or NULL for a tenant
+ * with neither (no header then: most tenants of a big registry).
+ */
+static char *tenant_config(const sb_tenant_rec *rc)
+{
+	bool empty = strcmp(rc->settings_json, "{}") == 0;
+	if (!rc->display_name && empty)
+		return NULL;
+	json_t *settings = json_loads(rc->settings_json, 0, NULL);
+	if (!settings)
+		settings = json_object(); /* the CHECK constraint keeps this from happening */
+	json_t *o = json_pack("{s:s?,s:o}", "display_name", rc->display_name, "settings", settings);
+	char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(o);
+	if (!s)
+		sb_oom();
+	return s;
+}
+
 int sb_store_tenants_load(sb_store *st, const sb_decl *decl, sb_tenants **out, sb_diag *d)
 {
 	*out = NULL;
@@ -627,8 +648,13 @@ int sb_store_tenants_load(sb_store *st, const sb_decl *decl, sb_tenants **out, s
 		const char *s = decl->static_tenants[i];
 		sb_tenants_put(t, s, strlen(s), SB_TENANT_ACTIVE);
 	}
-	for (size_t i = 0; i < n; i++)
-		sb_tenants_put(t, recs[i].slug, strlen(recs[i].slug), recs[i].status);
+	for (size_t i = 0; i < n; i++) {
+		const sb_tenant_rec *rc = &recs[i];
+		char *cfg = tenant_config(rc);
+		sb_tenants_put_config(t, rc->slug, strlen(rc->slug), rc->status, cfg,
+				      cfg ? strlen(cfg) : 0);
+		free(cfg);
+	}
 	*out = t;
 out:
 	sb_pool_free(pool);

@@ -330,3 +330,38 @@ def test_changes_under_load_give_zero_errors(live):
     assert total > 1000, out
     assert "Non-2xx" not in out and "Socket errors" not in out, out
     assert i >= 3
+
+
+def test_tenant_config_reaches_the_service_signed(tmp_path):
+    """A tenant's display name and settings reach the tenant-aware service in
+    X-Tenant-Config, covered by the signature (the demo service verifies it
+    with the deployment's secret); a tenant without settings gets none."""
+    e = Edge(tmp_path)
+    e.start()
+    try:
+        settings = {"plan": "pro", "features": {"beta": True}, "theme": {"accent": "#ff0066"}}
+        sb(e, "tenants", "add", "acme", "--name", "Acme Zürich", "--settings",
+           json.dumps(settings))
+        sb(e, "tenants", "add", "bare")
+        st, _, body = request(e, f"acme.{ZONE}", "/echo")
+        j = json.loads(body)
+        assert st == 200 and j["signature"] == "valid", j
+        cfg = j["headers"]["x-tenant-config"]
+        assert cfg.isascii() and "\n" not in cfg
+        assert json.loads(cfg) == {"display_name": "Acme Zürich", "settings": settings}
+        assert j["headers"]["x-tenant-slug"] == "acme"
+        st, _, body = request(e, f"bare.{ZONE}", "/echo")
+        j = json.loads(body)
+        assert st == 200 and j["signature"] == "valid"
+        assert "x-tenant-config" not in j["headers"]
+        # a client cannot inject one
+        st, _, body = request(e, f"bare.{ZONE}", "/echo",
+                              headers={"X-Tenant-Config": '{"plan":"enterprise"}'})
+        assert "x-tenant-config" not in json.loads(body)["headers"]
+        # a settings change is served when the command returns
+        sb(e, "tenants", "set", "acme", "--settings", '{"plan":"free"}')
+        j = json.loads(request(e, f"acme.{ZONE}", "/echo")[2])
+        assert json.loads(j["headers"]["x-tenant-config"])["settings"] == {"plan": "free"}
+        assert j["signature"] == "valid"
+    finally:
+        e.stop()
