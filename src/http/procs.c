@@ -239,8 +239,6 @@ static proc *find_alive(const sb_procs *p, const char *name)
 	return NULL;
 }
 
-static void maybe_done(sb_procs *p);
-
 static void on_defer_closed(uv_handle_t *h)
 {
 	sb_procs *p = h->data;

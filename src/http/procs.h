@@ -15,7 +15,9 @@
  * thread: no threads, no sleeps. Children are spawned detached (their own
  * process group, so stopping one kills whatever it started), with stdin on
  * /dev/null and stdout and stderr both on the edge's stderr, so their logs
- * never mix with the access log on stdout.
+ * never mix with the access log on stdout. When the command's own process
+ * exits (crash, or after SIGTERM), whatever is left in its process group is
+ * killed at once, so that nothing outlives it or keeps its port.
  */
 #ifndef SB_HTTP_PROCS_H
 #define SB_HTTP_PROCS_H
