@@ -1,0 +1,609 @@
+/*
+ * Upstreams started by command: one child process per name, restarted with
+ * backoff, stopped with SIGTERM then SIGKILL. See procs.h.
+ *
+ * Life of a name (struct proc). Its uv_timer_t lives as long as the name;
+ * its uv_process_t lives from one spawn to the close that follows the exit
+ * (libuv requires closing a process handle even when uv_spawn failed, and a
+ * handle cannot be reused before it is closed):
+ *
+ *   WAIT ──timer──▶ spawn ──ok──▶ RUN ──exit──▶ REAP ──close──▶ WAIT
+ *                       └─fail──────────────────▶ REAP
+ *   RUN ──stop/change──▶ TERM (SIGTERM, grace timer → SIGKILL) ──exit──▶ REAP
+ *
+ * After REAP: a removed name closes its timer and is freed in that close
+ * callback; a changed name is spawned again at once; otherwise the name waits
+ * for its backoff in WAIT.
+ */
+#include "http/procs.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DEF_BACKOFF_MIN_MS 100
+#define DEF_BACKOFF_MAX_MS 30000
+#define DEF_STABLE_MS 10000
+#define DEF_GRACE_MS 5000
+#define PORT_TRIES 64
+
+enum pstate { P_WAIT, P_RUN, P_TERM, P_REAP };
+
+typedef struct proc {
+	struct sb_procs *owner;
+	struct proc *next;
+	char *name;
+	char **argv; /* NULL-terminated, for uv_spawn */
+	size_t argc;
+	char **env;
+	size_t nenv;
+	char *cwd;
+	uint16_t port;
+	enum pstate state;
+	bool removed;	  /* stop and forget once the process is gone */
+	bool restart_now; /* spec changed: spawn again right after the exit */
+	bool closing;	  /* timer closing: the name is gone, only memory is left */
+	uv_timer_t timer; /* WAIT: backoff; TERM: grace period */
+	uv_process_t process;
+	int pid;
+	uint64_t started_ms;
+	uint32_t delay_ms; /* next backoff */
+	unsigned starts, failures;
+} proc;
+
+struct sb_procs {
+	uv_loop_t *loop;
+	sb_procs_opts o;
+	proc *procs;
+	bool stopping;
+	bool done_sent;
+	uv_timer_t defer; /* never started: closing it delivers stop's done from the loop */
+	void (*done)(void *);
+	void *done_arg;
+};
+
+/* Logging never reaches a NULL function pointer. */
+#define LOG(p, level, ...)                                                                         \
+	do {                                                                                       \
+		if ((p)->o.log)                                                                    \
+			(p)->o.log(level, __VA_ARGS__);                                            \
+	} while (0)
+
+static void spawn(proc *pr);
+
+/* Monotonic milliseconds, not the loop's cached time: sb_procs_set() may
+ * spawn long after the loop last woke up. */
+static uint64_t now_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+/* ---- spec copies ------------------------------------------------------- */
+
+static char **strv_dup(const char *const *v, size_t n)
+{
+	char **out = sb_xcalloc(n + 1, sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = sb_xstrdup(v[i]);
+	return out;
+}
+
+static void strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static bool strv_eq(char *const *a, size_t na, const char *const *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+static bool spec_eq(const proc *pr, const sb_proc_spec *s)
+{
+	bool cwd_eq = (!pr->cwd && !s->cwd) || (pr->cwd && s->cwd && strcmp(pr->cwd, s->cwd) == 0);
+	return cwd_eq && strv_eq(pr->argv, pr->argc, s->argv, s->argc) &&
+	       strv_eq(pr->env, pr->nenv, s->env, s->nenv);
+}
+
+static void spec_take(proc *pr, const sb_proc_spec *s)
+{
+	strv_free(pr->argv);
+	strv_free(pr->env);
+	free(pr->cwd);
+	pr->argv = strv_dup(s->argv, s->argc);
+	pr->argc = s->argc;
+	pr->env = strv_dup(s->env, s->nenv);
+	pr->nenv = s->nenv;
+	pr->cwd = s->cwd ? sb_xstrdup(s->cwd) : NULL;
+}
+
+/* Length of the KEY part of "KEY=VALUE" (the whole string when no '='). */
+static size_t key_len(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	return eq ? (size_t)(eq - kv) : strlen(kv);
+}
+
+static bool key_is(const char *kv, const char *key, size_t klen)
+{
+	return key_len(kv) == klen && strncmp(kv, key, klen) == 0;
+}
+
+/*
+ * The child's environment: the edge's, minus what the spec or PORT replaces,
+ * then the spec's vars, then PORT. Built at each spawn so that the edge's
+ * environment is read when it is used. The strings of environ are borrowed;
+ * only the array and the PORT entry are ours (*port_kv).
+ */
+static char **env_build(const proc *pr, char **port_kv)
+{
+	size_t ninh = 0;
+	while (environ && environ[ninh])
+		ninh++;
+	char **env = sb_xcalloc(ninh + pr->nenv + 2, sizeof(*env));
+	size_t n = 0;
+	for (size_t i = 0; i < ninh; i++) {
+		const char *kv = environ[i];
+		size_t kl = key_len(kv);
+		bool replaced = key_is(kv, "PORT", 4);
+		for (size_t j = 0; !replaced && j < pr->nenv; j++)
+			replaced = key_is(pr->env[j], kv, kl);
+		if (!replaced)
+			env[n++] = environ[i];
+	}
+	for (size_t j = 0; j < pr->nenv; j++)
+		if (!key_is(pr->env[j], "PORT", 4))
+			env[n++] = pr->env[j];
+	char buf[16];
+	snprintf(buf, sizeof(buf), "PORT=%u", (unsigned)pr->port);
+	*port_kv = sb_xstrdup(buf);
+	env[n++] = *port_kv;
+	env[n] = NULL;
+	return env;
+}
+
+/* ---- ports ------------------------------------------------------------- */
+
+static bool port_taken(const sb_procs *p, uint16_t port, const uint16_t *extra, size_t nextra)
+{
+	for (const proc *pr = p->procs; pr; pr = pr->next)
+		if (pr->port == port)
+			return true;
+	for (size_t i = 0; i < nextra; i++)
+		if (extra[i] == port)
+			return true;
+	return false;
+}
+
+/*
+ * A port that is free on 127.0.0.1 now: the kernel picks one for a socket
+ * bound to port 0. Nothing holds it afterwards, so another program could
+ * take it before the child binds; that child then fails and is restarted,
+ * which is the same path as any crash. Ports already given to our names (and
+ * those reserved earlier in the same sb_procs_set, in extra) are skipped,
+ * because their processes may not have bound yet.
+ */
+static int port_pick(const sb_procs *p, const uint16_t *extra, size_t nextra, uint16_t *out)
+{
+	for (int t = 0; t < PORT_TRIES; t++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return SB_EIO;
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		socklen_t len = sizeof(sa);
+		int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		if (r == 0)
+			r = getsockname(fd, (struct sockaddr *)&sa, &len);
+		close(fd);
+		if (r < 0)
+			return SB_EIO;
+		uint16_t port = ntohs(sa.sin_port);
+		if (!port_taken(p, port, extra, nextra)) {
+			*out = port;
+			return 0;
+		}
+	}
+	return SB_EIO;
+}
+
+/* ---- life of a process ------------------------------------------------- */
+
+/* A managed name (not being stopped). */
+static proc *find(const sb_procs *p, const char *name)
+{
+	for (proc *pr = p->procs; pr; pr = pr->next)
+		if (!pr->removed && !pr->closing && strcmp(pr->name, name) == 0)
+			return pr;
+	return NULL;
+}
+
+/* A name that still has a process, even one being stopped: declaring it
+ * again revives it on the same port. */
+static proc *find_alive(const sb_procs *p, const char *name)
+{
+	for (proc *pr = p->procs; pr; pr = pr->next)
+		if (!pr->closing && strcmp(pr->name, name) == 0)
+			return pr;
+	return NULL;
+}
+
+static void on_defer_closed(uv_handle_t *h)
+{
+	sb_procs *p = h->data;
+	if (p->done)
+		p->done(p->done_arg);
+}
+
+static void maybe_done(sb_procs *p)
+{
+	if (p->stopping && !p->procs && !p->done_sent) {
+		p->done_sent = true;
+		uv_close((uv_handle_t *)&p->defer, on_defer_closed);
+	}
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	proc *pr = h->data;
+	sb_procs *p = pr->owner;
+	for (proc **pp = &p->procs; *pp; pp = &(*pp)->next)
+		if (*pp == pr) {
+			*pp = pr->next;
+			break;
+		}
+	free(pr->name);
+	strv_free(pr->argv);
+	strv_free(pr->env);
+	free(pr->cwd);
+	free(pr);
+	maybe_done(p);
+}
+
+/* The name is gone and no process runs: release its last handle. */
+static void forget(proc *pr)
+{
+	pr->closing = true;
+	uv_timer_stop(&pr->timer);
+	uv_close((uv_handle_t *)&pr->timer, on_timer_closed);
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+	spawn(t->data);
+}
+
+/* The process handle is closed: decide what comes next. */
+static void on_process_closed(uv_handle_t *h)
+{
+	proc *pr = h->data;
+	sb_procs *p = pr->owner;
+	if (pr->removed) {
+		forget(pr);
+		return;
+	}
+	if (pr->restart_now) {
+		pr->restart_now = false;
+		pr->delay_ms = p->o.backoff_min_ms;
+		spawn(pr);
+		return;
+	}
+	/* this restart waits delay_ms; the next one (if this start fails too)
+	 * twice as long, up to the maximum */
+	uint32_t delay = pr->delay_ms;
+	uint64_t next = (uint64_t)delay * 2;
+	pr->delay_ms = next > p->o.backoff_max_ms ? p->o.backoff_max_ms : (uint32_t)next;
+	pr->state = P_WAIT;
+	LOG(p, "info", "%s: restarting in %u ms", pr->name, delay);
+	uv_timer_start(&pr->timer, on_backoff, delay, 0);
+}
+
+static void on_exit_cb(uv_process_t *h, int64_t status, int sig)
+{
+	proc *pr = h->data;
+	sb_procs *p = pr->owner;
+	uint64_t uptime = now_ms() - pr->started_ms;
+	bool asked = pr->state == P_TERM;
+	/*
+	 * The command may have left children in its process group (a shell's
+	 * background jobs, workers): they would keep the port or outlive a
+	 * stop. The group is ours alone (the child called setsid), and its id
+	 * cannot be reused while any member lives, so this reaches only them.
+	 */
+	if (kill(-pr->pid, SIGKILL) == 0)
+		LOG(p, "info", "%s: killed what pid %d left in its process group", pr->name,
+		    pr->pid);
+	uv_timer_stop(&pr->timer);
+	if (sig)
+		LOG(p, asked ? "info" : "warning",
+		    "%s: pid %d killed by signal %d (%s) after %llu ms", pr->name, pr->pid, sig,
+		    strsignal(sig), (unsigned long long)uptime);
+	else
+		LOG(p, asked ? "info" : "warning",
+		    "%s: pid %d exited with status %lld after %llu ms", pr->name, pr->pid,
+		    (long long)status, (unsigned long long)uptime);
+	if (!asked) {
+		pr->failures++;
+		/* a process that served for a while starts over at the shortest delay */
+		if (uptime >= p->o.stable_ms)
+			pr->delay_ms = p->o.backoff_min_ms;
+	}
+	pr->pid = 0;
+	pr->state = P_REAP;
+	uv_close((uv_handle_t *)&pr->process, on_process_closed);
+}
+
+static void log_start(const proc *pr)
+{
+	char cmd[512];
+	size_t n = 0;
+	cmd[0] = '\0';
+	for (size_t i = 0; i < pr->argc && n + 1 < sizeof(cmd); i++) {
+		int w = snprintf(cmd + n, sizeof(cmd) - n, "%s%s", i ? " " : "", pr->argv[i]);
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+	if (n >= sizeof(cmd))
+		memcpy(cmd + sizeof(cmd) - 4, "...", 4);
+	LOG(pr->owner, "info", "%s: started pid %d on port %u: %s", pr->name, pr->pid,
+	    (unsigned)pr->port, cmd);
+}
+
+static void spawn(proc *pr)
+{
+	sb_procs *p = pr->owner;
+	char *port_kv = NULL;
+	char **env = env_build(pr, &port_kv);
+	/* stdout goes to our stderr too: the edge's stdout may be the access log */
+	uv_stdio_container_t stdio[3] = {
+	    {.flags = UV_IGNORE},
+	    {.flags = UV_INHERIT_FD, .data.fd = 2},
+	    {.flags = UV_INHERIT_FD, .data.fd = 2},
+	};
+	uv_process_options_t o = {
+	    .exit_cb = on_exit_cb,
+	    .file = pr->argv[0],
+	    .args = pr->argv,
+	    .env = env,
+	    .cwd = pr->cwd,
+	    .flags = UV_PROCESS_DETACHED,
+	    .stdio_count = 3,
+	    .stdio = stdio,
+	};
+	pr->process.data = pr;
+	int r = uv_spawn(p->loop, &pr->process, &o);
+	/* uv_spawn has forked and the child has exec'd (or failed) by now */
+	free(env);
+	free(port_kv);
+	if (r < 0) {
+		pr->failures++;
+		LOG(p, "error", "%s: cannot start %s: %s", pr->name, pr->argv[0], uv_strerror(r));
+		/* libuv wants the handle closed even though nothing started */
+		pr->state = P_REAP;
+		uv_close((uv_handle_t *)&pr->process, on_process_closed);
+		return;
+	}
+	pr->pid = pr->process.pid;
+	pr->state = P_RUN;
+	pr->starts++;
+	pr->started_ms = now_ms();
+	log_start(pr);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	proc *pr = t->data;
+	LOG(pr->owner, "warning", "%s: pid %d still running %u ms after SIGTERM, sending SIGKILL",
+	    pr->name, pr->pid, pr->owner->o.grace_ms);
+	kill(-pr->pid, SIGKILL);
+}
+
+/* Stop what runs under pr now; what follows is decided once it is gone
+ * (pr->removed, pr->restart_now). */
+static void terminate(proc *pr)
+{
+	switch (pr->state) {
+	case P_WAIT:
+		uv_timer_stop(&pr->timer);
+		if (pr->removed) {
+			forget(pr);
+		} else {
+			pr->restart_now = false;
+			pr->delay_ms = pr->owner->o.backoff_min_ms;
+			spawn(pr);
+		}
+		break;
+	case P_RUN:
+		pr->state = P_TERM;
+		/* the whole group: the command and whatever it started */
+		if (kill(-pr->pid, SIGTERM) < 0)
+			kill(pr->pid, SIGTERM);
+		/* sb_procs_set() may run long after the loop last read the clock
+		 * (a slow reload): the grace period counts from now */
+		uv_update_time(pr->owner->loop);
+		uv_timer_start(&pr->timer, on_grace, pr->owner->o.grace_ms, 0);
+		break;
+	case P_TERM:
+	case P_REAP:
+		/* already on its way out; on_process_closed looks at removed and
+		 * restart_now once it is gone */
+		break;
+	}
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+sb_procs *sb_procs_new(uv_loop_t *loop, const sb_procs_opts *opts)
+{
+	sb_procs *p = sb_xcalloc(1, sizeof(*p));
+	p->loop = loop;
+	if (opts)
+		p->o = *opts;
+	if (!p->o.backoff_min_ms)
+		p->o.backoff_min_ms = DEF_BACKOFF_MIN_MS;
+	if (!p->o.backoff_max_ms)
+		p->o.backoff_max_ms = DEF_BACKOFF_MAX_MS;
+	if (p->o.backoff_max_ms < p->o.backoff_min_ms)
+		p->o.backoff_max_ms = p->o.backoff_min_ms;
+	if (!p->o.stable_ms)
+		p->o.stable_ms = DEF_STABLE_MS;
+	if (!p->o.grace_ms)
+		p->o.grace_ms = DEF_GRACE_MS;
+	return p;
+}
+
+static int validate(const sb_procs *p, const sb_proc_spec *specs, size_t n, sb_diag *d)
+{
+	if (p->stopping)
+		return sb_diag_set(d, "procs", 0, 0, "the process manager is stopping");
+	for (size_t i = 0; i < n; i++) {
+		const sb_proc_spec *s = &specs[i];
+		if (!s->name || !s->name[0])
+			return sb_diag_set(d, "procs", 0, 0, "command %zu has no name", i);
+		if (s->argc == 0 || !s->argv || !s->argv[0] || !s->argv[0][0])
+			return sb_diag_set(d, s->name, 0, 0, "the command is empty");
+		for (size_t j = 0; j < s->argc; j++)
+			if (!s->argv[j])
+				return sb_diag_set(d, s->name, 0, 0, "argv[%zu] is NULL", j);
+		for (size_t j = 0; j < s->nenv; j++)
+			if (!s->env[j] || !strchr(s->env[j], '=') || s->env[j][0] == '=')
+				return sb_diag_set(d, s->name, 0, 0,
+						   "environment entry %zu is not KEY=VALUE", j);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(specs[k].name, s->name) == 0)
+				return sb_diag_setc(d, SB_EINVAL, s->name, 0, 0,
+						    "the name is listed twice");
+	}
+	return 0;
+}
+
+int sb_procs_set(sb_procs *p, const sb_proc_spec *specs, size_t n, uint16_t *ports, sb_diag *d)
+{
+	int r = validate(p, specs, n, d);
+	uint16_t *fresh = NULL; /* ports for names not managed yet */
+	if (r < 0)
+		goto out;
+	/* reserve every new port first, so that a failure leaves nothing changed */
+	fresh = sb_xcalloc(n ? n : 1, sizeof(*fresh));
+	for (size_t i = 0; i < n; i++) {
+		if (find_alive(p, specs[i].name))
+			continue;
+		r = port_pick(p, fresh, n, &fresh[i]);
+		if (r < 0) {
+			sb_diag_setc(d, r, specs[i].name, 0, 0,
+				     "cannot reserve a port on 127.0.0.1");
+			goto out;
+		}
+	}
+	/* names no longer listed */
+	for (proc *pr = p->procs, *next; pr; pr = next) {
+		next = pr->next; /* terminate() may unlink only later, from a close callback */
+		if (pr->removed || pr->closing)
+			continue;
+		bool listed = false;
+		for (size_t i = 0; !listed && i < n; i++)
+			listed = strcmp(pr->name, specs[i].name) == 0;
+		if (!listed) {
+			LOG(p, "info", "%s: stopping (no longer declared)", pr->name);
+			pr->removed = true;
+			terminate(pr);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const sb_proc_spec *s = &specs[i];
+		proc *pr = find_alive(p, s->name);
+		if (pr && pr->removed) {
+			/* stopping but not gone yet: start it again once it is */
+			LOG(p, "info", "%s: declared again, restarting", pr->name);
+			pr->removed = false;
+			spec_take(pr, s);
+			pr->restart_now = true;
+			terminate(pr);
+		} else if (pr) {
+			if (!spec_eq(pr, s)) {
+				LOG(p, "info", "%s: command or environment changed, restarting",
+				    pr->name);
+				spec_take(pr, s);
+				pr->restart_now = true;
+				terminate(pr);
+			}
+		} else {
+			pr = sb_xcalloc(1, sizeof(*pr));
+			pr->owner = p;
+			pr->name = sb_xstrdup(s->name);
+			pr->port = fresh[i];
+			pr->delay_ms = p->o.backoff_min_ms;
+			spec_take(pr, s);
+			uv_timer_init(p->loop, &pr->timer);
+			pr->timer.data = pr;
+			pr->next = p->procs;
+			p->procs = pr;
+			spawn(pr);
+		}
+		if (ports)
+			ports[i] = pr->port;
+	}
+	r = 0;
+out:
+	free(fresh);
+	return r;
+}
+
+uint16_t sb_procs_port(const sb_procs *p, const char *name)
+{
+	const proc *pr = find(p, name);
+	return pr ? pr->port : 0;
+}
+
+int sb_procs_info(const sb_procs *p, const char *name, sb_proc_info *out)
+{
+	const proc *pr = find(p, name);
+	if (!pr)
+		return SB_ENOENT;
+	out->pid = pr->pid;
+	out->port = pr->port;
+	out->starts = pr->starts;
+	out->failures = pr->failures;
+	out->next_delay_ms = pr->delay_ms;
+	return 0;
+}
+
+void sb_procs_stop(sb_procs *p, void (*done)(void *arg), void *arg)
+{
+	if (p->stopping)
+		return;
+	p->stopping = true;
+	p->done = done;
+	p->done_arg = arg;
+	uv_timer_init(p->loop, &p->defer);
+	p->defer.data = p;
+	for (proc *pr = p->procs, *next; pr; pr = next) {
+		next = pr->next;
+		if (pr->removed || pr->closing)
+			continue;
+		pr->removed = true;
+		terminate(pr);
+	}
+	maybe_done(p);
+}
+
+void sb_procs_free(sb_procs *p)
+{
+	if (!p)
+		return;
+	if (p->procs)
+		abort(); /* live handles point into these */
+	free(p);
+}
