@@ -21,6 +21,7 @@
 #include "admin/api.h"
 #include "admin/ops.h"
 #include "dns/xfr.h"
+#include "http/procs.h"
 #include "store/store.h"
 
 #define STORE_POLL_MS 200
@@ -65,8 +66,18 @@ static void config_unref(sb_config *c)
 	free(c->preview_up);
 	sb_live_clear(&c->live);
 	free(c->live_json);
+	for (size_t i = 0; i < c->nprocs; i++) {
+		for (size_t k = 0; k < c->procs[i].nenv; k++)
+			free(c->procs[i].env[k]);
+		free(c->procs[i].env);
+	}
+	free(c->procs);
 	free(c);
 }
+
+/* The port of a deployment's process, stable for the server's life (so a
+ * restarted process and the upstream registry agree). */
+static uint16_t proc_port(sb_edge *e, const char *name);
 
 void sb_snapshot_ref(sb_snapshot *s)
 {
@@ -286,6 +297,55 @@ static int config_build(sb_edge *e, const sb_live *live, int64_t version, sb_con
 			}
 		}
 	}
+	/* upstreams started by command: the process listens on PORT; it is
+	 * routed to once its /health answers (marked down until then) */
+	c->procs = sb_xcalloc(m->ndeployments + 1, sizeof(*c->procs));
+	for (size_t i = 0; i < m->ndeployments; i++) {
+		const sb_deployment *dp = &m->deployments[i];
+		if (!dp->upstream || !dp->upstream->argv || !dp->nroutes || c->deps[i].upstream)
+			continue;
+		struct sb_cfg_proc *pc = &c->procs[c->nprocs++];
+		pc->name = dp->name;
+		pc->argv = (const char *const *)dp->upstream->argv;
+		pc->argc = dp->upstream->argc;
+		pc->port = proc_port(e, dp->name);
+		pc->env = sb_xcalloc(dp->nvars + 4, sizeof(char *));
+		sb_buf kv;
+		sb_buf_init(&kv);
+		for (size_t k = 0; k < dp->nvars; k++) {
+			sb_buf_reset(&kv);
+			sb_buf_addf(&kv, "%s=%s", dp->vars[k].key, dp->vars[k].value);
+			pc->env[pc->nenv++] = sb_xstrdup(kv.data);
+		}
+		sb_buf_reset(&kv);
+		sb_buf_addf(&kv, "SWITCHBOARD_DEPLOYMENT=%s", dp->name);
+		pc->env[pc->nenv++] = sb_xstrdup(kv.data);
+		/* the process verifies the edge's signature with its secret(s) */
+		sb_buf_reset(&kv);
+		sb_buf_adds(&kv, "SWITCHBOARD_SECRETS=");
+		for (int k = 0; k < (c->has_prev ? 2 : 1); k++) {
+			const uint8_t *sec = k ? c->deps[i].prev_secret : c->deps[i].secret;
+			if (k)
+				sb_buf_addc(&kv, ',');
+			for (size_t b = 0; b < SB_SIGN_MAC_LEN; b++)
+				sb_buf_addf(&kv, "%02x", sec[b]);
+		}
+		pc->env[pc->nenv++] = sb_xstrdup(kv.data);
+		sb_buf_free(&kv);
+		char url[64];
+		snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)pc->port);
+		size_t before = e->nups;
+		c->deps[i].upstream =
+		    upstream_get(e, url, d, c->decl->file, dp->upstream->line, dp->upstream->col);
+		if (!c->deps[i].upstream) {
+			r = SB_EINVAL;
+			goto out;
+		}
+		if (e->nups > before) {
+			atomic_store(&c->deps[i].upstream->up, 0);
+			c->deps[i].upstream->starting = true;
+		}
+	}
 	for (size_t s = 0; s < m->nservices; s++) {
 		const sb_upstream_decl *u = &m->services[s].decl->upstream[SB_ENV_PREVIEW];
 		if (u->url && !(c->preview_up[s] =
@@ -403,14 +463,73 @@ typedef struct control {
 	uv_async_t worker_done;
 	atomic_int workers_done;
 	bool draining;
-	sb_dns_xfr *xfr; /* zone transfers and NOTIFY (src/dns/xfr.h) */
-	sb_admin *admin; /* the admin API (src/admin/api.h) */
+	sb_dns_xfr *xfr;	/* zone transfers and NOTIFY (src/dns/xfr.h) */
+	sb_admin *admin;	/* the admin API (src/admin/api.h) */
+	sb_procs *procs;	/* upstreams started by command (src/http/procs.h) */
+	uv_timer_t fast_health; /* checks starting processes every 100 ms */
+	struct proc_port {
+		char *name;
+		uint16_t port;
+	} * pports;
+	size_t npports;
 	int64_t next_expiry_check;
 } control;
 
 static sb_dns_xfr *edge_xfr(const sb_edge *e)
 {
 	return ((const control *)e->ctl)->xfr;
+}
+
+static uint16_t proc_port(sb_edge *e, const char *name)
+{
+	control *ct = e->ctl;
+	for (size_t i = 0; i < ct->npports; i++)
+		if (strcmp(ct->pports[i].name, name) == 0)
+			return ct->pports[i].port;
+	/* a port nobody holds now (the kernel's choice for a bind to 0) that
+	 * none of our processes has */
+	uint16_t port = 0;
+	for (int attempt = 0; attempt < 64 && !port; attempt++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(0x7f000001)};
+		socklen_t len = sizeof(sa);
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+			port = ntohs(sa.sin_port);
+		if (fd >= 0)
+			close(fd);
+		for (size_t i = 0; port && i < ct->npports; i++)
+			if (ct->pports[i].port == port)
+				port = 0;
+	}
+	ct->pports = sb_xrealloc(ct->pports, (ct->npports + 1) * sizeof(*ct->pports));
+	ct->pports[ct->npports++] = (struct proc_port){sb_xstrdup(name), port};
+	return port;
+}
+
+/* Make the running processes those of the published configuration. */
+static void procs_apply(control *ct)
+{
+	const sb_config *c = ct->e->current->cfg;
+	if (!ct->procs || ct->draining)
+		return;
+	sb_proc_spec *specs = sb_xcalloc(c->nprocs + 1, sizeof(*specs));
+	for (size_t i = 0; i < c->nprocs; i++)
+		specs[i] = (sb_proc_spec){.name = c->procs[i].name,
+					  .argv = c->procs[i].argv,
+					  .argc = c->procs[i].argc,
+					  .env = (const char *const *)c->procs[i].env,
+					  .nenv = c->procs[i].nenv,
+					  .cwd = c->decl->dir,
+					  .port = c->procs[i].port};
+	sb_diag d = {0};
+	if (sb_procs_set(ct->procs, specs, c->nprocs, NULL, &d) < 0) {
+		char buf[1024];
+		sb_edge_log("error", "processes not updated: %s",
+			    sb_diag_format(&d, buf, sizeof(buf)));
+	}
+	free(specs);
 }
 
 static void reload(control *ct)
@@ -431,12 +550,18 @@ static void reload(control *ct)
 		return;
 	}
 	publish(e, c, t, dns);
+	procs_apply(ct);
 	config_unref(c); /* the snapshot holds it now */
 	sb_edge_log("info", "reloaded %s: %zu routes (generation %llu)", e->config_path,
 		    sb_route_count(c->routes), (unsigned long long)c->generation);
 }
 
 static void on_drain_deadline(uv_timer_t *t);
+
+static void procs_stopped(void *arg)
+{
+	sb_edge_log("info", "every process started by command has exited");
+}
 
 static void begin_stop(control *ct)
 {
@@ -447,6 +572,9 @@ static void begin_stop(control *ct)
 	atomic_store(&e->stopping, true);
 	sb_admin_stop(ct->admin);
 	ct->admin = NULL;
+	uv_timer_stop(&ct->fast_health);
+	if (ct->procs)
+		sb_procs_stop(ct->procs, procs_stopped, ct);
 	sb_edge_log("info", "stopping: no new connections, %ld open, draining for up to %u ms",
 		    atomic_load(&e->nconns), e->current->cfg->decl->http.drain_timeout_ms);
 	uv_timer_stop(&ct->poll);
@@ -490,6 +618,7 @@ static void on_worker_done(uv_async_t *a)
 	uv_close((uv_handle_t *)&ct->sigint, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->poll, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->health, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->fast_health, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->drain, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->worker_done, close_cb_noop);
 	sb_dns_xfr_stop(ct->xfr);
@@ -527,6 +656,7 @@ static int sync_store(control *ct, sb_diag *d)
 	}
 	c->version = version;
 	publish(e, c, tn, dns);
+	procs_apply(ct);
 	if (state_changed)
 		sb_edge_log("info", "serving version %lld from the store: %zu routes",
 			    (long long)version, sb_route_count(c->routes));
@@ -650,6 +780,7 @@ static void run_op(control *ct, json_t *op, int *status, sb_buf *out)
 		free(p.cfg->live_json);
 		p.cfg->live_json = sb_live_to_json(&p.cfg->live);
 		publish(e, p.cfg, p.tenants, p.dns);
+		procs_apply(ct);
 		p.tenants = NULL;
 		p.dns = NULL;
 		sb_edge_log("info", "version %lld: %s", (long long)p.cfg->version,
@@ -745,6 +876,7 @@ static void hc_finish(hcheck *hc, bool ok, const char *why)
 	up->checking = false;
 	if (ok) {
 		up->fails = 0;
+		up->starting = false;
 		if (!atomic_exchange(&up->up, 1))
 			sb_edge_log("info", "upstream %s is up", up->url);
 	} else {
@@ -811,14 +943,27 @@ static void hc_timeout(uv_timer_t *t)
 	hc_finish(t->data, false, "timed out");
 }
 
+static void health_round(control *ct, bool starting_only);
+
 static void on_health(uv_timer_t *t)
 {
-	control *ct = t->data;
+	health_round(t->data, false);
+}
+
+/* Processes just started are checked every 100 ms, so that a preview with
+ * a command upstream is routed as soon as it answers. */
+static void on_fast_health(uv_timer_t *t)
+{
+	health_round(t->data, true);
+}
+
+static void health_round(control *ct, bool starting_only)
+{
 	sb_edge *e = ct->e;
 	const sb_http_decl *h = &e->current->cfg->decl->http;
 	for (size_t i = 0; i < e->nups; i++) {
 		sb_upstream *up = e->ups[i];
-		if (!up->in_use || up->checking)
+		if (!up->in_use || up->checking || (starting_only && !up->starting))
 			continue;
 		hcheck *hc = sb_xcalloc(1, sizeof(*hc));
 		hc->up = up;
@@ -1140,6 +1285,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_signal_init(&ct->loop, &ct->sigint);
 	uv_timer_init(&ct->loop, &ct->poll);
 	uv_timer_init(&ct->loop, &ct->health);
+	uv_timer_init(&ct->loop, &ct->fast_health);
+	ct->fast_health.data = ct;
+	uv_timer_start(&ct->fast_health, on_fast_health, 100, 100);
 	uv_timer_init(&ct->loop, &ct->drain);
 	uv_async_init(&ct->loop, &ct->worker_done, on_worker_done);
 	sb_dns_xfr_start(ct->xfr, &ct->loop); /* NOTIFY queued by the first build go now */
@@ -1204,6 +1352,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		    e->listen_text, e->nworkers, sb_route_count(e->current->cfg->routes),
 		    e->config_path);
 
+	/* the processes of command upstreams, once nothing can fail anymore */
+	ct->procs = sb_procs_new(&ct->loop, &(sb_procs_opts){.log = sb_edge_log});
+	procs_apply(ct);
 	uv_run(&ct->loop, UV_RUN_DEFAULT);
 	for (int i = 0; i < e->nworkers; i++)
 		uv_thread_join(&e->workers[i].thread);
@@ -1240,6 +1391,10 @@ out:
 		close(e->access_fd);
 	uv_mutex_destroy(&e->snap_lock);
 	sb_dns_xfr_free(ct->xfr);
+	sb_procs_free(ct->procs);
+	for (size_t i = 0; i < ct->npports; i++)
+		free(ct->pports[i].name);
+	free(ct->pports);
 	free(ct);
 	free(e);
 	return r;

@@ -28,6 +28,7 @@ typedef struct sb_upstream {
 	bool in_use;   /* referenced by the current snapshot */
 	bool checking; /* a health check is in flight */
 	int fails;     /* consecutive failed checks */
+	bool starting; /* a process started by command: checked often until up */
 } sb_upstream;
 
 /* Per deployment: what a request needs beyond the model. */
@@ -52,6 +53,15 @@ typedef struct sb_config {
 	uint64_t generation;
 	sb_live live;	 /* the store's live state the model was built with */
 	char *live_json; /* the same, as stored, to notice a change */
+	struct sb_cfg_proc {
+		const char *name;
+		const char *const *argv;
+		size_t argc;
+		char **env; /* "KEY=VALUE", malloc'd */
+		size_t nenv;
+		uint16_t port;
+	} *procs; /* upstreams started by command (src/http/procs.h) */
+	size_t nprocs;
 	int64_t version; /* the store's version (0: none recorded) */
 } sb_config;
 

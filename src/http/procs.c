@@ -500,6 +500,10 @@ int sb_procs_set(sb_procs *p, const sb_proc_spec *specs, size_t n, uint16_t *por
 	for (size_t i = 0; i < n; i++) {
 		if (find_alive(p, specs[i].name))
 			continue;
+		if (specs[i].port) {
+			fresh[i] = specs[i].port;
+			continue;
+		}
 		r = port_pick(p, fresh, n, &fresh[i]);
 		if (r < 0) {
 			sb_diag_setc(d, r, specs[i].name, 0, 0,

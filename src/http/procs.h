@@ -53,6 +53,8 @@ typedef struct sb_proc_spec {
 	const char *const *env; /* "KEY=VALUE" set on top of the edge's own environment */
 	size_t nenv;
 	const char *cwd; /* working directory, NULL: the edge's */
+	uint16_t port;	 /* for a name not managed yet: this port (0: pick a free one);
+			    a managed name keeps the port it has */
 } sb_proc_spec;
 
 /* What a name is doing now (sb_procs_info). */

@@ -180,7 +180,11 @@ class Edge:
                 if (svc, env) in ups:
                     lines.append(f'upstream.{env} = "{ups[(svc, env)]}"')
             if (svc, "preview") in ups:
-                lines.append(f'upstream.preview = "{ups[(svc, "preview")]}"')
+                up = ups[(svc, "preview")]
+                if isinstance(up, list):  # a command Switchboard starts
+                    lines.append(f"upstream.preview = {{ command = {json.dumps(up)} }}")
+                else:
+                    lines.append(f'upstream.preview = "{up}"')
         lines += ["", "[[webhook]]", 'provider = "stripe"',
                   'url = "https://api.revelations.studio/webhooks/stripe/payments"',
                   'service = "stripe-webhook-handler"', extra_toml]

@@ -365,3 +365,55 @@ def test_tenant_config_reaches_the_service_signed(tmp_path):
         assert j["signature"] == "valid"
     finally:
         e.stop()
+
+
+def test_preview_upstreams_started_by_command(tmp_path):
+    """upstream.preview = { command = [...] }: `preview create` starts one
+    process per service with PORT, its vars and its signing secret; it is
+    routed once /health answers; it is restarted when it dies; `preview
+    delete` stops it; stopping the edge leaves no process behind."""
+    from edge import DEMO
+    ups = {(svc, "preview"): [DEMO, "--name", svc, "--env", "preview"] for svc, _, _ in SERVICES}
+    e = Edge(tmp_path, upstreams=ups)
+    e.start(dns=True)
+    pids = lambda: set(int(p) for p in subprocess.run(
+        ["pgrep", "-f", f"^{DEMO} --name .* --env preview"], capture_output=True,
+        text=True).stdout.split())
+    try:
+        assert not pids()
+        sb(e, "preview", "create", "--pr", "42")
+        host = f"codex-preview-42.{ZONE}"
+        deadline = time.monotonic() + 10
+        while status(e, host, "/health") != 200:
+            assert time.monotonic() < deadline, e.edge.err[-10:]
+            time.sleep(0.05)
+        st, _, body = request(e, host, "/echo")
+        j = json.loads(body)
+        assert j["deployment"] == "codex-web-preview-42" and j["worker"] == "codex-web"
+        assert j["signature"] == "valid", j  # the process got its secret
+        assert len(pids()) == 3
+        started = [l for l in e.edge.err if "codex-web-preview-42: started pid" in l]
+        assert len(started) == 1 and "on port " in started[0]
+        # it dies: restarted, routed again
+        pid = int(re.search(r"started pid (\d+)", started[0]).group(1))
+        os.kill(pid, 9)
+        deadline = time.monotonic() + 10
+        while not [l for l in e.edge.err if "codex-web-preview-42: started pid" in l][1:]:
+            assert time.monotonic() < deadline, e.edge.err[-10:]
+            time.sleep(0.05)
+        while status(e, host, "/health") != 200:
+            assert time.monotonic() < deadline, e.edge.err[-10:]
+            time.sleep(0.05)
+        sb(e, "preview", "delete", "--pr", "42")
+        assert status(e, host) == 404
+        deadline = time.monotonic() + 10
+        while pids():
+            assert time.monotonic() < deadline, "preview processes still running after delete"
+            time.sleep(0.05)
+        sb(e, "preview", "create", "--pr", "43")
+    finally:
+        e.stop()
+    deadline = time.monotonic() + 10
+    while pids():
+        assert time.monotonic() < deadline, "processes left behind after the edge stopped"
+        time.sleep(0.05)
