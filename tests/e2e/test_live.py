@@ -417,3 +417,77 @@ def test_preview_upstreams_started_by_command(tmp_path):
     while pids():
         assert time.monotonic() < deadline, "processes left behind after the edge stopped"
         time.sleep(0.05)
+
+
+def test_admin_api_through_a_tls_proxy(tmp_path):
+    """CI reaches the admin API as https:// through a TLS-terminating proxy:
+    the CLI verifies the certificate (a self-signed one is refused unless
+    trusted through SSL_CERT_FILE) and sends the bearer token inside TLS."""
+    import socket
+    import ssl
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    e = Edge(tmp_path)
+    text = (e.dir / "switchboard.toml").read_text()
+    (e.dir / "switchboard.toml").write_text(
+        text.replace('data_dir = "../data"', f'data_dir = "../data"\n\n[listen]\nadmin = "127.0.0.1:{port}"', 1))
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+    tls_port = lst.getsockname()[1]
+
+    def pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            try:
+                c, _ = lst.accept()
+            except OSError:
+                return
+            try:
+                t = ctx.wrap_socket(c, server_side=True)
+            except (OSError, ssl.SSLError):
+                c.close()
+                continue
+            u = socket.create_connection(("127.0.0.1", port))
+            threading.Thread(target=pump, args=(t, u), daemon=True).start()
+            threading.Thread(target=pump, args=(u, t), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    e.start()
+    try:
+        token = (e.data / "admin.token").read_text()
+        env = {"SWITCHBOARD_ADMIN_URL": f"https://localhost:{tls_port}",
+               "SWITCHBOARD_ADMIN_TOKEN": token}
+        err = sb(e, "preview", "create", "--pr", "61", env=env, check=2).stderr
+        assert "TLS" in err and "certificate" in err, err  # not trusted: nothing sent
+        assert status(e, f"codex-preview-61.{ZONE}") == 404
+        env["SSL_CERT_FILE"] = str(cert)
+        out = sb(e, "preview", "create", "--pr", "61", env=env).stdout
+        assert "version 1: created preview 61" in out
+        env["SWITCHBOARD_ADMIN_TOKEN"] = "f" * 64
+        assert "token" in sb(e, "preview", "delete", "--pr", "61", env=env, check=2).stderr
+    finally:
+        lst.close()
+        e.stop()
