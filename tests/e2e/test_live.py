@@ -56,13 +56,34 @@ def recorded_deployments(rec):
     return out
 
 
-@pytest.fixture
-def live(tmp_path):
+def recorded_edge(tmp_path, admin_port=None):
+    """The example with a recording upstream for every preview (not
+    started); with admin_port, the admin API also on TCP there."""
     rec = Recorder()
     ups = {(svc, "preview"): rec.url for svc, _, _ in SERVICES}
-    e = Edge(tmp_path, upstreams=ups, extra_toml="")
+    e = Edge(tmp_path, upstreams=ups)
     e.rec = rec
     e.procs.append(rec)
+    if admin_port:
+        p = e.dir / "switchboard.toml"
+        p.write_text(p.read_text().replace(
+            'data_dir = "../data"',
+            f'data_dir = "../data"\n\n[listen]\nadmin = "127.0.0.1:{admin_port}"', 1))
+    return e
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def live(tmp_path):
+    e = recorded_edge(tmp_path)
     e.start(dns=True)
     yield e
     e.stop()
@@ -159,10 +180,7 @@ def test_deploy_flags_dry_run_and_refusals(live):
 
 
 def test_cli_without_a_server_writes_the_store_and_a_start_serves_it(tmp_path):
-    rec = Recorder()
-    ups = {(svc, "preview"): rec.url for svc, _, _ in SERVICES}
-    e = Edge(tmp_path, upstreams=ups)
-    e.procs.append(rec)
+    e = recorded_edge(tmp_path)
     try:
         out = sb(e, "preview", "create", "--pr", "55").stdout
         assert "version 1: created preview 55" in out
@@ -223,18 +241,8 @@ def admin(edge, method, path, token=None, body=None):
 
 
 def test_admin_api_over_tcp_needs_the_token(tmp_path):
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    rec = Recorder()
-    ups = {(svc, "preview"): rec.url for svc, _, _ in SERVICES}
-    e = Edge(tmp_path, upstreams=ups)
-    e.procs.append(rec)
-    text = (e.dir / "switchboard.toml").read_text()
-    (e.dir / "switchboard.toml").write_text(
-        text.replace('data_dir = "../data"', f'data_dir = "../data"\n\n[listen]\nadmin = "127.0.0.1:{port}"', 1))
+    port = free_port()
+    e = recorded_edge(tmp_path, admin_port=port)
     e.start(dns=True)
     e.admin_port = port
     try:
@@ -291,10 +299,7 @@ def test_concurrent_deploys_do_not_corrupt_the_store(live):
 
 
 def test_killed_between_commit_and_swap_restarts_on_the_committed_version(tmp_path):
-    rec = Recorder()
-    ups = {(svc, "preview"): rec.url for svc, _, _ in SERVICES}
-    e = Edge(tmp_path, upstreams=ups)
-    e.procs.append(rec)
+    e = recorded_edge(tmp_path)
     e.start(dns=True, env={"SWITCHBOARD_TEST_KILL_AFTER_COMMIT": "1"})
     try:
         p = sb(e, "preview", "create", "--pr", "77", check=None)
@@ -425,14 +430,8 @@ def test_admin_api_through_a_tls_proxy(tmp_path):
     trusted through SSL_CERT_FILE) and sends the bearer token inside TLS."""
     import socket
     import ssl
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    e = Edge(tmp_path)
-    text = (e.dir / "switchboard.toml").read_text()
-    (e.dir / "switchboard.toml").write_text(
-        text.replace('data_dir = "../data"', f'data_dir = "../data"\n\n[listen]\nadmin = "127.0.0.1:{port}"', 1))
+    port = free_port()
+    e = recorded_edge(tmp_path, admin_port=port)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
                     "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
