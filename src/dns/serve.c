@@ -123,8 +123,8 @@ static int udp_batch_recv(struct udp_batch *b, int fd)
 
 /* Send the first n responses of the batch. A response the kernel cannot
  * take now (EAGAIN: the socket's send buffer is full) is dropped, with the
- * rest of the batch: a busy UDP server drops rather than queues, the client
- * retries (Knot DNS and NSD do the same). A response refused for its own
+ * rest of the batch: a busy UDP server drops rather than queues, and the
+ * client retries (Knot DNS drops too). A response refused for its own
  * reason (an unreachable address) is skipped, and the others still go. */
 static void udp_batch_send(struct udp_batch *b, int fd, int n)
 {
