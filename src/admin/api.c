@@ -336,9 +336,9 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_ad
 	char path[4096];
 	sb_admin_socket_path(data_dir, path, sizeof(path));
 	if (strlen(path) >= sizeof(a->sock)) {
-		r = sb_diag_set(d, path, 0, 0,
-				"admin socket path longer than %zu bytes: use a shorter data_dir",
-				sizeof(a->sock) - 1);
+		r = sb_diag_setc(d, SB_ETOOLONG, path, 0, 0,
+				 "admin socket path longer than %zu bytes: use a shorter data_dir",
+				 sizeof(a->sock) - 1);
 		goto out;
 	}
 	memcpy(a->sock, path, strlen(path) + 1); /* length checked above */
@@ -454,8 +454,8 @@ static int client_connect(const char *where, char *tls_host, size_t tls_size, sb
 		return fd;
 	}
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(where) >= sizeof(sa.sun_path))
-		return sb_diag_setc(d, SB_EINVAL, where, 0, 0, "socket path too long");
+	if (strlen(where) >= sizeof(sa.sun_path)) /* no server can listen there */
+		return sb_diag_setc(d, SB_ENOENT, where, 0, 0, "socket path too long");
 	memcpy(sa.sun_path, where, strlen(where) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -36,7 +36,9 @@ typedef void (*sb_admin_handler)(void *ctx, const char *method, const char *targ
  * when tcp is not NULL ("host:port"), on TCP with the token of
  * <data_dir>/admin.token (created with a random token when missing).
  * Returns 0 and *out, or SB_EIO / SB_EINVAL with d saying which address
- * failed and why; nothing is left listening then.
+ * failed and why, SB_EEXIST when another server answers on the socket, or
+ * SB_ETOOLONG when the socket's path does not fit a Unix socket address;
+ * nothing is left listening then.
  */
 int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_admin_handler handler,
 		   void *ctx, sb_admin **out, sb_diag *d);

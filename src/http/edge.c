@@ -1274,8 +1274,17 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	cfg = NULL;
 
 	uv_loop_init(&ct->loop);
-	if ((r = sb_admin_start(&ct->loop, e->data_dir, e->current->cfg->decl->listen_admin,
-				admin_handler, ct, &ct->admin, d)) < 0) {
+	r = sb_admin_start(&ct->loop, e->data_dir, e->current->cfg->decl->listen_admin,
+			   admin_handler, ct, &ct->admin, d);
+	if (r == SB_ETOOLONG) {
+		/* the CLI cannot reach us either: it writes the store, and the
+		 * store poll serves the change within STORE_POLL_MS */
+		char buf[1024];
+		sb_edge_log("warning", "no admin API: %s", sb_diag_format(d, buf, sizeof(buf)));
+		ct->admin = NULL;
+		r = 0;
+	}
+	if (r < 0) {
 		uv_run(&ct->loop, UV_RUN_DEFAULT); /* the failed listeners' closes */
 		uv_loop_close(&ct->loop);
 		goto out;

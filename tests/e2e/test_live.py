@@ -490,3 +490,24 @@ def test_admin_api_through_a_tls_proxy(tmp_path):
     finally:
         lst.close()
         e.stop()
+
+
+def test_data_dir_too_long_for_a_socket_falls_back_to_the_store(tmp_path):
+    """A data directory whose admin.sock path does not fit a Unix socket
+    address: the server runs without the admin API (and says so), the CLI
+    writes the store itself, and the server's store poll serves it."""
+    e = recorded_edge(tmp_path)
+    long_data = tmp_path / ("d" * 100)
+    p = e.dir / "switchboard.toml"
+    p.write_text(p.read_text().replace('data_dir = "../data"', f'data_dir = "{long_data}"', 1))
+    e.data = long_data
+    e.start(dns=True)
+    try:
+        assert any("no admin API" in l and "admin socket path longer" in l for l in e.edge.err)
+        sb(e, "preview", "create", "--pr", "8")
+        deadline = time.monotonic() + 2
+        while status(e, f"codex-preview-8.{ZONE}") != 200:
+            assert time.monotonic() < deadline, "not served from the store poll"
+            time.sleep(0.02)
+    finally:
+        e.stop()
