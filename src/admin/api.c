@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #define HEAD_MAX 16384
+#define CONN_MAX 64	      /* open admin connections; more are refused at once */
+#define CONN_TIMEOUT_MS 30000 /* a request must arrive whole within this */
 
 struct sb_admin {
 	uv_loop_t *loop;
@@ -31,6 +33,7 @@ struct sb_admin {
 	sb_admin_handler handler;
 	void *ctx;
 	struct aconn *conns;
+	int nconns;
 };
 
 typedef struct aconn {
@@ -40,9 +43,11 @@ typedef struct aconn {
 		uv_tcp_t tcp;
 	} h;
 	uv_write_t wreq;
+	uv_timer_t timer; /* the whole request must arrive in CONN_TIMEOUT_MS */
 	sb_admin *a;
 	struct aconn *next, **prevp;
-	bool tcp, done, auth_ok, in_auth;
+	bool tcp, done, auth_ok, in_value, too_big;
+	int handles; /* the stream and the timer, until both are closed */
 	llhttp_t parser;
 	llhttp_settings_t settings;
 	sb_buf url, body, field, value, out;
@@ -107,6 +112,9 @@ static void conn_closed(uv_handle_t *h)
 {
 	aconn *c = h->data;
 	sb_admin *a = c->a;
+	if (--c->handles > 0)
+		return;
+	a->nconns--;
 	sb_buf_free(&c->url);
 	sb_buf_free(&c->body);
 	sb_buf_free(&c->field);
@@ -124,6 +132,12 @@ static void conn_close(aconn *c)
 	if (c->next)
 		c->next->prevp = c->prevp;
 	uv_close((uv_handle_t *)&c->h.s, conn_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_closed);
+}
+
+static void conn_timeout(uv_timer_t *t)
+{
+	conn_close(t->data);
 }
 
 static void written(uv_write_t *w, int status)
@@ -187,8 +201,9 @@ static void header_done(aconn *c)
 static int on_field(llhttp_t *p, const char *at, size_t n)
 {
 	aconn *c = p->data;
-	if (c->value.len)
+	if (c->in_value)
 		header_done(c);
+	c->in_value = false;
 	sb_buf_add(&c->field, at, n);
 	return 0;
 }
@@ -196,6 +211,7 @@ static int on_field(llhttp_t *p, const char *at, size_t n)
 static int on_value(llhttp_t *p, const char *at, size_t n)
 {
 	aconn *c = p->data;
+	c->in_value = true;
 	sb_buf_add(&c->value, at, n);
 	return 0;
 }
@@ -205,14 +221,21 @@ static int on_headers_complete(llhttp_t *p)
 	aconn *c = p->data;
 	if (c->field.len)
 		header_done(c);
+	/* refused before any body is read: no token, no buffering */
+	if (c->tcp && !c->auth_ok) {
+		respond_error(c, 401, "missing or wrong bearer token");
+		return HPE_PAUSED;
+	}
 	return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t n)
 {
 	aconn *c = p->data;
-	if (c->body.len + n > SB_ADMIN_BODY_MAX)
+	if (c->body.len + n > SB_ADMIN_BODY_MAX) {
+		c->too_big = true;
 		return -1;
+	}
 	sb_buf_add(&c->body, at, n);
 	return 0;
 }
@@ -221,10 +244,6 @@ static int on_complete(llhttp_t *p)
 {
 	aconn *c = p->data;
 	sb_admin *a = c->a;
-	if (c->tcp && !c->auth_ok) {
-		respond_error(c, 401, "missing or wrong bearer token");
-		return HPE_PAUSED;
-	}
 	int status = 500;
 	sb_buf out;
 	sb_buf_init(&out);
@@ -257,9 +276,9 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)n);
 	if (c->done)
 		return;
-	if (e != HPE_OK)
-		respond_error(c, c->body.len >= SB_ADMIN_BODY_MAX ? 413 : 400,
-			      "malformed HTTP request");
+	if (e != HPE_OK && e != HPE_PAUSED)
+		respond_error(c, c->too_big ? 413 : 400,
+			      c->too_big ? "request body too large" : "malformed HTTP request");
 	else if (c->head_bytes > HEAD_MAX + SB_ADMIN_BODY_MAX)
 		respond_error(c, 413, "request too large");
 }
@@ -276,8 +295,12 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_tcp_init(a->loop, &c->h.tcp);
 	else
 		uv_pipe_init(a->loop, &c->h.pipe, 0);
+	uv_timer_init(a->loop, &c->timer);
 	c->h.s.data = c;
+	c->timer.data = c;
+	c->handles = 2;
 	a->handles++;
+	a->nconns++;
 	c->next = a->conns;
 	if (a->conns)
 		a->conns->prevp = &c->next;
@@ -288,10 +311,12 @@ static void on_connection(uv_stream_t *server, int status)
 	sb_buf_init(&c->field);
 	sb_buf_init(&c->value);
 	sb_buf_init(&c->out);
-	if (uv_accept(server, &c->h.s) < 0) {
+	if (uv_accept(server, &c->h.s) < 0 || a->nconns > CONN_MAX) {
+		/* over the cap: accepted only to be closed, so the backlog drains */
 		conn_close(c);
 		return;
 	}
+	uv_timer_start(&c->timer, conn_timeout, CONN_TIMEOUT_MS, 0);
 	llhttp_settings_init(&c->settings);
 	c->settings.on_url = on_url;
 	c->settings.on_header_field = on_field;

@@ -369,10 +369,15 @@ static int op_rollback(sb_store *st, json_t *op, sb_live *live, char *summary, s
 		struct prev_ctx p = {0, 0};
 		if ((r = sb_store_version_list(st, 0, find_prev, &p, d)) < 0)
 			return r;
-		if (!p.want)
+		if (p.seen == 0)
 			return sb_diag_setc(d, SB_ENOENT, "", 0, 0,
-					    "nothing to roll back to: fewer than two versions "
-					    "changed deployments");
+					    "nothing to roll back: no version changed deployments");
+		if (!p.want) {
+			/* one change so far: before it, the declaration alone */
+			sb_live_clear(live);
+			snprintf(summary, ssz, "rolled back to the declaration alone");
+			return 0;
+		}
 		want = p.want;
 	}
 	char *json = NULL;

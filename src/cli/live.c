@@ -115,13 +115,19 @@ static int parse(int argc, char **argv, struct lopts *o, const char *u)
 		if (strcmp(argv[i], "--") == 0) {
 			o->command = json_array();
 			for (int k = i + 1; k < argc; k++)
-				json_array_append_new(o->command, json_string(argv[k]));
+				json_array_append_new(
+				    o->command, json_stringn_nocheck(argv[k], strlen(argv[k])));
 			argc = i;
 			break;
 		}
 	optind = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:e:n:h", longopts, NULL)) != -1) {
+		/* everything goes into JSON, whose strings are UTF-8 */
+		if (optarg && !sb_utf8_valid(optarg, strlen(optarg))) {
+			fprintf(stderr, "switchboard: an option's value is not valid UTF-8\n");
+			return 2;
+		}
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case O_DATA: o->data = optarg; break;

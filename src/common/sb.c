@@ -413,3 +413,71 @@ int sb_url_split(const char *url, sb_url *u)
 	}
 	return 0;
 }
+
+/* ---- UTF-8 -------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. Rejects
+ * overlong forms, surrogates and code points above U+10FFFF. */
+size_t sb_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	unsigned char c = s[0];
+	uint32_t v;
+	size_t len;
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c < 0xC2)
+		return 0;
+	if (c < 0xE0) {
+		len = 2;
+		v = c & 0x1F;
+	} else if (c < 0xF0) {
+		len = 3;
+		v = c & 0x0F;
+	} else if (c < 0xF5) {
+		len = 4;
+		v = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3F);
+	}
+	if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
+		return 0;
+	if (v >= 0xD800 && v <= 0xDFFF)
+		return 0;
+	*cp = v;
+	return len;
+}
+
+void sb_utf8_clean(char *s)
+{
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t l = sb_utf8_seq((const unsigned char *)s + i, n - i, &cp);
+		if (l == 0) {
+			s[i++] = '?';
+			continue;
+		}
+		i += l;
+	}
+}
+
+bool sb_utf8_valid(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t l = sb_utf8_seq((const unsigned char *)s + i, n - i, &cp);
+		if (l == 0)
+			return false;
+		i += l;
+	}
+	return true;
+}

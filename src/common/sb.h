@@ -139,4 +139,16 @@ int sb_url_split(const char *url, sb_url *u);
 
 #define SB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* ---- UTF-8 ---------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes available, n >= 1) and
+ * its code point in *cp, or 0: overlong forms, surrogates and code points
+ * above U+10FFFF are invalid. */
+size_t sb_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp);
+/* Whether n bytes at s are valid UTF-8. */
+bool sb_utf8_valid(const char *s, size_t n);
+/* Replace each byte of s that does not start a valid sequence with '?'
+ * (for messages cut at a byte count, or made from foreign bytes). */
+void sb_utf8_clean(char *s);
+
 #endif

@@ -170,46 +170,6 @@ static int perr(parser *p, size_t off, const char *fmt, ...)
 	return perr_at(p, line, col, "%s", msg);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. Rejects
- * overlong forms, surrogates and code points above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	unsigned char c = s[0];
-	uint32_t v;
-	size_t len;
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c < 0xC2)
-		return 0;
-	if (c < 0xE0) {
-		len = 2;
-		v = c & 0x1F;
-	} else if (c < 0xF0) {
-		len = 3;
-		v = c & 0x0F;
-	} else if (c < 0xF5) {
-		len = 4;
-		v = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3F);
-	}
-	if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
-		return 0;
-	if (v >= 0xD800 && v <= 0xDFFF)
-		return 0;
-	*cp = v;
-	return len;
-}
-
 /* Describe the character at off for a message ("'x'", "newline", ...). */
 static const char *describe(parser *p, size_t off, char *buf, size_t size)
 {
@@ -232,7 +192,7 @@ static const char *describe(parser *p, size_t off, char *buf, size_t size)
 		snprintf(buf, size, "' '");
 	} else if (c < 0x80) {
 		snprintf(buf, size, "control character U+%04X", c);
-	} else if (utf8_seq(p->s + off, p->len - off, &cp)) {
+	} else if (sb_utf8_seq(p->s + off, p->len - off, &cp)) {
 		snprintf(buf, size, "U+%04" PRIX32, cp);
 	} else {
 		snprintf(buf, size, "invalid UTF-8 byte 0x%02X", c);
@@ -458,7 +418,7 @@ static int hexval(int c)
 static int take_utf8(parser *p)
 {
 	uint32_t cp;
-	size_t n = utf8_seq(p->s + p->pos, p->len - p->pos, &cp);
+	size_t n = sb_utf8_seq(p->s + p->pos, p->len - p->pos, &cp);
 	if (!n)
 		return perr(p, p->pos, "invalid UTF-8 (byte 0x%02X)", p->s[p->pos]);
 	p->pos += n;

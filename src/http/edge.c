@@ -94,9 +94,19 @@ void sb_snapshot_unref(sb_snapshot *s)
 	free(s);
 }
 
-/* Make s current and tell every serving thread. */
+/* Make s current and tell every serving thread. The upstreams the new
+ * configuration uses are health-checked from now on (marked here, not when
+ * it is built: a build that is never published changes nothing). */
 static void publish(sb_edge *e, sb_config *cfg, sb_tenants *tenants, sb_dns_zones *dns)
 {
+	for (size_t i = 0; i < e->nups; i++)
+		e->ups[i]->in_use = false;
+	for (size_t i = 0; i < cfg->model->ndeployments; i++)
+		if (cfg->deps[i].upstream)
+			cfg->deps[i].upstream->in_use = true;
+	for (size_t s = 0; s < cfg->model->nservices; s++)
+		if (cfg->preview_up[s])
+			cfg->preview_up[s]->in_use = true;
 	sb_snapshot *s = sb_xcalloc(1, sizeof(*s));
 	atomic_init(&s->refs, 1);
 	atomic_fetch_add(&cfg->refs, 1);
@@ -341,9 +351,10 @@ static int config_build(sb_edge *e, const sb_live *live, int64_t version, sb_con
 			r = SB_EINVAL;
 			goto out;
 		}
+		pc->up = c->deps[i].upstream;
 		if (e->nups > before) {
-			atomic_store(&c->deps[i].upstream->up, 0);
-			c->deps[i].upstream->starting = true;
+			atomic_store(&pc->up->up, 0);
+			pc->up->starting = true;
 		}
 	}
 	for (size_t s = 0; s < m->nservices; s++) {
@@ -354,14 +365,6 @@ static int config_build(sb_edge *e, const sb_live *live, int64_t version, sb_con
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < e->nups; i++)
-		e->ups[i]->in_use = false;
-	for (size_t i = 0; i < m->ndeployments; i++)
-		if (c->deps[i].upstream)
-			c->deps[i].upstream->in_use = true;
-	for (size_t s = 0; s < m->nservices; s++)
-		if (c->preview_up[s])
-			c->preview_up[s]->in_use = true;
 	c->generation = ++e->generation;
 	r = 0;
 out:
@@ -470,6 +473,7 @@ typedef struct control {
 	struct proc_port {
 		char *name;
 		uint16_t port;
+		uint64_t sig; /* of the spec last applied (0: none yet) */
 	} * pports;
 	size_t npports;
 	int64_t next_expiry_check;
@@ -504,16 +508,46 @@ static uint16_t proc_port(sb_edge *e, const char *name)
 				port = 0;
 	}
 	ct->pports = sb_xrealloc(ct->pports, (ct->npports + 1) * sizeof(*ct->pports));
-	ct->pports[ct->npports++] = (struct proc_port){sb_xstrdup(name), port};
+	ct->pports[ct->npports++] = (struct proc_port){sb_xstrdup(name), port, 0};
 	return port;
 }
 
-/* Make the running processes those of the published configuration. */
+static uint64_t spec_sig(const struct sb_cfg_proc *pc, const char *cwd)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a over every string and a separator */
+	for (size_t k = 0; k < pc->argc + pc->nenv + 1; k++) {
+		const char *s = k < pc->argc		  ? pc->argv[k]
+				: k < pc->argc + pc->nenv ? pc->env[k - pc->argc]
+							  : cwd;
+		for (; s && *s; s++)
+			h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL;
+	}
+	return h | 1;
+}
+
+/* Make the running processes those of the published configuration. A
+ * process restarted for a new command or environment is not routed to
+ * until its /health answers again, like a new one. */
 static void procs_apply(control *ct)
 {
 	const sb_config *c = ct->e->current->cfg;
 	if (!ct->procs || ct->draining)
 		return;
+	for (size_t i = 0; i < c->nprocs; i++) {
+		const struct sb_cfg_proc *pc = &c->procs[i];
+		uint64_t sig = spec_sig(pc, c->decl->dir);
+		for (size_t k = 0; k < ct->npports; k++) {
+			struct proc_port *pp = &ct->pports[k];
+			if (strcmp(pp->name, pc->name) != 0)
+				continue;
+			if (pp->sig && pp->sig != sig) {
+				atomic_store(&pc->up->up, 0);
+				pc->up->starting = true;
+			}
+			pp->sig = sig;
+		}
+	}
 	sb_proc_spec *specs = sb_xcalloc(c->nprocs + 1, sizeof(*specs));
 	for (size_t i = 0; i < c->nprocs; i++)
 		specs[i] = (sb_proc_spec){.name = c->procs[i].name,
@@ -690,9 +724,14 @@ static void on_poll(uv_timer_t *t)
 			json_t *op = json_pack("{s:s,s:s}", "op", "expire", "cmdline",
 					       "switchboard serve (preview ttl)");
 			run_op(ct, op, &st, &out);
-			if (st != 200)
-				sb_edge_log("error", "preview expiry failed: %.*s", (int)out.len,
-					    out.data);
+			if (st != 200) {
+				/* e.g. a declaration on disk that does not load: say so
+				 * once a minute, not every second */
+				sb_edge_log("error",
+					    "preview expiry failed, retrying in 60 s: %.*s",
+					    (int)out.len, out.data);
+				ct->next_expiry_check = now + 60000;
+			}
 			json_decref(op);
 			sb_buf_free(&out);
 		}
@@ -739,11 +778,17 @@ static int http_status(int code)
 	}
 }
 
-static void json_out(sb_buf *out, json_t *j)
+/* A JSON body into out; a document jansson cannot write (it cannot be
+ * made from our own values, but an answer must still leave) becomes a
+ * fixed error. */
+static void json_out(sb_buf *out, int *status, json_t *j)
 {
-	char *s = json_dumps(j, JSON_COMPACT);
-	if (!s)
-		sb_oom();
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (!s) {
+		*status = 500;
+		sb_buf_adds(out, "{\"error\":\"the answer could not be written as JSON\"}\n");
+		return;
+	}
 	sb_buf_adds(out, s);
 	sb_buf_addc(out, '\n');
 	free(s);
@@ -752,10 +797,13 @@ static void json_out(sb_buf *out, json_t *j)
 static void error_out(sb_buf *out, int *status, int code, const sb_diag *d)
 {
 	char buf[2048];
-	json_t *j = json_pack("{s:s,s:s}", "error", sb_diag_format(d, buf, sizeof(buf)), "code",
-			      sb_strerror(code));
+	/* a message cut at a byte count, or quoting a client's bytes, may not
+	 * be UTF-8, which JSON strings must be */
+	sb_diag_format(d, buf, sizeof(buf));
+	sb_utf8_clean(buf);
+	json_t *j = json_pack("{s:s,s:s}", "error", buf, "code", sb_strerror(code));
 	*status = http_status(code);
-	json_out(out, j);
+	json_out(out, status, j);
 	json_decref(j);
 }
 
@@ -765,7 +813,14 @@ static void run_op(control *ct, json_t *op, int *status, sb_buf *out)
 	sb_diag d = {0};
 	json_t *res = NULL;
 	prepared p = {.ct = ct};
-	int r = sb_ops_run(e->store, e->current->cfg->decl, op, op_prepare, &p, &res, &d);
+	sb_decl *decl = NULL;
+	/* checked against the declaration on disk, which op_prepare builds
+	 * from too: an edit not yet reloaded is checked, not slipped in */
+	int r = sb_decl_load(e->config_path, read_file, NULL, &decl, &d);
+	if (r == 0)
+		r = sb_dns_xfr_config_check(&decl->dns, decl->file, &d);
+	if (r == 0)
+		r = sb_ops_run(e->store, decl, op, op_prepare, &p, &res, &d);
 	if (r < 0) {
 		error_out(out, status, r, &d);
 		goto out;
@@ -786,12 +841,13 @@ static void run_op(control *ct, json_t *op, int *status, sb_buf *out)
 		sb_edge_log("info", "version %lld: %s", (long long)p.cfg->version,
 			    json_string_value(json_object_get(res, "summary")));
 	}
-	/* the store was written by this handle: the poll must not rebuild it */
-	bool changed;
-	sb_store_changed(e->store, &changed);
+	/* the store was written by this handle: the poll must not rebuild it
+	 * (other processes' changes still show) */
+	sb_store_forget_own_writes(e->store);
 	*status = 200;
-	json_out(out, res);
+	json_out(out, status, res);
 out:
+	sb_decl_free(decl);
 	config_unref(p.cfg);
 	sb_tenants_free(p.tenants);
 	sb_dns_free(p.dns);
@@ -812,7 +868,7 @@ static void admin_handler(void *ctx, const char *method, const char *target, con
 		    (json_int_t)sb_route_count(s->cfg->routes), "tenants",
 		    (json_int_t)sb_tenants_count(s->tenants), "pid", (json_int_t)getpid());
 		*status = 200;
-		json_out(out, j);
+		json_out(out, status, j);
 		json_decref(j);
 	} else if (strcmp(target, "/v1/ops") == 0 && strcmp(method, "POST") == 0) {
 		json_error_t err;
@@ -827,17 +883,18 @@ static void admin_handler(void *ctx, const char *method, const char *target, con
 		}
 		json_decref(op);
 	} else if (strcmp(target, "/v1/sync") == 0 && strcmp(method, "POST") == 0) {
-		/* a CLI wrote the store itself (tenants): serve it before answering */
-		int r = sync_store(ct, &d);
+		/* a CLI wrote the store itself (tenants): serve it before answering;
+		 * the change is taken as seen first, so a later one is not missed */
 		bool changed;
 		sb_store_changed(e->store, &changed);
+		int r = sync_store(ct, &d);
 		if (r < 0) {
 			error_out(out, status, r, &d);
 		} else {
 			json_t *j =
 			    json_pack("{s:I}", "version", (json_int_t)e->current->cfg->version);
 			*status = 200;
-			json_out(out, j);
+			json_out(out, status, j);
 			json_decref(j);
 		}
 	} else {

@@ -60,6 +60,7 @@ typedef struct sb_config {
 		char **env; /* "KEY=VALUE", malloc'd */
 		size_t nenv;
 		uint16_t port;
+		sb_upstream *up; /* http://127.0.0.1:port */
 	} *procs; /* upstreams started by command (src/http/procs.h) */
 	size_t nprocs;
 	int64_t version; /* the store's version (0: none recorded) */

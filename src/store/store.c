@@ -179,6 +179,8 @@ static int name_check(const char *name, sb_diag *d)
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
 			return sb_diag_setc(d, SB_EINVAL, "", 0, 0,
 					    "the display name has a control character");
+	if (!sb_utf8_valid(name, n))
+		return sb_diag_setc(d, SB_EINVAL, "", 0, 0, "the display name is not valid UTF-8");
 	return 0;
 }
 
@@ -322,6 +324,11 @@ int sb_store_schema_version(sb_store *st)
 	int64_t v;
 	int r = query_int(st, "PRAGMA user_version", &v, NULL);
 	return r < 0 ? r : (int)v;
+}
+
+void sb_store_forget_own_writes(sb_store *st)
+{
+	st->wrote = false;
 }
 
 int sb_store_changed(sb_store *st, bool *changed)
@@ -625,11 +632,12 @@ static char *tenant_config(const sb_tenant_rec *rc)
 	json_t *settings = json_loads(rc->settings_json, 0, NULL);
 	if (!settings)
 		settings = json_object(); /* the CHECK constraint keeps this from happening */
+	/* a name stored before names were checked for UTF-8 makes json_pack
+	 * fail: the tenant then goes without a config rather than the server
+	 * without tenants */
 	json_t *o = json_pack("{s:s?,s:o}", "display_name", rc->display_name, "settings", settings);
-	char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(o);
-	if (!s)
-		sb_oom();
 	return s;
 }
 

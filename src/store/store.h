@@ -150,6 +150,10 @@ int sb_store_tenants_load(sb_store *st, const sb_decl *decl, sb_tenants **out, s
  */
 int sb_store_changed(sb_store *st, bool *changed);
 
+/* Forget this handle's own writes for sb_store_changed (a server that just
+ * published what it wrote); changes by other processes still show. */
+void sb_store_forget_own_writes(sb_store *st);
+
 /* ---- transactions and versions ------------------------------------------ */
 
 /*

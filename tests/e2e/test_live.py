@@ -378,7 +378,9 @@ def test_preview_upstreams_started_by_command(tmp_path):
     routed once /health answers; it is restarted when it dies; `preview
     delete` stops it; stopping the edge leaves no process behind."""
     from edge import DEMO
-    ups = {(svc, "preview"): [DEMO, "--name", svc, "--env", "preview"] for svc, _, _ in SERVICES}
+    # each takes a moment to start listening, as real services do
+    ups = {(svc, "preview"): ["/bin/sh", "-c", f'sleep 0.3; exec "$0" --name {svc} --env preview',
+                              DEMO] for svc, _, _ in SERVICES}
     e = Edge(tmp_path, upstreams=ups)
     e.start(dns=True)
     pids = lambda: set(int(p) for p in subprocess.run(
@@ -399,11 +401,26 @@ def test_preview_upstreams_started_by_command(tmp_path):
         assert len(pids()) == 3
         started = [l for l in e.edge.err if "codex-web-preview-42: started pid" in l]
         assert len(started) == 1 and "on port " in started[0]
+        # a deploy that changes its environment restarts it, and it is not
+        # routed to until it answers again: 503 meanwhile, never a 502
+        sb(e, "deploy", "--env", "preview", "--pr", "42", "--name", "codex-web",
+           "--var", "RESTARTED:yes")
+        seen = []
+        deadline = time.monotonic() + 10
+        while True:
+            seen.append(status(e, host, "/health"))
+            if seen[-1] == 200 and len([l for l in e.edge.err
+                                        if "codex-web-preview-42: started pid" in l]) == 2:
+                break
+            assert time.monotonic() < deadline, (seen[-5:], e.edge.err[-10:])
+            time.sleep(0.01)
+        assert 502 not in seen, seen
+        started = [l for l in e.edge.err if "codex-web-preview-42: started pid" in l][1:]
         # it dies: restarted, routed again
         pid = int(re.search(r"started pid (\d+)", started[0]).group(1))
         os.kill(pid, 9)
         deadline = time.monotonic() + 10
-        while not [l for l in e.edge.err if "codex-web-preview-42: started pid" in l][1:]:
+        while not [l for l in e.edge.err if "codex-web-preview-42: started pid" in l][2:]:
             assert time.monotonic() < deadline, e.edge.err[-10:]
             time.sleep(0.05)
         while status(e, host, "/health") != 200:
@@ -511,3 +528,60 @@ def test_data_dir_too_long_for_a_socket_falls_back_to_the_store(tmp_path):
             time.sleep(0.02)
     finally:
         e.stop()
+
+
+def test_admin_api_refuses_early_and_survives_bad_input(tmp_path):
+    """Without the token the answer is 401 as soon as the head arrives (the
+    body is never read); a body over 1 MiB gets 413; text that is not UTF-8
+    or an op of 800 non-ASCII characters gets an error, not a crash; a
+    display name that is not UTF-8 is refused by the CLI."""
+    import socket
+    port = free_port()
+    e = recorded_edge(tmp_path, admin_port=port)
+    e.start(dns=True)
+    try:
+        def ask(data, sock_path=None):
+            if sock_path:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(str(sock_path))
+            else:
+                s = socket.create_connection(("127.0.0.1", port))
+            s.settimeout(10)
+            s.sendall(data)
+            out = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+            s.close()
+            return int(out.split(b" ", 2)[1]), out.split(b"\r\n\r\n", 1)[1]
+        # head only, a promised 1 MiB body that never comes: answered anyway
+        st, body = ask(b"POST /v1/ops HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        assert st == 401 and b"token" in body
+        sock = e.data / "admin.sock"
+        big = b"{" + b" " * (1024 * 1024 + 10) + b"}"
+        st, _ = ask(b"POST /v1/ops HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big)
+                    + big, sock)
+        assert st == 413
+        for payload in (b'{"op":"\xff\xfe"}', json.dumps({"op": "\u00e9" * 800}).encode()):
+            st, body = ask(b"POST /v1/ops HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                           % len(payload) + payload, sock)
+            assert st == 422, body
+            json.loads(body)  # a JSON error, valid UTF-8
+        assert e.edge.p.poll() is None
+        p = subprocess.run([CLI, "tenants", "add", "ecole", "--name", b"\xe9cole", "-c", str(e.dir)],
+                           capture_output=True)
+        assert p.returncode == 1 and b"UTF-8" in p.stderr
+        assert status(e, f"codex.{ZONE}") == 200
+    finally:
+        e.stop()
+
+
+def test_rollback_of_the_only_change_returns_to_the_declaration(live):
+    sb(live, "preview", "create", "--pr", "3")
+    assert status(live, f"codex-preview-3.{ZONE}") == 200
+    assert "rolled back to the declaration alone" in sb(live, "rollback").stdout
+    assert status(live, f"codex-preview-3.{ZONE}") == 404
+    vs = json.loads(sb(live, "versions", "--json").stdout)
+    assert [v["version"] for v in vs] == [2, 1]
