@@ -27,6 +27,8 @@ struct sb_dns_io {
 	uv_tcp_t tcp;
 	bool has_udp, has_tcp, stopping;
 	const sb_dns_zones *const *zones;
+	void (*refresh)(void *arg); /* brings *zones up to date (may be NULL) */
+	void *refresh_arg;
 	struct tcpconn *conns;
 	size_t nconns;
 	int open_handles;
@@ -197,6 +199,8 @@ static void udp_readable(uv_poll_t *p, int status, int events)
 		int n = udp_batch_recv(b, io->udp_fd);
 		if (n <= 0)
 			return;
+		if (io->refresh)
+			io->refresh(io->refresh_arg);
 		const sb_dns_zones *z = *io->zones;
 		if (z) /* without zones, queries are read and dropped */
 			udp_batch_send(b, io->udp_fd, udp_batch_answer(b, z, uv_now(p->loop), n));
@@ -339,6 +343,8 @@ static void conn_process(tcpconn *c)
 		size_t ml = (size_t)c->in[0] << 8 | c->in[1];
 		if (c->in_len < 2 + ml)
 			break;
+		if (c->io->refresh)
+			c->io->refresh(c->io->refresh_arg);
 		const sb_dns_zones *z = *c->io->zones;
 		twrite *tw = sb_xmalloc(sizeof(*tw) + 2 + TCP_MAX_MSG);
 		size_t rl = 0;
@@ -393,6 +399,12 @@ static void tcp_accept(uv_stream_t *server, int status)
 	uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
 	uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
 	c->reading = true;
+}
+
+void sb_dns_io_set_refresh(sb_dns_io *io, void (*fn)(void *arg), void *arg)
+{
+	io->refresh = fn;
+	io->refresh_arg = arg;
 }
 
 int sb_dns_io_start(uv_loop_t *loop, int udp_fd, int tcp_fd, const sb_dns_zones *const *zones,

@@ -28,6 +28,14 @@ typedef struct sb_dns_io sb_dns_io;
  * yet listening) TCP socket; either may be -1. *zones is read on every
  * query (NULL: queries are dropped). Returns 0, or a negative libuv error.
  */
+/*
+ * Call fn(arg) before each batch of UDP queries and each TCP query is
+ * answered, so that *zones is the latest published (the edge's serving
+ * thread checks its snapshot sequence: one atomic load). Without it, *zones
+ * changes only when the loop runs the owner's wake-up.
+ */
+void sb_dns_io_set_refresh(sb_dns_io *io, void (*fn)(void *arg), void *arg);
+
 int sb_dns_io_start(uv_loop_t *loop, int udp_fd, int tcp_fd, const sb_dns_zones *const *zones,
 		    sb_dns_io **out);
 

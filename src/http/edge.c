@@ -1043,6 +1043,11 @@ static void health_round(control *ct, bool starting_only)
 
 /* ---- serving threads ---------------------------------------------------- */
 
+static void dns_refresh(void *arg)
+{
+	sb_proxy_worker_refresh(arg);
+}
+
 static void worker_wake_cb(uv_async_t *a)
 {
 	sb_proxy_worker_wake(a->data);
@@ -1390,6 +1395,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 				goto out;
 			}
 			fds[3 * i + 1] = fds[3 * i + 2] = -1;
+			sb_dns_io_set_refresh(w->dnsio, dns_refresh, w);
 		}
 		if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, sb_proxy_on_connection)) <
 		    0) {

@@ -61,7 +61,7 @@ typedef struct sb_config {
 		size_t nenv;
 		uint16_t port;
 		sb_upstream *up; /* http://127.0.0.1:port */
-	} *procs; /* upstreams started by command (src/http/procs.h) */
+	} * procs;		 /* upstreams started by command (src/http/procs.h) */
 	size_t nprocs;
 	int64_t version; /* the store's version (0: none recorded) */
 } sb_config;
@@ -85,7 +85,7 @@ typedef struct sb_worker {
 	uv_tcp_t listener;
 	uv_async_t wake;
 	uv_thread_t thread;
-	sb_snapshot *snap; /* this thread's reference */
+	sb_snapshot *snap;	 /* this thread's reference */
 	const sb_dns_zones *dns; /* snap->dns, read by the DNS sockets */
 	sb_dns_io *dnsio;
 	uint64_t snap_seq;
@@ -133,7 +133,7 @@ typedef struct sb_edge {
 		char *zone;
 		uint64_t hash;
 		uint32_t serial;
-	} *serials; /* per zone: what the last build held, for SOA serials */
+	} * serials; /* per zone: what the last build held, for SOA serials */
 	size_t nserials;
 	int64_t started_ms;
 	uint64_t generation;
@@ -145,6 +145,9 @@ typedef struct sb_edge {
 
 /* Accept callback for a worker's listener. */
 void sb_proxy_on_connection(uv_stream_t *server, int status);
+/* Take the published snapshot if it changed (one atomic load otherwise):
+ * called at the start of every request and DNS batch. */
+void sb_proxy_worker_refresh(sb_worker *w);
 /* Wake-up in a worker: take the new snapshot, or begin stopping. */
 void sb_proxy_worker_wake(sb_worker *w);
 /* Close every connection of the worker now (end of the drain period). */

@@ -465,15 +465,13 @@ static void access_log(client *c)
 
 /* ---- requests ----------------------------------------------------------- */
 
-static void worker_refresh(sb_worker *w);
-
 static req *req_new(client *c)
 {
 	/* A request that starts after a publish uses it even if this thread
 	 * has not run its wake-up yet: one atomic load, and the lock only once
 	 * per change. So a change is served when the command that made it
 	 * returns. */
-	worker_refresh(c->w);
+	sb_proxy_worker_refresh(c->w);
 	sb_pool *pool = sb_pool_new(8192);
 	req *r = sb_pool_alloc(pool, sizeof(*r));
 	r->pool = pool;
@@ -1961,7 +1959,7 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 	client_read_start(c);
 }
 
-static void worker_refresh(sb_worker *w)
+void sb_proxy_worker_refresh(sb_worker *w)
 {
 	sb_edge *e = w->edge;
 	uint64_t seq = atomic_load(&e->seq);
@@ -1981,7 +1979,7 @@ static void worker_refresh(sb_worker *w)
 void sb_proxy_worker_wake(sb_worker *w)
 {
 	sb_edge *e = w->edge;
-	worker_refresh(w);
+	sb_proxy_worker_refresh(w);
 	if (atomic_load(&e->stopping) && !w->stopping) {
 		w->stopping = true;
 		if (!w->listener_closed) {
