@@ -86,6 +86,7 @@ typedef struct req {
 struct client {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
+	uint64_t deadline; /* loop time the timeout is for (0: none); see client_deadline */
 	sb_worker *w;
 	client *next, *prev;
 	llhttp_t parser;
@@ -116,6 +117,7 @@ struct upconn {
 	bool connected, reused, closing, reading, idle, got_bytes;
 	int handles;
 	size_t wq;
+	uint64_t idle_since; /* loop time it went back to the pool */
 };
 
 struct sb_pool_list {
@@ -946,6 +948,38 @@ static void client_timeout(uv_timer_t *t)
 	}
 }
 
+/*
+ * The client's one timer, re-armed lazily: a deadline that moves later is
+ * only recorded, and the timer, when it fires early, re-arms itself for
+ * the rest; clearing it costs nothing. Restarting a libuv timer for each
+ * phase of each request (head, upstream, response, keep-alive) cost two
+ * heap operations a phase on the request path.
+ */
+static void client_timer(uv_timer_t *t)
+{
+	client *c = t->data;
+	if (!c->deadline)
+		return;
+	uint64_t now = uv_now(t->loop);
+	if (now < c->deadline) {
+		uv_timer_start(t, client_timer, c->deadline - now, 0);
+		return;
+	}
+	c->deadline = 0;
+	client_timeout(t);
+}
+
+static void client_deadline(client *c, uint64_t ms)
+{
+	if (!ms) {
+		c->deadline = 0;
+		return;
+	}
+	c->deadline = uv_now(c->timer.loop) + ms;
+	if (!uv_is_active((uv_handle_t *)&c->timer) || uv_timer_get_due_in(&c->timer) > ms)
+		uv_timer_start(&c->timer, client_timer, ms, 0);
+}
+
 static void client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	client *c = h->data;
@@ -1010,9 +1044,9 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	if (c->state == C_HEAD && c->in_len == 0)
-		uv_timer_start(&c->timer, client_timeout, limits(c)->header_timeout_ms, 0);
+		client_deadline(c, limits(c)->header_timeout_ms);
 	else if (c->state == C_BODY)
-		uv_timer_start(&c->timer, client_timeout, limits(c)->response_timeout_ms, 0);
+		client_deadline(c, limits(c)->response_timeout_ms);
 	c->in_len += (size_t)n;
 	if (c->state == C_WAIT_UP || c->state == C_RESP) {
 		/* pipelined bytes wait for this response; reading goes on (no
@@ -1397,7 +1431,7 @@ static void handle_head(client *c, size_t len)
 {
 	req *r = c->r;
 	const char *why = NULL;
-	uv_timer_stop(&c->timer);
+	client_deadline(c, 0);
 	llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
 	c->parser.data = c;
 	r->max_body = UINT64_MAX;
@@ -1504,7 +1538,7 @@ static void handle_head(client *c, size_t len)
 	if (r->expect_continue && (r->has_cl || r->chunked) && !r->body_done)
 		cwrite(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->state = C_WAIT_UP;
-	uv_timer_start(&c->timer, client_timeout, limits(c)->connect_timeout_ms, 0);
+	client_deadline(c, limits(c)->connect_timeout_ms);
 	start_upstream(c);
 }
 
@@ -1575,7 +1609,7 @@ static void client_input(client *c)
 static void request_sent_head(client *c)
 {
 	req *r = c->r;
-	uv_timer_start(&c->timer, client_timeout, limits(c)->response_timeout_ms, 0);
+	client_deadline(c, limits(c)->response_timeout_ms);
 	if (r->upgrade) {
 		/* bytes the client sent after the head go through as they are */
 		if (c->in_len) {
@@ -1604,7 +1638,7 @@ static void finish_request(client *c)
 	access_log(c);
 	req_free(r);
 	c->r = NULL;
-	uv_timer_stop(&c->timer);
+	client_deadline(c, 0);
 	if (c->state == C_CLOSING)
 		return;
 	if (!c->keepalive || atomic_load(&c->w->edge->stopping) || (c->eof && !c->in_len)) {
@@ -1617,8 +1651,7 @@ static void finish_request(client *c)
 	}
 	c->state = C_HEAD;
 	c->scan = 0;
-	uv_timer_start(&c->timer, client_timeout,
-		       c->in_len ? limits(c)->header_timeout_ms : limits(c)->idle_timeout_ms, 0);
+	client_deadline(c, c->in_len ? limits(c)->header_timeout_ms : limits(c)->idle_timeout_ms);
 	if (c->in_len)
 		client_input(c);
 	else
@@ -1693,9 +1726,24 @@ static uint32_t limits_up_idle(const upconn *u)
 	return u->w->snap->cfg->decl->http.upstream_idle_ms;
 }
 
+/* Idle in the pool too long: closed. The timer is armed when a
+ * connection first goes idle and left running while it is in use, so that
+ * taking a connection from the pool and putting it back costs no timer
+ * operation; when it fires it looks at how long the connection has been
+ * idle, and re-arms for the rest. */
 static void idle_timeout(uv_timer_t *t)
 {
-	up_close(t->data);
+	upconn *u = t->data;
+	uint64_t limit = limits_up_idle(u), now = uv_now(t->loop);
+	if (!u->idle) {
+		uv_timer_start(t, idle_timeout, limit, 0);
+		return;
+	}
+	if (now - u->idle_since < limit) {
+		uv_timer_start(t, idle_timeout, limit - (now - u->idle_since), 0);
+		return;
+	}
+	up_close(u);
 }
 
 static void up_release(upconn *u, bool reusable)
@@ -1716,8 +1764,10 @@ static void up_release(upconn *u, bool reusable)
 		pl->head->prev = u;
 	pl->head = u;
 	u->idle = true;
+	u->idle_since = uv_now(u->timer.loop);
 	sb_proxy_up_resume(u);
-	uv_timer_start(&u->timer, idle_timeout, limits_up_idle(u), 0);
+	if (!uv_is_active((uv_handle_t *)&u->timer))
+		uv_timer_start(&u->timer, idle_timeout, limits_up_idle(u), 0);
 }
 
 static void up_failed(upconn *u, const char *what, int uverr)
@@ -1761,7 +1811,7 @@ static void up_failed(upconn *u, const char *what, int uverr)
 static void tunnel_start(client *c, upconn *u, const char *rest, size_t n)
 {
 	c->state = C_TUNNEL;
-	uv_timer_stop(&c->timer);
+	client_deadline(c, 0);
 	if (n)
 		cwrite(c, rest, n);
 	c->in_len = 0;
@@ -1806,7 +1856,7 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (n == 0)
 		return;
 	u->got_bytes = true;
-	uv_timer_stop(&c->timer);
+	client_deadline(c, 0);
 	c->gather = true;
 	llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)n);
 	c->gather = false;
@@ -1835,7 +1885,7 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		uv_read_stop(s);
 		u->reading = false;
 	}
-	uv_timer_start(&c->timer, client_timeout, limits(c)->response_timeout_ms, 0);
+	client_deadline(c, limits(c)->response_timeout_ms);
 }
 
 /* Attach u to c's request and send the head. */
@@ -1847,7 +1897,7 @@ static void up_begin(client *c, upconn *u)
 	u->got_bytes = false;
 	llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
 	u->parser.data = u;
-	uv_timer_stop(&u->timer);
+	/* the idle timer keeps running: idle_timeout sees u->idle false */
 	sb_buf *b = &c->w->scratch;
 	sb_buf_reset(b);
 	build_upstream_head(c, b);
@@ -1955,7 +2005,7 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 	}
 	c->state = C_HEAD;
 	c->keepalive = true;
-	uv_timer_start(&c->timer, client_timeout, limits(c)->header_timeout_ms, 0);
+	client_deadline(c, limits(c)->header_timeout_ms);
 	client_read_start(c);
 }
 

@@ -3,17 +3,25 @@
 Runs the binary named by $SB_BIN (make check passes the ASan+UBSan build), so
 a memory error anywhere in the readers and loaders fails these tests too.
 """
+import atexit
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "revelations"
+# A copy without the example's data directory: a developer's `make run`
+# state (tenants, live previews) must not change what these tests see.
+_EXAMPLE_SRC = ROOT / "examples" / "revelations"
+_EXAMPLE_TMP = tempfile.mkdtemp(prefix="sb-cli-example.")
+atexit.register(shutil.rmtree, _EXAMPLE_TMP, True)
+EXAMPLE = Path(_EXAMPLE_TMP) / "revelations"
+shutil.copytree(_EXAMPLE_SRC, EXAMPLE, ignore=shutil.ignore_patterns(".switchboard"))
 BIN = os.environ.get("SB_BIN", str(ROOT / "build" / "switchboard"))
 
 
