@@ -150,6 +150,11 @@ static void buf_reserve(sb_buf *b, size_t extra)
 	b->cap = cap;
 }
 
+void sb_buf_reserve(sb_buf *b, size_t extra)
+{
+	buf_reserve(b, extra);
+}
+
 void sb_buf_add(sb_buf *b, const void *p, size_t n)
 {
 	buf_reserve(b, n);

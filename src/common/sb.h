@@ -81,6 +81,19 @@ void sb_buf_init(sb_buf *b);
 void sb_buf_free(sb_buf *b);
 void sb_buf_reset(sb_buf *b);
 void sb_buf_add(sb_buf *b, const void *p, size_t n);
+/* Make room for extra more bytes (and the NUL) without adding them. */
+void sb_buf_reserve(sb_buf *b, size_t extra);
+/* Append n bytes the caller fills in: returns where they go (NUL-terminated
+ * after them). Inline, for the request path's header building. */
+static inline char *sb_buf_put(sb_buf *b, size_t n)
+{
+	if (b->len + n + 1 > b->cap)
+		sb_buf_reserve(b, n);
+	char *p = b->data + b->len;
+	b->len += n;
+	p[n] = '\0';
+	return p;
+}
 void sb_buf_addc(sb_buf *b, char c);
 void sb_buf_adds(sb_buf *b, const char *s);
 void sb_buf_addf(sb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
