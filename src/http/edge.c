@@ -764,7 +764,10 @@ static int op_prepare(void *ctx, const sb_live *next, sb_diag *d)
 	int r = config_build(e, next, 0, &p->cfg, d);
 	if (r < 0)
 		return r;
-	p->tenants = tenants_build(e, p->cfg->decl);
+	/* inside the op's transaction the registry must read: a store error
+	 * fails the op instead of publishing the static tenants alone */
+	if ((r = sb_store_tenants_load(e->store, p->cfg->decl, &p->tenants, d)) < 0)
+		return r;
 	return dns_build(e, p->cfg, p->tenants, &p->dns, d);
 }
 
