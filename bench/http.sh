@@ -21,6 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 SB=$ROOT/build/switchboard
 SEED=$ROOT/build/bench/seed_tenants
 HD=$ROOT/bench/http
@@ -48,13 +50,7 @@ make --no-print-directory -s build/switchboard build/bench/seed_tenants >/dev/nu
 	die "cannot build build/switchboard and build/bench/seed_tenants"
 
 echo "== http (Switchboard vs nginx vs HAProxy, issue: serve HTTP)"
-echo "date     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "kernel   $(uname -srm)"
-echo "cpu      $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-echo "nproc    $(nproc)"
-echo "memory   $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-echo "load     $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "commit   $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')"
+bench_machine
 echo "nginx    $(nginx -v 2>&1 | sed 's/^nginx version: //')"
 echo "haproxy  $(haproxy -v 2>&1 | head -n 1)"
 echo "wrk      $(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
@@ -64,25 +60,7 @@ echo
 
 TMP=$(mktemp -d /tmp/sb-http-bench.XXXXXX)
 PIDS=()
-# alive PID: running (a zombie is not: this machine's init may never reap one)
-alive() {
-	local st
-	st=$(sed 's/^.*) //' /proc/"$1"/stat 2>/dev/null | cut -d' ' -f1) || return 1
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		local any=0
-		for p in "${PIDS[@]}"; do if alive "$p"; then any=1; fi; done
-		[ $any = 0 ] && break
-		sleep 0.2
-	done
-	for p in "${PIDS[@]}"; do if alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi; done
-	wait 2>/dev/null || true
-	if [ -n "${HTTP_BENCH_KEEP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
+cleanup() { bench_cleanup "${HTTP_BENCH_KEEP:-}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
