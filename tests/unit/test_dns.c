@@ -3,6 +3,8 @@
  * independent reader, so the tests do not trust libknot to check itself. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+
+#include "dnspkt.h"
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,42 +132,6 @@ enum {
 	T_ANY = 255,
 	T_CAA = 257
 };
-
-struct pkt {
-	uint8_t b[4096];
-	size_t n;
-};
-
-static void p_u8(struct pkt *p, uint8_t v)
-{
-	p->b[p->n++] = v;
-}
-
-static void p_u16(struct pkt *p, uint16_t v)
-{
-	p_u8(p, (uint8_t)(v >> 8));
-	p_u8(p, (uint8_t)v);
-}
-
-static void p_u32(struct pkt *p, uint32_t v)
-{
-	p_u16(p, (uint16_t)(v >> 16));
-	p_u16(p, (uint16_t)v);
-}
-
-/* A name as labels, case kept; "" or "." is the root. */
-static void p_name(struct pkt *p, const char *s)
-{
-	while (*s && strcmp(s, ".") != 0) {
-		const char *dot = strchr(s, '.');
-		size_t n = dot ? (size_t)(dot - s) : strlen(s);
-		p_u8(p, (uint8_t)n);
-		memcpy(p->b + p->n, s, n);
-		p->n += n;
-		s += n + (dot ? 1 : 0);
-	}
-	p_u8(p, 0);
-}
 
 static void p_header(struct pkt *p, uint16_t id, uint16_t flags, uint16_t qd, uint16_t an,
 		     uint16_t ns, uint16_t ar)

@@ -4,6 +4,8 @@
  * libknot to check itself. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+
+#include "dnspkt.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
@@ -121,45 +123,10 @@ static struct sockaddr_storage addr(const char *ip)
 
 /* ---- building queries --------------------------------------------------- */
 
-struct pkt {
-	uint8_t b[4096];
-	size_t n;
-};
-
-static void p_u8(struct pkt *p, uint8_t v)
-{
-	p->b[p->n++] = v;
-}
-
-static void p_u16(struct pkt *p, uint16_t v)
-{
-	p_u8(p, (uint8_t)(v >> 8));
-	p_u8(p, (uint8_t)v);
-}
-
-static void p_u32(struct pkt *p, uint32_t v)
-{
-	p_u16(p, (uint16_t)(v >> 16));
-	p_u16(p, (uint16_t)v);
-}
-
 static void p_u48(struct pkt *p, uint64_t v)
 {
 	p_u16(p, (uint16_t)(v >> 32));
 	p_u32(p, (uint32_t)v);
-}
-
-static void p_name(struct pkt *p, const char *s)
-{
-	while (*s) {
-		const char *dot = strchr(s, '.');
-		size_t l = dot ? (size_t)(dot - s) : strlen(s);
-		p_u8(p, (uint8_t)l);
-		memcpy(p->b + p->n, s, l);
-		p->n += l;
-		s += l + (dot ? 1 : 0);
-	}
-	p_u8(p, 0);
 }
 
 static struct pkt query(uint16_t id, const char *name, uint16_t type)
