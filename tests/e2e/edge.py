@@ -26,6 +26,39 @@ SERVICES = [
 ]
 
 
+def free_port():
+    """A port on 127.0.0.1 free for both TCP and UDP (DNS listens on both)."""
+    for _ in range(50):
+        t = socket.socket()
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+        return port
+    raise RuntimeError("no free port")
+
+
+def wait_for(pred, timeout=5, what="condition", errors=()):
+    """Poll pred until it returns a true value (returned), for at most
+    timeout seconds; exceptions in errors count as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+        except errors:
+            v = None
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError(f"{what}: not reached in {timeout} s")
+
+
 class Proc:
     """A child process whose output lines are collected by threads."""
 

@@ -36,9 +36,7 @@ Every process is stopped at the end; ports are free ones picked at run
 time; readiness is polled, never slept for.
 """
 import shutil
-import socket
 import subprocess
-import time
 
 import dns.edns
 import dns.exception
@@ -53,7 +51,7 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
-from edge import Edge, Proc, SB
+from edge import Edge, Proc, SB, free_port, wait_for as _wait_for
 
 ZONE = "revelations.studio."
 NSD = shutil.which("nsd")
@@ -288,22 +286,9 @@ SPECIAL = [
 
 
 
-def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            u.close()
-            t.close()
-        return port
-    raise RuntimeError("no free port")
+
+def wait_for(pred, timeout=10, what="condition"):
+    return _wait_for(pred, timeout, what, (dns.exception.Timeout, OSError))
 
 
 def ask(port, name, rtype, tcp=False, use_edns=0, rd=True, timeout=3):
@@ -313,17 +298,6 @@ def ask(port, name, rtype, tcp=False, use_edns=0, rd=True, timeout=3):
     f = dns.query.tcp if tcp else dns.query.udp
     return f(m, "127.0.0.1", port=port, timeout=timeout)
 
-
-def wait_for(pred, timeout=10, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except (dns.exception.Timeout, OSError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"not reached in {timeout} s: {what}")
 
 
 def records_toml():

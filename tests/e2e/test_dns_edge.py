@@ -1,6 +1,5 @@
 """DNS answered by `switchboard serve`, derived from routes and tenants."""
 import subprocess
-import time
 
 import dns.flags
 import dns.message
@@ -9,7 +8,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from edge import Edge, SB
+from edge import Edge, SB, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +62,6 @@ def test_case_is_preserved(edge):
 def serial(edge):
     return q(edge, "revelations.studio", "SOA").answer[0][0].serial
 
-
-def wait_for(pred, timeout=3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("not reached in time")
 
 
 def test_tenants_appear_and_disappear_with_the_registry(edge):

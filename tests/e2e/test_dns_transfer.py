@@ -24,7 +24,7 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 
-from edge import Edge, Proc, SB, SERVICES
+from edge import Edge, Proc, SB, SERVICES, free_port, wait_for as _wait_for
 
 KEY = "xfr-key"
 SECRET = "c3dpdGNoYm9hcmQtZTJlLXRyYW5zZmVyLXNlY3JldCE="  # 32 bytes
@@ -33,38 +33,13 @@ NSD = shutil.which("nsd") or ("/usr/sbin/nsd" if os.path.exists("/usr/sbin/nsd")
 KDIG = shutil.which("kdig")
 RRL_RATE = 50
 
+def wait_for(pred, timeout=15, what="condition"):
+    return _wait_for(pred, timeout, what, (dns.exception.DNSException, OSError))
+
+
 pytestmark = pytest.mark.skipif(not KDIG, reason="kdig (Debian knot-dnsutils) is not installed")
 
 
-def free_port():
-    """A loopback port free for both UDP and TCP."""
-    for _ in range(50):
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            t.close()
-            continue
-        t.close()
-        u.close()
-        return port
-    raise RuntimeError("no free port")
-
-
-def wait_for(pred, timeout=15, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            v = pred()
-        except (dns.exception.DNSException, OSError):
-            v = None
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not reached in {timeout} s")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import hashlib
 
 import pytest
 
-from edge import Edge, Recorder, SB, raw, read_response, request, start_demo
+from edge import Edge, Recorder, SB, raw, read_response, request, start_demo, wait_for
 
 import sys
 sys.path.insert(0, os.path.dirname(__file__))
@@ -36,17 +36,6 @@ def recorded(tmp_path_factory):
     e.stop()
 
 
-@pytest.fixture
-def fresh(tmp_path):
-    made = []
-
-    def make(**kw):
-        e = Edge(tmp_path / f"e{len(made)}", **kw)
-        made.append(e)
-        return e
-    yield make
-    for e in made:
-        e.stop()
 
 
 def echo(edge, host, path="/echo", **kw):
@@ -447,14 +436,6 @@ def test_upstream_timeout_504(fresh):
     assert st == 504 and json.loads(body)["error"] == "upstream_timeout"
     assert request(e, "codex.revelations.studio", "/slow?ms=10")[0] == 200
 
-
-def wait_for(pred, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 # ---- tenants -----------------------------------------------------------------

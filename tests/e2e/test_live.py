@@ -21,7 +21,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from edge import Edge, Proc, Recorder, SB, SERVICES, request
+from edge import Edge, Proc, Recorder, SB, SERVICES, free_port, request
 
 CLI = os.environ.get("SB_BIN", SB)
 ZONE = "revelations.studio"
@@ -71,14 +71,6 @@ def recorded_edge(tmp_path, admin_port=None):
             f'data_dir = "../data"\n\n[listen]\nadmin = "127.0.0.1:{admin_port}"', 1))
     return e
 
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture

@@ -61,17 +61,6 @@ def edge(tmp_path_factory):
     e.stop()
 
 
-@pytest.fixture
-def fresh(tmp_path):
-    made = []
-
-    def make(**kw):
-        e = Edge(tmp_path / f"e{len(made)}", **kw)
-        made.append(e)
-        return e
-    yield make
-    for e in made:
-        e.stop()
 
 
 # ---- a healthy edge passes -------------------------------------------------

@@ -1,0 +1,18 @@
+"""Fixtures shared by the end-to-end tests (pytest loads this file)."""
+import pytest
+
+from edge import Edge
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    """Make edges of the example (Edge's arguments); all stopped at the end."""
+    made = []
+
+    def make(**kw):
+        e = Edge(tmp_path / f"e{len(made)}", **kw)
+        made.append(e)
+        return e
+    yield make
+    for e in made:
+        e.stop()
