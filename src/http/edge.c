@@ -77,7 +77,7 @@ static void config_unref(sb_config *c)
 
 /* The port of a deployment's process, stable for the server's life (so a
  * restarted process and the upstream registry agree). */
-static uint16_t proc_port(sb_edge *e, const char *name);
+static size_t proc_port(sb_edge *e, const char *name, uint16_t *port);
 
 void sb_snapshot_ref(sb_snapshot *s)
 {
@@ -318,7 +318,7 @@ static int config_build(sb_edge *e, const sb_live *live, int64_t version, sb_con
 		pc->name = dp->name;
 		pc->argv = (const char *const *)dp->upstream->argv;
 		pc->argc = dp->upstream->argc;
-		pc->port = proc_port(e, dp->name);
+		pc->pport = proc_port(e, dp->name, &pc->port);
 		pc->env = sb_xcalloc(dp->nvars + 4, sizeof(char *));
 		sb_buf kv;
 		sb_buf_init(&kv);
@@ -484,12 +484,16 @@ static sb_dns_xfr *edge_xfr(const sb_edge *e)
 	return ((const control *)e->ctl)->xfr;
 }
 
-static uint16_t proc_port(sb_edge *e, const char *name)
+/* The index of name's entry in ct->pports (created on first use), and
+ * its port. */
+static size_t proc_port(sb_edge *e, const char *name, uint16_t *out)
 {
 	control *ct = e->ctl;
 	for (size_t i = 0; i < ct->npports; i++)
-		if (strcmp(ct->pports[i].name, name) == 0)
-			return ct->pports[i].port;
+		if (strcmp(ct->pports[i].name, name) == 0) {
+			*out = ct->pports[i].port;
+			return i;
+		}
 	/* a port nobody holds now (the kernel's choice for a bind to 0) that
 	 * none of our processes has */
 	uint16_t port = 0;
@@ -509,7 +513,8 @@ static uint16_t proc_port(sb_edge *e, const char *name)
 	}
 	ct->pports = sb_xrealloc(ct->pports, (ct->npports + 1) * sizeof(*ct->pports));
 	ct->pports[ct->npports++] = (struct proc_port){sb_xstrdup(name), port, 0};
-	return port;
+	*out = port;
+	return ct->npports - 1;
 }
 
 static uint64_t spec_sig(const struct sb_cfg_proc *pc, const char *cwd)
@@ -537,16 +542,12 @@ static void procs_apply(control *ct)
 	for (size_t i = 0; i < c->nprocs; i++) {
 		const struct sb_cfg_proc *pc = &c->procs[i];
 		uint64_t sig = spec_sig(pc, c->decl->dir);
-		for (size_t k = 0; k < ct->npports; k++) {
-			struct proc_port *pp = &ct->pports[k];
-			if (strcmp(pp->name, pc->name) != 0)
-				continue;
-			if (pp->sig && pp->sig != sig) {
-				atomic_store(&pc->up->up, 0);
-				pc->up->starting = true;
-			}
-			pp->sig = sig;
+		struct proc_port *pp = &ct->pports[pc->pport];
+		if (pp->sig && pp->sig != sig) {
+			atomic_store(&pc->up->up, 0);
+			pc->up->starting = true;
 		}
+		pp->sig = sig;
 	}
 	sb_proc_spec *specs = sb_xcalloc(c->nprocs + 1, sizeof(*specs));
 	for (size_t i = 0; i < c->nprocs; i++)

@@ -60,6 +60,7 @@ typedef struct sb_config {
 		char **env; /* "KEY=VALUE", malloc'd */
 		size_t nenv;
 		uint16_t port;
+		size_t pport;	 /* its entry in the control loop's port table */
 		sb_upstream *up; /* http://127.0.0.1:port */
 	} * procs;		 /* upstreams started by command (src/http/procs.h) */
 	size_t nprocs;
