@@ -11,9 +11,9 @@
  * HMAC-SHA256(secret, canonical string); docs/signing.md defines the
  * canonical string and works one example through.
  *
- * Nothing here allocates: the canonical string is fed to the MAC piece by
- * piece, so the signing path (once per forwarded request) needs no buffer
- * beyond the caller's output. All functions are thread-safe.
+ * The signing path (once per forwarded request) builds the canonical string
+ * on the stack and allocates only for a string longer than 2 KiB (a long
+ * path or query). All functions are thread-safe.
  */
 #ifndef SB_HTTP_SIGN_H
 #define SB_HTTP_SIGN_H

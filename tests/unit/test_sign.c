@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "http/sign.h"
 #include "memfs.h"
 
@@ -392,6 +394,95 @@ Test(sign, cached_contexts_give_the_same_signatures)
 		cr_assert(strstr(out, hex) != NULL, "round %d", round);
 	}
 	sb_sign_thread_cleanup();
+}
+
+/* HMAC-SHA256 by OpenSSL's one-shot interface, as an independent reference. */
+static void ref_hmac(const uint8_t *key, size_t klen, const char *msg, size_t mlen, uint8_t out[32])
+{
+	size_t n = 0;
+	static const uint8_t empty;
+	cr_assert_not_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, klen ? key : &empty, klen,
+				     (const unsigned char *)msg, mlen, out, 32, &n));
+	cr_assert_eq(n, 32);
+}
+
+Test(sign, mac_matches_a_reference_hmac_for_any_key_and_length)
+{
+	/* keys shorter than, equal to and longer than the 64-byte block (a
+	 * longer key is hashed first); canonical strings short, around the
+	 * 2 KiB stack buffer and far beyond it; more keys than the per-thread
+	 * cache holds, so entries are evicted and prepared again */
+	static const size_t klens[] = {0, 1, 32, 63, 64, 65, 131, 200};
+	static const size_t plens[] = {1, 1700, 2047, 2048, 2200, 9000};
+	static char path[9001], canon[12000];
+	uint8_t key[200];
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 7 + 3);
+	for (size_t pi = 0; pi < SB_ARRAY_LEN(plens); pi++) {
+		memset(path, 'p', plens[pi]);
+		path[0] = '/';
+		sb_sign_fields f = example();
+		f.path = (sb_sign_str){path, plens[pi]};
+		int cl = sb_sign_canonical(&f, EX_T, canon, sizeof(canon));
+		cr_assert_gt(cl, 0);
+		for (size_t ki = 0; ki < SB_ARRAY_LEN(klens); ki++)
+			for (uint8_t variant = 0; variant < 3; variant++) {
+				key[0] = (uint8_t)(variant * 31); /* 24 distinct keys per path */
+				sb_sign_key k = {key, klens[ki]};
+				uint8_t want[32], got[32];
+				ref_hmac(key, klens[ki], canon, (size_t)cl, want);
+				cr_assert_eq(sb_sign_mac(&f, EX_T, &k, got), 0);
+				cr_assert_arr_eq(got, want, 32, "path %zu key %zu", plens[pi], klens[ki]);
+				char hdr[SB_SIGN_HEADER_MAX(1)], hex[65];
+				cr_assert_gt(sb_sign_header(&f, EX_T, &k, 1, hdr, sizeof(hdr)), 0);
+				sb_sign_hex(want, 32, hex, sizeof(hex));
+				cr_assert(strstr(hdr, hex) != NULL, "path %zu key %zu", plens[pi],
+					  klens[ki]);
+				cr_assert_eq(sb_sign_verify(hdr, strlen(hdr), &f, &k, 1, EX_T, 0), 0);
+			}
+	}
+	/* the derived secret is the same HMAC of prefix and name */
+	static const char prefixed[] = "switchboard-deployment-secret:codex-web-production";
+	for (size_t ki = 0; ki < SB_ARRAY_LEN(klens); ki++) {
+		uint8_t want[32], got[32];
+		ref_hmac(key, klens[ki], prefixed, sizeof(prefixed) - 1, want);
+		sb_sign_derive_secret(key, klens[ki], "codex-web-production", got);
+		cr_assert_arr_eq(got, want, 32, "key %zu", klens[ki]);
+	}
+	sb_sign_thread_cleanup();
+}
+
+Test(sign, cr_or_lf_is_found_at_every_offset)
+{
+	/* the check reads eight bytes at a time: a CR or LF in any position of a
+	 * word or of the tail, and bytes near them (\v, \f, \x0e, \x8a), are
+	 * told apart */
+	char v[40], buf[2048], out[SB_SIGN_HEADER_MAX(1)];
+	for (size_t len = 1; len < sizeof(v); len++)
+		for (size_t at = 0; at < len; at++) {
+			static const char bad[] = {'\r', '\n'};
+			static const char near[] = {'\v', '\f', '\x0e', (char)0x8a, (char)0x8d, '\t'};
+			for (size_t b = 0; b < sizeof(near); b++) {
+				memset(v, 'a', len);
+				v[at] = near[b];
+				sb_sign_fields f = example();
+				f.hdr[SB_SIGN_H_TENANT_SLUG] = (sb_sign_str){v, len};
+				cr_assert_gt(sb_sign_canonical(&f, EX_T, buf, sizeof(buf)), 0,
+					     "len %zu at %zu byte %d", len, at, near[b]);
+			}
+			for (size_t b = 0; b < sizeof(bad); b++) {
+				memset(v, 'a', len);
+				v[at] = bad[b];
+				sb_sign_fields f = example();
+				f.hdr[SB_SIGN_H_TENANT_SLUG] = (sb_sign_str){v, len};
+				cr_assert_eq(sb_sign_canonical(&f, EX_T, buf, sizeof(buf)), SB_EINVAL,
+					     "len %zu at %zu", len, at);
+				f = example();
+				f.query = (sb_sign_str){v, len};
+				cr_assert_eq(sb_sign_header(&f, EX_T, &CUR, 1, out, sizeof(out)),
+					     SB_EINVAL, "len %zu at %zu", len, at);
+			}
+		}
 }
 
 /* ---- the deployment proof (switchboard verify; docs/verify.md) ---------- */
