@@ -10,6 +10,8 @@
 #include "http/internal.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,15 +22,45 @@
 
 #define HIGH_WATER (256 * 1024) /* queued bytes before the other side pauses */
 #define READ_CHUNK 65536
+#define TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 
 typedef struct client client;
 typedef struct upconn upconn;
+
+/* What a header is to the edge, found once per message by classify(). */
+typedef enum {
+	HK_OTHER,
+	HK_HOST,
+	HK_CONTENT_LENGTH,
+	HK_CONNECTION, /* hop-by-hop from here to HK_UPGRADE */
+	HK_TRANSFER_ENCODING,
+	HK_KEEP_ALIVE,
+	HK_PROXY_CONNECTION,
+	HK_TE,
+	HK_TRAILER,
+	HK_UPGRADE,
+	HK_EXPECT,
+	HK_REQUEST_ID,
+	HK_TRACEPARENT,
+	HK_ACCEPT,
+	HK_FORWARDED,	   /* Forwarded */
+	HK_XFF,		   /* X-Forwarded-For */
+	HK_XFP,		   /* X-Forwarded-Proto */
+	HK_XFH,		   /* X-Forwarded-Host */
+	HK_XF_OTHER,	   /* any other X-Forwarded-* */
+	HK_SB_VERIFY,	   /* X-Switchboard-Verify (a proof request) */
+	HK_SB_PROOF,	   /* X-Switchboard-Verify-Signature, X-Switchboard-Deployment */
+	HK_SB_OTHER,	   /* any other X-Switchboard-* */
+	HK_TENANT,	   /* X-Tenant-* */
+} hkind;
 
 typedef struct hdr {
 	char *name;
 	size_t nlen;
 	char *value;
 	size_t vlen;
+	uint8_t kind;	 /* hkind */
+	bool conn_named; /* named in a Connection header: hop-by-hop too */
 } hdr;
 
 typedef enum {
@@ -69,7 +101,8 @@ typedef struct req {
 	const char *verify_nonce;
 	size_t verify_len;
 	char request_id[130];
-	char traceparent[64];
+	size_t request_id_len, method_len;
+	char traceparent[64]; /* TRACEPARENT_LEN characters and a NUL */
 	/* response */
 	int status;
 	uint64_t bytes_out;
@@ -85,6 +118,7 @@ typedef struct req {
 
 struct client {
 	uv_tcp_t tcp;
+	int fd; /* the socket, for send() (see stream_write) */
 	uv_timer_t timer;
 	uint64_t deadline; /* loop time the timeout is for (0: none); see client_deadline */
 	sb_worker *w;
@@ -94,6 +128,7 @@ struct client {
 	bool trusted;
 	char *in;
 	size_t in_len, in_cap, scan; /* scan: how far the head has been checked */
+	size_t read_room;	     /* free bytes a read is given (see client_alloc) */
 	cstate state;
 	bool reading, keepalive, closing, counted;
 	int handles; /* open handles; freed when both closed */
@@ -107,6 +142,7 @@ struct client {
 
 struct upconn {
 	uv_tcp_t tcp;
+	int fd; /* the socket once connected, else -1 (see stream_write) */
 	uv_connect_t creq;
 	uv_timer_t timer;
 	sb_worker *w;
@@ -148,21 +184,32 @@ static uint64_t rng_next(sb_worker *w)
 	return w->rng[1] + s0;
 }
 
+/* nhex random lower-case hex digits (a multiple of 2) and a NUL: a byte at a
+ * time through a table of pairs, as ids are made for every request. */
 static void hex_random(sb_worker *w, char *out, size_t nhex)
 {
-	static const char hx[] = "0123456789abcdef";
+	static const char pairs[] = "000102030405060708090a0b0c0d0e0f"
+				    "101112131415161718191a1b1c1d1e1f"
+				    "202122232425262728292a2b2c2d2e2f"
+				    "303132333435363738393a3b3c3d3e3f"
+				    "404142434445464748494a4b4c4d4e4f"
+				    "505152535455565758595a5b5c5d5e5f"
+				    "606162636465666768696a6b6c6d6e6f"
+				    "707172737475767778797a7b7c7d7e7f"
+				    "808182838485868788898a8b8c8d8e8f"
+				    "909192939495969798999a9b9c9d9e9f"
+				    "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+				    "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+				    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+				    "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+				    "e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+				    "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 	for (size_t i = 0; i < nhex; i += 16) {
 		uint64_t v = rng_next(w);
-		for (size_t j = 0; j < 16 && i + j < nhex; j++, v >>= 4)
-			out[i + j] = hx[v & 15];
+		for (size_t j = 0; j < 16 && i + j < nhex; j += 2, v >>= 8)
+			memcpy(out + i + j, pairs + 2 * (v & 0xff), 2);
 	}
 	out[nhex] = '\0';
-}
-
-static bool name_is(const hdr *h, const char *name)
-{
-	size_t n = strlen(name);
-	return h->nlen == n && strncasecmp(h->name, name, n) == 0;
 }
 
 static bool has_prefix_ci(const char *s, size_t n, const char *p)
@@ -171,33 +218,74 @@ static bool has_prefix_ci(const char *s, size_t n, const char *p)
 	return n >= pn && strncasecmp(s, p, pn) == 0;
 }
 
-static const hdr *find_hdr(const hdr *h, size_t n, const char *name)
+static const hdr *find_kind(const hdr *h, size_t n, hkind kind)
 {
 	for (size_t i = 0; i < n; i++)
-		if (name_is(&h[i], name))
+		if (h[i].kind == kind)
 			return &h[i];
 	return NULL;
 }
 
-/* Does a comma-separated header value contain token (case-insensitive)? */
-static bool value_has_token(const char *v, size_t n, const char *token)
+/* Case-insensitive equality of name[0..n) with a lower-case literal of the
+ * same length. */
+static bool eq_lower(const char *name, const char *lower, size_t n)
 {
-	size_t tn = strlen(token);
-	size_t i = 0;
-	while (i < n) {
-		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		size_t s = i;
-		while (i < n && v[i] != ',')
-			i++;
-		size_t e = i;
-		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-			e--;
-		if (e - s == tn && strncasecmp(v + s, token, tn) == 0)
-			return true;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c + 32);
+		if (c != lower[i])
+			return false;
 	}
-	return false;
+	return true;
 }
+
+#define IS(lit) (n == sizeof(lit) - 1 && eq_lower(name, lit, n))
+#define HAS_PREFIX(lit) (n >= sizeof(lit) - 1 && eq_lower(name, lit, sizeof(lit) - 1))
+
+/* The kind of a header by its name: one pass per header, by length first,
+ * where the head used to be searched name by name. */
+static hkind classify(const char *name, size_t n)
+{
+	if (n && (name[0] == 'x' || name[0] == 'X')) {
+		if (HAS_PREFIX("x-switchboard-")) {
+			if (IS("x-switchboard-verify"))
+				return HK_SB_VERIFY;
+			if (IS("x-switchboard-verify-signature") || IS("x-switchboard-deployment"))
+				return HK_SB_PROOF;
+			return HK_SB_OTHER;
+		}
+		if (HAS_PREFIX("x-tenant-"))
+			return HK_TENANT;
+		if (HAS_PREFIX("x-forwarded-")) {
+			if (IS("x-forwarded-for"))
+				return HK_XFF;
+			if (IS("x-forwarded-proto"))
+				return HK_XFP;
+			if (IS("x-forwarded-host"))
+				return HK_XFH;
+			return HK_XF_OTHER;
+		}
+		return IS("x-request-id") ? HK_REQUEST_ID : HK_OTHER;
+	}
+	switch (n) {
+	case 2: return IS("te") ? HK_TE : HK_OTHER;
+	case 4: return IS("host") ? HK_HOST : HK_OTHER;
+	case 6:
+		return IS("expect") ? HK_EXPECT : IS("accept") ? HK_ACCEPT : HK_OTHER;
+	case 7: return IS("upgrade") ? HK_UPGRADE : IS("trailer") ? HK_TRAILER : HK_OTHER;
+	case 9: return IS("forwarded") ? HK_FORWARDED : HK_OTHER;
+	case 10: return IS("connection") ? HK_CONNECTION : IS("keep-alive") ? HK_KEEP_ALIVE : HK_OTHER;
+	case 11: return IS("traceparent") ? HK_TRACEPARENT : HK_OTHER;
+	case 14: return IS("content-length") ? HK_CONTENT_LENGTH : HK_OTHER;
+	case 16: return IS("proxy-connection") ? HK_PROXY_CONNECTION : HK_OTHER;
+	case 17: return IS("transfer-encoding") ? HK_TRANSFER_ENCODING : HK_OTHER;
+	default: return HK_OTHER;
+	}
+}
+
+#undef IS
+#undef HAS_PREFIX
 
 static const char *reason_phrase(int status)
 {
@@ -332,22 +420,31 @@ static void write_done(uv_write_t *w, int status)
 	free(q);
 }
 
-/* Write now if the socket takes it, else queue a copy. Returns <0 on error. */
-static int stream_write(uv_stream_t *s, void *owner, bool to_client, size_t *wq, const char *data,
-			size_t len)
+/*
+ * Write now if the socket takes it, else queue a copy. Returns <0 on error.
+ * fd is the connected socket (-1 while connecting): with nothing queued the
+ * bytes go out with send() here, which costs the kernel less than the
+ * write() uv_try_write() makes (no VFS layer), on two writes per request.
+ * libuv's queue for the stream is empty whenever *wq is 0, as every write
+ * to it goes through here.
+ */
+static int stream_write(uv_stream_t *s, int fd, void *owner, bool to_client, size_t *wq,
+			const char *data, size_t len)
 {
 	if (len == 0)
 		return 0;
-	if (*wq == 0) {
-		uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-		int n = uv_try_write(s, &b, 1);
-		if (n == (int)len)
+	if (*wq == 0 && fd >= 0 && s->write_queue_size == 0) {
+		ssize_t n;
+		do
+			n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n == (ssize_t)len)
 			return 0;
 		if (n > 0) {
 			data += n;
 			len -= (size_t)n;
-		} else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-			return n;
+		} else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			return -errno;
 		}
 	}
 	wreq *q = sb_xmalloc(sizeof(*q) + len);
@@ -371,7 +468,8 @@ static int cflush(client *c)
 		return 0;
 	int r = c->closing
 		    ? -1
-		    : stream_write((uv_stream_t *)&c->tcp, c, true, &c->wq, c->ob.data, c->ob.len);
+		    : stream_write((uv_stream_t *)&c->tcp, c->fd, c, true, &c->wq, c->ob.data,
+				   c->ob.len);
 	sb_buf_reset(&c->ob);
 	return r;
 }
@@ -389,14 +487,14 @@ static int cwrite(client *c, const char *data, size_t len)
 		sb_buf_add(&c->ob, data, len);
 		return c->ob.len >= HIGH_WATER ? cflush(c) : 0;
 	}
-	return stream_write((uv_stream_t *)&c->tcp, c, true, &c->wq, data, len);
+	return stream_write((uv_stream_t *)&c->tcp, c->fd, c, true, &c->wq, data, len);
 }
 
 static int uwrite(upconn *u, const char *data, size_t len)
 {
 	if (u->closing)
 		return -1;
-	return stream_write((uv_stream_t *)&u->tcp, u, false, &u->wq, data, len);
+	return stream_write((uv_stream_t *)&u->tcp, u->fd, u, false, &u->wq, data, len);
 }
 
 /* A body piece, chunk-encoded when the message is chunked on that side. */
@@ -633,34 +731,43 @@ static int on_resp_value(llhttp_t *p, const char *at, size_t len)
 
 static bool hop_by_hop(const hdr *h)
 {
-	static const char *const names[] = {
-	    "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-	    "te",	  "trailer",	"upgrade"};
-	for (size_t i = 0; i < SB_ARRAY_LEN(names); i++)
-		if (name_is(h, names[i]))
-			return true;
-	return false;
+	return (h->kind >= HK_CONNECTION && h->kind <= HK_UPGRADE) || h->conn_named;
 }
 
-/* Headers named in Connection are hop-by-hop too. */
-static bool named_in_connection(const hdr *all, size_t n, const hdr *h)
+/*
+ * Classify a message's headers, and mark those a Connection header names
+ * (hop-by-hop too, RFC 9110 7.6.1). Runs once per head, when it is complete.
+ */
+static void classify_all(hdr *hs, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (name_is(&all[i], "connection")) {
-			char name[128];
-			if (h->nlen >= sizeof(name))
-				return false;
-			memcpy(name, h->name, h->nlen);
-			name[h->nlen] = '\0';
-			if (value_has_token(all[i].value, all[i].vlen, name))
-				return true;
+	bool has_conn = false;
+	for (size_t i = 0; i < n; i++) {
+		hs[i].kind = (uint8_t)classify(hs[i].name, hs[i].nlen);
+		hs[i].conn_named = false;
+		has_conn |= hs[i].kind == HK_CONNECTION;
+	}
+	if (!has_conn)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (hs[i].kind != HK_CONNECTION)
+			continue;
+		const char *v = hs[i].value;
+		size_t vn = hs[i].vlen, k = 0;
+		while (k < vn) {
+			while (k < vn && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+				k++;
+			size_t ts = k;
+			while (k < vn && v[k] != ',')
+				k++;
+			size_t te = k;
+			while (te > ts && (v[te - 1] == ' ' || v[te - 1] == '\t'))
+				te--;
+			for (size_t j = 0; te > ts && j < n; j++)
+				if (hs[j].nlen == te - ts &&
+				    strncasecmp(hs[j].name, v + ts, te - ts) == 0)
+					hs[j].conn_named = true;
 		}
-	return false;
-}
-
-static bool is_proof_hdr(const hdr *h)
-{
-	return name_is(h, SB_PROOF_HEADER) || name_is(h, SB_PROOF_DEPLOYMENT_HEADER);
+	}
 }
 
 /* The deployment proof for switchboard verify: which deployment this
@@ -721,22 +828,25 @@ static int on_resp_headers_complete(llhttp_t *p)
 		sb_buf_add(b, rp, strlen(rp));
 		sb_buf_add(b, "\r\n", 2);
 	}
+	classify_all(r->rhdrs, r->nrhdrs);
+	bool has_rid = false;
 	for (size_t i = 0; i < r->nrhdrs; i++) {
 		hdr *h = &r->rhdrs[i];
-		if (hop_by_hop(h) || named_in_connection(r->rhdrs, r->nrhdrs, h))
+		if (hop_by_hop(h))
 			continue;
-		if (!up_cl && name_is(h, "content-length"))
+		if (!up_cl && h->kind == HK_CONTENT_LENGTH)
 			continue;
-		if (r->verify_nonce && is_proof_hdr(h))
+		if (r->verify_nonce && h->kind == HK_SB_PROOF)
 			continue; /* only the edge's own proof goes back */
+		has_rid |= h->kind == HK_REQUEST_ID;
 		hdr_line(b, h->name, h->nlen, h->value, h->vlen);
 	}
-	if (!find_hdr(r->rhdrs, r->nrhdrs, "x-request-id"))
-		HDR(b, "X-Request-Id", r->request_id, strlen(r->request_id));
+	if (!has_rid)
+		HDR(b, "X-Request-Id", r->request_id, r->request_id_len);
 	if (r->verify_nonce)
 		add_proof(r, b);
 	if (upgrade) {
-		const hdr *uh = find_hdr(r->rhdrs, r->nrhdrs, "upgrade");
+		const hdr *uh = find_kind(r->rhdrs, r->nrhdrs, HK_UPGRADE);
 		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 9,
 			    uh ? uh->value : "websocket");
 	} else {
@@ -809,10 +919,16 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 		r = c->r = req_new(c);
 		r->request_id[0] = '\0';
 	}
-	if (!r->request_id[0])
+	if (!r->request_id[0]) {
 		hex_random(c->w, r->request_id, 32);
+		r->request_id_len = 32;
+	}
 	r->status = status;
-	const hdr *accept = r->hdrs ? find_hdr(r->hdrs, r->nhdrs, "accept") : NULL;
+	/* the head may not have been classified yet (a parse error) */
+	const hdr *accept = NULL;
+	for (size_t i = 0; r->hdrs && i < r->nhdrs && !accept; i++)
+		if (classify(r->hdrs[i].name, r->hdrs[i].nlen) == HK_ACCEPT)
+			accept = &r->hdrs[i];
 	bool html = accept && strstr(accept->value, "text/html") &&
 		    !strstr(accept->value, "application/json");
 	sb_buf body, head;
@@ -893,6 +1009,7 @@ static void client_close(client *c)
 		u->c = NULL;
 		up_close(u);
 	}
+	c->fd = -1; /* libuv closes it: the number may be reused at once */
 	uv_close((uv_handle_t *)&c->timer, client_freed);
 	uv_close((uv_handle_t *)&c->tcp, client_freed);
 }
@@ -982,12 +1099,20 @@ static void client_deadline(client *c, uint64_t ms)
 		uv_timer_start(&c->timer, client_timer, ms, 0);
 }
 
+/*
+ * The client's buffer starts at 4 KiB (a request head is usually a few
+ * hundred bytes, and a 64 KiB buffer per connection adds up to gigabytes
+ * at tens of thousands of connections) and grows when a read fills the room
+ * it was given, up to READ_CHUNK of room, so a streamed body is still read
+ * in large pieces.
+ */
 static void client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	client *c = h->data;
-	if (c->in_cap - c->in_len < 16384) {
-		size_t ncap = c->in_cap ? c->in_cap : READ_CHUNK;
-		while (ncap - c->in_len < 16384)
+	size_t want = c->read_room ? c->read_room : 2048;
+	if (c->in_cap - c->in_len < want) {
+		size_t ncap = c->in_cap ? c->in_cap : 4096;
+		while (ncap - c->in_len < want)
 			ncap *= 2;
 		c->in = sb_xrealloc(c->in, ncap);
 		c->in_cap = ncap;
@@ -1037,6 +1162,8 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (n == 0)
 		return;
+	if ((size_t)n == buf->len && c->read_room < READ_CHUNK)
+		c->read_room = c->read_room ? c->read_room * 2 : 4096;
 	if (c->state == C_TUNNEL) {
 		if (c->u)
 			uwrite(c->u, c->in, (size_t)n);
@@ -1218,28 +1345,32 @@ static int resolve_target(client *c, const char **why)
 	const hdr *hh = NULL;
 	for (size_t i = 0; i < r->nhdrs; i++) {
 		hdr *h = &r->hdrs[i];
-		if (name_is(h, "host")) {
+		switch ((hkind)h->kind) {
+		case HK_HOST:
 			r->nhost++;
 			hh = h;
-		} else if (name_is(h, "content-length")) {
-			r->ncl++;
-		} else if (name_is(h, "transfer-encoding")) {
+			break;
+		case HK_CONTENT_LENGTH: r->ncl++; break;
+		case HK_TRANSFER_ENCODING:
 			r->nte++;
 			if (!(h->vlen == 7 && strncasecmp(h->value, "chunked", 7) == 0)) {
 				*why = "unsupported Transfer-Encoding";
 				return -1;
 			}
-		} else if (name_is(h, "expect")) {
+			break;
+		case HK_EXPECT:
 			if (h->vlen == 12 && strncasecmp(h->value, "100-continue", 12) == 0)
 				r->expect_continue = true;
-		} else if (h->nlen == sizeof(SB_PROOF_REQUEST_HEADER) - 1 &&
-			   name_is(h, SB_PROOF_REQUEST_HEADER)) {
+			break;
+		case HK_SB_VERIFY:
 			/* noted while the headers are scanned anyway; an unusable
 			 * value is ignored (the header is stripped either way) */
 			if (sb_proof_nonce_ok(h->value, h->vlen)) {
 				r->verify_nonce = h->value;
 				r->verify_len = h->vlen;
 			}
+			break;
+		default: break;
 		}
 	}
 	if (r->nhost > 1) {
@@ -1310,7 +1441,7 @@ static void build_upstream_head(client *c, sb_buf *b)
 	const sb_deployment *dp = r->m.deployment;
 	(void)dp;
 	const hdr *xff = NULL, *xfp = NULL;
-	const hdr *tp = find_hdr(r->hdrs, r->nhdrs, "traceparent");
+	const hdr *tp = find_kind(r->hdrs, r->nhdrs, HK_TRACEPARENT);
 	if (tp && valid_traceparent(tp->value, tp->vlen)) {
 		memcpy(r->traceparent, tp->value, tp->vlen);
 		r->traceparent[tp->vlen] = '\0';
@@ -1323,36 +1454,45 @@ static void build_upstream_head(client *c, sb_buf *b)
 		hex_random(c->w, t + 36, 16);
 		memcpy(t + 52, "-01", 4);
 	}
-	sb_buf_add(b, r->method, strlen(r->method));
-	sb_buf_addc(b, ' ');
-	sb_buf_add(b, r->path, r->path_len);
-	sb_buf_adds(b, " HTTP/1.1\r\n");
+	{
+		char *p = sb_buf_put(b, r->method_len + 1 + r->path_len + 11);
+		memcpy(p, r->method, r->method_len);
+		p += r->method_len;
+		*p++ = ' ';
+		memcpy(p, r->path, r->path_len);
+		memcpy(p + r->path_len, " HTTP/1.1\r\n", 11);
+	}
 	bool has_host = false;
 	for (size_t i = 0; i < r->nhdrs; i++) {
 		const hdr *h = &r->hdrs[i];
-		if (hop_by_hop(h) || named_in_connection(r->hdrs, r->nhdrs, h))
+		if (hop_by_hop(h))
 			continue;
-		if (name_is(h, "expect") || name_is(h, "x-request-id") ||
-		    name_is(h, "traceparent") || name_is(h, "content-length") ||
-		    has_prefix_ci(h->name, h->nlen, "x-switchboard-") ||
-		    has_prefix_ci(h->name, h->nlen, "x-tenant-"))
+		switch ((hkind)h->kind) {
+		case HK_EXPECT:
+		case HK_REQUEST_ID:
+		case HK_TRACEPARENT:
+		case HK_CONTENT_LENGTH:
+		case HK_SB_VERIFY:
+		case HK_SB_PROOF:
+		case HK_SB_OTHER:
+		case HK_TENANT: continue; /* ours to set */
+		case HK_XFF:
+			if (c->trusted)
+				xff = h;
 			continue;
-		if (has_prefix_ci(h->name, h->nlen, "x-forwarded-") || name_is(h, "forwarded")) {
+		case HK_XFP:
+			if (c->trusted)
+				xfp = h;
+			continue;
+		case HK_XFH: continue;
+		case HK_FORWARDED:
+		case HK_XF_OTHER:
 			if (!c->trusted)
 				continue;
-			if (name_is(h, "x-forwarded-for")) {
-				xff = h;
-				continue;
-			}
-			if (name_is(h, "x-forwarded-proto")) {
-				xfp = h;
-				continue;
-			}
-			if (name_is(h, "x-forwarded-host"))
-				continue;
+			break;
+		case HK_HOST: has_host = true; break;
+		default: break;
 		}
-		if (name_is(h, "host"))
-			has_host = true;
 		hdr_line(b, h->name, h->nlen, h->value, h->vlen);
 	}
 	if (!has_host)
@@ -1374,11 +1514,11 @@ static void build_upstream_head(client *c, sb_buf *b)
 
 	sb_sign_fields f;
 	memset(&f, 0, sizeof(f));
-	f.method = (sb_sign_str){r->method, strlen(r->method)};
+	f.method = (sb_sign_str){r->method, r->method_len};
 	f.host = (sb_sign_str){hostnorm, (size_t)hn};
 	sb_sign_fields_set_target(&f, r->path, r->path_len);
-	f.hdr[SB_SIGN_H_REQUEST_ID] = (sb_sign_str){r->request_id, strlen(r->request_id)};
-	f.hdr[SB_SIGN_H_TRACEPARENT] = (sb_sign_str){r->traceparent, strlen(r->traceparent)};
+	f.hdr[SB_SIGN_H_REQUEST_ID] = (sb_sign_str){r->request_id, r->request_id_len};
+	f.hdr[SB_SIGN_H_TRACEPARENT] = (sb_sign_str){r->traceparent, TRACEPARENT_LEN};
 	f.hdr[SB_SIGN_H_FORWARDED_FOR] = (sb_sign_str){fwd_for, strlen(fwd_for)};
 	f.hdr[SB_SIGN_H_FORWARDED_PROTO] = (sb_sign_str){proto, strlen(proto)};
 	f.hdr[SB_SIGN_H_FORWARDED_HOST] = (sb_sign_str){r->host, r->host_len};
@@ -1398,8 +1538,8 @@ static void build_upstream_head(client *c, sb_buf *b)
 	HDR(b, "X-Forwarded-For", fwd_for, strlen(fwd_for));
 	HDR(b, "X-Forwarded-Proto", proto, strlen(proto));
 	HDR(b, "X-Forwarded-Host", r->host, r->host_len);
-	HDR(b, "X-Request-Id", r->request_id, strlen(r->request_id));
-	HDR(b, "traceparent", r->traceparent, strlen(r->traceparent));
+	HDR(b, "X-Request-Id", r->request_id, r->request_id_len);
+	HDR(b, "traceparent", r->traceparent, TRACEPARENT_LEN);
 	if (tenant)
 		HDR(b, "X-Tenant-Slug", tenant, strlen(tenant));
 	if (tcfg)
@@ -1415,12 +1555,11 @@ static void build_upstream_head(client *c, sb_buf *b)
 		sb_buf_adds(b, "Transfer-Encoding: chunked\r\n");
 	}
 	if (r->upgrade) {
-		const hdr *uh = find_hdr(r->hdrs, r->nhdrs, "upgrade");
+		const hdr *uh = find_kind(r->hdrs, r->nhdrs, HK_UPGRADE);
 		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 0,
 			    uh ? uh->value : "");
-	} else {
-		sb_buf_adds(b, "Connection: keep-alive\r\n");
 	}
+	/* no "Connection: keep-alive": it is HTTP/1.1's default (RFC 9112 9.3) */
 	sb_buf_add(b, "\r\n", 2);
 	(void)s;
 }
@@ -1448,19 +1587,23 @@ static void handle_head(client *c, size_t len)
 		send_error(c, 400, "bad_request", "malformed request head");
 		return;
 	}
-	/* the client's request id is kept when it is a sane token */
-	const hdr *rid = find_hdr(r->hdrs, r->nhdrs, "x-request-id");
-	if (rid && sane_token(rid->value, rid->vlen, 128)) {
-		memcpy(r->request_id, rid->value, rid->vlen);
-		r->request_id[rid->vlen] = '\0';
-	} else {
-		hex_random(c->w, r->request_id, 32);
-	}
+	r->method_len = strlen(r->method);
 	/* field values exclude trailing whitespace (RFC 9110 5.5); llhttp keeps it */
 	for (size_t i = 0; i < r->nhdrs; i++)
 		while (r->hdrs[i].vlen && (r->hdrs[i].value[r->hdrs[i].vlen - 1] == ' ' ||
 					   r->hdrs[i].value[r->hdrs[i].vlen - 1] == '\t'))
 			r->hdrs[i].value[--r->hdrs[i].vlen] = '\0';
+	classify_all(r->hdrs, r->nhdrs);
+	/* the client's request id is kept when it is a sane token */
+	const hdr *rid = find_kind(r->hdrs, r->nhdrs, HK_REQUEST_ID);
+	if (rid && sane_token(rid->value, rid->vlen, 128)) {
+		memcpy(r->request_id, rid->value, rid->vlen);
+		r->request_id[rid->vlen] = '\0';
+		r->request_id_len = rid->vlen;
+	} else {
+		hex_random(c->w, r->request_id, 32);
+		r->request_id_len = 32;
+	}
 	r->is_head = strcmp(r->method, "HEAD") == 0;
 	r->idempotent = method_idempotent(r->method);
 	c->keepalive = llhttp_should_keep_alive(&c->parser) != 0;
@@ -1688,6 +1831,7 @@ static void up_close(upconn *u)
 		return;
 	pool_remove(u);
 	u->closing = true;
+	u->fd = -1; /* libuv closes it: the number may be reused at once */
 	uv_close((uv_handle_t *)&u->timer, up_freed);
 	uv_close((uv_handle_t *)&u->tcp, up_freed);
 }
@@ -1920,6 +2064,9 @@ static void up_connected(uv_connect_t *cr, int status)
 		return;
 	}
 	u->connected = true;
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&u->tcp, &fd) == 0)
+		u->fd = fd;
 	client *c = u->c;
 	if (!c) {
 		up_close(u);
@@ -1947,6 +2094,7 @@ static void start_upstream(client *c)
 		return;
 	}
 	u = sb_xcalloc(1, sizeof(*u));
+	u->fd = -1;
 	u->w = w;
 	u->up = up;
 	u->c = c;
@@ -1971,6 +2119,7 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 	if (status < 0 || w->stopping)
 		return;
 	client *c = sb_xcalloc(1, sizeof(*c));
+	c->fd = -1;
 	c->w = w;
 	uv_tcp_init(&w->loop, &c->tcp);
 	uv_timer_init(&w->loop, &c->timer);
@@ -1992,6 +2141,9 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		c->fd = fd;
 	struct sockaddr_storage peer;
 	int plen = sizeof(peer);
 	c->peer[0] = '\0';

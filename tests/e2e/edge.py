@@ -117,9 +117,13 @@ def start_demo(name, env="production", secrets=None, extra=()):
 
 class Recorder:
     """An upstream that records every request it receives (health checks
-    aside) and answers 200, to prove what the edge forwarded."""
+    aside) and answers 200, to prove what the edge forwarded. A test may set
+    response to other bytes for a while (restoring OK afterwards)."""
+
+    OK = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
 
     def __init__(self):
+        self.response = self.OK
         self.srv = socket.socket()
         self.srv.bind(("127.0.0.1", 0))
         self.srv.listen(64)
@@ -155,8 +159,9 @@ class Recorder:
                     continue
                 with self.lock:
                     self.received.append(head + b"\r\n\r\n" + buf)
+                    answer = self.response
                 buf = b""
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                conn.sendall(answer)
         except OSError:
             return
         finally:

@@ -129,6 +129,70 @@ def test_spoofed_headers_never_reach_the_upstream(edge):
     assert e["signature"] == "valid"
 
 
+def recorded_head(edge, marker):
+    """The head of the one request the Recorder got with marker in it."""
+    with edge.rec.lock:
+        got = [r for r in edge.rec.received if marker in r]
+    assert len(got) == 1, got
+    head = got[0].split(b"\r\n\r\n", 1)[0].decode()
+    names = [l.split(":", 1)[0].lower() for l in head.split("\r\n")[1:]]
+    return head, names
+
+
+def test_hop_by_hop_request_headers_are_not_forwarded(recorded):
+    # the fixed hop-by-hop set and anything a Connection header names (any
+    # case, several Connection headers, lists with spaces) stay at the edge
+    s = recorded.connect()
+    s.sendall(b"GET /hop-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+              b"Connection: X-Secret ,  keep-alive\r\nX-Secret: 1\r\n"
+              b"connection: X-OTHER-secret\r\nx-other-secret: 2\r\n"
+              b"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
+              b"Trailer: X-T\r\nUpgrade-Insecure-Requests: 1\r\nX-Kept: yes\r\n"
+              b"X-Secretive: kept\r\n\r\n")
+    status, _, _, _ = read_response(s)
+    s.close()
+    assert status == 200
+    head, names = recorded_head(recorded, b"/hop-marker")
+    for gone in ["connection", "x-secret", "x-other-secret", "keep-alive", "proxy-connection",
+                 "te", "trailer"]:
+        assert gone not in names, (gone, head)
+    # names that only start like a hop-by-hop one are ordinary headers
+    for kept in ["x-kept", "x-secretive", "upgrade-insecure-requests"]:
+        assert kept in names, (kept, head)
+    assert names.count("host") == 1
+
+
+def test_hop_by_hop_response_headers_are_not_relayed(recorded):
+    rec = recorded.rec
+    with rec.lock:
+        rec.response = (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                        b"Connection: X-Up-Secret, keep-alive\r\nX-Up-Secret: 1\r\n"
+                        b"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n"
+                        b"X-Up-Kept: yes\r\nX-Request-Id: from-upstream\r\n\r\nok\n")
+    try:
+        s = recorded.connect()
+        s.sendall(b"GET /resp-hop HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n")
+        buf = b""
+        while b"ok\n" not in buf.split(b"\r\n\r\n", 1)[-1] or b"\r\n\r\n" not in buf:
+            b = s.recv(65536)
+            assert b, buf
+            buf += b
+        s.close()
+    finally:
+        with rec.lock:
+            rec.response = rec.OK
+    head = buf.split(b"\r\n\r\n", 1)[0].decode()
+    names = [l.split(":", 1)[0].lower() for l in head.split("\r\n")[1:]]
+    assert head.startswith("HTTP/1.1 200")
+    for gone in ["x-up-secret", "keep-alive", "proxy-connection"]:
+        assert gone not in names, (gone, head)
+    assert "x-up-kept" in names
+    # the upstream's request id goes back as it is, not twice
+    assert names.count("x-request-id") == 1 and "X-Request-Id: from-upstream" in head
+    # the edge's own Connection header, once
+    assert names.count("connection") == 1 and "Connection: keep-alive" in head
+
+
 def test_trusted_proxy_keeps_forwarded_headers(fresh):
     e = fresh(http={"trusted_proxies": ["127.0.0.0/8"]}).start()
     body, _ = echo(e, "codex.revelations.studio", headers={"X-Forwarded-For": "203.0.113.9",
