@@ -237,16 +237,25 @@ struct pool_block {
 	_Alignas(16) unsigned char data[];
 };
 
+/* The pool and its first block are one allocation: a request's pool then
+ * costs one malloc and one free, not two of each. */
 struct sb_pool {
 	struct pool_block *head;
 	size_t block_size;
 	size_t footprint;
+	struct pool_block first; /* data[] runs on for block_size bytes */
 };
 
 sb_pool *sb_pool_new(size_t block_size)
 {
-	sb_pool *p = sb_xcalloc(1, sizeof(*p));
-	p->block_size = block_size ? block_size : 16384;
+	block_size = block_size ? block_size : 16384;
+	sb_pool *p = sb_xmalloc(sizeof(*p) + block_size);
+	p->block_size = block_size;
+	p->footprint = sizeof(*p) + block_size;
+	p->first.next = NULL;
+	p->first.size = block_size;
+	p->first.used = 0;
+	p->head = &p->first;
 	return p;
 }
 
@@ -257,17 +266,19 @@ void sb_pool_free(sb_pool *p)
 	struct pool_block *b = p->head;
 	while (b) {
 		struct pool_block *n = b->next;
-		free(b);
+		if (b != &p->first)
+			free(b);
 		b = n;
 	}
 	free(p);
 }
 
-void *sb_pool_alloc(sb_pool *p, size_t n)
+/* n bytes, 8-byte aligned, not cleared. */
+static void *pool_raw(sb_pool *p, size_t n)
 {
 	n = (n + 7) & ~(size_t)7;
 	struct pool_block *b = p->head;
-	if (!b || b->size - b->used < n) {
+	if (b->size - b->used < n) {
 		/* Large requests get their own block, so a big array does not waste
 		 * the tail of the current one. */
 		size_t size = n > p->block_size / 4 ? n : p->block_size;
@@ -275,7 +286,7 @@ void *sb_pool_alloc(sb_pool *p, size_t n)
 		b->size = size;
 		b->used = 0;
 		p->footprint += sizeof(*b) + size;
-		if (size == n && p->head) {
+		if (size == n) {
 			b->next = p->head->next;
 			p->head->next = b;
 		} else {
@@ -285,13 +296,19 @@ void *sb_pool_alloc(sb_pool *p, size_t n)
 	}
 	void *r = b->data + b->used;
 	b->used += n;
+	return r;
+}
+
+void *sb_pool_alloc(sb_pool *p, size_t n)
+{
+	void *r = pool_raw(p, n);
 	memset(r, 0, n);
 	return r;
 }
 
 char *sb_pool_strndup(sb_pool *p, const char *s, size_t n)
 {
-	char *r = sb_pool_alloc(p, n + 1);
+	char *r = pool_raw(p, n + 1);
 	memcpy(r, s, n);
 	r[n] = '\0';
 	return r;

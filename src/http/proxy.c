@@ -1199,36 +1199,44 @@ static ssize_t head_scan(client *c, const char **why)
 {
 	const char *b = c->in;
 	size_t n = c->in_len;
-	size_t i = c->scan;
-	for (; i < n; i++) {
-		if (b[i] == '\n') {
-			if (i == 0 || b[i - 1] != '\r') {
-				*why = "bare LF in the request head";
-				return -1;
-			}
-			if (i >= 3 && b[i - 2] == '\n' && b[i - 3] == '\r')
-				break;
-		} else if (b[i - (i > 0)] == '\r' && i > 0 && b[i] != '\n') {
+	size_t i = c->scan; /* the start of a line not yet complete */
+	size_t len = 0;
+	/* line by line with memchr: every LF must close a CRLF, and a CR may
+	 * only stand right before an LF (or last, its LF not read yet) */
+	while (i < n) {
+		const char *lf = memchr(b + i, '\n', n - i);
+		size_t end = lf ? (size_t)(lf - b) : n;
+		const char *cr = memchr(b + i, '\r', end - i);
+		if (cr && (size_t)(cr - b) != end - 1) {
 			*why = "bare CR in the request head";
 			return -1;
 		}
+		if (!lf)
+			break;
+		if (end == 0 || b[end - 1] != '\r') {
+			*why = "bare LF in the request head";
+			return -1;
+		}
+		if (end >= 3 && b[end - 2] == '\n' && b[end - 3] == '\r') {
+			len = end + 1;
+			break;
+		}
+		i = end + 1;
 	}
-	if (i >= n) {
-		c->scan = n > 0 ? n - 1 : 0;
+	if (!len) {
+		c->scan = i;
 		if (n > limits(c)->max_header_bytes)
 			return -2;
 		return 0;
 	}
-	size_t len = i + 1;
 	if (len > limits(c)->max_header_bytes)
 		return -2;
 	/* check each header line (the request line is the first) */
 	size_t ls = 0;
 	bool first = true;
 	while (ls < len) {
-		size_t le = ls;
-		while (le < len && b[le] != '\r')
-			le++;
+		const char *cr = memchr(b + ls, '\r', len - ls);
+		size_t le = cr ? (size_t)(cr - b) : len;
 		if (le == ls) /* the empty line */
 			break;
 		if (!first) {

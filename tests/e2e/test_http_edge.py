@@ -365,7 +365,60 @@ SMUGGLE = {
     "te_not_chunked": b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
                       b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     "no_host": b"GET /echo HTTP/1.1\r\n\r\n",
+    "bare_cr_in_header": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nX: a\rb\r\n\r\n",
+    "bare_cr_before_end": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\r\n\r\n",
 }
+
+
+def send_in_pieces(edge, data, cuts):
+    """Send data cut at the given offsets, each piece in its own segment
+    (TCP_NODELAY, and a short pause so that the edge reads them apart:
+    nothing observable tells when it has read a piece)."""
+    s = edge.connect()
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    last = 0
+    for cut in list(cuts) + [len(data)]:
+        s.sendall(data[last:cut])
+        last = cut
+        time.sleep(0.005)
+    return s
+
+
+HEAD = b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Piece: yes\r\n\r\n"
+
+
+@pytest.mark.parametrize("cuts", [
+    range(1, len(HEAD)),                       # a byte at a time
+    [HEAD.index(b"\r\n") + 1],                 # between CR and LF
+    [len(HEAD) - 1], [len(HEAD) - 2], [len(HEAD) - 3],  # inside the final CRLF CRLF
+    [5, 20, 21, 40],
+], ids=["bytewise", "cr_lf", "end-1", "end-2", "end-3", "mixed"])
+def test_a_head_split_across_reads_is_parsed(recorded, cuts):
+    s = send_in_pieces(recorded, HEAD, cuts)
+    status, _, _, _ = read_response(s)
+    s.close()
+    assert status == 200
+
+
+@pytest.mark.parametrize("data", [
+    b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nX: a\rb\r\n\r\n",
+    b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\nX: y\r\n\r\n",
+], ids=["bare_cr", "bare_lf"])
+def test_smuggling_split_across_reads_is_rejected(recorded, data):
+    # the bad byte arrives in a read of its own, after a read ending in CR
+    at = data.index(b"\r", data.index(b"X")) if b"X: a" in data else data.index(b"\nX")
+    before = recorded.rec.count()
+    s = send_in_pieces(recorded, data, [at, at + 1])
+    out = b""
+    s.settimeout(5)
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    assert out.startswith(b"HTTP/1.1 400 "), out[:200]
+    assert recorded.rec.count() == before
 
 
 @pytest.mark.parametrize("case", sorted(SMUGGLE))

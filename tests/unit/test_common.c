@@ -1,4 +1,4 @@
-/* src/common: UTF-8 checks and buffers. */
+/* src/common: UTF-8 checks, buffers and pools. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 
@@ -37,4 +37,38 @@ Test(common, buf_put_appends_and_terminates)
 	cr_assert_eq(b.data[3000], '\0');
 	cr_assert_eq(memcmp(b.data + 2997, "abc", 3), 0);
 	sb_buf_free(&b);
+}
+
+Test(common, pool_allocations)
+{
+	/* the first block lives in the pool's own allocation; later ones are
+	 * chained, a large request gets a block of its own, and everything is
+	 * zeroed, 8-byte aligned and freed at once (ASan checks the bounds and
+	 * the frees) */
+	sb_pool *p = sb_pool_new(256);
+	size_t start = sb_pool_footprint(p);
+	cr_assert_geq(start, 256);
+	char *prev = NULL;
+	for (int i = 0; i < 100; i++) {
+		unsigned char *a = sb_pool_alloc(p, (size_t)(i % 13) + 1);
+		cr_assert_eq((uintptr_t)a % 8, 0);
+		for (int k = 0; k < i % 13 + 1; k++)
+			cr_assert_eq(a[k], 0);
+		memset(a, 0xab, (size_t)(i % 13) + 1);
+		char *s = sb_pool_strndup(p, "hello, pool", 5);
+		cr_assert_str_eq(s, "hello");
+		cr_assert_neq(s, prev);
+		prev = s;
+	}
+	cr_assert_gt(sb_pool_footprint(p), start); /* more blocks were chained */
+	size_t before = sb_pool_footprint(p);
+	unsigned char *big = sb_pool_alloc(p, 1000);
+	for (int k = 0; k < 1000; k++)
+		cr_assert_eq(big[k], 0);
+	cr_assert_geq(sb_pool_footprint(p), before + 1000);
+	/* small allocations go on in the current block, not after the big one */
+	char *after = sb_pool_strdup(p, "x");
+	cr_assert_str_eq(after, "x");
+	sb_pool_free(p);
+	sb_pool_free(NULL);
 }
