@@ -552,7 +552,7 @@ static void access_log(client *c)
 	json_kv(b, "request_id", r->request_id, strlen(r->request_id));
 	json_kv(b, "client", c->peer, strlen(c->peer));
 	json_kv(b, "host", r->host, r->host ? r->host_len : 0);
-	json_kv(b, "method", r->method, r->method ? strlen(r->method) : 0);
+	json_kv(b, "method", r->method, r->method ? r->method_len : 0);
 	json_kv(b, "path", r->path ? r->path : r->url,
 		r->path	 ? r->path_len
 		: r->url ? r->url_len
@@ -594,17 +594,37 @@ static void req_free(req *r)
 	sb_pool_free(r->pool);
 }
 
+/*
+ * Append a span to *s (length *n): the span itself when *s is empty, *s
+ * grown in place when the span continues it (a message parsed in one
+ * buffer), else a copy of both in the pool (a head split across reads).
+ */
+static void span_add(sb_pool *p, char **s, size_t *n, const char *at, size_t len)
+{
+	if (!*s || (*n == 0 && len)) {
+		*s = (char *)at;
+		*n = len;
+		return;
+	}
+	if (*s + *n == at) {
+		*n += len;
+		return;
+	}
+	char *nv = sb_pool_strndup(p, *s, *n + len);
+	memcpy(nv + *n, at, len);
+	nv[*n + len] = '\0';
+	*s = nv;
+	*n += len;
+}
+
+/* Header spans point into the bytes parsed (see span_add). */
 static void add_hdr(sb_pool *p, hdr **arr, size_t *n, size_t *cap, bool *last_value, const char *at,
 		    size_t len, bool is_value)
 {
 	if (!is_value && (!*last_value && *n > 0)) {
 		/* continuation of a field name split across reads */
 		hdr *h = &(*arr)[*n - 1];
-		char *nn = sb_pool_alloc(p, h->nlen + len + 1);
-		memcpy(nn, h->name, h->nlen);
-		memcpy(nn + h->nlen, at, len);
-		h->name = nn;
-		h->nlen += len;
+		span_add(p, &h->name, &h->nlen, at, len);
 		return;
 	}
 	if (!is_value) {
@@ -617,20 +637,29 @@ static void add_hdr(sb_pool *p, hdr **arr, size_t *n, size_t *cap, bool *last_va
 			*cap = ncap;
 		}
 		hdr *h = &(*arr)[(*n)++];
-		h->name = sb_pool_strndup(p, at, len);
+		h->name = (char *)at;
 		h->nlen = len;
-		h->value = sb_pool_strndup(p, "", 0);
+		h->value = (char *)at + len; /* empty until a value span comes */
 		h->vlen = 0;
 		*last_value = false;
 		return;
 	}
 	hdr *h = &(*arr)[*n - 1];
-	char *nv = sb_pool_alloc(p, h->vlen + len + 1);
-	memcpy(nv, h->value, h->vlen);
-	memcpy(nv + h->vlen, at, len);
-	h->value = nv;
-	h->vlen += len;
+	span_add(p, &h->value, &h->vlen, at, len);
 	*last_value = true;
+}
+
+/* Response header spans that still point into the read buffer, which the
+ * next read overwrites, are copied into the request's pool. */
+static void pin_hdrs(sb_pool *p, hdr *hs, size_t n, const char *base, size_t len)
+{
+	for (size_t i = 0; i < n; i++) {
+		hdr *h = &hs[i];
+		if (h->name >= base && h->name < base + len)
+			h->name = sb_pool_strndup(p, h->name, h->nlen);
+		if (h->value >= base && h->value <= base + len)
+			h->value = sb_pool_strndup(p, h->value, h->vlen);
+	}
 }
 
 /* llhttp callbacks, request side */
@@ -639,7 +668,7 @@ static int on_method(llhttp_t *p, const char *at, size_t len)
 {
 	client *c = p->data;
 	req *r = c->r;
-	r->method = sb_pool_strndup(r->pool, at, len);
+	span_add(r->pool, &r->method, &r->method_len, at, len);
 	return 0;
 }
 
@@ -647,12 +676,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 {
 	client *c = p->data;
 	req *r = c->r;
-	char *u = sb_pool_alloc(r->pool, r->url_len + len + 1);
-	if (r->url)
-		memcpy(u, r->url, r->url_len);
-	memcpy(u + r->url_len, at, len);
-	r->url = u;
-	r->url_len += len;
+	span_add(r->pool, &r->url, &r->url_len, at, len);
 	return 0;
 }
 
@@ -676,6 +700,17 @@ static int on_req_headers_complete(llhttp_t *p)
 {
 	client *c = p->data;
 	req *r = c->r;
+	/* The spans point into the pool's copy of the head, which the parser
+	 * has now passed: each ends with a NUL there for the C-string uses
+	 * (method comparisons, logs). */
+	if (r->method)
+		r->method[r->method_len] = '\0';
+	if (r->url)
+		r->url[r->url_len] = '\0';
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		r->hdrs[i].name[r->hdrs[i].nlen] = '\0';
+		r->hdrs[i].value[r->hdrs[i].vlen] = '\0';
+	}
 	r->head_parsed = true;
 	r->has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
 	r->chunked = (p->flags & F_CHUNKED) != 0;
@@ -860,6 +895,7 @@ static int on_resp_headers_complete(llhttp_t *p)
 	}
 	sb_buf_add(b, "\r\n", 2);
 	cwrite(c, b->data, b->len);
+	r->nrhdrs = 0; /* done with; trailers, if any, start a new list */
 	/* a HEAD response has no body whatever its Content-Length says */
 	return r->is_head ? 1 : 0;
 }
@@ -929,8 +965,8 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 	for (size_t i = 0; r->hdrs && i < r->nhdrs && !accept; i++)
 		if (classify(r->hdrs[i].name, r->hdrs[i].nlen) == HK_ACCEPT)
 			accept = &r->hdrs[i];
-	bool html = accept && strstr(accept->value, "text/html") &&
-		    !strstr(accept->value, "application/json");
+	bool html = accept && memmem(accept->value, accept->vlen, "text/html", 9) &&
+		    !memmem(accept->value, accept->vlen, "application/json", 16);
 	sb_buf body, head;
 	sb_buf_init(&body);
 	sb_buf_init(&head);
@@ -1581,7 +1617,10 @@ static void handle_head(client *c, size_t len)
 	llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
 	c->parser.data = c;
 	r->max_body = UINT64_MAX;
-	llhttp_errno_t err = llhttp_execute(&c->parser, c->in, len);
+	/* parsed from a copy in the request's pool, so that the method, target
+	 * and headers can point into it for the whole request */
+	char *head = sb_pool_strndup(r->pool, c->in, len);
+	llhttp_errno_t err = llhttp_execute(&c->parser, head, len);
 	if (err != HPE_OK && err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
 		consume(c, len);
 		char msg[200];
@@ -1595,7 +1634,6 @@ static void handle_head(client *c, size_t len)
 		send_error(c, 400, "bad_request", "malformed request head");
 		return;
 	}
-	r->method_len = strlen(r->method);
 	/* field values exclude trailing whitespace (RFC 9110 5.5); llhttp keeps it */
 	for (size_t i = 0; i < r->nhdrs; i++)
 		while (r->hdrs[i].vlen && (r->hdrs[i].value[r->hdrs[i].vlen - 1] == ' ' ||
@@ -2032,6 +2070,8 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		up_failed(u, llhttp_get_error_reason(&u->parser), 0);
 		return;
 	}
+	if (r->nrhdrs)
+		pin_hdrs(r->pool, r->rhdrs, r->nrhdrs, buf->base, (size_t)n);
 	if (c->wq > HIGH_WATER) {
 		uv_read_stop(s);
 		u->reading = false;

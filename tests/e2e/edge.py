@@ -118,7 +118,8 @@ def start_demo(name, env="production", secrets=None, extra=()):
 class Recorder:
     """An upstream that records every request it receives (health checks
     aside) and answers 200, to prove what the edge forwarded. A test may set
-    response to other bytes for a while (restoring OK afterwards)."""
+    response to other bytes for a while (restoring OK afterwards), or to a
+    list of pieces sent apart."""
 
     OK = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
 
@@ -161,7 +162,13 @@ class Recorder:
                     self.received.append(head + b"\r\n\r\n" + buf)
                     answer = self.response
                 buf = b""
-                conn.sendall(answer)
+                if isinstance(answer, list):  # pieces, each in its own segment
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    for piece in answer:
+                        conn.sendall(piece)
+                        time.sleep(0.003)
+                else:
+                    conn.sendall(answer)
         except OSError:
             return
         finally:

@@ -193,6 +193,29 @@ def test_hop_by_hop_response_headers_are_not_relayed(recorded):
     assert names.count("connection") == 1 and "Connection: keep-alive" in head
 
 
+def test_upstream_head_split_across_reads_is_relayed_intact(recorded):
+    # the edge keeps the response's header names and values as pointers into
+    # its read buffer while the head is complete in one read, and copies
+    # them when it is not: cut inside names, values and the final CRLF
+    resp = (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Long-Header-Name: first-value\r\n"
+            b"X-Second: " + b"v" * 300 + b"\r\nX-Empty:\r\nX-Third: 3\r\n\r\nok\n")
+    cuts = [5, 20, 35, 41, 50, 120, 380, len(resp) - 6, len(resp) - 5, len(resp) - 4]
+    pieces = [resp[a:b] for a, b in zip([0] + cuts, cuts + [len(resp)])]
+    rec = recorded.rec
+    for answer in (pieces, [bytes([x]) for x in resp]):
+        with rec.lock:
+            rec.response = answer
+        try:
+            status, hdrs, body = request(recorded, "codex.revelations.studio", "/split-resp")
+        finally:
+            with rec.lock:
+                rec.response = rec.OK
+        assert status == 200 and body == b"ok\n"
+        assert hdrs["x-long-header-name"] == "first-value"
+        assert hdrs["x-second"] == "v" * 300
+        assert hdrs["x-empty"] == "" and hdrs["x-third"] == "3"
+
+
 def test_trusted_proxy_keeps_forwarded_headers(fresh):
     e = fresh(http={"trusted_proxies": ["127.0.0.0/8"]}).start()
     body, _ = echo(e, "codex.revelations.studio", headers={"X-Forwarded-For": "203.0.113.9",
