@@ -610,7 +610,8 @@ static void span_add(sb_pool *p, char **s, size_t *n, const char *at, size_t len
 		*n += len;
 		return;
 	}
-	char *nv = sb_pool_strndup(p, *s, *n + len);
+	char *nv = sb_pool_alloc(p, *n + len + 1);
+	memcpy(nv, *s, *n);
 	memcpy(nv + *n, at, len);
 	nv[*n + len] = '\0';
 	*s = nv;
