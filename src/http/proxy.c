@@ -1577,7 +1577,8 @@ static void build_upstream_head(client *c, sb_buf *b)
 	f.hdr[SB_SIGN_H_DEPLOYMENT] = (sb_sign_str){r->dep_name, strlen(r->dep_name)};
 	sb_sign_key keys[2] = {{r->secret, SB_SIGN_MAC_LEN}, {r->prev_secret, SB_SIGN_MAC_LEN}};
 	char sig[SB_SIGN_HEADER_MAX(2)];
-	int sl = sb_sign_header(&f, (int64_t)(sb_edge_now_ms() / 1000), keys,
+	/* signed as of the request's arrival (a retry re-signs with the same time) */
+	int sl = sb_sign_header(&f, (int64_t)(r->start_ms / 1000), keys,
 				r->prev_secret ? 2 : 1, sig, sizeof(sig));
 
 	HDR(b, "X-Forwarded-For", fwd_for, strlen(fwd_for));
