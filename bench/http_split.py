@@ -20,6 +20,13 @@ build/switchboard) and the front nginx take turns, the order rotating per
 round; 1 s warm-up before each measured run.
 
   bench/http_split.py [--rounds N] [--duration S] [BINARY ...]
+  bench/http_split.py --upstream-headers [--rounds N] [--duration S]
+
+The second form measures what the headers Switchboard adds cost the
+upstream: wrk straight at the upstream nginx worker, alternating a request
+with only Host (what the front nginx forwards) and the same request with the
+nine headers Switchboard adds (values of the lengths it sends), and reports
+the worker's CPU per request for each.
 
 Prints one line per run and the medians. Not part of `make bench` (it
 explains bench/http.sh's figures rather than adding new ones); about
@@ -152,10 +159,53 @@ def show(name, m):
           f"{m['ivcs']:.4f} invol" + (f"  p99 {m['p99']}" if 'p99' in m else ""), flush=True)
 
 
+# The request as the front nginx forwards it, and as Switchboard does (the
+# headers of src/http/proxy.c build_upstream_head, values of the lengths sent
+# for t1 on the benchmark's example).
+PLAIN = "GET / HTTP/1.1\r\nHost: t1.revelations.studio\r\n\r\n"
+FORWARDED = (
+    "GET / HTTP/1.1\r\nHost: t1.revelations.studio\r\nX-Forwarded-For: 127.0.0.1\r\n"
+    "X-Forwarded-Proto: http\r\nX-Forwarded-Host: t1.revelations.studio\r\n"
+    "X-Request-Id: 52ed17cc0a268d84e26aa7042c064679\r\n"
+    "traceparent: 00-dea69bd87ba42eed84ca0555e2f32a8a-0cbb1abc65df6fd6-01\r\n"
+    "X-Tenant-Slug: t1\r\nX-Switchboard-Environment: production\r\n"
+    "X-Switchboard-Deployment: codex-web-production\r\n"
+    "X-Switchboard-Signature: t=1795755636,"
+    "v1=7fba5830f417e514240307579ee09640224adfa86a257d7c0a63f834ec315f3b\r\n\r\n")
+
+
+def upstream_headers(a, tmp, base, up_pid):
+    res = {"host only": [], "as Switchboard forwards": []}
+    scripts = {}
+    for name, req in (("host only", PLAIN), ("as Switchboard forwards", FORWARDED)):
+        path = os.path.join(tmp, f"{len(scripts)}.lua")
+        lua = req.replace("\r", "\\r").replace("\n", "\\n")
+        open(path, "w").write(f'local r = "{lua}"\nrequest = function() return r end\n')
+        scripts[name] = path
+    print(f"request sizes: host only {len(PLAIN)} B, as Switchboard forwards {len(FORWARDED)} B")
+    for r in range(a.rounds):
+        names = list(scripts) if r % 2 == 0 else list(reversed(list(scripts)))
+        for name in names:
+            t0 = ticks(up_pid)
+            out = subprocess.run(["wrk", "-t1", "-c64", f"-d{a.duration}s", "-s", scripts[name],
+                                  f"http://127.0.0.1:{base.up_port}/"],
+                                 capture_output=True, text=True).stdout
+            t1 = ticks(up_pid)
+            n = int(re.search(r"(\d+) requests in", out).group(1))
+            us = (t1 - t0) / HZ / n * 1e6
+            res[name].append(us)
+            print(f"round {r + 1} {name:24s} upstream {us:5.3f} us/req", flush=True)
+    print("-- medians")
+    for name, v in res.items():
+        print(f"{name:24s} upstream {statistics.median(v):5.3f} us/req")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--upstream-headers", action="store_true")
     ap.add_argument("binaries", nargs="*", default=[os.path.join(ROOT, "build/switchboard")])
     a = ap.parse_args()
     for tool in ("nginx", "wrk", "pgrep"):
@@ -169,6 +219,8 @@ def main():
         base.proc.terminate()
         base.proc.wait(10)
         up_pid = child_of(base.nginx.pid)
+        if a.upstream_headers:
+            return upstream_headers(a, tmp, base, up_pid)
         hosts_file = os.path.join(tmp, "hosts")
         open(hosts_file, "w").write("".join(h + "\n" for h in HOSTS))
         targets = []
