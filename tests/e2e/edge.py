@@ -270,10 +270,10 @@ class Edge:
             assert rc == 0, f"edge exited {rc}: {self.edge.err[-20:]}"
 
 
-def raw(edge, data, timeout=5):
-    """Send raw bytes, return everything the edge answers until it closes."""
-    s = edge.connect(timeout)
-    s.sendall(data)
+def read_until_close(s, timeout=5):
+    """Everything s receives until the peer closes (or timeout passes
+    without a byte); s is closed."""
+    s.settimeout(timeout)
     chunks = []
     try:
         while True:
@@ -285,6 +285,13 @@ def raw(edge, data, timeout=5):
         pass
     s.close()
     return b"".join(chunks)
+
+
+def raw(edge, data, timeout=5):
+    """Send raw bytes, return everything the edge answers until it closes."""
+    s = edge.connect(timeout)
+    s.sendall(data)
+    return read_until_close(s, timeout)
 
 
 def read_response(sock, head_only=False):

@@ -11,7 +11,8 @@ import hashlib
 
 import pytest
 
-from edge import Edge, Recorder, SB, raw, read_response, request, start_demo, wait_for
+from edge import (Edge, Recorder, SB, raw, read_response, read_until_close, request, start_demo,
+                  wait_for)
 
 import sys
 sys.path.insert(0, os.path.dirname(__file__))
@@ -431,15 +432,7 @@ def test_smuggling_split_across_reads_is_rejected(recorded, data):
     # the bad byte arrives in a read of its own, after a read ending in CR
     at = data.index(b"\r", data.index(b"X")) if b"X: a" in data else data.index(b"\nX")
     before = recorded.rec.count()
-    s = send_in_pieces(recorded, data, [at, at + 1])
-    out = b""
-    s.settimeout(5)
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    s.close()
+    out = read_until_close(send_in_pieces(recorded, data, [at, at + 1]))
     assert out.startswith(b"HTTP/1.1 400 "), out[:200]
     assert recorded.rec.count() == before
 

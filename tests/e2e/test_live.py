@@ -21,7 +21,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from edge import Edge, Proc, Recorder, SB, SERVICES, free_port, request
+from edge import Edge, Proc, Recorder, SB, SERVICES, free_port, read_until_close, request
 
 CLI = os.environ.get("SB_BIN", SB)
 ZONE = "revelations.studio"
@@ -538,15 +538,8 @@ def test_admin_api_refuses_early_and_survives_bad_input(tmp_path):
                 s.connect(str(sock_path))
             else:
                 s = socket.create_connection(("127.0.0.1", port))
-            s.settimeout(10)
             s.sendall(data)
-            out = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
-            s.close()
+            out = read_until_close(s, 10)
             return int(out.split(b" ", 2)[1]), out.split(b"\r\n\r\n", 1)[1]
         # head only, a promised 1 MiB body that never comes: answered anyway
         st, body = ask(b"POST /v1/ops HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
