@@ -238,24 +238,29 @@ struct pool_block {
 };
 
 /* The pool and its first block are one allocation: a request's pool then
- * costs one malloc and one free, not two of each. */
+ * costs one malloc and one free, not two of each. The block follows the
+ * pool header at a 16-byte boundary. */
 struct sb_pool {
 	struct pool_block *head;
+	struct pool_block *first; /* inside this allocation */
 	size_t block_size;
 	size_t footprint;
-	struct pool_block first; /* data[] runs on for block_size bytes */
 };
+
+#define POOL_HEAD_SIZE ((sizeof(struct sb_pool) + 15) & ~(size_t)15)
 
 sb_pool *sb_pool_new(size_t block_size)
 {
 	block_size = block_size ? block_size : 16384;
-	sb_pool *p = sb_xmalloc(sizeof(*p) + block_size);
+	size_t total = POOL_HEAD_SIZE + sizeof(struct pool_block) + block_size;
+	sb_pool *p = sb_xmalloc(total);
 	p->block_size = block_size;
-	p->footprint = sizeof(*p) + block_size;
-	p->first.next = NULL;
-	p->first.size = block_size;
-	p->first.used = 0;
-	p->head = &p->first;
+	p->footprint = total;
+	p->first = (struct pool_block *)((char *)p + POOL_HEAD_SIZE);
+	p->first->next = NULL;
+	p->first->size = block_size;
+	p->first->used = 0;
+	p->head = p->first;
 	return p;
 }
 
@@ -266,7 +271,7 @@ void sb_pool_free(sb_pool *p)
 	struct pool_block *b = p->head;
 	while (b) {
 		struct pool_block *n = b->next;
-		if (b != &p->first)
+		if (b != p->first)
 			free(b);
 		b = n;
 	}

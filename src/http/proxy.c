@@ -681,10 +681,18 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+/*
+ * Header callbacks after the head are a chunked body's trailer fields: they
+ * are dropped (RFC 9110 6.5.1 lets a proxy discard them). Kept, they would
+ * land in the header list after it was classified, pointing into the read
+ * buffer rather than the head's copy, and go upstream as headers.
+ */
 static int on_req_field(llhttp_t *p, const char *at, size_t len)
 {
 	client *c = p->data;
 	req *r = c->r;
+	if (r->head_parsed)
+		return 0;
 	add_hdr(r->pool, &r->hdrs, &r->nhdrs, &r->caphdrs, &r->last_was_value, at, len, false);
 	return 0;
 }
@@ -693,6 +701,8 @@ static int on_req_value(llhttp_t *p, const char *at, size_t len)
 {
 	client *c = p->data;
 	req *r = c->r;
+	if (r->head_parsed)
+		return 0;
 	add_hdr(r->pool, &r->hdrs, &r->nhdrs, &r->caphdrs, &r->last_was_value, at, len, true);
 	return 0;
 }
@@ -749,10 +759,15 @@ static int on_req_complete(llhttp_t *p)
 
 /* llhttp callbacks, response side */
 
+/* Response trailers (after the final head) are dropped too: the body is
+ * relayed with its own framing, and a chunked one ends with an empty trailer
+ * section. */
 static int on_resp_field(llhttp_t *p, const char *at, size_t len)
 {
 	upconn *u = p->data;
 	req *r = u->c->r;
+	if (r->resp_started)
+		return 0;
 	add_hdr(r->pool, &r->rhdrs, &r->nrhdrs, &r->caprhdrs, &r->rlast_was_value, at, len, false);
 	return 0;
 }
@@ -761,6 +776,8 @@ static int on_resp_value(llhttp_t *p, const char *at, size_t len)
 {
 	upconn *u = p->data;
 	req *r = u->c->r;
+	if (r->resp_started)
+		return 0;
 	add_hdr(r->pool, &r->rhdrs, &r->nrhdrs, &r->caprhdrs, &r->rlast_was_value, at, len, true);
 	return 0;
 }
@@ -896,7 +913,7 @@ static int on_resp_headers_complete(llhttp_t *p)
 	}
 	sb_buf_add(b, "\r\n", 2);
 	cwrite(c, b->data, b->len);
-	r->nrhdrs = 0; /* done with; trailers, if any, start a new list */
+	r->nrhdrs = 0; /* done with (trailers are not collected) */
 	/* a HEAD response has no body whatever its Content-Length says */
 	return r->is_head ? 1 : 0;
 }
@@ -1261,7 +1278,10 @@ static ssize_t head_scan(client *c, const char **why)
 		i = end + 1;
 	}
 	if (!len) {
-		c->scan = i;
+		/* resume at the last byte: the line's start would make a line
+		 * trickled in byte by byte cost O(length^2); every check looks
+		 * back by absolute index, so the decisions are the same */
+		c->scan = i < n ? n - 1 : i;
 		if (n > limits(c)->max_header_bytes)
 			return -2;
 		return 0;
