@@ -2,7 +2,9 @@
 # HTTP proxy benchmark (issue: serve HTTP): see docs/benchmarks.md.
 #
 # Switchboard, nginx and HAProxy side by side on loopback, each with one
-# worker thread, in front of one upstream nginx (one worker) that answers a
+# worker thread (HTTP_BENCH_THREADS=N: N each; nginx then listens with
+# reuseport, one socket per worker as Switchboard has per thread), in front
+# of one upstream nginx (one worker) that answers a
 # fixed 200 "ok\n". wrk (1 thread, 64 keep-alive connections) sends GET / with
 # the Host header rotating over 10 hosts (codex + 9 tenants), then over
 # 100,000 tenant hosts. Each proxy checks the host (registered tenant or
@@ -36,6 +38,8 @@ if [ -n "${HTTP_BENCH_QUICK:-}" ]; then # a smoke test of the script, not for fi
 	ROUNDS=1 WARMUP=1 DURATION=2
 fi
 CONNS=64
+THREADS=${HTTP_BENCH_THREADS:-1} # worker threads (processes for nginx) of each proxy
+case $THREADS in '' | *[!0-9]* | 0) echo "http.sh: HTTP_BENCH_THREADS must be a positive integer" >&2; exit 1 ;; esac
 BIG=100000     # tenants in the large configuration
 ADDS=5         # tenants added under load
 
@@ -55,7 +59,8 @@ echo "nginx    $(nginx -v 2>&1 | sed 's/^nginx version: //')"
 echo "haproxy  $(haproxy -v 2>&1 | head -n 1)"
 echo "wrk      $(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
 echo "setup    wrk -t1 -c$CONNS -d${DURATION}s --latency (after ${WARMUP}s warm-up), $ROUNDS rounds;"
-echo "         every proxy 1 worker thread; upstream nginx 1 worker; Switchboard access log off"
+echo "         every proxy $THREADS worker thread(s) (nginx: processes); upstream nginx 1 worker;" \
+	"Switchboard access log off"
 echo
 
 TMP=$(mktemp -d /tmp/sb-http-bench.XXXXXX)
@@ -95,8 +100,18 @@ wait_port() {
 # children PID: the pids of PID's children (nginx workers)
 children() { ps -o pid= --ppid "$1" | tr -d ' ' || true; }
 
-rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status 2>/dev/null || echo 0; }
-cpu_ticks() { awk '{ print $14 + $15 }' /proc/"$1"/stat 2>/dev/null || echo 0; }
+# rss_kb "PID [PID...]", cpu_ticks "PID [PID...]": summed over the pids
+# (nginx's workers)
+rss_kb() {
+	local p s=0
+	for p in $1; do s=$((s + $(awk '/^VmRSS:/ { print $2 }' /proc/"$p"/status 2>/dev/null || echo 0))); done
+	echo "$s"
+}
+cpu_ticks() {
+	local p s=0
+	for p in $1; do s=$((s + $(awk '{ print $14 + $15 }' /proc/"$p"/stat 2>/dev/null || echo 0))); done
+	echo "$s"
+}
 
 # ---- upstream --------------------------------------------------------------
 mkdir -p "$TMP/upstream"
@@ -184,7 +199,7 @@ check_proxy() {
 # start_switchboard name decl data port: sets SB_PID
 start_switchboard() {
 	local name=$1 decl=$2 data=$3 port=$4 log=$TMP/$1.log
-	"$SB" serve -c "$decl" --data "$data" --listen "127.0.0.1:$port" --threads 1 >"$TMP/$name.out" 2>"$log" &
+	"$SB" serve -c "$decl" --data "$data" --listen "127.0.0.1:$port" --threads "$THREADS" >"$TMP/$name.out" 2>"$log" &
 	SB_PID=$!
 	PIDS+=($SB_PID)
 	for _ in $(seq 1 300); do
@@ -279,23 +294,29 @@ for scale in 10 "$BIG"; do
 	PID_SB=$SB_PID
 
 	fill "$HD/front-nginx.conf.in" "$D/nginx.conf" DIR="$D" PORT="$P_NG" UPPORT="$P_UP" MAP="$D/map.conf" \
-		USER="$NGINX_USER"
+		USER="$NGINX_USER" WORKERS="$THREADS"
 	mkdir -p "$D/nginx"
 	nginx -c "$D/nginx.conf" -p "$D/nginx/" -e "$D/front-error.log" >"$D/nginx.out" 2>&1 &
 	PID_NGM=$!
 	PIDS+=($PID_NGM)
 	wait_port "$P_NG" "$D/nginx.out"
-	PID_NG=$(children "$PID_NGM" | head -n 1)
+	for _ in $(seq 1 50); do # all workers up
+		PID_NG=$(children "$PID_NGM" | tr '\n' ' ' | sed 's/ $//')
+		[ "$(wc -w <<<"$PID_NG")" -ge "$THREADS" ] && break
+		sleep 0.1
+	done
 	[ -n "$PID_NG" ] || die "no nginx worker ($D/front-error.log)"
+	# shellcheck disable=SC2206 # one pid per worker
 	PIDS+=($PID_NG)
 
-	fill "$HD/haproxy.cfg.in" "$D/haproxy.cfg" DIR="$D" PORT="$P_HA" UPPORT="$P_UP" HOSTS="$D/known.txt"
+	fill "$HD/haproxy.cfg.in" "$D/haproxy.cfg" DIR="$D" PORT="$P_HA" UPPORT="$P_UP" HOSTS="$D/known.txt" \
+		WORKERS="$THREADS"
 	haproxy -f "$D/haproxy.cfg" -db >"$D/haproxy.out" 2>&1 &
 	PID_HA=$!
 	PIDS+=($PID_HA)
 	wait_port "$P_HA" "$D/haproxy.out"
 
-	echo "rss      $tag idle, after start: switchboard $(rss_kb "$PID_SB") kB, nginx worker $(rss_kb "$PID_NG") kB" \
+	echo "rss      $tag idle, after start: switchboard $(rss_kb "$PID_SB") kB, nginx worker(s) $(rss_kb "$PID_NG") kB" \
 		"(master $(rss_kb "$PID_NGM") kB), haproxy $(rss_kb "$PID_HA") kB"
 	printf 'http.%s.switchboard.rss_idle %s kB\nhttp.%s.nginx.rss_idle %s kB\nhttp.%s.nginx_master.rss_idle %s kB\nhttp.%s.haproxy.rss_idle %s kB\n' \
 		"$tag" "$(rss_kb "$PID_SB")" "$tag" "$(rss_kb "$PID_NG")" "$tag" "$(rss_kb "$PID_NGM")" "$tag" "$(rss_kb "$PID_HA")" >>"$TMP/extra.txt"
@@ -332,7 +353,8 @@ src = sqlite3.connect(sys.argv[1]); dst = sqlite3.connect(sys.argv[2]); src.back
 	fi
 	echo "rss      $tag after the runs: switchboard $(rss_kb "$PID_SB") kB, nginx master $(rss_kb "$PID_NGM") kB"
 	stop_pid "$PID_SB"
-	stop_pid "$PID_NGM" "$PID_NG"
+	# shellcheck disable=SC2086 # one pid per worker
+	stop_pid "$PID_NGM" $PID_NG
 	stop_pid "$PID_HA"
 	echo
 done
@@ -344,7 +366,7 @@ stats() {
 		awk '{ a[NR] = $1 } END { if (NR) printf "%s %s %s", a[int((NR + 1) / 2)], a[1], a[NR]; else printf "nan nan nan" }'
 }
 
-echo "Results: medians of $ROUNDS runs (min-max); RSS of the serving process after each run (nginx: the worker)"
+echo "Results: medians of $ROUNDS runs (min-max); RSS of the serving process after each run (nginx: its workers)"
 echo
 printf '| %-6s | %-11s | %-24s | %-21s | %-21s | %-9s | %-11s | %s |\n' hosts proxy "req/s" "p50 ms" "p99 ms" "RSS MiB" "CPU us/req" errors
 printf '|--------|-------------|--------------------------|-----------------------|-----------------------|-----------|-------------|--------|\n'
@@ -411,6 +433,7 @@ if [ -n "$LOGON" ]; then
 	} >>"$TMP/lines.txt"
 fi
 echo
+echo "http.threads $THREADS count"
 cat "$TMP/lines.txt" "$TMP/extra.txt"
 if [ "$FAILED" != 0 ]; then
 	echo "http.sh: some checks failed (see ERROR lines above)" >&2
