@@ -1155,10 +1155,10 @@ static void client_deadline(client *c, uint64_t ms)
 
 /*
  * The client's buffer starts at 4 KiB (a request head is usually a few
- * hundred bytes, and a 64 KiB buffer per connection adds up to gigabytes
- * at tens of thousands of connections) and grows when a read fills the room
- * it was given, up to READ_CHUNK of room, so a streamed body is still read
- * in large pieces.
+ * hundred bytes; resident memory is about the same either way, as untouched
+ * pages cost nothing, but the heap stays compact) and grows when a read
+ * fills the room it was given, up to READ_CHUNK of room, so a streamed body
+ * is still read in large pieces.
  */
 static void client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
