@@ -28,24 +28,24 @@
 #ifndef N_TENANTS /* -DN_TENANTS=1000u: a cache-resident variant, for analysis */
 #define N_TENANTS 1000000u
 #endif
-#define N_PREVIEWS 10000u     /* listed PRs 1..N_PREVIEWS */
-#define RULE_PR_MIN 20000u    /* unlisted PRs, resolved by the naming rule */
+#define N_PREVIEWS 10000u  /* listed PRs 1..N_PREVIEWS */
+#define RULE_PR_MIN 20000u /* unlisted PRs, resolved by the naming rule */
 #define RULE_PR_MAX 30000u
 #define N_HOSTS 1000000u
 #define ROUNDS 11
 #define CAT_REPS 11
-#define CAT_MAX 100000u       /* hosts per category in the per-category pass */
-#define GUARD_PER_CAT 2000u   /* hosts per category checked before timing */
+#define CAT_MAX 100000u	    /* hosts per category in the per-category pass */
+#define GUARD_PER_CAT 2000u /* hosts per category checked before timing */
 #define SEED 0x5b0a2d5eedULL
 
 /* ---- host categories ---------------------------------------------------- */
 
 enum cat {
-	CAT_TENANT = 0,   /* <registered slug>.revelations.studio */
-	CAT_PREVIEW = 1,  /* <label>-preview-N, N listed in [previews] */
-	CAT_EXAMPLE = 2,  /* the example's own production and staging hosts */
-	CAT_RULE = 3,     /* <label>-preview-N, N not listed: naming rule */
-	CAT_UNKNOWN = 4,  /* <valid but unregistered slug>.revelations.studio */
+	CAT_TENANT = 0,	 /* <registered slug>.revelations.studio */
+	CAT_PREVIEW = 1, /* <label>-preview-N, N listed in [previews] */
+	CAT_EXAMPLE = 2, /* the example's own production and staging hosts */
+	CAT_RULE = 3,	 /* <label>-preview-N, N not listed: naming rule */
+	CAT_UNKNOWN = 4, /* <valid but unregistered slug>.revelations.studio */
 	CAT_COUNT = 5,
 };
 
@@ -64,12 +64,12 @@ static const struct {
 	const char *service;
 	sb_env env;
 } example_hosts[] = {
-	{"codex.revelations.studio", "codex-web", SB_ENV_PRODUCTION},
-	{"api.revelations.studio", "stripe-webhook-handler", SB_ENV_PRODUCTION},
-	{"auth.revelations.studio", "auth-worker", SB_ENV_PRODUCTION},
-	{"codex-staging.revelations.studio", "codex-web", SB_ENV_STAGING},
-	{"api-staging.revelations.studio", "stripe-webhook-handler", SB_ENV_STAGING},
-	{"auth-staging.revelations.studio", "auth-worker", SB_ENV_STAGING},
+    {"codex.revelations.studio", "codex-web", SB_ENV_PRODUCTION},
+    {"api.revelations.studio", "stripe-webhook-handler", SB_ENV_PRODUCTION},
+    {"auth.revelations.studio", "auth-worker", SB_ENV_PRODUCTION},
+    {"codex-staging.revelations.studio", "codex-web", SB_ENV_STAGING},
+    {"api-staging.revelations.studio", "stripe-webhook-handler", SB_ENV_STAGING},
+    {"auth-staging.revelations.studio", "auth-worker", SB_ENV_STAGING},
 };
 #define N_EXAMPLE SB_ARRAY_LEN(example_hosts)
 
@@ -178,9 +178,9 @@ static _Noreturn void die(const char *what, const char *detail)
 /* "<word>-<base36 counter>": distinct for distinct counters, 6 to 13 bytes,
  * never reserved (they contain '-') and never a staging/preview name (the
  * counter part has at most 5 characters). sb_model_slug_check confirms. */
-static const char *const words[16] = {"acme",  "blue",    "cedar", "delta", "ember", "fjord",
-				      "grove", "harbor",  "indigo", "jade", "kite",  "lumen",
-				      "maple", "northwind", "orbit", "pixel"};
+static const char *const words[16] = {"acme",  "blue",	    "cedar",  "delta", "ember", "fjord",
+				      "grove", "harbor",    "indigo", "jade",  "kite",	"lumen",
+				      "maple", "northwind", "orbit",  "pixel"};
 
 static size_t slug_make(uint32_t i, char *out)
 {
@@ -247,9 +247,7 @@ static size_t item_host(const struct item *it, const struct slugs *ten, char *ou
 		memcpy(out, ten->buf + ten->off[it->a], ten->len[it->a]);
 		n = ten->len[it->a];
 		break;
-	case CAT_UNKNOWN:
-		n = slug_make(it->a, out);
-		break;
+	case CAT_UNKNOWN: n = slug_make(it->a, out); break;
 	case CAT_PREVIEW:
 	case CAT_RULE: {
 		const char *l = labels[it->label];
@@ -281,16 +279,12 @@ static void hostlist_make(struct hostlist *hl, const struct slugs *ten)
 		for (size_t i = 0; i < cnt; i++) {
 			struct item it = {.cat = (uint8_t)c};
 			switch (c) {
-			case CAT_TENANT:
-				it.a = rng_below(N_TENANTS);
-				break;
+			case CAT_TENANT: it.a = rng_below(N_TENANTS); break;
 			case CAT_PREVIEW:
 				it.label = (uint8_t)rng_below(3);
 				it.a = 1 + rng_below(N_PREVIEWS);
 				break;
-			case CAT_EXAMPLE:
-				it.label = (uint8_t)rng_below(N_EXAMPLE);
-				break;
+			case CAT_EXAMPLE: it.label = (uint8_t)rng_below(N_EXAMPLE); break;
 			case CAT_RULE:
 				it.label = (uint8_t)rng_below(3);
 				it.a = RULE_PR_MIN + rng_below(RULE_PR_MAX - RULE_PR_MIN + 1);
@@ -363,8 +357,7 @@ static void btab_put(struct btab *t, const char *key, uint32_t len, void *value)
 }
 
 /* One lookup: hash + probe + memcmp. noinline so that both sides pay a call. */
-__attribute__((noinline)) static void *btab_get(const struct btab *t, const char *key,
-						 uint32_t len)
+__attribute__((noinline)) static void *btab_get(const struct btab *t, const char *key, uint32_t len)
 {
 	uint64_t h = fnv1a64(key, len);
 	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
@@ -508,8 +501,9 @@ static void load_all(struct loaded *L, const struct slugs *ten)
 
 static void guard_fail(const char *host, const char *what, int r, const sb_route_match *m)
 {
-	fprintf(stderr, "route_bench: wrong result for %s: %s (got %s, env %s, pr %u, tenant %s, "
-			"reason %s)\n",
+	fprintf(stderr,
+		"route_bench: wrong result for %s: %s (got %s, env %s, pr %u, tenant %s, "
+		"reason %s)\n",
 		host, what, r == 0 ? "routed" : sb_strerror(r), sb_env_name(m->env), m->pr,
 		m->tenant ? m->tenant : "-", m->reason ? m->reason : "-");
 	exit(1);
@@ -536,9 +530,11 @@ static void guard(const struct loaded *L, const struct hostlist *hl, const struc
 			if (r != 0 || !m.tenant || strcmp(m.tenant, slug) != 0 ||
 			    m.service != (size_t)mo->tenant_service || m.env != SB_ENV_PRODUCTION ||
 			    !m.deployment)
-				guard_fail(h, "expected the tenant-aware production deployment with the "
-					      "tenant set",
-					   r, &m);
+				guard_fail(
+				    h,
+				    "expected the tenant-aware production deployment with the "
+				    "tenant set",
+				    r, &m);
 			if (bv != slug)
 				die("baseline missed a tenant host", h);
 			break;
@@ -554,10 +550,12 @@ static void guard(const struct loaded *L, const struct hostlist *hl, const struc
 			bool listed = it->cat == CAT_PREVIEW;
 			if (r != 0 || m.env != SB_ENV_PREVIEW || m.pr != it->a ||
 			    strcmp(svc, label_service[it->label]) != 0 || m.derived == listed ||
-			    (listed ? !m.deployment || m.deployment->pr != it->a : m.deployment != NULL))
+			    (listed ? !m.deployment || m.deployment->pr != it->a
+				    : m.deployment != NULL))
 				guard_fail(h,
-					   listed ? "expected the listed preview deployment of this PR"
-						  : "expected a preview derived by the naming rule",
+					   listed
+					       ? "expected the listed preview deployment of this PR"
+					       : "expected a preview derived by the naming rule",
 					   r, &m);
 			if (it->label == 0 && (!m.tenant || strcmp(m.tenant, "codex") != 0))
 				guard_fail(h, "expected tenant codex on a codex preview", r, &m);
@@ -742,9 +740,10 @@ int main(void)
 	printf("\nMemory\n");
 	printf("  tenant set               %9zu bytes = %.1f B/tenant   target <= 150: %s\n", tmem,
 	       (double)tmem / (double)ntenants, verdict((double)tmem / (double)ntenants <= 150));
-	printf("    (slugs average %.1f bytes; sb_tenants_memory counts slots and the full capacity\n"
-	       "     of the slug storage)\n",
-	       (double)(ten.total - N_TENANTS) / N_TENANTS);
+	printf(
+	    "    (slugs average %.1f bytes; sb_tenants_memory counts slots and the full capacity\n"
+	    "     of the slug storage)\n",
+	    (double)(ten.total - N_TENANTS) / N_TENANTS);
 	printf("  RSS growth, tenants      %9zu bytes = %.1f B/tenant\n",
 	       L.rss_after_tenants - L.rss_before_tenants, rss_per);
 	printf("  route table              %9zu bytes (%zu routes incl. %u listed preview hosts)\n",
@@ -764,8 +763,8 @@ int main(void)
 	       verdict(sb_med / base_med <= 3.0));
 	printf("\nPer category (median of %d passes over up to %u hosts each, ns per lookup)\n",
 	       CAT_REPS, CAT_MAX);
-	printf("  %-16s %6s %7s %9s %9s %7s\n", "category", "share", "hosts", "switchbd", "baseline",
-	       "ratio");
+	printf("  %-16s %6s %7s %9s %9s %7s\n", "category", "share", "hosts", "switchbd",
+	       "baseline", "ratio");
 	for (int c = 0; c < CAT_COUNT; c++)
 		printf("  %-16s %5u%% %7zu %9.1f %9.1f %7.2f\n", cat_name[c], cat_permille[c] / 10,
 		       cat_n[c], cat_sb[c], cat_base[c], cat_sb[c] / cat_base[c]);

@@ -35,9 +35,9 @@ static uint32_t mix32(uint32_t x)
 	return x;
 }
 
-static const char *const words[16] = {"acme",  "blue",	"cedar",  "delta", "ember", "fjord",
-				      "grove", "harbor", "indigo", "jade",  "kite",  "lumen",
-				      "maple", "northwind", "orbit", "pixel"};
+static const char *const words[16] = {"acme",  "blue",	    "cedar",  "delta", "ember", "fjord",
+				      "grove", "harbor",    "indigo", "jade",  "kite",	"lumen",
+				      "maple", "northwind", "orbit",  "pixel"};
 
 static size_t slug_make(uint32_t i, char *out)
 {

@@ -24,7 +24,7 @@ typedef enum sb_toml_type {
 	SB_TOML_INTEGER,
 	SB_TOML_FLOAT,
 	SB_TOML_BOOL,
-	SB_TOML_DATETIME,       /* offset date-time */
+	SB_TOML_DATETIME,	/* offset date-time */
 	SB_TOML_DATETIME_LOCAL, /* local date-time */
 	SB_TOML_DATE_LOCAL,
 	SB_TOML_TIME_LOCAL,

@@ -17,11 +17,11 @@
 #include "common/sb.h"
 
 typedef struct sb_edge_opts {
-	const char *config;   /* switchboard.toml or its directory */
-	const char *data_dir; /* overrides the declaration's data_dir (NULL: keep) */
-	const char *listen;   /* overrides [listen] http (NULL: keep); port 0 allowed */
+	const char *config;	/* switchboard.toml or its directory */
+	const char *data_dir;	/* overrides the declaration's data_dir (NULL: keep) */
+	const char *listen;	/* overrides [listen] http (NULL: keep); port 0 allowed */
 	const char *listen_dns; /* overrides [listen] dns (NULL: keep); port 0 allowed */
-	int threads;	      /* overrides [http] threads when > 0 */
+	int threads;		/* overrides [http] threads when > 0 */
 } sb_edge_opts;
 
 /*

@@ -43,15 +43,15 @@ typedef enum {
 	HK_REQUEST_ID,
 	HK_TRACEPARENT,
 	HK_ACCEPT,
-	HK_FORWARDED,	   /* Forwarded */
-	HK_XFF,		   /* X-Forwarded-For */
-	HK_XFP,		   /* X-Forwarded-Proto */
-	HK_XFH,		   /* X-Forwarded-Host */
-	HK_XF_OTHER,	   /* any other X-Forwarded-* */
-	HK_SB_VERIFY,	   /* X-Switchboard-Verify (a proof request) */
-	HK_SB_PROOF,	   /* X-Switchboard-Verify-Signature, X-Switchboard-Deployment */
-	HK_SB_OTHER,	   /* any other X-Switchboard-* */
-	HK_TENANT,	   /* X-Tenant-* */
+	HK_FORWARDED, /* Forwarded */
+	HK_XFF,	      /* X-Forwarded-For */
+	HK_XFP,	      /* X-Forwarded-Proto */
+	HK_XFH,	      /* X-Forwarded-Host */
+	HK_XF_OTHER,  /* any other X-Forwarded-* */
+	HK_SB_VERIFY, /* X-Switchboard-Verify (a proof request) */
+	HK_SB_PROOF,  /* X-Switchboard-Verify-Signature, X-Switchboard-Deployment */
+	HK_SB_OTHER,  /* any other X-Switchboard-* */
+	HK_TENANT,    /* X-Tenant-* */
 } hkind;
 
 typedef struct hdr {
@@ -271,11 +271,13 @@ static hkind classify(const char *name, size_t n)
 	switch (n) {
 	case 2: return IS("te") ? HK_TE : HK_OTHER;
 	case 4: return IS("host") ? HK_HOST : HK_OTHER;
-	case 6:
-		return IS("expect") ? HK_EXPECT : IS("accept") ? HK_ACCEPT : HK_OTHER;
+	case 6: return IS("expect") ? HK_EXPECT : IS("accept") ? HK_ACCEPT : HK_OTHER;
 	case 7: return IS("upgrade") ? HK_UPGRADE : IS("trailer") ? HK_TRAILER : HK_OTHER;
 	case 9: return IS("forwarded") ? HK_FORWARDED : HK_OTHER;
-	case 10: return IS("connection") ? HK_CONNECTION : IS("keep-alive") ? HK_KEEP_ALIVE : HK_OTHER;
+	case 10:
+		return IS("connection")	  ? HK_CONNECTION
+		       : IS("keep-alive") ? HK_KEEP_ALIVE
+					  : HK_OTHER;
 	case 11: return IS("traceparent") ? HK_TRACEPARENT : HK_OTHER;
 	case 14: return IS("content-length") ? HK_CONTENT_LENGTH : HK_OTHER;
 	case 16: return IS("proxy-connection") ? HK_PROXY_CONNECTION : HK_OTHER;
@@ -466,10 +468,9 @@ static int cflush(client *c)
 {
 	if (!c->ob.len)
 		return 0;
-	int r = c->closing
-		    ? -1
-		    : stream_write((uv_stream_t *)&c->tcp, c->fd, c, true, &c->wq, c->ob.data,
-				   c->ob.len);
+	int r = c->closing ? -1
+			   : stream_write((uv_stream_t *)&c->tcp, c->fd, c, true, &c->wq,
+					  c->ob.data, c->ob.len);
 	sb_buf_reset(&c->ob);
 	return r;
 }
@@ -1598,8 +1599,8 @@ static void build_upstream_head(client *c, sb_buf *b)
 	sb_sign_key keys[2] = {{r->secret, SB_SIGN_MAC_LEN}, {r->prev_secret, SB_SIGN_MAC_LEN}};
 	char sig[SB_SIGN_HEADER_MAX(2)];
 	/* signed as of the request's arrival (a retry re-signs with the same time) */
-	int sl = sb_sign_header(&f, (int64_t)(r->start_ms / 1000), keys,
-				r->prev_secret ? 2 : 1, sig, sizeof(sig));
+	int sl = sb_sign_header(&f, (int64_t)(r->start_ms / 1000), keys, r->prev_secret ? 2 : 1,
+				sig, sizeof(sig));
 
 	HDR(b, "X-Forwarded-For", fwd_for, strlen(fwd_for));
 	HDR(b, "X-Forwarded-Proto", proto, strlen(proto));

@@ -37,7 +37,10 @@ const char *const sb_sign_hdr_names[SB_SIGN_NHDRS] = {
 
 /* The same names with their lengths, for the emitter. */
 static const sb_sign_str hdr_names[SB_SIGN_NHDRS] = {
-#define N(s) {s, sizeof(s) - 1}
+#define N(s)                                                                                       \
+	{                                                                                          \
+		s, sizeof(s) - 1                                                                   \
+	}
     [SB_SIGN_H_REQUEST_ID] = N("x-request-id"),
     [SB_SIGN_H_TRACEPARENT] = N("traceparent"),
     [SB_SIGN_H_FORWARDED_FOR] = N("x-forwarded-for"),
@@ -620,8 +623,7 @@ int sb_proof_canonical(const sb_proof_fields *f, char *buf, size_t size)
 	return (int)o.len;
 }
 
-static int proof_mac(const sb_proof_fields *f, const sb_sign_key *key,
-		     uint8_t mac[SB_SIGN_MAC_LEN])
+static int proof_mac(const sb_proof_fields *f, const sb_sign_key *key, uint8_t mac[SB_SIGN_MAC_LEN])
 {
 	char stack[CANON_STACK], *heap = NULL;
 	if (!proof_ok(f))

@@ -432,13 +432,15 @@ Test(sign, mac_matches_a_reference_hmac_for_any_key_and_length)
 				uint8_t want[32], got[32];
 				ref_hmac(key, klens[ki], canon, (size_t)cl, want);
 				cr_assert_eq(sb_sign_mac(&f, EX_T, &k, got), 0);
-				cr_assert_arr_eq(got, want, 32, "path %zu key %zu", plens[pi], klens[ki]);
+				cr_assert_arr_eq(got, want, 32, "path %zu key %zu", plens[pi],
+						 klens[ki]);
 				char hdr[SB_SIGN_HEADER_MAX(1)], hex[65];
 				cr_assert_gt(sb_sign_header(&f, EX_T, &k, 1, hdr, sizeof(hdr)), 0);
 				sb_sign_hex(want, 32, hex, sizeof(hex));
 				cr_assert(strstr(hdr, hex) != NULL, "path %zu key %zu", plens[pi],
 					  klens[ki]);
-				cr_assert_eq(sb_sign_verify(hdr, strlen(hdr), &f, &k, 1, EX_T, 0), 0);
+				cr_assert_eq(sb_sign_verify(hdr, strlen(hdr), &f, &k, 1, EX_T, 0),
+					     0);
 			}
 	}
 	/* the derived secret is the same HMAC of prefix and name */
@@ -461,7 +463,8 @@ Test(sign, cr_or_lf_is_found_at_every_offset)
 	for (size_t len = 1; len < sizeof(v); len++)
 		for (size_t at = 0; at < len; at++) {
 			static const char bad[] = {'\r', '\n'};
-			static const char near[] = {'\v', '\f', '\x0e', (char)0x8a, (char)0x8d, '\t'};
+			static const char near[] = {'\v',	'\f',	    '\x0e',
+						    (char)0x8a, (char)0x8d, '\t'};
 			for (size_t b = 0; b < sizeof(near); b++) {
 				memset(v, 'a', len);
 				v[at] = near[b];
@@ -475,8 +478,8 @@ Test(sign, cr_or_lf_is_found_at_every_offset)
 				v[at] = bad[b];
 				sb_sign_fields f = example();
 				f.hdr[SB_SIGN_H_TENANT_SLUG] = (sb_sign_str){v, len};
-				cr_assert_eq(sb_sign_canonical(&f, EX_T, buf, sizeof(buf)), SB_EINVAL,
-					     "len %zu at %zu", len, at);
+				cr_assert_eq(sb_sign_canonical(&f, EX_T, buf, sizeof(buf)),
+					     SB_EINVAL, "len %zu at %zu", len, at);
 				f = example();
 				f.query = (sb_sign_str){v, len};
 				cr_assert_eq(sb_sign_header(&f, EX_T, &CUR, 1, out, sizeof(out)),
