@@ -7,6 +7,7 @@ process prints (never by sleeping), and kills every process at the end.
 import json
 import os
 import queue
+import re
 import shutil
 import socket
 import subprocess
@@ -158,10 +159,30 @@ class Recorder:
                 if head.startswith(b"GET /health "):
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
                     continue
+                # the body, by its framing, so that a body arriving in a
+                # segment of its own is not taken for the next request
+                lower = head.lower()
+                m = re.search(rb"\r\ncontent-length:\s*(\d+)", lower)
+                chunked = b"\r\ntransfer-encoding: chunked" in lower
+                while True:
+                    if chunked:
+                        end = (b"\r\n" + buf).find(b"\r\n0\r\n\r\n")
+                        end = end + 5 if end >= 0 else -1
+                    else:
+                        need = int(m.group(1)) if m else 0
+                        end = need if len(buf) >= need else -1
+                    if end >= 0:
+                        break
+                    b = conn.recv(65536)
+                    if not b:  # cut off: what came is what was forwarded
+                        with self.lock:
+                            self.received.append(head + b"\r\n\r\n" + buf)
+                        return
+                    buf += b
                 with self.lock:
-                    self.received.append(head + b"\r\n\r\n" + buf)
+                    self.received.append(head + b"\r\n\r\n" + buf[:end])
                     answer = self.response
-                buf = b""
+                buf = buf[end:]
                 if isinstance(answer, list):  # pieces, each in its own segment
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     for piece in answer:
