@@ -11,6 +11,7 @@
  * or `make bench`). docs/benchmarks.md explains the figures.
  */
 #include "common/sb.h"
+#include "slugs.h"
 #include "config/decl.h"
 #include "model/model.h"
 #include "route/route.h"
@@ -99,16 +100,6 @@ static uint32_t rng_below(uint32_t n)
 	return (uint32_t)(rng_next() % n);
 }
 
-static uint32_t mix32(uint32_t x)
-{
-	x ^= x >> 16;
-	x *= 0x7feb352dU;
-	x ^= x >> 15;
-	x *= 0x846ca68bU;
-	x ^= x >> 16;
-	return x;
-}
-
 static size_t put_u32(char *out, uint32_t v)
 {
 	char tmp[12];
@@ -175,31 +166,7 @@ static _Noreturn void die(const char *what, const char *detail)
 
 /* ---- tenant slugs ------------------------------------------------------- */
 
-/* "<word>-<base36 counter>": distinct for distinct counters, 6 to 13 bytes,
- * never reserved (they contain '-') and never a staging/preview name (the
- * counter part has at most 5 characters). sb_model_slug_check confirms. */
-static const char *const words[16] = {"acme",  "blue",	    "cedar",  "delta", "ember", "fjord",
-				      "grove", "harbor",    "indigo", "jade",  "kite",	"lumen",
-				      "maple", "northwind", "orbit",  "pixel"};
-
-static size_t slug_make(uint32_t i, char *out)
-{
-	const char *w = words[mix32(i) & 15];
-	size_t n = strlen(w);
-	memcpy(out, w, n);
-	out[n++] = '-';
-	char tmp[8];
-	size_t k = 0;
-	uint32_t v = i;
-	do {
-		tmp[k++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
-		v /= 36;
-	} while (v);
-	while (k)
-		out[n++] = tmp[--k];
-	return n;
-}
-
+/* made by bench_slug_make (slugs.h) */
 struct slugs {
 	char *buf; /* NUL-separated */
 	uint32_t *off;
@@ -214,7 +181,7 @@ static void slugs_make(struct slugs *s, uint32_t first, uint32_t count)
 	s->len = sb_xmalloc((size_t)count);
 	size_t o = 0;
 	for (uint32_t i = 0; i < count; i++) {
-		size_t n = slug_make(first + i, s->buf + o);
+		size_t n = bench_slug_make(first + i, s->buf + o);
 		s->off[i] = (uint32_t)o;
 		s->len[i] = (uint8_t)n;
 		s->buf[o + n] = '\0';
@@ -247,7 +214,7 @@ static size_t item_host(const struct item *it, const struct slugs *ten, char *ou
 		memcpy(out, ten->buf + ten->off[it->a], ten->len[it->a]);
 		n = ten->len[it->a];
 		break;
-	case CAT_UNKNOWN: n = slug_make(it->a, out); break;
+	case CAT_UNKNOWN: n = bench_slug_make(it->a, out); break;
 	case CAT_PREVIEW:
 	case CAT_RULE: {
 		const char *l = labels[it->label];

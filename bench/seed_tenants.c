@@ -8,13 +8,14 @@
  * hosts, "<slug>.<zone>", one a line, to HOSTS_OUT. DECL is the switchboard.toml
  * (or its directory) the server will load: each slug is checked with
  * sb_model_slug_check against it first, so the store holds only tenants the
- * router accepts. Slugs are "<word>-<base-36 counter>" as in route_bench.c
- * ("harbor-2n9c"), counters 0 .. COUNT-1, deterministic.
+ * router accepts. Slugs are bench/slugs.h's ("harbor-2n9c"), the same as
+ * route_bench.c's, counters 0 .. COUNT-1, deterministic.
  *
  * Prints "seeded COUNT tenants in MS ms" on stdout; exits non-zero on any
  * failure (an existing slug is a failure: seed a fresh data directory).
  */
 #include "common/sb.h"
+#include "slugs.h"
 #include "config/decl.h"
 #include "model/model.h"
 #include "store/store.h"
@@ -24,39 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-static uint32_t mix32(uint32_t x)
-{
-	x ^= x >> 16;
-	x *= 0x7feb352dU;
-	x ^= x >> 15;
-	x *= 0x846ca68bU;
-	x ^= x >> 16;
-	return x;
-}
-
-static const char *const words[16] = {"acme",  "blue",	    "cedar",  "delta", "ember", "fjord",
-				      "grove", "harbor",    "indigo", "jade",  "kite",	"lumen",
-				      "maple", "northwind", "orbit",  "pixel"};
-
-static size_t slug_make(uint32_t i, char *out)
-{
-	const char *w = words[mix32(i) & 15];
-	size_t n = strlen(w);
-	memcpy(out, w, n);
-	out[n++] = '-';
-	char tmp[8];
-	size_t k = 0;
-	uint32_t v = i;
-	do {
-		tmp[k++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
-		v /= 36;
-	} while (v);
-	while (k)
-		out[n++] = tmp[--k];
-	out[n] = '\0';
-	return n;
-}
 
 static int read_cb(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
 {
@@ -117,7 +85,7 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	char slug[64];
 	for (uint32_t i = 0; i < count; i++) {
-		size_t n = slug_make(i, slug);
+		size_t n = bench_slug_make(i, slug);
 		const char *why = NULL;
 		if (sb_model_slug_check(model, slug, n, &why) < 0) {
 			fprintf(stderr, "seed_tenants: slug '%s' rejected: %s\n", slug, why);

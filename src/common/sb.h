@@ -124,6 +124,18 @@ int sb_file_read(const char *path, char **out, size_t *len, sb_diag *d);
 /* Parse a decimal unsigned integer from [s, s+n) with bounds. */
 int sb_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out);
 
+/* A 64-bit finaliser (MurmurHash3's fmix64): spreads every input bit over
+ * the whole word, for hashes combined from parts. */
+static inline uint64_t sb_hash_mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
 /* 64-bit FNV-1a over bytes, lowercasing ASCII letters first. */
 static inline uint64_t sb_hash_ci(const char *s, size_t n)
 {

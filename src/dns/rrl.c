@@ -106,16 +106,6 @@ static void masked(const uint8_t *p, size_t n, uint32_t bits, uint64_t *k0, uint
 	}
 }
 
-static uint64_t mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 sb_dns_rrl_action sb_dns_rrl_check(sb_dns_rrl *r, const struct sockaddr *addr, uint64_t now_ms)
 {
 	if (!r || !addr)
@@ -137,7 +127,7 @@ sb_dns_rrl_action sb_dns_rrl_check(sb_dns_rrl *r, const struct sockaddr *addr, u
 	} else {
 		return SB_DNS_RRL_SEND;
 	}
-	uint64_t h = mix(k0 ^ mix(k1 ^ fam));
+	uint64_t h = sb_hash_mix64(k0 ^ sb_hash_mix64(k1 ^ fam));
 	size_t set = (size_t)h & (r->nsets - 1);
 	pthread_mutex_t *lock = &r->locks[set & (LOCKS - 1)];
 	const int64_t cap = (int64_t)r->c.responses_per_second * MILLI;

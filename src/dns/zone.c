@@ -677,16 +677,6 @@ static void attach_addresses(sb_dns_zones *zs, struct sb_dns_zone *z)
 	z->soa = (sb_dns_rrset *)sb_dns_node_rrset(&z->nodes[0], SB_DNS_SOA);
 }
 
-static uint64_t mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static uint64_t rrsets_hash(const sb_dns_rrset *rs, size_t n)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ULL;
@@ -695,8 +685,8 @@ static uint64_t rrsets_hash(const sb_dns_rrset *rs, size_t n)
 				    (uint8_t)(rs[i].ttl >> 24),	 (uint8_t)(rs[i].ttl >> 16),
 				    (uint8_t)(rs[i].ttl >> 8),	 (uint8_t)rs[i].ttl,
 				    (uint8_t)(rs[i].count >> 8), (uint8_t)rs[i].count};
-		h = mix(h ^ name_hash(head, sizeof(head)));
-		h = mix(h ^ name_hash(rs[i].rdata, rs[i].size));
+		h = sb_hash_mix64(h ^ name_hash(head, sizeof(head)));
+		h = sb_hash_mix64(h ^ name_hash(rs[i].rdata, rs[i].size));
 	}
 	return h;
 }
@@ -711,7 +701,7 @@ static uint64_t zone_hash(const struct sb_dns_zone *z)
 		if (!nd->nrrsets)
 			continue;
 		uint64_t hs = nd->rrsets == z->addr ? shared : rrsets_hash(nd->rrsets, nd->nrrsets);
-		sum += mix(name_hash(z->names + nd->name, nd->name_len) ^ hs);
+		sum += sb_hash_mix64(name_hash(z->names + nd->name, nd->name_len) ^ hs);
 	}
 	return sum;
 }
