@@ -315,9 +315,11 @@ def raw(edge, data, timeout=5):
     return read_until_close(s, timeout)
 
 
-def read_response(sock, head_only=False):
-    """Read one HTTP/1.1 response (Content-Length or chunked) from sock."""
-    buf = b""
+def read_response(sock, head_only=False, pending=b""):
+    """Read one HTTP/1.1 response (Content-Length or chunked) from sock,
+    after the bytes already received (pending: the rest of a previous
+    call). Returns status, headers, body and the bytes after it."""
+    buf = pending
     while b"\r\n\r\n" not in buf:
         b = sock.recv(65536)
         if not b:
