@@ -111,7 +111,7 @@ def start_front_nginx(tmp, up_port):
     user = (f"user {pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name};"
             if os.getuid() == 0 else "")
     conf = open(os.path.join(ROOT, "bench/http/front-nginx.conf.in")).read()
-    for k, v in dict(USER=user, DIR=d, MAP=mp, UPPORT=up_port, PORT=port).items():
+    for k, v in dict(USER=user, DIR=d, MAP=mp, UPPORT=up_port, PORT=port, WORKERS=1).items():
         conf = conf.replace(f"@{k}@", str(v))
     open(os.path.join(d, "nginx.conf"), "w").write(conf)
     p = subprocess.Popen(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d + "/",
@@ -121,15 +121,27 @@ def start_front_nginx(tmp, up_port):
     return p, port
 
 
+PIN = None  # --pin: (proxy CPUs, wrk and upstream CPUs)
+
+
+def pin(pid, cpus):
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cpus)
+
+
 def wrk(port, hosts_file, seconds):
     env = dict(os.environ, HOSTS_FILE=hosts_file)
+    pre = (lambda: os.sched_setaffinity(0, PIN[1])) if PIN else None
     return subprocess.run(["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "-s",
                            os.path.join(ROOT, "bench/http/hosts.lua"),
                            f"http://127.0.0.1:{port}/"],
-                          env=env, capture_output=True, text=True).stdout
+                          env=env, capture_output=True, text=True, preexec_fn=pre).stdout
 
 
 def measure(name, port, pid, up_pid, hosts_file, seconds):
+    if PIN:
+        pin(pid, PIN[0])
+        pin(up_pid, PIN[1])
     wrk(port, hosts_file, 1)  # warm-up
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p0, u0, i0, s0 = ticks(pid), ticks(up_pid), machine_idle(), switches(pid)
@@ -206,8 +218,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--upstream-headers", action="store_true")
+    ap.add_argument("--pin", action="store_true",
+                    help="proxy on CPU 0, wrk and the upstream on CPU 1 (every proxy alike)")
     ap.add_argument("binaries", nargs="*", default=[os.path.join(ROOT, "build/switchboard")])
     a = ap.parse_args()
+    global PIN
+    if a.pin:
+        PIN = ({0}, {1})
     for tool in ("nginx", "wrk", "pgrep"):
         if not shutil.which(tool):
             sys.exit(f"http_split.py: {tool} is missing")
