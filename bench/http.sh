@@ -41,6 +41,11 @@ CONNS=64
 THREADS=${HTTP_BENCH_THREADS:-1} # worker threads (processes for nginx) of each proxy
 case $THREADS in '' | *[!0-9]* | 0) echo "http.sh: HTTP_BENCH_THREADS must be a positive integer" >&2; exit 1 ;; esac
 BIG=100000     # tenants in the large configuration
+# HTTP_BENCH_PEER_HEADERS=1: nginx and HAProxy add the headers Switchboard adds
+# (bench/http/peer-headers-*), so that the upstream and wrk read the same bytes
+# from all three; by default they add none.
+PEER=${HTTP_BENCH_PEER_HEADERS:-0}
+case $PEER in 0 | 1) ;; *) echo "http.sh: HTTP_BENCH_PEER_HEADERS must be 0 or 1" >&2; exit 1 ;; esac
 ADDS=5         # tenants added under load
 
 die() { echo "http.sh: $*" >&2; exit 1; }
@@ -61,6 +66,12 @@ echo "wrk      $(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
 echo "setup    wrk -t1 -c$CONNS -d${DURATION}s --latency (after ${WARMUP}s warm-up), $ROUNDS rounds;"
 echo "         every proxy $THREADS worker thread(s) (nginx: processes); upstream nginx 1 worker;" \
 	"Switchboard access log off"
+if [ "$PEER" = 1 ]; then
+	echo "         nginx and HAProxy add Switchboard's headers (HTTP_BENCH_PEER_HEADERS=1, bench/http/peer-headers-*)"
+else
+	echo "         nginx and HAProxy add no headers (Switchboard adds X-Forwarded-*, ids, tenant, signature)"
+fi
+echo "http.peer_headers $PEER"
 echo
 
 TMP=$(mktemp -d /tmp/sb-http-bench.XXXXXX)
@@ -81,10 +92,15 @@ for _ in range(10):
 print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 P_UP=${PORTS[0]}
 
-fill() { # template out key=value...
+fill() { # template out key=value... <key=file...: a line holding @key@ is replaced by the file
 	local in=$1 out=$2 args=() kv
 	shift 2
-	for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
+	for kv in "$@"; do
+		case $kv in
+		'<'*) kv=${kv#<}; args+=(-e "/@${kv%%=*}@/{r ${kv#*=}" -e "d}") ;;
+		*) args+=(-e "s#@${kv%%=*}@#${kv#*=}#g") ;;
+		esac
+	done
 	sed "${args[@]}" "$in" >"$out"
 }
 
@@ -196,6 +212,22 @@ check_proxy() {
 	echo "check    $name: $((n + 2)) known hosts answer 200 ok, 3 unknown hosts 404"
 }
 
+# check_headers name port host: what the upstream received through the proxy
+# (bench/http/upstream-nginx.conf.in's /bench-headers); with
+# HTTP_BENCH_PEER_HEADERS=1 every header Switchboard adds must be there
+check_headers() {
+	local name=$1 port=$2 host=$3 got f
+	got=$(curl -s -H "Host: $host" "http://127.0.0.1:$port/bench-headers")
+	echo "headers  $name, Host $host: $got"
+	[ "$PEER" = 1 ] || return 0
+	for f in x-forwarded-for x-forwarded-proto x-forwarded-host x-request-id traceparent \
+		x-tenant-slug x-switchboard-environment x-switchboard-deployment x-switchboard-signature; do
+		grep -Eq "(^| )$f=[^ ]" <<<"$got" || die "$name: the upstream got no $f ($got)"
+	done
+	curl -s -D - -o /dev/null -H "Host: $host" "http://127.0.0.1:$port/" | grep -qi '^x-request-id: ' ||
+		die "$name: no X-Request-Id in the response"
+}
+
 # start_switchboard name decl data port: sets SB_PID
 start_switchboard() {
 	local name=$1 decl=$2 data=$3 port=$4 log=$TMP/$1.log
@@ -284,7 +316,15 @@ for scale in 10 "$BIG"; do
 	# the tenants: in Switchboard's store, nginx's map and HAProxy's list
 	echo "seed     $tag: $("$SEED" "$DECL" "$D/sbdata" "$ntenants" "$D/tenants.txt")"
 	{ echo "codex.$ZONE"; cat "$D/tenants.txt"; } >"$D/known.txt"
-	awk '{ print $1 " 1;" }' "$D/known.txt" >"$D/map.conf"
+	if [ "$PEER" = 1 ]; then # the value is the slug ("-": codex, no tenant)
+		{ echo "codex.$ZONE -;"; awk -F. '{ print $0 " " $1 ";" }' "$D/tenants.txt"; } >"$D/map.conf"
+		NG_PEER=("<PEER_HTTP=$HD/peer-headers-nginx-http.conf" "<PEER_LOCATION=$HD/peer-headers-nginx-location.conf")
+		HA_PEER=("<PEER_HEADERS=$HD/peer-headers-haproxy.cfg")
+	else
+		awk '{ print $1 " 1;" }' "$D/known.txt" >"$D/map.conf"
+		NG_PEER=("<PEER_HTTP=/dev/null" "<PEER_LOCATION=/dev/null")
+		HA_PEER=("<PEER_HEADERS=/dev/null")
+	fi
 	if [ "$scale" = 10 ]; then cp "$D/known.txt" "$D/load.txt"; else cp "$D/tenants.txt" "$D/load.txt"; fi
 	echo "hosts    $tag: $(wc -l <"$D/known.txt") known hosts; wrk rotates over $(wc -l <"$D/load.txt")"
 
@@ -294,7 +334,7 @@ for scale in 10 "$BIG"; do
 	PID_SB=$SB_PID
 
 	fill "$HD/front-nginx.conf.in" "$D/nginx.conf" DIR="$D" PORT="$P_NG" UPPORT="$P_UP" MAP="$D/map.conf" \
-		USER="$NGINX_USER" WORKERS="$THREADS"
+		USER="$NGINX_USER" WORKERS="$THREADS" "${NG_PEER[@]}"
 	mkdir -p "$D/nginx"
 	nginx -c "$D/nginx.conf" -p "$D/nginx/" -e "$D/front-error.log" >"$D/nginx.out" 2>&1 &
 	PID_NGM=$!
@@ -310,7 +350,7 @@ for scale in 10 "$BIG"; do
 	PIDS+=($PID_NG)
 
 	fill "$HD/haproxy.cfg.in" "$D/haproxy.cfg" DIR="$D" PORT="$P_HA" UPPORT="$P_UP" HOSTS="$D/known.txt" \
-		WORKERS="$THREADS"
+		WORKERS="$THREADS" "${HA_PEER[@]}"
 	haproxy -f "$D/haproxy.cfg" -db >"$D/haproxy.out" 2>&1 &
 	PID_HA=$!
 	PIDS+=($PID_HA)
@@ -324,6 +364,12 @@ for scale in 10 "$BIG"; do
 	check_proxy switchboard "$P_SB" "$D/known.txt"
 	check_proxy nginx "$P_NG" "$D/known.txt"
 	check_proxy haproxy "$P_HA" "$D/known.txt"
+	if [ "$scale" = 10 ]; then
+		th=$(head -n 1 "$D/tenants.txt")
+		check_headers switchboard "$P_SB" "$th"
+		check_headers nginx "$P_NG" "$th"
+		check_headers haproxy "$P_HA" "$th"
+	fi
 
 	names=(switchboard nginx haproxy)
 	ports=("$P_SB" "$P_NG" "$P_HA")

@@ -111,7 +111,8 @@ def start_front_nginx(tmp, up_port):
     user = (f"user {pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name};"
             if os.getuid() == 0 else "")
     conf = open(os.path.join(ROOT, "bench/http/front-nginx.conf.in")).read()
-    for k, v in dict(USER=user, DIR=d, MAP=mp, UPPORT=up_port, PORT=port, WORKERS=1).items():
+    for k, v in dict(USER=user, DIR=d, MAP=mp, UPPORT=up_port, PORT=port, WORKERS=1,
+                             PEER_HTTP="", PEER_LOCATION="").items():
         conf = conf.replace(f"@{k}@", str(v))
     open(os.path.join(d, "nginx.conf"), "w").write(conf)
     p = subprocess.Popen(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d + "/",
