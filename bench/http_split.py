@@ -19,8 +19,13 @@ front-nginx.conf.in, one worker, `map $host` over the same 10 hosts). wrk:
 build/switchboard) and the front nginx take turns, the order rotating per
 round; 1 s warm-up before each measured run.
 
-  bench/http_split.py [--rounds N] [--duration S] [BINARY ...]
+  bench/http_split.py [--rounds N] [--duration S] [--pin] [--perf-sched DIR] [BINARY ...]
   bench/http_split.py --upstream-headers [--rounds N] [--duration S]
+
+--pin runs every proxy on CPU 0 and wrk and the upstream on CPU 1, so that
+the proxy's stage and the load generator's are measured apart. --perf-sched
+DIR records one second of scheduler events from the middle of each run
+(`perf sched record -a`), to be read with `perf sched timehist -i FILE`.
 
 The second form measures what the headers Switchboard adds cost the
 upstream: wrk straight at the upstream nginx worker, alternating a request
@@ -123,6 +128,7 @@ def start_front_nginx(tmp, up_port):
 
 
 PIN = None  # --pin: (proxy CPUs, wrk and upstream CPUs)
+SCHED = None  # --perf-sched DIR
 
 
 def pin(pid, cpus):
@@ -146,7 +152,15 @@ def measure(name, port, pid, up_pid, hosts_file, seconds):
     wrk(port, hosts_file, 1)  # warm-up
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p0, u0, i0, s0 = ticks(pid), ticks(up_pid), machine_idle(), switches(pid)
+    rec = None
+    if SCHED:  # one second of scheduler events from the middle of the run
+        path = os.path.join(SCHED, f"{name.replace('[', '').replace(']', '')}.{len(os.listdir(SCHED))}.data")
+        rec = subprocess.Popen(["bash", "-c", f"sleep {seconds / 2 - 0.5}; "
+                                f"exec perf sched record -a -o {path} -- sleep 1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = wrk(port, hosts_file, seconds)
+    if rec:
+        rec.wait()
     p1, u1, i1, s1 = ticks(pid), ticks(up_pid), machine_idle(), switches(pid)
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     n = int(re.search(r"(\d+) requests in", out).group(1))
@@ -221,11 +235,20 @@ def main():
     ap.add_argument("--upstream-headers", action="store_true")
     ap.add_argument("--pin", action="store_true",
                     help="proxy on CPU 0, wrk and the upstream on CPU 1 (every proxy alike)")
+    ap.add_argument("--perf-sched", metavar="DIR",
+                    help="record 1 s of `perf sched` per run into DIR (read with perf sched "
+                    "timehist / latency -i FILE)")
     ap.add_argument("binaries", nargs="*", default=[os.path.join(ROOT, "build/switchboard")])
     a = ap.parse_args()
     global PIN
     if a.pin:
         PIN = ({0}, {1})
+    global SCHED
+    if a.perf_sched:
+        if not shutil.which("perf"):
+            sys.exit("http_split.py: perf is missing")
+        os.makedirs(a.perf_sched, exist_ok=True)
+        SCHED = a.perf_sched
     for tool in ("nginx", "wrk", "pgrep"):
         if not shutil.which(tool):
             sys.exit(f"http_split.py: {tool} is missing")
