@@ -334,7 +334,7 @@ for scale in 10 "$BIG"; do
 	PID_SB=$SB_PID
 
 	fill "$HD/front-nginx.conf.in" "$D/nginx.conf" DIR="$D" PORT="$P_NG" UPPORT="$P_UP" MAP="$D/map.conf" \
-		USER="$NGINX_USER" WORKERS="$THREADS" "${NG_PEER[@]}"
+		USER="$NGINX_USER" WORKERS="$THREADS" ACCESS_LOG=off "${NG_PEER[@]}"
 	mkdir -p "$D/nginx"
 	nginx -c "$D/nginx.conf" -p "$D/nginx/" -e "$D/front-error.log" >"$D/nginx.out" 2>&1 &
 	PID_NGM=$!

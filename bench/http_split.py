@@ -19,10 +19,12 @@ front-nginx.conf.in, one worker, `map $host` over the same 10 hosts). wrk:
 build/switchboard) and the front nginx take turns, the order rotating per
 round; 1 s warm-up before each measured run.
 
-  bench/http_split.py [--rounds N] [--duration S] [--pin] [--perf-sched DIR] [BINARY ...]
+  bench/http_split.py [--rounds N] [--duration S] [--pin] [--access-log]
+                      [--perf-sched DIR] [BINARY ...]
   bench/http_split.py --upstream-headers [--rounds N] [--duration S]
 
---pin runs every proxy on CPU 0 and wrk and the upstream on CPU 1, so that
+--access-log has every proxy write its access log to a file (Switchboard's
+JSON lines; nginx's default format, unbuffered). --pin runs every proxy on CPU 0 and wrk and the upstream on CPU 1, so that
 the proxy's stage and the load generator's are measured apart. --perf-sched
 DIR records one second of scheduler events from the middle of each run
 (`perf sched record -a`), to be read with `perf sched timehist -i FILE`.
@@ -97,6 +99,8 @@ def start_switchboard(binary, base, tmp, i):
     text = open(toml).read()
     text = re.sub(r'http = "127.0.0.1:\d+"', f'http = "127.0.0.1:{port}"', text)
     text = re.sub(r'dns = "127.0.0.1:\d+"', f'dns = "127.0.0.1:{live.free_port()}"', text)
+    if ACCESS_LOG:
+        text = text.replace('access_log = "off"', f'access_log = "{os.path.join(d, "access.log")}"')
     open(toml, "w").write(text)
     p = subprocess.Popen([binary, "serve", "-c", os.path.join(d, "decl")],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -117,7 +121,8 @@ def start_front_nginx(tmp, up_port):
             if os.getuid() == 0 else "")
     conf = open(os.path.join(ROOT, "bench/http/front-nginx.conf.in")).read()
     for k, v in dict(USER=user, DIR=d, MAP=mp, UPPORT=up_port, PORT=port, WORKERS=1,
-                             PEER_HTTP="", PEER_LOCATION="").items():
+                             PEER_HTTP="", PEER_LOCATION="",
+                             ACCESS_LOG=os.path.join(d, "access.log") if ACCESS_LOG else "off").items():
         conf = conf.replace(f"@{k}@", str(v))
     open(os.path.join(d, "nginx.conf"), "w").write(conf)
     p = subprocess.Popen(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d + "/",
@@ -128,6 +133,7 @@ def start_front_nginx(tmp, up_port):
 
 
 PIN = None  # --pin: (proxy CPUs, wrk and upstream CPUs)
+ACCESS_LOG = False  # --access-log
 SCHED = None  # --perf-sched DIR
 
 
@@ -235,6 +241,9 @@ def main():
     ap.add_argument("--upstream-headers", action="store_true")
     ap.add_argument("--pin", action="store_true",
                     help="proxy on CPU 0, wrk and the upstream on CPU 1 (every proxy alike)")
+    ap.add_argument("--access-log", action="store_true",
+                    help="every proxy writes an access log to a file (nginx: its default "
+                    "format, unbuffered)")
     ap.add_argument("--perf-sched", metavar="DIR",
                     help="record 1 s of `perf sched` per run into DIR (read with perf sched "
                     "timehist / latency -i FILE)")
@@ -243,7 +252,8 @@ def main():
     global PIN
     if a.pin:
         PIN = ({0}, {1})
-    global SCHED
+    global SCHED, ACCESS_LOG
+    ACCESS_LOG = a.access_log
     if a.perf_sched:
         if not shutil.which("perf"):
             sys.exit("http_split.py: perf is missing")

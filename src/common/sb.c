@@ -508,3 +508,13 @@ bool sb_utf8_valid(const char *s, size_t n)
 	}
 	return true;
 }
+
+size_t sb_line_chunk(const char *p, size_t n, size_t max)
+{
+	if (n <= max || max == 0)
+		return n;
+	const char *nl = memrchr(p, '\n', max);
+	if (!nl)
+		nl = memchr(p + max, '\n', n - max);
+	return nl ? (size_t)(nl - p) + 1 : n;
+}

@@ -124,6 +124,13 @@ int sb_file_read(const char *path, char **out, size_t *len, sb_diag *d);
 /* Parse a decimal unsigned integer from [s, s+n) with bounds. */
 int sb_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out);
 
+/* The length of the first piece of the n bytes at p to write to a pipe
+ * shared with other writers, which keeps a write whole only up to max
+ * (PIPE_BUF) bytes: n when n <= max; otherwise the whole lines that fit in
+ * max, or, when the first line is longer than max, that line alone (or
+ * everything, when no newline ends it). Never 0 for n > 0. */
+size_t sb_line_chunk(const char *p, size_t n, size_t max);
+
 /* A 64-bit finaliser (MurmurHash3's fmix64): spreads every input bit over
  * the whole word, for hashes combined from parts. */
 static inline uint64_t sb_hash_mix64(uint64_t h)

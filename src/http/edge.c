@@ -1266,6 +1266,10 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 				 "cannot open access log: %s", strerror(errno));
 		goto out;
 	}
+	if (e->access_fd >= 0) {
+		struct stat st;
+		e->access_regular = fstat(e->access_fd, &st) == 0 && S_ISREG(st.st_mode);
+	}
 
 	e->nworkers = opts->threads > 0	   ? opts->threads
 		      : decl->http.threads ? (int)decl->http.threads
@@ -1413,7 +1417,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 			seed[1] = 0x9e3779b97f4a7c15ULL;
 		w->rng[0] = seed[0] | 1;
 		w->rng[1] = seed[1] | 2;
-		sb_buf_init(&w->log);
+		sb_proxy_worker_log_start(w);
 		sb_buf_init(&w->scratch);
 	}
 	write_pidfile(e);
@@ -1461,7 +1465,7 @@ out:
 	free(e->serials);
 	if (e->workers)
 		for (int i = 0; i < e->nworkers; i++)
-			sb_buf_free(&e->workers[i].log), sb_buf_free(&e->workers[i].scratch);
+			sb_buf_free(&e->workers[i].logq), sb_buf_free(&e->workers[i].scratch);
 	free(e->workers);
 	if (e->access_fd > 2)
 		close(e->access_fd);

@@ -97,8 +97,10 @@ typedef struct sb_worker {
 	struct sb_pool_list *pools;
 	size_t npools;
 	uint64_t rng[2];
-	sb_buf log;
-	sb_buf scratch; /* request and response heads are built here */
+	sb_buf logq;		/* access-log lines not yet written */
+	uv_prepare_t log_flush; /* writes logq before the loop waits */
+	bool log_flush_on;	/* log_flush initialised */
+	sb_buf scratch;		/* request and response heads are built here */
 } sb_worker;
 
 typedef struct sb_edge {
@@ -124,7 +126,8 @@ typedef struct sb_edge {
 	sb_upstream **ups; /* registry, only grown by the control thread */
 	size_t nups, capups;
 
-	int access_fd; /* -1: off */
+	int access_fd;	     /* -1: off */
+	bool access_regular; /* a regular file (else lines are written in whole PIPE_BUF pieces) */
 
 	bool dns_on;
 	struct sockaddr_storage dns_addr;
@@ -153,7 +156,11 @@ void sb_proxy_worker_refresh(sb_worker *w);
 void sb_proxy_worker_wake(sb_worker *w);
 /* Close every connection of the worker now (end of the drain period). */
 void sb_proxy_worker_close_all(sb_worker *w);
-/* Free the worker's upstream pools (thread exit). */
+/* Set up the worker's access-log queue (written before its loop waits for
+ * events); call once, before the worker's thread starts. */
+void sb_proxy_worker_log_start(sb_worker *w);
+/* Write the worker's queued access-log lines, free its upstream pools
+ * (thread exit). */
 void sb_proxy_worker_free(sb_worker *w);
 
 /* Wall clock in milliseconds. */

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/socket.h>
+#include <limits.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -508,6 +509,16 @@ static int uwrite_v(void *o, const char *d, size_t n)
 	return uwrite(o, d, n);
 }
 
+/* The worker's last handles: its loop ends once they are closed. */
+static void worker_release(sb_worker *w)
+{
+	if (uv_is_closing((uv_handle_t *)&w->wake))
+		return;
+	uv_close((uv_handle_t *)&w->wake, NULL);
+	if (w->log_flush_on)
+		uv_close((uv_handle_t *)&w->log_flush, NULL);
+}
+
 /* ---- access log ------------------------------------------------------- */
 
 static void json_kv(sb_buf *b, const char *k, const char *v, size_t n)
@@ -519,14 +530,69 @@ static void json_kv(sb_buf *b, const char *k, const char *v, size_t n)
 		sb_buf_adds(b, "null");
 }
 
+/* Access-log lines are queued per thread and written before the loop waits
+ * for events (the log_flush prepare handle), or once LOG_QUEUE_MAX bytes are
+ * queued: one write() for the requests a loop iteration finished instead of
+ * one per request, which cost about 5 us of a 12-13 us request. A line is
+ * thus written before its thread next sleeps, and at the latest when the
+ * thread exits. */
+#define LOG_QUEUE_MAX 65536
+
+static void log_write(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t wr = write(fd, p, n);
+		if (wr < 0 && errno == EINTR)
+			continue;
+		if (wr <= 0)
+			return; /* the log never holds up serving: these lines are lost */
+		p += wr;
+		n -= (size_t)wr;
+	}
+}
+
+static void log_flush(sb_worker *w)
+{
+	sb_edge *e = w->edge;
+	const char *p = w->logq.data, *end = p + w->logq.len;
+	while (p < end) {
+		size_t n = (size_t)(end - p);
+		/* other threads write to the same pipe, which keeps a write
+		 * whole only up to PIPE_BUF bytes: whole lines, PIPE_BUF at most */
+		if (!e->access_regular)
+			n = sb_line_chunk(p, n, PIPE_BUF);
+		log_write(e->access_fd, p, n);
+		p += n;
+	}
+	sb_buf_reset(&w->logq);
+}
+
+static void on_log_flush(uv_prepare_t *h)
+{
+	sb_worker *w = h->data;
+	if (w->logq.len)
+		log_flush(w);
+}
+
+void sb_proxy_worker_log_start(sb_worker *w)
+{
+	sb_buf_init(&w->logq);
+	if (w->edge->access_fd < 0)
+		return;
+	uv_prepare_init(&w->loop, &w->log_flush);
+	w->log_flush.data = w;
+	uv_prepare_start(&w->log_flush, on_log_flush);
+	uv_unref((uv_handle_t *)&w->log_flush); /* it never keeps the loop alive */
+	w->log_flush_on = true;
+}
+
 static void access_log(client *c)
 {
 	req *r = c->r;
 	sb_edge *e = c->w->edge;
 	if (e->access_fd < 0)
 		return;
-	sb_buf *b = &c->w->log;
-	sb_buf_reset(b);
+	sb_buf *b = &c->w->logq;
 	int64_t now = sb_edge_now_ms();
 	time_t secs = (time_t)(r->start_ms / 1000);
 	struct tm tm;
@@ -549,8 +615,8 @@ static void access_log(client *c)
 	json_kv(b, "upstream", r->up ? r->up->url : NULL, r->up ? strlen(r->up->url) : 0);
 	json_kv(b, "tenant", r->m.tenant, r->m.tenant ? strlen(r->m.tenant) : 0);
 	sb_buf_addf(b, ",\"duration_ms\":%lld}\n", (long long)(now - r->start_ms));
-	ssize_t wr = write(e->access_fd, b->data, b->len);
-	(void)wr;
+	if (b->len >= LOG_QUEUE_MAX)
+		log_flush(c->w);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -1029,9 +1095,8 @@ static void client_freed(uv_handle_t *h)
 	sb_buf_free(&c->ob);
 	free(c->in);
 	free(c);
-	if (w->stopping && w->nconns == 0 && w->listener_closed &&
-	    !uv_is_closing((uv_handle_t *)&w->wake))
-		uv_close((uv_handle_t *)&w->wake, NULL);
+	if (w->stopping && w->nconns == 0 && w->listener_closed)
+		worker_release(w);
 }
 
 static void client_close(client *c)
@@ -2259,8 +2324,8 @@ void sb_proxy_worker_wake(sb_worker *w)
 	}
 	if (atomic_load(&e->force_close))
 		sb_proxy_worker_close_all(w);
-	if (w->stopping && w->nconns == 0 && !uv_is_closing((uv_handle_t *)&w->wake))
-		uv_close((uv_handle_t *)&w->wake, NULL);
+	if (w->stopping && w->nconns == 0)
+		worker_release(w);
 }
 
 void sb_proxy_worker_close_all(sb_worker *w)
@@ -2273,6 +2338,8 @@ void sb_proxy_worker_close_all(sb_worker *w)
 
 void sb_proxy_worker_free(sb_worker *w)
 {
+	if (w->logq.len)
+		log_flush(w); /* the lines of the last iteration */
 	sb_sign_thread_cleanup();
 	free(w->pools);
 	w->pools = NULL;

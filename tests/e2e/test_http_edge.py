@@ -194,6 +194,29 @@ def test_hop_by_hop_response_headers_are_not_relayed(recorded):
     assert names.count("connection") == 1 and "Connection: keep-alive" in head
 
 
+def test_upgrade_header_only_with_an_upgrade(recorded):
+    # Upgrade is hop-by-hop: without "Connection: upgrade" it stays at the
+    # edge; a real upgrade goes up with the edge's own Connection/Upgrade
+    # pair, each once
+    s = recorded.connect()
+    s.sendall(b"GET /h2c-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\nUpgrade: h2c\r\n\r\n")
+    status, _, _, _ = read_response(s)
+    s.close()
+    assert status == 200
+    head, names = recorded_head(recorded, b"/h2c-marker")
+    assert "upgrade" not in names and "connection" not in names, head
+    s = recorded.connect()
+    s.sendall(b"GET /ws-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+    status, _, _, _ = read_response(s)  # the Recorder declines: 200
+    s.close()
+    assert status == 200
+    head, names = recorded_head(recorded, b"/ws-marker")
+    assert names.count("upgrade") == 1 and names.count("connection") == 1, head
+    assert "Upgrade: websocket" in head and "Connection: Upgrade" in head
+
+
 def test_upstream_head_split_across_reads_is_relayed_intact(recorded):
     # the edge keeps the response's header names and values as pointers into
     # its read buffer while the head is complete in one read, and copies
@@ -394,6 +417,9 @@ def test_websocket_echo_through_the_edge(edge):
         buf += s.recv(4096)
     head, rest = buf.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 101")
+    # the upstream's Upgrade and Connection are hop-by-hop: the edge's own, once
+    names = [l.split(b":", 1)[0].lower() for l in head.split(b"\r\n")[1:]]
+    assert names.count(b"upgrade") == 1 and names.count(b"connection") == 1, head
     accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
                                            .encode()).digest())
     assert accept in head
@@ -513,6 +539,37 @@ def edge_wait_log(edge, n, timeout=5):
 
 
 # ---- limits ------------------------------------------------------------------
+
+def test_declared_body_over_the_limit_is_refused_before_forwarding(fresh):
+    # a Content-Length over the route's limit gets 413 from the head alone:
+    # no upstream connection, nothing forwarded, and no 100 Continue
+    rec = Recorder()
+    e = fresh(http={"max_body_bytes": 1000}, upstreams={("codex-web", "production"): rec.url})
+    e.procs.append(rec)
+    e.start()
+    before = rec.count()
+    s = e.connect()
+    s.sendall(b"POST /limit-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+              b"Content-Length: 1001\r\nExpect: 100-continue\r\n\r\n")
+    status, _, body, _ = read_response(s)
+    s.close()
+    assert status == 413 and json.loads(body)["error"] == "body_too_large"
+    s = e.connect()
+    s.sendall(b"POST /limit-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+              b"Content-Length: 5000\r\n\r\n")  # the body is never sent
+    out = s.recv(65536)
+    s.close()
+    assert out.startswith(b"HTTP/1.1 413 "), out[:100]
+    assert b"100 Continue" not in out
+    # within the limit the same request goes through (the check is the limit's)
+    assert request(e, "codex.revelations.studio", "/limit-ok", method="POST",
+                   body=b"x" * 1000)[0] == 200
+    time.sleep(0.05)
+    with rec.lock:
+        got = rec.received[before:]
+    assert not [r for r in got if b"/limit-marker" in r], got
+    assert len([r for r in got if b"/limit-ok" in r]) == 1
+
 
 def test_limits(fresh):
     e = fresh(http={"max_header_bytes": 2048, "max_body_bytes": 1000, "header_timeout_ms": 300,
@@ -659,6 +716,78 @@ def test_access_log_line(edge):
     assert l["bytes_out"] > 0 and l["deployment"] == "codex-web-production"
     assert l["tenant"] == "codex" and l["upstream"].startswith("http://127.0.0.1:")
     assert l["duration_ms"] >= 0 and l["time"].endswith("Z")
+
+
+def log_load(edge, conns, per_conn, path="/echo", prefix="q"):
+    """per_conn keep-alive requests on each of conns parallel connections,
+    each with its own X-Request-Id; returns the ids."""
+    ids, errors = [], []
+
+    def one(k):
+        try:
+            s = edge.connect()
+            for i in range(per_conn):
+                rid = f"{prefix}-{k}-{i}"
+                st, _, _ = request(edge, "codex.revelations.studio", path, sock=s,
+                                   headers={"X-Request-Id": rid})
+                assert st == 200, st
+            s.close()
+        except Exception as e:  # reported below
+            errors.append(e)
+    ts = [threading.Thread(target=one, args=(k,)) for k in range(conns)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+    return {f"{prefix}-{k}-{i}" for k in range(conns) for i in range(per_conn)}
+
+
+def test_access_log_file_has_every_line_without_further_traffic(fresh, tmp_path):
+    # lines are queued per thread and written before the thread waits for
+    # events: after the last response, with no more traffic, every line is
+    # in the file (well before the queue's 64 KiB would force a write)
+    path = tmp_path / "access.log"
+    e = fresh(http={"access_log": str(path)}).start()
+    want = log_load(e, conns=6, per_conn=40)
+    deadline = time.monotonic() + 1.0
+    got = []
+    while time.monotonic() < deadline:
+        got = [json.loads(l) for l in path.read_text().splitlines()]
+        if {l["request_id"] for l in got} >= want:
+            break
+        time.sleep(0.01)
+    ids = [l["request_id"] for l in got if l["request_id"].startswith("q-")]
+    assert sorted(ids) == sorted(want)  # each exactly once
+    assert all(l["status"] == 200 and l["host"] == "codex.revelations.studio" for l in got)
+
+
+def test_access_log_lines_stay_whole_on_a_pipe(fresh):
+    # stdout is a pipe here, written by two threads at once: lines go out in
+    # writes of whole lines of PIPE_BUF (4096) bytes at most, so long lines
+    # from both threads never interleave
+    e = fresh().start()
+    long_path = "/echo?" + "p" * 3000
+    want = log_load(e, conns=8, per_conn=25, path=long_path, prefix="w")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        raw_lines = [l for l in e.edge.out if '"request_id":"w-' in l]
+        if len(raw_lines) >= len(want):
+            break
+        time.sleep(0.01)
+    lines = [json.loads(l) for l in raw_lines]  # a cut or mixed line fails here
+    assert sorted(l["request_id"] for l in lines) == sorted(want)
+    assert all(l["path"] == long_path for l in lines)
+
+
+def test_access_log_lines_are_written_at_stop(fresh, tmp_path):
+    path = tmp_path / "access.log"
+    e = fresh(http={"access_log": str(path)}).start()
+    want = log_load(e, conns=4, per_conn=30, prefix="s")
+    e.edge.p.send_signal(signal.SIGTERM)
+    assert e.edge.p.wait(10) == 0
+    ids = [json.loads(l)["request_id"] for l in path.read_text().splitlines()]
+    assert sorted(i for i in ids if i.startswith("s-")) == sorted(want)
 
 
 # ---- reload and stop ---------------------------------------------------------
@@ -816,3 +945,22 @@ def test_retry_only_idempotent_requests_without_body(fresh):
     # a POST with a body is never retried: 502
     assert request(e, "codex.revelations.studio", "/c", method="POST", body=b"x", sock=s)[0] == 502
     assert up.requests.count(b"POST /c HTTP/1.1") == 1
+
+
+def test_no_retry_for_a_post_without_body_or_a_put_with_one(fresh):
+    # each of the two conditions on its own keeps a request from a retry:
+    # a POST is not idempotent even without a body; a PUT is, but its body
+    # was streamed and is gone
+    up = OneShotKeepAlive()
+    e = fresh(upstreams={("codex-web", "production"): up.url}, threads=1)
+    e.procs.append(up)
+    e.start()
+    for path, method, body in (("/p", "POST", None), ("/q", "POST", b""), ("/u", "PUT", b"x")):
+        s = e.connect()
+        # a fresh upstream connection answers and goes back to the pool...
+        assert request(e, "codex.revelations.studio", path + "-first", sock=s)[0] == 200
+        # ...where the next request finds it closed
+        assert request(e, "codex.revelations.studio", path, method=method, body=body,
+                       sock=s)[0] == 502, path
+        s.close()
+        assert up.requests.count(f"{method} {path} HTTP/1.1".encode()) == 1, (path, up.requests)

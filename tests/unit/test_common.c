@@ -72,3 +72,38 @@ Test(common, pool_allocations)
 	sb_pool_free(p);
 	sb_pool_free(NULL);
 }
+
+Test(common, line_chunk_keeps_lines_whole)
+{
+	/* within the limit: everything */
+	cr_assert_eq(sb_line_chunk("ab\ncd\n", 6, 8), 6);
+	cr_assert_eq(sb_line_chunk("ab\ncd\n", 6, 6), 6);
+	/* over it: the whole lines that fit */
+	cr_assert_eq(sb_line_chunk("ab\ncd\nef\n", 9, 7), 6);
+	cr_assert_eq(sb_line_chunk("ab\ncd\nef\n", 9, 6), 6);
+	cr_assert_eq(sb_line_chunk("ab\ncd\nef\n", 9, 5), 3);
+	/* a first line longer than the limit goes alone */
+	cr_assert_eq(sb_line_chunk("abcdef\ngh\n", 10, 4), 7);
+	/* no newline at all: everything */
+	cr_assert_eq(sb_line_chunk("abcdefgh", 8, 4), 8);
+	/* every cut of a buffer of lines of varied lengths ends a line and
+	 * stays within the limit unless it is one long line */
+	char buf[4000];
+	size_t n = 0;
+	for (int i = 0; n + 200 < sizeof(buf); i++) {
+		size_t len = (size_t)(i * 37 % 150) + 1;
+		memset(buf + n, 'x', len);
+		n += len;
+		buf[n++] = '\n';
+	}
+	for (size_t max = 1; max <= 300; max++) {
+		for (size_t off = 0; off < n;) {
+			size_t k = sb_line_chunk(buf + off, n - off, max);
+			cr_assert(k > 0 && off + k <= n);
+			cr_assert_eq(buf[off + k - 1], '\n', "max %zu off %zu k %zu", max, off, k);
+			if (k > max)
+				cr_assert_null(memchr(buf + off, '\n', k - 1), "a long line alone");
+			off += k;
+		}
+	}
+}
