@@ -716,6 +716,14 @@ def test_access_log_line(edge):
     assert l["bytes_out"] > 0 and l["deployment"] == "codex-web-production"
     assert l["tenant"] == "codex" and l["upstream"].startswith("http://127.0.0.1:")
     assert l["duration_ms"] >= 0 and l["time"].endswith("Z")
+    # RFC 3339 UTC with milliseconds, the request's start (within a few seconds of now)
+    import datetime
+    import re
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", l["time"]), l["time"]
+    t = datetime.datetime.strptime(l["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc)
+    assert abs(t.timestamp() - time.time()) < 10
+    assert all(type(l[k]) is int for k in ("status", "bytes_in", "bytes_out", "duration_ms"))
 
 
 def log_load(edge, conns, per_conn, path="/echo", prefix="q"):
