@@ -461,7 +461,7 @@ out:
 typedef struct control {
 	sb_edge *e;
 	uv_loop_t loop;
-	uv_signal_t sighup, sigterm, sigint;
+	uv_signal_t sighup, sigterm, sigint, sigusr1;
 	uv_timer_t poll, health, drain;
 	uv_async_t worker_done;
 	atomic_int workers_done;
@@ -567,9 +567,34 @@ static void procs_apply(control *ct)
 	free(specs);
 }
 
+/* Reopen the access log file (after logrotate moved it): the new file takes
+ * the same descriptor number with dup2(), which replaces it atomically, so
+ * serving threads go on writing to e->access_fd unaware. On failure the old
+ * file is kept. */
+static void reopen_access_log(sb_edge *e)
+{
+	if (e->access_fd < 0 || strcmp(e->access_path, "-") == 0)
+		return;
+	int fd = open(e->access_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		sb_edge_log("error",
+			    "cannot reopen access log %s: %s; still writing to the old file",
+			    e->access_path, strerror(errno));
+		return;
+	}
+	if (dup3(fd, e->access_fd, O_CLOEXEC) < 0)
+		sb_edge_log("error",
+			    "cannot reopen access log %s: %s; still writing to the old file",
+			    e->access_path, strerror(errno));
+	else
+		sb_edge_log("info", "reopened access log %s", e->access_path);
+	close(fd);
+}
+
 static void reload(control *ct)
 {
 	sb_edge *e = ct->e;
+	reopen_access_log(e);
 	sb_diag d = {0};
 	sb_config *c;
 	char buf[2048];
@@ -586,6 +611,10 @@ static void reload(control *ct)
 	}
 	publish(e, c, t, dns);
 	procs_apply(ct);
+	if (strcmp(c->decl->http.access_log, e->access_path) != 0)
+		sb_edge_log("warning",
+			    "access_log changed to \"%s\": it takes effect at the next start",
+			    c->decl->http.access_log);
 	config_unref(c); /* the snapshot holds it now */
 	sb_edge_log("info", "reloaded %s: %zu routes (generation %llu)", e->config_path,
 		    sb_route_count(c->routes), (unsigned long long)c->generation);
@@ -635,6 +664,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	control *ct = s->data;
 	if (signum == SIGHUP)
 		reload(ct);
+	else if (signum == SIGUSR1)
+		reopen_access_log(ct->e);
 	else
 		begin_stop(ct);
 }
@@ -651,6 +682,7 @@ static void on_worker_done(uv_async_t *a)
 	uv_close((uv_handle_t *)&ct->sighup, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigterm, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigint, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->sigusr1, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->poll, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->health, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->fast_health, close_cb_noop);
@@ -1256,6 +1288,13 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 			goto out;
 		e->dns_on = true;
 	}
+	if ((size_t)snprintf(e->access_path, sizeof(e->access_path), "%s", decl->http.access_log) >=
+	    sizeof(e->access_path)) {
+		r = sb_diag_setc(d, SB_EINVAL, e->config_path, 0, 0,
+				 "http.access_log: the path is longer than %zu bytes",
+				 sizeof(e->access_path) - 1);
+		goto out;
+	}
 	if (strcmp(decl->http.access_log, "off") == 0)
 		e->access_fd = -1;
 	else if (strcmp(decl->http.access_log, "-") == 0)
@@ -1362,6 +1401,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_signal_init(&ct->loop, &ct->sighup);
 	uv_signal_init(&ct->loop, &ct->sigterm);
 	uv_signal_init(&ct->loop, &ct->sigint);
+	uv_signal_init(&ct->loop, &ct->sigusr1);
 	uv_timer_init(&ct->loop, &ct->poll);
 	uv_timer_init(&ct->loop, &ct->health);
 	uv_timer_init(&ct->loop, &ct->fast_health);
@@ -1371,11 +1411,12 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_async_init(&ct->loop, &ct->worker_done, on_worker_done);
 	sb_dns_xfr_start(ct->xfr, &ct->loop); /* NOTIFY queued by the first build go now */
 
-	ct->sighup.data = ct->sigterm.data = ct->sigint.data = ct;
+	ct->sighup.data = ct->sigterm.data = ct->sigint.data = ct->sigusr1.data = ct;
 	ct->poll.data = ct->health.data = ct->drain.data = ct->worker_done.data = ct;
 	uv_signal_start(&ct->sighup, on_signal, SIGHUP);
 	uv_signal_start(&ct->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&ct->sigint, on_signal, SIGINT);
+	uv_signal_start(&ct->sigusr1, on_signal, SIGUSR1);
 	uv_timer_start(&ct->poll, on_poll, STORE_POLL_MS, STORE_POLL_MS);
 	uint32_t hi = e->current->cfg->decl->http.health_interval_ms;
 	if (hi)

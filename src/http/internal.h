@@ -126,7 +126,8 @@ typedef struct sb_edge {
 	sb_upstream **ups; /* registry, only grown by the control thread */
 	size_t nups, capups;
 
-	int access_fd;	     /* -1: off */
+	int access_fd;		/* -1: off */
+	char access_path[4096]; /* the file, "-" or "off" (as at start: a reload reopens it) */
 	bool access_regular; /* a regular file (else lines are written in whole PIPE_BUF pieces) */
 
 	bool dns_on;

@@ -798,6 +798,62 @@ def test_access_log_lines_are_written_at_stop(fresh, tmp_path):
     assert sorted(i for i in ids if i.startswith("s-")) == sorted(want)
 
 
+def wait_log_ids(path, prefix, want, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            got = {json.loads(l)["request_id"] for l in path.read_text().splitlines()}
+            if {i for i in got if i.startswith(prefix)} >= want:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"{path}: not every {prefix} line")
+
+
+def log_ids(path):
+    return {json.loads(l)["request_id"] for l in path.read_text().splitlines()}
+
+
+def test_access_log_reopened_after_rotation(fresh, tmp_path):
+    # logrotate moves the file, then SIGUSR1 (or a reload) makes the edge
+    # write to a new file at the declared path; a path it cannot open
+    # leaves it writing to the old file
+    path = tmp_path / "access.log"
+    e = fresh(http={"access_log": str(path)}).start()
+    wait_log_ids(path, "r1-", log_load(e, conns=3, per_conn=5, prefix="r1"))
+    path.rename(tmp_path / "access.log.1")
+    e.edge.p.send_signal(signal.SIGUSR1)
+    e.edge.wait_line(lambda l: "reopened access log" in l)
+    r2 = log_load(e, conns=3, per_conn=5, prefix="r2")
+    wait_log_ids(path, "r2-", r2)
+    assert not [i for i in log_ids(path) if i.startswith("r1-")]
+    assert not [i for i in log_ids(tmp_path / "access.log.1") if i.startswith("r2-")]
+    # a reload reopens it too
+    path.rename(tmp_path / "access.log.2")
+    subprocess.run([SB, "reload", "-c", e.dir], check=True, capture_output=True)
+    e.edge.wait_line(lambda l: "reopened access log" in l)
+    wait_log_ids(path, "r3-", log_load(e, conns=2, per_conn=5, prefix="r3"))
+    # the path cannot be opened (a directory now): the old file goes on
+    path.rename(tmp_path / "access.log.3")
+    path.mkdir()
+    e.edge.p.send_signal(signal.SIGUSR1)
+    line = e.edge.wait_line(lambda l: "cannot reopen access log" in l)
+    assert str(path) in line and "still writing to the old file" in line
+    wait_log_ids(tmp_path / "access.log.3", "r4-", log_load(e, conns=2, per_conn=5, prefix="r4"))
+    # and the server still serves and stops cleanly (fixture)
+    assert request(e, "codex.revelations.studio", "/echo")[0] == 200
+
+
+def test_access_log_setting_changed_by_reload_is_reported(fresh, tmp_path):
+    path = tmp_path / "access.log"
+    e = fresh(http={"access_log": str(path)}).start()
+    toml = e.dir / "switchboard.toml"
+    toml.write_text(toml.read_text().replace(str(path), str(tmp_path / "other.log")))
+    e.edge.p.send_signal(signal.SIGHUP)
+    line = e.edge.wait_line(lambda l: "access_log changed" in l)
+    assert "other.log" in line and "next start" in line
+    wait_log_ids(path, "c1-", log_load(e, conns=1, per_conn=3, prefix="c1"))
+
+
 # ---- reload and stop ---------------------------------------------------------
 
 def test_reload_swaps_and_bad_declaration_keeps_serving(fresh):
