@@ -70,6 +70,7 @@ typedef enum {
 	C_BODY,	   /* forwarding the request body */
 	C_RESP,	   /* request sent, relaying the response */
 	C_TUNNEL,  /* upgraded: raw bytes both ways */
+	C_LINGER,  /* last response sent and FIN too; what still arrives is discarded */
 	C_CLOSING,
 } cstate;
 
@@ -132,11 +133,12 @@ struct client {
 	size_t read_room;	     /* free bytes a read is given (see client_alloc) */
 	cstate state;
 	bool reading, keepalive, closing, counted;
-	int handles; /* open handles; freed when both closed */
-	size_t wq;   /* bytes queued for writing */
-	sb_buf ob;   /* response bytes gathered during one upstream read */
-	bool gather; /* cwrite appends to ob instead of writing */
-	bool eof;    /* the client closed its side after sending its request */
+	int handles;	    /* open handles; freed when both closed */
+	size_t wq;	    /* bytes queued for writing */
+	sb_buf ob;	    /* response bytes gathered during one upstream read */
+	bool gather;	    /* cwrite appends to ob instead of writing */
+	bool eof;	    /* the client closed its side after sending its request */
+	size_t linger_left; /* C_LINGER: bytes still to be discarded */
 	req *r;
 	upconn *u;
 };
@@ -1154,12 +1156,42 @@ static void client_close(client *c)
 	uv_close((uv_handle_t *)&c->tcp, client_freed);
 }
 
+/*
+ * The end of a connection the edge closes after its last response (an
+ * error such as 413 or 431, Connection: close, a stop). The client may still
+ * be sending: a body the edge refused, the rest of a head over the limit.
+ * Closing a socket with unread bytes makes the kernel send a reset, which
+ * can destroy the response in the client's receive queue before it is read.
+ * So, as nginx's lingering close does: send FIN once the response is out,
+ * read and discard until the client closes, for LINGER_MS and LINGER_MAX
+ * bytes at most, then close.
+ */
+#define LINGER_MS 2000
+#define LINGER_MAX (1024 * 1024)
+
+static void client_deadline(client *c, uint64_t ms);
+static void client_read_start(client *c);
+
+static void client_finish(client *c)
+{
+	if (c->eof || c->fd < 0 || c->state == C_CLOSING || c->state == C_LINGER ||
+	    shutdown(c->fd, SHUT_WR) < 0) {
+		client_close(c);
+		return;
+	}
+	c->state = C_LINGER;
+	c->linger_left = LINGER_MAX;
+	c->in_len = 0;
+	client_deadline(c, LINGER_MS);
+	client_read_start(c);
+}
+
 static void on_client_drained(client *c)
 {
-	if (c->state == C_CLOSING)
+	if (c->state == C_CLOSING || c->state == C_LINGER)
 		return;
 	if (c->closing) {
-		client_close(c);
+		client_finish(c);
 		return;
 	}
 	/* the upstream may go on sending */
@@ -1172,6 +1204,10 @@ static void on_client_drained(client *c)
 static void client_timeout(uv_timer_t *t)
 {
 	client *c = t->data;
+	if (c->state == C_LINGER) {
+		client_close(c);
+		return;
+	}
 	if (c->state == C_HEAD && c->in_len > 0) {
 		send_error(c, 408, "request_timeout", "the request head did not arrive in time");
 		return;
@@ -1302,6 +1338,14 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (n == 0)
 		return;
+	if (c->state == C_LINGER) {
+		c->in_len = 0; /* discarded */
+		if ((size_t)n >= c->linger_left)
+			client_close(c);
+		else
+			c->linger_left -= (size_t)n;
+		return;
+	}
 	if ((size_t)n == buf->len && c->read_room < READ_CHUNK)
 		c->read_room = c->read_room ? c->read_room * 2 : 4096;
 	if (c->state == C_TUNNEL) {
@@ -1942,7 +1986,7 @@ static void finish_request(client *c)
 		c->closing = true;
 		client_read_stop(c);
 		if (c->wq == 0)
-			client_close(c);
+			client_finish(c);
 		return;
 	}
 	c->state = C_HEAD;

@@ -100,6 +100,11 @@ def test_error_body_follows_accept(edge):
     assert hdrs["x-request-id"].encode() in body
     status, hdrs, body = request(edge, "nope.revelations.studio", headers={"Accept": "*/*"})
     assert hdrs["content-type"] == "application/json" and json.loads(body)["error"] == "not_found"
+    # a client that takes both gets JSON (API clients often list text/html too)
+    status, hdrs, body = request(edge, "nope.revelations.studio",
+                                 headers={"Accept": "text/html, application/json"})
+    assert status == 404 and hdrs["content-type"] == "application/json"
+    assert json.loads(body)["request_id"] == hdrs["x-request-id"]
 
 
 def test_edge_health_endpoint_on_every_host(edge):
@@ -108,6 +113,37 @@ def test_edge_health_endpoint_on_every_host(edge):
         h = json.loads(body)
         assert status == 200 and h["status"] == "ok" and h["routes"] == 7
         assert h["version"] and h["uptime_s"] >= 0
+
+
+def test_edge_health_fields_follow_the_server(fresh):
+    e = fresh(threads=3).start()
+
+    def health():
+        st, _, body = request(e, "codex.revelations.studio", "/.well-known/switchboard/health")
+        assert st == 200
+        return json.loads(body)
+    h0 = health()
+    assert h0["threads"] == 3 and h0["routes"] == 7
+    assert all(type(h0[k]) is int for k in ("routes", "tenants", "generation", "uptime_s"))
+    subprocess.run([SB, "tenants", "add", "healthy", "-c", e.dir, "--data", e.data],
+                   check=True, capture_output=True)
+    wait_for(lambda: health()["tenants"] == h0["tenants"] + 1, timeout=1.5)
+    subprocess.run([SB, "reload", "-c", e.dir], check=True, capture_output=True)
+    wait_for(lambda: health()["generation"] > h0["generation"], timeout=2)
+    time.sleep(max(0.0, 1.1 - h0["uptime_s"]))
+    wait_for(lambda: health()["uptime_s"] >= 1, timeout=2)
+
+
+def test_unfinished_head_over_the_limit_is_431_at_once(fresh):
+    # the limit applies to what has arrived, not only to complete heads: no
+    # waiting for the header timeout while the buffer grows
+    e = fresh(http={"max_header_bytes": 2048, "header_timeout_ms": 5000}).start()
+    s = e.connect()
+    t0 = time.monotonic()
+    s.sendall(b"GET / HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Big: " + b"a" * 8000)
+    out = read_until_close(s, timeout=4)
+    assert out.startswith(b"HTTP/1.1 431 "), out[:100]
+    assert time.monotonic() - t0 < 2
 
 
 # ---- headers ---------------------------------------------------------------
@@ -296,6 +332,26 @@ def test_trusted_proxy_keeps_forwarded_headers(fresh):
     assert body["signature"] == "valid"
 
 
+@pytest.mark.parametrize("cidrs,trusted", [
+    (["10.0.0.0/8"], False),            # another network: 127.0.0.1 is not trusted
+    (["127.0.0.0/9"], True),            # a prefix that ends inside a byte
+    (["127.128.0.0/9"], False),         # the other half of 127/8
+    (["127.0.0.1/32"], True),
+    (["127.0.0.2/31"], False),
+    (["::1/128", "127.0.0.0/24"], True),
+])
+def test_trusted_proxies_match_by_prefix(fresh, cidrs, trusted):
+    e = fresh(http={"trusted_proxies": cidrs}).start()
+    body, _ = echo(e, "codex.revelations.studio", headers={"X-Forwarded-For": "6.6.6.6",
+                                                          "X-Forwarded-Proto": "https"})
+    h = body["headers"]
+    if trusted:
+        assert h["x-forwarded-for"] == "6.6.6.6, 127.0.0.1" and h["x-forwarded-proto"] == "https"
+    else:
+        assert h["x-forwarded-for"] == "127.0.0.1" and h["x-forwarded-proto"] == "http"
+    assert body["signature"] == "valid"
+
+
 def test_request_id_and_traceparent(edge):
     e, hdrs = echo(edge, "codex.revelations.studio", headers={"X-Request-Id": "abc-123.DEF"})
     assert e["headers"]["x-request-id"] == "abc-123.DEF" == hdrs["x-request-id"]
@@ -308,6 +364,37 @@ def test_request_id_and_traceparent(edge):
     e, _ = echo(edge, "codex.revelations.studio", headers={"traceparent": "00-000-bad"})
     new = e["headers"]["traceparent"]
     assert new != "00-000-bad" and len(new) == 55 and new.startswith("00-")
+
+
+def valid_traceparent(tp):
+    import re
+    m = re.fullmatch(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}", tp)
+    return bool(m) and set(m.group(1)) != {"0"} and set(m.group(2)) != {"0"}
+
+
+@pytest.mark.parametrize("tp", [
+    "00-" + "0" * 32 + "-00f067aa0ba902b7-01",                     # all-zero trace id
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-" + "0" * 16 + "-01",     # all-zero parent id
+    "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",     # uppercase
+    "00-4bf92f3577b34da6a3ce929d0e0e47zz-00f067aa0ba902b7-01",     # not hex
+    "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",     # version ff
+])
+def test_invalid_traceparent_is_replaced(edge, tp):
+    # W3C trace context: such a header is invalid; a new trace starts
+    e, _ = echo(edge, "codex.revelations.studio", headers={"traceparent": tp})
+    new = e["headers"]["traceparent"]
+    assert new != tp and valid_traceparent(new), new
+
+
+def test_request_id_length_limit(edge):
+    # up to 128 characters a sane id is kept; longer ones are replaced
+    for n, kept in ((128, True), (129, False), (4000, False)):
+        rid = "a" * n
+        e, hdrs = echo(edge, "codex.revelations.studio", headers={"X-Request-Id": rid})
+        got = e["headers"]["x-request-id"]
+        assert (got == rid) == kept and got == hdrs["x-request-id"], (n, got[:40])
+        if not kept:
+            assert len(got) == 32 and all(c in "0123456789abcdef" for c in got)
 
 
 def test_signature_fails_when_tampered(edge):
@@ -571,6 +658,39 @@ def test_declared_body_over_the_limit_is_refused_before_forwarding(fresh):
     assert len([r for r in got if b"/limit-ok" in r]) == 1
 
 
+def test_refused_body_still_gets_its_413(fresh):
+    # the client sends its whole body at once; the edge refuses it from the
+    # head and closes, and its response must survive: it sends FIN and reads
+    # what is still coming instead of closing with bytes unread (a reset)
+    e = fresh(http={"max_body_bytes": 1000}).start()
+    for _ in range(5):
+        s = e.connect()
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+                  b"Content-Length: 200000\r\n\r\n" + b"x" * 200000)
+        out = read_until_close(s, timeout=4)
+        assert out.startswith(b"HTTP/1.1 413 "), out[:80]
+        assert out.count(b"HTTP/1.1") == 1
+
+
+def test_lingering_close_is_bounded(fresh):
+    # a client that goes on sending after the edge's last response is cut
+    # off after LINGER_MS (2 s), not served forever
+    e = fresh(http={"max_body_bytes": 1000}).start()
+    s = e.connect()
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+              b"Content-Length: 100000000\r\n\r\n")
+    s.settimeout(5)
+    head = s.recv(65536)
+    assert head.startswith(b"HTTP/1.1 413 ")
+    t0 = time.monotonic()
+    with pytest.raises(OSError):
+        while time.monotonic() - t0 < 8:
+            s.sendall(b"x" * 4096)
+            time.sleep(0.01)
+    assert 1.5 < time.monotonic() - t0 < 6
+    s.close()
+
+
 def test_limits(fresh):
     e = fresh(http={"max_header_bytes": 2048, "max_body_bytes": 1000, "header_timeout_ms": 300,
                     "idle_timeout_ms": 400}).start()
@@ -665,6 +785,44 @@ def test_upstream_down_502_503_and_recovery(fresh, tmp_path):
     flag.unlink()
     wait_for(lambda: request(e, "codex.revelations.studio", "/echo")[0] == 200)
     wait_for(lambda: any(f"upstream {d.url} is up" in l for l in e.edge.err))
+
+
+class Unaccepting:
+    """An upstream whose accept queue is full and never served: the kernel
+    drops further SYNs, so a connect to it never completes."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(0)
+        self.url = f"http://127.0.0.1:{self.srv.getsockname()[1]}"
+        self.fill = []
+        for _ in range(16):
+            c = socket.socket()
+            c.settimeout(0.3)
+            self.fill.append(c)
+            try:
+                c.connect(self.srv.getsockname())
+            except (socket.timeout, BlockingIOError):
+                return  # full
+        raise AssertionError("the accept queue never filled")
+
+    def stop(self, sig=None):
+        for c in self.fill:
+            c.close()
+        self.srv.close()
+
+
+def test_upstream_connect_timeout_504(fresh):
+    up = Unaccepting()
+    e = fresh(http={"connect_timeout_ms": 300, "health_interval_ms": 0},
+              upstreams={("codex-web", "production"): up.url})
+    e.procs.append(up)
+    e.start()
+    t0 = time.monotonic()
+    st, _, body = request(e, "codex.revelations.studio", "/echo")
+    assert st == 504 and json.loads(body)["error"] == "upstream_timeout", (st, body)
+    assert 0.25 < time.monotonic() - t0 < 3
 
 
 def test_upstream_timeout_504(fresh):
@@ -852,6 +1010,22 @@ def test_access_log_setting_changed_by_reload_is_reported(fresh, tmp_path):
     line = e.edge.wait_line(lambda l: "access_log changed" in l)
     assert "other.log" in line and "next start" in line
     wait_log_ids(path, "c1-", log_load(e, conns=1, per_conn=3, prefix="c1"))
+
+
+def test_access_log_line_of_a_request_in_flight_at_stop(fresh, tmp_path):
+    # the request ends during the drain; its line is written before exit
+    path = tmp_path / "access.log"
+    e = fresh(http={"access_log": str(path)}).start()
+    s = e.connect()
+    s.sendall(b"GET /slow?ms=500 HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+              b"X-Request-Id: inflight-1\r\n\r\n")
+    time.sleep(0.2)
+    e.edge.p.send_signal(signal.SIGTERM)
+    status, _, _, _ = read_response(s)
+    s.close()
+    assert status == 200
+    assert e.edge.p.wait(10) == 0
+    assert "inflight-1" in log_ids(path)
 
 
 # ---- reload and stop ---------------------------------------------------------
