@@ -166,6 +166,17 @@ def test_spoofed_headers_never_reach_the_upstream(edge):
     assert e["signature"] == "valid"
 
 
+def send_recorded(edge, data, marker):
+    """Send data as one request, expect the Recorder's 200 through the edge,
+    and return recorded_head(edge, marker)."""
+    s = edge.connect()
+    s.sendall(data)
+    status, _, _, _ = read_response(s)
+    s.close()
+    assert status == 200
+    return recorded_head(edge, marker)
+
+
 def recorded_head(edge, marker):
     """The head of the one request the Recorder got with marker in it."""
     with edge.rec.lock:
@@ -179,17 +190,14 @@ def recorded_head(edge, marker):
 def test_hop_by_hop_request_headers_are_not_forwarded(recorded):
     # the fixed hop-by-hop set and anything a Connection header names (any
     # case, several Connection headers, lists with spaces) stay at the edge
-    s = recorded.connect()
-    s.sendall(b"GET /hop-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
-              b"Connection: X-Secret ,  keep-alive\r\nX-Secret: 1\r\n"
-              b"connection: X-OTHER-secret\r\nx-other-secret: 2\r\n"
-              b"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
-              b"Trailer: X-T\r\nUpgrade-Insecure-Requests: 1\r\nX-Kept: yes\r\n"
-              b"X-Secretive: kept\r\n\r\n")
-    status, _, _, _ = read_response(s)
-    s.close()
-    assert status == 200
-    head, names = recorded_head(recorded, b"/hop-marker")
+    head, names = send_recorded(recorded, (
+        b"GET /hop-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+        b"Connection: X-Secret ,  keep-alive\r\nX-Secret: 1\r\n"
+        b"connection: X-OTHER-secret\r\nx-other-secret: 2\r\n"
+        b"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
+        b"Trailer: X-T\r\nUpgrade-Insecure-Requests: 1\r\nX-Kept: yes\r\n"
+        b"X-Secretive: kept\r\n\r\n"
+    ), b"/hop-marker")
     for gone in ["connection", "x-secret", "x-other-secret", "keep-alive", "proxy-connection",
                  "te", "trailer"]:
         assert gone not in names, (gone, head)
@@ -234,21 +242,15 @@ def test_upgrade_header_only_with_an_upgrade(recorded):
     # Upgrade is hop-by-hop: without "Connection: upgrade" it stays at the
     # edge; a real upgrade goes up with the edge's own Connection/Upgrade
     # pair, each once
-    s = recorded.connect()
-    s.sendall(b"GET /h2c-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\nUpgrade: h2c\r\n\r\n")
-    status, _, _, _ = read_response(s)
-    s.close()
-    assert status == 200
-    head, names = recorded_head(recorded, b"/h2c-marker")
+    head, names = send_recorded(recorded, (
+        b"GET /h2c-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\nUpgrade: h2c\r\n\r\n"
+    ), b"/h2c-marker")
     assert "upgrade" not in names and "connection" not in names, head
-    s = recorded.connect()
-    s.sendall(b"GET /ws-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\nUpgrade: websocket\r\n"
-              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-              b"Sec-WebSocket-Version: 13\r\n\r\n")
-    status, _, _, _ = read_response(s)  # the Recorder declines: 200
-    s.close()
-    assert status == 200
-    head, names = recorded_head(recorded, b"/ws-marker")
+    head, names = send_recorded(recorded, (
+        b"GET /ws-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    ), b"/ws-marker")
     assert names.count("upgrade") == 1 and names.count("connection") == 1, head
     assert "Upgrade: websocket" in head and "Connection: Upgrade" in head
 
@@ -281,15 +283,12 @@ def test_request_trailers_never_become_headers(recorded):
     # the upstream as a header (spoofed tenant or deployment, a second
     # framing header, a forged X-Forwarded-For)
     assert request(recorded, "codex.revelations.studio", "/warm-pool")[0] == 200
-    s = recorded.connect()
-    s.sendall(b"POST /trailer-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
-              b"Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
-              b"X-Switchboard-Deployment: forged\r\nX-Tenant-Slug: evil\r\nContent-Length: 40\r\n"
-              b"X-Forwarded-For: 6.6.6.6\r\nX-Trailer-Only: t\r\n\r\n")
-    status, _, _, _ = read_response(s)
-    s.close()
-    assert status == 200
-    head, names = recorded_head(recorded, b"/trailer-marker")
+    head, names = send_recorded(recorded, (
+        b"POST /trailer-marker HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+        b"X-Switchboard-Deployment: forged\r\nX-Tenant-Slug: evil\r\nContent-Length: 40\r\n"
+        b"X-Forwarded-For: 6.6.6.6\r\nX-Trailer-Only: t\r\n\r\n"
+    ), b"/trailer-marker")
     for bad in ["forged", "evil", "6.6.6.6", "X-Trailer-Only", "Content-Length"]:
         assert bad not in head, (bad, head)
     assert names.count("x-switchboard-deployment") == 1
