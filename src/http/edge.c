@@ -568,7 +568,7 @@ static void procs_apply(control *ct)
 }
 
 /* Reopen the access log file (after logrotate moved it): the new file takes
- * the same descriptor number with dup2(), which replaces it atomically, so
+ * the same descriptor number with dup3(), which replaces it atomically, so
  * serving threads go on writing to e->access_fd unaware. On failure the old
  * file is kept. */
 static void reopen_access_log(sb_edge *e)

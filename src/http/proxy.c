@@ -556,9 +556,8 @@ static void json_i64(sb_buf *b, const char *key, int64_t v)
  * for events (the log_flush prepare handle), or once LOG_QUEUE_MAX bytes are
  * queued: one write() for the requests a loop iteration finished instead of
  * one per request (1.3 us of the 16 us a logged request took, by
- * bench/http_split.py --access-log). A line is
- * thus written before its thread next sleeps, and at the latest when the
- * thread exits. */
+ * bench/http_split.py --access-log). A line is thus written before its
+ * thread next sleeps, and at the latest when the thread exits. */
 #define LOG_QUEUE_MAX 65536
 
 static void log_write(int fd, const char *p, size_t n)
