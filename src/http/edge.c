@@ -576,19 +576,15 @@ static void reopen_access_log(sb_edge *e)
 	if (e->access_fd < 0 || strcmp(e->access_path, "-") == 0)
 		return;
 	int fd = open(e->access_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
+	int r = fd < 0 || dup3(fd, e->access_fd, O_CLOEXEC) < 0 ? -errno : 0;
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
 		sb_edge_log("error",
 			    "cannot reopen access log %s: %s; still writing to the old file",
-			    e->access_path, strerror(errno));
-		return;
-	}
-	if (dup3(fd, e->access_fd, O_CLOEXEC) < 0)
-		sb_edge_log("error",
-			    "cannot reopen access log %s: %s; still writing to the old file",
-			    e->access_path, strerror(errno));
+			    e->access_path, strerror(-r));
 	else
 		sb_edge_log("info", "reopened access log %s", e->access_path);
-	close(fd);
 }
 
 static void reload(control *ct)

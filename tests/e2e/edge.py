@@ -116,6 +116,14 @@ def start_demo(name, env="production", secrets=None, extra=()):
     return p
 
 
+def listen_local(backlog=64):
+    """A TCP socket listening on 127.0.0.1 at a free port, and its http URL."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(backlog)
+    return s, f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
 class Recorder:
     """An upstream that records every request it receives (health checks
     aside) and answers 200, to prove what the edge forwarded. A test may set
@@ -126,11 +134,8 @@ class Recorder:
 
     def __init__(self):
         self.response = self.OK
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(64)
+        self.srv, self.url = listen_local()
         self.port = self.srv.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
         self.received = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()

@@ -11,8 +11,8 @@ import hashlib
 
 import pytest
 
-from edge import (Edge, Recorder, SB, raw, read_response, read_until_close, request, start_demo,
-                  wait_for)
+from edge import (Edge, Recorder, SB, listen_local, raw, read_response, read_until_close, request,
+                  start_demo, wait_for)
 
 import sys
 sys.path.insert(0, os.path.dirname(__file__))
@@ -791,10 +791,7 @@ class Unaccepting:
     drops further SYNs, so a connect to it never completes."""
 
     def __init__(self):
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(0)
-        self.url = f"http://127.0.0.1:{self.srv.getsockname()[1]}"
+        self.srv, self.url = listen_local(0)
         self.fill = []
         for _ in range(16):
             c = socket.socket()
@@ -1128,10 +1125,7 @@ class OneShotKeepAlive:
     without answering: the stale pooled connection every proxy meets."""
 
     def __init__(self):
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(64)
-        self.url = f"http://127.0.0.1:{self.srv.getsockname()[1]}"
+        self.srv, self.url = listen_local(64)
         self.requests = []
         threading.Thread(target=self._accept, daemon=True).start()
 
