@@ -20,17 +20,20 @@ LIB_SRCS  := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRCS  := $(filter-out src/cli/toml_decode.c,$(wildcard src/cli/*.c))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 LLHTTP_OBJS = $(patsubst $(LLHTTP_SRC)/%.c,$(1)/obj/llhttp/%.o,$(wildcard $(LLHTTP_SRC)/*.c))
 
-.PHONY: all build asan run check unit e2e bench clean deps format
+.PHONY: all build asan run check unit e2e bench fuzz clean deps format
 
 all: build
 DEMO_SRCS := $(wildcard examples/demo/*.c)
 
 build: $(B)/switchboard $(B)/toml-decode $(if $(DEMO_SRCS),$(B)/demo-service)
-asan: $(ASAN)/switchboard $(ASAN)/toml-decode $(patsubst tests/unit/%.c,$(ASAN)/unit/%,$(UNIT_SRCS))
+asan: $(ASAN)/switchboard $(ASAN)/toml-decode $(patsubst tests/unit/%.c,$(ASAN)/unit/%,$(UNIT_SRCS)) \
+	$(patsubst %,$(ASAN)/fuzz/%,$(FUZZ_NAMES))
 
 deps:
 	@scripts/install-deps
@@ -71,6 +74,11 @@ $(ASAN)/unit/%: $(ASAN)/obj/tests/unit/%.o $(ASAN)/libswitchboard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ -lcriterion $(LDLIBS)
 
+# A fuzz target with a main that replays files (tests/fuzz/replay.c).
+$(ASAN)/fuzz/%: $(ASAN)/obj/tests/fuzz/%.o $(ASAN)/obj/tests/fuzz/replay.o $(ASAN)/libswitchboard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
 $(B)/bench/%: $(B)/obj/bench/%.o $(B)/libswitchboard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -84,6 +92,9 @@ run: deps
 unit: asan
 	@set -e; for t in $(patsubst tests/unit/%.c,$(ASAN)/unit/%,$(UNIT_SRCS)); do \
 		echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t --jobs 2; done
+	@set -e; for t in $(FUZZ_NAMES); do \
+		echo "== $(ASAN)/fuzz/$$t (corpus replay)"; \
+		ASAN_OPTIONS=detect_leaks=1 $(ASAN)/fuzz/$$t tests/fuzz/corpus/$$t/*; done
 
 e2e: build asan
 	SB_BIN=$(CURDIR)/$(ASAN)/switchboard SB_TOML_DECODE=$(CURDIR)/$(ASAN)/toml-decode \
@@ -100,8 +111,35 @@ bench:
 	$(MAKE) build $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
 	@set -e; for s in bench/*.sh; do if [ -x "$$s" ]; then "$$s"; fi; done
 
+# libFuzzer (clang): every target for FUZZ_TIME seconds, from the committed
+# corpus; what it finds new goes to build/fuzz/corpus/<target>, a crash to
+# build/fuzz/crash-* (copy it into tests/fuzz/corpus/<target>/ once fixed).
+FZ        := build/fuzz
+FUZZ_TIME ?= 60
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+$(FZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(STD) $(WARN) $(CPPFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FZ)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	clang $(STD) -I$(LLHTTP_INC) -O1 -g $(FUZZ_SAN) -c $< -o $@
+$(FZ)/libswitchboard.a: $(call obj,$(FZ),$(LIB_SRCS)) $(call LLHTTP_OBJS,$(FZ))
+	ar rcs $@ $^
+$(FZ)/bin/%: $(FZ)/obj/tests/fuzz/%.o $(FZ)/libswitchboard.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz:
+	@scripts/install-deps --fuzz
+	$(MAKE) $(patsubst %,$(FZ)/bin/%,$(FUZZ_NAMES))
+	@set -e; for t in $(FUZZ_NAMES); do mkdir -p $(FZ)/corpus/$$t; \
+		echo "== $$t ($(FUZZ_TIME) s)"; \
+		$(FZ)/bin/$$t -max_total_time=$(FUZZ_TIME) -artifact_prefix=$(FZ)/crash-$$t- \
+			-print_final_stats=1 $(FZ)/corpus/$$t tests/fuzz/corpus/$$t; done
+
 format:
-	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c bench/*.c)
+	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c)
 
 clean:
 	rm -rf build

@@ -74,8 +74,8 @@ char *sb_xstrdup(const char *s)
 	return sb_xstrndup(s, strlen(s));
 }
 
-static int diag_vset(sb_diag *d, int code, const char *file, int line, int col, const char *fmt,
-		     va_list ap)
+__attribute__((format(printf, 6, 0))) static int
+diag_vset(sb_diag *d, int code, const char *file, int line, int col, const char *fmt, va_list ap)
 {
 	if (!d)
 		return code;

@@ -97,7 +97,7 @@ static inline char *sb_buf_put(sb_buf *b, size_t n)
 void sb_buf_addc(sb_buf *b, char c);
 void sb_buf_adds(sb_buf *b, const char *s);
 void sb_buf_addf(sb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_buf_vaddf(sb_buf *b, const char *fmt, va_list ap);
+void sb_buf_vaddf(sb_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Take ownership of the bytes (the buffer is reset). */
 char *sb_buf_steal(sb_buf *b);
 /* Append s as a JSON string literal, quotes included. */

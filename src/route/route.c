@@ -576,6 +576,10 @@ int sb_route_host_normalize(const char *host, size_t n, char *buf, size_t size)
 			c = (unsigned char)(c + 32);
 		else if (c <= ' ' || c == '/' || c == '\\' || c == '@' || c >= 0x7f)
 			return SB_EINVAL;
+		/* no empty label: "..", a leading dot, or a second trailing one
+		 * ("a.b.." would otherwise keep a dot after the one stripped) */
+		else if (c == '.' && (i == 0 || i == n - 1 || host[i - 1] == '.'))
+			return SB_EINVAL;
 		buf[i] = (char)c;
 	}
 	buf[n] = '\0';

@@ -119,7 +119,8 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 		    size_t host_len, const char *path, size_t path_len, sb_route_match *m);
 
 /* Normalise a Host value into buf (lower case, no port, no trailing dot).
- * Returns the length, or SB_EINVAL (empty, too long, bad characters). */
+ * Returns the length, or SB_EINVAL (empty, too long, bad characters, an
+ * empty label: a leading dot, "..", or more than one trailing dot). */
 int sb_route_host_normalize(const char *host, size_t n, char *buf, size_t size);
 
 #endif

@@ -107,6 +107,23 @@ Test(precedence, unknown_and_invalid_hosts)
 	expect_none("example.net/", SB_ENOROUTE);
 	expect_none("/", SB_ENOROUTE);
 	expect_none("bad host.example.com/", SB_ENOROUTE);
+	/* empty labels: only one trailing dot is a spelling of the same name */
+	expect_none("a.example.com../api/x", SB_ENOROUTE);
+	expect_none(".a.example.com/api/x", SB_ENOROUTE);
+	expect_none("a..example.com/api/x", SB_ENOROUTE);
+}
+
+Test(normalize, lower_case_no_port_no_trailing_dot)
+{
+	char buf[256];
+	cr_assert_eq(sb_route_host_normalize("A.Example.COM.:8443", 19, buf, sizeof(buf)), 13);
+	cr_assert_str_eq(buf, "a.example.com");
+	cr_assert_eq(sb_route_host_normalize("[::1]:80", 8, buf, sizeof(buf)), 5);
+	cr_assert_str_eq(buf, "[::1]");
+	const char *bad[] = {"", ".", "..", "a..", ".a", "a..b", "a b", "a/b", "a@b", ":80"};
+	for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++)
+		cr_assert_eq(sb_route_host_normalize(bad[i], strlen(bad[i]), buf, sizeof(buf)),
+			     SB_EINVAL, "%s", bad[i]);
 }
 
 Test(precedence, staging_hosts_follow_the_naming_rule)

@@ -1,0 +1,82 @@
+/*
+ * Fuzz target: a Host header and a path as a client sends them, looked up
+ * in a route table with exact, wildcard, tenant and preview routes, as the
+ * edge does for every request. A normalised host is lower case, without a
+ * port or trailing dot, and normalising it again changes nothing.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/decl.h"
+#include "model/model.h"
+#include "route/route.h"
+
+static const char decl_toml[] =
+    "[[zone]]\n"
+    "name = \"example.com\"\n"
+    "addresses = [\"192.0.2.1\"]\n"
+    "nameservers = [\"ns1.example.com\"]\n"
+    "[tenants]\n"
+    "service = \"web\"\n"
+    "[previews]\n"
+    "prs = [7]\n"
+    "[[service]]\n"
+    "name = \"web\"\n"
+    "routes = [\"app.example.com/*\"]\n"
+    "[[service]]\n"
+    "name = \"api\"\n"
+    "routes = [\"api.example.com/v1/*\", \"api.example.com/exact\", \"*.wild.example.com/*\"]\n";
+
+static sb_decl *decl;
+static sb_model *model;
+static sb_route_table *rt;
+static sb_tenants *tenants;
+
+static int no_files(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
+{
+	return sb_diag_setc(d, SB_ENOENT, path, 0, 0, "no file");
+}
+
+static void setup(void)
+{
+	sb_diag d = {0};
+	sb_route_options opt = {.preview_rule = true};
+	if (sb_decl_load_text("/f/switchboard.toml", decl_toml, sizeof(decl_toml) - 1, no_files,
+			      NULL, &decl, &d) < 0 ||
+	    sb_model_build(decl, &model, &d) < 0 || sb_route_compile(model, &opt, &rt, &d) < 0)
+		abort();
+	tenants = sb_tenants_new(4);
+	sb_tenants_put(tenants, "acme", 4, SB_TENANT_ACTIVE);
+	sb_tenants_put(tenants, "gone", 4, SB_TENANT_SUSPENDED);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (!rt)
+		setup();
+	const char *s = (const char *)data;
+	const char *nul = memchr(s, '\0', size);
+	size_t hl = nul ? (size_t)(nul - s) : size;
+	const char *path = nul ? nul + 1 : "/";
+	size_t pl = nul ? size - hl - 1 : 1;
+
+	char buf[300], again[300];
+	int n = sb_route_host_normalize(s, hl, buf, sizeof(buf));
+	if (n >= 0) {
+		if ((size_t)n >= sizeof(buf))
+			abort();
+		for (int i = 0; i < n; i++)
+			if (buf[i] >= 'A' && buf[i] <= 'Z')
+				abort();
+		if (n > 0 && buf[n - 1] == '.')
+			abort();
+		int m = sb_route_host_normalize(buf, (size_t)n, again, sizeof(again));
+		if (m != n || memcmp(buf, again, (size_t)n) != 0)
+			abort();
+	}
+	sb_route_match m;
+	int rc = sb_route_lookup(rt, tenants, s, hl, path, pl, &m);
+	(void)rc;
+	return 0;
+}
