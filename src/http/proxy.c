@@ -133,6 +133,7 @@ struct client {
 	size_t read_room;	     /* free bytes a read is given (see client_alloc) */
 	cstate state;
 	bool reading, keepalive, closing, counted;
+	bool in_input;	    /* client_input is on the stack (see finish_request) */
 	int handles;	    /* open handles; freed when both closed */
 	size_t wq;	    /* bytes queued for writing */
 	sb_buf ob;	    /* response bytes gathered during one upstream read */
@@ -173,6 +174,7 @@ static void up_release(upconn *u, bool reusable);
 static void start_upstream(client *c);
 static void send_error(client *c, int status, const char *code, const char *msg);
 static void finish_request(client *c);
+static bool body_pending(const req *r);
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -947,6 +949,8 @@ static int on_resp_headers_complete(llhttp_t *p)
 		return 0;
 	}
 	r->resp_1xx = false;
+	if (status == 101 && !r->upgrade)
+		return -1; /* switching protocols nobody asked for: a 502 */
 	r->status = status;
 	r->resp_started = true;
 	bool upgrade = status == 101 && r->upgrade;
@@ -1088,8 +1092,7 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 		sb_buf_addf(&body, ",\"request_id\":\"%s\"}\n", r->request_id);
 	}
 	/* a body we did not read, or a broken stream, ends the connection */
-	bool body_pending = r->head_parsed && !r->body_done && (r->has_cl || r->chunked);
-	if (status == 400 || status == 408 || status == 413 || status == 431 || body_pending ||
+	if (status == 400 || status == 408 || status == 413 || status == 431 || body_pending(r) ||
 	    !r->head_parsed)
 		c->keepalive = false;
 	if (atomic_load(&c->w->edge->stopping))
@@ -1193,6 +1196,14 @@ static void on_client_drained(client *c)
 		client_finish(c);
 		return;
 	}
+	if (c->state == C_HEAD) {
+		/* pipelined requests paused by client_input_run's back-pressure */
+		if (c->in_len)
+			client_input(c);
+		else
+			client_read_start(c);
+		return;
+	}
 	/* the upstream may go on sending */
 	if (c->u && !c->u->reading && !c->u->closing && c->state != C_CLOSING) {
 		extern void sb_proxy_up_resume(upconn * u);
@@ -1203,7 +1214,8 @@ static void on_client_drained(client *c)
 static void client_timeout(uv_timer_t *t)
 {
 	client *c = t->data;
-	if (c->state == C_LINGER) {
+	if (c->state == C_LINGER || c->closing) {
+		/* lingering done, or the last response not taken in time */
 		client_close(c);
 		return;
 	}
@@ -1224,6 +1236,17 @@ static void client_timeout(uv_timer_t *t)
 		}
 		send_error(c, 504, "upstream_timeout",
 			   "the upstream did not accept the connection in time");
+		return;
+	}
+	if (c->state == C_BODY && c->r && !c->r->resp_started) {
+		/* the client stopped sending the body it announced */
+		if (c->u) {
+			upconn *u = c->u;
+			c->u = NULL;
+			u->c = NULL;
+			up_close(u);
+		}
+		send_error(c, 408, "request_timeout", "the request body did not arrive in time");
 		return;
 	}
 	if (c->state == C_RESP || c->state == C_BODY) {
@@ -1486,6 +1509,14 @@ static bool method_idempotent(const char *m)
 	       !strcmp(m, "PUT") || !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
 }
 
+/* A body the head announced that has not been read: the edge answers such
+ * a request itself only by closing the connection afterwards, or the body
+ * would be parsed as the next request. */
+static bool body_pending(const req *r)
+{
+	return r->head_parsed && !r->body_done && (r->has_cl || r->chunked);
+}
+
 /* The edge's own endpoints under /.well-known/switchboard/. */
 static bool own_endpoint(client *c)
 {
@@ -1512,7 +1543,7 @@ static bool own_endpoint(client *c)
 			     sb_tenants_count(s->tenants), (unsigned long long)s->cfg->generation,
 			     (long long)((sb_edge_now_ms() - e->started_ms) / 1000), e->nworkers);
 		char head[512];
-		if (atomic_load(&e->stopping))
+		if (atomic_load(&e->stopping) || body_pending(r))
 			c->keepalive = false;
 		int hn =
 		    snprintf(head, sizeof(head),
@@ -1693,23 +1724,21 @@ static void build_upstream_head(client *c, sb_buf *b)
 		sb_buf_addf(b, "Host: %.*s\r\n", (int)r->host_len, r->host);
 
 	/* the headers we add, which the signature covers */
-	char fwd_buf[512];
+	/* the list as a trusted proxy sent it, whole (a cut one would let the
+	 * client choose the address at its end), then the peer */
 	const char *fwd_for = c->peer;
-	if (xff) {
-		snprintf(fwd_buf, sizeof(fwd_buf), "%.*s, %s", (int)xff->vlen, xff->value, c->peer);
-		fwd_for = fwd_buf;
-	}
+	if (xff)
+		fwd_for = sb_pool_printf(r->pool, "%.*s, %s", (int)xff->vlen, xff->value, c->peer);
 	const char *proto = xfp ? sb_pool_strndup(r->pool, xfp->value, xfp->vlen) : "http";
-	char hostnorm[256];
-	int hn = sb_route_host_normalize(r->host, r->host_len, hostnorm, sizeof(hostnorm));
-	if (hn < 0)
-		hn = 0, hostnorm[0] = '\0';
 	const char *tenant = r->m.tenant;
 
 	sb_sign_fields f;
 	memset(&f, 0, sizeof(f));
 	f.method = (sb_sign_str){r->method, r->method_len};
-	f.host = (sb_sign_str){hostnorm, (size_t)hn};
+	/* the Host as forwarded: the canonical form lower-cases it and drops
+	 * the port, as a verifier does with the Host it receives; normalising
+	 * it here (a trailing dot dropped) would sign another string */
+	f.host = (sb_sign_str){r->host, r->host_len};
 	sb_sign_fields_set_target(&f, r->path, r->path_len);
 	f.hdr[SB_SIGN_H_REQUEST_ID] = (sb_sign_str){r->request_id, r->request_id_len};
 	f.hdr[SB_SIGN_H_TRACEPARENT] = (sb_sign_str){r->traceparent, TRACEPARENT_LEN};
@@ -1881,10 +1910,17 @@ static void handle_head(client *c, size_t len)
 	start_upstream(c);
 }
 
-static void client_input(client *c)
+static void client_input_run(client *c)
 {
-	while (c->state == C_HEAD && c->in_len > 0) {
+	while (c->state == C_HEAD && c->in_len > 0 && !c->closing) {
 		const char *why = NULL;
+		if (c->wq > HIGH_WATER) {
+			/* pipelined requests the edge answers itself (404s, health)
+			 * while the client reads nothing: wait for it to drain
+			 * (on_client_drained) instead of queueing without bound */
+			client_read_stop(c);
+			return;
+		}
 		ssize_t hl = head_scan(c, &why);
 		if (hl == 0) {
 			client_read_start(c);
@@ -1940,8 +1976,23 @@ static void client_input(client *c)
 			client_read_start(c);
 		}
 	}
-	if (c->state == C_HEAD && c->in_len == 0)
+	if (c->state == C_HEAD && c->in_len == 0 && !c->closing)
 		client_read_start(c);
+}
+
+/*
+ * Parse what the client sent. Requests the edge answers itself finish
+ * inside this call; finish_request then leaves the next pipelined head to
+ * the loop here instead of calling back in, so a read full of such requests
+ * costs one stack frame, not one per request.
+ */
+static void client_input(client *c)
+{
+	bool nested = c->in_input;
+	c->in_input = true;
+	client_input_run(c);
+	if (!nested)
+		c->in_input = false;
 }
 
 /* The request head is written: move on to the body. */
@@ -1950,11 +2001,9 @@ static void request_sent_head(client *c)
 	req *r = c->r;
 	client_deadline(c, limits(c)->response_timeout_ms);
 	if (r->upgrade) {
-		/* bytes the client sent after the head go through as they are */
-		if (c->in_len) {
-			uwrite(c->u, c->in, c->in_len);
-			c->in_len = 0;
-		}
+		/* bytes the client sent after the head wait for the answer: they
+		 * are the new protocol's after a 101 (tunnel_start sends them), and
+		 * the next request after anything else */
 		c->state = C_RESP;
 		r->body_done = true;
 		return;
@@ -1986,15 +2035,17 @@ static void finish_request(client *c)
 		client_read_stop(c);
 		if (c->wq == 0)
 			client_finish(c);
+		else /* a client that stops reading is not waited for forever */
+			client_deadline(c, limits(c)->response_timeout_ms);
 		return;
 	}
 	c->state = C_HEAD;
 	c->scan = 0;
 	client_deadline(c, c->in_len ? limits(c)->header_timeout_ms : limits(c)->idle_timeout_ms);
-	if (c->in_len)
-		client_input(c);
-	else
+	if (!c->in_len)
 		client_read_start(c);
+	else if (!c->in_input)
+		client_input(c);
 }
 
 /* ---- upstream connections ------------------------------------------------ */
@@ -2154,6 +2205,8 @@ static void tunnel_start(client *c, upconn *u, const char *rest, size_t n)
 	client_deadline(c, 0);
 	if (n)
 		cwrite(c, rest, n);
+	if (c->in_len) /* what the client sent before the 101 came */
+		uwrite(u, c->in, c->in_len);
 	c->in_len = 0;
 	client_read_start(c);
 }
@@ -2183,7 +2236,8 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		if (n == UV_EOF && c->r && c->r->resp_started) {
 			/* close-delimited body ends here */
 			llhttp_errno_t fe = llhttp_finish(&u->parser);
-			if (fe == HPE_OK && c->r->resp_done) {
+			/* on_resp_complete pauses: that is llhttp_finish's answer */
+			if ((fe == HPE_OK || fe == HPE_PAUSED) && c->r->resp_done) {
 				up_release(u, false);
 				finish_request(c);
 				return;
@@ -2209,8 +2263,10 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (err == HPE_PAUSED && r->resp_done) {
 		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - buf->base);
-		bool reusable =
-		    used == (size_t)n && llhttp_should_keep_alive(&u->parser) && r->body_done;
+		/* an upgrade the upstream refused: not reused, whatever state the
+		 * request left it in */
+		bool reusable = used == (size_t)n && llhttp_should_keep_alive(&u->parser) &&
+				r->body_done && !r->upgrade;
 		up_release(u, reusable);
 		if (r->resp_close || !r->body_done)
 			c->keepalive = false;
@@ -2391,10 +2447,20 @@ void sb_proxy_worker_wake(sb_worker *w)
 		/* idle connections go now; busy ones after their response */
 		for (client *c = w->conns, *n; c; c = n) {
 			n = c->next;
-			if (c->state == C_HEAD && c->in_len == 0 && !c->r)
+			if (c->state == C_HEAD && c->in_len == 0 && !c->r && c->wq == 0) {
 				client_close(c);
-			else
+			} else if (c->state == C_HEAD && !c->r && !c->closing) {
+				/* between requests, the last response still queued: it
+				 * goes out first (on_client_drained), then the close */
+				c->closing = true;
+				client_read_stop(c);
+				if (c->wq == 0)
+					client_finish(c);
+				else
+					client_deadline(c, limits(c)->response_timeout_ms);
+			} else {
 				c->keepalive = false;
+			}
 		}
 		/* pooled upstream connections are not needed any more */
 		for (size_t i = 0; i < w->npools; i++)
