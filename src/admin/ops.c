@@ -45,6 +45,8 @@ int sb_ops_parse_duration(const char *s, int64_t *secs)
 	}
 	if (n == 0 || sb_parse_u64(s, n, (uint64_t)INT32_MAX, &v) < 0)
 		return SB_EINVAL;
+	if ((int64_t)v > SB_OPS_TTL_MAX / mul)
+		return SB_EINVAL;
 	*secs = (int64_t)v * mul;
 	return 0;
 }
@@ -428,8 +430,11 @@ int sb_ops_run(sb_store *st, const sb_decl *decl, json_t *op, sb_ops_prepare_fn 
 		json_t *ttl = json_object_get(op, "ttl");
 		if ((r = op_pr(op, &pr, d)) < 0)
 			goto out;
-		if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0)) {
-			r = sb_diag_set(d, "", 0, 0, "ttl: expected seconds (0: never expires)");
+		if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0 ||
+			    json_integer_value(ttl) > SB_OPS_TTL_MAX)) {
+			r = sb_diag_set(d, "", 0, 0,
+					"ttl: expected seconds, at most %lld (0: never expires)",
+					(long long)SB_OPS_TTL_MAX);
 			goto out;
 		}
 		bool added = sb_live_preview_put(&live, pr, (int64_t)time(NULL),

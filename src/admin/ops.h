@@ -63,8 +63,11 @@ int sb_ops_run(sb_store *st, const sb_decl *decl, json_t *op, sb_ops_prepare_fn 
  */
 int sb_ops_current(sb_store *st, sb_live *out, int64_t *version, sb_diag *d);
 
-/* Parse a duration: "90s", "30m", "12h", "7d", "2w" or plain seconds.
- * Returns 0 and *secs, or SB_EINVAL. */
+/* The longest preview ttl: about 100 years. */
+#define SB_OPS_TTL_MAX ((int64_t)100 * 366 * 86400)
+
+/* Parse a duration: "90s", "30m", "12h", "7d", "2w" or plain seconds, at
+ * most SB_OPS_TTL_MAX. Returns 0 and *secs, or SB_EINVAL. */
 int sb_ops_parse_duration(const char *s, int64_t *secs);
 
 #endif

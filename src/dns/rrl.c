@@ -5,7 +5,10 @@
  * loses nothing but its debt). Sets are guarded by striped mutexes: a check
  * is a few arithmetic operations under an uncontended lock. The table never
  * grows, whatever the number of sources: a flood of spoofed networks evicts
- * itself.
+ * itself. The set is chosen by a hash keyed with a random seed per table:
+ * with a known hash, a spoofer could compute networks that share a victim's
+ * set and, interleaving a few queries from them, evict the victim's bucket
+ * (which then starts full) as often as it liked.
  */
 #include "dns/rrl.h"
 
@@ -14,7 +17,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "common/sb.h"
 
@@ -35,6 +40,7 @@ struct sb_dns_rrl {
 	sb_dns_rrl_config c;
 	struct bucket *b;
 	size_t nsets; /* a power of two */
+	uint64_t seed[2];
 	pthread_mutex_t locks[LOCKS];
 };
 
@@ -72,6 +78,13 @@ sb_dns_rrl *sb_dns_rrl_new(const sb_dns_rrl_config *c)
 		n *= 2;
 	r->nsets = n / WAYS;
 	r->b = sb_xcalloc(n, sizeof(*r->b));
+	if (getrandom(r->seed, sizeof(r->seed), 0) != (ssize_t)sizeof(r->seed)) {
+		/* no entropy yet (early boot): worse than random, better than none */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r->seed[0] = sb_hash_mix64((uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)r);
+		r->seed[1] = sb_hash_mix64((uint64_t)ts.tv_sec ^ r->seed[0]);
+	}
 	for (int i = 0; i < LOCKS; i++)
 		pthread_mutex_init(&r->locks[i], NULL);
 	return r;
@@ -127,7 +140,7 @@ sb_dns_rrl_action sb_dns_rrl_check(sb_dns_rrl *r, const struct sockaddr *addr, u
 	} else {
 		return SB_DNS_RRL_SEND;
 	}
-	uint64_t h = sb_hash_mix64(k0 ^ sb_hash_mix64(k1 ^ fam));
+	uint64_t h = sb_hash_mix64(k0 ^ r->seed[0] ^ sb_hash_mix64(k1 ^ fam ^ r->seed[1]));
 	size_t set = (size_t)h & (r->nsets - 1);
 	pthread_mutex_t *lock = &r->locks[set & (LOCKS - 1)];
 	const int64_t cap = (int64_t)r->c.responses_per_second * MILLI;

@@ -14,7 +14,9 @@
 
 #define TCP_MAX_MSG 65535
 #define TCP_IDLE_MS 10000 /* RFC 7766: idle TCP connections are closed */
+#define TCP_IO_MS 2000	  /* a message's bytes, once it has begun, must all arrive */
 #define TCP_MAX_CONNS 512
+#define TCP_WQ_MAX 65536 /* answers queued for a client before its reading pauses */
 
 struct tcpconn;
 
@@ -32,6 +34,7 @@ struct sb_dns_io {
 	struct tcpconn *conns;
 	size_t nconns;
 	int open_handles;
+	uint8_t tcp_out[2 + TCP_MAX_MSG]; /* an answer is made here, then copied at its size */
 };
 
 typedef struct tcpconn {
@@ -43,8 +46,10 @@ typedef struct tcpconn {
 	sb_dns_xfr_stream *stream; /* a transfer in progress: reading paused */
 	uint8_t in[2 + TCP_MAX_MSG];
 	size_t in_len;
+	size_t queued; /* bytes of answers written and not yet taken by the kernel */
 	int handles;
 	bool closing, reading;
+	bool partial; /* in holds the start of a message: TCP_IO_MS runs */
 } tcpconn;
 
 static void io_handle_closed(uv_handle_t *h)
@@ -259,6 +264,7 @@ typedef struct twrite {
 	uv_write_t w;
 	tcpconn *c;
 	bool stream; /* a message of the transfer in progress */
+	size_t len;
 	uint8_t data[];
 } twrite;
 
@@ -270,11 +276,15 @@ static void tcp_written(uv_write_t *w, int status)
 	twrite *tw = (twrite *)w;
 	tcpconn *c = tw->c;
 	bool stream = tw->stream;
+	bool was_full = c->queued > TCP_WQ_MAX;
+	c->queued -= tw->len;
 	free(tw);
 	if (status < 0)
 		conn_close(c);
 	else if (stream && c->stream && !c->closing)
 		stream_next(c); /* one message in flight: a transfer streams at the client's pace */
+	else if (was_full && c->queued <= TCP_WQ_MAX && !c->closing)
+		conn_process(c); /* the client took its answers: read on */
 }
 
 /* Send a response of rl bytes already at tw->data + 2. Returns 0, or -1 when
@@ -285,12 +295,14 @@ static int conn_send(tcpconn *c, twrite *tw, size_t rl, bool stream)
 	tw->data[1] = (uint8_t)rl;
 	tw->c = c;
 	tw->stream = stream;
+	tw->len = rl + 2;
 	uv_buf_t b = uv_buf_init((char *)tw->data, (unsigned)(rl + 2));
 	if (uv_write(&tw->w, (uv_stream_t *)&c->tcp, &b, 1, tcp_written) < 0) {
 		free(tw);
 		conn_close(c);
 		return -1;
 	}
+	c->queued += rl + 2;
 	return 0;
 }
 
@@ -330,8 +342,17 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	c->in_len += (size_t)n;
-	uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
 	conn_process(c);
+	/* The idle timer restarts when a query is answered, not when bytes
+	 * arrive: a client that trickles a message a byte at a time, or sends
+	 * only a length, would otherwise hold its slot for ever. Once a message
+	 * has begun, the rest must come within TCP_IO_MS. */
+	if (!c->closing && c->in_len && !c->partial) {
+		c->partial = true;
+		uint64_t left = uv_timer_get_due_in(&c->timer);
+		if (left > TCP_IO_MS)
+			uv_timer_start(&c->timer, conn_idle, TCP_IO_MS, 0);
+	}
 }
 
 /* Answer the complete queries in the buffer: several length-prefixed
@@ -339,24 +360,29 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
  * until its last message is written (stream_next). */
 static void conn_process(tcpconn *c)
 {
-	while (!c->closing && !c->stream && c->in_len >= 2) {
+	/* a client that does not take its answers is not read from: its
+	 * pipelined queries wait in the socket, not in our memory */
+	while (!c->closing && !c->stream && c->in_len >= 2 && c->queued <= TCP_WQ_MAX) {
 		size_t ml = (size_t)c->in[0] << 8 | c->in[1];
 		if (c->in_len < 2 + ml)
 			break;
 		if (c->io->refresh)
 			c->io->refresh(c->io->refresh_arg);
 		const sb_dns_zones *z = *c->io->zones;
-		twrite *tw = sb_xmalloc(sizeof(*tw) + 2 + TCP_MAX_MSG);
+		uint8_t *out = c->io->tcp_out;
 		size_t rl = 0;
 		sb_dns_xfr_stream *st = NULL;
 		if (!z || sb_dns_xfr_answer(z, c->in + 2, ml, (const struct sockaddr *)&c->peer,
-					    true, tw->data + 2, TCP_MAX_MSG, &rl, &st) < 0) {
-			free(tw);
+					    true, out + 2, TCP_MAX_MSG, &rl, &st) < 0) {
 			conn_close(c); /* a malformed query ends the stream */
 			return;
 		}
 		memmove(c->in, c->in + 2 + ml, c->in_len - 2 - ml);
 		c->in_len -= 2 + ml;
+		c->partial = false;
+		uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
+		twrite *tw = sb_xmalloc(sizeof(*tw) + 2 + rl);
+		memcpy(tw->data + 2, out + 2, rl);
 		if (conn_send(c, tw, rl, st != NULL) < 0) {
 			sb_dns_xfr_stream_free(st);
 			return;
@@ -365,10 +391,11 @@ static void conn_process(tcpconn *c)
 	}
 	if (c->closing)
 		return;
-	if (c->stream && c->reading) {
+	bool full = c->queued > TCP_WQ_MAX;
+	if ((c->stream || full) && c->reading) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
-	} else if (!c->stream && !c->reading) {
+	} else if (!c->stream && !full && !c->reading) {
 		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
 		c->reading = true;
 	}

@@ -88,7 +88,10 @@ const sb_live_preview *sb_live_preview_find(const sb_live *l, uint32_t pr)
 
 int sb_live_preview_put(sb_live *l, uint32_t pr, int64_t now, int64_t ttl_s)
 {
-	int64_t exp = ttl_s > 0 ? now + ttl_s : 0;
+	/* saturating: a ttl beyond the clock's range never expires */
+	int64_t exp = 0;
+	if (ttl_s > 0 && __builtin_add_overflow(now, ttl_s, &exp))
+		exp = 0;
 	for (size_t i = 0; i < l->npreviews; i++)
 		if (l->previews[i].pr == pr) {
 			l->previews[i].expires_at = exp;

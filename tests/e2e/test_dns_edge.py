@@ -98,3 +98,73 @@ def test_dns_and_http_agree(edge):
         http = request(edge, host, "/health")[0]
         rc = q(edge, host).rcode()
         assert (http == 200) == (rc == dns.rcode.NOERROR), host
+
+
+# ---- TCP clients that misbehave ----------------------------------------------
+
+def one_tcp_query(name="codex.revelations.studio"):
+    w = dns.message.make_query(name, "A").to_wire()
+    return len(w).to_bytes(2, "big") + w
+
+
+def test_tcp_answers_to_a_client_that_does_not_read_are_bounded(tmp_path):
+    import socket
+    import threading
+    import time
+    # ASan's quarantine would keep every freed answer resident
+    e = Edge(tmp_path, threads=1).start(dns=True, env={"ASAN_OPTIONS": "quarantine_size_mb=1"})
+    try:
+        pid = e.edge.p.pid
+
+        def rss():
+            return int(open(f"/proc/{pid}/status").read().split("VmRSS:")[1].split()[0])
+        before = rss()
+        n = 20000
+        s = socket.create_connection(("127.0.0.1", e.dns_port), timeout=30)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sender = threading.Thread(target=s.sendall, args=(one_tcp_query() * n,))
+        sender.start()
+        time.sleep(1)  # the client reads nothing for a while
+        grown = rss() - before
+        got, buf = 0, b""
+        while got < n:
+            b = s.recv(1 << 20)
+            assert b, f"closed after {got} of {n} answers"
+            buf += b
+            while len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
+                buf = buf[2 + int.from_bytes(buf[:2], "big"):]
+                got += 1
+        sender.join()
+        s.close()
+        # the answers wait in the sockets, not in the server's memory
+        assert grown < 32 * 1024, f"the server grew by {grown} KiB"
+    finally:
+        e.stop()
+
+
+def test_tcp_client_trickling_a_message_is_closed(edge):
+    import socket
+    import time
+    s = socket.create_connection(("127.0.0.1", edge.dns_port), timeout=5)
+    s.sendall(b"\xff\xff")  # a 65535-byte message begins...
+    start = time.monotonic()
+    closed = None
+    while time.monotonic() - start < 6:
+        try:
+            s.sendall(b"a")  # ...and goes on a byte at a time
+            s.settimeout(0.3)
+            if s.recv(1) == b"":
+                closed = time.monotonic() - start
+                break
+        except socket.timeout:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            closed = time.monotonic() - start
+            break
+    s.close()
+    # the rest of a message must come within 2 s of its start, whatever
+    # trickles in meanwhile (the idle timeout alone is 10 s)
+    assert closed is not None and closed < 4, closed
+    # and the server still answers
+    r = q(edge, "codex.revelations.studio", tcp=True)
+    assert addrs(r) == ["127.0.0.1"]

@@ -259,6 +259,13 @@ def test_admin_api_over_tcp_needs_the_token(tmp_path):
         assert "token" in err
         st, body = admin(e, "GET", "/v1/status", token)
         assert st == 200 and body["version"] == 2
+        # a ttl past any clock is refused, and changes nothing
+        huge = json.dumps({"op": "preview-create", "pr": 33, "ttl": 2**63 - 1})
+        st, body = admin(e, "POST", "/v1/ops", token, huge)
+        assert st == 422 and "ttl" in body["error"], (st, body)
+        st, body = admin(e, "GET", "/v1/status", token)
+        assert st == 200 and body["version"] == 2
+        assert status(e, f"codex-preview-33.{ZONE}") == 404
     finally:
         e.stop()
 

@@ -236,4 +236,18 @@ Test(live, durations)
 	cr_assert_eq(sb_ops_parse_duration("d", &s), SB_EINVAL);
 	cr_assert_eq(sb_ops_parse_duration("-1h", &s), SB_EINVAL);
 	cr_assert_eq(sb_ops_parse_duration("3y", &s), SB_EINVAL);
+	/* at most about 100 years, in any unit */
+	cr_assert_eq(sb_ops_parse_duration("5200w", &s), 0);
+	cr_assert_eq(sb_ops_parse_duration("5300w", &s), SB_EINVAL);
+	cr_assert_eq(sb_ops_parse_duration("2147483647w", &s), SB_EINVAL);
+}
+
+Test(live, a_ttl_past_the_clock_never_expires)
+{
+	sb_live l = {0};
+	sb_live_preview_put(&l, 5, 1795771822, INT64_MAX);
+	cr_assert_eq(sb_live_preview_find(&l, 5)->expires_at, 0);
+	uint32_t gone[1];
+	cr_assert_eq(sb_live_expire(&l, INT64_MAX, gone, 1), 0);
+	sb_live_clear(&l);
 }

@@ -1254,6 +1254,46 @@ Test(rrl, a_small_table_evicts_and_never_grows)
 	sb_dns_rrl_free(r);
 }
 
+/* The set a /24 took before sets were chosen by a keyed hash (the default
+ * table: 16384 sets of 4). */
+static size_t unkeyed_set(uint32_t net)
+{
+	uint64_t k0 = (uint64_t)(net & 0xffffff00u) << 32;
+	return (size_t)sb_hash_mix64(k0 ^ sb_hash_mix64(0 ^ 4)) & 16383;
+}
+
+Test(rrl, networks_chosen_to_share_a_set_do_not_evict_the_victim)
+{
+	/* a spoofer computes five /24s that land in the victim's 4-way set
+	 * and, after each burst of the victim's, sends a query from each: the
+	 * fourth evicts the victim's bucket, which would then start full
+	 * again, so every response to the victim would be sent */
+	uint32_t victim = 0xc0000200u; /* 192.0.2.0/24 */
+	uint32_t evict[5];
+	size_t found = 0;
+	for (uint32_t net = 0x0a000000u; found < 5; net += 0x100)
+		if (net != victim && unkeyed_set(net) == unkeyed_set(victim))
+			evict[found++] = net;
+	sb_dns_rrl_config c = {.responses_per_second = 20, .slip = 0};
+	sb_dns_rrl *r = sb_dns_rrl_new(&c);
+	int sent = 0;
+	char ip[32];
+	for (int i = 0; i < 400; i++) {
+		uint64_t ms = 1000 + (uint64_t)i * 5; /* 400 queries over 2 s */
+		if (check(r, "192.0.2.1", ms) == SB_DNS_RRL_SEND)
+			sent++;
+		if (i % 10 == 9)
+			for (size_t k = 0; k < 5; k++) {
+				snprintf(ip, sizeof(ip), "%u.%u.%u.1", evict[k] >> 24,
+					 evict[k] >> 16 & 255, evict[k] >> 8 & 255);
+				check(r, ip, ms + 1 + k);
+			}
+	}
+	/* a second's burst and two seconds of refill: 60 at most */
+	cr_assert_leq(sent, 60, "%d of 400 sent", sent);
+	sb_dns_rrl_free(r);
+}
+
 Test(rrl, slip_truncates_to_the_question)
 {
 	struct pkt q = query(5, "example.com", SB_DNS_A);
