@@ -158,6 +158,7 @@ static uint16_t resolve(struct ctx *c, const struct sb_dns_zone *z, struct name 
 	const uint16_t qtype = c->q->qtype;
 	const uint8_t *owner = NULL; /* the qname, in the question's case */
 	uint8_t visited[MAX_CHAIN][SB_DNS_NAME_MAX];
+	size_t visited_len[MAX_CHAIN];
 	size_t nvisited = 0;
 	for (;;) {
 		const struct sb_dns_node *nd = lookup(z, nm, zl);
@@ -172,10 +173,11 @@ static uint16_t resolve(struct ctx *c, const struct sb_dns_zone *z, struct name 
 			uint16_t len;
 			const uint8_t *t = sb_dns_rrset_rdata(cname, 0, &len);
 			size_t tl = wire_name_len(t, len);
-			memcpy(visited[nvisited++], nm->wire, nm->len);
+			memcpy(visited[nvisited], nm->wire, nm->len);
+			visited_len[nvisited++] = nm->len;
 			bool loop = nvisited == MAX_CHAIN || tl == 0;
-			for (size_t k = 0; k < nvisited && !loop; k++)
-				loop = memcmp(visited[k], t, tl) == 0;
+			for (size_t k = 0; k < nvisited && !loop; k++) /* only names as long */
+				loop = visited_len[k] == tl && memcmp(visited[k], t, tl) == 0;
 			if (loop)
 				return SB_DNS_NOERROR; /* the chain so far (RFC 1034 3.6.2) */
 			name_set(nm, t, tl);
