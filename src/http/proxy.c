@@ -23,7 +23,8 @@
 
 #define HIGH_WATER (256 * 1024) /* queued bytes before the other side pauses */
 #define READ_CHUNK 65536
-#define TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#define RESP_HEAD_MAX 65536 /* an upstream's response head, fields and values */
+#define TRACEPARENT_LEN 55  /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 
 typedef struct client client;
 typedef struct upconn upconn;
@@ -113,6 +114,7 @@ typedef struct req {
 	bool retried;
 	hdr *rhdrs;
 	size_t nrhdrs, caprhdrs;
+	size_t rhead_bytes;  /* of the response head so far (RESP_HEAD_MAX) */
 	bool validating;     /* dry run over buffered body bytes */
 	bool last_was_value; /* header callback state */
 	bool rlast_was_value;
@@ -858,6 +860,8 @@ static int on_resp_field(llhttp_t *p, const char *at, size_t len)
 	req *r = u->c->r;
 	if (r->resp_started)
 		return 0;
+	if ((r->rhead_bytes += len) > RESP_HEAD_MAX)
+		return -1; /* a broken upstream does not take the edge's memory: 502 */
 	add_hdr(r->pool, &r->rhdrs, &r->nrhdrs, &r->caprhdrs, &r->rlast_was_value, at, len, false);
 	return 0;
 }
@@ -868,6 +872,8 @@ static int on_resp_value(llhttp_t *p, const char *at, size_t len)
 	req *r = u->c->r;
 	if (r->resp_started)
 		return 0;
+	if ((r->rhead_bytes += len) > RESP_HEAD_MAX)
+		return -1;
 	add_hdr(r->pool, &r->rhdrs, &r->nrhdrs, &r->caprhdrs, &r->rlast_was_value, at, len, true);
 	return 0;
 }
@@ -945,6 +951,7 @@ static int on_resp_headers_complete(llhttp_t *p)
 	if (status >= 100 && status < 200 && status != 101) {
 		/* interim responses: we answered Expect ourselves; drop them */
 		r->nrhdrs = 0;
+		r->rhead_bytes = 0;
 		r->resp_1xx = true;
 		return 0;
 	}

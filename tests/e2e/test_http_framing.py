@@ -169,6 +169,24 @@ def test_101_to_a_request_without_upgrade_is_a_502(fresh):
     assert st == 502 and b"raw bytes" not in body
 
 
+def test_an_endless_response_head_is_a_502(fresh):
+    def endless(conn, head, rest):
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        line = b"X-Filler: " + b"f" * 1000 + b"\r\n"
+        try:
+            while True:  # fields without end, until the edge hangs up
+                conn.sendall(line * 64)
+        except OSError:
+            pass
+        return None
+
+    e = scripted_edge(fresh, endless)
+    s = e.connect(timeout=5)
+    s.sendall(f"GET /big-head HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    st, _, body, _ = read_response(s)
+    assert st == 502 and json.loads(body)["error"] == "bad_gateway"
+
+
 # ---- bodies the edge does not read ------------------------------------------
 
 def test_a_body_sent_to_the_health_endpoint_is_never_a_request(fresh):
