@@ -124,20 +124,14 @@ def listen_local(backlog=64):
     return s, f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-class Recorder:
-    """An upstream that records every request it receives (health checks
-    aside) and answers 200, to prove what the edge forwarded. A test may set
-    response to other bytes for a while (restoring OK afterwards), or to a
-    list of pieces sent apart."""
+class LocalUpstream:
+    """A test upstream on a free local port: each accepted connection is
+    served by self._serve(conn) on a thread of its own. stop() closes the
+    listening socket (Edge.stop calls it)."""
 
-    OK = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
-
-    def __init__(self):
-        self.response = self.OK
-        self.srv, self.url = listen_local()
+    def __init__(self, backlog=64):
+        self.srv, self.url = listen_local(backlog)
         self.port = self.srv.getsockname()[1]
-        self.received = []
-        self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -147,6 +141,27 @@ class Recorder:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        raise NotImplementedError
+
+    def stop(self, sig=None):
+        self.srv.close()
+
+
+class Recorder(LocalUpstream):
+    """An upstream that records every request it receives (health checks
+    aside) and answers 200, to prove what the edge forwarded. A test may set
+    response to other bytes for a while (restoring OK afterwards), or to a
+    list of pieces sent apart."""
+
+    OK = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+
+    def __init__(self):
+        self.response = self.OK
+        self.received = []
+        self.lock = threading.Lock()
+        super().__init__()
 
     def _serve(self, conn):
         buf = b""
@@ -204,8 +219,39 @@ class Recorder:
         with self.lock:
             return len(self.received)
 
-    def stop(self, sig=None):
-        self.srv.close()
+
+class Scripted(LocalUpstream):
+    """An upstream whose every request is answered by handler(conn, head,
+    rest), rest being the bytes read after the head; handler returns the
+    bytes still unread, or None to close. Health checks get a 200. heads
+    lists every request head received."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.heads = []
+        super().__init__()
+
+    def _serve(self, conn):
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    b = conn.recv(65536)
+                    if not b:
+                        return
+                    buf += b
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                if head.startswith(b"GET /health "):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                self.heads.append(head)
+                buf = self.handler(conn, head, buf)
+                if buf is None:
+                    return
+        except OSError:
+            return
+        finally:
+            conn.close()
 
 
 class Edge:

@@ -11,8 +11,8 @@ import hashlib
 
 import pytest
 
-from edge import (Edge, Recorder, SB, listen_local, raw, read_response, read_until_close, request,
-                  start_demo, wait_for)
+from edge import (Edge, Recorder, SB, LocalUpstream, listen_local, raw, read_response,
+                  read_until_close, request, start_demo, wait_for)
 
 import sys
 sys.path.insert(0, os.path.dirname(__file__))
@@ -1119,23 +1119,14 @@ def test_response_head_and_body_arrive_together(edge):
     assert first.startswith(b"HTTP/1.1 200 ") and first.rstrip().endswith(b"}"), first
 
 
-class OneShotKeepAlive:
+class OneShotKeepAlive(LocalUpstream):
     """An upstream that answers the first request of each connection with a
     keep-alive response, then closes when a second request arrives on it
     without answering: the stale pooled connection every proxy meets."""
 
     def __init__(self):
-        self.srv, self.url = listen_local(64)
         self.requests = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, c):
         buf, n = b"", 0
@@ -1157,9 +1148,6 @@ class OneShotKeepAlive:
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         finally:
             c.close()
-
-    def stop(self, sig=None):
-        self.srv.close()
 
 
 def test_retry_only_idempotent_requests_without_body(fresh):

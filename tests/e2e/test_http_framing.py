@@ -11,55 +11,9 @@ import time
 
 import pytest
 
-from edge import listen_local, read_response, read_until_close, wait_for
+from edge import Scripted, read_response, read_until_close, wait_for
 
 HOST = "codex.revelations.studio"
-
-
-class Scripted:
-    """An upstream whose every request is answered by handler(conn, head,
-    rest), rest being the bytes read after the head; handler returns the
-    bytes still unread, or None to close. Health checks get a 200. heads
-    lists every request head received."""
-
-    def __init__(self, handler):
-        self.handler = handler
-        self.srv, self.url = listen_local()
-        self.heads = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    b = conn.recv(65536)
-                    if not b:
-                        return
-                    buf += b
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                if head.startswith(b"GET /health "):
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    continue
-                self.heads.append(head)
-                buf = self.handler(conn, head, buf)
-                if buf is None:
-                    return
-        except OSError:
-            return
-        finally:
-            conn.close()
-
-    def stop(self, sig=None):
-        self.srv.close()
 
 
 def path_of(head):

@@ -17,6 +17,7 @@
 #include "dns/zone.h"
 #include "model/model.h"
 #include "route/route.h"
+#include "world.h"
 
 static const char decl_toml[] =
     "[[zone]]\n"
@@ -59,21 +60,13 @@ static sb_route_table *rt;
 static sb_dns_zones *zones;
 static sb_dns_tsig_key *key;
 
-static int no_files(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
-{
-	return sb_diag_setc(d, SB_ENOENT, path, 0, 0, "no file");
-}
-
 static void setup(void)
 {
-	sb_diag d = {0};
 	const char *tenants[] = {"acme", "beta", "x-staging"};
-	sb_route_options opt = {.preview_rule = true};
 	const char *why = NULL;
-	if (sb_decl_load_text("/f/switchboard.toml", decl_toml, sizeof(decl_toml) - 1, no_files,
-			      NULL, &decl, &d) < 0 ||
-	    sb_model_build(decl, &model, &d) < 0 || sb_route_compile(model, &opt, &rt, &d) < 0 ||
-	    sb_dns_build_decl(decl, model, rt, tenants, 3, 2024010101, &zones, &d) < 0 ||
+	sb_diag d = {0};
+	world_load(decl_toml, sizeof(decl_toml) - 1, &decl, &model, &rt);
+	if (sb_dns_build_decl(decl, model, rt, tenants, 3, 2024010101, &zones, &d) < 0 ||
 	    sb_dns_tsig_key_new("xfr.example.com", "hmac-sha256",
 				"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg==", &key, &why) < 0)
 		abort();

@@ -11,6 +11,7 @@
 #include "config/decl.h"
 #include "model/model.h"
 #include "route/route.h"
+#include "world.h"
 
 static const char decl_toml[] =
     "[[zone]]\n"
@@ -33,19 +34,9 @@ static sb_model *model;
 static sb_route_table *rt;
 static sb_tenants *tenants;
 
-static int no_files(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
-{
-	return sb_diag_setc(d, SB_ENOENT, path, 0, 0, "no file");
-}
-
 static void setup(void)
 {
-	sb_diag d = {0};
-	sb_route_options opt = {.preview_rule = true};
-	if (sb_decl_load_text("/f/switchboard.toml", decl_toml, sizeof(decl_toml) - 1, no_files,
-			      NULL, &decl, &d) < 0 ||
-	    sb_model_build(decl, &model, &d) < 0 || sb_route_compile(model, &opt, &rt, &d) < 0)
-		abort();
+	world_load(decl_toml, sizeof(decl_toml) - 1, &decl, &model, &rt);
 	tenants = sb_tenants_new(4);
 	sb_tenants_put(tenants, "acme", 4, SB_TENANT_ACTIVE);
 	sb_tenants_put(tenants, "gone", 4, SB_TENANT_SUSPENDED);
