@@ -292,9 +292,9 @@ static int op_deploy(const sb_decl *decl, json_t *op, sb_live *live, char *summa
 		goto out;
 	}
 	if (up) {
-		sb_url u;
-		if (sb_url_split(up, &u) < 0) {
-			r = sb_diag_set(d, "", 0, 0, "--upstream \"%s\" is not an http:// URL", up);
+		const char *why;
+		if (sb_url_check_upstream(up, &why) < 0) {
+			r = sb_diag_set(d, "", 0, 0, "--upstream \"%s\": %s", up, why);
 			goto out;
 		}
 		dep.upstream_url = sb_xstrdup(up);

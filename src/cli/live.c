@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -260,6 +261,22 @@ static void print_result(json_t *res, bool json)
 	}
 }
 
+/* Without a server, what the server would check before publishing: every
+ * deployment's upstream URL resolves (a committed one that does not would
+ * stop the next `serve` from starting). */
+static int cli_prepare(void *ctx, const sb_live *next, sb_diag *d)
+{
+	for (size_t i = 0; i < next->ndeploys; i++) {
+		const char *url = next->deploys[i].upstream_url, *why;
+		struct sockaddr_storage addr;
+		size_t alen;
+		if (url && sb_url_resolve(url, &addr, &alen, &why) < 0)
+			return sb_diag_set(d, "", 0, 0, "deployment %s: upstream \"%s\": %s",
+					   next->deploys[i].name, url, why);
+	}
+	return 0;
+}
+
 /* Run an op: through the server when one runs, else on the store. */
 static int submit(const char *config, const char *data, json_t *op, bool json)
 {
@@ -292,7 +309,7 @@ static int submit(const char *config, const char *data, json_t *op, bool json)
 		/* no server: the store directly */
 		memset(&d, 0, sizeof(d));
 		if (sb_store_open(dir, &st, &d) < 0 ||
-		    (r = sb_ops_run(st, l.decl, op, NULL, NULL, &res, &d)) < 0) {
+		    (r = sb_ops_run(st, l.decl, op, cli_prepare, NULL, &res, &d)) < 0) {
 			sb_cli_print_diag(&d);
 			rc = r == SB_EIO ? 2 : 1;
 			goto out;

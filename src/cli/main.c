@@ -298,6 +298,10 @@ int sb_cli_routes(int argc, char **argv)
 		/* any PR: derive its preview deployments by the naming rule */
 		for (size_t s = 0; s < l.model->nservices; s++) {
 			sb_deployment *dp = sb_pool_alloc(pool, sizeof(*dp));
+			sb_diag ld = {0};
+			if (sb_model_label_room(l.model, s, SB_ENV_PREVIEW, pr, &ld) < 0)
+				fprintf(stderr, "switchboard routes: warning: %s:%d:%d: %s\n",
+					ld.file, ld.line, ld.col, ld.msg);
 			sb_model_preview(l.model, s, pr, pool, dp);
 			for (size_t j = 0; j < dp->nroutes; j++) {
 				if (n == cap) {

@@ -96,7 +96,8 @@ static int zone_export(const char *config, const char *data, uint32_t serial, co
 		sb_cli_print_diag(&d);
 		goto out;
 	}
-	qsort(t.v, t.n, sizeof(*t.v), tenant_cmp);
+	if (t.n) /* qsort wants a non-NULL array even for none */
+		qsort(t.v, t.n, sizeof(*t.v), tenant_cmp);
 	active = sb_xcalloc(t.n + 1, sizeof(*active));
 	size_t na = 0;
 	for (size_t i = 0; i < t.n; i++) {

@@ -2,9 +2,12 @@
 #include "common/sb.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 static const char *const errors[] = {
     [0] = "success",
@@ -438,6 +441,72 @@ int sb_url_split(const char *url, sb_url *u)
 		u->path = end;
 		u->path_len = 0;
 	}
+	return 0;
+}
+
+int sb_url_check_upstream(const char *url, const char **why)
+{
+	sb_url u;
+	if (sb_url_split(url, &u) < 0) {
+		*why = "expected \"http://host:port\"";
+		return SB_EINVAL;
+	}
+	if (u.scheme_len != 4 || strncasecmp(u.scheme, "http", 4) != 0) {
+		*why = "the scheme must be http:// (the edge speaks HTTP/1.1 to upstreams)";
+		return SB_EINVAL;
+	}
+	const char *h = u.scheme + u.scheme_len + 3;
+	if (memchr(h, '@', (size_t)(u.host + u.host_len - h))) {
+		*why = "an upstream URL has no user or password";
+		return SB_EINVAL;
+	}
+	if (u.port) {
+		uint64_t port;
+		if (sb_parse_u64(u.port, u.port_len, 65535, &port) < 0 || port == 0) {
+			*why = "the port must be a number from 1 to 65535";
+			return SB_EINVAL;
+		}
+	}
+	if (u.path_len > 1 || u.path[u.path_len] != '\0') {
+		*why = "an upstream URL has no path, query or fragment: requests keep their own";
+		return SB_EINVAL;
+	}
+	return 0;
+}
+
+int sb_url_resolve(const char *url, struct sockaddr_storage *addr, size_t *addrlen,
+		   const char **why)
+{
+	sb_url u;
+	if (sb_url_check_upstream(url, why) < 0 || sb_url_split(url, &u) < 0)
+		return SB_EINVAL;
+	char host[256], port[8] = "80";
+	const char *h = u.host;
+	size_t hl = u.host_len;
+	if (hl && h[0] == '[') { /* an IPv6 literal */
+		h++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host)) {
+		*why = "the host name is too long";
+		return SB_EINVAL;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (u.port_len) { /* 1 to 5 digits: sb_url_check_upstream */
+		memcpy(port, u.port, u.port_len);
+		port[u.port_len] = '\0';
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	int gr = getaddrinfo(host, port, &hints, &res);
+	if (gr != 0 || !res) {
+		*why = gr ? gai_strerror(gr) : "no address";
+		return SB_ENOENT;
+	}
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	*addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
 	return 0;
 }
 

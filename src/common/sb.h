@@ -169,6 +169,23 @@ typedef struct sb_url {
 } sb_url;
 int sb_url_split(const char *url, sb_url *u);
 
+/*
+ * Is url an upstream the edge can forward to: "http://host[:port][/]", the
+ * port 1 to 65535 (the host is not resolved here)? Returns 0, or SB_EINVAL
+ * with *why saying what is wrong.
+ */
+int sb_url_check_upstream(const char *url, const char **why);
+
+struct sockaddr_storage;
+/*
+ * Check url as sb_url_check_upstream does and resolve its host (port 80
+ * when none is given) to its first address. Returns 0 with *addr and
+ * *addrlen set, SB_EINVAL (not an upstream URL) or SB_ENOENT (the host does
+ * not resolve), *why saying which.
+ */
+int sb_url_resolve(const char *url, struct sockaddr_storage *addr, size_t *addrlen,
+		   const char **why);
+
 #define SB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- UTF-8 ---------------------------------------------------------------- */

@@ -131,6 +131,33 @@ int sb_cfg_table(const sb_toml_value *t, const char *key, const char *file,
 	return r;
 }
 
+/* Edit distance between a and b (insertions, deletions, substitutions,
+ * transpositions), capped: a typo is 1 or 2 away. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 40 || lb > 40)
+		return 99;
+	size_t dd[42][42];
+	for (size_t i = 0; i <= la; i++)
+		dd[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		dd[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t c = dd[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (dd[i - 1][j] + 1 < c)
+				c = dd[i - 1][j] + 1;
+			if (dd[i][j - 1] + 1 < c)
+				c = dd[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    dd[i - 2][j - 2] + 1 < c)
+				c = dd[i - 2][j - 2] + 1;
+			dd[i][j] = c;
+		}
+	return dd[la][lb];
+}
+
 int sb_cfg_known_keys(const sb_toml_value *t, const char *const *known, const char *where,
 		      const char *file, sb_diag *d)
 {
@@ -144,12 +171,27 @@ int sb_cfg_known_keys(const sb_toml_value *t, const char *const *known, const ch
 			}
 		if (ok)
 			continue;
+		const char *near = NULL;
+		size_t best = 3, n = 0;
+		for (const char *const *p = known; *p; p++, n++) {
+			size_t e = edit_distance(k, *p);
+			if (e < best && e < strlen(k)) {
+				best = e;
+				near = *p;
+			}
+		}
+		if (near)
+			return sb_cfg_error(sb_toml_table_value(t, i), file, d,
+					    "unknown key '%s' in %s (did you mean '%s'?)", k, where,
+					    near);
 		sb_buf b;
 		sb_buf_init(&b);
-		for (const char *const *p = known; *p; p++) {
-			sb_buf_adds(&b, p == known ? "" : ", ");
-			sb_buf_adds(&b, *p);
+		for (size_t j = 0; j < n && j < 13; j++) {
+			sb_buf_adds(&b, j ? ", " : "");
+			sb_buf_adds(&b, known[j]);
 		}
+		if (n > 13)
+			sb_buf_addf(&b, " and %zu more: see docs/configuration.md", n - 13);
 		int r =
 		    sb_cfg_error(sb_toml_table_value(t, i), file, d,
 				 "unknown key '%s' in %s (expected one of: %s)", k, where, b.data);

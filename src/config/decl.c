@@ -28,7 +28,10 @@ int sb_env_parse(const char *s, sb_env *out)
 
 /* A DNS name as we accept it in a declaration: LDH labels of 1..63, total
  * <= 253, lower-cased in place, a trailing dot dropped. */
-static bool dns_name_ok(char *s)
+/* A DNS name (lower-cased in place, a trailing dot dropped): labels of 1 to
+ * 63 letters, digits and '-', not at either end of a label; '_' too unless
+ * it must be a host name (a label, a nameserver), where it is not valid. */
+static bool dns_name_ok(char *s, bool hostname)
 {
 	size_t n = strlen(s);
 	if (n && s[n - 1] == '.')
@@ -47,7 +50,7 @@ static bool dns_name_ok(char *s)
 		if (c >= 'A' && c <= 'Z')
 			s[i] = (char)(c + 32);
 		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-			   c == '_'))
+			   (c == '_' && !hostname)))
 			return false;
 		lab++;
 	}
@@ -82,10 +85,10 @@ static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_
 	for (int i = 0; i < 5; i++)
 		if ((r = sb_cfg_int(soa, keys[i], 0, 2147483647, file, &v[i], d)) < 0)
 			return r;
-	if (mname && !dns_name_ok(mname))
+	if (mname && !dns_name_ok(mname, true))
 		return sb_cfg_error(sb_toml_table_get(soa, "mname"), file, d,
 				    "'mname' must be a DNS name, not \"%s\"", mname);
-	if (rname && !dns_name_ok(rname))
+	if (rname && !dns_name_ok(rname, false))
 		return sb_cfg_error(
 		    sb_toml_table_get(soa, "rname"), file, d,
 		    "'rname' must be a DNS name (mailbox with '.' for '@'), not \"%s\"", rname);
@@ -120,7 +123,7 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 				d)) < 0 ||
 	    (r = sb_cfg_int(z, "ttl", 0, 2147483647, file, &ttl, d)) < 0)
 		return r;
-	if (!dns_name_ok(name))
+	if (!dns_name_ok(name, false))
 		return sb_cfg_error(sb_toml_table_get(z, "name"), file, d,
 				    "zone 'name' must be a DNS name, not \"%s\"", name);
 	zd->name = name;
@@ -138,7 +141,7 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 	}
 	const sb_toml_value *ns = sb_toml_table_get(z, "nameservers");
 	for (size_t i = 0; i < zd->nnameservers; i++)
-		if (!dns_name_ok(zd->nameservers[i]))
+		if (!dns_name_ok(zd->nameservers[i], true))
 			return sb_cfg_error(sb_toml_array_at(ns, i), file, d,
 					    "nameserver \"%s\" is not a DNS name",
 					    zd->nameservers[i]);
@@ -208,10 +211,9 @@ static int load_upstream(const sb_toml_value *v, const char *file, sb_pool *pool
 				    "an upstream must be an URL string or { command = [...] }");
 	}
 	if (url) {
-		if (strncmp(url, "http://", 7) != 0 || !url[7] || url[7] == '/')
-			return sb_cfg_error(
-			    v, file, d,
-			    "upstream URL must look like \"http://host:port\", not \"%s\"", url);
+		const char *why;
+		if (sb_url_check_upstream(url, &why) < 0)
+			return sb_cfg_error(v, file, d, "upstream URL \"%s\": %s", url, why);
 		u->url = url;
 	}
 	return 0;
@@ -237,9 +239,11 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 	    (r = sb_cfg_strings(s, "url_vars", pool, file, &sd->url_vars, &sd->nurl_vars, d)) < 0)
 		return r;
 	sd->label = label;
-	if (label && (strchr(label, '.') || !dns_name_ok(label)))
+	if (label && (strchr(label, '.') || !dns_name_ok(label, true)))
 		return sb_cfg_error(sb_toml_table_get(s, "label"), file, d,
-				    "'label' must be one DNS label, not \"%s\"", label);
+				    "'label' must be one host name label (letters, digits and "
+				    "'-', not at either end), not \"%s\"",
+				    label);
 
 	const sb_toml_value *ups;
 	if ((r = sb_cfg_table(s, "upstream", file, &ups, d)) < 0)
@@ -284,7 +288,26 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 			return sb_cfg_error(s, file, d,
 					    "a [[service]] needs 'wrangler' (path to its "
 					    "wrangler.toml) or an inline 'name'");
-		/* An inline service is a wrangler table plus our keys. */
+		/* An inline service is a wrangler table plus our keys. Keys
+		 * wrangler.toml files have that we do not use are accepted (a
+		 * table pasted from one); anything else is a typo to report. */
+		static const char *const known[] = {
+		    /* ours */
+		    "label", "upstream", "url_vars", "max_body_bytes",
+		    /* wrangler's, read */
+		    "name", "routes", "route", "vars", "env", "main", "compatibility_date",
+		    "compatibility_flags", "workers_dev",
+		    /* wrangler's, accepted and unused */
+		    "account_id", "assets", "build", "d1_databases", "define", "durable_objects",
+		    "hyperdrive", "kv_namespaces", "limits", "logpush", "migrations", "minify",
+		    "node_compat", "observability", "placement", "queues", "r2_buckets", "rules",
+		    "send_email", "services", "site", "tail_consumers", "triggers", "usage_model",
+		    "vectorize", "ai", "analytics_engine_datasets", "browser",
+		    "dispatch_namespaces", "mtls_certificates", "version_metadata", "workflows",
+		    "keep_vars", "upload_source_maps", "no_bundle", "find_additional_modules",
+		    "base_dir", "preserve_file_names", "dev", NULL};
+		if ((r = sb_cfg_known_keys(s, known, "an inline [[service]]", file, d)) < 0)
+			return r;
 		r = sb_wrangler_load(s, file, pool, &sd->wr, d);
 	}
 out:
@@ -682,6 +705,21 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 		dc->tenant_service_col = sv ? sb_toml_col(sv) : sb_toml_col(t);
 		dc->tenants_line = sb_toml_line(t);
 		dc->tenants_col = sb_toml_col(t);
+		const sb_toml_value *rv = sb_toml_table_get(t, "reserved");
+		for (size_t i = 0; i < dc->nreserved; i++) {
+			char *l = dc->reserved[i];
+			if (strchr(l, '.') || !dns_name_ok(l, true))
+				return sb_cfg_error(sb_toml_array_at(rv, i), file, d,
+						    "a reserved name is one host name label "
+						    "(letters, digits and '-'), not \"%s\"",
+						    l);
+		}
+		const sb_toml_value *stv = sb_toml_table_get(t, "static");
+		dc->static_pos = sb_pool_alloc(pool, (dc->nstatic_tenants + 1) * 2 * sizeof(int));
+		for (size_t i = 0; i < dc->nstatic_tenants; i++) {
+			dc->static_pos[2 * i] = sb_toml_line(sb_toml_array_at(stv, i));
+			dc->static_pos[2 * i + 1] = sb_toml_col(sb_toml_array_at(stv, i));
+		}
 		if (dc->nstatic_tenants && !svc)
 			return sb_cfg_error(t, file, d,
 					    "'static' tenants need 'service' (the tenant-aware "

@@ -149,6 +149,7 @@ typedef struct sb_decl {
 	size_t nreserved;
 	char **static_tenants;
 	size_t nstatic_tenants;
+	int *static_pos; /* line and column of each static tenant: 2 ints each */
 	int tenants_line, tenants_col;
 
 	const char *preview_format; /* default "{label}-preview-{pr}" */

@@ -132,42 +132,19 @@ static sb_upstream *upstream_get(sb_edge *e, const char *url, sb_diag *d, const 
 		if (strcmp(e->ups[i]->url, url) == 0)
 			return e->ups[i];
 	sb_url u;
-	if (sb_url_split(url, &u) < 0) {
-		sb_diag_set(d, file, line, col, "upstream \"%s\" is not an URL", url);
-		return NULL;
-	}
-	char host[256], port[8] = "80";
-	const char *h = u.host;
-	size_t hl = u.host_len;
-	if (hl && h[0] == '[') {
-		h++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(host) || u.port_len >= sizeof(port)) {
-		sb_diag_set(d, file, line, col, "upstream \"%s\": host or port too long", url);
-		return NULL;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	if (u.port_len) {
-		memcpy(port, u.port, u.port_len);
-		port[u.port_len] = '\0';
-	}
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-	struct addrinfo *res = NULL;
-	int gr = getaddrinfo(host, port, &hints, &res);
-	if (gr != 0 || !res) {
-		sb_diag_set(d, file, line, col, "upstream \"%s\": cannot resolve %s: %s", url, host,
-			    gai_strerror(gr));
+	const char *why;
+	struct sockaddr_storage addr;
+	size_t addrlen;
+	if (sb_url_resolve(url, &addr, &addrlen, &why) < 0 || sb_url_split(url, &u) < 0) {
+		sb_diag_set(d, file, line, col, "upstream \"%s\": %s", url, why);
 		return NULL;
 	}
 	sb_upstream *up = sb_xcalloc(1, sizeof(*up));
 	up->url = sb_xstrdup(url);
-	snprintf(up->hostport, sizeof(up->hostport), "%.*s%s%s", (int)u.host_len, u.host,
-		 u.port_len ? ":" : "", u.port_len ? port : "");
-	memcpy(&up->addr, res->ai_addr, res->ai_addrlen);
-	up->addrlen = res->ai_addrlen;
-	freeaddrinfo(res);
+	snprintf(up->hostport, sizeof(up->hostport), "%.*s%s%.*s", (int)u.host_len, u.host,
+		 u.port_len ? ":" : "", (int)u.port_len, u.port);
+	memcpy(&up->addr, &addr, addrlen);
+	up->addrlen = (socklen_t)addrlen;
 	atomic_init(&up->up, 1); /* optimistic until the first check says otherwise */
 	if (e->nups == e->capups) {
 		e->capups = e->capups ? e->capups * 2 : 16;

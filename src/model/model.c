@@ -227,6 +227,12 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 					 pattern);
 				return SB_EINVAL;
 			}
+			if (c[-1] == '-' || c[-(ptrdiff_t)lab] == '-') {
+				snprintf(err, errlen,
+					 "route \"%s\": a host label cannot start or end with '-'",
+					 pattern);
+				return SB_EINVAL;
+			}
 			lab = 0;
 			if (!*c)
 				break;
@@ -244,10 +250,17 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 			snprintf(err, errlen, "route \"%s\": a route host has no port", pattern);
 			return SB_EINVAL;
 		}
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
-		      *c == '_')) {
-			snprintf(err, errlen, "route \"%s\": invalid character '%c' in host",
-				 pattern, *c);
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-')) {
+			if ((unsigned char)*c >= 0x80)
+				snprintf(err, errlen,
+					 "route \"%s\": a host is ASCII; write an international "
+					 "name in its xn-- (punycode) form",
+					 pattern);
+			else
+				snprintf(err, errlen,
+					 "route \"%s\": invalid character '%c' in host (letters, "
+					 "digits, '-' and '.')",
+					 pattern, *c);
 			return SB_EINVAL;
 		}
 		lab++;
@@ -411,6 +424,32 @@ static void derive_routes(const sb_model *m, const sb_deployment *prod, sb_env e
 	}
 }
 
+int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, sb_diag *d)
+{
+	const sb_deployment *prod = &m->deployments[m->services[svc].deployment[0]];
+	for (size_t i = 0; i < prod->nroutes; i++) {
+		const sb_route *rt = &prod->routes[i];
+		const char *h = rt->host, *dot = strchr(h, '.');
+		if (h[0] == '*' || !dot || derive_host(m, h, env, pr, m->pool))
+			continue;
+		bool apex = false;
+		for (size_t z = 0; z < m->decl->nzones; z++)
+			apex |= strcmp(m->decl->zones[z].name, h) == 0;
+		if (apex)
+			continue; /* no label of its own: nothing to rename */
+		char what[48] = "staging";
+		if (env == SB_ENV_PREVIEW)
+			snprintf(what, sizeof(what), "preview label for PR %u", pr);
+		else
+			snprintf(what, sizeof(what), "%s label", sb_env_name(env));
+		return sb_diag_set(d, rt->file, rt->line, rt->col,
+				   "route host \"%s\": its %s would be longer than 63 "
+				   "characters; shorten the label or set the service's label",
+				   h, what);
+	}
+	return 0;
+}
+
 void sb_model_preview(const sb_model *m, size_t svc, uint32_t pr, sb_pool *pool, sb_deployment *out)
 {
 	const sb_service *s = &m->services[svc];
@@ -512,6 +551,9 @@ static int build_staging(struct builder *b, size_t idx)
 		if (r < 0)
 			return r;
 	} else {
+		int r = sb_model_label_room(m, idx, SB_ENV_STAGING, 0, b->d);
+		if (r < 0)
+			return r;
 		derive_routes(m, prod, SB_ENV_STAGING, 0, m->pool, st);
 	}
 	if (se)
@@ -608,6 +650,44 @@ int sb_model_build(const sb_decl *decl, sb_model **out, sb_diag *d)
 	return sb_model_build_live(decl, NULL, out, d);
 }
 
+static int dep_name_cmp(const void *a, const void *b, void *ctx)
+{
+	const sb_model *m = ctx;
+	return strcmp(m->deployments[*(const size_t *)a].name,
+		      m->deployments[*(const size_t *)b].name);
+}
+
+/* Two deployments with one name would share a secret, a `delete` and the
+ * access log's name: service "foo"'s staging and a service called
+ * "foo-staging", say. Refused, naming both. */
+static int unique_names(const sb_model *m, sb_diag *d)
+{
+	int r = 0;
+	size_t *ix = sb_xcalloc(m->ndeployments + 1, sizeof(*ix));
+	for (size_t i = 0; i < m->ndeployments; i++)
+		ix[i] = i;
+	if (m->ndeployments > 1)
+		qsort_r(ix, m->ndeployments, sizeof(*ix), dep_name_cmp, (void *)m);
+	for (size_t i = 1; i < m->ndeployments && r == 0; i++) {
+		const sb_deployment *a = &m->deployments[ix[i - 1]], *b = &m->deployments[ix[i]];
+		if (strcmp(a->name, b->name) != 0)
+			continue;
+		if (a->line > b->line || (a->line == b->line && a->col > b->col)) {
+			const sb_deployment *t = a;
+			a = b;
+			b = t;
+		}
+		r = sb_diag_set(d, b->file, b->line, b->col,
+				"deployment \"%s\" (service %s, %s) has the name of another "
+				"(service %s, %s, %s:%d:%d): rename a service or set its label",
+				b->name, m->services[b->service].name, sb_env_name(b->env),
+				m->services[a->service].name, sb_env_name(a->env),
+				a->file ? a->file : "", a->line, a->col);
+	}
+	free(ix);
+	return r;
+}
+
 int sb_model_build_live(const sb_decl *decl, const sb_live *live, sb_model **out, sb_diag *d)
 {
 	int r = 0;
@@ -651,15 +731,22 @@ int sb_model_build_live(const sb_decl *decl, const sb_live *live, sb_model **out
 		goto out;
 	from = m->ndeployments;
 	for (size_t p = 0; p < decl->npreview_prs; p++)
-		for (size_t i = 0; i < m->nservices; i++)
-			sb_model_preview(m, i, decl->preview_prs[p], m->pool, new_deployment(&b));
+		for (size_t i = 0; i < m->nservices; i++) {
+			uint32_t pr = decl->preview_prs[p];
+			if ((r = sb_model_label_room(m, i, SB_ENV_PREVIEW, pr, d)) < 0)
+				goto out;
+			sb_model_preview(m, i, pr, m->pool, new_deployment(&b));
+		}
 	for (size_t p = 0; live && p < live->npreviews; p++) {
 		uint32_t pr = live->previews[p].pr;
 		bool listed = false;
 		for (size_t k = 0; k < decl->npreview_prs; k++)
 			listed |= decl->preview_prs[k] == pr;
-		for (size_t i = 0; !listed && i < m->nservices; i++)
+		for (size_t i = 0; !listed && i < m->nservices; i++) {
+			if ((r = sb_model_label_room(m, i, SB_ENV_PREVIEW, pr, d)) < 0)
+				goto out;
 			sb_model_preview(m, i, pr, m->pool, new_deployment(&b));
+		}
 	}
 	if ((r = live_apply(&b, live, from)) < 0)
 		goto out;
@@ -669,6 +756,8 @@ int sb_model_build_live(const sb_decl *decl, const sb_live *live, sb_model **out
 			m->deployments[i].upstream = NULL;
 		}
 
+	if ((r = unique_names(m, d)) < 0)
+		goto out;
 	if (decl->tenant_service) {
 		m->tenant_service = sb_model_service(m, decl->tenant_service);
 		if (m->tenant_service < 0) {
@@ -685,8 +774,11 @@ int sb_model_build_live(const sb_decl *decl, const sb_live *live, sb_model **out
 		const char *why = NULL;
 		const char *slug = decl->static_tenants[i];
 		if (sb_model_slug_check(m, slug, strlen(slug), &why) < 0) {
-			r = sb_diag_set(d, decl->file, decl->tenants_line, decl->tenants_col,
-					"static tenant \"%s\" is not a valid slug: %s", slug, why);
+			r = sb_diag_set(
+			    d, decl->file,
+			    decl->static_pos ? decl->static_pos[2 * i] : decl->tenants_line,
+			    decl->static_pos ? decl->static_pos[2 * i + 1] : decl->tenants_col,
+			    "static tenant \"%s\" is not a valid slug: %s", slug, why);
 			goto out;
 		}
 	}

@@ -147,6 +147,14 @@ int sb_model_slug_check(const sb_model *m, const char *s, size_t n, const char *
 sb_env sb_model_name_parse(const sb_model *m, const char *s, size_t n, size_t *label_off,
 			   size_t *label_len, uint32_t *pr);
 
+/*
+ * Does every production host of service svc that the naming rule renames
+ * keep its first label within DNS's 63 bytes in env (and pr)? Else that
+ * deployment would have no route there. Returns 0, or SB_EINVAL with d
+ * naming the route and the label.
+ */
+int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, sb_diag *d);
+
 /* Host for a label in env: "codex" -> "codex-preview-123" (into buf).
  * Returns the length, or SB_ETOOLONG. */
 int sb_model_name_format(const sb_model *m, sb_env env, const char *label, size_t label_len,

@@ -180,10 +180,10 @@ Test(decl, errors_name_file_line_and_what)
 			  "\"nope\" is not a declared service");
 	expect_decl_error("[tenants]\nservice = \"web\"\nstatic = [\"Bad_Slug\"]\n"
 			  "[[service]]\nwrangler = \"w.toml\"\n",
-			  files, 1, "static tenant \"Bad_Slug\" is not a valid slug");
+			  files, 3, "static tenant \"Bad_Slug\" is not a valid slug");
 	expect_decl_error("[tenants]\nservice = \"web\"\nstatic = [\"api\"]\n"
 			  "[[service]]\nwrangler = \"w.toml\"\n",
-			  files, 1, "reserved");
+			  files, 3, "reserved");
 	expect_decl_error("[[webhook]]\nprovider = \"stripe\"\n", NULL, 1, "missing 'url'");
 	expect_decl_error("[[webhook]]\nprovider = \"s\"\nurl = \"https://a.b/\"\nenvironment = "
 			  "\"dev\"\n",

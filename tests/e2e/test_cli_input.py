@@ -1,0 +1,175 @@
+"""Bad or unusual input to the declaration and the CLI: each is refused with
+what and where, or handled, and nothing is committed. One test per defect
+found in review; each fails without its fix."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("SB_BIN", str(ROOT / "build" / "switchboard"))
+
+ZONE = """[[zone]]
+name = "example.com"
+addresses = ["192.0.2.1"]
+nameservers = ["ns1.example.com"]
+"""
+
+
+def sb(*args, check=None):
+    p = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=60)
+    assert p.returncode >= 0, f"killed by signal {-p.returncode}: {p.stderr}"
+    assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
+    if check is not None:
+        assert p.returncode == check, f"exit {p.returncode}, want {check}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def decl(tmp_path, text):
+    d = tmp_path / "decl"
+    d.mkdir(exist_ok=True)
+    (d / "switchboard.toml").write_text(text)
+    return d
+
+
+def refused(tmp_path, text, *want, line=None):
+    """check refuses text, the message naming the file (and line) and
+    saying each of want."""
+    d = decl(tmp_path, text)
+    err = sb("check", "-c", d, check=1).stderr
+    where = f"{d}/switchboard.toml:{line}:" if line else f"{d}/switchboard.toml"
+    assert where in err, err
+    for w in want:
+        assert w in err, err
+    return err
+
+
+SERVICE = ZONE + """
+[[service]]
+name = "web"
+routes = ["app.example.com/*"]
+"""
+
+
+def test_zone_export_without_tenants(tmp_path):
+    d = decl(tmp_path, SERVICE)
+    out = sb("zone", "export", "-c", d, "--data", tmp_path / "data", "example.com",
+             "--serial", "1", check=0).stdout
+    assert "example.com." in out and "SOA" in out
+
+
+@pytest.mark.parametrize("url,why", [
+    ("http://127.0.0.1:99999", "port must be a number from 1 to 65535"),
+    ("http://127.0.0.1:0", "port must be a number from 1 to 65535"),
+    ("ftp://127.0.0.1:21", "scheme must be http://"),
+    ("http://127.0.0.1:8080/api", "no path"),
+    ("http://user@127.0.0.1:8080", "no user"),
+])
+def test_upstream_urls_are_checked_where_declared(tmp_path, url, why):
+    refused(tmp_path, SERVICE + f'upstream.production = "{url}"\n', why, line=9)
+
+
+def test_a_deploy_with_an_upstream_the_edge_cannot_use_is_not_committed(tmp_path):
+    d = decl(tmp_path, SERVICE)
+    data = tmp_path / "data"
+    sb("deploy", "-c", d, "--data", data, "--name", "web", "--upstream",
+       "http://127.0.0.1:8080", check=0)
+    for bad, why in [("ftp://x", "scheme must be http://"),
+                     ("http://127.0.0.1:70000", "port"),
+                     ("http://no-such-host.invalid:8080", "no-such-host.invalid")]:
+        err = sb("deploy", "-c", d, "--data", data, "--name", "web", "--upstream", bad,
+                 check=1).stderr
+        assert why in err, err
+    out = sb("versions", "-c", d, "--data", data, "--json", check=0).stdout
+    assert len(json.loads(out)) == 1, out
+    sb("deploy", "-c", d, "--data", data, "--name", "web", "--upstream", "http://localhost:9",
+       check=0)
+
+
+def test_two_deployments_with_one_name_are_refused(tmp_path):
+    err = refused(tmp_path, SERVICE + """
+[[service]]
+name = "web-staging"
+routes = ["other.example.com/*"]
+""", 'deployment "web-staging"', "service web, staging", line=10)
+    assert "switchboard.toml:6:1" in err, err  # where the other one is
+
+
+def test_a_derived_label_over_63_characters_is_refused(tmp_path):
+    label = "a" * 60
+    refused(tmp_path, ZONE + f"""
+[[service]]
+name = "web"
+routes = ["{label}.example.com/*"]
+""", "staging label would be longer than 63", line=8)
+
+
+def test_a_preview_label_over_63_characters_is_reported(tmp_path):
+    label = "a" * 50
+    d = decl(tmp_path, ZONE + f"""
+[[service]]
+name = "web"
+routes = ["{label}.example.com/*"]
+""")
+    sb("check", "-c", d, check=0)  # staging fits
+    p = sb("routes", "-c", d, "--pr", "999999999", check=0)
+    assert "preview label for PR 999999999 would be longer than 63" in p.stderr, p.stderr
+    err = sb("preview", "create", "-c", d, "--data", tmp_path / "data", "--pr", "999999999",
+             check=1).stderr
+    assert "longer than 63" in err, err
+    assert "-preview-7." in sb("routes", "-c", d, "--pr", "7", check=0).stdout
+
+
+@pytest.mark.parametrize("host", ["-a.example.com", "a-.example.com", "a_b.example.com",
+                                  "x.-b.example.com", "*-a.example.com"])
+def test_route_hosts_are_host_names(tmp_path, host):
+    refused(tmp_path, ZONE + f"""
+[[service]]
+name = "web"
+routes = ["{host}/*"]
+""", "route", line=8)
+
+
+def test_a_route_host_in_unicode_asks_for_punycode(tmp_path):
+    refused(tmp_path, ZONE + """
+[[service]]
+name = "web"
+routes = ["bücher.example.com/*"]
+""", "xn--", line=8)
+
+
+@pytest.mark.parametrize("label", ["my_svc", "-web", "web-"])
+def test_a_service_label_is_a_host_name_label(tmp_path, label):
+    refused(tmp_path, SERVICE + f'label = "{label}"\n', "'label' must be one host name label",
+            line=9)
+
+
+@pytest.mark.parametrize("name", ["", "a.b", "Has Space", "under_score"])
+def test_reserved_names_are_labels(tmp_path, name):
+    refused(tmp_path, SERVICE + f"""
+[tenants]
+service = "web"
+reserved = ["ok", "{name}"]
+""", "a reserved name is one host name label", line=12)
+
+
+def test_a_bad_static_tenant_is_reported_where_it_is(tmp_path):
+    refused(tmp_path, SERVICE + """
+[tenants]
+service = "web"
+static = [
+  "ok",
+  "Bad_Slug",
+]
+""", 'static tenant "Bad_Slug"', line=14)
+
+
+def test_a_typo_in_an_inline_service_is_reported(tmp_path):
+    refused(tmp_path, SERVICE + 'upstrem.production = "http://127.0.0.1:9100"\n',
+            "unknown key 'upstrem' in an inline [[service]] (did you mean 'upstream'?)",
+            line=9)
+    # keys a wrangler.toml has and we do not use are fine
+    d = decl(tmp_path, SERVICE + 'compatibility_date = "2024-01-01"\nkv_namespaces = []\n')
+    sb("check", "-c", d, check=0)
