@@ -94,6 +94,18 @@ void sb_snapshot_unref(sb_snapshot *s)
 	free(s);
 }
 
+/* Wake every serving thread whose loop still runs. A thread that has
+ * exited (after a stop) has closed its loop, and libuv aborts on a send to
+ * it; exited is set under snap_lock before the loop closes. */
+static void wake_workers(sb_edge *e)
+{
+	uv_mutex_lock(&e->snap_lock);
+	for (int i = 0; e->workers && i < e->nworkers; i++)
+		if (!e->workers[i].exited)
+			uv_async_send(&e->workers[i].wake);
+	uv_mutex_unlock(&e->snap_lock);
+}
+
 /* Make s current and tell every serving thread. The upstreams the new
  * configuration uses are health-checked from now on (marked here, not when
  * it is built: a build that is never published changes nothing). */
@@ -118,8 +130,7 @@ static void publish(sb_edge *e, sb_config *cfg, sb_tenants *tenants, sb_dns_zone
 	e->current = s;
 	uv_mutex_unlock(&e->snap_lock);
 	atomic_fetch_add(&e->seq, 1);
-	for (int i = 0; e->workers && i < e->nworkers; i++)
-		uv_async_send(&e->workers[i].wake);
+	wake_workers(e);
 	sb_snapshot_unref(old);
 }
 
@@ -618,8 +629,7 @@ static void begin_stop(control *ct)
 	uv_timer_stop(&ct->health);
 	uv_timer_start(&ct->drain, on_drain_deadline, e->current->cfg->decl->http.drain_timeout_ms,
 		       0);
-	for (int i = 0; i < e->nworkers; i++)
-		uv_async_send(&e->workers[i].wake);
+	wake_workers(e);
 }
 
 static void on_drain_deadline(uv_timer_t *t)
@@ -628,8 +638,7 @@ static void on_drain_deadline(uv_timer_t *t)
 	sb_edge *e = ct->e;
 	sb_edge_log("warning", "drain deadline: closing %ld connections", atomic_load(&e->nconns));
 	atomic_store(&e->force_close, true);
-	for (int i = 0; i < e->nworkers; i++)
-		uv_async_send(&e->workers[i].wake);
+	wake_workers(e);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -1068,6 +1077,9 @@ static void worker_main(void *arg)
 	control *ct = w->edge->ctl;
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	sb_proxy_worker_free(w);
+	uv_mutex_lock(&w->edge->snap_lock);
+	w->exited = true;
+	uv_mutex_unlock(&w->edge->snap_lock);
 	uv_loop_close(&w->loop);
 	sb_snapshot_unref(w->snap);
 	w->snap = NULL;

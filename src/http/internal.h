@@ -92,6 +92,7 @@ typedef struct sb_worker {
 	uint64_t snap_seq;
 	bool stopping;
 	bool listener_closed;
+	bool exited;   /* its loop is closed: wake it no more (edge->snap_lock) */
 	size_t nconns; /* client connections open on this thread */
 	void *conns;   /* list of client connections (proxy.c) */
 	struct sb_pool_list *pools;

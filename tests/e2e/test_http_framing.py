@@ -342,3 +342,29 @@ def test_a_close_delimited_response_reaches_a_slow_client_whole(fresh):
     st, hd, body, pending = read_response(s, pending=pending)
     assert st == 200 and hd["transfer-encoding"] == "chunked" and body == b"z" * size
     assert e.access_log()[-1]["status"] == 200
+
+
+# ---- stop ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("hup", [False, True])
+def test_stop_past_the_deadline_with_idle_threads_exits_cleanly(fresh, hup):
+    # threads with no connection exit at once; the deadline (and a reload
+    # during the drain) must not wake them after their loops are closed
+    def hang(conn, head, rest):
+        time.sleep(30)
+        return None
+
+    up = Scripted(hang)
+    e = fresh(threads=4, demos=False, upstreams={("codex-web", "production"): up.url},
+              http={"drain_timeout_ms": 1000})
+    e.procs.append(up)
+    e.start()
+    s = e.connect()
+    s.sendall(f"GET /slow HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    wait_for(lambda: up.heads, what="the request upstream")
+    e.edge.p.send_signal(signal.SIGTERM)
+    e.edge.wait_line(lambda l: "stopping: no new connections" in l)
+    if hup:
+        e.edge.p.send_signal(signal.SIGHUP)
+        e.edge.wait_line(lambda l: "reloaded" in l)
+    assert e.edge.p.wait(10) == 0, e.edge.err[-5:]
