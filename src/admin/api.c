@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,6 +28,8 @@ struct sb_admin {
 	uv_pipe_t pipe;
 	uv_tcp_t tcp;
 	bool has_pipe, has_tcp, stopping;
+	bool owns_sock; /* the socket file is ours: removed at stop */
+	int lock_fd;	/* <sock>.lock, flock'ed for the server's life (-1: none) */
 	int handles;
 	char sock[108];
 	char token[SB_ADMIN_TOKEN_LEN + 1];
@@ -357,6 +360,7 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_ad
 	a->loop = loop;
 	a->handler = handler;
 	a->ctx = ctx;
+	a->lock_fd = -1;
 	*out = NULL;
 	char path[4096];
 	sb_admin_socket_path(data_dir, path, sizeof(path));
@@ -371,16 +375,28 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_ad
 	a->pipe.data = a;
 	a->has_pipe = true;
 	a->handles++;
-	/* a socket file left by a server that died: nobody answers on it */
-	if (sb_admin_call(a->sock, NULL, "GET", "/v1/status", NULL, &e, NULL, NULL) == 0) {
+	/* One server per data directory: a lock held for the server's life,
+	 * taken before the socket is touched, so that a second server (even
+	 * one starting at the same moment) leaves the first one's socket be. */
+	char lock[sizeof(a->sock) + 8];
+	snprintf(lock, sizeof(lock), "%s.lock", a->sock);
+	a->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (a->lock_fd < 0) {
+		r = sb_diag_setc(d, SB_EIO, lock, 0, 0, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	if (flock(a->lock_fd, LOCK_EX | LOCK_NB) < 0 ||
+	    sb_admin_call(a->sock, NULL, "GET", "/v1/status", NULL, &e, NULL, NULL) == 0) {
 		r = sb_diag_setc(d, SB_EEXIST, a->sock, 0, 0,
 				 "another switchboard server already serves this data directory");
 		goto out;
 	}
+	/* a socket file left by a server that died: nobody answers on it */
 	unlink(a->sock);
 	mode_t old = umask(0177); /* the socket is created 0600 */
 	e = uv_pipe_bind(&a->pipe, a->sock);
 	umask(old);
+	a->owns_sock = e == 0;
 	if (e == 0)
 		e = uv_listen((uv_stream_t *)&a->pipe, 16, on_connection);
 	if (e < 0) {
@@ -428,8 +444,12 @@ void sb_admin_stop(sb_admin *a)
 		conn_close(a->conns);
 	if (a->has_pipe) {
 		uv_close((uv_handle_t *)&a->pipe, admin_handle_closed);
-		if (a->sock[0])
+		if (a->owns_sock)
 			unlink(a->sock);
+	}
+	if (a->lock_fd >= 0) {
+		close(a->lock_fd); /* the lock goes with it */
+		a->lock_fd = -1;
 	}
 	if (a->has_tcp)
 		uv_close((uv_handle_t *)&a->tcp, admin_handle_closed);

@@ -577,3 +577,21 @@ def test_rollback_of_the_only_change_returns_to_the_declaration(live):
     assert status(live, f"codex-preview-3.{ZONE}") == 404
     vs = json.loads(sb(live, "versions", "--json").stdout)
     assert [v["version"] for v in vs] == [2, 1]
+
+
+def test_a_second_server_on_the_data_directory_leaves_the_first_alone(tmp_path):
+    e = recorded_edge(tmp_path)
+    e.start(dns=True)
+    try:
+        second = subprocess.run([SB, "serve", "-c", str(e.dir), "--listen", "127.0.0.1:0",
+                                 "--threads", "1"], capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1, second.stderr
+        assert "another switchboard server already serves this data directory" in second.stderr
+        # the first server still owns its socket: a change goes through it and
+        # is served when the command returns
+        assert (e.data / "admin.sock").exists()
+        out = sb(e, "preview", "create", "--pr", "5").stdout
+        assert "created preview 5" in out
+        assert status(e, f"codex-preview-5.{ZONE}") == 200
+    finally:
+        e.stop()
