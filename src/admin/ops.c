@@ -278,6 +278,14 @@ static int op_deploy(const sb_decl *decl, json_t *op, sb_live *live, char *summa
 			r = sb_diag_set(d, "", 0, 0, "vars: %s is not a string", key);
 			goto out;
 		}
+		if (!sb_var_key_ok(key)) {
+			r = sb_diag_set(
+			    d, "", 0, 0,
+			    "vars: \"%s\" cannot be an environment variable name (empty, "
+			    "'=' or a control character)",
+			    key);
+			goto out;
+		}
 		dep.var_keys[k] = sb_xstrdup(key);
 		dep.var_values[k] = sb_xstrdup(json_string_value(val));
 		dep.nvars = ++k;

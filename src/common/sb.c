@@ -474,6 +474,16 @@ int sb_url_check_upstream(const char *url, const char **why)
 	return 0;
 }
 
+bool sb_var_key_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s == '=' || (unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
 int sb_url_resolve(const char *url, struct sockaddr_storage *addr, size_t *addrlen,
 		   const char **why)
 {

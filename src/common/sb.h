@@ -176,6 +176,10 @@ int sb_url_split(const char *url, sb_url *u);
  */
 int sb_url_check_upstream(const char *url, const char **why);
 
+/* Can s name a var (an environment variable of a process the edge starts):
+ * not empty, no '=', no control character? */
+bool sb_var_key_ok(const char *s);
+
 struct sockaddr_storage;
 /*
  * Check url as sb_url_check_upstream does and resolve its host (port 80

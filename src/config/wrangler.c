@@ -63,6 +63,12 @@ static int load_vars(const sb_toml_value *sec, const char *file, sb_pool *pool, 
 		out->key = sb_pool_strdup(pool, sb_toml_table_key(vars, i, NULL));
 		out->line = sb_toml_line(v);
 		out->col = sb_toml_col(v);
+		if (!sb_var_key_ok(out->key))
+			return sb_cfg_error(
+			    v, file, d,
+			    "var name \"%s\" cannot be an environment variable (empty, "
+			    "'=' or a control character)",
+			    out->key);
 		if (sb_toml_type_of(v) == SB_TOML_STRING) {
 			size_t n;
 			const char *s = sb_toml_string(v, &n);

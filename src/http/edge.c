@@ -311,6 +311,8 @@ static int config_build(sb_edge *e, const sb_live *live, int64_t version, sb_con
 		sb_buf kv;
 		sb_buf_init(&kv);
 		for (size_t k = 0; k < dp->nvars; k++) {
+			if (!sb_var_key_ok(dp->vars[k].key))
+				continue; /* checked where declared; never refuse every process */
 			sb_buf_reset(&kv);
 			sb_buf_addf(&kv, "%s=%s", dp->vars[k].key, dp->vars[k].value);
 			pc->env[pc->nenv++] = sb_xstrdup(kv.data);

@@ -173,3 +173,8 @@ def test_a_typo_in_an_inline_service_is_reported(tmp_path):
     # keys a wrangler.toml has and we do not use are fine
     d = decl(tmp_path, SERVICE + 'compatibility_date = "2024-01-01"\nkv_namespaces = []\n')
     sb("check", "-c", d, check=0)
+
+
+def test_a_var_name_that_cannot_be_an_environment_variable_is_refused(tmp_path):
+    refused(tmp_path, SERVICE + 'vars = { "" = "x" }\n', "var name \"\" cannot be", line=9)
+    refused(tmp_path, SERVICE + 'vars = { "A=B" = "x" }\n', "var name \"A=B\" cannot be", line=9)

@@ -595,3 +595,20 @@ def test_a_second_server_on_the_data_directory_leaves_the_first_alone(tmp_path):
         assert status(e, f"codex-preview-5.{ZONE}") == 200
     finally:
         e.stop()
+
+
+def test_var_names_that_cannot_be_environment_variables_are_refused(tmp_path):
+    port = free_port()
+    e = recorded_edge(tmp_path, admin_port=port)
+    e.start(dns=True)
+    e.admin_port = port
+    try:
+        token = (e.data / "admin.token").read_text()
+        for key in ("", "A=B", "NL\nX"):
+            op = json.dumps({"op": "deploy", "name": "codex-web", "vars": {key: "x"}})
+            st, body = admin(e, "POST", "/v1/ops", token, op)
+            assert st == 422 and "environment variable" in body["error"], (key, st, body)
+        st, body = admin(e, "GET", "/v1/status", token)
+        assert st == 200 and body["version"] == 0
+    finally:
+        e.stop()
