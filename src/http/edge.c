@@ -623,8 +623,8 @@ static void begin_stop(control *ct)
 	sb_admin_stop(ct->admin);
 	ct->admin = NULL;
 	uv_timer_stop(&ct->fast_health);
-	if (ct->procs)
-		sb_procs_stop(ct->procs, procs_stopped, ct);
+	/* processes started by command are stopped once the serving threads
+	 * are done (on_worker_done): requests in flight to them may finish */
 	sb_edge_log("info", "stopping: no new connections, %ld open, draining for up to %u ms",
 		    atomic_load(&e->nconns), e->current->cfg->decl->http.drain_timeout_ms);
 	uv_timer_stop(&ct->poll);
@@ -663,6 +663,8 @@ static void on_worker_done(uv_async_t *a)
 	control *ct = a->data;
 	if (atomic_load(&ct->workers_done) < ct->e->nworkers)
 		return;
+	if (ct->procs)
+		sb_procs_stop(ct->procs, procs_stopped, ct);
 	uv_close((uv_handle_t *)&ct->sighup, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigterm, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigint, close_cb_noop);

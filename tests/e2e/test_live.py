@@ -612,3 +612,28 @@ def test_var_names_that_cannot_be_environment_variables_are_refused(tmp_path):
         assert st == 200 and body["version"] == 0
     finally:
         e.stop()
+
+
+def test_a_stop_lets_requests_to_command_upstreams_finish(tmp_path):
+    from edge import DEMO, read_response
+    ups = {(svc, "preview"): [DEMO, "--name", svc, "--env", "preview"]
+           for svc, _, _ in SERVICES}
+    e = Edge(tmp_path, upstreams=ups, threads=1, http={"drain_timeout_ms": 10000})
+    e.start()
+    try:
+        sb(e, "preview", "create", "--pr", "42")
+        host = f"codex-preview-42.{ZONE}"
+        deadline = time.monotonic() + 10
+        while status(e, host, "/health") != 200:
+            assert time.monotonic() < deadline, e.edge.err[-10:]
+            time.sleep(0.05)
+        s = e.connect()
+        s.sendall(f"GET /slow?ms=1500 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        time.sleep(0.3)  # the request is at the process (nothing shows it sooner)
+        e.edge.p.send_signal(15)
+        e.edge.wait_line(lambda l: "stopping: no new connections" in l)
+        assert read_response(s)[0] == 200
+        assert e.edge.p.wait(15) == 0
+        assert any("every process started by command has exited" in l for l in e.edge.err)
+    finally:
+        e.stop()
