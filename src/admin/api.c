@@ -20,8 +20,9 @@
 #include <unistd.h>
 
 #define HEAD_MAX 16384
-#define CONN_MAX 64	      /* open admin connections; more are refused at once */
+#define CONN_MAX 64	      /* open connections per listener; more are refused at once */
 #define CONN_TIMEOUT_MS 30000 /* a request must arrive whole within this */
+#define HEAD_TIMEOUT_MS 5000  /* over TCP, the head (and its token) within this */
 
 struct sb_admin {
 	uv_loop_t *loop;
@@ -37,6 +38,8 @@ struct sb_admin {
 	void *ctx;
 	struct aconn *conns;
 	int nconns;
+	int nconns_tcp; /* of which over TCP: their own budget, so that clients
+			   without a token never crowd out the local socket */
 };
 
 typedef struct aconn {
@@ -49,8 +52,9 @@ typedef struct aconn {
 	uv_timer_t timer; /* the whole request must arrive in CONN_TIMEOUT_MS */
 	sb_admin *a;
 	struct aconn *next, **prevp;
-	bool tcp, done, auth_ok, in_value, too_big;
-	int handles; /* the stream and the timer, until both are closed */
+	bool tcp, done, auth_ok, in_value, too_big, head_too_big;
+	size_t head_size; /* target, names and values so far (HEAD_MAX) */
+	int handles;	  /* the stream and the timer, until both are closed */
 	llhttp_t parser;
 	llhttp_settings_t settings;
 	sb_buf url, body, field, value, out;
@@ -118,6 +122,8 @@ static void conn_closed(uv_handle_t *h)
 	if (--c->handles > 0)
 		return;
 	a->nconns--;
+	if (c->tcp)
+		a->nconns_tcp--;
 	sb_buf_free(&c->url);
 	sb_buf_free(&c->body);
 	sb_buf_free(&c->field);
@@ -157,6 +163,7 @@ static void respond(aconn *c, int status, const char *body, size_t len)
 					      [405] = "Method Not Allowed",
 					      [409] = "Conflict",
 					      [413] = "Payload Too Large",
+					      [431] = "Request Header Fields Too Large",
 					      [422] = "Unprocessable Entity",
 					      [500] = "Internal Server Error",
 					      [503] = "Service Unavailable"};
@@ -184,9 +191,21 @@ static void respond_error(aconn *c, int status, const char *msg)
 	respond(c, status, buf, (size_t)n);
 }
 
+/* The head is held in memory until it is complete: at most HEAD_MAX, even
+ * before the token is checked. */
+static int head_room(aconn *c, size_t n)
+{
+	if ((c->head_size += n) <= HEAD_MAX)
+		return 0;
+	c->head_too_big = true;
+	return -1;
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t n)
 {
 	aconn *c = p->data;
+	if (head_room(c, n) < 0)
+		return -1;
 	sb_buf_add(&c->url, at, n);
 	return 0;
 }
@@ -204,6 +223,8 @@ static void header_done(aconn *c)
 static int on_field(llhttp_t *p, const char *at, size_t n)
 {
 	aconn *c = p->data;
+	if (head_room(c, n) < 0)
+		return -1;
 	if (c->in_value)
 		header_done(c);
 	c->in_value = false;
@@ -214,6 +235,8 @@ static int on_field(llhttp_t *p, const char *at, size_t n)
 static int on_value(llhttp_t *p, const char *at, size_t n)
 {
 	aconn *c = p->data;
+	if (head_room(c, n) < 0)
+		return -1;
 	c->in_value = true;
 	sb_buf_add(&c->value, at, n);
 	return 0;
@@ -229,6 +252,8 @@ static int on_headers_complete(llhttp_t *p)
 		respond_error(c, 401, "missing or wrong bearer token");
 		return HPE_PAUSED;
 	}
+	if (c->tcp) /* authenticated: the body may take the rest of the time */
+		uv_timer_start(&c->timer, conn_timeout, CONN_TIMEOUT_MS, 0);
 	return 0;
 }
 
@@ -280,8 +305,13 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (c->done)
 		return;
 	if (e != HPE_OK && e != HPE_PAUSED)
-		respond_error(c, c->too_big ? 413 : 400,
-			      c->too_big ? "request body too large" : "malformed HTTP request");
+		respond_error(c,
+			      c->too_big	? 413
+			      : c->head_too_big ? 431
+						: 400,
+			      c->too_big	? "request body too large"
+			      : c->head_too_big ? "request head too large"
+						: "malformed HTTP request");
 	else if (c->head_bytes > HEAD_MAX + SB_ADMIN_BODY_MAX)
 		respond_error(c, 413, "request too large");
 }
@@ -304,6 +334,8 @@ static void on_connection(uv_stream_t *server, int status)
 	c->handles = 2;
 	a->handles++;
 	a->nconns++;
+	if (c->tcp)
+		a->nconns_tcp++;
 	c->next = a->conns;
 	if (a->conns)
 		a->conns->prevp = &c->next;
@@ -314,12 +346,13 @@ static void on_connection(uv_stream_t *server, int status)
 	sb_buf_init(&c->field);
 	sb_buf_init(&c->value);
 	sb_buf_init(&c->out);
-	if (uv_accept(server, &c->h.s) < 0 || a->nconns > CONN_MAX) {
+	if (uv_accept(server, &c->h.s) < 0 ||
+	    (c->tcp ? a->nconns_tcp : a->nconns - a->nconns_tcp) > CONN_MAX) {
 		/* over the cap: accepted only to be closed, so the backlog drains */
 		conn_close(c);
 		return;
 	}
-	uv_timer_start(&c->timer, conn_timeout, CONN_TIMEOUT_MS, 0);
+	uv_timer_start(&c->timer, conn_timeout, c->tcp ? HEAD_TIMEOUT_MS : CONN_TIMEOUT_MS, 0);
 	llhttp_settings_init(&c->settings);
 	c->settings.on_url = on_url;
 	c->settings.on_header_field = on_field;

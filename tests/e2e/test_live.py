@@ -21,7 +21,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from edge import Edge, Proc, Recorder, SB, SERVICES, free_port, read_until_close, request
+from edge import (Edge, Proc, Recorder, SB, SERVICES, free_port, read_until_close, request,
+                  wait_for)
 
 CLI = os.environ.get("SB_BIN", SB)
 ZONE = "revelations.studio"
@@ -636,4 +637,34 @@ def test_a_stop_lets_requests_to_command_upstreams_finish(tmp_path):
         assert e.edge.p.wait(15) == 0
         assert any("every process started by command has exited" in l for l in e.edge.err)
     finally:
+        e.stop()
+
+
+def test_admin_clients_without_a_token_neither_crowd_out_the_socket_nor_take_memory(tmp_path):
+    import socket
+    port = free_port()
+    e = recorded_edge(tmp_path, admin_port=port)
+    e.start(dns=True)
+    held = []
+    try:
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(70)]
+        # the local socket has its own budget: a change still goes through it
+        assert "created preview 6" in sb(e, "preview", "create", "--pr", "6").stdout
+        # a head over 16 KiB is refused as it arrives, token or not
+        for c in held:
+            c.close()
+        held = []
+
+        def big_head():
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            try:
+                s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 20000 +
+                          b"\r\n\r\n")
+                return read_until_close(s)
+            except OSError:
+                return b""  # still over the budget: the edge has not seen the closes
+        assert wait_for(big_head, what="an answer").startswith(b"HTTP/1.1 431 ")
+    finally:
+        for c in held:
+            c.close()
         e.stop()
