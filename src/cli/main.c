@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "dns/zone.h"
 #include "route/check.h"
 
 static const char usage_main[] =
@@ -125,6 +126,21 @@ int sb_cli_check(int argc, char **argv)
 	sb_loaded l;
 	if ((r = load_or_fail(&o, &l, 1)))
 		return r;
+	/* the zones the edge would serve: a static record that does not parse,
+	 * or a zone without addresses, stops `serve`, so it fails the check */
+	if (l.decl->nzones) {
+		sb_diag zd = {0};
+		sb_dns_zones *z = NULL;
+		int zr = sb_dns_build_decl(l.decl, l.model, l.routes,
+					   (const char *const *)l.decl->static_tenants,
+					   l.decl->nstatic_tenants, 1, &z, &zd);
+		sb_dns_free(z);
+		if (zr < 0) {
+			sb_cli_print_diag(&zd);
+			sb_cli_unload(&l);
+			return 1;
+		}
+	}
 	sb_violation *v = NULL;
 	size_t n = sb_check_run(l.model, l.routes, l.tenants, 1, &v);
 	for (size_t i = 0; i < n; i++)

@@ -219,6 +219,34 @@ static int load_upstream(const sb_toml_value *v, const char *file, sb_pool *pool
 	return 0;
 }
 
+/* "IPv4:port" or "[IPv6]:port", the port 0 (any free one) to 65535: what
+ * the edge can bind. */
+static bool listen_addr_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+	if (!colon || sb_parse_u64(colon + 1, strlen(colon + 1), 65535, &port) < 0)
+		return false;
+	char host[64];
+	size_t hl = (size_t)(colon - s);
+	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+		s++;
+		hl -= 2;
+		if (hl >= sizeof(host))
+			return false;
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		struct in6_addr a6;
+		return inet_pton(AF_INET6, host, &a6) == 1;
+	}
+	if (hl >= sizeof(host))
+		return false;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	struct in_addr a4;
+	return inet_pton(AF_INET, host, &a4) == 1;
+}
+
 static int load_service(const sb_toml_value *s, const char *file, const char *dir, sb_pool *pool,
 			sb_decl_read_fn read, void *ctx, sb_service_decl *sd, sb_diag *d)
 {
@@ -628,6 +656,13 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 		    (r = sb_cfg_string(t, "dns", pool, file, &dns, d)) < 0 ||
 		    (r = sb_cfg_string(t, "admin", pool, file, &admin, d)) < 0)
 			return r;
+		const char *keys[] = {"http", "dns", "admin"}, *vals[] = {http, dns, admin};
+		for (int i = 0; i < 3; i++)
+			if (vals[i] && !listen_addr_ok(vals[i]))
+				return sb_cfg_error(sb_toml_table_get(t, keys[i]), file, d,
+						    "[listen] %s: expected an IP address and port "
+						    "(\"127.0.0.1:8080\", \"[::1]:53\"), not \"%s\"",
+						    keys[i], vals[i]);
 		dc->listen_http = http;
 		dc->listen_dns = dns;
 		dc->listen_admin = admin;

@@ -178,3 +178,19 @@ def test_a_typo_in_an_inline_service_is_reported(tmp_path):
 def test_a_var_name_that_cannot_be_an_environment_variable_is_refused(tmp_path):
     refused(tmp_path, SERVICE + 'vars = { "" = "x" }\n', "var name \"\" cannot be", line=9)
     refused(tmp_path, SERVICE + 'vars = { "A=B" = "x" }\n', "var name \"A=B\" cannot be", line=9)
+
+
+def test_check_refuses_what_serve_would_refuse(tmp_path):
+    # a static record that does not parse stops the edge's DNS: check says so
+    refused(tmp_path, ZONE + """[[zone.record]]
+name = "a"
+type = "A"
+data = "999.1.1.1"
+""" + SERVICE[len(ZONE):], 'is not an IPv4 address', line=5)
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1:99999", "nonsense", "", "localhost:80",
+                                  "[::1:80"])
+def test_listen_addresses_are_checked_where_declared(tmp_path, addr):
+    refused(tmp_path, SERVICE + f'\n[listen]\nhttp = "{addr}"\n',
+            "[listen] http: expected an IP address and port", line=11)
