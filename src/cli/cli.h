@@ -5,6 +5,7 @@
 #include "config/decl.h"
 #include "model/model.h"
 #include "route/route.h"
+#include "store/store.h"
 
 /* Everything derived from one declaration, in data-flow order. */
 typedef struct sb_loaded {
@@ -24,6 +25,15 @@ typedef struct sb_loaded {
  */
 int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d);
 void sb_cli_unload(sb_loaded *l);
+
+/*
+ * Open the store of dir for a command that only reads it: nothing is
+ * created. Returns 0 with *st, or 0 with *st NULL when nothing is stored
+ * there yet; a negative code (d filled) when the store cannot be read, or
+ * when dir was given with --data (given) and does not exist, which is more
+ * likely a typo than an empty registry.
+ */
+int sb_cli_store_read(const char *dir, bool given, sb_store **st, sb_diag *d);
 
 /* Print a diagnostic as "switchboard: file:line:col: msg" on stderr. */
 void sb_cli_print_diag(const sb_diag *d);

@@ -412,8 +412,8 @@ static int preview_list(const struct lopts *o)
 		sb_cli_print_diag(&d);
 		return 2;
 	}
-	if (sb_store_open(o->data ? o->data : l.decl->data_dir, &st, &d) < 0 ||
-	    sb_ops_current(st, &live, NULL, &d) < 0 ||
+	if (sb_cli_store_read(o->data ? o->data : l.decl->data_dir, o->data, &st, &d) < 0 ||
+	    (st && sb_ops_current(st, &live, NULL, &d) < 0) ||
 	    sb_model_build_live(l.decl, &live, &m, &d) < 0) {
 		sb_cli_print_diag(&d);
 		goto out;
@@ -566,9 +566,12 @@ int sb_cli_versions(int argc, char **argv)
 		goto out;
 	}
 	r = 2;
-	if (sb_cli_load(o.config, &l, &d) < 0 ||
-	    sb_store_open(o.data ? o.data : l.decl->data_dir, &st, &d) < 0 ||
-	    sb_store_version_list(st, (int64_t)limit, collect_version, &vl, &d) < 0) {
+	if (sb_cli_load(o.config, &l, &d) < 0) {
+		sb_cli_print_diag(&d);
+		goto out;
+	}
+	if (sb_cli_store_read(o.data ? o.data : l.decl->data_dir, o.data, &st, &d) < 0 ||
+	    (st && sb_store_version_list(st, (int64_t)limit, collect_version, &vl, &d) < 0)) {
 		sb_cli_print_diag(&d);
 		goto out;
 	}

@@ -43,8 +43,11 @@ int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d)
 	snprintf(file, sizeof(file), "%s/switchboard.db", out->decl->data_dir);
 	if (stat(file, &st) == 0) {
 		sb_store *store = NULL;
-		if ((r = sb_store_open(out->decl->data_dir, &store, d)) == 0)
+		r = sb_store_open_ro(out->decl->data_dir, &store, d);
+		if (r == 0)
 			r = sb_ops_current(store, &out->live, NULL, d);
+		else if (r == SB_ENOENT) /* being created: nothing stored yet */
+			r = 0;
 		sb_store_close(store);
 		if (r < 0)
 			goto out;
@@ -91,4 +94,15 @@ const char *sb_cli_upstream_text(const sb_upstream_decl *u, char *buf, size_t si
 	for (size_t i = 0; i < u->argc && o < size; i++)
 		o += (size_t)snprintf(buf + o, size - o, " %s", u->argv[i]);
 	return buf;
+}
+
+int sb_cli_store_read(const char *dir, bool given, sb_store **st, sb_diag *d)
+{
+	struct stat sd;
+	int r = sb_store_open_ro(dir, st, d);
+	if (r == SB_ENOENT && !(given && (stat(dir, &sd) != 0 || !S_ISDIR(sd.st_mode)))) {
+		*st = NULL;
+		return 0;
+	}
+	return r;
 }

@@ -291,7 +291,7 @@ static int row_cmp(const void *a, const void *b)
 /* Stored tenants plus the declaration's static ones, ordered by slug. */
 static int gather(struct ctx *c, struct rows *rs, sb_diag *d)
 {
-	int r = sb_store_tenant_list(c->st, collect_row, rs, d);
+	int r = c->st ? sb_store_tenant_list(c->st, collect_row, rs, d) : 0;
 	if (r < 0)
 		return r;
 	size_t nstored = rs->n;
@@ -374,7 +374,8 @@ static int cmd_show(struct ctx *c)
 	sb_diag d = {0};
 	struct row rw;
 	memset(&rw, 0, sizeof(rw));
-	int r = sb_store_tenant_get(c->st, slug, &rw.rec, &d);
+	int r = c->st ? sb_store_tenant_get(c->st, slug, &rw.rec, &d)
+		      : sb_diag_setc(&d, SB_ENOENT, "", 0, 0, "tenant '%s' not found", slug);
 	rw.stored = r == 0;
 	rw.is_static = is_static(c->l.decl, slug);
 	if (r == SB_ENOENT && rw.is_static) {
@@ -620,14 +621,17 @@ int sb_cli_tenants(int argc, char **argv)
 		return 2;
 	}
 	const char *dir = c.o.data ? c.o.data : c.l.decl->data_dir;
-	if (sb_store_open(dir, &c.st, &d) < 0) {
+	bool writes = strcmp(cmd->name, "list") != 0 && strcmp(cmd->name, "show") != 0;
+	/* reading creates nothing: no store yet means no stored tenant */
+	int sr = writes ? sb_store_open(dir, &c.st, &d)
+			: sb_cli_store_read(dir, c.o.data != NULL, &c.st, &d);
+	if (sr < 0) {
 		sb_cli_print_diag(&d);
 		r = 2;
 		goto out;
 	}
 	/* a change and its version commit together; then the running server
 	 * is told, so that the change is served when this command returns */
-	bool writes = strcmp(cmd->name, "list") != 0 && strcmp(cmd->name, "show") != 0;
 	if (writes && sb_store_begin(c.st, &d) < 0) {
 		sb_cli_print_diag(&d);
 		r = 2;

@@ -721,7 +721,7 @@ static void load_stored_tenants(vctx *v)
 		return;
 	sb_store *s = NULL;
 	sb_diag d = {0};
-	if (sb_store_open(v->data_dir, &s, &d) < 0) {
+	if (sb_store_open_ro(v->data_dir, &s, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return;
 	}

@@ -71,7 +71,7 @@ static int load_tenants(const sb_decl *decl, const char *dir, struct tenants *t,
 	if (stat(db, &st) != 0)
 		return 0;
 	sb_store *s = NULL;
-	int r = sb_store_open(dir, &s, d);
+	int r = sb_store_open_ro(dir, &s, d);
 	if (r == 0)
 		r = sb_store_tenant_list(s, collect, t, d);
 	sb_store_close(s);

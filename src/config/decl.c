@@ -659,10 +659,11 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 		const char *keys[] = {"http", "dns", "admin"}, *vals[] = {http, dns, admin};
 		for (int i = 0; i < 3; i++)
 			if (vals[i] && !listen_addr_ok(vals[i]))
-				return sb_cfg_error(sb_toml_table_get(t, keys[i]), file, d,
-						    "[listen] %s: expected an IP address and port "
-						    "(\"127.0.0.1:8080\", \"[::1]:53\"), not \"%s\"",
-						    keys[i], vals[i]);
+				return sb_cfg_error(
+				    sb_toml_table_get(t, keys[i]), file, d,
+				    "[listen] %s: expected an IP address and port "
+				    "(\"127.0.0.1:8080\", \"[::1]:53\"), not \"%s\"",
+				    keys[i], vals[i]);
 		dc->listen_http = http;
 		dc->listen_dns = dns;
 		dc->listen_admin = admin;

@@ -304,6 +304,64 @@ out:
 	return r;
 }
 
+int sb_store_open_ro(const char *data_dir, sb_store **out, sb_diag *d)
+{
+	int r = 0;
+	bool changed;
+	int64_t v;
+	sb_buf b;
+	struct stat sd;
+	*out = NULL;
+	if (stat(data_dir, &sd) != 0 || !S_ISDIR(sd.st_mode))
+		return sb_diag_setc(d, SB_ENOENT, data_dir, 0, 0,
+				    "no such data directory (check -c or --data)");
+	sb_store *st = sb_xcalloc(1, sizeof(*st));
+	sb_buf_init(&b);
+	sb_buf_addf(&b, "%s%sswitchboard.db", data_dir,
+		    data_dir[strlen(data_dir) - 1] == '/' ? "" : "/");
+	st->path = sb_buf_steal(&b);
+	if (stat(st->path, &sd) != 0) {
+		r = sb_diag_setc(d, SB_ENOENT, st->path, 0, 0, "no store yet");
+		goto out;
+	}
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		r = st->db ? db_error(st, d, "cannot open the database")
+			   : sb_diag_setc(d, SB_EIO, st->path, 0, 0, "cannot open the database");
+		goto out;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+	if ((r = query_int(st, "PRAGMA user_version", &v, d)) < 0)
+		goto out;
+	if (v == 0) { /* created a moment ago by a writer that has not set it up yet */
+		r = sb_diag_setc(d, SB_ENOENT, st->path, 0, 0, "no store yet");
+		goto out;
+	}
+	if (v != SB_STORE_SCHEMA_VERSION) {
+		r = sb_diag_setc(d, SB_ERANGE, st->path, 0, 0,
+				 v > SB_STORE_SCHEMA_VERSION
+				     ? "the database has schema version %lld, newer than this "
+				       "switchboard's (%d): upgrade switchboard"
+				     : "the database has schema version %lld, older than this "
+				       "switchboard's (%d): `switchboard serve` or any change "
+				       "migrates it",
+				 (long long)v, SB_STORE_SCHEMA_VERSION);
+		goto out;
+	}
+	if ((r = prepare(st, "PRAGMA data_version", &st->data_version, d)) < 0)
+		goto out;
+	if ((r = sb_store_changed(st, &changed)) < 0) {
+		r = db_error(st, d, "cannot read the data version");
+		goto out;
+	}
+	*out = st;
+out:
+	if (r < 0)
+		sb_store_close(st);
+	return r;
+}
+
 void sb_store_close(sb_store *st)
 {
 	if (!st)

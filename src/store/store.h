@@ -61,6 +61,15 @@ typedef struct sb_tenant_rec {
  */
 int sb_store_open(const char *data_dir, sb_store **out, sb_diag *d);
 
+/*
+ * Open the store of data_dir for reading only: nothing is created, changed
+ * or migrated, so it works on a store the user cannot write. Returns 0,
+ * SB_ENOENT (no store there yet, or no such directory: d says which),
+ * SB_EIO, or SB_ERANGE (a schema other than this Switchboard's: a newer
+ * one, or an older one that `serve` or a change migrates).
+ */
+int sb_store_open_ro(const char *data_dir, sb_store **out, sb_diag *d);
+
 /* Close a handle (NULL is fine). */
 void sb_store_close(sb_store *st);
 

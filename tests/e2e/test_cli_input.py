@@ -194,3 +194,21 @@ data = "999.1.1.1"
 def test_listen_addresses_are_checked_where_declared(tmp_path, addr):
     refused(tmp_path, SERVICE + f'\n[listen]\nhttp = "{addr}"\n',
             "[listen] http: expected an IP address and port", line=11)
+
+
+def test_commands_that_only_read_create_nothing(tmp_path):
+    import shutil
+    d = tmp_path / "decl"
+    shutil.copytree(ROOT / "examples" / "revelations", d,
+                    ignore=shutil.ignore_patterns(".switchboard"))
+    for args in (["tenants", "list"], ["tenants", "show", "codex"], ["versions"],
+                 ["preview", "list"], ["check"], ["routes"]):
+        sb(*args, "-c", d, check=0)
+    assert not (d / ".switchboard").exists()
+    assert "tenant 'nope' not found" in sb("tenants", "show", "-c", d, "nope", check=1).stderr
+    # a --data that does not exist is a mistake, not an empty registry
+    missing = tmp_path / "typo" / "data"
+    for args in (["tenants", "list"], ["versions"], ["preview", "list"]):
+        err = sb(*args, "-c", d, "--data", missing, check=2).stderr
+        assert "no such data directory" in err, err
+    assert not (tmp_path / "typo").exists()
