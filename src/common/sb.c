@@ -2,6 +2,9 @@
 #include "common/sb.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,25 +356,43 @@ int sb_file_read(const char *path, char **out, size_t *len, sb_diag *d)
 	int ret = SB_EIO;
 	sb_buf b;
 	sb_buf_init(&b);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	/* non-blocking open: a FIFO would otherwise wait for a writer */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
 		int e = errno;
 		return sb_diag_setc(d, e == ENOENT ? SB_ENOENT : SB_EIO, path, 0, 0,
 				    "cannot open: %s", strerror(e));
 	}
-	char chunk[16384];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sb_buf_add(&b, chunk, n);
-	if (ferror(f)) {
-		sb_diag_set(d, path, 0, 0, "read failed: %s", strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		ret = sb_diag_setc(d, SB_EINVAL, path, 0, 0,
+				   S_ISDIR(st.st_mode) ? "is a directory, not a file"
+						       : "not a regular file");
 		goto out;
+	}
+	char chunk[16384];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			sb_diag_set(d, path, 0, 0, "read failed: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (b.len + (size_t)n > SB_FILE_MAX) {
+			ret = sb_diag_setc(d, SB_ETOOLONG, path, 0, 0, "larger than %d MiB",
+					   SB_FILE_MAX >> 20);
+			goto out;
+		}
+		sb_buf_add(&b, chunk, (size_t)n);
 	}
 	*len = b.len;
 	*out = sb_buf_steal(&b);
 	ret = 0;
 out:
-	fclose(f);
+	close(fd);
 	sb_buf_free(&b);
 	return ret;
 }

@@ -118,7 +118,12 @@ char *sb_pool_printf(sb_pool *p, const char *fmt, ...) __attribute__((format(pri
 /* Bytes obtained from the system for this pool (for memory reports). */
 size_t sb_pool_footprint(const sb_pool *p);
 
-/* Read a whole file. Returns 0, or SB_ENOENT / SB_EIO with d filled. */
+/* Files the configuration reads are at most this big. */
+#define SB_FILE_MAX (64 << 20)
+
+/* Read a whole regular file (at most SB_FILE_MAX bytes). Returns 0, or
+ * SB_ENOENT, SB_EIO, SB_EINVAL (a directory, a FIFO, a device) or
+ * SB_ETOOLONG, with d filled. */
 int sb_file_read(const char *path, char **out, size_t *len, sb_diag *d);
 
 /* Parse a decimal unsigned integer from [s, s+n) with bounds. */

@@ -212,3 +212,13 @@ def test_commands_that_only_read_create_nothing(tmp_path):
         err = sb(*args, "-c", d, "--data", missing, check=2).stderr
         assert "no such data directory" in err, err
     assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory"])
+def test_a_wrangler_path_that_is_not_a_file_is_refused(tmp_path, kind):
+    target = {"device": "/dev/zero", "fifo": str(tmp_path / "pipe"),
+              "directory": str(tmp_path)}[kind]
+    if kind == "fifo":
+        os.mkfifo(target)
+    err = refused(tmp_path, ZONE + f'\n[[service]]\nwrangler = "{target}"\n', line=7)
+    assert ("is a directory" if kind == "directory" else "not a regular file") in err, err
