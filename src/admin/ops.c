@@ -41,7 +41,7 @@ int sb_ops_parse_duration(const char *s, int64_t *secs)
 		mul = 7 * 86400;
 		n--;
 		break;
-	default: break;
+	default: return SB_EINVAL; /* a unit is required: is "7" seconds or days? */
 	}
 	if (n == 0 || sb_parse_u64(s, n, (uint64_t)INT32_MAX, &v) < 0)
 		return SB_EINVAL;
@@ -94,8 +94,10 @@ static int op_strv(json_t *op, const char *key, char ***out, size_t *n, sb_diag 
 static int op_pr(json_t *op, uint32_t *pr, sb_diag *d)
 {
 	json_t *v = json_object_get(op, "pr");
-	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > UINT32_MAX)
-		return sb_diag_set(d, "", 0, 0, "pr: expected a pull request number (1 or more)");
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > (json_int_t)SB_PR_MAX)
+		return sb_diag_set(d, "", 0, 0, "pr: expected a pull request number (1 to %u)",
+				   SB_PR_MAX);
 	*pr = (uint32_t)json_integer_value(v);
 	return 0;
 }

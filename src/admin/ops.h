@@ -66,8 +66,8 @@ int sb_ops_current(sb_store *st, sb_live *out, int64_t *version, sb_diag *d);
 /* The longest preview ttl: about 100 years. */
 #define SB_OPS_TTL_MAX ((int64_t)100 * 366 * 86400)
 
-/* Parse a duration: "90s", "30m", "12h", "7d", "2w" or plain seconds, at
- * most SB_OPS_TTL_MAX. Returns 0 and *secs, or SB_EINVAL. */
+/* Parse a duration: "90s", "30m", "12h", "7d" or "2w" (the unit is
+ * required), at most SB_OPS_TTL_MAX. Returns 0 and *secs, or SB_EINVAL. */
 int sb_ops_parse_duration(const char *s, int64_t *secs);
 
 #endif

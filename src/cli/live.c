@@ -173,13 +173,13 @@ static void lopts_free(struct lopts *o)
 
 static int parse_pr(const char *s, uint32_t *pr)
 {
-	uint64_t v;
-	if (!s || sb_parse_u64(s, strlen(s), UINT32_MAX, &v) < 0 || v == 0) {
-		fprintf(stderr, "switchboard: --pr %s: expected a pull request number\n",
+	if (!s || sb_model_pr_parse(s, strlen(s), pr) < 0) {
+		fprintf(stderr,
+			"switchboard: --pr: \"%s\" is not a pull request number (1 to 999999999, "
+			"no leading zeros)\n",
 			s ? s : "(missing)");
 		return 2;
 	}
-	*pr = (uint32_t)v;
 	return 0;
 }
 
@@ -614,9 +614,18 @@ int sb_cli_rollback(int argc, char **argv)
 			usage(usage_rollback, stdout);
 		goto out;
 	}
-	if (o.nargs > 1 ||
-	    (o.nargs == 1 && sb_parse_u64(o.args[0], strlen(o.args[0]), INT64_MAX, &v) < 0)) {
+	if (o.nargs > 1) {
 		fprintf(stderr, "switchboard rollback: expected at most one VERSION number\n");
+		r = 2;
+		goto out;
+	}
+	/* 0 in the op means "the one before": a VERSION given is 1 or more */
+	if (o.nargs == 1 &&
+	    (sb_parse_u64(o.args[0], strlen(o.args[0]), INT64_MAX, &v) < 0 || v == 0)) {
+		fprintf(stderr,
+			"switchboard rollback: \"%s\" is not a version number (see `switchboard "
+			"versions`)\n",
+			o.args[0]);
 		r = 2;
 		goto out;
 	}

@@ -250,14 +250,13 @@ static void print_rows(const struct row *rows, size_t n, bool json)
 
 static int parse_pr(const char *s, uint32_t *pr)
 {
-	uint64_t v;
-	if (sb_parse_u64(s, strlen(s), 999999999, &v) < 0 || v == 0) {
+	if (sb_model_pr_parse(s, strlen(s), pr) < 0) {
 		fprintf(stderr,
-			"switchboard: --pr: \"%s\" is not a pull request number (1 to 999999999)\n",
+			"switchboard: --pr: \"%s\" is not a pull request number (1 to 999999999, "
+			"no leading zeros)\n",
 			s);
 		return 2;
 	}
-	*pr = (uint32_t)v;
 	return 0;
 }
 

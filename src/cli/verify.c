@@ -1068,11 +1068,11 @@ static int parse_args(int argc, char **argv, vctx *v, const char **config, const
 		return 2;
 	}
 	if (pr) {
-		uint64_t n;
-		if (sb_parse_u64(pr, strlen(pr), 999999999, &n) < 0 || n == 0) {
+		uint32_t n;
+		if (sb_model_pr_parse(pr, strlen(pr), &n) < 0) {
 			fprintf(stderr,
 				"switchboard verify: --pr: \"%s\" is not a pull request number (1 "
-				"to 999999999)\n",
+				"to 999999999, no leading zeros)\n",
 				pr);
 			return 2;
 		}
@@ -1082,7 +1082,7 @@ static int parse_args(int argc, char **argv, vctx *v, const char **config, const
 			return 2;
 		}
 		v->env = SB_ENV_PREVIEW;
-		v->pr = (uint32_t)n;
+		v->pr = n;
 	} else if (v->env == SB_ENV_PREVIEW) {
 		fprintf(stderr, "switchboard verify: --env preview needs --pr N (which preview)\n");
 		return 2;

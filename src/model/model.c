@@ -86,13 +86,20 @@ static bool tmpl_match(const sb_tmpl *t, const char *s, size_t n, size_t *lab_of
 		lstart = k + t->mid_len;
 		llen = mn - lstart;
 	}
-	uint64_t v;
-	if (m[dstart] == '0' || sb_parse_u64(m + dstart, dlen, 999999999, &v) < 0)
+	if (sb_model_pr_parse(m + dstart, dlen, pr) < 0)
 		return false;
 	*lab_off = t->pre_len + lstart;
 	*lab_len = llen;
-	*pr = (uint32_t)v;
 	return true;
+}
+
+int sb_model_pr_parse(const char *s, size_t n, uint32_t *pr)
+{
+	uint64_t v;
+	if (n == 0 || s[0] == '0' || sb_parse_u64(s, n, SB_PR_MAX, &v) < 0)
+		return SB_EINVAL;
+	*pr = (uint32_t)v;
+	return 0;
 }
 
 sb_env sb_model_name_parse(const sb_model *m, const char *s, size_t n, size_t *label_off,

@@ -155,6 +155,14 @@ sb_env sb_model_name_parse(const sb_model *m, const char *s, size_t n, size_t *l
  */
 int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, sb_diag *d);
 
+/* Pull request numbers: 1 to SB_PR_MAX, written without leading zeros (so
+ * that one PR has one host name). */
+#define SB_PR_MAX 999999999u
+
+/* Parse n bytes at s as a pull request number. Returns 0 with *pr, or
+ * SB_EINVAL. */
+int sb_model_pr_parse(const char *s, size_t n, uint32_t *pr);
+
 /* Host for a label in env: "codex" -> "codex-preview-123" (into buf).
  * Returns the length, or SB_ETOOLONG. */
 int sb_model_name_format(const sb_model *m, sb_env env, const char *label, size_t label_len,

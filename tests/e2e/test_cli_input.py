@@ -222,3 +222,28 @@ def test_a_wrangler_path_that_is_not_a_file_is_refused(tmp_path, kind):
         os.mkfifo(target)
     err = refused(tmp_path, ZONE + f'\n[[service]]\nwrangler = "{target}"\n', line=7)
     assert ("is a directory" if kind == "directory" else "not a regular file") in err, err
+
+
+@pytest.mark.parametrize("pr", ["01", "0", "1000000000", "-1", "x"])
+def test_pull_request_numbers_are_checked_alike(tmp_path, pr):
+    d = decl(tmp_path, SERVICE)
+    data = tmp_path / "data"
+    for args in (["routes", "--pr", pr], ["preview", "create", "--pr", pr, "--data", data],
+                 ["verify", "--pr", pr]):
+        err = sb(*args, "-c", d, check=2).stderr
+        assert "is not a pull request number (1 to 999999999, no leading zeros)" in err, err
+    assert not data.exists()
+
+
+def test_a_ttl_needs_its_unit(tmp_path):
+    d = decl(tmp_path, SERVICE)
+    err = sb("preview", "create", "-c", d, "--data", tmp_path / "data", "--pr", "3", "--ttl",
+             "7", check=2).stderr
+    assert "--ttl 7: expected a duration such as 7d" in err, err
+
+
+@pytest.mark.parametrize("arg", ["0", "abc"])
+def test_rollback_to_a_version_that_cannot_exist(tmp_path, arg):
+    d = decl(tmp_path, SERVICE)
+    err = sb("rollback", "-c", d, "--data", tmp_path / "data", arg, check=2).stderr
+    assert f'"{arg}" is not a version number' in err, err

@@ -230,8 +230,9 @@ Test(live, durations)
 	cr_assert_eq(s, 90);
 	cr_assert_eq(sb_ops_parse_duration("2w", &s), 0);
 	cr_assert_eq(s, 14 * 86400);
-	cr_assert_eq(sb_ops_parse_duration("45", &s), 0);
+	cr_assert_eq(sb_ops_parse_duration("45s", &s), 0);
 	cr_assert_eq(s, 45);
+	cr_assert_eq(sb_ops_parse_duration("45", &s), SB_EINVAL, "a unit is required");
 	cr_assert_eq(sb_ops_parse_duration("", &s), SB_EINVAL);
 	cr_assert_eq(sb_ops_parse_duration("d", &s), SB_EINVAL);
 	cr_assert_eq(sb_ops_parse_duration("-1h", &s), SB_EINVAL);
