@@ -229,6 +229,8 @@ static int deploy_target(const sb_model *m, const char *name, const char *env_s,
 			return 0;
 		}
 	}
+	if (s >= 0 && env == SB_ENV_PREVIEW && pr == 0)
+		return sb_diag_set(d, "", 0, 0, "a preview deploy needs its pr (which preview)");
 	if (s >= 0 && env == SB_ENV_PREVIEW)
 		return sb_diag_setc(d, SB_ENOENT, "", 0, 0,
 				    "service %s has no live preview %u: run `switchboard preview "

@@ -356,6 +356,10 @@ int sb_cli_deploy(int argc, char **argv)
 		if ((r = parse_pr(o.pr, &pr)))
 			goto out;
 		json_object_set_new(op, "pr", json_integer(pr));
+	} else if (o.env && strcmp(o.env, "preview") == 0) {
+		fprintf(stderr, "switchboard deploy: --env preview needs --pr N (which preview)\n");
+		r = 2;
+		goto out;
 	}
 	if (o.upstream && o.command) {
 		fprintf(stderr,

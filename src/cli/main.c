@@ -1,5 +1,6 @@
 /* switchboard: the command line. Exit status: 0 success; 1 the check failed
- * or the request is not routed; 2 usage or load error. */
+ * (a load error included, for check), the request is not routed, or a
+ * change was refused; 2 usage or load error. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ static const char usage_main[] =
     "  preview  create|delete|list -c PATH [--pr N] [--ttl 7d]  per-PR previews\n"
     "  versions -c PATH                         every change, newest first\n"
     "  rollback -c PATH [VERSION]               restore an earlier version\n"
+    "  zone     export -c PATH ZONE [--serial N]  print a zone as the edge serves it\n"
     "  verify   -c PATH [--env E] [--pr N] [--json]  check DNS, routes, health, webhooks\n"
     "                                           and vars against the running edge\n"
     "\n"

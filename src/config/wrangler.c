@@ -114,9 +114,15 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 	if (!out->pattern[0])
 		return sb_cfg_error(v, file, d, "route pattern is empty");
 	if (out->custom_domain) {
-		const char *slash = strchr(out->pattern, '/');
-		size_t hl = slash ? (size_t)(slash - out->pattern) : strlen(out->pattern);
-		if (memchr(out->pattern, '*', hl))
+		/* a scheme is allowed and ignored, as in any route (docs/routing.md) */
+		const char *h = out->pattern;
+		if (strncmp(h, "https://", 8) == 0)
+			h += 8;
+		else if (strncmp(h, "http://", 7) == 0)
+			h += 7;
+		const char *slash = strchr(h, '/');
+		size_t hl = slash ? (size_t)(slash - h) : strlen(h);
+		if (memchr(h, '*', hl))
 			return sb_cfg_error(
 			    v, file, d,
 			    "custom domain \"%s\": Wildcard operators (*) are not allowed in "

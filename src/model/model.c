@@ -202,6 +202,12 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 		p += 8;
 	else if (strncmp(p, "http://", 7) == 0)
 		p += 7;
+	else if (strstr(p, "://")) {
+		snprintf(err, errlen,
+			 "route \"%s\": a route's scheme, when it has one, is http:// or https://",
+			 pattern);
+		return SB_EINVAL;
+	}
 	const char *slash = strchr(p, '/');
 	size_t hl = slash ? (size_t)(slash - p) : strlen(p);
 	if (hl == 0) {

@@ -138,6 +138,12 @@ static void check_webhook(const sb_model *m, const sb_route_table *rt, const sb_
 		snprintf(add(l, file, w->line, w->col)->msg, sizeof(l->v->msg),
 			 "webhook %s: \"%s\" reaches %s, not a %s deployment", w->provider, w->url,
 			 got, want);
+	else if (w->service && sb_model_service(m, w->service) < 0)
+		snprintf(
+		    add(l, file, w->line, w->col)->msg, sizeof(l->v->msg),
+		    "webhook %s: its service \"%s\" is not a declared service (a wrangler.toml "
+		    "'name')",
+		    w->provider, w->service);
 	else if (w->service && strcmp(m->services[rm.service].name, w->service) != 0)
 		snprintf(add(l, file, w->line, w->col)->msg, sizeof(l->v->msg),
 			 "webhook %s: \"%s\" reaches %s, not its handler %s", w->provider, w->url,

@@ -247,3 +247,29 @@ def test_rollback_to_a_version_that_cannot_exist(tmp_path, arg):
     d = decl(tmp_path, SERVICE)
     err = sb("rollback", "-c", d, "--data", tmp_path / "data", arg, check=2).stderr
     assert f'"{arg}" is not a version number' in err, err
+
+
+def test_messages_say_what_is_wrong(tmp_path):
+    refused(tmp_path, ZONE + '\n[[service]]\nname = "web"\nroutes = ["ftp://a.example.com/*"]\n',
+            "scheme, when it has one, is http:// or https://", line=8)
+    d = decl(tmp_path, SERVICE + """
+[[webhook]]
+provider = "stripe"
+url = "https://app.example.com/hook"
+service = "nosuch"
+""")
+    out = sb("check", "-c", d, check=1).stdout
+    assert 'its service "nosuch" is not a declared service' in out, out
+    err = sb("deploy", "-c", d, "--data", tmp_path / "data", "--env", "preview", check=2).stderr
+    assert "--env preview needs --pr N" in err, err
+    assert "zone     export" in sb("--help", check=0).stdout
+
+
+def test_a_custom_domain_may_carry_a_scheme(tmp_path):
+    d = decl(tmp_path, ZONE + """
+[[service]]
+name = "web"
+routes = [{ pattern = "https://app.example.com", custom_domain = true }]
+""")
+    sb("check", "-c", d, check=0)
+    assert "app.example.com" in sb("routes", "-c", d, check=0).stdout
