@@ -1,12 +1,14 @@
 /* switchboard serve and switchboard reload. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "admin/api.h"
 #include "cli/cli.h"
 #include "http/edge.h"
 
@@ -25,9 +27,10 @@ static const char usage_serve[] =
 static const char usage_reload[] =
     "usage: switchboard reload -c PATH [--data DIR]\n"
     "\n"
-    "Ask the running edge (found through the pid file in the data directory) to\n"
-    "re-read its declaration. A declaration that fails to load is refused by the\n"
-    "server, which keeps serving the previous one and logs the error.\n";
+    "Ask the running edge (found through the admin socket in the data directory,\n"
+    "which tells its pid) to re-read its declaration. A declaration that fails to\n"
+    "load is refused by the server, which keeps serving the previous one and logs\n"
+    "the error.\n";
 
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d)
 {
@@ -128,23 +131,33 @@ int sb_cli_reload(int argc, char **argv)
 			return 2;
 		}
 	}
-	char pidfile[4200];
-	sb_edge_pidfile(data ? data : l.decl->data_dir, pidfile, sizeof(pidfile));
+	const char *dir = data ? data : l.decl->data_dir;
+	char sock[4200];
+	sb_admin_socket_path(dir, sock, sizeof(sock));
+	uint64_t pid = 0;
+	/* the server says which process it is: a pid file can outlive its
+	 * server, and its number can belong to another process by now */
+	int status = 0;
+	char *resp = NULL;
+	if (sb_admin_call(sock, NULL, "GET", "/v1/status", NULL, &status, &resp, &d) == 0 &&
+	    status == 200) {
+		json_error_t je;
+		json_t *j = json_loads(resp, 0, &je);
+		json_t *jp = json_object_get(j, "pid");
+		if (json_is_integer(jp) && json_integer_value(jp) > 1)
+			pid = (uint64_t)json_integer_value(jp);
+		json_decref(j);
+	}
+	free(resp);
 	if (!data)
 		sb_cli_unload(&l);
-	char *text = NULL;
-	size_t len = 0;
-	if (sb_file_read(pidfile, &text, &len, &d) < 0) {
-		fprintf(stderr, "switchboard: no running server (%s: %s)\n", pidfile, d.msg);
+	if (!pid) {
+		fprintf(stderr, "switchboard: no running server answers on %s\n", sock);
 		return 1;
 	}
-	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
-		len--;
-	uint64_t pid;
-	int pr = sb_parse_u64(text, len, 4194304, &pid);
-	free(text);
-	if (pr < 0 || pid < 2 || kill((pid_t)pid, SIGHUP) < 0) {
-		fprintf(stderr, "switchboard: no running server at pid file %s\n", pidfile);
+	if (kill((pid_t)pid, SIGHUP) < 0) {
+		fprintf(stderr, "switchboard: cannot signal the server (pid %llu): %s\n",
+			(unsigned long long)pid, strerror(errno));
 		return 1;
 	}
 	printf("switchboard: reload signalled to pid %llu\n", (unsigned long long)pid);

@@ -273,3 +273,19 @@ routes = [{ pattern = "https://app.example.com", custom_domain = true }]
 """)
     sb("check", "-c", d, check=0)
     assert "app.example.com" in sb("routes", "-c", d, check=0).stdout
+
+
+def test_reload_never_signals_a_process_that_is_not_the_server(tmp_path):
+    d = decl(tmp_path, SERVICE)
+    data = tmp_path / "data"
+    data.mkdir()
+    # a pid file left by a server that is gone; its number now another process's
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        (data / "switchboard.pid").write_text(f"{other.pid}\n")
+        err = sb("reload", "-c", d, "--data", data, check=1).stderr
+        assert "no running server answers" in err, err
+        assert other.poll() is None, "the other process got SIGHUP"
+    finally:
+        other.kill()
+        other.wait()
