@@ -577,6 +577,13 @@ static void reopen_access_log(sb_edge *e)
 		sb_edge_log("info", "reopened access log %s", e->access_path);
 }
 
+static void on_health(uv_timer_t *t);
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static void reload(control *ct)
 {
 	sb_edge *e = ct->e;
@@ -587,6 +594,7 @@ static void reload(control *ct)
 	sb_tenants *t = NULL;
 	sb_dns_zones *dns = NULL;
 	const sb_config *cur = e->current->cfg;
+	uint32_t old_hi = cur->decl->http.health_interval_ms;
 	if (config_build(e, &cur->live, cur->version, &c, &d) < 0 ||
 	    (t = tenants_build(e, c->decl), dns_build(e, c, t, &dns, &d) < 0)) {
 		sb_edge_log("error", "reload failed, still serving the previous declaration: %s",
@@ -595,12 +603,32 @@ static void reload(control *ct)
 		config_unref(c);
 		return;
 	}
+	/* what the process was started with is kept: said, not silently
+	 * (compared before publish, which may free the old declaration) */
+	const sb_decl *od = cur->decl, *nd = c->decl;
+	struct {
+		const char *what;
+		bool changed;
+	} fixed[] = {{"data_dir", !same_str(od->data_dir, nd->data_dir)},
+		     {"[listen] http", !same_str(od->listen_http, nd->listen_http)},
+		     {"[listen] dns", !same_str(od->listen_dns, nd->listen_dns)},
+		     {"[listen] admin", !same_str(od->listen_admin, nd->listen_admin)}};
 	publish(e, c, t, dns);
 	procs_apply(ct);
 	if (strcmp(c->decl->http.access_log, e->access_path) != 0)
 		sb_edge_log("warning",
 			    "access_log changed to \"%s\": it takes effect at the next start",
 			    c->decl->http.access_log);
+	for (size_t i = 0; i < SB_ARRAY_LEN(fixed); i++)
+		if (fixed[i].changed)
+			sb_edge_log("warning", "%s changed: it takes effect at the next start",
+				    fixed[i].what);
+	uint32_t hi = c->decl->http.health_interval_ms;
+	if (hi != old_hi && !ct->draining) { /* applied now */
+		uv_timer_stop(&ct->health);
+		if (hi)
+			uv_timer_start(&ct->health, on_health, hi, hi);
+	}
 	config_unref(c); /* the snapshot holds it now */
 	sb_edge_log("info", "reloaded %s: %zu routes (generation %llu)", e->config_path,
 		    sb_route_count(c->routes), (unsigned long long)c->generation);

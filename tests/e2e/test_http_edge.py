@@ -1183,3 +1183,28 @@ def test_no_retry_for_a_post_without_body_or_a_put_with_one(fresh):
                        sock=s)[0] == 502, path
         s.close()
         assert up.requests.count(f"{method} {path} HTTP/1.1".encode()) == 1, (path, up.requests)
+
+
+def test_reload_applies_the_health_interval_and_warns_about_what_needs_a_restart(fresh,
+                                                                               tmp_path):
+    flag = tmp_path / "unhealthy"
+    e = fresh(demos=True)
+    d = start_demo("codex-web", "production", e.secret("codex-web-production"),
+                   extra=("--unhealthy-file", str(flag)))
+    e.procs.append(d)
+    ups = {k: v.url for k, v in e.demos.items()}
+    ups[("codex-web", "production")] = d.url
+    e.write_decl(ups, {"health_interval_ms": 600000, "health_timeout_ms": 300})
+    e.start()
+    wait_for(lambda: request(e, "codex.revelations.studio", "/echo")[0] == 200)
+    e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 300})
+    toml = e.dir / "switchboard.toml"
+    toml.write_text(toml.read_text().replace(
+        '[http]', '[listen]\nhttp = "127.0.0.1:1"\n\n[http]', 1))
+    e.edge.p.send_signal(signal.SIGHUP)
+    e.edge.wait_line(lambda l: "reloaded" in l)
+    assert any("[listen] http changed: it takes effect at the next start" in l
+               for l in e.edge.err), e.edge.err[-5:]
+    # checks now run every 100 ms, not every 10 minutes
+    flag.write_text("x")
+    wait_for(lambda: request(e, "codex.revelations.studio", "/echo")[0] == 503, timeout=3)
