@@ -266,6 +266,12 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 	    (r = sb_cfg_string(s, "label", pool, file, &label, d)) < 0 ||
 	    (r = sb_cfg_strings(s, "url_vars", pool, file, &sd->url_vars, &sd->nurl_vars, d)) < 0)
 		return r;
+	const sb_toml_value *uv = sb_toml_table_get(s, "url_vars");
+	sd->url_var_pos = sb_pool_alloc(pool, (sd->nurl_vars + 1) * 2 * sizeof(int));
+	for (size_t i = 0; i < sd->nurl_vars; i++) {
+		sd->url_var_pos[2 * i] = sb_toml_line(sb_toml_array_at(uv, i));
+		sd->url_var_pos[2 * i + 1] = sb_toml_col(sb_toml_array_at(uv, i));
+	}
 	sd->label = label;
 	if (label && (strchr(label, '.') || !dns_name_ok(label, true)))
 		return sb_cfg_error(sb_toml_table_get(s, "label"), file, d,

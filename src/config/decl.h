@@ -94,6 +94,7 @@ typedef struct sb_service_decl {
 	sb_upstream_decl upstream[SB_ENV_COUNT];
 	char **url_vars;
 	size_t nurl_vars;
+	int *url_var_pos;	 /* line and column of each url_vars entry: 2 ints each */
 	uint64_t max_body_bytes; /* 0: the [http] default */
 	int line, col;
 } sb_service_decl;

@@ -98,10 +98,13 @@ static void check_deployment(const sb_model *m, const sb_route_table *rt, const 
 		bool set = false;
 		for (size_t i = 0; i < dp->nvars && !set; i++)
 			set = strcmp(dp->vars[i].key, svc->decl->url_vars[k]) == 0;
+		const int *pos = svc->decl->url_var_pos; /* the entry, in switchboard.toml */
 		if (!set)
-			snprintf(add(l, dp->file, dp->line, dp->col)->msg, sizeof(l->v->msg),
-				 "%s: var %s is listed in url_vars but not set", dp->name,
-				 svc->decl->url_vars[k]);
+			snprintf(add(l, pos ? m->decl->file : dp->file, pos ? pos[2 * k] : dp->line,
+				     pos ? pos[2 * k + 1] : dp->col)
+				     ->msg,
+				 sizeof(l->v->msg), "%s: var %s is listed in url_vars but not set",
+				 dp->name, svc->decl->url_vars[k]);
 	}
 }
 

@@ -289,3 +289,9 @@ def test_reload_never_signals_a_process_that_is_not_the_server(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_url_var_that_is_not_set_is_reported_where_it_is_listed(tmp_path):
+    d = decl(tmp_path, SERVICE + 'url_vars = [\n  "NOPE",\n]\n')
+    out = sb("check", "-c", d, check=1).stdout
+    assert f"{d}/switchboard.toml:10:3: web: var NOPE is listed in url_vars" in out, out
