@@ -512,6 +512,21 @@ static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 					    "trusted proxy \"%s\" is not an address or CIDR "
 					    "(\"10.0.0.0/8\", \"::1\")",
 					    cidr);
+		/* bits set past the prefix ("10.0.0.1/8"): most likely a typo for
+		 * one address or another prefix; nginx warns, we ask */
+		size_t nbytes = v6 ? 16 : 4;
+		bool host_bits = false;
+		for (size_t k = 0; slash && k < nbytes; k++) {
+			size_t lo = k * 8;
+			unsigned mask = bits >= lo + 8 ? 0 : bits <= lo ? 0xff : 0xffu >> (bits - lo);
+			host_bits |= (buf[k] & mask) != 0;
+		}
+		if (host_bits)
+			return sb_cfg_error(sb_toml_array_at(tp, i), dc->file, d,
+					    "trusted proxy \"%s\" has address bits set past its "
+					    "/%u prefix: write the network (its first address) or one "
+					    "address",
+					    cidr, (unsigned)bits);
 	}
 	return 0;
 }

@@ -295,3 +295,15 @@ def test_a_url_var_that_is_not_set_is_reported_where_it_is_listed(tmp_path):
     d = decl(tmp_path, SERVICE + 'url_vars = [\n  "NOPE",\n]\n')
     out = sb("check", "-c", d, check=1).stdout
     assert f"{d}/switchboard.toml:10:3: web: var NOPE is listed in url_vars" in out, out
+
+
+@pytest.mark.parametrize("cidr,ok", [("10.0.0.0/8", True), ("10.0.0.1/8", False),
+                                     ("192.168.1.128/25", True), ("192.168.1.129/25", False),
+                                     ("::1", True), ("2001:db8::1/32", False),
+                                     ("2001:db8::/32", True), ("0.0.0.0/0", True)])
+def test_trusted_proxy_prefixes_have_no_address_bits_past_them(tmp_path, cidr, ok):
+    text = SERVICE + f'\n[http]\ntrusted_proxies = ["{cidr}"]\n'
+    if ok:
+        sb("check", "-c", decl(tmp_path, text), check=0)
+    else:
+        refused(tmp_path, text, "has address bits set past its", line=11)
