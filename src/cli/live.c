@@ -347,6 +347,14 @@ int sb_cli_deploy(int argc, char **argv)
 	op = json_pack("{s:s,s:s,s:O,s:O,s:O,s:b}", "op", "deploy", "cmdline", cmd, "vars", o.vars,
 		       "routes", o.routes, "domains", o.domains, "dry_run", o.dry_run);
 	free(cmd);
+	sb_env env_check;
+	if (o.env && sb_env_parse(o.env, &env_check) < 0) {
+		fprintf(stderr,
+			"switchboard deploy: --env %s: expected production, staging or preview\n",
+			o.env);
+		r = 2;
+		goto out;
+	}
 	if (o.env)
 		json_object_set_new(op, "env", json_string(o.env));
 	if (o.name)

@@ -307,3 +307,10 @@ def test_trusted_proxy_prefixes_have_no_address_bits_past_them(tmp_path, cidr, o
         sb("check", "-c", decl(tmp_path, text), check=0)
     else:
         refused(tmp_path, text, "has address bits set past its", line=11)
+
+
+def test_an_unknown_environment_is_a_usage_error(tmp_path):
+    d = decl(tmp_path, SERVICE)
+    err = sb("deploy", "-c", d, "--data", tmp_path / "data", "--env", "dev", check=2).stderr
+    assert "--env dev: expected production, staging or preview" in err, err
+    assert not (tmp_path / "data").exists()
