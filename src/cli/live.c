@@ -89,7 +89,21 @@ static void usage(const char *u, FILE *f)
 	fputs(usage_common, f);
 }
 
-static int parse(int argc, char **argv, struct lopts *o, const char *u)
+/* Is option name among allow ("env name pr ...", space-separated)? -c,
+ * --data, --json and --help go with every command. */
+static bool permitted(const char *allow, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = allow; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == allow || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* Parse the options of a live command, refusing those that do not apply to
+ * it (a --dry-run given to preview create would change things all the
+ * same). */
+static int parse(int argc, char **argv, struct lopts *o, const char *u, const char *allow)
 {
 	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
 						 {"data", required_argument, NULL, O_DATA},
@@ -114,6 +128,11 @@ static int parse(int argc, char **argv, struct lopts *o, const char *u)
 	/* "--" ends the options: what follows is the upstream's command */
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--") == 0) {
+			if (!permitted(allow, "command")) {
+				fprintf(stderr, "switchboard: a -- COMMAND does not apply to this "
+						"command (see --help)\n");
+				return 2;
+			}
 			o->command = json_array();
 			for (int k = i + 1; k < argc; k++)
 				json_array_append_new(
@@ -129,6 +148,21 @@ static int parse(int argc, char **argv, struct lopts *o, const char *u)
 			fprintf(stderr, "switchboard: an option's value is not valid UTF-8\n");
 			return 2;
 		}
+		static const struct {
+			int c;
+			const char *name;
+		} names[] = {{'e', "env"},	 {'n', "name"},	       {O_VAR, "var"},
+			     {O_ROUTE, "route"}, {O_DOMAIN, "domain"}, {O_UPSTREAM, "upstream"},
+			     {O_DRY, "dry-run"}, {O_PR, "pr"},	       {O_TTL, "ttl"},
+			     {O_LIMIT, "limit"}};
+		for (size_t i = 0; i < SB_ARRAY_LEN(names); i++)
+			if (names[i].c == c && !permitted(allow, names[i].name)) {
+				fprintf(stderr,
+					"switchboard: --%s does not apply to this command (see "
+					"--help)\n",
+					names[i].name);
+				return 2;
+			}
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case O_DATA: o->data = optarg; break;
@@ -331,7 +365,8 @@ out:
 int sb_cli_deploy(int argc, char **argv)
 {
 	struct lopts o;
-	int r = parse(argc, argv, &o, usage_deploy);
+	int r = parse(argc, argv, &o, usage_deploy,
+		      "env name var route domain upstream dry-run pr command");
 	json_t *op = NULL;
 	if (r || o.help) {
 		if (o.help)
@@ -389,7 +424,7 @@ out:
 int sb_cli_delete(int argc, char **argv)
 {
 	struct lopts o;
-	int r = parse(argc, argv, &o, usage_delete);
+	int r = parse(argc, argv, &o, usage_delete, "");
 	if (r || o.help) {
 		if (o.help)
 			usage(usage_delete, stdout);
@@ -493,7 +528,10 @@ int sb_cli_preview(int argc, char **argv)
 	}
 	const char *sub = argv[1];
 	struct lopts o;
-	int r = parse(argc - 1, argv + 1, &o, usage_preview);
+	int r = parse(argc - 1, argv + 1, &o, usage_preview,
+		      strcmp(sub, "create") == 0   ? "pr ttl"
+		      : strcmp(sub, "delete") == 0 ? "pr"
+						   : "");
 	json_t *op = NULL;
 	uint32_t pr = 0;
 	if (r || o.help) {
@@ -561,7 +599,7 @@ static int collect_version(void *ctx, const sb_version_rec *v)
 int sb_cli_versions(int argc, char **argv)
 {
 	struct lopts o;
-	int r = parse(argc, argv, &o, usage_versions);
+	int r = parse(argc, argv, &o, usage_versions, "limit");
 	sb_loaded l = {0};
 	sb_store *st = NULL;
 	sb_diag d = {0};
@@ -618,7 +656,7 @@ out:
 int sb_cli_rollback(int argc, char **argv)
 {
 	struct lopts o;
-	int r = parse(argc, argv, &o, usage_rollback);
+	int r = parse(argc, argv, &o, usage_rollback, "");
 	json_t *op = NULL;
 	uint64_t v = 0;
 	if (r || o.help) {

@@ -314,3 +314,17 @@ def test_an_unknown_environment_is_a_usage_error(tmp_path):
     err = sb("deploy", "-c", d, "--data", tmp_path / "data", "--env", "dev", check=2).stderr
     assert "--env dev: expected production, staging or preview" in err, err
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("args,opt", [
+    (["preview", "create", "--pr", "5", "--dry-run"], "--dry-run"),
+    (["preview", "delete", "--pr", "5", "--ttl", "1d"], "--ttl"),
+    (["delete", "web-production", "--var", "A:b"], "--var"),
+    (["versions", "--pr", "3"], "--pr"),
+    (["rollback", "--upstream", "http://127.0.0.1:1"], "--upstream"),
+])
+def test_an_option_that_does_not_apply_is_refused_before_anything_changes(tmp_path, args, opt):
+    d = decl(tmp_path, SERVICE)
+    err = sb(*args, "-c", d, "--data", tmp_path / "data", check=2).stderr
+    assert f"{opt} does not apply to this command" in err, err
+    assert not (tmp_path / "data").exists()
