@@ -378,6 +378,17 @@ int sb_cli_resolve(int argc, char **argv)
 	int lr = sb_route_lookup(l.routes, l.tenants, target, hl, path, strlen(path), &m);
 	bool routed = lr == 0;
 	bool known = lr == 0 || lr == SB_ESUSPENDED;
+	/* the naming rule names any PR's preview, but the edge serves only the
+	 * listed and created ones: say so, as the edge would answer 404 */
+	char unmade[200];
+	if (routed && !m.deployment && m.env == SB_ENV_PREVIEW) {
+		routed = false;
+		snprintf(unmade, sizeof(unmade),
+			 "preview %u has not been created: the edge serves created and listed "
+			 "previews only (switchboard preview create --pr %u)",
+			 m.pr, m.pr);
+		m.reason = unmade;
+	}
 
 	sb_pool *pool = sb_pool_new(0);
 	const char *dep = NULL, *svc = NULL, *pattern = NULL, *upstream = NULL;
@@ -408,15 +419,21 @@ int sb_cli_resolve(int argc, char **argv)
 	snprintf(prbuf, sizeof(prbuf), "%u", m.pr);
 	/* name the label the tenant rules refused */
 	char reason[512];
-	if (!routed) {
+	if (!routed && m.reason != unmade) {
 		char label[64];
 		size_t ll = strcspn(target, ".:/");
 		for (size_t i = 0; i < ll && i < sizeof(label) - 1; i++)
 			label[i] = (char)(target[i] >= 'A' && target[i] <= 'Z' ? target[i] + 32
 									       : target[i]);
 		label[ll < sizeof(label) - 1 ? ll : sizeof(label) - 1] = '\0';
-		if (lr == SB_ENOTENANT || lr == SB_ESUSPENDED || lr == SB_ERESERVED ||
-		    (lr == SB_EBADSLUG && ll < hl))
+		if (lr == SB_ENOTENANT)
+			snprintf(reason, sizeof(reason),
+				 "'%s': no tenant is registered with this slug among the "
+				 "declaration's static ones (resolve does not read the tenant "
+				 "registry; see switchboard tenants show %s)",
+				 label, label);
+		else if (lr == SB_ESUSPENDED || lr == SB_ERESERVED ||
+			 (lr == SB_EBADSLUG && ll < hl))
 			snprintf(reason, sizeof(reason), "'%s': %s", label, m.reason);
 		else
 			snprintf(reason, sizeof(reason), "%s", m.reason);

@@ -113,8 +113,13 @@ def resolve(target, code):
 KEYS = {"routed", "deployment", "service", "environment", "pr", "tenant", "pattern"}
 
 
-def test_resolve_preview_host_of_any_pr():
-    r = resolve("codex-preview-123.revelations.studio", 0)
+def test_resolve_preview_host_of_any_pr(example_copy):
+    # named by the rule, served once created: resolve says what the edge does
+    r = resolve("codex-preview-123.revelations.studio", 1)
+    assert r["routed"] is False and "preview 123 has not been created" in r["reason"]
+    sb("preview", "create", "-c", example_copy, "--pr", "123", check=0)
+    r = json.loads(sb("resolve", "-c", example_copy, "codex-preview-123.revelations.studio",
+                      "--json", check=0).stdout)
     assert KEYS <= set(r)
     assert r["routed"] is True
     assert r["deployment"] == "codex-web-preview-123"
@@ -131,7 +136,6 @@ def test_resolve_preview_host_of_any_pr():
     ("AUTH.revelations.studio.:443/health", "auth-worker-production", "production", None),
     ("codex-staging.revelations.studio", "codex-web-staging", "staging", "codex"),
     ("api-staging.revelations.studio/", "stripe-webhook-handler-staging", "staging", None),
-    ("auth-preview-77.revelations.studio/x", "auth-worker-preview-77", "preview", None),
 ])
 def test_resolve_routed(target, deployment, env, tenant):
     r = resolve(target, 0)
@@ -155,10 +159,16 @@ def test_resolve_not_routed_says_why(target, why):
     assert "not routed" in human and why in human
 
 
-def test_resolve_human_output():
-    out = sb("resolve", "-c", EXAMPLE, "codex-preview-5.revelations.studio/x", check=0).stdout
+def test_resolve_human_output(example_copy):
+    sb("preview", "create", "-c", example_copy, "--pr", "5", check=0)
+    out = sb("resolve", "-c", example_copy, "codex-preview-5.revelations.studio/x",
+             check=0).stdout
     assert out.splitlines()[0] == "codex-preview-5.revelations.studio/x -> codex-web-preview-5"
     assert re.search(r"tenant\s+codex", out) and re.search(r"pr\s+5", out)
+    out = sb("resolve", "-c", example_copy, "auth-preview-77.revelations.studio/x",
+             check=1).stdout
+    assert "not routed: preview 77 has not been created" in out, out
+    assert re.search(r"service\s+auth-worker", out) and re.search(r"pr\s+77", out)
 
 
 # ---- check --------------------------------------------------------------
