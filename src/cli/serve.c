@@ -29,8 +29,9 @@ static const char usage_reload[] =
     "\n"
     "Ask the running edge (found through the admin socket in the data directory,\n"
     "which tells its pid) to re-read its declaration. A declaration that fails to\n"
-    "load is refused by the server, which keeps serving the previous one and logs\n"
-    "the error.\n";
+    "load is reported here and the server is not asked (its data_dir is in it);\n"
+    "with --data DIR the server is asked anyway, and refuses it: it keeps serving\n"
+    "the previous one and logs the error.\n";
 
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d)
 {
@@ -127,7 +128,9 @@ int sb_cli_reload(int argc, char **argv)
 		if (sb_cli_load(o.config, &l, &d) < 0) {
 			sb_cli_print_diag(&d);
 			fprintf(stderr,
-				"switchboard: cannot find the data directory; pass --data DIR\n");
+				"switchboard: the declaration does not load, so its data_dir is "
+				"unknown and no server was asked; with --data DIR the server is "
+				"asked anyway (it refuses the declaration and keeps serving)\n");
 			return 2;
 		}
 	}
