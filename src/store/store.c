@@ -332,7 +332,36 @@ int sb_store_open_ro(const char *data_dir, sb_store **out, sb_diag *d)
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
-	if ((r = query_int(st, "PRAGMA user_version", &v, d)) < 0)
+	if ((r = query_int(st, "PRAGMA user_version", &v, d)) < 0 &&
+	    (sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_READONLY) {
+		/* A WAL database whose -shm file does not exist (no server has it
+		 * open) and cannot be created here (a directory we may not write):
+		 * read it as an unchanging file, which it is while nobody has it
+		 * open, and only someone who could create that file can open it
+		 * to write. */
+		sqlite3_close(st->db);
+		st->db = NULL;
+		sb_buf_init(&b);
+		sb_buf_adds(&b, "file:");
+		for (const char *p = st->path; *p; p++)
+			if (*p == '%' || *p == '?' || *p == '#')
+				sb_buf_addf(&b, "%%%02X", (unsigned)(unsigned char)*p);
+			else
+				sb_buf_addc(&b, *p);
+		sb_buf_adds(&b, "?immutable=1");
+		int o = sqlite3_open_v2(
+		    b.data, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+		    NULL);
+		sb_buf_free(&b);
+		if (o != SQLITE_OK) {
+			r = st->db ? db_error(st, d, "cannot open the database")
+				   : sb_diag_setc(d, SB_EIO, st->path, 0, 0,
+						  "cannot open the database");
+			goto out;
+		}
+		r = query_int(st, "PRAGMA user_version", &v, d);
+	}
+	if (r < 0)
 		goto out;
 	if (v == 0) { /* created a moment ago by a writer that has not set it up yet */
 		r = sb_diag_setc(d, SB_ENOENT, st->path, 0, 0, "no store yet");

@@ -307,8 +307,10 @@ class Edge:
                   'service = "stripe-webhook-handler"', extra_toml]
         (self.dir / "switchboard.toml").write_text("\n".join(lines) + "\n")
 
-    def start(self, wait_healthy=True, dns=False, env=None):
-        argv = [SB, "serve", "-c", str(self.dir), "--listen", "127.0.0.1:0",
+    def start(self, wait_healthy=True, dns=False, env=None, prefix=()):
+        """prefix: a command that execs the rest (e.g. a shell setting a
+        limit first); the edge keeps its pid."""
+        argv = [*prefix, SB, "serve", "-c", str(self.dir), "--listen", "127.0.0.1:0",
                 "--threads", str(self.threads)]
         if dns:
             argv += ["--dns", "127.0.0.1:0"]

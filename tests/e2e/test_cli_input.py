@@ -94,7 +94,19 @@ def test_two_deployments_with_one_name_are_refused(tmp_path):
 name = "web-staging"
 routes = ["other.example.com/*"]
 """, 'deployment "web-staging"', "service web, staging", line=10)
-    assert "switchboard.toml:6:1" in err, err  # where the other one is
+    # reported at the later one, naming the earlier one
+    assert err.startswith(f"switchboard: {tmp_path}/decl/switchboard.toml:10:1: "
+                          'deployment "web-staging" (service web-staging, production)'), err
+    assert "switchboard.toml:6:1" in err, err
+
+
+@pytest.mark.parametrize("n,ok", [(55, True), (56, False)])
+def test_the_staging_label_may_have_63_characters_not_64(tmp_path, n, ok):
+    text = ZONE + f'\n[[service]]\nname = "web"\nroutes = ["{"a" * n}.example.com/*"]\n'
+    if ok:  # 55 + "-staging" = 63
+        sb("check", "-c", decl(tmp_path, text), check=0)
+    else:
+        refused(tmp_path, text, "staging label would be longer than 63", line=8)
 
 
 def test_a_derived_label_over_63_characters_is_refused(tmp_path):
@@ -328,3 +340,38 @@ def test_an_option_that_does_not_apply_is_refused_before_anything_changes(tmp_pa
     err = sb(*args, "-c", d, "--data", tmp_path / "data", check=2).stderr
     assert f"{opt} does not apply to this command" in err, err
     assert not (tmp_path / "data").exists()
+
+
+def test_commands_that_only_read_work_on_a_store_the_user_cannot_write(tmp_path):
+    import shutil
+    import tempfile
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root to make a store another user can read but not write")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run([*as_nobody, BIN, "--help"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("the binary is not reachable for another user here")
+    top = Path(tempfile.mkdtemp(dir="/tmp", prefix="sb-ro."))
+    try:
+        top.chmod(0o755)
+        d = top / "decl"
+        shutil.copytree(ROOT / "examples" / "revelations", d,
+                        ignore=shutil.ignore_patterns(".switchboard"))
+        data = top / "data"
+        toml = d / "switchboard.toml"
+        toml.write_text(toml.read_text().replace('data_dir = ".switchboard"',
+                                                 f'data_dir = "{data}"', 1))
+        sb("tenants", "add", "acme", "-c", d, check=0)
+        for p in [data, *data.iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        before = {p.name: p.stat().st_mtime_ns for p in data.iterdir()}
+        for args in (["check"], ["routes"], ["versions"], ["preview", "list"],
+                     ["tenants", "list"]):
+            p = subprocess.run([*as_nobody, BIN, *args, "-c", d],
+                               capture_output=True, text=True, timeout=60)
+            assert p.returncode == 0, (args, p.stderr)
+            if args == ["tenants", "list"]:
+                assert "acme" in p.stdout
+        assert {p.name: p.stat().st_mtime_ns for p in data.iterdir()} == before
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

@@ -26,12 +26,12 @@ def answer_with_path(conn, head, rest):
     return rest
 
 
-def scripted_edge(fresh, handler, http=None, demos=False, env=None):
+def scripted_edge(fresh, handler, http=None, demos=False, env=None, prefix=()):
     up = Scripted(handler)
     e = fresh(http=http, threads=1, demos=demos, upstreams={("codex-web", "production"): up.url})
     e.procs.append(up)
     e.up = up
-    return e.start(env=env)
+    return e.start(env=env, prefix=prefix)
 
 
 def edge_sockets(port):
@@ -123,12 +123,13 @@ def test_101_to_a_request_without_upgrade_is_a_502(fresh):
     assert st == 502 and b"raw bytes" not in body
 
 
-def test_an_endless_response_head_is_a_502(fresh):
+@pytest.mark.parametrize("shape", ["fields", "one value"])
+def test_an_endless_response_head_is_a_502(fresh, shape):
     def endless(conn, head, rest):
-        conn.sendall(b"HTTP/1.1 200 OK\r\n")
-        line = b"X-Filler: " + b"f" * 1000 + b"\r\n"
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + (b"X-A: " if shape == "one value" else b""))
+        line = b"X-Filler: " + b"f" * 1000 + b"\r\n" if shape == "fields" else b"a" * 1024
         try:
-            while True:  # fields without end, until the edge hangs up
+            while True:  # without end, until the edge hangs up
                 conn.sendall(line * 64)
         except OSError:
             pass
@@ -139,6 +140,21 @@ def test_an_endless_response_head_is_a_502(fresh):
     s.sendall(f"GET /big-head HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
     st, _, body, _ = read_response(s)
     assert st == 502 and json.loads(body)["error"] == "bad_gateway"
+
+
+def test_the_head_limit_counts_each_response_head_apart(fresh):
+    # an interim 100 and the final head, each under 64 KiB, together over it
+    def big_1xx(conn, head, rest):
+        pad = b"X-Pad: " + b"p" * 40000 + b"\r\n"
+        conn.sendall(b"HTTP/1.1 100 Continue\r\n" + pad + b"\r\n" +
+                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + pad + b"\r\nok")
+        return rest
+
+    e = scripted_edge(fresh, big_1xx)
+    s = e.connect()
+    s.sendall(f"GET /x HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    st, _, body, _ = read_response(s)
+    assert (st, body) == (200, b"ok")
 
 
 # ---- bodies the edge does not read ------------------------------------------
@@ -257,6 +273,25 @@ def test_pipelined_answers_to_a_client_that_does_not_read_are_bounded(fresh):
     assert got == n
     # the answers (about 60 MB) wait in the sockets, not in the edge's memory
     assert grown < 32 * 1024, f"the edge grew by {grown} KiB"
+
+
+def test_answers_made_inside_one_read_take_no_stack_per_request(fresh):
+    # a read full of requests the edge answers itself is handled in a loop:
+    # with a 256 KiB stack, one frame per request would overflow it
+    e = scripted_edge(fresh, answer_with_path, prefix=("sh", "-c", 'ulimit -s 256; exec "$@"',
+                                                       "sh"))
+    one = b"GET / HTTP/1.1\r\nHost: unknown.example\r\n\r\n"
+    n = 65536 // len(one)
+    s = e.connect()
+    s.sendall(one * n)
+    got, buf = 0, b""
+    while got < n:
+        b = s.recv(1 << 20)
+        assert b, f"closed after {got} of {n} answers"
+        buf += b
+        got += buf.count(b"HTTP/1.1 404 ")
+        buf = buf[buf.rfind(b"HTTP/1.1 404 ") + 1:] if b"HTTP/1.1 404 " in buf else buf[-16:]
+    assert e.edge.p.poll() is None
 
 
 def thirty_two_k(conn, head, rest):

@@ -664,6 +664,16 @@ def test_admin_clients_without_a_token_neither_crowd_out_the_socket_nor_take_mem
             except OSError:
                 return b""  # still over the budget: the edge has not seen the closes
         assert wait_for(big_head, what="an answer").startswith(b"HTTP/1.1 431 ")
+        # the target counts too
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_until_close(s).startswith(b"HTTP/1.1 431 ")
+        # a head that never ends is not waited for past 5 s
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.monotonic()
+        assert read_until_close(s, timeout=20) == b""
+        assert 4 < time.monotonic() - t0 < 10
     finally:
         for c in held:
             c.close()
