@@ -63,6 +63,10 @@ int sb_cli_versions(int argc, char **argv);
 int sb_cli_rollback(int argc, char **argv);
 /* "switchboard ARGV..." as one string, recorded with a version (malloc'd). */
 char *sb_cli_command_line(int argc, char **argv);
+
+/* Remember main's argv as typed (quoted for a shell), before any parsing
+ * reorders it: sb_cli_command_line returns it from then on. */
+void sb_cli_remember_command_line(int argc, char **argv);
 /* Tell a running server (admin API, POST /v1/sync) that the store changed,
  * so that it serves the change before the command returns. Quiet when no
  * server runs; a warning on stderr when one runs and fails. */

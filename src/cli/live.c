@@ -217,8 +217,42 @@ static int parse_pr(const char *s, uint32_t *pr)
 	return 0;
 }
 
+static char *command_line; /* as typed: sb_cli_remember_command_line */
+
+void sb_cli_remember_command_line(int argc, char **argv)
+{
+	/* before getopt permutes argv; each word quoted for a POSIX shell when
+	 * it needs it, so that `versions` shows a command that runs again */
+	sb_buf b;
+	sb_buf_init(&b);
+	sb_buf_adds(&b, "switchboard");
+	for (int i = 1; i < argc; i++) {
+		const char *w = argv[i];
+		sb_buf_addc(&b, ' ');
+		bool plain = *w != '\0';
+		for (const char *p = w; *p && plain; p++)
+			plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+				(*p >= '0' && *p <= '9') || strchr("-_./:=@,+%", *p);
+		if (plain) {
+			sb_buf_adds(&b, w);
+			continue;
+		}
+		sb_buf_addc(&b, '\'');
+		for (const char *p = w; *p; p++)
+			if (*p == '\'')
+				sb_buf_adds(&b, "'\\''");
+			else
+				sb_buf_addc(&b, *p);
+		sb_buf_addc(&b, '\'');
+	}
+	free(command_line);
+	command_line = sb_buf_steal(&b);
+}
+
 char *sb_cli_command_line(int argc, char **argv)
 {
+	if (command_line)
+		return sb_xstrdup(command_line);
 	sb_buf b;
 	sb_buf_init(&b);
 	sb_buf_adds(&b, "switchboard");

@@ -483,6 +483,7 @@ int sb_cli_resolve(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	sb_cli_remember_command_line(argc, argv);
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return 2;

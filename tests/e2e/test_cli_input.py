@@ -375,3 +375,20 @@ def test_commands_that_only_read_work_on_a_store_the_user_cannot_write(tmp_path)
         assert {p.name: p.stat().st_mtime_ns for p in data.iterdir()} == before
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_versions_show_the_command_as_typed_and_quoted(tmp_path):
+    d = decl(tmp_path, SERVICE)
+    data = tmp_path / "data"
+    sb("tenants", "add", "acme", "--name", "Ácme 'Inc'", "-c", d, "--data", data,
+       "--settings", '{"plan": "pro"}', check=0)
+    v = json.loads(sb("versions", "-c", d, "--data", data, "--json", check=0).stdout)
+    cmd = v[0]["command"]
+    assert cmd == (f"switchboard tenants add acme --name 'Ácme '\\''Inc'\\''' -c {d} "
+                   f"--data {data} --settings '{{\"plan\": \"pro\"}}'"), cmd
+    # and a shell splits it back into the words that were typed
+    out = subprocess.run(["sh", "-c", "set -- " + cmd[len("switchboard "):] +
+                          '; for w; do printf "[%s]" "$w"; done'],
+                         capture_output=True, text=True).stdout
+    assert out == ("[tenants][add][acme][--name][Ácme 'Inc'][-c]"
+                   f"[{d}][--data][{data}][--settings][{{\"plan\": \"pro\"}}]"), out
