@@ -57,7 +57,8 @@ static const char usage_verify[] =
     "  --env ENV   production (default), staging or preview\n"
     "  --pr N      the preview of pull request N (required with --env preview)\n"
     "  --data DIR  the edge's data directory (default: data_dir of the declaration)\n"
-    "  --json      one JSON document: {checks: [{name, ok, detail}], passed, failed}\n"
+    "  --json      one JSON document: {environment, pr, checks: [{name, ok, skipped,\n"
+    "              detail}], passed, failed, skipped} (docs/verify.md)\n"
     "Exit status: 0 every check passed, 1 a check failed, 2 usage or load error.\n";
 
 typedef enum { R_PASS, R_FAIL, R_SKIP } rstate;
