@@ -1402,6 +1402,35 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 /* ---- the request head -------------------------------------------------- */
 
+/* Are the n bytes at p all tchar (RFC 9110 5.6.2)? */
+static bool token_span(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if ((c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'))
+			continue;
+		switch (c) {
+		case '!':
+		case '#':
+		case '$':
+		case '%':
+		case '&':
+		case '\'':
+		case '*':
+		case '+':
+		case '-':
+		case '.':
+		case '^':
+		case '_':
+		case '`':
+		case '|':
+		case '~': continue;
+		default: return false;
+		}
+	}
+	return true;
+}
+
 /*
  * Find the end of the head and check the request-smuggling cases llhttp
  * would otherwise tolerate or that we want to refuse before parsing: a bare
@@ -1467,6 +1496,12 @@ static ssize_t head_scan(client *c, const char **why)
 			}
 			if (colon > b + ls && (colon[-1] == ' ' || colon[-1] == '\t')) {
 				*why = "whitespace between a header name and its colon";
+				return -1;
+			}
+			/* a field name is a token (RFC 9110 5.1): "GET http: //x"
+			 * would otherwise go upstream as a header named "GET http" */
+			if (colon == b + ls || !token_span(b + ls, (size_t)(colon - (b + ls)))) {
+				*why = "a header name that is not a token";
 				return -1;
 			}
 		}
@@ -1609,6 +1644,14 @@ static int resolve_target(client *c, const char **why)
 		*why = "several Host headers";
 		return -1;
 	}
+	/* no whitespace or control byte in the target: llhttp lets a tab through,
+	 * and an upstream that splits the request line on any whitespace (as
+	 * RFC 9112 3 allows) would see another target than the one routed */
+	for (size_t i = 0; i < r->url_len; i++)
+		if ((unsigned char)r->url[i] <= 0x20 || r->url[i] == 0x7f) {
+			*why = "whitespace or a control byte in the request target";
+			return -1;
+		}
 	if (r->ncl > 1) {
 		*why = "several Content-Length headers";
 		return -1;
@@ -1927,6 +1970,15 @@ static void client_input_run(client *c)
 			 * (on_client_drained) instead of queueing without bound */
 			client_read_stop(c);
 			return;
+		}
+		/* empty lines before a request line are ignored (RFC 9112 2.2),
+		 * here, so that the head's checks start at its request line */
+		size_t skip = 0;
+		while (skip + 1 < c->in_len && c->in[skip] == '\r' && c->in[skip + 1] == '\n')
+			skip += 2;
+		if (skip) {
+			consume(c, skip);
+			continue;
 		}
 		ssize_t hl = head_scan(c, &why);
 		if (hl == 0) {

@@ -550,6 +550,15 @@ SMUGGLE = {
     "no_host": b"GET /echo HTTP/1.1\r\n\r\n",
     "bare_cr_in_header": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\nX: a\rb\r\n\r\n",
     "bare_cr_before_end": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\r\n\r\n",
+    # found by tests/e2e/test_http_fuzz.py
+    "header_name_not_a_token": b"GET /echo HTTP/1.1\r\nGET http: //x/ HTTP/1.1\r\n"
+                               b"Host: codex.revelations.studio\r\n\r\n",
+    "empty_header_name": b"POST /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+                         b":Content-Length: 5\r\n\r\nhello",
+    "empty_line_then_bad_head": b"\r\nPOST /echo HTTP/1.1\r\nHost: codex.revelations.studio"
+                                b"\r\n:Content-Length: 5\r\n\r\nhello",
+    "tab_in_target": b"GET /public\t/admin HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    "control_byte_in_target": b"GET /a\x01b HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
 }
 
 
