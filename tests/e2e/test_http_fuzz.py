@@ -202,7 +202,8 @@ def test_mutated_requests(fuzzed):
                     raise
     with fuzzed.rec.lock:
         got = list(fuzzed.rec.received)
-    assert got, "nothing was forwarded: the mutations are too destructive to test anything"
+    # a good share gets through: else the mutations test nothing past the parser
+    assert len(got) > rounds // 10, f"{len(got)} of {rounds} forwarded"
     for raw in got:
         try:
             check_forwarded(raw)
