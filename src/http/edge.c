@@ -636,6 +636,20 @@ static void reload(control *ct)
 
 static void on_drain_deadline(uv_timer_t *t);
 
+/* A process that died is restarted: until its /health answers again it is
+ * "starting" (503, checked every 100 ms), not a 502 for every request that
+ * finds its port closed. */
+static void proc_exited(void *arg, const char *name)
+{
+	control *ct = arg;
+	const sb_config *c = ct->e->current->cfg;
+	for (size_t i = 0; i < c->nprocs; i++)
+		if (strcmp(c->procs[i].name, name) == 0 && c->procs[i].up) {
+			atomic_store(&c->procs[i].up->up, 0);
+			c->procs[i].up->starting = true;
+		}
+}
+
 static void procs_stopped(void *arg)
 {
 	sb_edge_log("info", "every process started by command has exited");
@@ -1491,7 +1505,8 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		    e->config_path);
 
 	/* the processes of command upstreams, once nothing can fail anymore */
-	ct->procs = sb_procs_new(&ct->loop, &(sb_procs_opts){.log = sb_edge_log});
+	ct->procs = sb_procs_new(
+	    &ct->loop, &(sb_procs_opts){.log = sb_edge_log, .on_exit = proc_exited, .ctx = ct});
 	procs_apply(ct);
 	uv_run(&ct->loop, UV_RUN_DEFAULT);
 	for (int i = 0; i < e->nworkers; i++)

@@ -325,6 +325,8 @@ static void on_exit_cb(uv_process_t *h, int64_t status, int sig)
 		LOG(p, "info", "%s: killed what pid %d left in its process group", pr->name,
 		    pr->pid);
 	uv_timer_stop(&pr->timer);
+	if (!asked && p->o.on_exit) /* before the log line that tells it */
+		p->o.on_exit(p->o.ctx, pr->name);
 	if (sig)
 		LOG(p, asked ? "info" : "warning",
 		    "%s: pid %d killed by signal %d (%s) after %llu ms", pr->name, pr->pid, sig,

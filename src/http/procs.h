@@ -43,6 +43,10 @@ typedef struct sb_procs_opts {
 	uint32_t backoff_max_ms; /* the delay doubles up to this: 30000 */
 	uint32_t stable_ms;	 /* a process up this long restarts after backoff_min: 10000 */
 	uint32_t grace_ms;	 /* SIGTERM, then SIGKILL after this: 5000 */
+	/* called when a process exits without being asked to (it will be
+	 * restarted): the edge stops routing to it until it answers again */
+	void (*on_exit)(void *ctx, const char *name);
+	void *ctx;
 } sb_procs_opts;
 
 /* One command to keep running. Everything is copied by sb_procs_set(). */

@@ -678,3 +678,30 @@ def test_admin_clients_without_a_token_neither_crowd_out_the_socket_nor_take_mem
         for c in held:
             c.close()
         e.stop()
+
+
+def test_a_command_upstream_that_dies_is_503_until_it_answers_again(tmp_path):
+    from edge import DEMO
+    # the restarted process takes a moment to listen, as real services do
+    ups = {(svc, "preview"): ["/bin/sh", "-c", f'sleep 0.3; exec "$0" --name {svc} --env preview',
+                              DEMO] for svc, _, _ in SERVICES}
+    e = Edge(tmp_path, upstreams=ups, threads=1)
+    e.start()
+    try:
+        sb(e, "preview", "create", "--pr", "8")
+        host = f"codex-preview-8.{ZONE}"
+        deadline = time.monotonic() + 10
+        while status(e, host, "/health") != 200:
+            assert time.monotonic() < deadline, e.edge.err[-10:]
+            time.sleep(0.05)
+        started = [l for l in e.edge.err if "codex-web-preview-8: started pid" in l]
+        os.kill(int(re.search(r"started pid (\d+)", started[0]).group(1)), 9)
+        e.edge.wait_line(lambda l: "codex-web-preview-8: pid" in l and "killed by signal" in l)
+        seen = []
+        while not seen or seen[-1] != 200:
+            seen.append(status(e, host, "/health"))
+            assert time.monotonic() < deadline + 10, (seen[-5:], e.edge.err[-10:])
+            time.sleep(0.02)
+        assert 502 not in seen and 503 in seen, seen
+    finally:
+        e.stop()
