@@ -860,6 +860,85 @@ static void hist_clear_all(sb_dns_xfr *x)
 	x->nhist = 0;
 }
 
+struct sb_dns_xfr_mark {
+	const sb_dns_zones *last;
+	struct policy *p;
+	sb_buf fp;
+	struct hist *hist;
+	size_t nhist;
+	struct pending *pend;
+	size_t npend;
+};
+
+sb_dns_xfr_mark *sb_dns_xfr_mark_take(sb_dns_xfr *x)
+{
+	sb_dns_xfr_mark *m = sb_xcalloc(1, sizeof(*m));
+	m->last = x->last;
+	m->p = x->p ? policy_ref(x->p) : NULL;
+	sb_buf_init(&m->fp);
+	sb_buf_add(&m->fp, x->fp.data ? x->fp.data : "", x->fp.len);
+	m->nhist = x->nhist;
+	m->hist = sb_xcalloc(x->nhist + 1, sizeof(*m->hist));
+	for (size_t i = 0; i < x->nhist; i++) {
+		const struct hist *h = &x->hist[i];
+		m->hist[i] = (struct hist){.zone = sb_xstrdup(h->zone), .serial = h->serial};
+		m->hist[i].h.n = h->h.n;
+		m->hist[i].h.diffs = sb_xcalloc(h->h.n + 1, sizeof(*h->h.diffs));
+		for (size_t k = 0; k < h->h.n; k++)
+			m->hist[i].h.diffs[k] = diff_ref(h->h.diffs[k]);
+	}
+	m->npend = x->npend;
+	m->pend = sb_xcalloc(x->npend + 1, sizeof(*m->pend));
+	for (size_t i = 0; i < x->npend; i++) {
+		m->pend[i] = x->pend[i];
+		m->pend[i].zone = sb_xstrdup(x->pend[i].zone);
+	}
+	return m;
+}
+
+void sb_dns_xfr_mark_free(sb_dns_xfr_mark *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nhist; i++) {
+		free(m->hist[i].zone);
+		zhist_clear(&m->hist[i].h);
+	}
+	free(m->hist);
+	for (size_t i = 0; i < m->npend; i++)
+		free(m->pend[i].zone);
+	free(m->pend);
+	policy_unref(m->p);
+	sb_buf_free(&m->fp);
+	free(m);
+}
+
+void sb_dns_xfr_rewind(sb_dns_xfr *x, sb_dns_xfr_mark *m)
+{
+	if (!m)
+		return;
+	x->last = m->last;
+	policy_unref(x->p);
+	x->p = m->p;
+	m->p = NULL;
+	sb_buf_free(&x->fp);
+	x->fp = m->fp;
+	sb_buf_init(&m->fp);
+	hist_clear_all(x);
+	x->hist = m->hist;
+	x->nhist = m->nhist;
+	m->hist = NULL;
+	m->nhist = 0;
+	pend_clear(x);
+	free(x->pend);
+	x->pend = m->pend;
+	x->npend = x->cappend = m->npend;
+	m->pend = NULL;
+	m->npend = 0;
+	sb_dns_xfr_mark_free(m);
+	rearm(x);
+}
+
 void sb_dns_xfr_free(sb_dns_xfr *x)
 {
 	if (!x)
@@ -935,7 +1014,8 @@ int sb_dns_xfr_attach(sb_dns_xfr *x, const sb_dns_cfg *c, const char *file,
 			if (!df) {
 				zhist_clear(&h->h); /* IXFR from older serials goes AXFR-style */
 			} else {
-				if (h->h.n >= p->history) {
+				/* while: a history lowered by a reload shrinks */
+				while (h->h.n && h->h.n >= p->history) {
 					diff_unref(h->h.diffs[0]);
 					memmove(h->h.diffs, h->h.diffs + 1,
 						(h->h.n - 1) * sizeof(*h->h.diffs));

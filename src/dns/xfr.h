@@ -98,6 +98,19 @@ int sb_dns_xfr_attach(sb_dns_xfr *x, const sb_dns_cfg *c, const char *file,
 		      const sb_dns_zones *prev, sb_dns_zones *next, sb_diag *d);
 
 /*
+ * A build may be abandoned after its attach (a change that fails to
+ * commit): sb_dns_xfr_mark() before the attach records the transfer state
+ * (history, serials, pending NOTIFY, policy), sb_dns_xfr_rewind() puts it
+ * back as it was, so that no NOTIFY goes out and no history names a serial
+ * that was never published; sb_dns_xfr_mark_free() keeps what was done.
+ * Both consume the mark; NULL is fine for either.
+ */
+typedef struct sb_dns_xfr_mark sb_dns_xfr_mark;
+sb_dns_xfr_mark *sb_dns_xfr_mark_take(sb_dns_xfr *x);
+void sb_dns_xfr_rewind(sb_dns_xfr *x, sb_dns_xfr_mark *m);
+void sb_dns_xfr_mark_free(sb_dns_xfr_mark *m);
+
+/*
  * Send NOTIFY from loop (the control loop): queued ones go out now, later
  * ones as sb_dns_xfr_attach queues them. Returns 0 or a libuv error.
  */

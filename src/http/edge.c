@@ -109,8 +109,88 @@ static void wake_workers(sb_edge *e)
 /* Make s current and tell every serving thread. The upstreams the new
  * configuration uses are health-checked from now on (marked here, not when
  * it is built: a build that is never published changes nothing). */
+/* The zones' serials as published, kept in <data_dir>/dns-serials with their
+ * content hash: a restart continues from them instead of from the clock
+ * (several changes in one second run a serial ahead of the clock, and a
+ * secondary would take a lower serial after a restart as older). */
+static void serials_path(const sb_edge *e, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/dns-serials", e->data_dir);
+}
+
+static void serials_record(sb_edge *e, const sb_dns_zones *dns)
+{
+	bool changed = false;
+	for (size_t i = 0; i < sb_dns_zone_count(dns); i++) {
+		const char *name = sb_dns_zone_name(dns, i);
+		uint64_t h = sb_dns_content_hash(dns, i);
+		uint32_t serial = sb_dns_zone_serial(dns, i);
+		struct dns_serial *st = NULL;
+		for (size_t k = 0; k < e->nserials; k++)
+			if (strcmp(e->serials[k].zone, name) == 0)
+				st = &e->serials[k];
+		if (!st) {
+			e->serials =
+			    sb_xrealloc(e->serials, (e->nserials + 1) * sizeof(*e->serials));
+			st = &e->serials[e->nserials++];
+			st->zone = sb_xstrdup(name);
+			st->hash = h + 1; /* differs: recorded below */
+		}
+		if (st->hash != h || st->serial != serial) {
+			st->hash = h;
+			st->serial = serial;
+			changed = true;
+		}
+	}
+	if (!changed)
+		return;
+	char path[4200], tmp[4300];
+	serials_path(e, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	sb_buf b;
+	sb_buf_init(&b);
+	sb_buf_adds(&b, "# switchboard: DNS serials as last published (zone serial hash)\n");
+	for (size_t k = 0; k < e->nserials; k++)
+		sb_buf_addf(&b, "%s %u %016llx\n", e->serials[k].zone, e->serials[k].serial,
+			    (unsigned long long)e->serials[k].hash);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	bool ok = fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, path) < 0)
+		sb_edge_log("warning", "cannot save the DNS serials to %s: %s", path,
+			    strerror(errno));
+	sb_buf_free(&b);
+}
+
+/* Read what serials_record saved (missing or unreadable: start from the
+ * clock, as before there was a file). */
+static void serials_load(sb_edge *e)
+{
+	char path[4200], *text = NULL;
+	size_t len = 0;
+	sb_diag d;
+	serials_path(e, path, sizeof(path));
+	if (sb_file_read(path, &text, &len, &d) < 0)
+		return;
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char zone[256];
+		unsigned serial;
+		unsigned long long h;
+		if (line[0] == '#' || sscanf(line, "%255s %u %llx", zone, &serial, &h) != 3)
+			continue;
+		e->serials = sb_xrealloc(e->serials, (e->nserials + 1) * sizeof(*e->serials));
+		e->serials[e->nserials++] =
+		    (struct dns_serial){sb_xstrdup(zone), (uint64_t)h, (uint32_t)serial};
+	}
+	free(text);
+}
+
 static void publish(sb_edge *e, sb_config *cfg, sb_tenants *tenants, sb_dns_zones *dns)
 {
+	if (dns)
+		serials_record(e, dns);
 	for (size_t i = 0; i < e->nups; i++)
 		e->ups[i]->in_use = false;
 	for (size_t i = 0; i < cfg->model->ndeployments; i++)
@@ -414,24 +494,19 @@ static int dns_build(sb_edge *e, const sb_config *cfg, const sb_tenants *t, sb_d
 			      0, out, d);
 	if (r < 0)
 		goto out;
+	/* serials follow what was published (publish() records it): a build
+	 * that is abandoned leaves them as they were */
 	uint32_t now = (uint32_t)(sb_edge_now_ms() / 1000);
 	for (size_t i = 0; i < sb_dns_zone_count(*out); i++) {
 		const char *name = sb_dns_zone_name(*out, i);
 		uint64_t h = sb_dns_content_hash(*out, i);
-		struct dns_serial *st = NULL;
+		const struct dns_serial *st = NULL;
 		for (size_t k = 0; k < e->nserials; k++)
 			if (strcmp(e->serials[k].zone, name) == 0)
 				st = &e->serials[k];
-		if (!st) {
-			e->serials =
-			    sb_xrealloc(e->serials, (e->nserials + 1) * sizeof(*e->serials));
-			st = &e->serials[e->nserials++];
-			*st = (struct dns_serial){sb_xstrdup(name), h, sb_dns_serial_next(0, now)};
-		} else if (st->hash != h) {
-			st->hash = h;
-			st->serial = sb_dns_serial_next(st->serial, now);
-		}
-		sb_dns_zone_set_serial(*out, i, st->serial);
+		uint32_t serial =
+		    st && st->hash == h ? st->serial : sb_dns_serial_next(st ? st->serial : 0, now);
+		sb_dns_zone_set_serial(*out, i, serial);
 	}
 	/* ---- zone transfers (src/dns/xfr.h): IXFR history from the published
 	 * zones, [dns] keys and allow list for the serving threads, NOTIFY on a
@@ -883,8 +958,15 @@ static void run_op(control *ct, json_t *op, int *status, sb_buf *out)
 	int r = sb_decl_load(e->config_path, read_file, NULL, &decl, &d);
 	if (r == 0)
 		r = sb_dns_xfr_config_check(&decl->dns, decl->file, &d);
+	/* the build inside the op touches the transfer state (history, NOTIFY):
+	 * an op that fails after it must leave no trace there */
+	sb_dns_xfr_mark *mark = r == 0 && e->dns_on ? sb_dns_xfr_mark_take(edge_xfr(e)) : NULL;
 	if (r == 0)
 		r = sb_ops_run(e->store, decl, op, op_prepare, &p, &res, &d);
+	if (r < 0 && p.dns)
+		sb_dns_xfr_rewind(edge_xfr(e), mark);
+	else
+		sb_dns_xfr_mark_free(mark);
 	if (r < 0) {
 		error_out(out, status, r, &d);
 		goto out;
@@ -1318,6 +1400,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		if ((r = parse_addr(e, dt, &e->dns_addr, &e->dns_len, d)) < 0)
 			goto out;
 		e->dns_on = true;
+		serials_load(e);
 	}
 	if ((size_t)snprintf(e->access_path, sizeof(e->access_path), "%s", decl->http.access_log) >=
 	    sizeof(e->access_path)) {

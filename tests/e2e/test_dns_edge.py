@@ -168,3 +168,31 @@ def test_tcp_client_trickling_a_message_is_closed(edge):
     # and the server still answers
     r = q(edge, "codex.revelations.studio", tcp=True)
     assert addrs(r) == ["127.0.0.1"]
+
+
+def test_serials_survive_a_restart(tmp_path):
+    import signal
+    e = Edge(tmp_path, threads=1)
+    e.start(dns=True)
+    try:
+        def serial():
+            r = q(e, "revelations.studio", "SOA")
+            return r.answer[0][0].serial
+        first = serial()
+        # changes faster than one a second run the serial ahead of the clock
+        for i in range(12):
+            subprocess.run([SB, "tenants", "add", f"fast{i}", "-c", e.dir], check=True,
+                           capture_output=True)
+        wait_for(lambda: serial() >= first + 12, what="a serial per change")
+        before = serial()
+        e.edge.p.send_signal(signal.SIGTERM)
+        assert e.edge.p.wait(10) == 0
+        e.procs.remove(e.edge)
+        e.start(dns=True)
+        # the same content keeps its serial; the next change goes above it
+        assert serial() == before
+        subprocess.run([SB, "tenants", "add", "after", "-c", e.dir], check=True,
+                       capture_output=True)
+        wait_for(lambda: serial() > before, what="the next serial")
+    finally:
+        e.stop()

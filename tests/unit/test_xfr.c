@@ -929,6 +929,49 @@ Test(ixfr, beyond_the_history_the_whole_zone)
 	versions_free(&v);
 }
 
+Test(ixfr, a_history_lowered_by_a_reload_shrinks)
+{
+	struct versions v = history(0); /* 100 -> 101 -> 102 kept */
+	sb_dns_cfg c = config();
+	c.ixfr_history = 1;
+	sb_diag d = {0};
+	v.v[3] = zones(1, 3, "bye again", 103);
+	cr_assert_eq(sb_dns_xfr_attach(v.x, &c, "t.toml", v.v[2], v.v[3], &d), 0);
+	/* one step kept now: from 101 the whole zone, from 102 one step */
+	struct xfer x = transfer(v.v[3], ixfr_query(3, "example.com", 101), v.k, "127.0.0.1", true);
+	cr_assert_eq(count_lines(&x, "example.com. SOA"), 2, "AXFR-style");
+	xfer_free(&x);
+	x = transfer(v.v[3], ixfr_query(3, "example.com", 102), v.k, "127.0.0.1", true);
+	cr_assert_gt(count_lines(&x, "example.com. SOA"), 2, "incremental");
+	xfer_free(&x);
+	versions_free(&v);
+}
+
+Test(ixfr, an_abandoned_build_leaves_no_trace)
+{
+	struct versions v = history(0);
+	sb_dns_cfg c = config();
+	sb_diag d = {0};
+	/* a build of 103 that is not published: rewound */
+	sb_dns_xfr_mark *m = sb_dns_xfr_mark_take(v.x);
+	sb_dns_zones *lost = zones(1, 6, "lost", 103); /* adds t00004..t00006 */
+	cr_assert_eq(sb_dns_xfr_attach(v.x, &c, "t.toml", v.v[2], lost, &d), 0);
+	sb_dns_xfr_rewind(v.x, m);
+	sb_dns_free(lost);
+	/* the same serial published afterwards with other content: the step
+	 * from 102 is to what was published, not to the abandoned build */
+	v.v[3] = zones(1, 3, "kept", 103);
+	cr_assert_eq(sb_dns_xfr_attach(v.x, &c, "t.toml", v.v[2], v.v[3], &d), 0);
+	struct xfer x = transfer(v.v[3], ixfr_query(3, "example.com", 102), v.k, "127.0.0.1", true);
+	cr_assert_gt(count_lines(&x, "example.com. SOA"), 2, "incremental from 102");
+	cr_assert(has_line(&x, "info.example.com. 16"));
+	cr_assert(!has_line(&x, "t00005.example.com. 1"), "a record only the lost build had");
+	xfer_free(&x);
+	/* and a mark that is kept changes nothing */
+	sb_dns_xfr_mark_free(sb_dns_xfr_mark_take(v.x));
+	versions_free(&v);
+}
+
 Test(ixfr, history_breaks_when_prev_is_not_the_last_build)
 {
 	struct versions v = history(0);
