@@ -14,5 +14,12 @@ def fresh(tmp_path):
         made.append(e)
         return e
     yield make
+    # every edge is stopped, even when stopping one of them fails
+    errors = []
     for e in made:
-        e.stop()
+        try:
+            e.stop()
+        except Exception as err:
+            errors.append(err)
+    if errors:
+        raise errors[0]

@@ -116,6 +116,16 @@ def start_demo(name, env="production", secrets=None, extra=()):
     return p
 
 
+def closed_port():
+    """A local TCP port nothing listens on: one the kernel just handed out
+    and took back (not a fixed number that something else may use)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def listen_local(backlog=64):
     """A TCP socket listening on 127.0.0.1 at a free port, and its http URL."""
     s = socket.socket()
@@ -265,16 +275,20 @@ class Edge:
         self.demos = {}
         self.threads = threads
         ups = dict(upstreams or {})
-        if demos:
-            for svc, _, _ in SERVICES:
-                for env in ("production", "staging"):
-                    if (svc, env) in ups:
-                        continue
-                    dep = f"{svc}-{env}"
-                    d = start_demo(svc, env, self.secret(dep))
-                    self.procs.append(d)
-                    self.demos[(svc, env)] = d
-                    ups[(svc, env)] = d.url
+        try:
+            if demos:
+                for svc, _, _ in SERVICES:
+                    for env in ("production", "staging"):
+                        if (svc, env) in ups:
+                            continue
+                        dep = f"{svc}-{env}"
+                        d = start_demo(svc, env, self.secret(dep))
+                        self.procs.append(d)
+                        self.demos[(svc, env)] = d
+                        ups[(svc, env)] = d.url
+        except BaseException:
+            self.kill_all()  # the caller never gets this Edge to stop
+            raise
         http = {"health_interval_ms": 200, "health_timeout_ms": 500, **(http or {})}
         self.write_decl(ups, http, extra_toml)
         self.edge = None
@@ -316,12 +330,27 @@ class Edge:
             argv += ["--dns", "127.0.0.1:0"]
         self.edge = Proc(argv, env={**os.environ, **env} if env else None)
         self.procs.append(self.edge)
-        if dns:
-            line = self.edge.wait_line(lambda l: "dns on udp+tcp " in l)
-            self.dns_port = int(line.split("dns on udp+tcp ", 1)[1].split(",")[0].rsplit(":", 1)[1])
-        line = self.edge.wait_line(lambda l: "listening on http://" in l)
-        self.port = int(line.split("listening on http://", 1)[1].split()[0].rsplit(":", 1)[1])
+        try:
+            if dns:
+                line = self.edge.wait_line(lambda l: "dns on udp+tcp " in l)
+                self.dns_port = int(
+                    line.split("dns on udp+tcp ", 1)[1].split(",")[0].rsplit(":", 1)[1])
+            line = self.edge.wait_line(lambda l: "listening on http://" in l)
+            self.port = int(line.split("listening on http://", 1)[1].split()[0].rsplit(":", 1)[1])
+        except BaseException:
+            # a failed start leaves nothing running: fixtures that never got
+            # the edge do not stop it
+            self.kill_all()
+            raise
         return self
+
+    def kill_all(self):
+        """Stop every process of this Edge at once, checking nothing."""
+        for p in reversed(self.procs):
+            try:
+                p.stop(sig=9)
+            except Exception:
+                pass
 
     def connect(self, timeout=10):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
@@ -400,11 +429,17 @@ def read_response(sock, head_only=False, pending=b""):
         out = b""
         while True:
             while b"\r\n" not in body:
-                body += sock.recv(65536)
+                b = sock.recv(65536)
+                if not b:
+                    raise EOFError(body)
+                body += b
             size_line, body = body.split(b"\r\n", 1)
             size = int(size_line, 16)
             while len(body) < size + 2:
-                body += sock.recv(65536)
+                b = sock.recv(65536)
+                if not b:
+                    raise EOFError(body)
+                body += b
             out += body[:size]
             body = body[size + 2:]
             if size == 0:

@@ -24,7 +24,7 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 
-from edge import Edge, Proc, SB, SERVICES, free_port, wait_for as _wait_for
+from edge import Edge, Proc, SB, SERVICES, closed_port, free_port, wait_for as _wait_for
 
 KEY = "xfr-key"
 SECRET = "c3dpdGNoYm9hcmQtZTJlLXRyYW5zZmVyLXNlY3JldCE="  # 32 bytes
@@ -64,8 +64,8 @@ address = "127.0.0.1:{nsd_port}"
 key = "{KEY}"
 """
     # DNS needs no upstream: a closed port keeps the demo services out
-    ups = {(s, env): "http://127.0.0.1:9" for s, _, _ in SERVICES
-           for env in ("production", "staging")}
+    dead = f"http://127.0.0.1:{closed_port()}"
+    ups = {(s, env): dead for s, _, _ in SERVICES for env in ("production", "staging")}
     e = Edge(tmp, extra_toml=extra, demos=False, upstreams=ups).start(dns=True)
     e.nsd_port = nsd_port
     e.tmp = tmp

@@ -11,8 +11,8 @@ import hashlib
 
 import pytest
 
-from edge import (Edge, Recorder, SB, LocalUpstream, listen_local, raw, read_response,
-                  read_until_close, request, start_demo, wait_for)
+from edge import (Edge, Recorder, SB, LocalUpstream, Scripted, closed_port, listen_local, raw,
+                  read_response, read_until_close, request, start_demo, wait_for)
 
 import sys
 sys.path.insert(0, os.path.dirname(__file__))
@@ -139,11 +139,9 @@ def test_unfinished_head_over_the_limit_is_431_at_once(fresh):
     # waiting for the header timeout while the buffer grows
     e = fresh(http={"max_header_bytes": 2048, "header_timeout_ms": 5000}).start()
     s = e.connect()
-    t0 = time.monotonic()
     s.sendall(b"GET / HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Big: " + b"a" * 8000)
-    out = read_until_close(s, timeout=4)
+    out = read_until_close(s, timeout=4)  # under the 5 s header timeout
     assert out.startswith(b"HTTP/1.1 431 "), out[:100]
-    assert time.monotonic() - t0 < 2
 
 
 # ---- headers ---------------------------------------------------------------
@@ -478,7 +476,7 @@ def test_head_request(edge):
     assert status == 200 and body == b"" and hdrs.get("content-length") == "1000"
     # the connection stays usable after a HEAD
     s = edge.connect()
-    request(edge, "codex.revelations.studio", "/health", method="HEAD", sock=s)
+    assert request(edge, "codex.revelations.studio", "/health", method="HEAD", sock=s)[0] == 200
     status, _, body = request(edge, "codex.revelations.studio", "/health", sock=s)
     assert status == 200 and json.loads(body)["status"] == "healthy"
 
@@ -500,7 +498,9 @@ def test_websocket_echo_through_the_edge(edge):
                f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
     buf = b""
     while b"\r\n\r\n" not in buf:
-        buf += s.recv(4096)
+        b = s.recv(4096)
+        assert b, f"closed before the 101: {buf!r}"
+        buf += b
     head, rest = buf.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 101")
     # the upstream's Upgrade and Connection are hop-by-hop: the edge's own, once
@@ -519,7 +519,9 @@ def test_websocket_echo_through_the_edge(edge):
         s.sendall(frame)
         need = 2 + (2 if len(msg) >= 126 else 0) + len(msg)
         while len(rest) < need:
-            rest += s.recv(4096)
+            b = s.recv(4096)
+            assert b, "the tunnel closed"
+            rest += b
         off = 4 if len(msg) >= 126 else 2
         assert rest[0] == 0x81 and rest[off:need] == msg
         rest = rest[need:]
@@ -691,7 +693,8 @@ def test_lingering_close_is_bounded(fresh):
     head = s.recv(65536)
     assert head.startswith(b"HTTP/1.1 413 ")
     t0 = time.monotonic()
-    with pytest.raises(OSError):
+    # the edge closes (a reset once it stops reading); a timeout is a failure
+    with pytest.raises((ConnectionResetError, BrokenPipeError)):
         while time.monotonic() - t0 < 8:
             s.sendall(b"x" * 4096)
             time.sleep(0.01)
@@ -777,7 +780,8 @@ def test_upstream_down_502_503_and_recovery(fresh, tmp_path):
     e.procs.append(d)
     ups = {k: v.url for k, v in e.demos.items()}
     ups[("codex-web", "production")] = d.url
-    ups[("auth-worker", "production")] = "http://127.0.0.1:1"  # nothing listens
+    dead = f"http://127.0.0.1:{closed_port()}"  # nothing listens
+    ups[("auth-worker", "production")] = dead
     e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 300,
                        "connect_timeout_ms": 1000})
     e.start()
@@ -786,7 +790,7 @@ def test_upstream_down_502_503_and_recovery(fresh, tmp_path):
     assert st in (502, 503)
     wait_for(lambda: request(e, "auth.revelations.studio", "/echo")[0] == 503)
     # the log line is read by a background thread: wait for it, do not race it
-    wait_for(lambda: any("upstream http://127.0.0.1:1 is down" in l for l in e.edge.err))
+    wait_for(lambda: any(f"upstream {dead} is down" in l for l in e.edge.err))
     assert request(e, "codex.revelations.studio", "/echo")[0] == 200
     flag.write_text("x")
     wait_for(lambda: request(e, "codex.revelations.studio", "/echo")[0] == 503)
@@ -845,10 +849,11 @@ def test_tenant_added_and_suspended_while_running(edge):
         subprocess.run([SB, "tenants", *args, "-c", edge.dir, "--data", edge.data],
                        check=True, capture_output=True)
     assert request(edge, "acme.revelations.studio", "/echo")[0] == 404
-    t0 = time.monotonic()
     tenants("add", "acme", "--name", "Acme")
-    wait_for(lambda: request(edge, "acme.revelations.studio", "/echo")[0] == 200, timeout=1.5)
-    assert time.monotonic() - t0 < 1.5
+    # served within one second of the command returning (the issue's bound)
+    t0 = time.monotonic()
+    wait_for(lambda: request(edge, "acme.revelations.studio", "/echo")[0] == 200, timeout=3)
+    assert time.monotonic() - t0 < 1
     e, _ = echo(edge, "acme.revelations.studio")
     assert e["tenant"] == "acme" and e["deployment"] == "codex-web-production"
     tenants("suspend", "acme")
@@ -1020,12 +1025,14 @@ def test_access_log_setting_changed_by_reload_is_reported(fresh, tmp_path):
 def test_access_log_line_of_a_request_in_flight_at_stop(fresh, tmp_path):
     # the request ends during the drain; its line is written before exit
     path = tmp_path / "access.log"
-    e = fresh(http={"access_log": str(path)}).start()
+    e = held_upstream(fresh, http={"access_log": str(path)})
     s = e.connect()
-    s.sendall(b"GET /slow?ms=500 HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+    s.sendall(b"GET /slow HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
               b"X-Request-Id: inflight-1\r\n\r\n")
-    time.sleep(0.2)
+    wait_for(lambda: e.up.heads, what="the request at the upstream")
     e.edge.p.send_signal(signal.SIGTERM)
+    e.edge.wait_line(lambda l: "stopping: no new connections" in l)
+    e.release.set()
     status, _, _, _ = read_response(s)
     s.close()
     assert status == 200
@@ -1083,16 +1090,34 @@ def test_reload_under_traffic_has_no_failed_request(fresh):
     assert all(r == 200 for r in results), [r for r in results if r != 200][:5]
 
 
+def held_upstream(fresh, **kw):
+    """An edge whose codex-web production answers a request only when the
+    test sets edge.release: a request is in flight for as long as needed."""
+    release = threading.Event()
+
+    def answer(conn, head, rest):
+        release.wait(10)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return rest
+    up = Scripted(answer)
+    e = fresh(upstreams={("codex-web", "production"): up.url}, **kw)
+    e.procs.append(up)
+    e.up, e.release = up, release
+    return e.start()
+
+
 def test_sigterm_lets_requests_in_flight_finish(fresh):
-    e = fresh().start()
+    e = held_upstream(fresh)
     got = {}
 
     def slow():
-        got["r"] = request(e, "codex.revelations.studio", "/slow?ms=700")
+        got["r"] = request(e, "codex.revelations.studio", "/slow")
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.2)  # let the request reach the upstream
+    wait_for(lambda: e.up.heads, what="the request at the upstream")
     e.edge.p.send_signal(signal.SIGTERM)
+    e.edge.wait_line(lambda l: "stopping: no new connections" in l)
+    e.release.set()
     t.join()
     assert got["r"][0] == 200
     assert e.edge.p.wait(timeout=10) == 0

@@ -207,18 +207,13 @@ def test_tenant_changes_are_versions_and_served_on_return(live):
     assert not vs[0]["deploys"]
 
 
-def test_served_within_100ms_of_the_command_returning(live):
-    """Measured over 20 creates: the first request after the command returns
-    is already routed (the bound is 100 ms; the edge answers before the
-    command returns, so this is ~0)."""
-    lat = []
+def test_served_when_the_command_returns(live):
+    """Over 20 creates, the first request after the command returns is
+    already routed: the server publishes before it answers the command, so
+    there is nothing to wait for (and no timing to measure)."""
     for pr in range(200, 220):
         sb(live, "preview", "create", "--pr", pr)
-        t0 = time.monotonic()
-        while status(live, f"codex-preview-{pr}.{ZONE}") != 200:
-            assert time.monotonic() - t0 < 1
-        lat.append(time.monotonic() - t0)
-    assert max(lat) < 0.1, lat
+        assert status(live, f"codex-preview-{pr}.{ZONE}") == 200, pr
 
 
 def admin(edge, method, path, token=None, body=None):
