@@ -227,7 +227,9 @@ zone:
                  "NSD has the zone")
         yield p
     finally:
-        p.stop(sig=signal.SIGKILL)
+        # SIGTERM: NSD's main process takes its server children with it
+        # (SIGKILL to it would leave them running)
+        p.stop(sig=signal.SIGTERM)
 
 
 def nsd_log(nsd):

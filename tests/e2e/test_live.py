@@ -373,14 +373,16 @@ def test_preview_upstreams_started_by_command(tmp_path):
     routed once /health answers; it is restarted when it dies; `preview
     delete` stops it; stopping the edge leaves no process behind."""
     from edge import DEMO
-    # each takes a moment to start listening, as real services do
-    ups = {(svc, "preview"): ["/bin/sh", "-c", f'sleep 0.3; exec "$0" --name {svc} --env preview',
-                              DEMO] for svc, _, _ in SERVICES}
+    # each takes a moment to start listening, as real services do; the
+    # never-created file in this test's directory marks this test's processes
+    mark = tmp_path / "never-unhealthy"
+    ups = {(svc, "preview"): ["/bin/sh", "-c", f'sleep 0.3; exec "$0" --name {svc} --env preview '
+                              f'--unhealthy-file {mark}', DEMO] for svc, _, _ in SERVICES}
     e = Edge(tmp_path, upstreams=ups)
     e.start(dns=True)
     pids = lambda: set(int(p) for p in subprocess.run(
-        ["pgrep", "-f", f"^{DEMO} --name .* --env preview"], capture_output=True,
-        text=True).stdout.split())
+        ["pgrep", "-f", f"^{DEMO} --name .* --env preview --unhealthy-file {mark}$"],
+        capture_output=True, text=True).stdout.split())
     try:
         assert not pids()
         sb(e, "preview", "create", "--pr", "42")
