@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from edge import Scripted, read_response, read_until_close, wait_for
+from edge import Scripted, edge_sockets, read_response, read_until_close, wait_for
 
 HOST = "codex.revelations.studio"
 
@@ -32,17 +32,6 @@ def scripted_edge(fresh, handler, http=None, demos=False, env=None, prefix=()):
     e.procs.append(up)
     e.up = up
     return e.start(env=env, prefix=prefix)
-
-
-def edge_sockets(port):
-    """(state, send queue bytes) of the edge's sockets on port, from
-    /proc/net/tcp (state 1 is ESTABLISHED)."""
-    out = []
-    for line in open("/proc/net/tcp").readlines()[1:]:
-        f = line.split()
-        if int(f[1].split(":")[1], 16) == port and f[2] != "00000000:0000":
-            out.append((int(f[3], 16), int(f[4].split(":")[0], 16)))
-    return out
 
 
 def established(port):
@@ -259,7 +248,10 @@ def test_pipelined_answers_to_a_client_that_does_not_read_are_bounded(fresh):
     s = e.connect(timeout=60)
     sender = threading.Thread(target=s.sendall, args=(one * n,))
     sender.start()
-    time.sleep(1)  # the client reads nothing for a while
+    # the client reads nothing for a while (no readiness to wait for: an edge
+    # busy with a read full of requests looks, from outside, like one that
+    # stopped reading)
+    time.sleep(1)
     grown = rss_kib(e.edge.p.pid) - before
     got = 0
     buf = b""
