@@ -268,10 +268,19 @@ out:
 	return r;
 }
 
+/* Prepare what sb_store_changed() asks, and take its first reading. */
+static int watch_changes(sb_store *st, sb_diag *d)
+{
+	bool changed;
+	int r = prepare(st, "PRAGMA data_version", &st->data_version, d);
+	if (r == 0 && sb_store_changed(st, &changed) < 0)
+		r = db_error(st, d, "cannot read the data version");
+	return r;
+}
+
 int sb_store_open(const char *data_dir, sb_store **out, sb_diag *d)
 {
 	int r;
-	bool changed;
 	sb_buf b;
 	sb_store *st = sb_xcalloc(1, sizeof(*st));
 	*out = NULL;
@@ -290,13 +299,8 @@ int sb_store_open(const char *data_dir, sb_store **out, sb_diag *d)
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
 	if ((r = set_wal(st, d)) < 0 || (r = exec(st, "PRAGMA synchronous=NORMAL", d)) < 0 ||
-	    (r = migrate(st, d)) < 0 ||
-	    (r = prepare(st, "PRAGMA data_version", &st->data_version, d)) < 0)
+	    (r = migrate(st, d)) < 0 || (r = watch_changes(st, d)) < 0)
 		goto out;
-	if ((r = sb_store_changed(st, &changed)) < 0) {
-		r = db_error(st, d, "cannot read the data version");
-		goto out;
-	}
 	*out = st;
 out:
 	if (r < 0)
@@ -307,7 +311,6 @@ out:
 int sb_store_open_ro(const char *data_dir, sb_store **out, sb_diag *d)
 {
 	int r = 0;
-	bool changed;
 	int64_t v;
 	sb_buf b;
 	struct stat sd;
@@ -378,12 +381,8 @@ int sb_store_open_ro(const char *data_dir, sb_store **out, sb_diag *d)
 				 (long long)v, SB_STORE_SCHEMA_VERSION);
 		goto out;
 	}
-	if ((r = prepare(st, "PRAGMA data_version", &st->data_version, d)) < 0)
+	if ((r = watch_changes(st, d)) < 0)
 		goto out;
-	if ((r = sb_store_changed(st, &changed)) < 0) {
-		r = db_error(st, d, "cannot read the data version");
-		goto out;
-	}
 	*out = st;
 out:
 	if (r < 0)

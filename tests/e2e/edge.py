@@ -127,6 +127,21 @@ def edge_sockets(port):
     return out
 
 
+CLI = os.environ.get("SB_BIN", str(ROOT / "build" / "switchboard"))
+
+
+def run_cli(*args, check=None, env=None, timeout=60):
+    """Run the CLI (SB_BIN) with args; a crash or a sanitizer report is
+    never an acceptable answer; check: the exit status wanted."""
+    p = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    assert p.returncode >= 0, f"killed by signal {-p.returncode}: {p.stderr}"
+    assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
+    if check is not None:
+        assert p.returncode == check, f"exit {p.returncode}, want {check}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
 def closed_port():
     """A local TCP port nothing listens on: one the kernel just handed out
     and took back (not a fixed number that something else may use)."""

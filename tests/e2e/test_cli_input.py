@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from edge import run_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("SB_BIN", str(ROOT / "build" / "switchboard"))
 
@@ -19,12 +21,7 @@ nameservers = ["ns1.example.com"]
 
 
 def sb(*args, check=None):
-    p = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=60)
-    assert p.returncode >= 0, f"killed by signal {-p.returncode}: {p.stderr}"
-    assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-    if check is not None:
-        assert p.returncode == check, f"exit {p.returncode}, want {check}\n{p.stdout}\n{p.stderr}"
-    return p
+    return run_cli(*args, check=check)
 
 
 def decl(tmp_path, text):
