@@ -48,6 +48,13 @@ def status(edge, host, path="/"):
     return request(edge, host, path)[0]
 
 
+def wait_healthy(e, host, timeout=10):
+    """Wait until host's /health answers 200 through the edge (a process
+    started by command takes a moment)."""
+    wait_for(lambda: status(e, host, "/health") == 200, timeout=timeout,
+             what=f"{host}/health")
+
+
 def recorded_deployments(rec):
     out = []
     with rec.lock:
@@ -187,10 +194,8 @@ def test_cli_without_a_server_writes_the_store_and_a_start_serves_it(tmp_path):
 def test_preview_ttl_expires(live):
     sb(live, "preview", "create", "--pr", "9", "--ttl", "1s")
     assert status(live, f"codex-preview-9.{ZONE}") == 200
-    deadline = time.monotonic() + 10
-    while status(live, f"codex-preview-9.{ZONE}") != 404:
-        assert time.monotonic() < deadline, "preview 9 did not expire"
-        time.sleep(0.1)
+    wait_for(lambda: status(live, f"codex-preview-9.{ZONE}") == 404, timeout=10,
+             what="preview 9 to expire")
     assert dq(live, f"codex-preview-9.{ZONE}").rcode() == dns.rcode.NXDOMAIN
     vs = json.loads(sb(live, "versions", "--json").stdout)
     assert vs[0]["summary"] == "expired preview 9"
@@ -387,10 +392,7 @@ def test_preview_upstreams_started_by_command(tmp_path):
         assert not pids()
         sb(e, "preview", "create", "--pr", "42")
         host = f"codex-preview-42.{ZONE}"
-        deadline = time.monotonic() + 10
-        while status(e, host, "/health") != 200:
-            assert time.monotonic() < deadline, e.edge.err[-10:]
-            time.sleep(0.05)
+        wait_healthy(e, host)
         st, _, body = request(e, host, "/echo")
         j = json.loads(body)
         assert j["deployment"] == "codex-web-preview-42" and j["worker"] == "codex-web"
@@ -425,17 +427,11 @@ def test_preview_upstreams_started_by_command(tmp_path):
             time.sleep(0.05)
         sb(e, "preview", "delete", "--pr", "42")
         assert status(e, host) == 404
-        deadline = time.monotonic() + 10
-        while pids():
-            assert time.monotonic() < deadline, "preview processes still running after delete"
-            time.sleep(0.05)
+        wait_for(lambda: not pids(), timeout=10, what="the preview processes to stop")
         sb(e, "preview", "create", "--pr", "43")
     finally:
         e.stop()
-    deadline = time.monotonic() + 10
-    while pids():
-        assert time.monotonic() < deadline, "processes left behind after the edge stopped"
-        time.sleep(0.05)
+    wait_for(lambda: not pids(), timeout=10, what="no process left after the edge stopped")
 
 
 def test_admin_api_through_a_tls_proxy(tmp_path):
@@ -621,10 +617,7 @@ def test_a_stop_lets_requests_to_command_upstreams_finish(tmp_path):
     try:
         sb(e, "preview", "create", "--pr", "42")
         host = f"codex-preview-42.{ZONE}"
-        deadline = time.monotonic() + 10
-        while status(e, host, "/health") != 200:
-            assert time.monotonic() < deadline, e.edge.err[-10:]
-            time.sleep(0.05)
+        wait_healthy(e, host)
         s = e.connect()
         s.sendall(f"GET /slow?ms=1500 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         time.sleep(0.3)  # the request is at the process (nothing shows it sooner)
@@ -687,17 +680,15 @@ def test_a_command_upstream_that_dies_is_503_until_it_answers_again(tmp_path):
     try:
         sb(e, "preview", "create", "--pr", "8")
         host = f"codex-preview-8.{ZONE}"
-        deadline = time.monotonic() + 10
-        while status(e, host, "/health") != 200:
-            assert time.monotonic() < deadline, e.edge.err[-10:]
-            time.sleep(0.05)
+        wait_healthy(e, host)
         started = [l for l in e.edge.err if "codex-web-preview-8: started pid" in l]
         os.kill(int(re.search(r"started pid (\d+)", started[0]).group(1)), 9)
         e.edge.wait_line(lambda l: "codex-web-preview-8: pid" in l and "killed by signal" in l)
         seen = []
+        deadline = time.monotonic() + 10
         while not seen or seen[-1] != 200:
             seen.append(status(e, host, "/health"))
-            assert time.monotonic() < deadline + 10, (seen[-5:], e.edge.err[-10:])
+            assert time.monotonic() < deadline, (seen[-5:], e.edge.err[-10:])
             time.sleep(0.02)
         assert 502 not in seen and 503 in seen, seen
     finally:
