@@ -356,22 +356,34 @@ static void copy_vars(sb_pool *pool, const sb_wr_env *e, const char *file, sb_de
 
 /* Rewrite host h (a production host "label.rest") for env; NULL when the
  * host has no label that the rule can rename (wildcard, apex of a zone). */
+/* The label the rule gives host h in env (into lab, 256 bytes): its length
+ * (more than 63 when it cannot be a DNS label), or -1 when h has no label
+ * the rule renames (a wildcard, no dot, a zone apex). *rest: h's ".rest". */
+static int derived_label(const sb_model *m, const char *h, sb_env env, uint32_t pr, char *lab,
+			 const char **rest)
+{
+	if (h[0] == '*')
+		return -1;
+	const char *dot = strchr(h, '.');
+	if (!dot)
+		return -1;
+	for (size_t z = 0; z < m->decl->nzones; z++)
+		if (strcmp(m->decl->zones[z].name, h) == 0)
+			return -1; /* a zone apex has no label of its own */
+	*rest = dot;
+	int n = sb_model_name_format(m, env, h, (size_t)(dot - h), pr, lab, 256);
+	return n < 0 ? 256 : n;
+}
+
 static const char *derive_host(const sb_model *m, const char *h, sb_env env, uint32_t pr,
 			       sb_pool *pool)
 {
-	if (h[0] == '*')
-		return NULL;
-	const char *dot = strchr(h, '.');
-	if (!dot)
-		return NULL;
-	for (size_t z = 0; z < m->decl->nzones; z++)
-		if (strcmp(m->decl->zones[z].name, h) == 0)
-			return NULL; /* a zone apex has no label of its own */
 	char lab[256];
-	int n = sb_model_name_format(m, env, h, (size_t)(dot - h), pr, lab, sizeof(lab));
+	const char *rest;
+	int n = derived_label(m, h, env, pr, lab, &rest);
 	if (n < 0 || n > 63)
 		return NULL;
-	return sb_pool_printf(pool, "%s%s", lab, dot);
+	return sb_pool_printf(pool, "%s%s", lab, rest);
 }
 
 /* Production host of any service, for rewriting URL vars. */
@@ -442,15 +454,11 @@ int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, 
 	const sb_deployment *prod = &m->deployments[m->services[svc].deployment[0]];
 	for (size_t i = 0; i < prod->nroutes; i++) {
 		const sb_route *rt = &prod->routes[i];
-		const char *h = rt->host, *dot = strchr(h, '.');
-		if (h[0] == '*' || !dot || derive_host(m, h, env, pr, m->pool))
-			continue;
-		bool apex = false;
-		for (size_t z = 0; z < m->decl->nzones; z++)
-			apex |= strcmp(m->decl->zones[z].name, h) == 0;
-		if (apex)
-			continue; /* no label of its own: nothing to rename */
-		char what[48] = "staging";
+		const char *h = rt->host, *rest;
+		char lab[256];
+		if (derived_label(m, h, env, pr, lab, &rest) <= 63)
+			continue; /* fits, or nothing to rename */
+		char what[48];
 		if (env == SB_ENV_PREVIEW)
 			snprintf(what, sizeof(what), "preview label for PR %u", pr);
 		else

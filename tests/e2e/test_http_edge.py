@@ -771,15 +771,22 @@ def test_upstream_killed_mid_response(edge):
     assert request(edge, "codex.revelations.studio", "/health")[0] == 200
 
 
-def test_upstream_down_502_503_and_recovery(fresh, tmp_path):
-    flag = tmp_path / "unhealthy"
+def with_unhealthy_codex(fresh, flag):
+    """An edge (not started) whose codex-web production is a demo that fails
+    its health check while flag exists; returns it, its demo and the
+    upstreams, for write_decl."""
     e = fresh(demos=True)
-    # replace codex-web production with a demo we can make unhealthy
     d = start_demo("codex-web", "production", e.secret("codex-web-production"),
                    extra=("--unhealthy-file", str(flag)))
     e.procs.append(d)
     ups = {k: v.url for k, v in e.demos.items()}
     ups[("codex-web", "production")] = d.url
+    return e, d, ups
+
+
+def test_upstream_down_502_503_and_recovery(fresh, tmp_path):
+    flag = tmp_path / "unhealthy"
+    e, d, ups = with_unhealthy_codex(fresh, flag)
     dead = f"http://127.0.0.1:{closed_port()}"  # nothing listens
     ups[("auth-worker", "production")] = dead
     e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 300,
@@ -1153,35 +1160,25 @@ def test_response_head_and_body_arrive_together(edge):
     assert first.startswith(b"HTTP/1.1 200 ") and first.rstrip().endswith(b"}"), first
 
 
-class OneShotKeepAlive(LocalUpstream):
+class OneShotKeepAlive(Scripted):
     """An upstream that answers the first request of each connection with a
     keep-alive response, then closes when a second request arrives on it
     without answering: the stale pooled connection every proxy meets."""
 
     def __init__(self):
-        self.requests = []
-        super().__init__()
+        self.answered = set()  # connections that had their one answer
+        super().__init__(self.once)
 
-    def _serve(self, c):
-        buf, n = b"", 0
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    b = c.recv(65536)
-                    if not b:
-                        return
-                    buf += b
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                if head.startswith(b"GET /health "):
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    continue
-                n += 1
-                self.requests.append(head.split(b"\r\n")[0])
-                if n > 1:
-                    return  # close without answering
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        finally:
-            c.close()
+    def once(self, conn, head, rest):
+        if conn in self.answered:
+            return None  # close without answering
+        self.answered.add(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return rest
+
+    @property
+    def requests(self):
+        return [h.split(b"\r\n")[0] for h in self.heads]
 
 
 def test_retry_only_idempotent_requests_without_body(fresh):
@@ -1222,12 +1219,7 @@ def test_no_retry_for_a_post_without_body_or_a_put_with_one(fresh):
 def test_reload_applies_the_health_interval_and_warns_about_what_needs_a_restart(fresh,
                                                                                tmp_path):
     flag = tmp_path / "unhealthy"
-    e = fresh(demos=True)
-    d = start_demo("codex-web", "production", e.secret("codex-web-production"),
-                   extra=("--unhealthy-file", str(flag)))
-    e.procs.append(d)
-    ups = {k: v.url for k, v in e.demos.items()}
-    ups[("codex-web", "production")] = d.url
+    e, d, ups = with_unhealthy_codex(fresh, flag)
     e.write_decl(ups, {"health_interval_ms": 600000, "health_timeout_ms": 300})
     e.start()
     wait_for(lambda: request(e, "codex.revelations.studio", "/echo")[0] == 200)

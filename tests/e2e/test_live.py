@@ -64,6 +64,16 @@ def recorded_deployments(rec):
     return out
 
 
+def admin_edge(tmp_path):
+    """recorded_edge with the admin API also on TCP, started: the edge
+    (admin_port set) and its bearer token."""
+    port = free_port()
+    e = recorded_edge(tmp_path, admin_port=port)
+    e.start(dns=True)
+    e.admin_port = port
+    return e, (e.data / "admin.token").read_text()
+
+
 def recorded_edge(tmp_path, admin_port=None):
     """The example with a recording upstream for every preview (not
     started); with admin_port, the admin API also on TCP there."""
@@ -234,12 +244,9 @@ def admin(edge, method, path, token=None, body=None):
 
 
 def test_admin_api_over_tcp_needs_the_token(tmp_path):
-    port = free_port()
-    e = recorded_edge(tmp_path, admin_port=port)
-    e.start(dns=True)
-    e.admin_port = port
+    e, token = admin_edge(tmp_path)
+    port = e.admin_port
     try:
-        token = (e.data / "admin.token").read_text()
         assert oct((e.data / "admin.token").stat().st_mode & 0o777) == "0o600"
         assert oct((e.data / "admin.sock").stat().st_mode & 0o777) == "0o600"
         op = json.dumps({"op": "preview-create", "pr": 31})
@@ -592,12 +599,8 @@ def test_a_second_server_on_the_data_directory_leaves_the_first_alone(tmp_path):
 
 
 def test_var_names_that_cannot_be_environment_variables_are_refused(tmp_path):
-    port = free_port()
-    e = recorded_edge(tmp_path, admin_port=port)
-    e.start(dns=True)
-    e.admin_port = port
+    e, token = admin_edge(tmp_path)
     try:
-        token = (e.data / "admin.token").read_text()
         for key in ("", "A=B", "NL\nX"):
             op = json.dumps({"op": "deploy", "name": "codex-web", "vars": {key: "x"}})
             st, body = admin(e, "POST", "/v1/ops", token, op)
@@ -632,9 +635,8 @@ def test_a_stop_lets_requests_to_command_upstreams_finish(tmp_path):
 
 def test_admin_clients_without_a_token_neither_crowd_out_the_socket_nor_take_memory(tmp_path):
     import socket
-    port = free_port()
-    e = recorded_edge(tmp_path, admin_port=port)
-    e.start(dns=True)
+    e, _ = admin_edge(tmp_path)
+    port = e.admin_port
     held = []
     try:
         held = [socket.create_connection(("127.0.0.1", port)) for _ in range(70)]
