@@ -1009,10 +1009,11 @@ static void admin_handler(void *ctx, const char *method, const char *target, con
 	if (strcmp(target, "/v1/status") == 0 && strcmp(method, "GET") == 0) {
 		const sb_snapshot *s = e->current;
 		json_t *j = json_pack(
-		    "{s:I,s:I,s:I,s:I,s:I}", "version", (json_int_t)s->cfg->version, "generation",
-		    (json_int_t)s->cfg->generation, "routes",
+		    "{s:I,s:I,s:I,s:I,s:I,s:I}", "version", (json_int_t)s->cfg->version,
+		    "generation", (json_int_t)s->cfg->generation, "routes",
 		    (json_int_t)sb_route_count(s->cfg->routes), "tenants",
-		    (json_int_t)sb_tenants_count(s->tenants), "pid", (json_int_t)getpid());
+		    (json_int_t)sb_tenants_count(s->tenants), "pid", (json_int_t)getpid(),
+		    "connections", (json_int_t)atomic_load(&e->nconns));
 		*status = 200;
 		json_out(out, status, j);
 		json_decref(j);

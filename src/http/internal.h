@@ -95,6 +95,7 @@ typedef struct sb_worker {
 	bool exited;   /* its loop is closed: wake it no more (edge->snap_lock) */
 	size_t nconns; /* client connections open on this thread */
 	void *conns;   /* list of client connections (proxy.c) */
+	void *idle_head, *idle_tail; /* those waiting for a request (proxy.c) */
 	struct sb_pool_list *pools;
 	size_t npools;
 	uint64_t rng[2];

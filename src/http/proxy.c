@@ -127,6 +127,8 @@ struct client {
 	uint64_t deadline; /* loop time the timeout is for (0: none); see client_deadline */
 	sb_worker *w;
 	client *next, *prev;
+	client *inext, *iprev; /* the worker's idle list (see idle_enter) */
+	bool idle_listed;
 	llhttp_t parser;
 	char peer[64];
 	bool trusted;
@@ -1122,6 +1124,63 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 
 /* ---- client connection lifecycle --------------------------------------- */
 
+/*
+ * Connections waiting for a request, fresh or kept alive after a response,
+ * are on their worker's idle list, the most recently idle first. When
+ * max_connections is reached, a new connection takes the place of the
+ * longest-idle one (evict_idle) instead of being refused while idle clients
+ * hold every slot; nginx reuses its idle connections the same way. An idle
+ * keep-alive connection may be closed at any time (RFC 9112, 9.8): clients
+ * open a new one.
+ */
+static void idle_leave(client *c)
+{
+	if (!c->idle_listed)
+		return;
+	sb_worker *w = c->w;
+	if (c->iprev)
+		c->iprev->inext = c->inext;
+	else
+		w->idle_head = c->inext;
+	if (c->inext)
+		c->inext->iprev = c->iprev;
+	else
+		w->idle_tail = c->iprev;
+	c->inext = c->iprev = NULL;
+	c->idle_listed = false;
+}
+
+static void idle_enter(client *c)
+{
+	sb_worker *w = c->w;
+	idle_leave(c);
+	c->inext = w->idle_head;
+	if (c->inext)
+		c->inext->iprev = c;
+	else
+		w->idle_tail = c;
+	w->idle_head = c;
+	c->idle_listed = true;
+}
+
+/* Looked at from the oldest end: connections whose last response is still
+ * being sent are passed over, up to this many. */
+#define EVICT_SCAN 32
+
+/* Close this worker's longest-idle connection. Returns false when none is
+ * idle. */
+static bool evict_idle(sb_worker *w)
+{
+	client *c = w->idle_tail;
+	for (int i = 0; c && i < EVICT_SCAN; i++, c = c->iprev) {
+		if (c->state == C_HEAD && !c->closing && !c->r && c->in_len == 0 && c->wq == 0) {
+			client_close(c);
+			return true;
+		}
+	}
+	return false;
+}
+
 static void client_freed(uv_handle_t *h)
 {
 	client *c = h->data;
@@ -1152,6 +1211,7 @@ static void client_close(client *c)
 		return;
 	c->state = C_CLOSING;
 	c->closing = true;
+	idle_leave(c);
 	if (c->r && c->r->method && !c->r->resp_done)
 		access_log(c); /* cut short, or a tunnel that ended */
 	if (c->u) {
@@ -1188,6 +1248,7 @@ static void client_finish(client *c)
 		client_close(c);
 		return;
 	}
+	idle_leave(c);
 	c->state = C_LINGER;
 	c->linger_left = LINGER_MAX;
 	c->in_len = 0;
@@ -1385,9 +1446,10 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 			client_read_stop(c);
 		return;
 	}
-	if (c->state == C_HEAD && c->in_len == 0)
+	if (c->state == C_HEAD && c->in_len == 0) {
+		idle_leave(c);
 		client_deadline(c, limits(c)->header_timeout_ms);
-	else if (c->state == C_BODY)
+	} else if (c->state == C_BODY)
 		client_deadline(c, limits(c)->response_timeout_ms);
 	c->in_len += (size_t)n;
 	if (c->state == C_WAIT_UP || c->state == C_RESP) {
@@ -2101,9 +2163,10 @@ static void finish_request(client *c)
 	c->state = C_HEAD;
 	c->scan = 0;
 	client_deadline(c, c->in_len ? limits(c)->header_timeout_ms : limits(c)->idle_timeout_ms);
-	if (!c->in_len)
+	if (!c->in_len) {
+		idle_enter(c);
 		client_read_start(c);
-	else if (!c->in_input)
+	} else if (!c->in_input)
 		client_input(c);
 }
 
@@ -2450,8 +2513,8 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 	c->counted = true;
 	w->nconns++;
 	long total = atomic_fetch_add(&w->edge->nconns, 1) + 1;
-	if (total > (long)limits(c)->max_connections) {
-		client_close(c); /* over the limit: refuse at once */
+	if (total > (long)limits(c)->max_connections && !evict_idle(w)) {
+		client_close(c); /* over the limit, nothing idle here: refuse at once */
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
@@ -2471,6 +2534,7 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 	c->state = C_HEAD;
 	c->keepalive = true;
 	client_deadline(c, limits(c)->header_timeout_ms);
+	idle_enter(c);
 	client_read_start(c);
 }
 

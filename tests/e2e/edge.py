@@ -382,6 +382,16 @@ class Edge:
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         return s
 
+    def status(self):
+        """The admin API's GET /v1/status, over the Unix socket."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(self.data / "admin.sock"))
+            s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            status, _, body, _ = read_response(s)
+        assert status == 200, body
+        return json.loads(body)
+
     def access_log(self):
         return [json.loads(l) for l in self.edge.out if l.startswith("{")]
 

@@ -727,17 +727,51 @@ def test_limits(fresh):
     assert s.recv(100) == b"" and time.monotonic() - t0 < 3
 
 
-def test_max_connections(fresh):
+def closed_by_edge(s, timeout=3):
+    """True when the edge closed s: EOF or a reset, within timeout."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_max_connections_idle_make_room(fresh):
+    # at max_connections a new connection takes the place of the one idle
+    # the longest: here a connection that never sent anything, then the
+    # keep-alive connection whose response is the oldest
+    e = fresh(http={"max_connections": 3}, threads=1).start()
+    silent = e.connect()
+    socks = [e.connect() for _ in range(2)]
+    for s in socks:
+        assert request(e, "codex.revelations.studio", "/health", sock=s)[0] == 200
+    newer = e.connect()
+    assert request(e, "codex.revelations.studio", "/health", sock=newer)[0] == 200
+    assert closed_by_edge(silent)
+    newest = e.connect()
+    assert request(e, "codex.revelations.studio", "/health", sock=newest)[0] == 200
+    assert closed_by_edge(socks[0])
+    # the others were left alone and still serve
+    for s in (socks[1], newer):
+        assert request(e, "codex.revelations.studio", "/health", sock=s)[0] == 200
+    for s in (socks[1], newer, newest):
+        s.close()
+
+
+def test_max_connections_busy_refuses(fresh):
+    # connections in the middle of a request are never taken: with all of
+    # them busy, a new connection is closed at once
     e = fresh(http={"max_connections": 3}, threads=1).start()
     socks = [e.connect() for _ in range(3)]
-    for s in socks:  # all three are served
-        assert request(e, "codex.revelations.studio", "/health", sock=s)[0] == 200
+    for s in socks:
+        s.sendall(b"GET /health HTTP/1.1\r\n")  # a head begun
+    # the three heads are being read before the extra connection arrives
+    wait_for(lambda: e.status()["connections"] == 3, what="three connections")
     extra = e.connect()
-    extra.settimeout(3)
-    try:
-        assert extra.recv(100) == b""  # over the limit: closed at once
-    except ConnectionResetError:
-        pass
+    assert closed_by_edge(extra)
+    for s in socks:  # their requests complete
+        s.sendall(b"Host: codex.revelations.studio\r\n\r\n")
+        assert read_response(s)[0] == 200
     socks[0].close()
     # a slot is free again once a connection goes
     wait_for(lambda: try_health(e))
