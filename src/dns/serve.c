@@ -49,7 +49,8 @@ typedef struct tcpconn {
 	size_t queued; /* bytes of answers written and not yet taken by the kernel */
 	int handles;
 	bool closing, reading;
-	bool partial; /* in holds the start of a message: TCP_IO_MS runs */
+	bool partial;	    /* in holds the start of a message: TCP_IO_MS runs */
+	uint64_t active_ms; /* loop time of the accept or of the last answer */
 } tcpconn;
 
 static void io_handle_closed(uv_handle_t *h)
@@ -380,6 +381,7 @@ static void conn_process(tcpconn *c)
 		memmove(c->in, c->in + 2 + ml, c->in_len - 2 - ml);
 		c->in_len -= 2 + ml;
 		c->partial = false;
+		c->active_ms = uv_now(c->tcp.loop);
 		uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
 		twrite *tw = sb_xmalloc(sizeof(*tw) + 2 + rl);
 		memcpy(tw->data + 2, out + 2, rl);
@@ -401,6 +403,25 @@ static void conn_process(tcpconn *c)
 	}
 }
 
+/*
+ * At TCP_MAX_CONNS, the connection that has waited longest for a query
+ * without anything under way (no message begun, no transfer, no answer
+ * queued) is closed to make room, as RFC 7766 6.2.3 lets a server under
+ * pressure do: clients that hold connections open by sending a query now
+ * and then cannot keep others out. Returns false when none is idle.
+ */
+static bool evict_idle(sb_dns_io *io, const tcpconn *newcomer)
+{
+	tcpconn *oldest = NULL;
+	for (tcpconn *c = io->conns; c; c = c->next)
+		if (c != newcomer && !c->closing && !c->in_len && !c->stream && !c->queued &&
+		    (!oldest || c->active_ms <= oldest->active_ms))
+			oldest = c;
+	if (oldest)
+		conn_close(oldest);
+	return oldest != NULL;
+}
+
 static void tcp_accept(uv_stream_t *server, int status)
 {
 	sb_dns_io *io = server->data;
@@ -417,7 +438,12 @@ static void tcp_accept(uv_stream_t *server, int status)
 		c->next->prev = c;
 	io->conns = c;
 	io->nconns++;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || io->nconns > TCP_MAX_CONNS) {
+	c->active_ms = uv_now(server->loop);
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		conn_close(c);
+		return;
+	}
+	if (io->nconns > TCP_MAX_CONNS && !evict_idle(io, c)) {
 		conn_close(c);
 		return;
 	}

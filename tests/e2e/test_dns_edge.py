@@ -173,6 +173,90 @@ def test_tcp_client_trickling_a_message_is_closed(edge):
     assert addrs(r) == ["127.0.0.1"]
 
 
+def tcp_ask(s, query):
+    """Send one length-prefixed query on s and read its answer; b"" when the
+    server closed the connection instead."""
+    s.sendall(query)
+    return read_tcp_message(s)
+
+
+def read_tcp_message(s):
+    buf = b""
+    while len(buf) < 2 or len(buf) < 2 + int.from_bytes(buf[:2], "big"):
+        try:
+            b = s.recv(65536)
+        except ConnectionResetError:
+            return b""
+        if not b:
+            return b""
+        buf += b
+    return buf[2:]
+
+
+def closed_by_server(s, timeout=3):
+    s.settimeout(timeout)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_tcp_connections_full_the_longest_idle_makes_room(tmp_path):
+    # 512 connections a thread: the 513th takes the place of the connection
+    # that has waited longest since its last answer, so clients that hold
+    # connections open cannot keep a new one out (RFC 7766 6.2.3)
+    import socket
+    e = Edge(tmp_path, threads=1).start(dns=True)
+    conns = []
+    try:
+        query = one_tcp_query()
+        for i in range(512):
+            s = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
+            conns.append(s)
+            assert tcp_ask(s, query), f"connection {i} was not answered"
+        # the oldest answered gets a fresh query, so the second is now the
+        # longest idle
+        assert tcp_ask(conns[0], query)
+        extra = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
+        assert tcp_ask(extra, query), "the new connection was refused"
+        assert closed_by_server(conns[1])
+        conns[1].close()
+        conns[1] = extra
+        # every other connection is still served
+        for s in conns:
+            s.sendall(query)
+        for i, s in enumerate(conns):
+            assert read_tcp_message(s), f"connection {i} was closed"
+
+        # with a message begun on every connection, none is idle: a new
+        # connection is closed at once and the others finish their queries
+        for s in conns:
+            s.sendall(query[:1])
+        # once the server's kernel holds every byte, each connection is
+        # readable before the next one below is accepted, and the loop
+        # handles ready sockets in the order they became ready
+        wait_for(lambda: all_sent_and_taken(conns), what="the first bytes taken")
+        refused = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
+        assert closed_by_server(refused)
+        refused.close()
+        for s in conns:
+            s.sendall(query[1:])
+        for i, s in enumerate(conns):
+            assert read_tcp_message(s), f"connection {i} lost its query"
+    finally:
+        for s in conns:
+            s.close()
+        e.stop()
+
+
+def all_sent_and_taken(conns):
+    """True when no byte waits in any of conns' send queues (SIOCOUTQ)."""
+    import fcntl
+    import struct
+    return all(struct.unpack("i", fcntl.ioctl(s.fileno(), 0x5411, b"\0" * 4))[0] == 0
+               for s in conns)
+
+
 def test_serials_survive_a_restart(tmp_path):
     import signal
     e = Edge(tmp_path, threads=1)
