@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "dns/zone.h"
+#include "http/procs.h"
 #include "route/check.h"
 
 static const char usage_main[] =
@@ -490,6 +491,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	if (strcmp(cmd, "__exec") == 0) /* serve starting a command (src/http/procs.c) */
+		return sb_procs_exec_child(argc, argv);
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		if (argc > 2 && strcmp(cmd, "help") == 0) {
 			char *hv[] = {argv[2], "--help", NULL};

@@ -18,11 +18,17 @@
 #include "http/procs.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEF_BACKOFF_MIN_MS 100
@@ -173,6 +179,92 @@ static char **env_build(const proc *pr, char **port_kv)
 	return env;
 }
 
+/* ---- the executable ---------------------------------------------------- */
+
+/* Whether path names an executable regular file, looked at from dir (the
+ * child's working directory; NULL: ours) when it is relative. Returns 0,
+ * UV_EACCES or UV_ENOENT. */
+static int exec_check(const char *dir, const char *path)
+{
+	struct stat st;
+	int dfd = AT_FDCWD;
+	if (dir && path[0] != '/') {
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return UV_ENOENT;
+	}
+	int r = UV_ENOENT;
+	if (fstatat(dfd, path, &st, 0) == 0)
+		r = S_ISREG(st.st_mode) && faccessat(dfd, path, X_OK, 0) == 0 ? 0 : UV_EACCES;
+	if (dfd != AT_FDCWD)
+		close(dfd);
+	return r;
+}
+
+/*
+ * The file the child will run, as execvp would find it: argv[0] itself when
+ * it has a '/', otherwise the first executable argv[0] in the directories
+ * of the child's PATH (env). Found here, before the spawn, so that a missing
+ * command is reported as one (the child runs `switchboard __exec`, which
+ * would only see its exec fail). Returns 0 with out filled, UV_ENOENT or
+ * UV_EACCES.
+ */
+static int exec_find(const proc *pr, char *const *env, char *out, size_t cap)
+{
+	const char *file = pr->argv[0];
+	if (strchr(file, '/')) {
+		if (snprintf(out, cap, "%s", file) >= (int)cap)
+			return UV_ENAMETOOLONG;
+		return exec_check(pr->cwd, out);
+	}
+	const char *path = "/usr/local/bin:/usr/bin:/bin"; /* execvp's default */
+	for (size_t i = 0; env[i]; i++)
+		if (key_is(env[i], "PATH", 4))
+			path = env[i] + 5;
+	int r = UV_ENOENT;
+	for (const char *d = path;; d++) {
+		const char *e = strchr(d, ':');
+		size_t dl = e ? (size_t)(e - d) : strlen(d);
+		/* an empty entry is the working directory */
+		int n = dl ? snprintf(out, cap, "%.*s/%s", (int)dl, d, file)
+			   : snprintf(out, cap, "./%s", file);
+		if (n > 0 && (size_t)n < cap) {
+			int c = exec_check(pr->cwd, out);
+			if (c == 0)
+				return 0;
+			if (c == UV_EACCES)
+				r = c;
+		}
+		if (!e)
+			break;
+		d = e;
+	}
+	return r;
+}
+
+int sb_procs_exec_child(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "switchboard __exec: used by serve to start commands\n");
+		return 2;
+	}
+	char *end;
+	errno = 0;
+	long ppid = strtol(argv[2], &end, 10);
+	if (errno || *end || ppid <= 1) {
+		fprintf(stderr, "switchboard __exec: bad parent pid '%s'\n", argv[2]);
+		return 2;
+	}
+	/* from here on the kernel sends SIGTERM when the edge's control thread
+	 * (the one that spawned us) ends, even by SIGKILL; checked after, in
+	 * case it ended before */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != (pid_t)ppid)
+		return 1;
+	execv(argv[3], argv + 4);
+	fprintf(stderr, "switchboard: cannot start %s: %s\n", argv[3], strerror(errno));
+	return 127;
+}
+
 /* ---- ports ------------------------------------------------------------- */
 
 static bool port_taken(const sb_procs *p, uint16_t port, const uint16_t *extra, size_t nextra)
@@ -285,9 +377,9 @@ static void on_backoff(uv_timer_t *t)
 }
 
 /* The process handle is closed: decide what comes next. */
-static void on_process_closed(uv_handle_t *h)
+/* What follows a process that is gone, or a spawn that did not happen. */
+static void reaped(proc *pr)
 {
-	proc *pr = h->data;
 	sb_procs *p = pr->owner;
 	if (pr->removed) {
 		forget(pr);
@@ -307,6 +399,18 @@ static void on_process_closed(uv_handle_t *h)
 	pr->state = P_WAIT;
 	LOG(p, "info", "%s: restarting in %u ms", pr->name, delay);
 	uv_timer_start(&pr->timer, on_backoff, delay, 0);
+}
+
+static void on_process_closed(uv_handle_t *h)
+{
+	reaped(h->data);
+}
+
+/* A spawn refused before uv_spawn: no process handle to close, so the
+ * timer brings the name to reaped() from the loop, as a close would. */
+static void on_not_spawned(uv_timer_t *t)
+{
+	reaped(t->data);
 }
 
 static void on_exit_cb(uv_process_t *h, int64_t status, int sig)
@@ -363,6 +467,12 @@ static void log_start(const proc *pr)
 	    (unsigned)pr->port, cmd);
 }
 
+static void spawn_failed(proc *pr, int r)
+{
+	pr->failures++;
+	LOG(pr->owner, "error", "%s: cannot start %s: %s", pr->name, pr->argv[0], uv_strerror(r));
+}
+
 static void spawn(proc *pr)
 {
 	sb_procs *p = pr->owner;
@@ -374,10 +484,33 @@ static void spawn(proc *pr)
 	    {.flags = UV_INHERIT_FD, .data.fd = 2},
 	    {.flags = UV_INHERIT_FD, .data.fd = 2},
 	};
+	/* The child is `switchboard __exec PPID FILE ARGV...`, which asks the
+	 * kernel to end it with the edge (prctl(PR_SET_PDEATHSIG), which a child
+	 * can only set for itself, and libuv runs nothing of ours between fork
+	 * and exec), then execs the command with the same pid. So a command
+	 * does not outlive an edge that is killed; a stop still sends SIGTERM to
+	 * the whole process group as before. */
+	char file[PATH_MAX], ppid[24];
+	int r = exec_find(pr, env, file, sizeof(file));
+	if (r < 0) {
+		free(env);
+		free(port_kv);
+		spawn_failed(pr, r);
+		pr->state = P_REAP;
+		uv_timer_start(&pr->timer, on_not_spawned, 0, 0);
+		return;
+	}
+	snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
+	char **args = sb_xcalloc(pr->argc + 5, sizeof(*args));
+	args[0] = "switchboard";
+	args[1] = "__exec";
+	args[2] = ppid;
+	args[3] = file;
+	memcpy(args + 4, pr->argv, pr->argc * sizeof(*args));
 	uv_process_options_t o = {
 	    .exit_cb = on_exit_cb,
-	    .file = pr->argv[0],
-	    .args = pr->argv,
+	    .file = "/proc/self/exe",
+	    .args = args,
 	    .env = env,
 	    .cwd = pr->cwd,
 	    .flags = UV_PROCESS_DETACHED,
@@ -385,13 +518,13 @@ static void spawn(proc *pr)
 	    .stdio = stdio,
 	};
 	pr->process.data = pr;
-	int r = uv_spawn(p->loop, &pr->process, &o);
+	r = uv_spawn(p->loop, &pr->process, &o);
 	/* uv_spawn has forked and the child has exec'd (or failed) by now */
+	free(args);
 	free(env);
 	free(port_kv);
 	if (r < 0) {
-		pr->failures++;
-		LOG(p, "error", "%s: cannot start %s: %s", pr->name, pr->argv[0], uv_strerror(r));
+		spawn_failed(pr, r);
 		/* libuv wants the handle closed even though nothing started */
 		pr->state = P_REAP;
 		uv_close((uv_handle_t *)&pr->process, on_process_closed);

@@ -12,7 +12,9 @@
  * http://127.0.0.1:PORT as an upstream that starts marked down).
  *
  * Everything runs on one libuv loop (the edge's control loop) and one
- * thread: no threads, no sleeps. Children are spawned detached (their own
+ * thread: no threads, no sleeps. A child ends with the edge even when the
+ * edge is killed (SIGKILL, a crash): the kernel sends it SIGTERM
+ * (sb_procs_exec_child). Children are spawned detached (their own
  * process group, so stopping one kills whatever it started), with stdin on
  * /dev/null and stdout and stderr both on the edge's stderr, so their logs
  * never mix with the access log on stdout. When the command's own process
@@ -113,6 +115,16 @@ int sb_procs_info(const sb_procs *p, const char *name, sb_proc_info *out);
  * again).
  */
 void sb_procs_stop(sb_procs *p, void (*done)(void *arg), void *arg);
+
+/*
+ * The child side of a spawn, for main(): argv is
+ * {"switchboard", "__exec", PARENT_PID, FILE, ARGV...}. Asks the kernel to
+ * send SIGTERM when the parent's spawning thread ends (PR_SET_PDEATHSIG),
+ * then execs FILE with ARGV. Returns only on failure: 1 when the parent is
+ * already gone, 2 for bad arguments, 127 when the exec failed (said on
+ * stderr).
+ */
+int sb_procs_exec_child(int argc, char **argv);
 
 /* Free the manager. Only after stop's done has been called, or when no
  * name was ever set; anything else aborts (handles would still be live). */

@@ -611,6 +611,32 @@ def test_var_names_that_cannot_be_environment_variables_are_refused(tmp_path):
         e.stop()
 
 
+def test_command_upstreams_end_with_a_killed_edge(tmp_path):
+    """An edge killed with SIGKILL cannot stop its processes: the kernel
+    ends them instead (PR_SET_PDEATHSIG), so none lives on holding its
+    port."""
+    from edge import DEMO
+    mark = tmp_path / "never-unhealthy"
+    ups = {(svc, "preview"): [DEMO, "--name", svc, "--env", "preview", "--unhealthy-file",
+                              str(mark)] for svc, _, _ in SERVICES}
+    e = Edge(tmp_path, upstreams=ups)
+    e.start()
+    pids = lambda: set(int(p) for p in subprocess.run(
+        ["pgrep", "-f", f"^{DEMO} --name .* --env preview --unhealthy-file {mark}$"],
+        capture_output=True, text=True).stdout.split())
+    try:
+        sb(e, "preview", "create", "--pr", "7")
+        wait_healthy(e, f"codex-preview-7.{ZONE}")
+        assert len(pids()) == 3
+        e.edge.p.kill()
+        e.edge.p.wait(timeout=10)
+        wait_for(lambda: not pids(), timeout=10, what="the preview processes to end")
+    finally:
+        e.kill_all()
+        for p in pids():
+            os.kill(p, 9)
+
+
 def test_a_stop_lets_requests_to_command_upstreams_finish(tmp_path):
     from edge import DEMO, read_response
     ups = {(svc, "preview"): [DEMO, "--name", svc, "--env", "preview"]

@@ -12,11 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "http/procs.h"
 #include "memfs.h"
+
+/* The manager starts each command as `/proc/self/exe __exec ...` (see
+ * sb_procs_exec_child): here /proc/self/exe is this test program, so it
+ * plays switchboard's part before Criterion's main runs. glibc passes
+ * argc and argv to constructors. */
+__attribute__((constructor)) static void exec_helper(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "__exec") == 0)
+		_exit(sb_procs_exec_child(argc, argv));
+}
 
 static char tmpdir[256];
 static uv_loop_t loop;
@@ -530,5 +541,80 @@ Test(procs, invalid_specs_change_nothing)
 	cr_assert_eq(ports[0], 7, "ports written on failure");
 	cr_assert_eq(sb_procs_port(p, "x"), 0);
 	cr_assert_eq(logs.len, 0, "something was started: %s", logs.data);
+	finish(p);
+}
+
+/* A manager in a process of its own, killed with SIGKILL: its child gets
+ * SIGTERM from the kernel (PR_SET_PDEATHSIG) instead of living on. */
+Test(procs, child_ends_when_the_manager_is_killed)
+{
+	pid_t m = fork();
+	cr_assert_geq(m, 0);
+	if (m == 0) {
+		uv_loop_t l;
+		if (uv_loop_init(&l) < 0)
+			_exit(1);
+		sb_procs *p = sb_procs_new(&l, NULL);
+		const char *argv[] = {"sh", "-c", "echo $$ > pid.tmp && mv pid.tmp pid; exec sleep 60"};
+		sb_proc_spec s = {.name = "orphan", .argv = argv, .argc = 3, .cwd = tmpdir};
+		if (sb_procs_set(p, &s, 1, NULL, NULL) < 0)
+			_exit(1);
+		uv_run(&l, UV_RUN_DEFAULT);
+		_exit(1);
+	}
+	cr_assert(run_until(file_exists, path_in("pid"), 5000), "the command did not run");
+	int pid = read_pid(path_in("pid"));
+	kids[nkids++] = pid; /* the teardown's, should this fail */
+	cr_assert(alive(pid));
+	cr_assert_eq(kill(m, SIGKILL), 0);
+	cr_assert_eq(waitpid(m, NULL, 0), m);
+	cr_assert(run_until(dead, &pid, 5000), "the child outlived its killed manager");
+	uv_close((uv_handle_t *)&tick, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* The executable is looked up as execvp would, in the child's PATH and
+ * working directory, before the spawn: what is missing or not executable is
+ * reported by name. */
+Test(procs, executable_found_in_the_child_path_and_cwd)
+{
+	cr_assert_eq(mkdir(path_in("bin"), 0755), 0);
+	FILE *f = fopen(path_in("bin/sb-tool"), "w");
+	cr_assert_not_null(f);
+	fputs("#!/bin/sh\necho $$ > tool.tmp && mv tool.tmp tool.out\nexec sleep 60\n", f);
+	fclose(f);
+	cr_assert_eq(chmod(path_in("bin/sb-tool"), 0755), 0);
+	f = fopen(path_in("local.sh"), "w");
+	cr_assert_not_null(f);
+	fputs("#!/bin/sh\necho local > local.out\nexec sleep 60\n", f);
+	fclose(f);
+	cr_assert_eq(chmod(path_in("local.sh"), 0755), 0);
+	f = fopen(path_in("plain.sh"), "w");
+	cr_assert_not_null(f);
+	fputs("#!/bin/sh\n", f);
+	fclose(f);
+
+	sb_procs *p = procs_new(20, 0, 0);
+	char pathvar[600];
+	snprintf(pathvar, sizeof(pathvar), "PATH=/nonexistent:%s/bin:/usr/bin:/bin", tmpdir);
+	const char *tool[] = {"sb-tool"};
+	const char *tool_env[] = {pathvar};
+	const char *local[] = {"./local.sh"};
+	const char *plain[] = {"./plain.sh"};
+	sb_proc_spec s[] = {SPEC("tool", tool, tool_env),
+			    {.name = "local", .argv = local, .argc = 1, .cwd = tmpdir},
+			    {.name = "plain", .argv = plain, .argc = 1, .cwd = tmpdir}};
+	set_ok(p, s, 3, NULL);
+	cr_assert(run_until(file_exists, path_in("tool.out"), 5000), "%s", logs.data);
+	struct file_is l = {path_in("local.out"), "local\n"};
+	cr_assert(run_until(file_has, &l, 5000), "%s", logs.data);
+	struct count_of c = {p, "plain", 1};
+	cr_assert(run_until(failed_n, &c, 5000), "%s", logs.data);
+	cr_assert_eq(info(p, "plain").starts, 0);
+	cr_assert_not_null(strstr(logs.data, "plain: cannot start ./plain.sh: permission denied"),
+			   "%s", logs.data);
+	/* the command runs as the pid the manager knows (and signals) */
+	cr_assert_eq(read_pid(path_in("tool.out")), info(p, "tool").pid);
 	finish(p);
 }
