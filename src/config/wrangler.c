@@ -3,8 +3,40 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/cfg.h"
+
+/*
+ * What is wrong with a Worker name, or NULL. The rule is wrangler's
+ * (lower-case letters, digits, '-' and '_', not starting with '-'), with
+ * the 63-character limit of a DNS label: the name is written into request
+ * headers, environment variables and logs, so nothing else may be in it.
+ */
+static const char *name_problem(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0)
+		return "is empty";
+	if (n > 63)
+		return "is longer than 63 characters";
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+		      s[i] == '_'))
+			return "may only have lower-case letters, digits, '-' and '_'";
+	if (s[0] == '-')
+		return "cannot start with '-'";
+	return NULL;
+}
+
+/* Whether s can be quoted in a message as it is (printable ASCII). */
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
 
 /* Render a non-string var value as JSON (wrangler allows JSON-typed vars). */
 static void render_json(sb_buf *b, const sb_toml_value *v)
@@ -60,7 +92,11 @@ static int load_vars(const sb_toml_value *sec, const char *file, sb_pool *pool, 
 	for (size_t i = 0; i < e->nvars; i++) {
 		const sb_toml_value *v = sb_toml_table_value(vars, i);
 		sb_wr_var *out = &e->vars[i];
-		out->key = sb_pool_strdup(pool, sb_toml_table_key(vars, i, NULL));
+		size_t kl;
+		const char *key = sb_toml_table_key(vars, i, &kl);
+		if (memchr(key, '\0', kl))
+			return sb_cfg_error(v, file, d, "a var name must not contain a NUL character");
+		out->key = sb_pool_strndup(pool, key, kl);
 		out->line = sb_toml_line(v);
 		out->col = sb_toml_col(v);
 		if (!sb_var_key_ok(out->key))
@@ -72,6 +108,10 @@ static int load_vars(const sb_toml_value *sec, const char *file, sb_pool *pool, 
 		if (sb_toml_type_of(v) == SB_TOML_STRING) {
 			size_t n;
 			const char *s = sb_toml_string(v, &n);
+			if (memchr(s, '\0', n))
+				return sb_cfg_error(v, file, d,
+						    "var \"%s\" must not contain a NUL character",
+						    out->key);
 			out->value = sb_pool_strndup(pool, s, n);
 			out->is_string = true;
 		} else {
@@ -85,6 +125,31 @@ static int load_vars(const sb_toml_value *sec, const char *file, sb_pool *pool, 
 	return 0;
 }
 
+/* Whether a pattern's host is zone or under it ("*." and "*" prefixes
+ * looked through), as Cloudflare requires of a route with a zone_name. */
+static bool in_zone(const char *pattern, const char *zone)
+{
+	const char *h = pattern;
+	if (strncmp(h, "https://", 8) == 0)
+		h += 8;
+	else if (strncmp(h, "http://", 7) == 0)
+		h += 7;
+	size_t hl = strcspn(h, "/");
+	if (hl && h[0] == '*') {
+		h++, hl--;
+		if (hl && h[0] == '.')
+			h++, hl--;
+	}
+	if (hl && h[hl - 1] == '.')
+		hl--;
+	size_t zl = strlen(zone);
+	if (zl && zone[zl - 1] == '.')
+		zl--;
+	if (zl == 0 || hl < zl || strncasecmp(h + hl - zl, zone, zl) != 0)
+		return false;
+	return hl == zl || h[hl - zl - 1] == '.';
+}
+
 static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, sb_wr_route *out,
 		      sb_diag *d)
 {
@@ -92,8 +157,11 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 	out->line = sb_toml_line(v);
 	out->col = sb_toml_col(v);
 	if (sb_toml_type_of(v) == SB_TOML_STRING) {
-		out->pattern = sb_toml_string(v, NULL);
-		out->pattern = sb_pool_strdup(pool, out->pattern);
+		size_t n;
+		const char *p = sb_toml_string(v, &n);
+		if (memchr(p, '\0', n))
+			return sb_cfg_error(v, file, d, "a route must not contain a NUL character");
+		out->pattern = sb_pool_strndup(pool, p, n);
 	} else if (sb_toml_type_of(v) == SB_TOML_TABLE) {
 		char *pattern = NULL, *zn = NULL, *zi = NULL;
 		if ((r = sb_cfg_string_req(v, "pattern", "the route's host/path pattern", pool,
@@ -113,6 +181,11 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 	}
 	if (!out->pattern[0])
 		return sb_cfg_error(v, file, d, "route pattern is empty");
+	if (out->zone_name && !in_zone(out->pattern, out->zone_name))
+		return sb_cfg_error(v, file, d,
+				    "route \"%s\" is not in its zone_name \"%s\" (Cloudflare refuses "
+				    "a route outside its zone)",
+				    out->pattern, out->zone_name);
 	if (out->custom_domain) {
 		/* a scheme is allowed and ignored, as in any route (docs/routing.md) */
 		const char *h = out->pattern;
@@ -190,8 +263,14 @@ static int load_section(const sb_toml_value *sec, const char *file, sb_pool *poo
 	e->compatibility_date = cdate;
 	e->line = sb_toml_line(sec);
 	e->col = sb_toml_col(sec);
-	if (name && !name[0])
-		return sb_cfg_error(sb_toml_table_get(sec, "name"), file, d, "'name' is empty");
+	if (name) {
+		const char *why = name_problem(name);
+		if (why)
+			return sb_cfg_error(sb_toml_table_get(sec, "name"), file, d,
+					    "Worker name%s%s%s %s", printable(name) ? " \"" : "",
+					    printable(name) ? name : "", printable(name) ? "\"" : "",
+					    why);
+	}
 	return 0;
 }
 
@@ -223,8 +302,18 @@ int sb_wrangler_load(const sb_toml_value *doc, const char *file, sb_pool *pool, 
 			return r;
 		e->env = sb_pool_strdup(pool, ename);
 		/* Inheritable keys, as wrangler documents them. */
-		if (!e->name)
+		if (!e->name) {
 			e->name = sb_pool_printf(pool, "%s-%s", out->top.name, ename);
+			const char *why = name_problem(e->name);
+			if (why)
+				return sb_cfg_error(
+				    sec, file, d,
+				    "the Worker name [env.%s] gets from the top-level one%s%s%s %s; "
+				    "give it a 'name'",
+				    printable(ename) ? ename : "?", printable(e->name) ? ", \"" : "",
+				    printable(e->name) ? e->name : "", printable(e->name) ? "\"," : "",
+				    why);
+		}
 		if (!e->main)
 			e->main = out->top.main;
 		if (!e->compatibility_date)

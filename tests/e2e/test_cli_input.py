@@ -389,3 +389,68 @@ def test_versions_show_the_command_as_typed_and_quoted(tmp_path):
                          capture_output=True, text=True).stdout
     assert out == ("[tenants][add][acme][--name][Ácme 'Inc'][-c]"
                    f"[{d}][--data][{data}][--settings][{{\"plan\": \"pro\"}}]"), out
+
+
+def wrangler_refused(tmp_path, wrangler, *want, line=None):
+    """check refuses a service whose wrangler.toml is `wrangler`, naming
+    that file (and line) and saying each of want."""
+    d = decl(tmp_path, ZONE + '\n[[service]]\nwrangler = "wrangler.toml"\n')
+    (d / "wrangler.toml").write_bytes(wrangler.encode())
+    err = sb("check", "-c", d, check=1).stderr
+    where = f"{d}/wrangler.toml:{line}:" if line else f"{d}/wrangler.toml"
+    assert where in err, err
+    for w in want:
+        assert w in err, err
+    return err
+
+
+@pytest.mark.parametrize("name,why", [
+    ('"w\\r\\nX-Injected: yes"', "may only have lower-case letters, digits, '-' and '_'"),
+    ('"../my worker"', "may only have lower-case letters"),
+    ('"Upper"', "may only have lower-case letters"),
+    ('"-lead"', "cannot start with '-'"),
+    ('"' + "a" * 64 + '"', "longer than 63 characters"),
+    ('""', "is empty"),
+])
+def test_worker_names_follow_wranglers_rule(tmp_path, name, why):
+    # the name goes into request headers, environment variables and logs:
+    # a CR LF in it used to reach the upstream as a header of its own
+    err = wrangler_refused(tmp_path, f'name = {name}\nroute = "w.example.com/*"\n', why,
+                           line=1)
+    assert "X-Injected" not in err  # control characters are not echoed
+
+
+def test_an_env_name_that_makes_a_bad_worker_name_is_refused(tmp_path):
+    wrangler_refused(tmp_path, 'name = "w"\nroute = "w.example.com/*"\n'
+                               '[env."Stag ing"]\nroute = "s.example.com/*"\n',
+                     "[env.Stag ing]", "give it a 'name'", line=3)
+
+
+@pytest.mark.parametrize("text,why", [
+    ('name = "w"\nroute = "w.example.com/api\\u0000/*"\n', "route must not contain a NUL"),
+    ('name = "w"\nroute = "w.example.com/*"\n[vars]\n"API\\u0000_OLD" = "x"\n',
+     "var name must not contain a NUL"),
+    ('name = "w"\nroute = "w.example.com/*"\n[vars]\nAPI = "a\\u0000b"\n',
+     'var "API" must not contain a NUL'),
+])
+def test_nul_characters_are_refused_not_cut_short(tmp_path, text, why):
+    wrangler_refused(tmp_path, text, why)
+
+
+@pytest.mark.parametrize("pattern,zone,ok", [
+    ("shop.other.org/*", "example.com", False),
+    ("notexample.com/*", "example.com", False),
+    ("w.example.com/*", "example.com", True),
+    ("example.com/*", "example.com.", True),
+    ("*.example.com/*", "EXAMPLE.com", True),
+    ("*example.com/*", "example.com", True),
+    ("https://w.example.com/x", "example.com", True),
+])
+def test_a_route_is_in_its_zone_name(tmp_path, pattern, zone, ok):
+    text = f'name = "w"\nroutes = [{{ pattern = "{pattern}", zone_name = "{zone}" }}]\n'
+    if ok:
+        d = decl(tmp_path, ZONE + '\n[[service]]\nwrangler = "wrangler.toml"\n')
+        (d / "wrangler.toml").write_text(text)
+        sb("check", "-c", d, check=0)
+    else:
+        wrangler_refused(tmp_path, text, f'route "{pattern}" is not in its zone_name', line=2)
