@@ -1,13 +1,11 @@
 // Verify X-Switchboard-Signature in a Node.js service (docs/signing.md). No dependencies.
 //
-//   const { verify } = require('./verify-signature.js');
-//   const i = req.url.indexOf('?');  // raw target: no URL normalisation
-//   const ok = verify({ method: req.method, host: req.headers.host,
-//     path: i < 0 ? req.url : req.url.slice(0, i), query: i < 0 ? '' : req.url.slice(i + 1),
-//     headers: req.headers }, process.env.SWITCHBOARD_SECRETS.split(','), 300);
+//   const { verifyRequest } = require('./verify-signature.js');
+//   const ok = verifyRequest(req, process.env.SWITCHBOARD_SECRETS.split(','), 300);
 //
-// secrets: hex strings or Buffers (current and previous). Strings are taken as Node's
-// http module gives them, one character per byte (latin1).
+// req: an http.IncomingMessage (its raw target and raw headers are used). secrets: hex
+// strings or Buffers (current and previous); empty strings are skipped, anything else
+// that is not hex throws. verify(fields, ...) takes {method, host, path, query, headers}.
 'use strict';
 const crypto = require('node:crypto');
 
@@ -24,32 +22,52 @@ function canonical(req, t) {
     ...SIGNED.map((n) => `${n}:${trim(req.headers[n])}`)].map((l) => `${l}\n`).join('');
 }
 
-const mac = (secret, req, t) => crypto.createHmac('sha256', typeof secret === 'string'
-  ? Buffer.from(secret, 'hex') : secret).update(canonical(req, t), 'latin1').digest();
+// Buffer.from(s, 'hex') stops at the first non-hex character: "" or "0x.." would make
+// an empty key, with which anyone can sign. Empty strings (a trailing comma) are skipped.
+function key(secret) {
+  if (Buffer.isBuffer(secret) && secret.length) return secret;
+  if (/^([0-9a-fA-F]{2})+$/.test(secret)) return Buffer.from(secret, 'hex');
+  throw new TypeError('a secret is a non-empty hex string or Buffer');
+}
+
+const mac = (secret, req, t) => crypto.createHmac('sha256', key(secret))
+  .update(canonical(req, t), 'latin1').digest();
 
 function verify(req, secrets, toleranceSeconds = 300, now = Date.now() / 1000) {
+  const keys = secrets.filter((s) => s !== '').map(key);
   let t = null;
   const sigs = [];
   for (const item of String(req.headers['x-switchboard-signature'] ?? '').split(',')) {
     const m = /^[ \t]*([^=]+)=(.*?)[ \t]*$/.exec(item);
-    if (!m || (m[1] === 't' && (t !== null || !/^\d{1,19}$/.test(m[2])))) return false;
+    if (!m || (m[1] === 't' && (t !== null || !/^(0|[1-9]\d{0,18})$/.test(m[2])))) return false;
     if (m[1] === 't') t = m[2];
     if (m[1] === 'v1' && !/^[0-9a-fA-F]{64}$/.test(m[2])) return false;
     if (m[1] === 'v1') sigs.push(Buffer.from(m[2], 'hex'));
   }
   if (t === null || !sigs.length || sigs.length > 16) return false;
   if (Math.abs(now - Number(t)) > toleranceSeconds) return false;
-  return secrets.some((s) => {
-    const m = mac(s, req, t);
+  return keys.some((k) => {
+    const m = mac(k, req, t);
     return sigs.some((sig) => crypto.timingSafeEqual(m, sig));
   });
+}
+
+// A header sent twice is tampering (the edge sends each once); Node would join the copies.
+function verifyRequest(req, secrets, toleranceSeconds = 300, now = Date.now() / 1000) {
+  const names = req.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+  if (['x-switchboard-signature', 'host', ...SIGNED].some((n) =>
+    names.indexOf(n) !== names.lastIndexOf(n))) return false;
+  const i = req.url.indexOf('?'); // the raw target: no URL normalisation
+  return verify({ method: req.method, host: req.headers.host,
+    path: i < 0 ? req.url : req.url.slice(0, i), query: i < 0 ? '' : req.url.slice(i + 1),
+    headers: req.headers }, secrets, toleranceSeconds, now);
 }
 
 // The header value the edge would send (for tests): t=<t>,v1=<hex>[,v1=<hex>...].
 const sign = (req, secrets, t) =>
   [`t=${t}`, ...secrets.map((s) => `v1=${mac(s, req, t).toString('hex')}`)].join(',');
 
-module.exports = { verify, canonical, sign };
+module.exports = { verify, verifyRequest, canonical, sign };
 
 // node examples/verify-signature.js --self-test: the worked example of docs/signing.md.
 if (require.main === module && process.argv[2] === '--self-test') {
@@ -77,5 +95,14 @@ if (require.main === module && process.argv[2] === '--self-test') {
   assert.ok(at(both, [old]) && at(both, [cur.toString('hex')]));
   assert.ok(!verify({ ...req, path: '/api/projects/43', headers: { ...req.headers,
     'x-switchboard-signature': header } }, [cur], 300, 1700000000));
+  assert.ok(!at('t=01700000000,' + header.split(',')[1], [cur])); // digits as signed
+  assert.throws(() => at(header, ['0x' + cur.toString('hex')]), TypeError);
+  assert.ok(at(header, [cur.toString('hex'), '']) && !at(header, ['']));
+  const headers = { ...req.headers, host: req.host, 'x-switchboard-signature': header };
+  const raw = (extra) => ({ method: req.method, url: `${req.path}?${req.query}`, headers,
+    rawHeaders: [...Object.entries(headers).flat(), ...extra] });
+  assert.ok(verifyRequest(raw([]), [cur], 300, 1700000000));
+  assert.ok(!verifyRequest(raw(['x-switchboard-signature', header]), [cur], 300, 1700000000));
+  assert.ok(!verifyRequest(raw(['X-Tenant-Slug', 'acme']), [cur], 300, 1700000000));
   console.log('verify-signature self-test: ok');
 }

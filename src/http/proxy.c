@@ -1767,6 +1767,13 @@ static int resolve_target(client *c, const char **why)
 		*why = "a request target must be a path or an absolute http(s) URL";
 		return -1;
 	}
+	/* routing and the signature look at the host part only: anything after
+	 * it but a port would reach the service, signed, in Host and
+	 * X-Forwarded-Host ("a.example.com:@evil.example") */
+	if (sb_route_host_port_ok(r->host, r->host_len) < 0) {
+		*why = "bad Host: a host may only be followed by ':' and a port number";
+		return -1;
+	}
 	return 0;
 }
 

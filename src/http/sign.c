@@ -112,14 +112,14 @@ static sb_sign_str trim(sb_sign_str s)
 }
 
 /* "Host:Port" -> "Host"; "[v6]:port" -> "[v6]". Host names and IPv4 never
- * contain ':', so the first one starts the port. */
+ * contain ':', so the first one starts the port; so it does in a '[' without
+ * its ']', as in the documented Python and JavaScript verifiers. */
 static sb_sign_str host_only(sb_sign_str h)
 {
 	h = trim(h);
-	if (h.n && h.p[0] == '[') {
-		const char *end = memchr(h.p, ']', h.n);
-		if (end)
-			h.n = (size_t)(end - h.p) + 1;
+	const char *end = h.n && h.p[0] == '[' ? memchr(h.p, ']', h.n) : NULL;
+	if (end) {
+		h.n = (size_t)(end - h.p) + 1;
 		return h;
 	}
 	const char *colon = memchr(h.p, ':', h.n);
@@ -513,7 +513,10 @@ static int parse_header(const char *h, size_t len, struct parsed *ps)
 		const char *v = eq + 1;
 		if (klen == 1 && item.p[0] == 't') {
 			uint64_t u;
-			if (have_t || sb_parse_u64(v, vlen, INT64_MAX, &u) < 0)
+			/* no leading zero: the canonical string has t's digits as the
+			 * edge wrote them, so one spelling only */
+			if (have_t || (vlen > 1 && v[0] == '0') ||
+			    sb_parse_u64(v, vlen, INT64_MAX, &u) < 0)
 				return SB_EINVAL;
 			ps->t = (int64_t)u;
 			have_t = true;

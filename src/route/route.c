@@ -553,19 +553,37 @@ size_t sb_route_memory(const sb_route_table *rt)
 
 /* ---- lookup ------------------------------------------------------------ */
 
+int sb_route_host_port_ok(const char *host, size_t n)
+{
+	const char *end = host + n, *p;
+	if (n && host[0] == '[') {
+		p = memchr(host, ']', n);
+		if (!p)
+			return SB_EINVAL;
+		p++;
+	} else {
+		p = memchr(host, ':', n);
+		if (!p)
+			return (int)n;
+	}
+	size_t hl = (size_t)(p - host);
+	if (p == end)
+		return (int)hl;
+	if (*p != ':' || end - p - 1 > 5)
+		return SB_EINVAL;
+	for (p++; p < end; p++)
+		if (*p < '0' || *p > '9')
+			return SB_EINVAL;
+	return (int)hl;
+}
+
 int sb_route_host_normalize(const char *host, size_t n, char *buf, size_t size)
 {
-	/* strip a port: "host:8080"; an IPv6 literal keeps its brackets */
-	if (n && host[0] == '[') {
-		const char *rb = memchr(host, ']', n);
-		if (!rb)
-			return SB_EINVAL;
-		n = (size_t)(rb - host) + 1;
-	} else {
-		const char *colon = memchr(host, ':', n);
-		if (colon)
-			n = (size_t)(colon - host);
-	}
+	/* strip the port: "host:8080"; an IPv6 literal keeps its brackets */
+	int hl = sb_route_host_port_ok(host, n);
+	if (hl < 0)
+		return SB_EINVAL;
+	n = (size_t)hl;
 	if (n && host[n - 1] == '.')
 		n--;
 	if (n == 0 || n >= size || n > 253)

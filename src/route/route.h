@@ -118,9 +118,16 @@ typedef struct sb_route_match {
 int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const char *host,
 		    size_t host_len, const char *path, size_t path_len, sb_route_match *m);
 
+/* Check what follows the host in a Host value (RFC 9110 7.2: uri-host
+ * [":" port], port = *DIGIT): nothing, or ':' and at most five digits.
+ * Returns the length of the host part (an IPv6 literal with its brackets),
+ * or SB_EINVAL (anything else after it, or a '[' without ']'). */
+int sb_route_host_port_ok(const char *host, size_t n);
+
 /* Normalise a Host value into buf (lower case, no port, no trailing dot).
  * Returns the length, or SB_EINVAL (empty, too long, bad characters, an
- * empty label: a leading dot, "..", or more than one trailing dot). */
+ * empty label: a leading dot, "..", or more than one trailing dot; a port
+ * that sb_route_host_port_ok() refuses). */
 int sb_route_host_normalize(const char *host, size_t n, char *buf, size_t size);
 
 #endif

@@ -561,6 +561,17 @@ SMUGGLE = {
                                 b"\r\n:Content-Length: 5\r\n\r\nhello",
     "tab_in_target": b"GET /public\t/admin HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
     "control_byte_in_target": b"GET /a\x01b HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    # found in review: what follows a host's ':' was forwarded, signed, in
+    # Host and X-Forwarded-Host
+    "host_userinfo_after_colon": b"GET /echo HTTP/1.1\r\n"
+                                 b"Host: codex.revelations.studio:@evil.example\r\n\r\n",
+    "host_path_after_port": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio:443/evil\r\n\r\n",
+    "host_list_after_port": b"GET /echo HTTP/1.1\r\n"
+                            b"Host: codex.revelations.studio:443,evil.example\r\n\r\n",
+    "host_port_too_long": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio:123456\r\n\r\n",
+    "absolute_form_bad_port": b"GET http://codex.revelations.studio:80x/echo HTTP/1.1\r\n"
+                              b"Host: codex.revelations.studio:80x\r\n\r\n",
+    "ipv6_host_unclosed": b"GET /echo HTTP/1.1\r\nHost: [2001:db8::1:8443\r\n\r\n",
 }
 
 
@@ -623,6 +634,17 @@ def test_smuggling_is_rejected(recorded, case):
     assert edge.rec.count() == before, edge.rec.received[before:]
     log = edge_wait_log(edge, logs_before)
     assert log["status"] == 400
+
+
+@pytest.mark.parametrize("host", ["codex.revelations.studio:", "codex.revelations.studio:8443",
+                                  "CODEX.revelations.studio.:1"])
+def test_a_host_with_a_port_or_an_empty_one_is_served(edge, host):
+    # RFC 9110 7.2: uri-host [ ":" port ], port = *DIGIT
+    out = raw(edge, b"GET /echo HTTP/1.1\r\nHost: " + host.encode() +
+              b"\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200 "), out[:200]
+    j = json.loads(out.split(b"\r\n\r\n", 1)[1])
+    assert j["signature"] == "valid", j
 
 
 def edge_wait_log(edge, n, timeout=5):

@@ -4,6 +4,8 @@ The C side signs through build/demo-service --sign-example and --sign-request
 ($SB_DEMO names another binary); node runs the verifier. Node is part of our
 machines' set-up, so its absence fails these tests instead of skipping them.
 """
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -116,10 +118,13 @@ REQUESTS = [
     # a long path
     {"method": "POST", "host": "auth.revelations.studio", "path": "/" + "x" * 9000,
      "query": "", "headers": {"x-tenant-slug": "t"}},
+    # a '[' without its ']': both cut at the first ':' (they used to differ)
+    {"method": "GET", "host": "[2001:db8::1:8443", "path": "/", "query": "", "headers": {}},
 ]
 
 
-@pytest.mark.parametrize("request_", REQUESTS, ids=["ipv6", "bare", "all-headers", "long-path"])
+@pytest.mark.parametrize("request_", REQUESTS,
+                         ids=["ipv6", "bare", "all-headers", "long-path", "ipv6-unclosed"])
 def test_js_verifies_c_signed_requests(node, request_):
     secrets = ["11" * 32, "2f" * 16]
     signed = c_sign({"secrets": secrets, "t": 1800000000, **request_})
@@ -132,3 +137,78 @@ def test_js_verifies_c_signed_requests(node, request_):
     cases.append({"request": as_js_request(signed, method="PUT"), "secrets": secrets,
                   "tolerance": 60, "now": 1800000000})
     assert js_verify(node, cases) == [True, True, False]
+
+
+def test_js_refuses_what_c_refuses(node):
+    """Where the two verifiers used to disagree, or the JS one accepted a
+    forgery: a t spelled with a leading zero, secrets that are not hex (an
+    empty key would let anyone sign), a repeated signature header."""
+    p = subprocess.run([DEMO, "--sign-example"], capture_output=True, text=True, timeout=30)
+    ex = json.loads(p.stdout)
+    cur = ex["secrets"][0]
+    t = ex["t"]
+    v1 = ex["header"].split(",")[1]
+    # what anyone can compute when the verifier ends up with an empty key
+    canon = c_sign({**{k: ex[k] for k in ("method", "host", "path", "query", "headers")},
+                    "secrets": [cur], "t": t})["canonical"]
+    empty_key = hmac.new(b"", canon.encode("latin1"), hashlib.sha256).hexdigest()
+    forged = as_js_request(ex, header=f"t={t},v1={empty_key}")
+    cases = [
+        (as_js_request(ex, header=f"t=0{t},{v1}"), [cur], False),
+        (as_js_request(ex), [cur, ""], True),  # a trailing comma in SWITCHBOARD_SECRETS
+        (as_js_request(ex), [""], False),
+        (forged, [cur, ""], False),
+        (forged, [""], False),
+    ]
+    got = js_verify(node, [{"request": r, "secrets": s, "tolerance": 300, "now": t}
+                           for r, s, _ in cases])
+    assert got == [w for *_, w in cases]
+    # a secret that is not hex is a configuration error, said at once
+    script = ("const { verify } = require(process.argv[1]);"
+              "try { verify({headers: {}}, ['0x11']); console.log('accepted'); }"
+              "catch (e) { console.log(e.name); }")
+    out = subprocess.run([node, "-e", script, str(VERIFIER)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "TypeError", out.stdout + out.stderr
+
+
+def test_js_verify_request_refuses_a_repeated_header(node, tmp_path):
+    """A real Node http server behind verifyRequest: Node joins repeated
+    headers, so two X-Switchboard-Signature lines (t= in one, v1= in the
+    other) used to verify as one."""
+    p = subprocess.run([DEMO, "--sign-example"], capture_output=True, text=True, timeout=30)
+    ex = json.loads(p.stdout)
+    t_item, v1_item = ex["header"].split(",", 1)
+    server = f"""
+const http = require('node:http');
+const {{ verifyRequest }} = require({json.dumps(str(VERIFIER))});
+const srv = http.createServer((req, res) => {{
+  res.end(String(verifyRequest(req, [{json.dumps(ex["secrets"][0])}], 300, {ex["t"]})));
+}});
+srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
+"""
+    proc = subprocess.Popen([node, "-e", server], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        import socket
+        target = ex["path"] + ("?" + ex["query"] if ex["query"] else "")
+        base = f"{ex['method']} {target} HTTP/1.1\r\nHost: {ex['host']}\r\n"
+        base += "".join(f"{k}: {v}\r\n" for k, v in ex["headers"].items())
+
+        def ask(sig_lines):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall((base + "".join(f"X-Switchboard-Signature: {l}\r\n"
+                                          for l in sig_lines) +
+                           "Content-Length: 0\r\nConnection: close\r\n\r\n").encode())
+                data = b""
+                while True:
+                    b = s.recv(4096)
+                    if not b:
+                        break
+                    data += b
+            return data.split(b"\r\n\r\n", 1)[1].decode()
+        assert ask([ex["header"]]) == "true"
+        assert ask([t_item, v1_item]) == "false"
+    finally:
+        proc.kill()
+        proc.wait()

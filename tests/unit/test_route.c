@@ -120,7 +120,27 @@ Test(normalize, lower_case_no_port_no_trailing_dot)
 	cr_assert_str_eq(buf, "a.example.com");
 	cr_assert_eq(sb_route_host_normalize("[::1]:80", 8, buf, sizeof(buf)), 5);
 	cr_assert_str_eq(buf, "[::1]");
-	const char *bad[] = {"", ".", "..", "a..", ".a", "a..b", "a b", "a/b", "a@b", ":80"};
+	cr_assert_eq(sb_route_host_normalize("a.example.com:", 14, buf, sizeof(buf)), 13);
+	cr_assert_eq(sb_route_host_normalize("a.example.com:65535", 19, buf, sizeof(buf)), 13);
+	/* after the host: nothing, or ':' and a port of at most five digits */
+	const char *bad[] = {"",
+			     ".",
+			     "..",
+			     "a..",
+			     ".a",
+			     "a..b",
+			     "a b",
+			     "a/b",
+			     "a@b",
+			     ":80",
+			     "a.example.com:@evil.example",
+			     "a.example.com:443/evil",
+			     "a.example.com:443,evil",
+			     "a.example.com:123456",
+			     "a.example.com:8o",
+			     "[::1]x",
+			     "[::1]:8x",
+			     "[2001:db8::1:8443"};
 	for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++)
 		cr_assert_eq(sb_route_host_normalize(bad[i], strlen(bad[i]), buf, sizeof(buf)),
 			     SB_EINVAL, "%s", bad[i]);

@@ -174,6 +174,9 @@ Test(sign, host_normalisation)
 	    {"example.com:8080", "example.com"},
 	    {"[::1]:8443", "[::1]"},
 	    {"[::1]", "[::1]"},
+	    /* no ']': the first ':' starts the port, as in the documented
+	     * Python and JavaScript verifiers */
+	    {"[2001:db8::1:8443", "[2001"},
 	    {" a.example.com ", "a.example.com"},
 	    {"", ""},
 	};
@@ -267,6 +270,10 @@ Test(sign, malformed_headers)
 	expect_malformed(buf);
 	snprintf(buf, sizeof(buf), "t=1,t=1700000000,v1=%s", EX_V1);
 	expect_malformed(buf); /* two t */
+	snprintf(buf, sizeof(buf), "t=01700000000,v1=%s", EX_V1);
+	expect_malformed(buf); /* t is signed as written: one spelling only */
+	snprintf(buf, sizeof(buf), "t=00,v1=%s", EX_V1);
+	expect_malformed(buf);
 	snprintf(buf, sizeof(buf), "t=1700000000,v1=%.63s", EX_V1);
 	expect_malformed(buf); /* short */
 	snprintf(buf, sizeof(buf), "t=1700000000,v1=%s0", EX_V1);
