@@ -283,7 +283,10 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 		return SB_EINVAL;
 	}
 	r->host = host;
-	const char *path = slash ? slash : "/*";
+	/* as Cloudflare: "a route without a path has an implied path of /",
+	 * matching the root only (a custom domain takes its whole host: the
+	 * caller sees to that, sb_route_whole_host) */
+	const char *path = slash ? slash : "/";
 	size_t pl = strlen(path);
 	if (strchr(path, '?') || strchr(path, '#')) {
 		snprintf(err, errlen, "route \"%s\": a route path has no query or fragment",
@@ -301,6 +304,12 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 	}
 	r->path = sb_pool_strndup(pool, path, pl);
 	return 0;
+}
+
+void sb_route_whole_host(sb_route *r)
+{
+	r->path = "/";
+	r->path_prefix = true;
 }
 
 /* ---- building ---------------------------------------------------------- */
@@ -333,6 +342,8 @@ static int copy_routes(struct builder *b, const sb_wr_env *e, const char *file, 
 		if (sb_route_parse(wr->pattern, b->m->pool, &dp->routes[i], err, sizeof(err)) < 0)
 			return sb_diag_set(b->d, file, wr->line, wr->col, "%s", err);
 		dp->routes[i].custom_domain = wr->custom_domain;
+		if (wr->custom_domain)
+			sb_route_whole_host(&dp->routes[i]);
 		dp->routes[i].file = file;
 		dp->routes[i].line = wr->line;
 		dp->routes[i].col = wr->col;
@@ -444,7 +455,8 @@ static void derive_routes(const sb_model *m, const sb_deployment *prod, sb_env e
 		r.pattern =
 		    sb_pool_printf(pool, "%s%s%s", h, pr_->path, pr_->path_prefix ? "*" : "");
 		r.derived = true;
-		r.custom_domain = false;
+		/* custom_domain is kept: in every environment a route beats the
+		 * custom domain on the same host, as in production */
 		dp->routes[dp->nroutes++] = r;
 	}
 }
@@ -599,6 +611,8 @@ static int live_route(struct builder *b, sb_deployment *dp, const char *pattern,
 	if (sb_route_parse(pattern, b->m->pool, &rt, err, sizeof(err)) < 0)
 		return sb_diag_set(b->d, where, 0, 0, "%s", err);
 	rt.custom_domain = domain;
+	if (domain)
+		sb_route_whole_host(&rt);
 	rt.file = where;
 	sb_route *v = sb_pool_alloc(b->m->pool, (dp->nroutes + 2) * sizeof(sb_route));
 	if (dp->nroutes)

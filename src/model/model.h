@@ -126,9 +126,14 @@ ssize_t sb_model_service(const sb_model *m, const char *name);
 void sb_model_preview(const sb_model *m, size_t svc, uint32_t pr, sb_pool *pool,
 		      sb_deployment *out);
 
-/* Parse a route pattern "host[/path]" into r (strings in pool). Returns 0 or
- * SB_EINVAL with a message in err (no position; the caller adds it). */
+/* Parse a route pattern "host[/path]" into r (strings in pool); without a
+ * path it matches "/" only, as in Cloudflare. Returns 0 or SB_EINVAL with a
+ * message in err (no position; the caller adds it). */
 int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, size_t errlen);
+
+/* Make r match every path of its host (a "/" prefix): what a custom domain does,
+ * whatever path its pattern was written with. */
+void sb_route_whole_host(sb_route *r);
 
 /*
  * Tenant slugs. A slug matches [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?, is one

@@ -331,6 +331,15 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 		    (e->route->host_apex_too == r->host_apex_too)) {
 			if (e->dep == dep)
 				return 0; /* the same route written twice for one deployment */
+			/* as in Cloudflare, a route takes precedence over a custom
+			 * domain on the same host (a Worker in front of an app) */
+			if (e->route->custom_domain != r->custom_domain) {
+				if (e->route->custom_domain) {
+					e->dep = dep;
+					e->route = r;
+				}
+				return 0;
+			}
 			return sb_diag_setc(d, SB_EEXIST, r->file, r->line, r->col,
 					    "route \"%s\" of %s claims the same host and path as "
 					    "\"%s\" of %s (%s:%d:%d)",
@@ -604,15 +613,18 @@ int sb_route_host_normalize(const char *host, size_t n, char *buf, size_t size)
 	return (int)n;
 }
 
+/* As Cloudflare, a pattern is matched against the path and the query: a
+ * prefix ('*') takes any query, an exact path only a request without one
+ * ("/images/cat.png" does not match "/images/cat.png?foo=bar"). */
 static const struct path_ent *match_path(const struct host_node *nd, const char *path, size_t pl,
-					 bool production_only)
+					 bool query, bool production_only)
 {
 	for (size_t i = 0; i < nd->npaths; i++) {
 		const struct path_ent *e = &nd->paths[i];
 		if (production_only && e->dep->env != SB_ENV_PRODUCTION)
 			continue;
 		if (e->prefix ? (pl >= e->len && memcmp(path, e->path, e->len) == 0)
-			      : (pl == e->len && memcmp(path, e->path, pl) == 0))
+			      : (!query && pl == e->len && memcmp(path, e->path, pl) == 0))
 			return e;
 	}
 	return NULL;
@@ -674,6 +686,7 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 	}
 	size_t n = (size_t)hn;
 	const char *q = memchr(path, '?', path_len);
+	bool query = q != NULL;
 	if (q)
 		path_len = (size_t)(q - path);
 	if (path_len == 0) {
@@ -699,7 +712,7 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 	/* 1. exact host */
 	const struct host_node *nd = htab_get(&rt->exact, h, n, hash);
 	if (nd) {
-		const struct path_ent *e = match_path(nd, path, path_len, false);
+		const struct path_ent *e = match_path(nd, path, path_len, query, false);
 		if (e) {
 			set_match(m, e);
 			if (ts < 0 || m->service != (size_t)ts || !nsuf)
@@ -726,7 +739,7 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 			memcpy(base, h + lo, ll);
 			memcpy(base + ll, h + label_len, rest);
 			const struct host_node *bn = htab_get(&rt->exact, base, ll + rest, bh);
-			const struct path_ent *e = bn ? match_path(bn, path, path_len, true) : NULL;
+			const struct path_ent *e = bn ? match_path(bn, path, path_len, query, true) : NULL;
 			if (e) {
 				m->deployment = NULL;
 				m->derived = true;
@@ -749,7 +762,7 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 		nd = htab_get(&rt->wild, suf, sl, k == nsuf ? hash : sufh[k]);
 		if (!nd || (k == nsuf && !nd->apex_too))
 			continue;
-		const struct path_ent *e = match_path(nd, path, path_len, false);
+		const struct path_ent *e = match_path(nd, path, path_len, query, false);
 		if (!e)
 			continue;
 		if (nd->tenant_gated && e->dep->service == (size_t)ts) {

@@ -107,8 +107,10 @@ typedef struct sb_route_match {
 
 /*
  * Look up a request. host may carry a port and a trailing dot and any case;
- * path is the request path (a query after '?' is ignored). tenants may be
- * NULL (no tenant registered).
+ * path is the request target's path and query: a pattern with an exact path
+ * matches only when there is no '?' (Cloudflare matches the whole URL), a
+ * prefix pattern whatever follows. tenants may be NULL (no tenant
+ * registered).
  * Returns 0 when routed, else SB_ENOROUTE (no pattern matches),
  * SB_ENOTENANT (tenant-aware host, slug not registered), SB_ESUSPENDED
  * (registered but suspended; deployment and tenant are still filled in),

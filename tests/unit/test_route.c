@@ -77,7 +77,36 @@ Test(precedence, longer_path_prefix_wins)
 Test(precedence, exact_path_beats_prefix_of_same_length)
 {
 	expect("a.example.com/api/v2", "apiv2exact");
-	expect("a.example.com/api/v2?x=1", "apiv2exact"); /* query ignored */
+	/* as in Cloudflare, the query is part of what is matched: an exact
+	 * path does not match with one, a prefix does */
+	expect("a.example.com/api/v2?x=1", "api");
+	expect("a.example.com/api/v2?", "api");
+	expect("a.example.com/api/v2/x?y=1", "apiv2");
+}
+
+static const char cloudflare_toml[] =
+    "[[zone]]\nname = \"example.com\"\n"
+    "[[service]]\nname = \"root\"\nroutes = [\"r.example.com\"]\n"
+    "[[service]]\nname = \"app\"\n"
+    "routes = [{ pattern = \"app.example.com\", custom_domain = true }]\n"
+    "[[service]]\nname = \"logger\"\nroutes = [\"app.example.com/*\"]\n"
+    "[[service]]\nname = \"dom\"\n"
+    "routes = [{ pattern = \"d.example.com/\", custom_domain = true }]\n";
+
+Test(route, cloudflare_pattern_semantics, .fini = teardown)
+{
+	W = world_load(cloudflare_toml, NULL);
+	cr_assert_eq(W.rc, 0, "load: %s", W.diag.msg);
+	/* a route without a path has the implied path "/": the root only */
+	expect("r.example.com/", "root");
+	expect_none("r.example.com/x", SB_ENOROUTE);
+	expect_none("r.example.com/?q=1", SB_ENOROUTE);
+	/* a route beats a custom domain on the same host and path */
+	expect("app.example.com/", "logger");
+	expect("app.example.com/x", "logger");
+	expect("app-staging.example.com/x", "logger-staging"); /* in every environment */
+	/* a custom domain owns its whole host, whatever path it is written with */
+	expect("d.example.com/deep/x?y=1", "dom");
 }
 
 Test(precedence, host_decided_before_path_and_falls_through)
