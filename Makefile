@@ -83,7 +83,8 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(B)/libswitchboard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-run: deps
+run:
+	@scripts/install-deps --run
 	$(MAKE) build
 	scripts/run-example
 
