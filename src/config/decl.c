@@ -314,7 +314,13 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 					 rd.msg);
 			goto out;
 		}
-		if ((r = sb_toml_parse(text, len, full, &wdoc, d)) < 0)
+		/* wrangler reads wrangler.json and wrangler.jsonc too (the default
+		 * for new projects): the same keys, in JSON with comments */
+		size_t fl = strlen(full);
+		bool json = (fl >= 5 && strcmp(full + fl - 5, ".json") == 0) ||
+			    (fl >= 6 && strcmp(full + fl - 6, ".jsonc") == 0);
+		if ((r = (json ? sb_toml_parse_jsonc : sb_toml_parse)(text, len, full, &wdoc, d)) <
+		    0)
 			goto out;
 		r = sb_wrangler_load(wdoc, full, pool, &sd->wr, d);
 	} else {

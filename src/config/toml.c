@@ -1296,6 +1296,328 @@ static int parse_document(parser *p)
 	return 0;
 }
 
+/* ---- JSON with comments (wrangler.json, wrangler.jsonc) ---------------
+ *
+ * The same tree from JSON as wrangler reads it: // and block comments and
+ * trailing commas allowed, objects become tables, numbers integers (floats
+ * when they have a fraction or an exponent). TOML has no null, so null is an
+ * error that says so. Positions and messages work as for TOML.
+ */
+
+static int json_ws(parser *p)
+{
+	for (;;) {
+		int c = peek(p, 0);
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			p->pos++;
+		} else if (c == '/' && peek(p, 1) == '/') {
+			while (p->pos < p->len && p->s[p->pos] != '\n')
+				p->pos++;
+		} else if (c == '/' && peek(p, 1) == '*') {
+			size_t start = p->pos;
+			p->pos += 2;
+			while (p->pos < p->len && !(p->s[p->pos] == '*' && peek(p, 1) == '/'))
+				p->pos++;
+			if (p->pos >= p->len)
+				return perr(p, start, "unterminated comment: no '*/' after this '/*'");
+			p->pos += 2;
+		} else {
+			return 0;
+		}
+	}
+}
+
+static int json_hex4(parser *p, uint32_t *out)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(peek(p, 0));
+		if (h < 0)
+			return perr(p, p->pos, "expected four hex digits after \\u");
+		v = v << 4 | (uint32_t)h;
+		p->pos++;
+	}
+	*out = v;
+	return 0;
+}
+
+/* At '"': the string's bytes into the pool (NUL-terminated; *len bytes). */
+static int json_string(parser *p, const char **out, size_t *len)
+{
+	char descbuf[48];
+	size_t open = p->pos++;
+	sb_buf_reset(&p->buf);
+	for (;;) {
+		if (p->pos >= p->len)
+			return perr(p, open, "unterminated string");
+		unsigned char c = p->s[p->pos];
+		if (c == '"') {
+			p->pos++;
+			break;
+		}
+		if (c < 0x20)
+			return perr(p, p->pos, "%s not allowed in a string (escape it)",
+				    DESC(p->pos));
+		if (c >= 0x80) {
+			size_t start = p->pos;
+			int r = take_utf8(p);
+			if (r)
+				return r;
+			sb_buf_add(&p->buf, p->s + start, p->pos - start);
+			continue;
+		}
+		if (c != '\\') {
+			sb_buf_addc(&p->buf, (char)c);
+			p->pos++;
+			continue;
+		}
+		size_t esc = p->pos++;
+		int e = peek(p, 0);
+		p->pos++;
+		switch (e) {
+		case '"': sb_buf_addc(&p->buf, '"'); break;
+		case '\\': sb_buf_addc(&p->buf, '\\'); break;
+		case '/': sb_buf_addc(&p->buf, '/'); break;
+		case 'b': sb_buf_addc(&p->buf, '\b'); break;
+		case 'f': sb_buf_addc(&p->buf, '\f'); break;
+		case 'n': sb_buf_addc(&p->buf, '\n'); break;
+		case 'r': sb_buf_addc(&p->buf, '\r'); break;
+		case 't': sb_buf_addc(&p->buf, '\t'); break;
+		case 'u': {
+			uint32_t cp, lo;
+			int r = json_hex4(p, &cp);
+			if (r)
+				return r;
+			if (cp >= 0xDC00 && cp <= 0xDFFF)
+				return perr(p, esc, "a lone low surrogate \\u%04X", (unsigned)cp);
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				if (peek(p, 0) != '\\' || peek(p, 1) != 'u')
+					return perr(p, esc, "a high surrogate \\u%04X without its pair",
+						    (unsigned)cp);
+				p->pos += 2;
+				if ((r = json_hex4(p, &lo)))
+					return r;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					return perr(p, esc,
+						    "a high surrogate \\u%04X without its pair",
+						    (unsigned)cp);
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+			}
+			add_utf8(&p->buf, cp);
+			break;
+		}
+		default:
+			return perr(p, esc, "invalid escape '\\%s'",
+				    e < 0 ? "" : (char[]){(char)e, '\0'});
+		}
+	}
+	char *s = sb_pool_alloc(p->pool, p->buf.len + 1);
+	if (p->buf.len)
+		memcpy(s, p->buf.data, p->buf.len);
+	s[p->buf.len] = '\0';
+	*out = s;
+	*len = p->buf.len;
+	return 0;
+}
+
+static int json_number(parser *p, sb_toml_value **out)
+{
+	char descbuf[48];
+	size_t start = p->pos;
+	bool is_float = false;
+	if (peek(p, 0) == '-')
+		p->pos++;
+	if (peek(p, 0) == '0') {
+		p->pos++;
+	} else if (is_digit(peek(p, 0))) {
+		while (is_digit(peek(p, 0)))
+			p->pos++;
+	} else {
+		return perr(p, p->pos, "expected a digit, found %s", DESC(p->pos));
+	}
+	if (peek(p, 0) == '.') {
+		is_float = true;
+		p->pos++;
+		if (!is_digit(peek(p, 0)))
+			return perr(p, p->pos, "expected a digit after '.', found %s", DESC(p->pos));
+		while (is_digit(peek(p, 0)))
+			p->pos++;
+	}
+	if (peek(p, 0) == 'e' || peek(p, 0) == 'E') {
+		is_float = true;
+		p->pos++;
+		if (peek(p, 0) == '+' || peek(p, 0) == '-')
+			p->pos++;
+		if (!is_digit(peek(p, 0)))
+			return perr(p, p->pos, "expected a digit in the exponent, found %s",
+				    DESC(p->pos));
+		while (is_digit(peek(p, 0)))
+			p->pos++;
+	}
+	char num[64];
+	size_t n = p->pos - start;
+	if (n >= sizeof(num))
+		return perr(p, start, "number too long");
+	memcpy(num, p->s + start, n);
+	num[n] = '\0';
+	sb_toml_value *v = new_value(p, is_float ? SB_TOML_FLOAT : SB_TOML_INTEGER, start);
+	errno = 0;
+	char *end;
+	if (is_float) {
+		v->u.f = strtod(num, &end);
+		if (errno == ERANGE && (v->u.f > 1 || v->u.f < -1))
+			return perr(p, start, "number out of range of a double");
+	} else {
+		long long i = strtoll(num, &end, 10);
+		if (errno == ERANGE)
+			return perr(p, start, "integer out of range (64-bit)");
+		v->u.i = i;
+	}
+	*out = v;
+	return 0;
+}
+
+static int json_value(parser *p, int depth, sb_toml_value **out);
+
+/* At '{' or '[': members or items up to the closing bracket. A table's
+ * members go into `into` when it is not NULL (the root). */
+static int json_container(parser *p, int depth, sb_toml_value *into, sb_toml_value **out)
+{
+	char descbuf[48], keybuf[96];
+	bool obj = p->s[p->pos] == '{';
+	char close = obj ? '}' : ']';
+	sb_toml_value *v = into;
+	if (!v && !(v = new_container_off(p, obj ? SB_TOML_TABLE : SB_TOML_ARRAY, p->pos, depth)))
+		return SB_EPARSE;
+	p->pos++;
+	int r;
+	for (;;) {
+		if ((r = json_ws(p)))
+			return r;
+		if (peek(p, 0) == close) {
+			p->pos++;
+			break;
+		}
+		sb_toml_value *item;
+		if (obj) {
+			keypart k;
+			if (peek(p, 0) != '"')
+				return perr(p, p->pos, "expected a member name in double quotes or '}', "
+						       "found %s",
+					    DESC(p->pos));
+			where(p, p->pos, &k.line, &k.col);
+			size_t kpos = p->pos;
+			if ((r = json_string(p, &k.s, &k.len)))
+				return r;
+			if (table_find_n(v, k.s, k.len))
+				return perr(p, kpos, "duplicate key '%s'", KEY(&k));
+			if ((r = json_ws(p)))
+				return r;
+			if (peek(p, 0) != ':')
+				return perr(p, p->pos, "expected ':' after the member name, found %s",
+					    DESC(p->pos));
+			p->pos++;
+			if ((r = json_ws(p)) || (r = json_value(p, depth + 1, &item)) ||
+			    (r = table_add(p, v, &k, item)))
+				return r;
+		} else {
+			if ((r = json_value(p, depth + 1, &item)))
+				return r;
+			array_push(p, v, item);
+		}
+		if ((r = json_ws(p)))
+			return r;
+		if (peek(p, 0) == ',') {
+			p->pos++; /* a trailing comma is allowed, as wrangler allows it */
+		} else if (peek(p, 0) != close) {
+			return perr(p, p->pos, "expected ',' or '%c', found %s", close, DESC(p->pos));
+		}
+	}
+	v->flags |= T_FROZEN;
+	if (out)
+		*out = v;
+	return 0;
+}
+
+static int json_value(parser *p, int depth, sb_toml_value **out)
+{
+	char descbuf[48];
+	int c = peek(p, 0);
+	if (c == '{' || c == '[')
+		return json_container(p, depth, NULL, out);
+	if (c == '"') {
+		sb_toml_value *v = new_value(p, SB_TOML_STRING, p->pos);
+		int r = json_string(p, &v->u.str.s, &v->u.str.len);
+		if (r)
+			return r;
+		*out = v;
+		return 0;
+	}
+	if (c == '-' || is_digit(c))
+		return json_number(p, out);
+	static const struct {
+		const char *w;
+		size_t n;
+	} words[] = {{"true", 4}, {"false", 5}, {"null", 4}};
+	for (size_t i = 0; i < 3; i++)
+		if (p->len - p->pos >= words[i].n &&
+		    memcmp(p->s + p->pos, words[i].w, words[i].n) == 0) {
+			if (i == 2)
+				return perr(p, p->pos, "null is not supported: leave the key out");
+			sb_toml_value *v = new_value(p, SB_TOML_BOOL, p->pos);
+			v->u.b = i == 0;
+			p->pos += words[i].n;
+			*out = v;
+			return 0;
+		}
+	return perr(p, p->pos, "expected a value, found %s", DESC(p->pos));
+}
+
+int sb_toml_parse_jsonc(const char *text, size_t len, const char *filename, sb_toml_value **root,
+			sb_diag *d)
+{
+	char descbuf[48];
+	*root = NULL;
+	sb_pool *pool = sb_pool_new(0);
+	toml_doc *doc = sb_pool_alloc(pool, sizeof(*doc));
+	doc->pool = pool;
+	doc->root.type = SB_TOML_TABLE;
+	doc->root.line = 1;
+	doc->root.col = 1;
+	parser p = {
+	    .s = (const unsigned char *)(text ? text : ""),
+	    .len = text ? len : 0,
+	    .file = filename ? filename : "",
+	    .d = d,
+	    .pool = pool,
+	    .c_line = 1,
+	    .c_col = 1,
+	    .root = &doc->root,
+	};
+	sb_buf_init(&p.buf);
+	if (p.len >= 3 && memcmp(p.s, "\xEF\xBB\xBF", 3) == 0)
+		p.pos = p.base = p.c_off = p.c_ls = 3;
+	int r = json_ws(&p);
+	if (!r && peek(&p, 0) != '{')
+		r = perr(&p, p.pos, "expected '{' (a JSON object), found %s",
+			 describe(&p, p.pos, descbuf, sizeof(descbuf)));
+	if (!r)
+		r = json_container(&p, 0, &doc->root, NULL);
+	if (!r)
+		r = json_ws(&p);
+	if (!r && p.pos < p.len)
+		r = perr(&p, p.pos, "unexpected %s after the object",
+			 describe(&p, p.pos, descbuf, sizeof(descbuf)));
+	sb_buf_free(&p.buf);
+	if (r) {
+		sb_pool_free(pool);
+		return SB_EPARSE;
+	}
+	doc->root.flags = 0;
+	*root = &doc->root;
+	return 0;
+}
+
 /* ---- public API ---------------------------------------------------------- */
 
 int sb_toml_parse(const char *text, size_t len, const char *filename, sb_toml_value **root,

@@ -47,7 +47,19 @@ typedef struct sb_toml_value sb_toml_value;
 int sb_toml_parse(const char *text, size_t len, const char *filename, sb_toml_value **root,
 		  sb_diag *d);
 
-/* Free a tree returned by sb_toml_parse (NULL is fine). */
+/*
+ * Parse JSON with comments (wrangler.json, wrangler.jsonc) into the same
+ * tree: the text is one object, which becomes the root table; objects are
+ * tables, arrays arrays, numbers integers (floats with a fraction or an
+ * exponent), true and false booleans. // and block comments and trailing
+ * commas are allowed, as wrangler allows them. null is an error (TOML has
+ * none), as are duplicate keys. Returns 0 or SB_EPARSE, as sb_toml_parse.
+ */
+int sb_toml_parse_jsonc(const char *text, size_t len, const char *filename, sb_toml_value **root,
+			sb_diag *d);
+
+/* Free a tree returned by sb_toml_parse or sb_toml_parse_jsonc (NULL is
+ * fine). */
 void sb_toml_free(sb_toml_value *root);
 
 sb_toml_type sb_toml_type_of(const sb_toml_value *v);

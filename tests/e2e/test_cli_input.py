@@ -454,3 +454,38 @@ def test_a_route_is_in_its_zone_name(tmp_path, pattern, zone, ok):
         sb("check", "-c", d, check=0)
     else:
         wrangler_refused(tmp_path, text, f'route "{pattern}" is not in its zone_name', line=2)
+
+
+def test_wrangler_jsonc_is_read_like_wrangler_toml(tmp_path):
+    """wrangler.json and wrangler.jsonc (the default for new projects) give
+    the routes the same file in TOML gives."""
+    toml = ('name = "w"\nroutes = [{ pattern = "w.example.com/*", zone_name = "example.com" },'
+            ' "example.com/api/*"]\n[vars]\nAPI_URL = "https://w.example.com"\n'
+            '[env.staging]\nname = "w-stage"\nroutes = ["stage.example.com/*"]\n')
+    jsonc = ('// comments and trailing commas, as wrangler allows\n{\n'
+             '  "$schema": "node_modules/wrangler/config-schema.json",\n'
+             '  "name": "w", /* the Worker */\n'
+             '  "routes": [{ "pattern": "w.example.com/*", "zone_name": "example.com" },\n'
+             '             "example.com/api/*",],\n'
+             '  "vars": { "API_URL": "https://w.example.com" },\n'
+             '  "env": { "staging": { "name": "w-stage", "routes": ["stage.example.com/*"] } },\n'
+             '}\n')
+    outs = []
+    for fname, text in (("wrangler.toml", toml), ("wrangler.jsonc", jsonc),
+                        ("wrangler.json", jsonc.split("\n", 1)[1].replace("/* the Worker */", "")
+                         .replace(",]", "]").replace("},\n}", "}\n}"))):
+        d = tmp_path / fname.replace(".", "-")
+        d.mkdir()
+        (d / "switchboard.toml").write_text(ZONE + f'\n[[service]]\nwrangler = "{fname}"\n')
+        (d / fname).write_text(text)
+        sb("check", "-c", d, check=0)
+        outs.append(sb("routes", "-c", d, check=0).stdout)
+    assert outs[0] == outs[1] == outs[2], outs
+    assert "stage.example.com" in outs[0] and "w-stage" in outs[0]
+
+
+def test_a_wrangler_jsonc_error_says_where(tmp_path):
+    d = decl(tmp_path, ZONE + '\n[[service]]\nwrangler = "wrangler.jsonc"\n')
+    (d / "wrangler.jsonc").write_text('{\n  "name": "w",\n  "vars": { "X": null }\n}\n')
+    err = sb("check", "-c", d, check=1).stderr
+    assert f"{d}/wrangler.jsonc:3:18: null is not supported" in err, err

@@ -1,4 +1,4 @@
-/* Fuzz target: the TOML parser (src/config/toml.c) on any bytes. A parse
+/* Fuzz target: the TOML and JSONC parsers (src/config/toml.c) on any bytes. A parse
  * either gives a tree or an error with a position; the tree is walked so
  * that every value accessor runs on what the parser built. */
 #include <stdint.h>
@@ -36,11 +36,13 @@ static size_t walk(const sb_toml_value *v)
 	return n;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void parse_one(int (*parse)(const char *, size_t, const char *, sb_toml_value **,
+				   sb_diag *),
+		      const uint8_t *data, size_t size)
 {
 	sb_toml_value *root = NULL;
 	sb_diag d = {0};
-	int rc = sb_toml_parse((const char *)data, size, "fuzz.toml", &root, &d);
+	int rc = parse((const char *)data, size, "fuzz.toml", &root, &d);
 	if (rc == 0) {
 		if (!root || sb_toml_type_of(root) != SB_TOML_TABLE)
 			abort();
@@ -49,5 +51,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* a failed parse leaves no tree and says where */
 	}
 	sb_toml_free(root);
+}
+
+/* The same bytes through both readers: TOML, and JSON with comments
+ * (wrangler.jsonc), which builds the same tree. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	parse_one(sb_toml_parse, data, size);
+	parse_one(sb_toml_parse_jsonc, data, size);
 	return 0;
 }

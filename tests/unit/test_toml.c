@@ -507,3 +507,91 @@ Test(toml, hostile_inputs_do_not_crash)
 	cr_assert_eq(sb_toml_int(sb_toml_table_get(root, "a")), 1);
 	sb_toml_free(root);
 }
+
+/* ---- JSON with comments (wrangler.json, wrangler.jsonc) ---------------- */
+
+static sb_toml_value *jsonc_ok(const char *text)
+{
+	sb_toml_value *root = NULL;
+	sb_diag d = {0};
+	int r = sb_toml_parse_jsonc(text, strlen(text), "w.jsonc", &root, &d);
+	cr_assert_eq(r, 0, "parse failed: %s:%d:%d: %s", d.file, d.line, d.col, d.msg);
+	return root;
+}
+
+static sb_diag jsonc_err(const char *text)
+{
+	sb_toml_value *root = (sb_toml_value *)&root;
+	sb_diag d = {0};
+	int r = sb_toml_parse_jsonc(text, strlen(text), "w.jsonc", &root, &d);
+	cr_assert_eq(r, SB_EPARSE, "expected SB_EPARSE for %s", text);
+	cr_assert_null(root);
+	cr_assert_str_eq(d.file, "w.jsonc");
+	return d;
+}
+
+#define ASSERT_JERR(text, l, c, substr)                                                            \
+	do {                                                                                       \
+		sb_diag d_ = jsonc_err(text);                                                      \
+		cr_expect_eq(d_.line, (l), "line %d != %d (%s)", d_.line, (l), d_.msg);            \
+		cr_expect_eq(d_.col, (c), "col %d != %d (%s)", d_.col, (c), d_.msg);               \
+		cr_expect(strstr(d_.msg, (substr)) != NULL, "message '%s' lacks '%s'", d_.msg,     \
+			  (substr));                                                               \
+	} while (0)
+
+Test(toml, jsonc_values_comments_and_trailing_commas)
+{
+	sb_toml_value *root =
+	    jsonc_ok("\xEF\xBB\xBF// wrangler.jsonc\n"
+		     "{\n"
+		     "  \"name\": \"w\", /* inline */\n"
+		     "  \"n\": -42, \"f\": 1.5e3, \"z\": 0, \"t\": true, \"no\": false,\n"
+		     "  \"esc\": \"a\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\\u0000x\",\n"
+		     "  \"routes\": [{ \"pattern\": \"w.example.com/*\", }, \"x\",],\n"
+		     "  \"env\": { \"staging\": { \"vars\": {} } },\n"
+		     "}\n");
+	cr_assert_str_eq(str_at(root, "name"), "w");
+	cr_assert_eq(sb_toml_int(sb_toml_table_get(root, "n")), -42);
+	cr_assert_eq(sb_toml_int(sb_toml_table_get(root, "z")), 0);
+	cr_assert_float_eq(sb_toml_float(sb_toml_table_get(root, "f")), 1500.0, 1e-9);
+	cr_assert(sb_toml_bool(sb_toml_table_get(root, "t")));
+	cr_assert_not(sb_toml_bool(sb_toml_table_get(root, "no")));
+	size_t n;
+	const char *e = sb_toml_string(sb_toml_table_get(root, "esc"), &n);
+	static const char want[] = "a\"\\/\b\f\n\r\t\xC3\xA9\xF0\x9F\x98\x80\0x";
+	cr_assert_eq(n, sizeof(want) - 1);
+	cr_assert(memcmp(e, want, n) == 0);
+	const sb_toml_value *routes = sb_toml_table_get(root, "routes");
+	cr_assert_eq(sb_toml_type_of(routes), SB_TOML_ARRAY);
+	cr_assert_eq(sb_toml_array_len(routes), 2);
+	const sb_toml_value *r0 = sb_toml_array_at(routes, 0);
+	cr_assert_eq(sb_toml_type_of(r0), SB_TOML_TABLE);
+	cr_assert_str_eq(str_at(r0, "pattern"), "w.example.com/*");
+	/* positions as for TOML: the BOM is not a column */
+	cr_assert_eq(sb_toml_line(r0), 6);
+	cr_assert_eq(sb_toml_col(r0), 14);
+	cr_assert_eq(sb_toml_type_of(sb_toml_table_get(sb_toml_table_get(root, "env"), "staging")),
+		     SB_TOML_TABLE);
+	sb_toml_free(root);
+}
+
+Test(toml, jsonc_errors_say_where)
+{
+	ASSERT_JERR("{\"name\": \"w\",\n \"x\": null}", 2, 7, "null is not supported");
+	ASSERT_JERR("{\"name\": \"w\",\n \"name\": \"v\"}", 2, 2, "duplicate key 'name'");
+	ASSERT_JERR("{\"a\": 1 \"b\": 2}", 1, 9, "expected ',' or '}'");
+	ASSERT_JERR("[1, 2]", 1, 1, "expected '{'");
+	ASSERT_JERR("{} x", 1, 4, "after the object");
+	ASSERT_JERR("{\"a\": \"x\ny\"}", 1, 9, "not allowed in a string");
+	ASSERT_JERR("{\"a\": \"\\ud800\"}", 1, 8, "without its pair");
+	ASSERT_JERR("{\"a\": \"\\udc00\"}", 1, 8, "lone low surrogate");
+	ASSERT_JERR("{\"a\": \"\\q\"}", 1, 8, "invalid escape");
+	ASSERT_JERR("{\"a\": 01}", 1, 8, "expected ',' or '}'");
+	ASSERT_JERR("{\"a\": 1.}", 1, 9, "after '.'");
+	ASSERT_JERR("{\"a\": 99999999999999999999}", 1, 7, "out of range");
+	ASSERT_JERR("{\"a\": 1 /* open", 1, 9, "unterminated comment");
+	ASSERT_JERR("{a: 1}", 1, 2, "member name in double quotes");
+	ASSERT_JERR("{\"a\": tru}", 1, 7, "expected a value");
+	ASSERT_JERR("{\"a\": \"\xff\"}", 1, 8, "invalid UTF-8");
+	ASSERT_JERR("{\"a\": \"x", 1, 7, "unterminated string");
+}
