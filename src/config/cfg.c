@@ -158,6 +158,20 @@ static size_t edit_distance(const char *a, const char *b)
 	return dd[la][lb];
 }
 
+const char *sb_cfg_nearest(const char *k, const char *const *known)
+{
+	const char *near = NULL;
+	size_t best = 3;
+	for (const char *const *p = known; *p; p++) {
+		size_t e = edit_distance(k, *p);
+		if (e < best && e < strlen(k)) {
+			best = e;
+			near = *p;
+		}
+	}
+	return near;
+}
+
 int sb_cfg_known_keys(const sb_toml_value *t, const char *const *known, const char *where,
 		      const char *file, sb_diag *d)
 {
@@ -171,15 +185,10 @@ int sb_cfg_known_keys(const sb_toml_value *t, const char *const *known, const ch
 			}
 		if (ok)
 			continue;
-		const char *near = NULL;
-		size_t best = 3, n = 0;
-		for (const char *const *p = known; *p; p++, n++) {
-			size_t e = edit_distance(k, *p);
-			if (e < best && e < strlen(k)) {
-				best = e;
-				near = *p;
-			}
-		}
+		const char *near = sb_cfg_nearest(k, known);
+		size_t n = 0;
+		while (known[n])
+			n++;
 		if (near)
 			return sb_cfg_error(sb_toml_table_value(t, i), file, d,
 					    "unknown key '%s' in %s (did you mean '%s'?)", k, where,

@@ -247,6 +247,9 @@ static bool listen_addr_ok(const char *s)
 	return inet_pton(AF_INET, host, &a4) == 1;
 }
 
+static int load_environments(const sb_toml_value *s, const char *file, sb_pool *pool,
+			     sb_service_decl *sd, sb_diag *d);
+
 static int load_service(const sb_toml_value *s, const char *file, const char *dir, sb_pool *pool,
 			sb_decl_read_fn read, void *ctx, sb_service_decl *sd, sb_diag *d)
 {
@@ -296,8 +299,9 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 	}
 
 	if (wpath) {
-		static const char *const known[] = {"wrangler", "label",	  "upstream",
-						    "url_vars", "max_body_bytes", NULL};
+		static const char *const known[] = {"wrangler",	  "label",	    "upstream",
+						    "url_vars",	  "max_body_bytes", "environments",
+						    NULL};
 		if ((r = sb_cfg_known_keys(s, known,
 					   "a [[service]] that points at a wrangler.toml (names, "
 					   "vars and routes belong in that file)",
@@ -322,6 +326,18 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 		if ((r = (json ? sb_toml_parse_jsonc : sb_toml_parse)(text, len, full, &wdoc, d)) <
 		    0)
 			goto out;
+		static const char *const ours[] = {"label",	     "upstream", "url_vars",
+						   "max_body_bytes", "environments", NULL};
+		for (const char *const *k = ours; *k; k++) {
+			const sb_toml_value *v = sb_toml_table_get(wdoc, *k);
+			if (v) {
+				r = sb_cfg_error(v, full, d,
+						 "'%s' is Switchboard's: it belongs in the "
+						 "[[service]] of switchboard.toml, not in %s",
+						 *k, json ? "the wrangler file" : "wrangler.toml");
+				goto out;
+			}
+		}
 		r = sb_wrangler_load(wdoc, full, pool, &sd->wr, d);
 	} else {
 		if (!sb_toml_table_get(s, "name"))
@@ -331,29 +347,96 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 		/* An inline service is a wrangler table plus our keys. Keys
 		 * wrangler.toml files have that we do not use are accepted (a
 		 * table pasted from one); anything else is a typo to report. */
-		static const char *const known[] = {
-		    /* ours */
-		    "label", "upstream", "url_vars", "max_body_bytes",
-		    /* wrangler's, read */
-		    "name", "routes", "route", "vars", "env", "main", "compatibility_date",
-		    "compatibility_flags", "workers_dev",
-		    /* wrangler's, accepted and unused */
-		    "account_id", "assets", "build", "d1_databases", "define", "durable_objects",
-		    "hyperdrive", "kv_namespaces", "limits", "logpush", "migrations", "minify",
-		    "node_compat", "observability", "placement", "queues", "r2_buckets", "rules",
-		    "send_email", "services", "site", "tail_consumers", "triggers", "usage_model",
-		    "vectorize", "ai", "analytics_engine_datasets", "browser",
-		    "dispatch_namespaces", "mtls_certificates", "version_metadata", "workflows",
-		    "keep_vars", "upload_source_maps", "no_bundle", "find_additional_modules",
-		    "base_dir", "preserve_file_names", "dev", NULL};
+		static const char *const ours[] = {"label", "upstream", "url_vars",
+						   "max_body_bytes", "environments"};
+		const char *const *rd = sb_wrangler_read_keys(), *const *oth = sb_wrangler_other_keys();
+		size_t nrd = 0, noth = 0, n = 0;
+		while (rd[nrd])
+			nrd++;
+		while (oth[noth])
+			noth++;
+		/* ours and the keys read first: they are the ones suggested */
+		const char **known = sb_pool_alloc(pool, (SB_ARRAY_LEN(ours) + nrd + noth + 1) *
+							     sizeof(*known));
+		for (size_t i = 0; i < SB_ARRAY_LEN(ours); i++)
+			known[n++] = ours[i];
+		for (size_t i = 0; i < nrd; i++)
+			known[n++] = rd[i];
+		for (size_t i = 0; i < noth; i++)
+			known[n++] = oth[i];
+		known[n] = NULL;
 		if ((r = sb_cfg_known_keys(s, known, "an inline [[service]]", file, d)) < 0)
 			return r;
 		r = sb_wrangler_load(s, file, pool, &sd->wr, d);
 	}
+	if (r == 0)
+		r = load_environments(s, file, pool, sd, d);
 out:
 	sb_toml_free(wdoc);
 	free(text);
 	return r;
+}
+
+/*
+ * environments = { production = "...", staging = "..." }: which wrangler
+ * environment each of ours is read from; "" is the top level for production,
+ * and for staging the naming rule (as without [env.staging]). Without it, a wrangler file whose
+ * environments only look like ours ([env.prod], [env.stage]) is an error
+ * that says how to choose: production would otherwise be the top level and
+ * staging derived, without a word.
+ */
+static int load_environments(const sb_toml_value *s, const char *file, sb_pool *pool,
+			     sb_service_decl *sd, sb_diag *d)
+{
+	const sb_toml_value *envs;
+	int r = sb_cfg_table(s, "environments", file, &envs, d);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; envs && i < sb_toml_table_len(envs); i++) {
+		const char *ours = sb_toml_table_key(envs, i, NULL);
+		const sb_toml_value *v = sb_toml_table_value(envs, i);
+		sb_env e;
+		if (sb_env_parse(ours, &e) < 0 || e == SB_ENV_PREVIEW)
+			return sb_cfg_error(v, file, d,
+					    "unknown environment '%s' in 'environments' (expected "
+					    "production or staging; previews derive from production)",
+					    ours);
+		char *name = NULL;
+		if ((r = sb_cfg_string(envs, ours, pool, file, &name, d)) < 0)
+			return r;
+		if (name[0] && !sb_wrangler_env(&sd->wr, name))
+			return sb_cfg_error(v, file, d, "%s has no [env.%s]",
+					    sd->wrangler_file ? sd->wrangler_file : "the service",
+					    name);
+		sd->wr_env[e] = name;
+	}
+	static const struct {
+		sb_env env;
+		const char *canonical;
+		const char *alike[5];
+	} guess[] = {{SB_ENV_PRODUCTION, "production", {"prod", "prd", "live", "main", NULL}},
+		     {SB_ENV_STAGING, "staging", {"stage", "stg", "stag", "preprod", NULL}}};
+	for (size_t g = 0; g < SB_ARRAY_LEN(guess); g++) {
+		if (sd->wr_env[guess[g].env] || sb_wrangler_env(&sd->wr, guess[g].canonical))
+			continue;
+		for (const char *const *a = guess[g].alike; *a; a++) {
+			const sb_wr_env *we = sb_wrangler_env(&sd->wr, *a);
+			if (!we)
+				continue;
+			return sb_diag_set(
+			    d, sd->wr.file, we->line, we->col,
+			    "[env.%s] looks like %s, which Switchboard reads from [env.%s]%s; say "
+			    "which in the [[service]] of switchboard.toml: environments = { %s = "
+			    "\"%s\" }%s",
+			    *a, guess[g].canonical, guess[g].canonical,
+			    guess[g].env == SB_ENV_PRODUCTION ? " or the top level" : "",
+			    guess[g].canonical, *a,
+			    guess[g].env == SB_ENV_PRODUCTION
+				? " (or production = \"\" for the top level)"
+				: " (or staging = \"\" for hosts by the naming rule)");
+		}
+	}
+	return 0;
 }
 
 static int load_webhook(const sb_toml_value *w, const char *file, sb_pool *pool,

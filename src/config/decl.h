@@ -96,6 +96,11 @@ typedef struct sb_service_decl {
 	size_t nurl_vars;
 	int *url_var_pos;	 /* line and column of each url_vars entry: 2 ints each */
 	uint64_t max_body_bytes; /* 0: the [http] default */
+	/* environments = { production = "prod", staging = "stage" }: the
+	 * wrangler environment each of ours is read from ("": the top level for
+	 * production, the naming rule for staging); NULL: [env.production] or the
+	 * top level, and [env.staging] (docs/configuration.md) */
+	const char *wr_env[SB_ENV_COUNT];
 	int line, col;
 } sb_service_decl;
 

@@ -7,6 +7,66 @@
 
 #include "config/cfg.h"
 
+/* The keys read, in a wrangler file's top level or [env.NAME] ("env" only at
+ * the top). */
+static const char *const read_keys[] = {
+    "name", "main", "compatibility_date", "compatibility_flags", "workers_dev", "vars",
+    "route",	"routes", "env", NULL};
+
+/* Wrangler's keys that Switchboard does not use: accepted without a word. */
+static const char *const other_keys[] = {
+    "$schema", "account_id", "ai", "alias", "analytics_engine_datasets", "assets", "base_dir",
+    "browser", "build", "cloudchamber", "compliance_region", "containers", "d1_databases",
+    "data_blobs", "define", "dev", "dispatch_namespaces", "durable_objects",
+    "find_additional_modules", "first_party_worker", "hyperdrive", "images", "jsx_factory",
+    "jsx_fragment", "keep_names", "keep_vars", "kv_namespaces", "legacy_env", "limits",
+    "logpush", "migrations", "minify", "mtls_certificates", "no_bundle", "node_compat",
+    "observability", "pipelines", "placement", "preserve_file_names", "preview_urls",
+    "python_modules", "queues", "r2_buckets", "ratelimits", "rules", "secrets",
+    "secrets_store_secrets", "send_email", "send_metrics", "services", "site",
+    "streaming_tail_consumers", "tail_consumers", "text_blobs", "triggers", "tsconfig",
+    "unsafe", "upload_source_maps", "usage_model", "vectorize", "version_metadata",
+    "vpc_services", "wasm_modules", "worker_loaders", "workflows",
+    /* wrangler 1 */
+    "type", "webpack_config", "zone_id", "kv-namespaces", NULL};
+
+const char *const *sb_wrangler_read_keys(void)
+{
+	return read_keys;
+}
+
+const char *const *sb_wrangler_other_keys(void)
+{
+	return other_keys;
+}
+
+/*
+ * A key that is neither read nor one of wrangler's is accepted (wrangler
+ * grows), unless it is a near miss of a key that is read: "rotues" would
+ * otherwise leave the routes out without a word.
+ */
+static int near_misses(const sb_toml_value *t, bool top, const char *file, sb_diag *d)
+{
+	for (size_t i = 0; i < sb_toml_table_len(t); i++) {
+		const char *k = sb_toml_table_key(t, i, NULL);
+		if (!top && strcmp(k, "env") == 0)
+			return sb_cfg_error(sb_toml_table_value(t, i), file, d,
+					    "an [env.NAME] cannot have environments of its own");
+		bool known = false;
+		for (const char *const *p = read_keys; !known && *p; p++)
+			known = strcmp(k, *p) == 0;
+		for (const char *const *p = other_keys; !known && *p; p++)
+			known = strcmp(k, *p) == 0;
+		if (known)
+			continue;
+		const char *near = sb_cfg_nearest(k, read_keys);
+		if (near)
+			return sb_cfg_error(sb_toml_table_value(t, i), file, d,
+					    "unknown key '%s' (did you mean '%s'?)", k, near);
+	}
+	return 0;
+}
+
 /*
  * What is wrong with a Worker name, or NULL. The rule is wrangler's
  * (lower-case letters, digits, '-' and '_', not starting with '-'), with
@@ -163,8 +223,11 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 			return sb_cfg_error(v, file, d, "a route must not contain a NUL character");
 		out->pattern = sb_pool_strndup(pool, p, n);
 	} else if (sb_toml_type_of(v) == SB_TOML_TABLE) {
+		static const char *const route_keys[] = {"pattern", "zone_name", "zone_id",
+							 "custom_domain", NULL};
 		char *pattern = NULL, *zn = NULL, *zi = NULL;
-		if ((r = sb_cfg_string_req(v, "pattern", "the route's host/path pattern", pool,
+		if ((r = sb_cfg_known_keys(v, route_keys, "a route", file, d)) < 0 ||
+		    (r = sb_cfg_string_req(v, "pattern", "the route's host/path pattern", pool,
 					   file, &pattern, d)) < 0 ||
 		    (r = sb_cfg_string(v, "zone_name", pool, file, &zn, d)) < 0 ||
 		    (r = sb_cfg_string(v, "zone_id", pool, file, &zi, d)) < 0 ||
@@ -243,12 +306,13 @@ static int load_routes(const sb_toml_value *sec, const char *file, sb_pool *pool
 	return 0;
 }
 
-static int load_section(const sb_toml_value *sec, const char *file, sb_pool *pool, sb_wr_env *e,
-			sb_diag *d)
+static int load_section(const sb_toml_value *sec, bool top, const char *file, sb_pool *pool,
+			sb_wr_env *e, sb_diag *d)
 {
 	int r;
 	char *name = NULL, *main_ = NULL, *cdate = NULL;
-	if ((r = sb_cfg_string(sec, "name", pool, file, &name, d)) < 0 ||
+	if ((r = near_misses(sec, top, file, d)) < 0 ||
+	    (r = sb_cfg_string(sec, "name", pool, file, &name, d)) < 0 ||
 	    (r = sb_cfg_string(sec, "main", pool, file, &main_, d)) < 0 ||
 	    (r = sb_cfg_string(sec, "compatibility_date", pool, file, &cdate, d)) < 0 ||
 	    (r = sb_cfg_strings(sec, "compatibility_flags", pool, file, &e->compatibility_flags,
@@ -280,7 +344,7 @@ int sb_wrangler_load(const sb_toml_value *doc, const char *file, sb_pool *pool, 
 	int r;
 	memset(out, 0, sizeof(*out));
 	out->file = sb_pool_strdup(pool, file);
-	if ((r = load_section(doc, file, pool, &out->top, d)) < 0)
+	if ((r = load_section(doc, true, file, pool, &out->top, d)) < 0)
 		return r;
 	if (!out->top.name)
 		return sb_cfg_error(doc, file, d, "missing top-level 'name' (the Worker's name)");
@@ -298,7 +362,7 @@ int sb_wrangler_load(const sb_toml_value *doc, const char *file, sb_pool *pool, 
 		sb_wr_env *e = &out->envs[i];
 		if (sb_toml_type_of(sec) != SB_TOML_TABLE)
 			return sb_cfg_error(sec, file, d, "'env.%s' must be a table", ename);
-		if ((r = load_section(sec, file, pool, e, d)) < 0)
+		if ((r = load_section(sec, false, file, pool, e, d)) < 0)
 			return r;
 		e->env = sb_pool_strdup(pool, ename);
 		/* Inheritable keys, as wrangler documents them. */

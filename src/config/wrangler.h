@@ -56,13 +56,20 @@ typedef struct sb_wrangler {
 	size_t nenvs;
 } sb_wrangler;
 
+/* NULL-terminated lists: the wrangler keys Switchboard reads, and the other
+ * keys of wrangler's it accepts and ignores. */
+const char *const *sb_wrangler_read_keys(void);
+const char *const *sb_wrangler_other_keys(void);
+
 /*
  * Load a wrangler configuration from a parsed TOML table (the whole
  * wrangler.toml, or an inline service table of switchboard.toml). `file`
  * names the source in diagnostics. Everything is allocated in pool.
  * Returns 0, or SB_EINVAL with d set ("file:line:col: what was expected").
  * A route with custom_domain = true whose host contains '*' is rejected, as
- * wrangler rejects it, with a message that says to use a route instead.
+ * wrangler rejects it, with a message that says to use a route instead. A
+ * key that is neither read nor wrangler's is ignored unless it is within two
+ * edits of one that is read ("rotues"): that is an error that names it.
  */
 int sb_wrangler_load(const sb_toml_value *doc, const char *file, sb_pool *pool, sb_wrangler *out,
 		     sb_diag *d);

@@ -531,7 +531,8 @@ static int build_service(struct builder *b, size_t idx)
 					   m->services[j].decl->wr.file);
 
 	/* production */
-	const sb_wr_env *pe = sb_wrangler_env(&sd->wr, "production");
+	const char *pn = sd->wr_env[SB_ENV_PRODUCTION];
+	const sb_wr_env *pe = sb_wrangler_env(&sd->wr, pn ? (pn[0] ? pn : NULL) : "production");
 	if (!pe)
 		pe = &sd->wr.top;
 	s->deployment[0] = m->ndeployments;
@@ -566,7 +567,8 @@ static int build_staging(struct builder *b, size_t idx)
 	sb_service *s = &m->services[idx];
 	const sb_service_decl *sd = s->decl;
 	const char *file = sd->wr.file;
-	const sb_wr_env *se = sb_wrangler_env(&sd->wr, "staging");
+	const char *sn = sd->wr_env[SB_ENV_STAGING];
+	const sb_wr_env *se = sn && !sn[0] ? NULL : sb_wrangler_env(&sd->wr, sn ? sn : "staging");
 	s->deployment[1] = m->ndeployments;
 	sb_deployment *st = new_deployment(b);
 	const sb_deployment *prod = &m->deployments[s->deployment[0]];

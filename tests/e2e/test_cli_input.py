@@ -489,3 +489,83 @@ def test_a_wrangler_jsonc_error_says_where(tmp_path):
     (d / "wrangler.jsonc").write_text('{\n  "name": "w",\n  "vars": { "X": null }\n}\n')
     err = sb("check", "-c", d, check=1).stderr
     assert f"{d}/wrangler.jsonc:3:18: null is not supported" in err, err
+
+
+@pytest.mark.parametrize("text,line,why", [
+    ('name = "w"\nroute = "w.example.com/*"\n[env.staging]\nrotues = ["s.example.com/*"]\n', 4,
+     "unknown key 'rotues' (did you mean 'routes'?)"),
+    ('name = "w"\nroute = "w.example.com/*"\nvar = 1\n', 3, "unknown key 'var' (did you mean 'vars'?)"),
+    ('name = "w"\nroutes = [{ pattern = "w.example.com/*", custom_domains = true }]\n', 2,
+     "unknown key 'custom_domains' in a route (did you mean 'custom_domain'?)"),
+    ('name = "w"\nroute = "w.example.com/*"\nupstream.production = "http://127.0.0.1:1"\n', 3,
+     "'upstream' is Switchboard's: it belongs in the [[service]] of switchboard.toml"),
+    ('name = "w"\nroute = "w.example.com/*"\n[env.staging.env.x]\nname = "q"\n', 3,
+     "cannot have environments of its own"),
+])
+def test_a_near_miss_in_a_wrangler_file_is_reported(tmp_path, text, line, why):
+    # wrangler only warns of unknown keys; a misspelt key that Switchboard
+    # reads would change the routing without a word
+    wrangler_refused(tmp_path, text, why, line=line)
+
+
+def test_other_wrangler_keys_are_accepted(tmp_path):
+    d = decl(tmp_path, ZONE + '\n[[service]]\nwrangler = "wrangler.toml"\n')
+    (d / "wrangler.toml").write_text(
+        'name = "w"\nroute = "w.example.com/*"\npreview_urls = true\ntsconfig = "t.json"\n'
+        'a_key_wrangler_may_add_one_day = 1\n[[kv_namespaces]]\nbinding = "K"\nid = "x"\n')
+    sb("check", "-c", d, check=0)
+
+
+def test_every_wrangler_key_the_docs_list_is_accepted_inline(tmp_path):
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    listed = text.split("<!-- wrangler-other-keys -->", 2)[1]
+    keys = [k.strip().strip("`") for k in listed.replace("\n", " ").split(",") if k.strip()]
+    assert len(keys) > 50, keys
+    body = "".join(f'"{k}" = 1\n' for k in keys)
+    d = decl(tmp_path, ZONE + '\n[[service]]\nname = "w"\nroutes = ["w.example.com/*"]\n' + body)
+    sb("check", "-c", d, check=0)
+
+
+WRANGLER_ALIASES = ('name = "w"\nroute = "dev.example.com/*"\n[env.prod]\nname = "w-prod"\n'
+                    'route = "w.example.com/*"\n[env.stage]\nroute = "stage.example.com/*"\n')
+
+
+def with_environments(tmp_path, environments):
+    d = decl(tmp_path, ZONE + '\n[[service]]\nwrangler = "wrangler.toml"\n' + environments)
+    (d / "wrangler.toml").write_text(WRANGLER_ALIASES)
+    return d
+
+
+def test_environments_that_only_look_like_ours_are_an_error(tmp_path):
+    # production used to be the top level (the dev routes here) and [env.prod]
+    # ignored, without a word
+    d = with_environments(tmp_path, "")
+    err = sb("check", "-c", d, check=1).stderr
+    assert f"{d}/wrangler.toml:3:1: [env.prod] looks like production" in err, err
+    assert 'environments = { production = "prod" }' in err, err
+
+
+@pytest.mark.parametrize("environments,want", [
+    ('environments = { production = "prod", staging = "stage" }',
+     {("w.example.com", "w-prod"), ("stage.example.com", "w-stage")}),
+    ('environments = { production = "prod", staging = "" }',
+     {("w.example.com", "w-prod"), ("w-staging.example.com", "w-staging")}),
+    ('environments = { production = "", staging = "stage" }',
+     {("dev.example.com", "w"), ("stage.example.com", "w-stage")}),
+])
+def test_environments_say_which_wrangler_environment_is_which(tmp_path, environments, want):
+    d = with_environments(tmp_path, environments + "\n")
+    out = sb("routes", "-c", d, check=0).stdout
+    got = {tuple(l.split()[0::2][:2]) for l in out.splitlines()[1:]}
+    assert got == want, out
+
+
+@pytest.mark.parametrize("environments,why", [
+    ('environments = { production = "prodx" }', "has no [env.prodx]"),
+    ('environments = { preview = "prod" }', "unknown environment 'preview' in 'environments'"),
+    ('environments = { production = 1 }', "'production'"),
+])
+def test_bad_environments_are_reported_where_they_are(tmp_path, environments, why):
+    d = with_environments(tmp_path, environments + "\n")
+    err = sb("check", "-c", d, check=1).stderr
+    assert f"{d}/switchboard.toml:8:" in err and why in err, err
