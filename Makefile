@@ -97,10 +97,17 @@ unit: asan
 		echo "== $(ASAN)/fuzz/$$t (corpus replay)"; \
 		ASAN_OPTIONS=detect_leaks=1 $(ASAN)/fuzz/$$t tests/fuzz/corpus/$$t/*; done
 
-e2e: build asan
+# Test-only shared objects the end-to-end tests preload (tests/e2e/shim/).
+SHIM_SRCS := $(wildcard tests/e2e/shim/*.c)
+SHIMS     := $(patsubst tests/e2e/shim/%.c,$(B)/shim/%.so,$(SHIM_SRCS))
+$(B)/shim/%.so: tests/e2e/shim/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(CPPFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+
+e2e: build asan $(SHIMS)
 	SB_BIN=$(CURDIR)/$(ASAN)/switchboard SB_TOML_DECODE=$(CURDIR)/$(ASAN)/toml-decode \
 		SB_SERVE_BIN=$(CURDIR)/$(ASAN)/switchboard SB_DEMO=$(CURDIR)/$(B)/demo-service \
-		/usr/bin/python3 -m pytest -q tests/e2e
+		SB_SHIM_DIR=$(CURDIR)/$(B)/shim /usr/bin/python3 -m pytest -q tests/e2e
 
 check: deps
 	$(MAKE) build asan

@@ -342,3 +342,104 @@ def test_udp_responses_are_rate_limited_per_network(setup):
     assert tc > 0 and full + tc < n, (full, tc)
     # TCP is never limited
     assert q(setup.dns_port, f"codex.{ZONE}", tcp=True).rcode() == dns.rcode.NOERROR
+
+
+# ---- a change that fails at its commit -----------------------------------------
+
+SHIM = os.path.join(os.environ.get("SB_SHIM_DIR", os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "shim")), "commit_fail.so")
+
+
+class Secondary:
+    """A UDP NOTIFY listener standing for a secondary: it answers each NOTIFY
+    (so the edge stops resending) and records the serial it announced."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.serials = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            m = dns.message.from_wire(data)
+            with self.lock:
+                self.serials += [rr.serial for rrs in m.answer for rr in rrs
+                                 if rrs.rdtype == dns.rdatatype.SOA]
+            r = dns.message.make_response(m)
+            self.sock.sendto(r.to_wire(), peer)
+
+    def seen(self):
+        with self.lock:
+            return list(self.serials)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.skipif(not os.path.exists(SHIM), reason="build/shim/commit_fail.so: make e2e builds it")
+def test_a_change_that_fails_at_its_commit_announces_nothing(tmp_path):
+    """The change's zones are built and its NOTIFY queued before the store
+    commits; a failed commit used to leave that NOTIFY (for a serial never
+    published) and the transfer history in place, and the retry was then
+    never announced (until the rewind: sb_dns_xfr_rewind)."""
+    sec = Secondary()
+    flag = tmp_path / "fail-commit"
+    dead = f"http://127.0.0.1:{closed_port()}"
+    ups = {(s, env): dead for s, _, _ in SERVICES for env in ("production", "staging")}
+    e = Edge(tmp_path, demos=False, upstreams=ups,
+             extra_toml=f'[[dns.notify]]\naddress = "127.0.0.1:{sec.port}"\n'
+                        '[[dns.allow_transfer]]\naddress = "127.0.0.1/32"\n')
+    # the shim goes first; ASan wants its runtime first and is told to let be
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    e.start(dns=True, env={"LD_PRELOAD": SHIM, "SB_TEST_COMMIT_FAIL": str(flag),
+                           "ASAN_OPTIONS": (asan + ":" if asan else "") +
+                           "verify_asan_link_order=0"})
+    try:
+        cli = lambda *a, check: subprocess.run(
+            [SB, "preview", "create", "-c", e.dir, "--data", e.data, *map(str, a)],
+            capture_output=True, text=True, timeout=30).returncode == check
+        s0 = serial(e.dns_port)
+        assert cli("--pr", 1, check=0)
+        s1 = serial(e.dns_port)
+        wait_for(lambda: s1 in sec.seen(), what=f"NOTIFY for serial {s1}")
+        history = kdig_ixfr(e, s0)
+        assert history[0] == history[-1] and soa_serial(history[0]) == s1, history
+        assert any("codex-preview-1" in r[0] for r in history), history
+
+        flag.touch()
+        assert cli("--pr", 2, check=1)  # refused: the commit failed
+        assert serial(e.dns_port) == s1
+        assert kdig_ixfr(e, s0) == history  # nothing of it in the history
+        flag.unlink()
+
+        # the next change is another one: what the failed one built must not
+        # show in its difference (a secondary at s1 would be sent PR 2)
+        assert cli("--pr", 3, check=0)
+        s2 = serial(e.dns_port)
+        assert s2 != s1
+        step = kdig_ixfr(e, s1)
+        names = {r[0] for r in step}
+        assert any("codex-preview-3" in n for n in names), step
+        assert not any("codex-preview-2" in n for n in names), step
+        # the change is announced, and nothing was ever announced that the
+        # zone did not publish
+        wait_for(lambda: s2 in sec.seen(), what=f"NOTIFY for serial {s2}")
+        assert set(sec.seen()) <= {s1, s2}, (sec.seen(), s1, s2)
+        assert not q(e.dns_port, f"codex-preview-2.{ZONE}").answer
+    finally:
+        e.stop()
+        sec.close()
+
+
+def kdig_ixfr(edge, since):
+    """The records of an IXFR from serial `since`."""
+    return records(kdig(edge, f"IXFR={since}", ZONE, key=False))
