@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -91,6 +92,57 @@ static int slug_invalid(const struct ctx *c, const char *slug)
 	return 1;
 }
 
+/*
+ * A slug whose host something else answers is refused, though valid: a
+ * route's exact host (requests would go to that deployment, never to the
+ * tenant) or the name of a static A, AAAA or CNAME record (the DNS build
+ * would refuse the tenant's address record there, and with it every later
+ * change). Returns 0, or 1 with the reason printed.
+ */
+static int slug_taken(const struct ctx *c, const char *slug)
+{
+	const sb_decl *decl = c->l.decl;
+	size_t sl = strlen(slug);
+	for (size_t z = 0; z < decl->nzones; z++) {
+		const sb_zone_decl *zd = &decl->zones[z];
+		char host[600];
+		int hl = snprintf(host, sizeof(host), "%s.%s", slug, zd->name);
+		if (hl < 0 || (size_t)hl >= sizeof(host))
+			continue;
+		sb_route_match m;
+		if (sb_route_lookup(c->l.routes, NULL, host, (size_t)hl, "/", 1, &m) == 0 &&
+		    !m.tenant && m.deployment) {
+			fprintf(stderr,
+				"switchboard: tenant '%s' cannot be added: %s is routed to %s "
+				"(route \"%s\", %s:%d:%d)\n",
+				slug, host, m.deployment->name, m.route ? m.route->pattern : "?",
+				m.route && m.route->file ? m.route->file : "?",
+				m.route ? m.route->line : 0, m.route ? m.route->col : 0);
+			return 1;
+		}
+		for (size_t i = 0; i < zd->nrecords; i++) {
+			const sb_record_decl *rec = &zd->records[i];
+			const char *t = rec->type ? rec->type : "", *n = rec->name ? rec->name : "";
+			if (strcasecmp(t, "A") != 0 && strcasecmp(t, "AAAA") != 0 &&
+			    strcasecmp(t, "CNAME") != 0)
+				continue;
+			size_t nl = strlen(n);
+			if (nl && n[nl - 1] == '.')
+				nl--; /* absolute: the host itself */
+			bool same = (nl == sl && strncasecmp(n, slug, sl) == 0) ||
+				    (nl == (size_t)hl && strncasecmp(n, host, nl) == 0);
+			if (!same)
+				continue;
+			fprintf(stderr,
+				"switchboard: tenant '%s' cannot be added: %s has a static %s record "
+				"(%s:%d:%d), and a tenant's host has the edge's addresses\n",
+				slug, host, t, decl->file, rec->line, rec->col);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Report a store failure for slug; returns the exit status (1). Not found
  * for an invalid slug is reported as the invalid slug it is. */
 static int fail(const struct ctx *c, const char *slug, int r, const sb_diag *d)
@@ -158,7 +210,7 @@ static int cmd_add(struct ctx *c)
 {
 	const char *slug = c->o.slug;
 	sb_diag d = {0};
-	if (slug_invalid(c, slug))
+	if (slug_invalid(c, slug) || slug_taken(c, slug))
 		return 1;
 	if (is_static(c->l.decl, slug)) {
 		fprintf(stderr,

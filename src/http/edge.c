@@ -446,22 +446,28 @@ out:
 	return r;
 }
 
-static sb_tenants *tenants_build(sb_edge *e, const sb_decl *decl)
+/* The tenant set: the registry's, or the static tenants alone when there is
+ * no store. A registry that cannot be read is an error, so that the caller
+ * keeps serving the tenants it has (or does not start) instead of dropping
+ * every stored tenant. */
+static int tenants_build(sb_edge *e, const sb_decl *decl, sb_tenants **out, sb_diag *d)
 {
-	sb_tenants *t = NULL;
-	sb_diag d;
-	if (e->store && sb_store_tenants_load(e->store, decl, &t, &d) == 0)
-		return t;
+	*out = NULL;
 	if (e->store) {
-		char buf[2048];
-		sb_edge_log("error", "tenant registry: %s; serving static tenants only",
-			    sb_diag_format(&d, buf, sizeof(buf)));
+		int r = sb_store_tenants_load(e->store, decl, out, d);
+		if (r < 0) {
+			char buf[2048];
+			sb_diag_format(d, buf, sizeof(buf));
+			sb_diag_set(d, NULL, 0, 0, "tenant registry: %s", buf);
+		}
+		return r;
 	}
-	t = sb_tenants_new(decl->nstatic_tenants);
+	sb_tenants *t = sb_tenants_new(decl->nstatic_tenants);
 	for (size_t i = 0; i < decl->nstatic_tenants; i++)
 		sb_tenants_put(t, decl->static_tenants[i], strlen(decl->static_tenants[i]),
 			       SB_TENANT_ACTIVE);
-	return t;
+	*out = t;
+	return 0;
 }
 
 static int collect_slug(void *ctx, const char *slug, size_t n)
@@ -671,7 +677,7 @@ static void reload(control *ct)
 	const sb_config *cur = e->current->cfg;
 	uint32_t old_hi = cur->decl->http.health_interval_ms;
 	if (config_build(e, &cur->live, cur->version, &c, &d) < 0 ||
-	    (t = tenants_build(e, c->decl), dns_build(e, c, t, &dns, &d) < 0)) {
+	    tenants_build(e, c->decl, &t, &d) < 0 || dns_build(e, c, t, &dns, &d) < 0) {
 		sb_edge_log("error", "reload failed, still serving the previous declaration: %s",
 			    sb_diag_format(&d, buf, sizeof(buf)));
 		sb_tenants_free(t);
@@ -818,9 +824,9 @@ static int sync_store(control *ct, sb_diag *d)
 			goto out;
 		c = nc;
 	}
-	sb_tenants *tn = tenants_build(e, c->decl);
+	sb_tenants *tn = NULL;
 	sb_dns_zones *dns = NULL;
-	if ((r = dns_build(e, c, tn, &dns, d)) < 0) {
+	if ((r = tenants_build(e, c->decl, &tn, d)) < 0 || (r = dns_build(e, c, tn, &dns, d)) < 0) {
 		sb_tenants_free(tn);
 		goto out;
 	}
@@ -1486,9 +1492,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		format_addr(&e->dns_addr, e->dns_text, sizeof(e->dns_text));
 
 	{
-		sb_tenants *t = tenants_build(e, decl);
+		sb_tenants *t = NULL;
 		sb_dns_zones *dns = NULL;
-		if ((r = dns_build(e, cfg, t, &dns, d)) < 0) {
+		if ((r = tenants_build(e, decl, &t, d)) < 0 || (r = dns_build(e, cfg, t, &dns, d)) < 0) {
 			sb_tenants_free(t);
 			goto out;
 		}

@@ -721,3 +721,28 @@ def test_a_command_upstream_that_dies_is_503_until_it_answers_again(tmp_path):
         assert 502 not in seen and 503 in seen, seen
     finally:
         e.stop()
+
+
+def test_a_registry_that_cannot_be_read_keeps_the_tenants_served(live):
+    """A failed read of the tenant registry used to drop every stored tenant
+    (static ones only were served); like any other store change that cannot
+    be applied, it now leaves the tenants being served as they were."""
+    import sqlite3
+    host = f"keep1.{ZONE}"
+    sb(live, "tenants", "add", "keep1")
+    assert status(live, host, "/health") == 200
+    db = sqlite3.connect(live.data / "switchboard.db")
+    try:
+        db.execute("ALTER TABLE tenants RENAME TO tenants_x")
+        db.commit()
+        wait_for(lambda: any("tenant registry" in l for l in live.edge.err),
+                 what="the failed read to be logged")
+        assert status(live, host, "/health") == 200
+        assert dq(live, host).answer  # and DNS with it
+        db.execute("ALTER TABLE tenants_x RENAME TO tenants")
+        db.commit()
+    finally:
+        db.close()
+    sb(live, "tenants", "add", "keep2")
+    assert status(live, f"keep2.{ZONE}", "/health") == 200
+    assert status(live, host, "/health") == 200

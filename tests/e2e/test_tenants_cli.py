@@ -278,3 +278,30 @@ def test_concurrent_adds_all_land(ex):
             assert out == f"switchboard: tenant '{s}' added\n"
     listed = [r[0] for r in table(ok(ex, "list"))]
     assert listed == sorted([f"t{r}-{i}" for r in range(2) for i in range(8)] + ["codex"])
+
+
+def test_a_slug_whose_host_something_else_answers_is_refused(ex):
+    """A static CNAME named like the slug used to be accepted, and every
+    later change then failed at the edge (its DNS build refused the zone);
+    a slug that is another service's host was accepted and never served."""
+    toml = ex / "switchboard.toml"
+    text = toml.read_text().replace(
+        'soa = { rname = "hostmaster.revelations.studio", minimum = 300 }',
+        'soa = { rname = "hostmaster.revelations.studio", minimum = 300 }\n'
+        'record = [{ name = "status", type = "CNAME", data = "status.example.net." },\n'
+        '          { name = "mail.revelations.studio.", type = "A", data = "192.0.2.25" },\n'
+        '          { name = "txtonly", type = "TXT", data = "\\"v=1\\"" }]')
+    text += ('\n[[service]]\nname = "blog"\nroutes = ["blog.revelations.studio/*"]\n'
+             'upstream.production = "http://127.0.0.1:9131"\n'
+             'upstream.staging = "http://127.0.0.1:9132"\n')
+    toml.write_text(text)
+    sb("check", "-c", ex, check=0)
+    err = fails(ex, "add", "status")
+    assert "status.revelations.studio has a static CNAME record" in err, err
+    assert f"{toml}:17:" in err, err
+    assert "has a static A record" in fails(ex, "add", "mail")
+    err = fails(ex, "add", "blog")
+    assert "blog.revelations.studio is routed to blog" in err, err
+    # a TXT record does not take the name's addresses
+    ok(ex, "add", "txtonly")
+    assert [r[0] for r in table(ok(ex, "list"))] == ["codex", "txtonly"]
