@@ -436,6 +436,40 @@ int sb_store_changed(sb_store *st, bool *changed)
 
 /* ---- settings ---------------------------------------------------------- */
 
+/* Nesting allowed in settings: SQLite's json_valid() stops at 1000 levels,
+ * and settings are a service's configuration, not a document. */
+#define SETTINGS_DEPTH 64
+
+/* Valid JSON text without the whitespace between its tokens: everything
+ * else, numbers and escapes included, is kept as written. Returns the
+ * deepest nesting seen. */
+static int json_minify(const char *s, sb_buf *out)
+{
+	bool in_str = false;
+	int depth = 0, deepest = 0;
+	for (; *s; s++) {
+		char c = *s;
+		if (in_str) {
+			sb_buf_addc(out, c);
+			if (c == '\\' && s[1])
+				sb_buf_addc(out, *++s);
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+			continue;
+		if (c == '"')
+			in_str = true;
+		else if ((c == '{' || c == '[') && ++depth > deepest)
+			deepest = depth;
+		else if (c == '}' || c == ']')
+			depth--;
+		sb_buf_addc(out, c);
+	}
+	return deepest;
+}
+
 int sb_store_settings_check(const char *settings_json, char **compact, sb_diag *d)
 {
 	if (compact)
@@ -444,29 +478,70 @@ int sb_store_settings_check(const char *settings_json, char **compact, sb_diag *
 		return sb_diag_setc(d, SB_ETOOLONG, "", 0, 0,
 				    "the settings are longer than %d bytes", SB_STORE_SETTINGS_MAX);
 	json_error_t err;
-	json_t *root = json_loads(settings_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+	/* any number JSON allows (integers beyond 64 bits too) and \u0000: they
+	 * are stored as written, jansson only checks them */
+	json_t *root = json_loads(settings_json,
+				  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL |
+				      JSON_ALLOW_NUL,
+				  &err);
 	if (!root)
 		return sb_diag_setc(
 		    d, SB_EINVAL, "", 0, 0,
 		    "the settings are not valid JSON: line %d, column %d (byte %d): %s", err.line,
 		    err.column, err.position, err.text);
 	int r = 0;
+	sb_buf b;
+	sb_buf_init(&b);
 	if (!json_is_object(root)) {
 		r = sb_diag_setc(d, SB_EINVAL, "", 0, 0,
 				 "the settings must be a JSON object ({...}), not %s",
 				 json_type_name(root));
 		goto out;
 	}
-	if (compact) {
-		char *s = json_dumps(root, JSON_COMPACT);
-		if (!s)
-			sb_oom();
-		*compact = sb_xstrdup(s);
-		free(s);
+	if (json_minify(settings_json, &b) > SETTINGS_DEPTH) {
+		r = sb_diag_setc(d, SB_EINVAL, "", 0, 0,
+				 "the settings nest deeper than %d levels", SETTINGS_DEPTH);
+		goto out;
 	}
+	if (compact)
+		*compact = sb_xstrndup(b.data, b.len);
 out:
+	sb_buf_free(&b);
 	json_decref(root);
 	return r;
+}
+
+/* Valid JSON text with every byte of its strings that is not printable
+ * ASCII written as a \u escape (UTF-16 pairs above U+FFFF): a header value
+ * that keeps the text as it is otherwise. */
+static void json_ascii(sb_buf *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
+	const char *end = s + strlen(s);
+	while (s < end) {
+		unsigned char c = (unsigned char)*s;
+		uint32_t cp = c, u[2];
+		size_t n = 1, nu = 1;
+		if (c >= 0x80 && !(n = sb_utf8_seq((const unsigned char *)s, (size_t)(end - s), &cp)))
+			n = 1, cp = 0xFFFD; /* not reached: the text was checked as UTF-8 */
+		if (cp >= 0x20 && cp < 0x7f) {
+			sb_buf_addc(out, (char)c);
+			s++;
+			continue;
+		}
+		u[0] = cp;
+		if (cp > 0xFFFF) {
+			u[0] = 0xD800 + ((cp - 0x10000) >> 10);
+			u[1] = 0xDC00 + ((cp - 0x10000) & 0x3FF);
+			nu = 2;
+		}
+		for (size_t i = 0; i < nu; i++) {
+			char e[6] = {'\\', 'u', hex[u[i] >> 12 & 15], hex[u[i] >> 8 & 15],
+				     hex[u[i] >> 4 & 15], hex[u[i] & 15]};
+			sb_buf_add(out, e, 6);
+		}
+		s += n;
+	}
 }
 
 /* ---- tenants ----------------------------------------------------------- */
@@ -705,25 +780,32 @@ out:
 	return r;
 }
 
-/*
- * What the tenant-aware service receives as X-Tenant-Config: one line of
- * ASCII JSON, {"display_name": ..., "settings": {...}}, or NULL for a tenant
- * with neither (no header then: most tenants of a big registry).
- */
-static char *tenant_config(const sb_tenant_rec *rc)
+char *sb_store_tenant_config(const sb_tenant_rec *rc)
 {
 	bool empty = strcmp(rc->settings_json, "{}") == 0;
 	if (!rc->display_name && empty)
 		return NULL;
-	json_t *settings = json_loads(rc->settings_json, 0, NULL);
-	if (!settings)
-		settings = json_object(); /* the CHECK constraint keeps this from happening */
-	/* a name stored before names were checked for UTF-8 makes json_pack
-	 * fail: the tenant then goes without a config rather than the server
-	 * without tenants */
-	json_t *o = json_pack("{s:s?,s:o}", "display_name", rc->display_name, "settings", settings);
-	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	json_decref(o);
+	sb_buf b;
+	sb_buf_init(&b);
+	sb_buf_adds(&b, "{\"display_name\":");
+	if (rc->display_name) {
+		/* a name stored before names were checked for UTF-8 fails here:
+		 * the tenant then goes without one rather than the server
+		 * without tenants */
+		json_t *n = json_string(rc->display_name);
+		char *ns = n ? json_dumps(n, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+		sb_buf_adds(&b, ns ? ns : "null");
+		free(ns);
+		json_decref(n);
+	} else {
+		sb_buf_adds(&b, "null");
+	}
+	sb_buf_adds(&b, ",\"settings\":");
+	/* as stored (the CHECK constraint keeps it valid JSON), in ASCII */
+	json_ascii(&b, rc->settings_json);
+	sb_buf_addc(&b, '}');
+	char *s = sb_xstrndup(b.data, b.len);
+	sb_buf_free(&b);
 	return s;
 }
 
@@ -744,7 +826,7 @@ int sb_store_tenants_load(sb_store *st, const sb_decl *decl, sb_tenants **out, s
 	}
 	for (size_t i = 0; i < n; i++) {
 		const sb_tenant_rec *rc = &recs[i];
-		char *cfg = tenant_config(rc);
+		char *cfg = sb_store_tenant_config(rc);
 		sb_tenants_put_config(t, rc->slug, strlen(rc->slug), rc->status, cfg,
 				      cfg ? strlen(cfg) : 0);
 		free(cfg);

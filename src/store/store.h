@@ -81,12 +81,22 @@ int sb_store_schema_version(sb_store *st);
 
 /*
  * Check a settings document: JSON text that must be an object (no duplicate
- * keys, at most SB_STORE_SETTINGS_MAX bytes). When compact is not NULL it
- * receives the document re-serialised compactly (malloc'd; free it).
- * Returns 0, SB_EINVAL (not JSON: the message gives jansson's line, column
- * and reason; or not an object) or SB_ETOOLONG.
+ * keys, at most SB_STORE_SETTINGS_MAX bytes, nested at most 64 levels).
+ * When compact is not NULL it receives the document without the whitespace
+ * between tokens, everything else (numbers, escapes) as written (malloc'd;
+ * free it). Returns 0, SB_EINVAL (not JSON: the message gives jansson's
+ * line, column and reason; not an object; too deep) or SB_ETOOLONG.
  */
 int sb_store_settings_check(const char *settings_json, char **compact, sb_diag *d);
+
+/*
+ * What the tenant-aware service receives as X-Tenant-Config for rc: one line
+ * of ASCII JSON, {"display_name": ..., "settings": {...}}, the settings as
+ * stored with every non-ASCII character of their strings \u-escaped; or
+ * NULL for a tenant with neither (no header then: most tenants of a big
+ * registry). malloc'd; free it.
+ */
+char *sb_store_tenant_config(const sb_tenant_rec *rc);
 
 /*
  * Add a tenant, active, with an optional display name (NULL or "" for none)

@@ -375,6 +375,19 @@ def test_tenant_config_reaches_the_service_signed(tmp_path):
         j = json.loads(request(e, f"acme.{ZONE}", "/echo")[2])
         assert json.loads(j["headers"]["x-tenant-config"])["settings"] == {"plan": "free"}
         assert j["signature"] == "valid"
+        # settings are kept as written, numbers and escapes included (they
+        # were re-serialised: 0.1 became 0.10000000000000001, 1e2 100.0, and
+        # big integers and \u0000 were refused); non-ASCII is escaped
+        written = ('{"a": 0.1, "b": 1e2, "d": -0, "e": 12345678901234567890,'
+                   ' "x": "\\u0000", "u": "\u00e9\U0001F600"}')
+        sb(e, "tenants", "set", "acme", "--settings", written)
+        j = json.loads(request(e, f"acme.{ZONE}", "/echo")[2])
+        cfg = j["headers"]["x-tenant-config"]
+        assert cfg == ('{"display_name":"Acme Z\\u00FCrich","settings":{"a":0.1,"b":1e2,"d":-0,'
+                       '"e":12345678901234567890,"x":"\\u0000","u":"\\u00E9\\uD83D\\uDE00"}}'), cfg
+        assert j["signature"] == "valid"
+        shown = json.loads(sb(e, "tenants", "show", "acme", "--json").stdout)
+        assert json.loads(written) == shown["settings"]
     finally:
         e.stop()
 

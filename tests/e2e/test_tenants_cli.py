@@ -216,6 +216,8 @@ def test_duplicate_and_unknown(ex):
     ("42", "not a number"),
     ('{"plan": }', "the settings are not valid JSON: line 1, column 10"),
     ('{"a": 1, "a": 2}', "duplicate object key"),
+    # deeper than SQLite's json_valid() goes used to fail at the database
+    ('{"a": ' + "[" * 64 + "]" * 64 + "}", "the settings nest deeper than 64 levels"),
 ])
 def test_invalid_settings(ex, settings, needle):
     err = fails(ex, "add", "acme", "--settings", settings)
