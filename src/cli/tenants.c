@@ -62,6 +62,7 @@ struct ctx {
 	struct topts o;
 	sb_loaded l;
 	sb_store *st;
+	char done[160]; /* printed once the change is committed */
 };
 
 struct cmd {
@@ -143,7 +144,7 @@ static int slug_taken(const struct ctx *c, const char *slug)
 	return 0;
 }
 
-/* Report a store failure for slug; returns the exit status (1). Not found
+/* Report a store failure for slug; returns the exit status (1 or 2). Not found
  * for an invalid slug is reported as the invalid slug it is. */
 static int fail(const struct ctx *c, const char *slug, int r, const sb_diag *d)
 {
@@ -153,12 +154,14 @@ static int fail(const struct ctx *c, const char *slug, int r, const sb_diag *d)
 		sb_cli_print_diag(d); /* the message names the slug, or the database */
 	else
 		fprintf(stderr, "switchboard: tenant '%s': %s\n", slug, d->msg);
-	return 1;
+	/* 1: what was asked cannot be done; 2: the store failed (docs) */
+	return r == SB_ENOENT || r == SB_EEXIST || r == SB_EINVAL || r == SB_ETOOLONG ? 1 : 2;
 }
 
-static void done(const char *slug, const char *what)
+/* What a change did, said once it is committed (sb_cli_tenants). */
+static void done(struct ctx *c, const char *slug, const char *what)
 {
-	printf("switchboard: tenant '%s' %s\n", slug, what);
+	snprintf(c->done, sizeof(c->done), "switchboard: tenant '%s' %s\n", slug, what);
 }
 
 /* Store a record for a static tenant that has none (it is active). */
@@ -222,7 +225,7 @@ static int cmd_add(struct ctx *c)
 	int r = sb_store_tenant_add(c->st, slug, c->o.name, c->o.settings, &d);
 	if (r < 0)
 		return fail(c, slug, r, &d);
-	done(slug, "added");
+	done(c, slug, "added");
 	if (!c->l.decl->tenant_service)
 		fprintf(stderr,
 			"switchboard: warning: %s names no tenant-aware service ([tenants] "
@@ -255,7 +258,7 @@ static int set_status(struct ctx *c, sb_tenant_status want)
 	}
 	if ((r = sb_store_tenant_set_status(c->st, slug, want, &d)) < 0)
 		return fail(c, slug, r, &d);
-	done(slug, want == SB_TENANT_SUSPENDED ? "suspended" : "resumed");
+	done(c, slug, want == SB_TENANT_SUSPENDED ? "suspended" : "resumed");
 	return 0;
 }
 
@@ -283,7 +286,7 @@ static int cmd_remove(struct ctx *c)
 	int r = sb_store_tenant_remove(c->st, slug, &d);
 	if (r < 0)
 		return fail(c, slug, r, &d);
-	done(slug, "removed");
+	done(c, slug, "removed");
 	return 0;
 }
 
@@ -300,7 +303,7 @@ static int cmd_set(struct ctx *c)
 	}
 	if (r < 0)
 		return fail(c, slug, r, &d);
-	done(slug, "updated");
+	done(c, slug, "updated");
 	return 0;
 }
 
@@ -699,6 +702,8 @@ int sb_cli_tenants(int argc, char **argv)
 		    sb_store_commit(c.st, &d) < 0) {
 			sb_cli_print_diag(&d);
 			r = 2;
+		} else {
+			fputs(c.done, stdout);
 		}
 		free(line);
 	}

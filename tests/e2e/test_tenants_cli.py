@@ -307,3 +307,18 @@ def test_a_slug_whose_host_something_else_answers_is_refused(ex):
     # a TXT record does not take the name's addresses
     ok(ex, "add", "txtonly")
     assert [r[0] for r in table(ok(ex, "list"))] == ["codex", "txtonly"]
+
+
+@pytest.mark.parametrize("tbl", ["versions", "tenants"])
+def test_a_store_that_fails_the_change_says_nothing_done_and_exits_2(ex, tbl):
+    """'added' used to be printed before the commit, and a store failure
+    while adding exited 1, the code for a refused request."""
+    ok(ex, "add", "first")
+    db = sqlite3.connect(ex / ".switchboard" / "switchboard.db")
+    db.execute(f"CREATE TRIGGER fail_{tbl} BEFORE INSERT ON {tbl} "
+               "BEGIN SELECT RAISE(FAIL, 'the disk is on fire'); END")
+    db.commit()
+    db.close()
+    err = fails(ex, "add", "second", code=2)
+    assert "the disk is on fire" in err, err
+    assert [r[0] for r in table(ok(ex, "list"))] == ["codex", "first"]
