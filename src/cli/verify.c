@@ -660,10 +660,14 @@ static bool proof_ok(const vctx *v, const resp *r, const char *nonce, const char
 	sb_sign_key keys[2];
 	size_t nkeys;
 	dep_keys(v, r->deployment, sec, keys, &nkeys);
+	/* the edge signs the host as it routes it: lower case, without a port
+	 * or a trailing dot */
+	char hn[256];
+	int hl = sb_route_host_normalize(host, strlen(host), hn, sizeof(hn));
 	sb_proof_fields f = {
 	    .nonce = {nonce, strlen(nonce)},
 	    .deployment = {r->deployment, strlen(r->deployment)},
-	    .host = {host, strlen(host)},
+	    .host = {hl < 0 ? host : hn, hl < 0 ? strlen(host) : (size_t)hl},
 	    .path = {path, strlen(path)},
 	};
 	int pr = sb_proof_verify(r->proof, strlen(r->proof), &f, keys, nkeys);
@@ -908,14 +912,21 @@ static void check_webhook(vctx *v, const sb_webhook_decl *w)
 	const sb_model *m = v->l.model;
 	snprintf(name, sizeof(name), "webhook %s %s", w->provider, w->url);
 	sb_url u;
-	if (sb_url_split(w->url, &u) < 0 || u.host_len >= sizeof(host) ||
-	    u.path_len >= sizeof(path)) {
+	if (sb_url_split(w->url, &u) < 0 || u.host_len >= sizeof(host)) {
 		report(v, R_FAIL, name, "not an URL");
 		return;
 	}
 	snprintf(host, sizeof(host), "%.*s", (int)u.host_len, u.host);
-	snprintf(path, sizeof(path), "%.*s", (int)(u.path_len ? u.path_len : 1),
-		 u.path_len ? u.path : "/");
+	/* sent as a provider sends it, query included: a route's path without
+	 * '*' matches only a request without one */
+	size_t tl;
+	const char *target = sb_url_target(&u, path, sizeof(path), &tl);
+	if (tl >= sizeof(path)) {
+		report(v, R_FAIL, name, "its path is longer than %zu bytes", sizeof(path) - 1);
+		return;
+	}
+	if (target != path)
+		snprintf(path, sizeof(path), "%.*s", (int)tl, target);
 	sb_route_match rm;
 	int lr =
 	    sb_route_lookup(v->l.routes, v->l.tenants, host, strlen(host), path, strlen(path), &rm);
@@ -976,8 +987,8 @@ static void check_vars(vctx *v)
 			}
 		for (size_t k = 0; k < dp->nvars; k++)
 			urls += dp->vars[k].is_string &&
-				(strncmp(dp->vars[k].value, "http://", 7) == 0 ||
-				 strncmp(dp->vars[k].value, "https://", 8) == 0);
+				(strncasecmp(dp->vars[k].value, "http://", 7) == 0 ||
+				 strncasecmp(dp->vars[k].value, "https://", 8) == 0);
 		if (bad)
 			report(v, R_FAIL, name, "%s", b.data);
 		else

@@ -416,6 +416,20 @@ int sb_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+const char *sb_url_target(const sb_url *u, char *buf, size_t size, size_t *len)
+{
+	const char *p = u->path ? u->path : "";
+	size_t n = strcspn(p, "#");
+	if (p[0] == '/') {
+		*len = n;
+		return p;
+	}
+	/* "https://host?x" and "https://host": the path is "/" */
+	int w = snprintf(buf, size, "/%.*s", p[0] == '?' ? (int)n : 0, p);
+	*len = w < 0 ? 0 : (size_t)w >= size ? size - 1 : (size_t)w;
+	return buf;
+}
+
 int sb_url_split(const char *url, sb_url *u)
 {
 	memset(u, 0, sizeof(*u));

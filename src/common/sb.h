@@ -174,6 +174,12 @@ typedef struct sb_url {
 } sb_url;
 int sb_url_split(const char *url, sb_url *u);
 
+/* The request target of a split URL, as a client sends it: its path and
+ * query without the fragment, "/" before a query when there is no path.
+ * Points into the URL, or into buf (size bytes) when a "/" had to be added;
+ * *len receives its length. */
+const char *sb_url_target(const sb_url *u, char *buf, size_t size, size_t *len);
+
 /*
  * Is url an upstream the edge can forward to: "http://host[:port][/]", the
  * port 1 to 65535 (the host is not resolved here)? Returns 0, or SB_EINVAL

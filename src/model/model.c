@@ -410,6 +410,17 @@ static bool is_production_host(const sb_model *m, const char *h, size_t n)
 	return false;
 }
 
+/* Split url; its host without a trailing dot, which names the same host
+ * (the dot stays in the value, after the host that replaces it). */
+static bool split_url_host(const char *url, sb_url *u)
+{
+	if (sb_url_split(url, u) < 0)
+		return false;
+	if (u->host_len && u->host[u->host_len - 1] == '.')
+		u->host_len--;
+	return true;
+}
+
 /* Derive env's vars from production's: URL vars naming a production host
  * point at the same service in env; ENVIRONMENT names env. */
 static void derive_vars(const sb_model *m, const sb_deployment *prod, sb_env env, uint32_t pr,
@@ -423,7 +434,7 @@ static void derive_vars(const sb_model *m, const sb_deployment *prod, sb_env env
 		if (strcmp(v.key, "ENVIRONMENT") == 0 && v.is_string) {
 			v.value = sb_env_name(env);
 			v.derived = true;
-		} else if (v.is_string && sb_url_split(v.value, &u) == 0 &&
+		} else if (v.is_string && split_url_host(v.value, &u) &&
 			   is_production_host(m, u.host, u.host_len)) {
 			char *h = sb_pool_strndup(pool, u.host, u.host_len);
 			for (char *c = h; *c; c++)

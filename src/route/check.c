@@ -24,6 +24,8 @@ static sb_violation *add(struct vlist *l, const char *file, int line, int col)
 
 static bool in_zone(const sb_model *m, const char *h, size_t n)
 {
+	if (n && h[n - 1] == '.')
+		n--; /* the same name, as the edge routes it */
 	for (size_t z = 0; z < m->decl->nzones; z++) {
 		const char *zn = m->decl->zones[z].name;
 		size_t zl = strlen(zn);
@@ -62,7 +64,8 @@ static void check_deployment(const sb_model *m, const sb_route_table *rt, const 
 		sb_url u;
 		bool is_url =
 		    v->is_string && sb_url_split(v->value, &u) == 0 &&
-		    (strncmp(v->value, "http://", 7) == 0 || strncmp(v->value, "https://", 8) == 0);
+		    (strncasecmp(v->value, "http://", 7) == 0 ||
+		     strncasecmp(v->value, "https://", 8) == 0);
 		bool declared = false;
 		for (size_t k = 0; k < svc->decl->nurl_vars; k++)
 			declared |= strcmp(svc->decl->url_vars[k], v->key) == 0;
@@ -75,8 +78,10 @@ static void check_deployment(const sb_model *m, const sb_route_table *rt, const 
 			continue;
 		}
 		sb_route_match rm;
-		int r = sb_route_lookup(rt, tenants, u.host, u.host_len, u.path_len ? u.path : "/",
-					u.path_len ? u.path_len : 1, &rm);
+		char tb[2048];
+		size_t tl;
+		const char *target = sb_url_target(&u, tb, sizeof(tb), &tl);
+		int r = sb_route_lookup(rt, tenants, u.host, u.host_len, target, tl, &rm);
 		sb_violation *bad = NULL;
 		if (r < 0 && r != SB_ESUSPENDED) {
 			bad = add(l, v->file, v->line, v->col);
@@ -128,8 +133,11 @@ static void check_webhook(const sb_model *m, const sb_route_table *rt, const sb_
 	sb_route_match rm;
 	char got[160], want[32];
 	env_label(w->env, 0, want, sizeof(want));
-	int r = sb_route_lookup(rt, tenants, u.host, u.host_len, u.path_len ? u.path : "/",
-				u.path_len ? u.path_len : 1, &rm);
+	char tb[2048];
+	size_t tl;
+	/* with its query: a path without '*' matches only a request without one */
+	const char *target = sb_url_target(&u, tb, sizeof(tb), &tl);
+	int r = sb_route_lookup(rt, tenants, u.host, u.host_len, target, tl, &rm);
 	if (r < 0 && r != SB_ESUSPENDED) {
 		snprintf(add(l, file, w->line, w->col)->msg, sizeof(l->v->msg),
 			 "webhook %s: \"%s\" is not routed: host %.*s: %s", w->provider, w->url,

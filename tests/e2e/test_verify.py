@@ -19,11 +19,14 @@ from edge import SB, SERVICES, Edge, request, start_demo  # noqa: E402
 
 
 def listen(e, http_port=None, dns_port="edge", edit=None):
-    """Point the declaration's [listen] at the running edge (or elsewhere).
-    The edge read its declaration at start, so this only affects verify."""
+    """Point the declaration's [listen] at the running edge (or elsewhere),
+    the declaration as the edge read it, changed by edit. The edge read its
+    declaration at start, so this only affects verify; the next call
+    without edit restores it."""
     p = e.dir / "switchboard.toml"
-    text = p.read_text()
-    text = text.split("\n[listen]\n")[0]
+    if not hasattr(e, "pristine"):
+        e.pristine = p.read_text().split("\n[listen]\n")[0]
+    text = e.pristine
     if edit:
         text = edit(text)
     lines = ["", "[listen]", f'http = "127.0.0.1:{http_port or e.port}"']
@@ -438,3 +441,20 @@ def test_preview_created_live(fresh):
                    capture_output=True)
     p = verify(e, "--env", "preview", "--pr", str(pr))
     assert p.returncode == 1 and "\u2717 dns codex-preview-123.revelations.studio" in p.stdout
+
+
+def test_a_webhook_url_with_a_trailing_dot_and_a_query_verifies(edge):
+    """The edge signs the host as it routes it (no trailing dot) and the
+    target as sent (its query included): verify used to compare its proof
+    with the host as written, a false alarm, and dropped the query."""
+    extra = ('\n[[webhook]]\nprovider = "billing"\n'
+             'url = "https://api.revelations.studio./webhooks/billing?account=acct_1"\n'
+             'service = "stripe-webhook-handler"\n')
+    try:
+        listen(edge, edit=lambda t: t + extra)
+        p = verify(edge)
+    finally:
+        listen(edge)
+    assert p.returncode == 0, p.stdout
+    assert ("\u2713 webhook billing https://api.revelations.studio./webhooks/billing?account=acct_1"
+            " -> stripe-webhook-handler-production") in p.stdout, p.stdout

@@ -169,3 +169,64 @@ Test(check, urls_off_zone_are_not_checked)
 	cr_assert_eq(n, 0);
 	free(v);
 }
+
+/* A trailing dot and an upper-case scheme name the same URL as the edge
+ * routes it: such a var is checked, not skipped. */
+Test(check, urls_spelled_otherwise_are_checked)
+{
+	const char *web = "name = \"web\"\n[env.production]\nvars = { A = "
+			  "\"https://nothere.rev.st./x\", B = \"HTTPS://nothere2.rev.st/\", C = "
+			  "\"https://api.rev.st./fine\" }\nroutes = [\"app.rev.st/*\"]\n";
+	const struct memfile f[] = {{"/t/web.toml", web}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	sb_violation *v;
+	size_t n = run(base_toml, f, &v);
+	dump(v, n);
+	cr_assert(any(v, n, "var A", "nothere.rev.st.", "is not routed"));
+	cr_assert(any(v, n, "var B", "nothere2.rev.st", "is not routed"));
+	cr_assert_not(any(v, n, "var C", "", ""));
+	free(v);
+}
+
+/* A webhook URL with a query: an exact route does not match it (Cloudflare
+ * matches the whole URL), so the provider's request goes elsewhere. */
+Test(check, a_webhook_query_is_part_of_what_is_routed)
+{
+	static const char toml[] =
+	    ZONE "[[service]]\nwrangler = \"api.toml\"\n"
+		 "[[service]]\nname = \"stripe\"\nroutes = [\"api.rev.st/webhooks/stripe\"]\n"
+		 "[[webhook]]\nprovider = \"stripe\"\nurl = "
+		 "\"https://api.rev.st/webhooks/stripe?account=acct_1\"\nservice = \"stripe\"\n"
+		 "[[webhook]]\nprovider = \"other\"\nurl = "
+		 "\"https://api.rev.st./webhooks/stripe\"\nservice = \"stripe\"\n";
+	const struct memfile f[] = {{"/t/api.toml", API_OK}, {NULL, NULL}};
+	sb_violation *v;
+	size_t n = run(toml, f, &v);
+	dump(v, n);
+	size_t hooks = 0;
+	for (size_t i = 0; i < n; i++)
+		hooks += strncmp(v[i].msg, "webhook ", 8) == 0;
+	cr_assert_eq(hooks, 1); /* the trailing-dot one is routed to its handler */
+	cr_assert(any(v, n, "webhook stripe", "reaches api-production", "acct_1"));
+	free(v);
+}
+
+/* A production URL var spelled with a trailing dot is derived for a
+ * preview like any other: left as it was, the preview called production. */
+Test(check, a_trailing_dot_url_var_is_derived_for_previews)
+{
+	const char *web = "name = \"web\"\n[env.production]\nvars = { API_URL = "
+			  "\"https://api.rev.st./v1\" }\nroutes = [\"app.rev.st/*\"]\n";
+	const struct memfile f[] = {{"/t/web.toml", web}, {"/t/api.toml", API_OK}, {NULL, NULL}};
+	struct world w = world_load(base_toml, f);
+	cr_assert_eq(w.rc, 0, "load: %s", w.diag.msg);
+	sb_deployment dp;
+	sb_pool *pool = sb_pool_new(0);
+	sb_model_preview(w.model, 0, 5, pool, &dp);
+	const char *got = NULL;
+	for (size_t i = 0; i < dp.nvars; i++)
+		if (strcmp(dp.vars[i].key, "API_URL") == 0)
+			got = dp.vars[i].value;
+	cr_assert_str_eq(got, "https://api-preview-5.rev.st./v1");
+	sb_pool_free(pool);
+	world_free(&w);
+}
