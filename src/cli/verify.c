@@ -536,8 +536,21 @@ static int http_do(const vctx *v, const char *method, const char *host, const ch
 		off += (size_t)w;
 	}
 	char chunk[16384];
+	/* IO_TIMEOUT_MS for the whole answer, not per read: an edge that
+	 * trickles a byte now and then must not hold verify for ever */
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (in.len < MAX_RESPONSE) {
-		ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long spent = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int pr = spent >= IO_TIMEOUT_MS ? 0 : poll(&pfd, 1, (int)(IO_TIMEOUT_MS - spent));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		ssize_t n = pr > 0 ? recv(fd, chunk, sizeof(chunk), 0) : -1;
+		if (pr == 0)
+			errno = EAGAIN;
 		if (n == 0)
 			break;
 		if (n < 0) {
@@ -854,17 +867,37 @@ static void check_route(vctx *v, const vroute *r)
 
 /* The documented rule (docs/verify.md): 200, a JSON object, and a "status"
  * of "ok", "healthy" or "pass" (any case). */
-static bool healthy(const resp *r, char *why, size_t size)
+/* Healthy, and (when the body says who answered, as the plan's /health
+ * does with "worker" and "environment") the deployment's own service: the
+ * proof shows where the edge sent the request, not which process answered,
+ * so an upstream URL pointing at another service's process is caught here. */
+static bool healthy(const resp *r, const char *service, const char *env, char *why, size_t size)
 {
 	json_error_t je;
 	json_t *j = json_loadb(r->body, r->body_len, 0, &je);
 	const char *st = json_is_object(j) ? json_string_value(json_object_get(j, "status")) : NULL;
+	const char *wk = json_is_object(j) ? json_string_value(json_object_get(j, "worker")) : NULL;
+	const char *en =
+	    json_is_object(j) ? json_string_value(json_object_get(j, "environment")) : NULL;
 	bool ok = r->status == 200 && st &&
 		  (!strcasecmp(st, "ok") || !strcasecmp(st, "healthy") || !strcasecmp(st, "pass"));
 	if (!json_is_object(j))
 		snprintf(why, size, "HTTP %d, body is not a JSON object", r->status);
 	else if (!st)
 		snprintf(why, size, "HTTP %d, no \"status\" string in the JSON body", r->status);
+	else if (ok && wk && strcmp(wk, service) != 0)
+		ok = false, snprintf(why, size,
+				     "HTTP %d, answered by worker \"%.60s\", not %s: the upstream is "
+				     "another service's",
+				     r->status, wk, service);
+	else if (ok && en && strcmp(en, env) != 0)
+		ok = false, snprintf(why, size,
+				     "HTTP %d, answered by environment \"%.60s\", not %s: the "
+				     "upstream is another environment's",
+				     r->status, en, env);
+	else if (wk)
+		snprintf(why, size, "HTTP %d, status \"%.60s\", worker %s%s%s%s", r->status, st, wk,
+			 en ? " (" : "", en ? en : "", en ? ")" : "");
 	else
 		snprintf(why, size, "HTTP %d, status \"%.60s\"", r->status, st);
 	json_decref(j);
@@ -899,7 +932,7 @@ static void check_health(vctx *v, const sb_deployment *dp)
 	}
 	if (!proof_ok(v, &rp, nonce, use->host, "/health", dp->name, why, sizeof(why)))
 		report(v, R_FAIL, name, "%s/health: %s", use->host, why);
-	else if (!healthy(&rp, why, sizeof(why)))
+	else if (!healthy(&rp, svc, sb_env_name(dp->env), why, sizeof(why)))
 		report(v, R_FAIL, name, "%s/health: unhealthy: %s", use->host, why);
 	else
 		report(v, R_PASS, name, "%s/health: %s", use->host, why);

@@ -458,3 +458,69 @@ def test_a_webhook_url_with_a_trailing_dot_and_a_query_verifies(edge):
     assert p.returncode == 0, p.stdout
     assert ("\u2713 webhook billing https://api.revelations.studio./webhooks/billing?account=acct_1"
             " -> stripe-webhook-handler-production") in p.stdout, p.stdout
+
+
+def test_an_upstream_that_is_another_service_fails_its_health_check(fresh):
+    """The proof shows where the edge sent the request, not which process
+    answered: auth-worker's upstream pointing at codex-web's process used to
+    pass every check. The plan's /health names its worker and environment."""
+    e = fresh()
+    ups = {k: v.url for k, v in e.demos.items()}
+    ups[("auth-worker", "production")] = e.demos[("codex-web", "production")].url
+    ups[("codex-web", "staging")] = e.demos[("codex-web", "production")].url
+    e.write_decl(ups, {"health_interval_ms": 200, "health_timeout_ms": 500})
+    e.start(dns=True)
+    listen(e)
+    p = verify(e)
+    assert p.returncode == 1, p.stdout
+    assert ('\u2717 health auth-worker (auth-worker-production): auth.revelations.studio/health: '
+            'unhealthy: HTTP 200, answered by worker "codex-web", not auth-worker') in p.stdout, \
+        p.stdout
+    assert "\u2713 health codex-web (codex-web-production)" in p.stdout
+    p = verify(e, "--env", "staging")
+    assert p.returncode == 1, p.stdout
+    assert 'answered by environment "production", not staging' in p.stdout, p.stdout
+
+
+def test_an_edge_that_trickles_its_answer_is_timed_out(edge):
+    """The 5 s are for the whole answer: an edge that sends a byte every
+    second used to hold verify for ever (each read had its own 5 s)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=trickle, args=(c,), daemon=True).start()
+
+    def trickle(c):
+        with c:
+            try:
+                head = c.recv(65536)
+                if b"GET /health" not in head:
+                    return  # closed at once: only /health is slow
+                c.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not stop.wait(1):
+                    c.sendall(b"X")
+            except OSError:
+                pass
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        listen(edge, http_port=srv.getsockname()[1])
+        t0 = time.monotonic()
+        p = subprocess.run([SB, "verify", "-c", str(edge.dir)], capture_output=True, text=True,
+                           timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        srv.close()
+        listen(edge)
+    assert p.returncode == 1, p.stdout
+    assert "/health: no answer from the edge" in p.stdout and "timed out" in p.stdout, p.stdout
+    # three deployments' /health, 5 s each at most
+    assert took < 30, took
