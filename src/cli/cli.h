@@ -18,12 +18,12 @@ typedef struct sb_loaded {
 
 /*
  * Load the declaration at path (a switchboard.toml, or a directory that holds
- * one) and derive the model (with the live state of the declaration's store,
- * when it exists: previews, deploys, deletes), the route table and the
- * static tenant set.
+ * one) and derive the model (with the live state of the store in data_dir,
+ * or in the declaration's data_dir when it is NULL, when one exists:
+ * previews, deploys, deletes), the route table and the static tenant set.
  * Returns 0, or a negative code with d filled.
  */
-int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d);
+int sb_cli_load(const char *path, const char *data_dir, sb_loaded *out, sb_diag *d);
 void sb_cli_unload(sb_loaded *l);
 
 /*

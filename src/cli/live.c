@@ -354,7 +354,7 @@ static int submit(const char *config, const char *data, json_t *op, bool json)
 	sb_store *st = NULL;
 	json_t *res = NULL;
 	char *resp = NULL, sock[4200];
-	if (sb_cli_load(config, &l, &d) < 0) {
+	if (sb_cli_load(config, data, &l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 2;
 	}
@@ -489,7 +489,7 @@ static int preview_list(const struct lopts *o)
 	sb_live live = {0};
 	sb_model *m = NULL;
 	int rc = 2;
-	if (sb_cli_load(o->config, &l, &d) < 0) {
+	if (sb_cli_load(o->config, o->data, &l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 2;
 	}
@@ -650,7 +650,7 @@ int sb_cli_versions(int argc, char **argv)
 		goto out;
 	}
 	r = 2;
-	if (sb_cli_load(o.config, &l, &d) < 0) {
+	if (sb_cli_load(o.config, o.data, &l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		goto out;
 	}

@@ -15,7 +15,7 @@ static int read_file(void *ctx, const char *path, char **data, size_t *len, sb_d
 	return sb_file_read(path, data, len, d);
 }
 
-int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d)
+int sb_cli_load(const char *path, const char *data_dir, sb_loaded *out, sb_diag *d)
 {
 	int r;
 	char file[4096];
@@ -40,10 +40,11 @@ int sb_cli_load(const char *path, sb_loaded *out, sb_diag *d)
 		goto out;
 	/* the live state (previews, deploys, deletes) when a store exists:
 	 * commands show what the edge serves; reading never creates a store */
-	snprintf(file, sizeof(file), "%s/switchboard.db", out->decl->data_dir);
+	const char *dir = data_dir ? data_dir : out->decl->data_dir;
+	snprintf(file, sizeof(file), "%s/switchboard.db", dir);
 	if (stat(file, &st) == 0) {
 		sb_store *store = NULL;
-		r = sb_store_open_ro(out->decl->data_dir, &store, d);
+		r = sb_store_open_ro(dir, &store, d);
 		if (r == 0)
 			r = sb_ops_current(store, &out->live, NULL, d);
 		else if (r == SB_ENOENT) /* being created: nothing stored yet */

@@ -107,7 +107,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 static int load_or_fail(const struct opts *o, sb_loaded *l, int status)
 {
 	sb_diag d = {0};
-	if (sb_cli_load(o->config, l, &d) < 0) {
+	if (sb_cli_load(o->config, NULL, l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return status;
 	}

@@ -125,7 +125,7 @@ int sb_cli_reload(int argc, char **argv)
 	if (!data) {
 		/* the declaration names the data directory; a broken declaration is
 		 * still sent to the server, which refuses it and keeps serving */
-		if (sb_cli_load(o.config, &l, &d) < 0) {
+		if (sb_cli_load(o.config, NULL, &l, &d) < 0) {
 			sb_cli_print_diag(&d);
 			fprintf(stderr,
 				"switchboard: the declaration does not load, so its data_dir is "
@@ -197,7 +197,7 @@ int sb_cli_secret(int argc, char **argv)
 	}
 	sb_loaded l;
 	sb_diag d = {0};
-	if (sb_cli_load(config, &l, &d) < 0) {
+	if (sb_cli_load(config, data, &l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 2;
 	}

@@ -671,7 +671,7 @@ int sb_cli_tenants(int argc, char **argv)
 		}
 	}
 	sb_diag d = {0};
-	if (sb_cli_load(c.o.config, &c.l, &d) < 0) {
+	if (sb_cli_load(c.o.config, c.o.data, &c.l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 2;
 	}

@@ -1146,7 +1146,7 @@ int sb_cli_verify(int argc, char **argv)
 	memset(&v, 0, sizeof(v));
 	if ((r = parse_args(argc, argv, &v, &config, &data)))
 		return r == 1 ? 0 : r;
-	if (sb_cli_load(config, &v.l, &d) < 0) {
+	if (sb_cli_load(config, data, &v.l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 2;
 	}

@@ -88,7 +88,7 @@ static int zone_export(const char *config, const char *data, uint32_t serial, co
 	sb_dns_zones *z = NULL;
 	sb_buf out;
 	sb_buf_init(&out);
-	if (sb_cli_load(config, &l, &d) < 0) {
+	if (sb_cli_load(config, data, &l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 2;
 	}

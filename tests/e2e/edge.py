@@ -347,11 +347,11 @@ class Edge:
                   'service = "stripe-webhook-handler"', extra_toml]
         (self.dir / "switchboard.toml").write_text("\n".join(lines) + "\n")
 
-    def start(self, wait_healthy=True, dns=False, env=None, prefix=()):
+    def start(self, wait_healthy=True, dns=False, env=None, prefix=(), args=()):
         """prefix: a command that execs the rest (e.g. a shell setting a
-        limit first); the edge keeps its pid."""
+        limit first); the edge keeps its pid. args: more options of serve."""
         argv = [*prefix, SB, "serve", "-c", str(self.dir), "--listen", "127.0.0.1:0",
-                "--threads", str(self.threads)]
+                "--threads", str(self.threads), *map(str, args)]
         if dns:
             argv += ["--dns", "127.0.0.1:0"]
         self.edge = Proc(argv, env={**os.environ, **env} if env else None)

@@ -5,6 +5,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -524,3 +525,23 @@ def test_an_edge_that_trickles_its_answer_is_timed_out(edge):
     assert "/health: no answer from the edge" in p.stdout and "timed out" in p.stdout, p.stdout
     # three deployments' /health, 5 s each at most
     assert took < 30, took
+
+
+def test_data_option_is_where_the_live_state_is_read(fresh, tmp_path):
+    """verify --data DIR read keys and tenants from DIR but deployments and
+    previews from the declaration's data_dir: a deployment deleted in DIR
+    was still expected, and failed."""
+    e = fresh()
+    other = tmp_path / "other-data"
+    # the declaration's secrets are the ones the demo services know
+    shutil.copytree(e.data, other)
+    subprocess.run([SB, "delete", "auth-worker-staging", "-c", str(e.dir), "--data", str(other)],
+                   check=True, capture_output=True, text=True)
+    e.start(dns=True, args=("--data", other))
+    listen(e)
+    p = verify(e, "--data", str(other), "--env", "staging")
+    assert "\u2713 route api-staging.revelations.studio/*" in p.stdout, p.stdout
+    # the deleted deployment is not expected on the edge (its DNS, route and
+    # health used to fail); what still points at it is reported, rightly
+    for l in lines(p, "\u2717"):
+        assert l.startswith("\u2717 vars ") and "auth-staging" in l, l
