@@ -963,6 +963,14 @@ static void check_webhook(vctx *v, const sb_webhook_decl *w)
 	sb_route_match rm;
 	int lr =
 	    sb_route_lookup(v->l.routes, v->l.tenants, host, strlen(host), path, strlen(path), &rm);
+	if (lr == 0 && rm.env != w->env) {
+		/* declared for this environment, routed to another: a provider's
+		 * events would reach the wrong deployment */
+		const char *got = rm.deployment ? rm.deployment->name : m->services[rm.service].name;
+		report(v, R_FAIL, name, "reaches %s (%s), not a %s deployment", got,
+		       sb_env_name(rm.env), sb_env_name(w->env));
+		return;
+	}
 	if (v->env == SB_ENV_PREVIEW && lr == 0 && rm.pr != v->pr) {
 		report(v, R_SKIP, name, "an endpoint of preview %u, not %u", rm.pr, v->pr);
 		return;

@@ -132,7 +132,8 @@ static void check_webhook(const sb_model *m, const sb_route_table *rt, const sb_
 	}
 	sb_route_match rm;
 	char got[160], want[32];
-	env_label(w->env, 0, want, sizeof(want));
+	/* a webhook names an environment, not a pull request */
+	snprintf(want, sizeof(want), "%s", sb_env_name(w->env));
 	char tb[2048];
 	size_t tl;
 	/* with its query: a path without '*' matches only a request without one */

@@ -545,3 +545,22 @@ def test_data_option_is_where_the_live_state_is_read(fresh, tmp_path):
     # health used to fail); what still points at it is reported, rightly
     for l in lines(p, "\u2717"):
         assert l.startswith("\u2717 vars ") and "auth-staging" in l, l
+
+
+def test_a_webhook_routed_to_another_environment_fails(edge):
+    """A staging endpoint that production serves: verify said "not routed:
+    ?" (and a preview one was skipped); it is routed, to the wrong place."""
+    extra = ('\n[[webhook]]\nprovider = "billing"\nenvironment = "staging"\n'
+             'url = "https://api.revelations.studio/webhooks/billing"\n')
+    try:
+        listen(edge, edit=lambda t: t + extra)
+        p = verify(edge, "--env", "staging")
+        c = subprocess.run([SB, "check", "-c", str(edge.dir)], capture_output=True, text=True)
+    finally:
+        listen(edge)
+    assert p.returncode == 1, p.stdout
+    assert ("\u2717 webhook billing https://api.revelations.studio/webhooks/billing: reaches "
+            "stripe-webhook-handler-production (production), not a staging deployment"
+            ) in p.stdout, p.stdout
+    assert "reaches stripe-webhook-handler-production (production), not a staging deployment" \
+        in c.stdout + c.stderr, c.stdout + c.stderr
