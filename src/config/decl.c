@@ -865,6 +865,11 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 		for (size_t i = 0; i < dc->nstatic_tenants; i++) {
 			dc->static_pos[2 * i] = sb_toml_line(sb_toml_array_at(stv, i));
 			dc->static_pos[2 * i + 1] = sb_toml_col(sb_toml_array_at(stv, i));
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(dc->static_tenants[j], dc->static_tenants[i]) == 0)
+					return sb_cfg_error(sb_toml_array_at(stv, i), file, d,
+							    "static tenant \"%s\" is listed twice",
+							    dc->static_tenants[i]);
 		}
 		if (dc->nstatic_tenants && !svc)
 			return sb_cfg_error(t, file, d,

@@ -176,7 +176,9 @@ int sb_model_slug_check(const sb_model *m, const char *s, size_t n, const char *
 	}
 	for (size_t i = 0; i < m->nreserved; i++)
 		if (m->reserved_len[i] == n && memcmp(m->reserved[i], s, n) == 0) {
-			*why = "the label is reserved";
+			*why = i < SB_ARRAY_LEN(builtin_reserved)
+				   ? "the label is reserved (api, auth and www always are)"
+				   : "the label is reserved ([tenants] reserved)";
 			return SB_ERESERVED;
 		}
 	size_t lo, ll;

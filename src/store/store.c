@@ -175,12 +175,16 @@ static int name_check(const char *name, sb_diag *d)
 	if (n > DISPLAY_NAME_MAX)
 		return sb_diag_setc(d, SB_ETOOLONG, "", 0, 0,
 				    "the display name is longer than %d bytes", DISPLAY_NAME_MAX);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-			return sb_diag_setc(d, SB_EINVAL, "", 0, 0,
-					    "the display name has a control character");
 	if (!sb_utf8_valid(name, n))
 		return sb_diag_setc(d, SB_EINVAL, "", 0, 0, "the display name is not valid UTF-8");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		/* C0, DEL, and C1 (U+0080 to U+009F: 0xC2 0x80..0x9F in UTF-8) */
+		if (c < 0x20 || c == 0x7f ||
+		    (c == 0xC2 && i + 1 < n && (unsigned char)name[i + 1] <= 0x9F))
+			return sb_diag_setc(d, SB_EINVAL, "", 0, 0,
+					    "the display name has a control character");
+	}
 	return 0;
 }
 

@@ -184,9 +184,9 @@ def test_static_tenant_can_be_suspended_not_removed(ex):
 # ---- errors -------------------------------------------------------------
 
 @pytest.mark.parametrize("slug,why", [
-    ("api", "the label is reserved"),
-    ("www", "the label is reserved"),
-    ("ns1", "the label is reserved"),  # reserved by the example's declaration
+    ("api", "the label is reserved (api, auth and www always are)"),
+    ("www", "the label is reserved (api, auth and www always are)"),
+    ("ns1", "the label is reserved ([tenants] reserved)"),  # the example's declaration
     ("Acme", "a slug has only a-z, 0-9 and '-'"),
     ("a.b", "a slug is a single label (no '.')"),
     ("-acme", "a slug cannot start or end with '-'"),
@@ -322,3 +322,18 @@ def test_a_store_that_fails_the_change_says_nothing_done_and_exits_2(ex, tbl):
     err = fails(ex, "add", "second", code=2)
     assert "the disk is on fire" in err, err
     assert [r[0] for r in table(ok(ex, "list"))] == ["codex", "first"]
+
+
+def test_a_control_character_in_a_display_name_is_refused(ex):
+    for name in ["a\tb", "a\x7fb", "a\u0085b", "a\u009fb"]:
+        err = fails(ex, "add", "acme", "--name", name)
+        assert "the display name has a control character" in err, (name, err)
+    ok(ex, "add", "acme", "--name", "Z\u00fcrich \u00a0Inc")  # U+00A0 is not a control
+
+
+def test_a_static_tenant_listed_twice_is_reported_where_it_is(ex):
+    toml = ex / "switchboard.toml"
+    toml.write_text(toml.read_text().replace('static   = ["codex"]',
+                                             'static   = ["codex", "acme", "codex"]'))
+    err = sb("check", "-c", ex, check=1).stderr
+    assert f"{toml}:21:" in err and 'static tenant "codex" is listed twice' in err, err
