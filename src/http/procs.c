@@ -251,7 +251,7 @@ int sb_procs_exec_child(int argc, char **argv)
 	char *end;
 	errno = 0;
 	long ppid = strtol(argv[2], &end, 10);
-	if (errno || *end || ppid <= 1) {
+	if (errno || *end || ppid < 1) { /* 1: the edge is a container's init */
 		fprintf(stderr, "switchboard __exec: bad parent pid '%s'\n", argv[2]);
 		return 2;
 	}
@@ -261,6 +261,19 @@ int sb_procs_exec_child(int argc, char **argv)
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != (pid_t)ppid)
 		return 1;
 	execv(argv[3], argv + 4);
+	if (errno == ENOEXEC) {
+		/* a script without "#!": run by the shell, as execvp does */
+		int n = 0;
+		while (argv[4 + n])
+			n++;
+		char **sh = sb_xcalloc((size_t)n + 3, sizeof(*sh));
+		sh[0] = "/bin/sh";
+		sh[1] = argv[3];
+		for (int i = 1; i < n; i++)
+			sh[i + 1] = argv[4 + i];
+		execv("/bin/sh", sh);
+		free(sh);
+	}
 	fprintf(stderr, "switchboard: cannot start %s: %s\n", argv[3], strerror(errno));
 	return 127;
 }

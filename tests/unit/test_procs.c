@@ -618,3 +618,41 @@ Test(procs, executable_found_in_the_child_path_and_cwd)
 	cr_assert_eq(read_pid(path_in("tool.out")), info(p, "tool").pid);
 	finish(p);
 }
+
+/* A script without "#!" is run by /bin/sh, as execvp runs it: the command
+ * used to be started by libuv's execvp, and such scripts worked. */
+Test(procs, a_script_without_a_shebang_runs_under_sh)
+{
+	FILE *f = fopen(path_in("plain-script"), "w");
+	cr_assert_not_null(f);
+	fputs("echo \"$0 $1\" > out.tmp && mv out.tmp out\nexec sleep 60\n", f);
+	fclose(f);
+	cr_assert_eq(chmod(path_in("plain-script"), 0755), 0);
+	sb_procs *p = procs_new(20, 0, 0);
+	const char *argv[] = {"./plain-script", "arg1"};
+	sb_proc_spec s = {.name = "plain", .argv = argv, .argc = 2, .cwd = tmpdir};
+	set_ok(p, &s, 1, NULL);
+	struct file_is want = {path_in("out"), "./plain-script arg1\n"};
+	cr_assert(run_until(file_has, &want, 5000), "%s", logs.data);
+	finish(p);
+}
+
+/* The edge may be PID 1 (a container's entrypoint): its children are told
+ * parent pid 1, which is a parent like any other. */
+Test(procs, exec_child_takes_parent_pid_1)
+{
+	pid_t k = fork();
+	cr_assert_geq(k, 0);
+	if (k == 0) {
+		char *argv[] = {"switchboard", "__exec", "1", "/bin/true", "true", NULL};
+		/* our parent is not 1: "already gone", 1; a refused argument is 2 */
+		_exit(sb_procs_exec_child(5, argv));
+	}
+	int st;
+	cr_assert_eq(waitpid(k, &st, 0), k);
+	cr_assert(WIFEXITED(st));
+	cr_assert_eq(WEXITSTATUS(st), 1);
+	uv_close((uv_handle_t *)&tick, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&loop), 0);
+}
