@@ -403,6 +403,17 @@ static void conn_process(tcpconn *c)
 	}
 }
 
+/* Bytes (or an EOF) wait in c's socket, not read yet: a query that arrived
+ * is not dropped by taking the connection. */
+static bool pending(tcpconn *c)
+{
+	uv_os_fd_t fd;
+	char b;
+	return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+	       !(recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+		 (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
 /*
  * At TCP_MAX_CONNS, the connection that has waited longest for a query
  * without anything under way (no message begun, no transfer, no answer
@@ -412,14 +423,29 @@ static void conn_process(tcpconn *c)
  */
 static bool evict_idle(sb_dns_io *io, const tcpconn *newcomer)
 {
-	tcpconn *oldest = NULL;
-	for (tcpconn *c = io->conns; c; c = c->next)
-		if (c != newcomer && !c->closing && !c->in_len && !c->stream && !c->queued &&
-		    (!oldest || c->active_ms <= oldest->active_ms))
-			oldest = c;
-	if (oldest)
-		conn_close(oldest);
-	return oldest != NULL;
+	/* the oldest idle one, passing over (a few times at most) one whose
+	 * next query is already in its socket */
+	const tcpconn *passed[4];
+	size_t npassed = 0;
+	for (;;) {
+		tcpconn *oldest = NULL;
+		for (tcpconn *c = io->conns; c; c = c->next) {
+			bool skip = c == newcomer || c->closing || c->in_len || c->stream || c->queued;
+			for (size_t i = 0; i < npassed && !skip; i++)
+				skip = passed[i] == c;
+			if (!skip && (!oldest || c->active_ms <= oldest->active_ms))
+				oldest = c;
+		}
+		if (!oldest)
+			return false;
+		if (!pending(oldest)) {
+			conn_close(oldest);
+			return true;
+		}
+		if (npassed == SB_ARRAY_LEN(passed))
+			return false;
+		passed[npassed++] = oldest;
+	}
 }
 
 static void tcp_accept(uv_stream_t *server, int status)

@@ -1173,7 +1173,12 @@ static bool evict_idle(sb_worker *w)
 {
 	client *c = w->idle_tail;
 	for (int i = 0; c && i < EVICT_SCAN; i++, c = c->iprev) {
-		if (c->state == C_HEAD && !c->closing && !c->r && c->in_len == 0 && c->wq == 0) {
+		char b;
+		/* nothing waits in the socket either: a request that arrived but
+		 * is not read yet is not lost (nor an EOF to read) */
+		if (c->state == C_HEAD && !c->closing && !c->r && c->in_len == 0 && c->wq == 0 &&
+		    c->fd >= 0 && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			client_close(c);
 			return true;
 		}
@@ -2104,8 +2109,13 @@ static void client_input_run(client *c)
 			client_read_start(c);
 		}
 	}
-	if (c->state == C_HEAD && c->in_len == 0 && !c->closing)
+	if (c->state == C_HEAD && c->in_len == 0 && !c->closing) {
+		/* waiting for a request again, after empty lines that followed the
+		 * last one (some clients send a CRLF after each request) */
+		if (!c->r && !c->idle_listed)
+			idle_enter(c);
 		client_read_start(c);
+	}
 }
 
 /*

@@ -780,6 +780,21 @@ def test_max_connections_idle_make_room(fresh):
         s.close()
 
 
+def test_a_connection_that_sent_crlf_after_its_request_is_idle(fresh):
+    # some clients end each request with an extra CRLF: the connection then
+    # waits for the next one like any other, and was never taken
+    e = fresh(http={"max_connections": 2}, threads=1).start()
+    socks = [e.connect() for _ in range(2)]
+    for s in socks:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n\r\n")
+        assert read_response(s)[0] == 200
+    third = e.connect()
+    assert request(e, "codex.revelations.studio", "/health", sock=third)[0] == 200
+    assert closed_by_edge(socks[0])
+    for s in (socks[1], third):
+        s.close()
+
+
 def test_max_connections_busy_refuses(fresh):
     # connections in the middle of a request are never taken: with all of
     # them busy, a new connection is closed at once
