@@ -328,14 +328,28 @@ static int load_section(const sb_toml_value *sec, bool top, const char *file, sb
 	e->line = sb_toml_line(sec);
 	e->col = sb_toml_col(sec);
 	if (name) {
-		const char *why = name_problem(name);
-		if (why)
-			return sb_cfg_error(sb_toml_table_get(sec, "name"), file, d,
-					    "Worker name%s%s%s %s", printable(name) ? " \"" : "",
-					    printable(name) ? name : "", printable(name) ? "\"" : "",
-					    why);
+		const sb_toml_value *nv = sb_toml_table_get(sec, "name");
+		e->name_line = sb_toml_line(nv);
+		e->name_col = sb_toml_col(nv);
 	}
 	return 0;
+}
+
+int sb_wrangler_name_check(const sb_wrangler *w, const sb_wr_env *e, sb_diag *d)
+{
+	const char *why = name_problem(e->name);
+	if (!why)
+		return 0;
+	bool show = printable(e->name);
+	if (e->name_declared)
+		return sb_diag_setc(d, SB_EINVAL, w->file, e->name_line, e->name_col,
+				    "Worker name%s%s%s %s", show ? " \"" : "", show ? e->name : "",
+				    show ? "\"" : "", why);
+	return sb_diag_setc(d, SB_EINVAL, w->file, e->line, e->col,
+			    "the Worker name [env.%s] gets from the top-level one%s%s%s %s; give "
+			    "it a 'name'",
+			    e->env && printable(e->env) ? e->env : "?", show ? ", \"" : "",
+			    show ? e->name : "", show ? "\"," : "", why);
 }
 
 int sb_wrangler_load(const sb_toml_value *doc, const char *file, sb_pool *pool, sb_wrangler *out,
@@ -348,6 +362,9 @@ int sb_wrangler_load(const sb_toml_value *doc, const char *file, sb_pool *pool, 
 		return r;
 	if (!out->top.name)
 		return sb_cfg_error(doc, file, d, "missing top-level 'name' (the Worker's name)");
+	/* the service's own name: always used (previews derive from it) */
+	if ((r = sb_wrangler_name_check(out, &out->top, d)) < 0)
+		return r;
 
 	const sb_toml_value *envs;
 	if ((r = sb_cfg_table(doc, "env", file, &envs, d)) < 0)
@@ -366,18 +383,8 @@ int sb_wrangler_load(const sb_toml_value *doc, const char *file, sb_pool *pool, 
 			return r;
 		e->env = sb_pool_strdup(pool, ename);
 		/* Inheritable keys, as wrangler documents them. */
-		if (!e->name) {
+		if (!e->name)
 			e->name = sb_pool_printf(pool, "%s-%s", out->top.name, ename);
-			const char *why = name_problem(e->name);
-			if (why)
-				return sb_cfg_error(
-				    sec, file, d,
-				    "the Worker name [env.%s] gets from the top-level one%s%s%s %s; "
-				    "give it a 'name'",
-				    printable(ename) ? ename : "?", printable(e->name) ? ", \"" : "",
-				    printable(e->name) ? e->name : "", printable(e->name) ? "\"," : "",
-				    why);
-		}
 		if (!e->main)
 			e->main = out->top.main;
 		if (!e->compatibility_date)

@@ -47,6 +47,7 @@ typedef struct sb_wr_env {
 	size_t nroutes;
 	bool routes_declared; /* set in this section, not inherited */
 	int line, col;	      /* where the section starts */
+	int name_line, name_col; /* where 'name' is, when declared */
 } sb_wr_env;
 
 typedef struct sb_wrangler {
@@ -55,6 +56,16 @@ typedef struct sb_wrangler {
 	sb_wr_env *envs;
 	size_t nenvs;
 } sb_wrangler;
+
+/*
+ * Check the Worker name of environment e of w (wrangler's rule: lower-case
+ * letters, digits, '-' and '_', not starting with '-', at most 63
+ * characters). The top level's is checked by sb_wrangler_load; an
+ * [env.NAME]'s only where it is used (an environment Switchboard does not
+ * serve may have any name). Returns 0, or SB_EINVAL with d set at the name,
+ * or at the section for a name derived from the top level's.
+ */
+int sb_wrangler_name_check(const sb_wrangler *w, const sb_wr_env *e, sb_diag *d);
 
 /* NULL-terminated lists: the wrangler keys Switchboard reads, and the other
  * keys of wrangler's it accepts and ignores. */

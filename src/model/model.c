@@ -548,6 +548,9 @@ static int build_service(struct builder *b, size_t idx)
 	const sb_wr_env *pe = sb_wrangler_env(&sd->wr, pn ? (pn[0] ? pn : NULL) : "production");
 	if (!pe)
 		pe = &sd->wr.top;
+	int r = sb_wrangler_name_check(&sd->wr, pe, b->d);
+	if (r < 0)
+		return r;
 	s->deployment[0] = m->ndeployments;
 	sb_deployment *prod = new_deployment(b);
 	prod->name = pe->name;
@@ -557,7 +560,7 @@ static int build_service(struct builder *b, size_t idx)
 	prod->file = file;
 	prod->line = pe->line;
 	prod->col = pe->col;
-	int r = copy_routes(b, pe, file, prod);
+	r = copy_routes(b, pe, file, prod);
 	if (r < 0)
 		return r;
 	copy_vars(m->pool, pe, file, prod);
@@ -582,6 +585,11 @@ static int build_staging(struct builder *b, size_t idx)
 	const char *file = sd->wr.file;
 	const char *sn = sd->wr_env[SB_ENV_STAGING];
 	const sb_wr_env *se = sn && !sn[0] ? NULL : sb_wrangler_env(&sd->wr, sn ? sn : "staging");
+	if (se) {
+		int r = sb_wrangler_name_check(&sd->wr, se, b->d);
+		if (r < 0)
+			return r;
+	}
 	s->deployment[1] = m->ndeployments;
 	sb_deployment *st = new_deployment(b);
 	const sb_deployment *prod = &m->deployments[s->deployment[0]];

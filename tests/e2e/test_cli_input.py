@@ -420,10 +420,24 @@ def test_worker_names_follow_wranglers_rule(tmp_path, name, why):
     assert "X-Injected" not in err  # control characters are not echoed
 
 
-def test_an_env_name_that_makes_a_bad_worker_name_is_refused(tmp_path):
-    wrangler_refused(tmp_path, 'name = "w"\nroute = "w.example.com/*"\n'
-                               '[env."Stag ing"]\nroute = "s.example.com/*"\n',
-                     "[env.Stag ing]", "give it a 'name'", line=3)
+def test_an_env_name_that_makes_a_bad_worker_name_is_refused_where_used(tmp_path):
+    d = decl(tmp_path, ZONE + '\n[[service]]\nwrangler = "wrangler.toml"\n'
+                              'environments = { staging = "Stag ing" }\n')
+    (d / "wrangler.toml").write_text('name = "w"\nroute = "w.example.com/*"\n'
+                                     '[env."Stag ing"]\nroute = "s.example.com/*"\n')
+    err = sb("check", "-c", d, check=1).stderr
+    assert f"{d}/wrangler.toml:3:" in err and "[env.Stag ing]" in err, err
+    assert "give it a 'name'" in err, err
+
+
+def test_environments_not_served_may_have_any_worker_name(tmp_path):
+    # wrangler checks a name when that environment is deployed; Switchboard
+    # deploys production and staging only
+    d = decl(tmp_path, ZONE + '\n[[service]]\nwrangler = "wrangler.toml"\n')
+    (d / "wrangler.toml").write_text(
+        f'name = "{"w" * 60}"\nroute = "w.example.com/*"\n[env.Preview]\nvars = {{}}\n'
+        '[env.development]\nvars = {}\n[env.local]\nname = "My Local Worker"\n')
+    sb("check", "-c", d, check=0)
 
 
 @pytest.mark.parametrize("text,why", [
