@@ -522,8 +522,21 @@ static void json_ascii(sb_buf *out, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
 	const char *end = s + strlen(s);
+	bool in_str = false;
 	while (s < end) {
 		unsigned char c = (unsigned char)*s;
+		if (!in_str && (c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+			s++; /* whitespace between tokens: settings stored by other
+			      * means than the CLI may have it */
+			continue;
+		}
+		if (c == '"')
+			in_str = !in_str;
+		if (in_str && c == '\\' && s + 1 < end) {
+			sb_buf_add(out, s, 2); /* an escape, kept as written */
+			s += 2;
+			continue;
+		}
 		uint32_t cp = c, u[2];
 		size_t n = 1, nu = 1;
 		if (c >= 0x80 && !(n = sb_utf8_seq((const unsigned char *)s, (size_t)(end - s), &cp)))

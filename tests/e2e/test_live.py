@@ -388,6 +388,22 @@ def test_tenant_config_reaches_the_service_signed(tmp_path):
         assert j["signature"] == "valid"
         shown = json.loads(sb(e, "tenants", "show", "acme", "--json").stdout)
         assert json.loads(written) == shown["settings"]
+        # settings written into the store by other means keep their
+        # whitespace: the header drops it between tokens, never in strings
+        import sqlite3
+        db = sqlite3.connect(e.data / "switchboard.db")
+        db.execute("UPDATE tenants SET settings = ? WHERE slug = 'acme'",
+                   ('{\n\t"a" : 1,\r\n "b": "x y\\t"\n}',))
+        db.commit()
+        db.close()
+
+        def config():
+            j = json.loads(request(e, f"acme.{ZONE}", "/echo")[2])
+            return j["headers"].get("x-tenant-config"), j["signature"]
+        wait_for(lambda: '"a":1' in (config()[0] or ""), what="the edited settings")
+        cfg, sig = config()
+        assert cfg == '{"display_name":"Acme Z\\u00FCrich","settings":{"a":1,"b":"x y\\t"}}', cfg
+        assert json.loads(cfg)["settings"] == {"a": 1, "b": "x y\t"} and sig == "valid"
     finally:
         e.stop()
 
