@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 #include "dns/zone.h"
@@ -364,20 +365,30 @@ int sb_cli_resolve(int argc, char **argv)
 		fprintf(stderr, "switchboard resolve: expected one HOST[/PATH]\n%s", usage_resolve);
 		return 2;
 	}
+	/* HOST[/PATH][?QUERY], or an URL: the host ends where a path or a query
+	 * begins, and the path is what a client sends (query included, no
+	 * fragment), as check and verify read URLs */
 	const char *target = o.args[0];
-	if (strncmp(target, "https://", 8) == 0)
+	if (strncasecmp(target, "https://", 8) == 0)
 		target += 8;
-	else if (strncmp(target, "http://", 7) == 0)
+	else if (strncasecmp(target, "http://", 7) == 0)
 		target += 7;
-	const char *slash = strchr(target, '/');
-	size_t hl = slash ? (size_t)(slash - target) : strlen(target);
-	const char *path = slash ? slash : "/";
+	size_t hl = strcspn(target, "/?#");
+	char pbuf[2048];
+	const char *rest = target + hl;
+	size_t rl = strcspn(rest, "#");
+	const char *path = rest;
+	if (rest[0] != '/') {
+		snprintf(pbuf, sizeof(pbuf), "/%.*s", rest[0] == '?' ? (int)rl : 0, rest);
+		path = pbuf;
+		rl = strlen(pbuf);
+	}
 
 	sb_loaded l;
 	if ((r = load_or_fail(&o, &l, 2)))
 		return r;
 	sb_route_match m;
-	int lr = sb_route_lookup(l.routes, l.tenants, target, hl, path, strlen(path), &m);
+	int lr = sb_route_lookup(l.routes, l.tenants, target, hl, path, rl, &m);
 	bool routed = lr == 0;
 	bool known = lr == 0 || lr == SB_ESUSPENDED;
 	/* the naming rule names any PR's preview, but the edge serves only the
@@ -442,7 +453,7 @@ int sb_cli_resolve(int argc, char **argv)
 		m.reason = reason;
 	}
 	char hostpath[1024];
-	snprintf(hostpath, sizeof(hostpath), "%.*s%s", (int)hl, target, path);
+	snprintf(hostpath, sizeof(hostpath), "%.*s%.*s", (int)hl, target, (int)rl, path);
 	if (o.json) {
 		sb_buf b;
 		sb_buf_init(&b);

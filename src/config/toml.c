@@ -1373,6 +1373,8 @@ static int json_string(parser *p, const char **out, size_t *len)
 		}
 		size_t esc = p->pos++;
 		int e = peek(p, 0);
+		if (e < 0)
+			return perr(p, open, "unterminated string");
 		p->pos++;
 		switch (e) {
 		case '"': sb_buf_addc(&p->buf, '"'); break;
@@ -1407,8 +1409,7 @@ static int json_string(parser *p, const char **out, size_t *len)
 			break;
 		}
 		default:
-			return perr(p, esc, "invalid escape '\\%s'",
-				    e < 0 ? "" : (char[]){(char)e, '\0'});
+			return perr(p, esc, "invalid escape '\\%c'", (char)e);
 		}
 	}
 	char *s = sb_pool_alloc(p->pool, p->buf.len + 1);

@@ -132,6 +132,11 @@ def test_resolve_preview_host_of_any_pr(example_copy):
     ("AUTH.revelations.studio.:443/health", "auth-worker-production", "production", None),
     ("codex-staging.revelations.studio", "codex-web-staging", "staging", "codex"),
     ("api-staging.revelations.studio/", "stripe-webhook-handler-staging", "staging", None),
+    # read as check and verify read URLs: scheme in any case, a query
+    # without a path, a fragment that is never sent
+    ("HTTPS://api.revelations.studio/x", "stripe-webhook-handler-production", "production", None),
+    ("api.revelations.studio?q=1", "stripe-webhook-handler-production", "production", None),
+    ("https://auth.revelations.studio/a?b=1#frag", "auth-worker-production", "production", None),
 ])
 def test_resolve_routed(target, deployment, env, tenant):
     r = resolve(target, 0)

@@ -594,4 +594,5 @@ Test(toml, jsonc_errors_say_where)
 	ASSERT_JERR("{\"a\": tru}", 1, 7, "expected a value");
 	ASSERT_JERR("{\"a\": \"\xff\"}", 1, 8, "invalid UTF-8");
 	ASSERT_JERR("{\"a\": \"x", 1, 7, "unterminated string");
+	ASSERT_JERR("{\"a\": \"x\\", 1, 7, "unterminated string");
 }
