@@ -1574,55 +1574,30 @@ static int json_value(parser *p, int depth, sb_toml_value **out)
 	return perr(p, p->pos, "expected a value, found %s", DESC(p->pos));
 }
 
-int sb_toml_parse_jsonc(const char *text, size_t len, const char *filename, sb_toml_value **root,
-			sb_diag *d)
+/* The whole text: one object, the root table. */
+static int json_document(parser *p)
 {
 	char descbuf[48];
-	*root = NULL;
-	sb_pool *pool = sb_pool_new(0);
-	toml_doc *doc = sb_pool_alloc(pool, sizeof(*doc));
-	doc->pool = pool;
-	doc->root.type = SB_TOML_TABLE;
-	doc->root.line = 1;
-	doc->root.col = 1;
-	parser p = {
-	    .s = (const unsigned char *)(text ? text : ""),
-	    .len = text ? len : 0,
-	    .file = filename ? filename : "",
-	    .d = d,
-	    .pool = pool,
-	    .c_line = 1,
-	    .c_col = 1,
-	    .root = &doc->root,
-	};
-	sb_buf_init(&p.buf);
-	if (p.len >= 3 && memcmp(p.s, "\xEF\xBB\xBF", 3) == 0)
-		p.pos = p.base = p.c_off = p.c_ls = 3;
-	int r = json_ws(&p);
-	if (!r && peek(&p, 0) != '{')
-		r = perr(&p, p.pos, "expected '{' (a JSON object), found %s",
-			 describe(&p, p.pos, descbuf, sizeof(descbuf)));
+	if (p->len >= 3 && memcmp(p->s, "\xEF\xBB\xBF", 3) == 0)
+		p->pos = p->base = p->c_off = p->c_ls = 3; /* the BOM is not a column */
+	int r = json_ws(p);
+	if (!r && peek(p, 0) != '{')
+		r = perr(p, p->pos, "expected '{' (a JSON object), found %s", DESC(p->pos));
 	if (!r)
-		r = json_container(&p, 0, &doc->root, NULL);
+		r = json_container(p, 0, p->root, NULL);
 	if (!r)
-		r = json_ws(&p);
-	if (!r && p.pos < p.len)
-		r = perr(&p, p.pos, "unexpected %s after the object",
-			 describe(&p, p.pos, descbuf, sizeof(descbuf)));
-	sb_buf_free(&p.buf);
-	if (r) {
-		sb_pool_free(pool);
-		return SB_EPARSE;
-	}
-	doc->root.flags = 0;
-	*root = &doc->root;
-	return 0;
+		r = json_ws(p);
+	if (!r && p->pos < p->len)
+		r = perr(p, p->pos, "unexpected %s after the object", DESC(p->pos));
+	p->root->flags = 0;
+	return r;
 }
 
 /* ---- public API ---------------------------------------------------------- */
 
-int sb_toml_parse(const char *text, size_t len, const char *filename, sb_toml_value **root,
-		  sb_diag *d)
+/* A document read by `body` (TOML or JSON) into a tree of its own pool. */
+static int parse_with(int (*body)(parser *), const char *text, size_t len, const char *filename,
+		      sb_toml_value **root, sb_diag *d)
 {
 	*root = NULL;
 	sb_pool *pool = sb_pool_new(0);
@@ -1642,7 +1617,7 @@ int sb_toml_parse(const char *text, size_t len, const char *filename, sb_toml_va
 	    .root = &doc->root,
 	};
 	sb_buf_init(&p.buf);
-	int r = parse_document(&p);
+	int r = body(&p);
 	sb_buf_free(&p.buf);
 	if (r) {
 		sb_pool_free(pool);
@@ -1650,6 +1625,18 @@ int sb_toml_parse(const char *text, size_t len, const char *filename, sb_toml_va
 	}
 	*root = &doc->root;
 	return 0;
+}
+
+int sb_toml_parse(const char *text, size_t len, const char *filename, sb_toml_value **root,
+		  sb_diag *d)
+{
+	return parse_with(parse_document, text, len, filename, root, d);
+}
+
+int sb_toml_parse_jsonc(const char *text, size_t len, const char *filename, sb_toml_value **root,
+			sb_diag *d)
+{
+	return parse_with(json_document, text, len, filename, root, d);
 }
 
 void sb_toml_free(sb_toml_value *root)

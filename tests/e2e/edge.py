@@ -409,6 +409,15 @@ class Edge:
             assert rc == 0, f"edge exited {rc}: {self.edge.err[-20:]}"
 
 
+def closed_by_peer(s, timeout=3):
+    """True when the other end closed s (EOF or a reset) within timeout."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
 def read_until_close(s, timeout=5):
     """Everything s receives until the peer closes (or timeout passes
     without a byte); s is closed."""

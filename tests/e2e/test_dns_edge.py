@@ -8,7 +8,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from edge import Edge, SB, wait_for
+from edge import Edge, SB, closed_by_peer, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -193,14 +193,6 @@ def read_tcp_message(s):
     return buf[2:]
 
 
-def closed_by_server(s, timeout=3):
-    s.settimeout(timeout)
-    try:
-        return s.recv(100) == b""
-    except ConnectionResetError:
-        return True
-
-
 def test_tcp_connections_full_the_longest_idle_makes_room(tmp_path):
     # 512 connections a thread: the 513th takes the place of the connection
     # that has waited longest since its last answer, so clients that hold
@@ -219,7 +211,7 @@ def test_tcp_connections_full_the_longest_idle_makes_room(tmp_path):
         assert tcp_ask(conns[0], query)
         extra = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
         assert tcp_ask(extra, query), "the new connection was refused"
-        assert closed_by_server(conns[1])
+        assert closed_by_peer(conns[1])
         conns[1].close()
         conns[1] = extra
         # every other connection is still served
@@ -237,7 +229,7 @@ def test_tcp_connections_full_the_longest_idle_makes_room(tmp_path):
         # handles ready sockets in the order they became ready
         wait_for(lambda: all_sent_and_taken(conns), what="the first bytes taken")
         refused = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
-        assert closed_by_server(refused)
+        assert closed_by_peer(refused)
         refused.close()
         for s in conns:
             s.sendall(query[1:])

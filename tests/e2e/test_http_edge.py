@@ -11,8 +11,9 @@ import hashlib
 
 import pytest
 
-from edge import (Edge, Recorder, SB, LocalUpstream, Scripted, closed_port, listen_local, raw,
-                  read_response, read_until_close, request, start_demo, wait_for)
+from edge import (Edge, Recorder, SB, LocalUpstream, Scripted, closed_by_peer, closed_port,
+                  listen_local, raw, read_response, read_until_close, request, start_demo,
+                  wait_for)
 
 import sys
 sys.path.insert(0, os.path.dirname(__file__))
@@ -749,15 +750,6 @@ def test_limits(fresh):
     assert s.recv(100) == b"" and time.monotonic() - t0 < 3
 
 
-def closed_by_edge(s, timeout=3):
-    """True when the edge closed s: EOF or a reset, within timeout."""
-    s.settimeout(timeout)
-    try:
-        return s.recv(100) == b""
-    except ConnectionResetError:
-        return True
-
-
 def test_max_connections_idle_make_room(fresh):
     # at max_connections a new connection takes the place of the one idle
     # the longest: here a connection that never sent anything, then the
@@ -769,10 +761,10 @@ def test_max_connections_idle_make_room(fresh):
         assert request(e, "codex.revelations.studio", "/health", sock=s)[0] == 200
     newer = e.connect()
     assert request(e, "codex.revelations.studio", "/health", sock=newer)[0] == 200
-    assert closed_by_edge(silent)
+    assert closed_by_peer(silent)
     newest = e.connect()
     assert request(e, "codex.revelations.studio", "/health", sock=newest)[0] == 200
-    assert closed_by_edge(socks[0])
+    assert closed_by_peer(socks[0])
     # the others were left alone and still serve
     for s in (socks[1], newer):
         assert request(e, "codex.revelations.studio", "/health", sock=s)[0] == 200
@@ -790,7 +782,7 @@ def test_a_connection_that_sent_crlf_after_its_request_is_idle(fresh):
         assert read_response(s)[0] == 200
     third = e.connect()
     assert request(e, "codex.revelations.studio", "/health", sock=third)[0] == 200
-    assert closed_by_edge(socks[0])
+    assert closed_by_peer(socks[0])
     for s in (socks[1], third):
         s.close()
 
@@ -805,7 +797,7 @@ def test_max_connections_busy_refuses(fresh):
     # the three heads are being read before the extra connection arrives
     wait_for(lambda: e.status()["connections"] == 3, what="three connections")
     extra = e.connect()
-    assert closed_by_edge(extra)
+    assert closed_by_peer(extra)
     for s in socks:  # their requests complete
         s.sendall(b"Host: codex.revelations.studio\r\n\r\n")
         assert read_response(s)[0] == 200

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from edge import read_until_close
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = os.environ.get("SB_DEMO", str(ROOT / "build" / "demo-service"))
 VERIFIER = ROOT / "examples" / "verify-signature.js"
@@ -196,17 +198,10 @@ srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
         base += "".join(f"{k}: {v}\r\n" for k, v in ex["headers"].items())
 
         def ask(sig_lines):
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                s.sendall((base + "".join(f"X-Switchboard-Signature: {l}\r\n"
-                                          for l in sig_lines) +
-                           "Content-Length: 0\r\nConnection: close\r\n\r\n").encode())
-                data = b""
-                while True:
-                    b = s.recv(4096)
-                    if not b:
-                        break
-                    data += b
-            return data.split(b"\r\n\r\n", 1)[1].decode()
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall((base + "".join(f"X-Switchboard-Signature: {l}\r\n" for l in sig_lines) +
+                       "Content-Length: 0\r\nConnection: close\r\n\r\n").encode())
+            return read_until_close(s, timeout=10).split(b"\r\n\r\n", 1)[1].decode()
         assert ask([ex["header"]]) == "true"
         assert ask([t_item, v1_item]) == "false"
     finally:
