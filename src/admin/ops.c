@@ -531,3 +531,47 @@ out:
 	sb_live_clear(&live);
 	return r;
 }
+
+/* ---- listings (versions, previews) ------------------------------------- */
+
+static int version_json(void *ctx, const sb_version_rec *v)
+{
+	json_array_append_new(ctx, json_pack("{s:I,s:I,s:s,s:s,s:b}", "version", (json_int_t)v->id,
+					     "created_at", (json_int_t)v->created_at, "command",
+					     v->command, "summary", v->summary, "deploys",
+					     v->has_state));
+	return 0;
+}
+
+json_t *sb_ops_versions_json(sb_store *st, int64_t limit, sb_diag *d)
+{
+	json_t *arr = json_array();
+	if (st && sb_store_version_list(st, limit, version_json, arr, d) < 0) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+json_t *sb_ops_previews_json(const sb_live *live, const sb_model *m)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < live->npreviews; i++) {
+		const sb_live_preview *p = &live->previews[i];
+		json_t *hosts = json_array(), *deps = json_array();
+		for (size_t k = 0; k < m->ndeployments; k++) {
+			const sb_deployment *dp = &m->deployments[k];
+			if (dp->env != SB_ENV_PREVIEW || dp->pr != p->pr || !dp->nroutes)
+				continue;
+			json_array_append_new(deps, json_string(dp->name));
+			for (size_t j = 0; j < dp->nroutes; j++)
+				json_array_append_new(hosts, json_string(dp->routes[j].host));
+		}
+		json_array_append_new(
+		    arr, json_pack("{s:I,s:I,s:o,s:o,s:o}", "pr", (json_int_t)p->pr, "created_at",
+				   (json_int_t)p->created_at, "expires_at",
+				   p->expires_at ? json_integer(p->expires_at) : json_null(),
+				   "deployments", deps, "hosts", hosts));
+	}
+	return arr;
+}

@@ -63,6 +63,23 @@ int sb_ops_run(sb_store *st, const sb_decl *decl, json_t *op, sb_ops_prepare_fn 
  */
 int sb_ops_current(sb_store *st, sb_live *out, int64_t *version, sb_diag *d);
 
+/*
+ * What `switchboard versions --json` and GET /v1/versions show: the newest
+ * first, at most limit (0: all), each {"version", "created_at", "command",
+ * "summary", "deploys"}. Returns the array (json_decref it), or NULL with d
+ * set (SB_EIO).
+ */
+json_t *sb_ops_versions_json(sb_store *st, int64_t limit, sb_diag *d);
+
+/*
+ * What `switchboard preview list --json` and GET /v1/previews show: each
+ * created preview of live, {"pr", "created_at", "expires_at" (or null),
+ * "deployments": [...], "hosts": [...]}, the hosts and deployments from m
+ * (a model built with live). Never fails.
+ */
+struct sb_model;
+json_t *sb_ops_previews_json(const sb_live *live, const struct sb_model *m);
+
 /* The longest preview ttl: about 100 years. */
 #define SB_OPS_TTL_MAX ((int64_t)100 * 366 * 86400)
 

@@ -481,8 +481,75 @@ int sb_cli_delete(int argc, char **argv)
 
 /* ---- preview list ---------------------------------------------------------- */
 
+/*
+ * A listing the server answers (GET target), for a CLI that reaches it at
+ * SWITCHBOARD_ADMIN_URL and cannot read its store. Returns the JSON array,
+ * or NULL with the reason printed.
+ */
+static json_t *remote_list(const char *url, const char *token, const char *target)
+{
+	sb_diag d = {0};
+	char *resp = NULL;
+	int status = 0;
+	json_t *arr = NULL;
+	if (sb_admin_call(url, token, "GET", target, NULL, &status, &resp, &d) < 0) {
+		sb_cli_print_diag(&d);
+		return NULL;
+	}
+	json_t *j = json_loads(resp ? resp : "", 0, NULL);
+	if (status == 200 && json_is_array(j)) {
+		arr = j;
+	} else {
+		const char *msg = json_string_value(json_object_get(j, "error"));
+		fprintf(stderr, "switchboard: %s: HTTP %d: %s\n", url, status,
+			msg ? msg : (resp ? resp : ""));
+		json_decref(j);
+	}
+	free(resp);
+	return arr;
+}
+
+static void print_previews(json_t *arr, bool json)
+{
+	if (json) {
+		char *s = json_dumps(arr, JSON_INDENT(2));
+		puts(s ? s : "[]");
+		free(s);
+		return;
+	}
+	printf("%-8s %-20s %-20s %s\n", "PR", "CREATED", "EXPIRES", "HOSTS");
+	size_t i;
+	json_t *p;
+	json_array_foreach(arr, i, p)
+	{
+		char cb[32], eb[32] = "never";
+		time_t ct = (time_t)json_integer_value(json_object_get(p, "created_at"));
+		strftime(cb, sizeof(cb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&ct));
+		json_t *ex = json_object_get(p, "expires_at");
+		if (json_is_integer(ex)) {
+			time_t et = (time_t)json_integer_value(ex);
+			strftime(eb, sizeof(eb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&et));
+		}
+		printf("%-8lld %-20s %-20s", (long long)json_integer_value(json_object_get(p, "pr")),
+		       cb, eb);
+		size_t k;
+		json_t *h;
+		json_array_foreach(json_object_get(p, "hosts"), k, h) printf(" %s", json_string_value(h));
+		printf("\n");
+	}
+}
+
 static int preview_list(const struct lopts *o)
 {
+	const char *url = getenv("SWITCHBOARD_ADMIN_URL");
+	if (url && *url) {
+		json_t *arr = remote_list(url, getenv("SWITCHBOARD_ADMIN_TOKEN"), "/v1/previews");
+		if (!arr)
+			return 2;
+		print_previews(arr, o->json);
+		json_decref(arr);
+		return 0;
+	}
 	sb_diag d = {0};
 	sb_loaded l;
 	sb_store *st = NULL;
@@ -499,51 +566,8 @@ static int preview_list(const struct lopts *o)
 		sb_cli_print_diag(&d);
 		goto out;
 	}
-	json_t *arr = json_array();
-	for (size_t i = 0; i < live.npreviews; i++) {
-		const sb_live_preview *p = &live.previews[i];
-		json_t *hosts = json_array(), *deps = json_array();
-		for (size_t k = 0; k < m->ndeployments; k++) {
-			const sb_deployment *dp = &m->deployments[k];
-			if (dp->env != SB_ENV_PREVIEW || dp->pr != p->pr || !dp->nroutes)
-				continue;
-			json_array_append_new(deps, json_string(dp->name));
-			for (size_t j = 0; j < dp->nroutes; j++)
-				json_array_append_new(hosts, json_string(dp->routes[j].host));
-		}
-		json_array_append_new(
-		    arr, json_pack("{s:I,s:I,s:o,s:o,s:o}", "pr", (json_int_t)p->pr, "created_at",
-				   (json_int_t)p->created_at, "expires_at",
-				   p->expires_at ? json_integer(p->expires_at) : json_null(),
-				   "deployments", deps, "hosts", hosts));
-	}
-	if (o->json) {
-		char *s = json_dumps(arr, JSON_INDENT(2));
-		puts(s ? s : "[]");
-		free(s);
-	} else {
-		printf("%-8s %-20s %-20s %s\n", "PR", "CREATED", "EXPIRES", "HOSTS");
-		size_t i;
-		json_t *p;
-		json_array_foreach(arr, i, p)
-		{
-			char cb[32], eb[32] = "never";
-			time_t ct = (time_t)json_integer_value(json_object_get(p, "created_at"));
-			strftime(cb, sizeof(cb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&ct));
-			json_t *ex = json_object_get(p, "expires_at");
-			if (json_is_integer(ex)) {
-				time_t et = (time_t)json_integer_value(ex);
-				strftime(eb, sizeof(eb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&et));
-			}
-			printf("%-8lld %-20s %-20s",
-			       (long long)json_integer_value(json_object_get(p, "pr")), cb, eb);
-			size_t k;
-			json_t *h;
-			json_array_foreach(json_object_get(p, "hosts"), k, h)
-			    printf(" %s", json_string_value(h));
-			printf("\n");
-		}
-	}
+	json_t *arr = sb_ops_previews_json(&live, m);
+	print_previews(arr, o->json);
 	json_decref(arr);
 	rc = 0;
 out:
@@ -616,18 +640,27 @@ out:
 
 /* ---- versions, rollback ------------------------------------------------------ */
 
-struct vlist {
-	json_t *arr;
-};
-
-static int collect_version(void *ctx, const sb_version_rec *v)
+static void print_versions(json_t *arr, bool json)
 {
-	struct vlist *l = ctx;
-	json_array_append_new(l->arr, json_pack("{s:I,s:I,s:s,s:s,s:b}", "version",
-						(json_int_t)v->id, "created_at",
-						(json_int_t)v->created_at, "command", v->command,
-						"summary", v->summary, "deploys", v->has_state));
-	return 0;
+	if (json) {
+		char *s = json_dumps(arr, JSON_INDENT(2));
+		puts(s ? s : "[]");
+		free(s);
+		return;
+	}
+	printf("%-8s %-20s %-50s %s\n", "VERSION", "TIME", "CHANGE", "COMMAND");
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		char tb[32];
+		time_t t = (time_t)json_integer_value(json_object_get(v, "created_at"));
+		strftime(tb, sizeof(tb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+		printf("%-8lld %-20s %-50s %s\n",
+		       (long long)json_integer_value(json_object_get(v, "version")), tb,
+		       json_string_value(json_object_get(v, "summary")),
+		       json_string_value(json_object_get(v, "command")));
+	}
 }
 
 int sb_cli_versions(int argc, char **argv)
@@ -637,7 +670,7 @@ int sb_cli_versions(int argc, char **argv)
 	sb_loaded l = {0};
 	sb_store *st = NULL;
 	sb_diag d = {0};
-	struct vlist vl = {json_array()};
+	json_t *arr = NULL;
 	uint64_t limit = 0;
 	if (r || o.help) {
 		if (o.help)
@@ -650,37 +683,27 @@ int sb_cli_versions(int argc, char **argv)
 		goto out;
 	}
 	r = 2;
-	if (sb_cli_load(o.config, o.data, &l, &d) < 0) {
-		sb_cli_print_diag(&d);
-		goto out;
-	}
-	if (sb_cli_store_read(o.data ? o.data : l.decl->data_dir, o.data, &st, &d) < 0 ||
-	    (st && sb_store_version_list(st, (int64_t)limit, collect_version, &vl, &d) < 0)) {
-		sb_cli_print_diag(&d);
-		goto out;
-	}
-	if (o.json) {
-		char *s = json_dumps(vl.arr, JSON_INDENT(2));
-		puts(s ? s : "[]");
-		free(s);
+	const char *url = getenv("SWITCHBOARD_ADMIN_URL");
+	if (url && *url) {
+		char target[64];
+		snprintf(target, sizeof(target), "/v1/versions?limit=%llu", (unsigned long long)limit);
+		if (!(arr = remote_list(url, getenv("SWITCHBOARD_ADMIN_TOKEN"), target)))
+			goto out;
 	} else {
-		printf("%-8s %-20s %-50s %s\n", "VERSION", "TIME", "CHANGE", "COMMAND");
-		size_t i;
-		json_t *v;
-		json_array_foreach(vl.arr, i, v)
-		{
-			char tb[32];
-			time_t t = (time_t)json_integer_value(json_object_get(v, "created_at"));
-			strftime(tb, sizeof(tb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-			printf("%-8lld %-20s %-50s %s\n",
-			       (long long)json_integer_value(json_object_get(v, "version")), tb,
-			       json_string_value(json_object_get(v, "summary")),
-			       json_string_value(json_object_get(v, "command")));
+		if (sb_cli_load(o.config, o.data, &l, &d) < 0) {
+			sb_cli_print_diag(&d);
+			goto out;
+		}
+		if (sb_cli_store_read(o.data ? o.data : l.decl->data_dir, o.data, &st, &d) < 0 ||
+		    !(arr = sb_ops_versions_json(st, (int64_t)limit, &d))) {
+			sb_cli_print_diag(&d);
+			goto out;
 		}
 	}
+	print_versions(arr, o.json);
 	r = 0;
 out:
-	json_decref(vl.arr);
+	json_decref(arr);
 	sb_store_close(st);
 	sb_cli_unload(&l);
 	lopts_free(&o);

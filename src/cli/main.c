@@ -19,13 +19,13 @@ static const char usage_main[] =
     "becomes routes, tenants and the URLs services use to call each other.\n"
     "\n"
     "commands:\n"
-    "  check    -c PATH                         check that every URL var and webhook is routed\n"
+    "  check    -c PATH [--data DIR]            check that every URL var and webhook is routed\n"
     "  routes   -c PATH [--env E] [--pr N] [--json]  print the derived route table\n"
     "  resolve  -c PATH HOST[/PATH] [--json]    show where a request goes, and why\n"
     "  serve    -c PATH [--data DIR] [--listen HOST:PORT] [--dns HOST:PORT] [--threads N]\n"
     "                                           run the edge\n"
     "  reload   -c PATH                         make the running edge re-read the declaration\n"
-    "  tenants  add|suspend|resume|remove|list|show ...  the tenant registry\n"
+    "  tenants  add|suspend|resume|remove|set|list|show ...  the tenant registry\n"
     "  secret   -c PATH DEPLOYMENT              a deployment's signing secret(s)\n"
     "  deploy   -c PATH [--env E] [--name N] [--var K:V]... [--route P]...  deploy live\n"
     "  delete   -c PATH NAME                    remove one deployment\n"
@@ -37,37 +37,44 @@ static const char usage_main[] =
     "                                           and vars against the running edge\n"
     "\n"
     "PATH is a switchboard.toml or a directory that holds one (default: .).\n"
-    "Run 'switchboard COMMAND --help' for a command's options.\n";
+    "Run 'switchboard COMMAND --help' for all of a command's options (--data DIR,\n"
+    "the store's directory, among them).\n";
 
 static const char usage_check[] =
-    "usage: switchboard check -c PATH\n"
+    "usage: switchboard check -c PATH [--data DIR]\n"
     "\n"
     "Load the declaration and check it: every var whose value is an URL on a\n"
     "declared zone must point at a host that a route serves in the same\n"
     "environment, every url_vars entry must be such an URL, and every webhook\n"
     "endpoint must be routed to its handler. Each violation is printed with its\n"
     "file, line and column, the var, the deployment and the host.\n"
+    "  --data DIR  the store whose live state (deploys, previews) is checked\n"
+    "              (default: the declaration's data_dir)\n"
     "Exit status: 0 consistent, 1 violations or a load error, 2 usage error.\n";
 
 static const char usage_routes[] =
-    "usage: switchboard routes -c PATH [--env ENV] [--pr N] [--json]\n"
+    "usage: switchboard routes -c PATH [--env ENV] [--pr N] [--json] [--data DIR]\n"
     "\n"
     "Print the route table: host, path, deployment, environment, upstream.\n"
     "  --env ENV   production, staging or preview (default: production and staging)\n"
     "  --pr N      the preview of pull request N (implies --env preview)\n"
-    "  --json      one JSON array of route objects\n";
+    "  --json      one JSON array of route objects\n"
+    "  --data DIR  the store whose live state (deploys, previews) is shown\n"
+    "              (default: the declaration's data_dir)\n";
 
 static const char usage_resolve[] =
-    "usage: switchboard resolve -c PATH HOST[/PATH] [--json]\n"
+    "usage: switchboard resolve -c PATH HOST[/PATH] [--json] [--data DIR]\n"
     "\n"
     "Show which deployment and tenant a request for HOST/PATH reaches and which\n"
     "pattern won, or why it is not routed. HOST may carry a scheme and a port.\n"
     "  --json   one object: routed, deployment, service, environment, pr, tenant,\n"
-    "           pattern (null when unused) and reason\n"
+    "           pattern, upstream (null when unused) and reason\n"
+    "  --data DIR  the store whose live state is read (default: data_dir)\n"
     "Exit status: 0 routed, 1 not routed, 2 usage or load error.\n";
 
 struct opts {
 	const char *config;
+	const char *data;
 	const char *env;
 	const char *pr;
 	bool json;
@@ -81,14 +88,16 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'}, {"env", required_argument, NULL, 'e'},
 	    {"pr", required_argument, NULL, 'p'},     {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'},	      {"data", required_argument, NULL, 'd'},
+	    {NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof(*o));
 	o->config = ".";
 	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "c:e:p:jh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:e:p:jhd:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
+		case 'd': o->data = optarg; break;
 		case 'e': o->env = optarg; break;
 		case 'p': o->pr = optarg; break;
 		case 'j': o->json = true; break;
@@ -108,7 +117,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 static int load_or_fail(const struct opts *o, sb_loaded *l, int status)
 {
 	sb_diag d = {0};
-	if (sb_cli_load(o->config, NULL, l, &d) < 0) {
+	if (sb_cli_load(o->config, o->data, l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return status;
 	}

@@ -1050,6 +1050,31 @@ static void admin_handler(void *ctx, const char *method, const char *target, con
 			json_out(out, status, j);
 			json_decref(j);
 		}
+	} else if ((strcmp(target, "/v1/versions") == 0 ||
+		    strncmp(target, "/v1/versions?limit=", 19) == 0) &&
+		   strcmp(method, "GET") == 0) {
+		/* for the CLI reaching a server it cannot read the store of
+		 * (SWITCHBOARD_ADMIN_URL): what `versions --json` shows */
+		uint64_t limit = 0;
+		json_t *arr = NULL;
+		if (target[12] == '?' &&
+		    sb_parse_u64(target + 19, strlen(target + 19), INT32_MAX, &limit) < 0) {
+			sb_diag_setc(&d, SB_EINVAL, "", 0, 0, "limit \"%s\" is not a number",
+				     target + 19);
+			error_out(out, status, SB_EINVAL, &d);
+		} else if (!(arr = sb_ops_versions_json(e->store, (int64_t)limit, &d))) {
+			error_out(out, status, SB_EIO, &d);
+		} else {
+			*status = 200;
+			json_out(out, status, arr);
+		}
+		json_decref(arr);
+	} else if (strcmp(target, "/v1/previews") == 0 && strcmp(method, "GET") == 0) {
+		const sb_config *c = e->current->cfg;
+		json_t *arr = sb_ops_previews_json(&c->live, c->model);
+		*status = 200;
+		json_out(out, status, arr);
+		json_decref(arr);
 	} else {
 		sb_diag_setc(&d, SB_ENOENT, "", 0, 0, "no endpoint %s %s", method, target);
 		error_out(out, status, SB_ENOENT, &d);

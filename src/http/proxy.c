@@ -1971,6 +1971,10 @@ static void handle_head(client *c, size_t len)
 		send_error(c, 403, "tenant_suspended", "this tenant is suspended");
 		return;
 	}
+	if (lr == SB_EINVAL) { /* "a.example.com :80", "a..b": not a host name */
+		send_error(c, 400, "bad_request", r->m.reason);
+		return;
+	}
 	if (lr < 0) {
 		send_error(c, 404, "not_found", r->m.reason ? r->m.reason : "not routed");
 		return;

@@ -682,7 +682,7 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 	int hn = sb_route_host_normalize(host, host_len, h, sizeof(h));
 	if (hn < 0) {
 		m->reason = "the host is not a valid host name";
-		return SB_ENOROUTE;
+		return SB_EINVAL;
 	}
 	size_t n = (size_t)hn;
 	const char *q = memchr(path, '?', path_len);

@@ -111,7 +111,8 @@ typedef struct sb_route_match {
  * matches only when there is no '?' (Cloudflare matches the whole URL), a
  * prefix pattern whatever follows. tenants may be NULL (no tenant
  * registered).
- * Returns 0 when routed, else SB_ENOROUTE (no pattern matches),
+ * Returns 0 when routed, else SB_EINVAL (the host is not a host name:
+ * sb_route_host_normalize refuses it), SB_ENOROUTE (no pattern matches),
  * SB_ENOTENANT (tenant-aware host, slug not registered), SB_ESUSPENDED
  * (registered but suspended; deployment and tenant are still filled in),
  * SB_EBADSLUG or SB_ERESERVED (the label cannot be a tenant); m->reason says

@@ -334,3 +334,20 @@ def test_check_rejects_a_transfer_key_that_does_not_exist(example_copy):
     assert re.search(rf"switchboard\.toml:{line}:\d+: .*nosuchkey", p.stderr), p.stderr
     decl.write_text(text)
     sb("check", "-c", example_copy, check=0)
+
+
+def test_data_option_of_routes_resolve_and_check(example_copy, tmp_path):
+    """--data DIR: the store whose live state is shown; these commands had
+    no --data and read the declaration's data_dir only."""
+    other = tmp_path / "other"
+    sb("delete", "auth-worker-staging", "-c", example_copy, "--data", other, check=0)
+    with_other = sb("routes", "-c", example_copy, "--data", other, "--json", check=0).stdout
+    assert "auth-worker-staging" not in with_other
+    assert "auth-worker-staging" in sb("routes", "-c", example_copy, "--json", check=0).stdout
+    r = json.loads(sb("resolve", "-c", example_copy, "--data", other, "--json",
+                      "auth-staging.revelations.studio", check=1).stdout)
+    assert r["routed"] is False
+    # staging's vars still name the deleted deployment's host: reported
+    out = sb("check", "-c", example_copy, "--data", other, check=1)
+    assert "auth-staging.revelations.studio" in out.stdout + out.stderr
+    sb("check", "-c", example_copy, check=0)

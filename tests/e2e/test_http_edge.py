@@ -573,6 +573,9 @@ SMUGGLE = {
     "absolute_form_bad_port": b"GET http://codex.revelations.studio:80x/echo HTTP/1.1\r\n"
                               b"Host: codex.revelations.studio:80x\r\n\r\n",
     "ipv6_host_unclosed": b"GET /echo HTTP/1.1\r\nHost: [2001:db8::1:8443\r\n\r\n",
+    # not host names at all: a 400, as for any malformed request (was 404)
+    "host_space_before_port": b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio :80\r\n\r\n",
+    "host_empty_label": b"GET /echo HTTP/1.1\r\nHost: codex..revelations.studio\r\n\r\n",
 }
 
 

@@ -9,6 +9,7 @@ as the sanitized binary ($SB_BIN), the edge as $SB_SERVE_BIN.
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import threading
@@ -775,3 +776,36 @@ def test_a_registry_that_cannot_be_read_keeps_the_tenants_served(live):
     sb(live, "tenants", "add", "keep2")
     assert status(live, f"keep2.{ZONE}", "/health") == 200
     assert status(live, host, "/health") == 200
+
+
+def test_listings_go_through_the_admin_url(tmp_path):
+    """versions and preview list read the server's store through
+    SWITCHBOARD_ADMIN_URL when it is set, as the changes do; they used to
+    read a local store (empty on a CI runner) and print nothing, exit 0."""
+    e, token = admin_edge(tmp_path)
+    try:
+        env = {"SWITCHBOARD_ADMIN_URL": f"http://127.0.0.1:{e.admin_port}",
+               "SWITCHBOARD_ADMIN_TOKEN": token}
+        sb(e, "preview", "create", "--pr", "41", "--ttl", "1d", env=env)
+        # a declaration whose data_dir has no store: only the server knows
+        elsewhere = tmp_path / "elsewhere"
+        shutil.copytree(e.dir, elsewhere)
+        toml = elsewhere / "switchboard.toml"
+        toml.write_text(toml.read_text().replace('data_dir = "../data"',
+                                                 f'data_dir = "{tmp_path / "empty"}"'))
+        run = lambda *a, **kw: subprocess.run([CLI, *a, "-c", str(elsewhere)],
+                                              capture_output=True, text=True, **kw)
+        vs = json.loads(run("versions", "--json", env={**os.environ, **env}).stdout)
+        assert [v["summary"] for v in vs] == ["created preview 41"], vs
+        assert json.loads(run("versions", "--json", "--limit", "1",
+                              env={**os.environ, **env}).stdout) == vs
+        ps = json.loads(run("preview", "list", "--json", env={**os.environ, **env}).stdout)
+        assert [p["pr"] for p in ps] == [41] and ps[0]["expires_at"], ps
+        assert f"codex-preview-41.{ZONE}" in ps[0]["hosts"], ps
+        out = run("preview", "list", env={**os.environ, **env}).stdout
+        assert out.splitlines()[1].split()[0] == "41", out
+        # a wrong token is said, not an empty table
+        bad = run("versions", env={**os.environ, **env, "SWITCHBOARD_ADMIN_TOKEN": "0" * 64})
+        assert bad.returncode == 2 and "token" in bad.stderr and bad.stdout == "", bad
+    finally:
+        e.stop()
