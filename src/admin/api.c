@@ -468,6 +468,24 @@ out:
 	return r;
 }
 
+int sb_admin_tcp_address(const sb_admin *a, char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char ip[64];
+	if (!a || !a->has_tcp || uv_tcp_getsockname(&a->tcp, (struct sockaddr *)&ss, &len) < 0)
+		return SB_ENOENT;
+	if (ss.ss_family == AF_INET6) {
+		uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+		snprintf(buf, size, "[%s]:%u", ip,
+			 (unsigned)ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	} else {
+		uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+		snprintf(buf, size, "%s:%u", ip, (unsigned)ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	}
+	return 0;
+}
+
 void sb_admin_stop(sb_admin *a)
 {
 	if (!a || a->stopping)

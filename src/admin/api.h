@@ -43,6 +43,11 @@ typedef void (*sb_admin_handler)(void *ctx, const char *method, const char *targ
 int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_admin_handler handler,
 		   void *ctx, sb_admin **out, sb_diag *d);
 
+/* The address the TCP listener is bound to ("127.0.0.1:9000", "[::1]:9000";
+ * the port the system picked for port 0), into buf. Returns 0, or SB_ENOENT
+ * when there is no TCP listener. */
+int sb_admin_tcp_address(const sb_admin *a, char *buf, size_t size);
+
 /* Stop listening and close open connections; the socket file is removed.
  * The sb_admin is freed once its handles are closed (run the loop). NULL
  * is fine. */

@@ -1,6 +1,7 @@
-/* switchboard tenants: the tenant registry in the store. A running server
- * notices changes by polling the store (sb_store_changed); nothing here
- * signals it. */
+/* switchboard tenants: the tenant registry in the store. A change is
+ * committed with its version, then the running server is told (POST
+ * /v1/sync, sb_cli_notify), so that it is served when the command returns;
+ * the server's store poll (sb_store_changed) catches what it was not told. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -473,6 +473,9 @@ static void tcp_accept(uv_stream_t *server, int status)
 		conn_close(c);
 		return;
 	}
+	/* answers go out as they are made: with Nagle, pipelined answers wait
+	 * for the client's delayed ACK (40 ms a round) */
+	uv_tcp_nodelay(&c->tcp, 1);
 	int plen = sizeof(c->peer);
 	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &plen);
 	uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);

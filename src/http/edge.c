@@ -1539,6 +1539,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		ct->admin = NULL;
 		r = 0;
 	}
+	char admin_at[128];
+	if (r == 0 && sb_admin_tcp_address(ct->admin, admin_at, sizeof(admin_at)) == 0)
+		sb_edge_log("info", "admin API on http://%s", admin_at);
 	if (r < 0) {
 		uv_run(&ct->loop, UV_RUN_DEFAULT); /* the failed listeners' closes */
 		uv_loop_close(&ct->loop);

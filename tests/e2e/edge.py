@@ -69,8 +69,10 @@ class Proc:
                                   stdin=subprocess.DEVNULL, env=env)
         self.out, self.err = [], []
         self.q = queue.Queue()
-        for stream, sink in ((self.p.stdout, self.out), (self.p.stderr, self.err)):
-            threading.Thread(target=self._drain, args=(stream, sink), daemon=True).start()
+        self.readers = [threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
+                        for stream, sink in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
+        for t in self.readers:
+            t.start()
 
     def _drain(self, stream, sink):
         for raw in iter(stream.readline, b""):
@@ -94,6 +96,14 @@ class Proc:
             if pred(line):
                 return line
 
+    def wait(self, timeout=None):
+        """Wait for the process to exit and for its last lines to be in
+        out and err (the reader threads run behind the exit)."""
+        rc = self.p.wait(timeout=timeout)
+        for t in self.readers:
+            t.join(timeout=10)
+        return rc
+
     def stop(self, sig=15, timeout=10):
         if self.p.poll() is None:
             self.p.send_signal(sig)
@@ -102,6 +112,8 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+        for t in self.readers:
+            t.join(timeout=10)
         return self.p.returncode
 
 

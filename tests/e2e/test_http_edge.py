@@ -1034,7 +1034,7 @@ def test_access_log_lines_are_written_at_stop(fresh, tmp_path):
     e = fresh(http={"access_log": str(path)}).start()
     want = log_load(e, conns=4, per_conn=30, prefix="s")
     e.edge.p.send_signal(signal.SIGTERM)
-    assert e.edge.p.wait(10) == 0
+    assert e.edge.wait(10) == 0
     ids = [json.loads(l)["request_id"] for l in path.read_text().splitlines()]
     assert sorted(i for i in ids if i.startswith("s-")) == sorted(want)
 
@@ -1109,7 +1109,7 @@ def test_access_log_line_of_a_request_in_flight_at_stop(fresh, tmp_path):
     status, _, _, _ = read_response(s)
     s.close()
     assert status == 200
-    assert e.edge.p.wait(10) == 0
+    assert e.edge.wait(10) == 0
     assert "inflight-1" in log_ids(path)
 
 
@@ -1193,7 +1193,7 @@ def test_sigterm_lets_requests_in_flight_finish(fresh):
     e.release.set()
     t.join()
     assert got["r"][0] == 200
-    assert e.edge.p.wait(timeout=10) == 0
+    assert e.edge.wait(timeout=10) == 0
     with pytest.raises(OSError):
         e.connect(timeout=1)
 

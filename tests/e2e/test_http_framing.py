@@ -343,7 +343,7 @@ def test_stop_sends_the_answers_already_made_before_closing(fresh):
         assert st == 200 and len(body) == 32768
         got += 1
     assert got == n
-    assert e.edge.p.wait(10) == 0
+    assert e.edge.wait(10) == 0
 
 
 def test_a_close_delimited_response_reaches_a_slow_client_whole(fresh):
@@ -394,4 +394,4 @@ def test_stop_past_the_deadline_with_idle_threads_exits_cleanly(fresh, hup):
     if hup:
         e.edge.p.send_signal(signal.SIGHUP)
         e.edge.wait_line(lambda l: "reloaded" in l)
-    assert e.edge.p.wait(10) == 0, e.edge.err[-5:]
+    assert e.edge.wait(10) == 0, e.edge.err[-5:]

@@ -22,7 +22,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from edge import (Edge, Proc, Recorder, SB, SERVICES, free_port, read_until_close, request,
+from edge import (Edge, Proc, Recorder, SB, SERVICES, read_until_close, request,
                   wait_for)
 
 CLI = os.environ.get("SB_BIN", SB)
@@ -65,13 +65,18 @@ def recorded_deployments(rec):
     return out
 
 
+def admin_port_of(e):
+    """The port the edge's admin API listens on (it picked it: port 0)."""
+    line = next(l for l in e.edge.err if "admin API on http://" in l)
+    return int(line.rsplit(":", 1)[1])
+
+
 def admin_edge(tmp_path):
     """recorded_edge with the admin API also on TCP, started: the edge
     (admin_port set) and its bearer token."""
-    port = free_port()
-    e = recorded_edge(tmp_path, admin_port=port)
+    e = recorded_edge(tmp_path, admin_port=0)
     e.start(dns=True)
-    e.admin_port = port
+    e.admin_port = admin_port_of(e)
     return e, (e.data / "admin.token").read_text()
 
 
@@ -83,7 +88,7 @@ def recorded_edge(tmp_path, admin_port=None):
     e = Edge(tmp_path, upstreams=ups)
     e.rec = rec
     e.procs.append(rec)
-    if admin_port:
+    if admin_port is not None:
         p = e.dir / "switchboard.toml"
         p.write_text(p.read_text().replace(
             'data_dir = "../data"',
@@ -312,7 +317,7 @@ def test_killed_between_commit_and_swap_restarts_on_the_committed_version(tmp_pa
     try:
         p = sb(e, "preview", "create", "--pr", "77", check=None)
         assert p.returncode != 0  # the server died before answering
-        assert e.edge.p.wait(timeout=10) == -9
+        assert e.edge.wait(timeout=10) == -9
         e.procs.remove(e.edge)
         vs = json.loads(sb(e, "versions", "--json").stdout)
         assert [v["summary"] for v in vs] == ["created preview 77"]
@@ -337,7 +342,7 @@ def test_changes_under_load_give_zero_errors(live):
         sb(live, "tenants", "add", f"t{i}")
         sb(live, "preview", "delete", "--pr", 500 + i)
         i += 1
-    assert wrk.p.wait(timeout=30) == 0
+    assert wrk.wait(timeout=30) == 0
     out = "\n".join(wrk.out)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     assert total > 1000, out
@@ -434,7 +439,8 @@ def test_preview_upstreams_started_by_command(tmp_path):
         j = json.loads(body)
         assert j["deployment"] == "codex-web-preview-42" and j["worker"] == "codex-web"
         assert j["signature"] == "valid", j  # the process got its secret
-        assert len(pids()) == 3
+        # the other two may still be in their "sleep 0.3" before the exec
+        wait_for(lambda: len(pids()) == 3, timeout=10, what="three preview processes")
         started = [l for l in e.edge.err if "codex-web-preview-42: started pid" in l]
         assert len(started) == 1 and "on port " in started[0]
         # a deploy that changes its environment restarts it, and it is not
@@ -477,8 +483,7 @@ def test_admin_api_through_a_tls_proxy(tmp_path):
     trusted through SSL_CERT_FILE) and sends the bearer token inside TLS."""
     import socket
     import ssl
-    port = free_port()
-    e = recorded_edge(tmp_path, admin_port=port)
+    e = recorded_edge(tmp_path, admin_port=0)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
                     "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
@@ -522,6 +527,7 @@ def test_admin_api_through_a_tls_proxy(tmp_path):
 
     threading.Thread(target=serve, daemon=True).start()
     e.start()
+    port = admin_port_of(e)
     try:
         token = (e.data / "admin.token").read_text()
         env = {"SWITCHBOARD_ADMIN_URL": f"https://localhost:{tls_port}",
@@ -566,9 +572,9 @@ def test_admin_api_refuses_early_and_survives_bad_input(tmp_path):
     or an op of 800 non-ASCII characters gets an error, not a crash; a
     display name that is not UTF-8 is refused by the CLI."""
     import socket
-    port = free_port()
-    e = recorded_edge(tmp_path, admin_port=port)
+    e = recorded_edge(tmp_path, admin_port=0)
     e.start(dns=True)
+    port = admin_port_of(e)
     try:
         def ask(data, sock_path=None):
             if sock_path:
@@ -659,7 +665,7 @@ def test_command_upstreams_end_with_a_killed_edge(tmp_path):
         wait_healthy(e, f"codex-preview-7.{ZONE}")
         assert len(pids()) == 3
         e.edge.p.kill()
-        e.edge.p.wait(timeout=10)
+        e.edge.wait(timeout=10)
         wait_for(lambda: not pids(), timeout=10, what="the preview processes to end")
     finally:
         e.kill_all()
@@ -683,7 +689,7 @@ def test_a_stop_lets_requests_to_command_upstreams_finish(tmp_path):
         e.edge.p.send_signal(15)
         e.edge.wait_line(lambda l: "stopping: no new connections" in l)
         assert read_response(s)[0] == 200
-        assert e.edge.p.wait(15) == 0
+        assert e.edge.wait(15) == 0
         assert any("every process started by command has exited" in l for l in e.edge.err)
     finally:
         e.stop()
