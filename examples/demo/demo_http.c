@@ -544,6 +544,9 @@ static void ep_slow(struct demo_conn *c, const struct target *t)
 	c->job = DEMO_JOB_SLOW;
 	c->job_ms = ms;
 	uv_timer_start(&c->timer, on_slow, ms, 0);
+	/* said on stderr: a test knows the request is here, in flight */
+	fprintf(stderr, "demo-service %s: /slow for %llu ms\n", demo_cfg.name,
+		(unsigned long long)ms);
 }
 
 static void stream_chunk(struct demo_conn *c, const char *p, size_t n)

@@ -685,7 +685,8 @@ def test_a_stop_lets_requests_to_command_upstreams_finish(tmp_path):
         wait_healthy(e, host)
         s = e.connect()
         s.sendall(f"GET /slow?ms=1500 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        time.sleep(0.3)  # the request is at the process (nothing shows it sooner)
+        # the process's stderr is the edge's: it says when the request is there
+        e.edge.wait_line(lambda l: "demo-service codex-web: /slow for 1500 ms" in l)
         e.edge.p.send_signal(15)
         e.edge.wait_line(lambda l: "stopping: no new connections" in l)
         assert read_response(s)[0] == 200
