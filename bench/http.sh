@@ -116,8 +116,15 @@ wait_port() {
 # children PID: the pids of PID's children (nginx workers)
 children() { ps -o pid= --ppid "$1" | tr -d ' ' || true; }
 
-# rss_kb "PID [PID...]", cpu_ticks "PID [PID...]": summed over the pids
-# (nginx's workers)
+# rss_kb "PID [PID...]", pss_kb "PID [PID...]", cpu_ticks "PID [PID...]":
+# summed over the pids. Memory is compared by PSS over every process of a
+# proxy (nginx: master and workers): nginx builds its map in the master and
+# the workers share it, so a sum of RSS counts it once per process.
+pss_kb() {
+	local p s=0
+	for p in $1; do s=$((s + $(awk '/^Pss:/ { print $2 }' /proc/"$p"/smaps_rollup 2>/dev/null || echo 0))); done
+	echo "$s"
+}
 rss_kb() {
 	local p s=0
 	for p in $1; do s=$((s + $(awk '/^VmRSS:/ { print $2 }' /proc/"$p"/status 2>/dev/null || echo 0))); done
@@ -161,7 +168,7 @@ make_decl "$DECL" off
 DECL_LOG=$TMP/decl-log
 make_decl "$DECL_LOG" "$TMP/access.log"
 
-RESULTS=$TMP/results.txt # tag proxy round rps p50_ms p99_ms rss_kb cpu_us_per_req non2xx sockerr
+RESULTS=$TMP/results.txt # tag proxy round rps p50_ms p99_ms pss_kb cpu_us_per_req non2xx sockerr
 : >"$RESULTS"
 FAILED=0
 
@@ -258,7 +265,7 @@ stop_pid() {
 	PIDS=("${keep[@]}")
 }
 
-# measure tag proxy round port pid hosts_file
+# measure tag proxy round port "pid..." hosts_file
 measure() {
 	local tag=$1 proxy=$2 round=$3 port=$4 pid=$5 hosts=$6 out=$TMP/$1-$2-$3.wrk
 	run_wrk "$port" "$hosts" "$WARMUP" "$out.warm"
@@ -266,10 +273,10 @@ measure() {
 	run_wrk "$port" "$hosts" "$DURATION" "$out"
 	local c1; c1=$(cpu_ticks "$pid")
 	parse_wrk "$out"
-	local rss; rss=$(rss_kb "$pid")
+	local rss; rss=$(pss_kb "$pid")
 	local cpu; cpu=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$REQS" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
 	echo "$tag $proxy $round $RPS $P50 $P99 $rss $cpu $NON2XX $SOCKERR" >>"$RESULTS"
-	printf 'run      %-5s %-11s round %d: %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  RSS %6d kB  CPU %6.2f us/req  non-2xx %s  socket errors %s\n' \
+	printf 'run      %-5s %-11s round %d: %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  PSS %6d kB  CPU %6.2f us/req  non-2xx %s  socket errors %s\n' \
 		"$tag" "$proxy" "$round" "$RPS" "$P50" "$P99" "$rss" "$cpu" "$NON2XX" "$SOCKERR"
 	if [ "$NON2XX" != 0 ] || [ "$SOCKERR" != 0 ]; then
 		echo "ERROR    $tag $proxy round $round: $NON2XX non-2xx responses, $SOCKERR socket errors ($out)" >&2
@@ -373,7 +380,7 @@ for scale in 10 "$BIG"; do
 
 	names=(switchboard nginx haproxy)
 	ports=("$P_SB" "$P_NG" "$P_HA")
-	pids=("$PID_SB" "$PID_NG" "$PID_HA")
+	pids=("$PID_SB" "$PID_NG $PID_NGM" "$PID_HA") # nginx: workers and master
 	for round in $(seq 1 "$ROUNDS"); do
 		for k in 0 1 2; do
 			j=$(((k + round - 1) % 3)) # rotate who goes first
@@ -412,9 +419,9 @@ stats() {
 		awk '{ a[NR] = $1 } END { if (NR) printf "%s %s %s", a[int((NR + 1) / 2)], a[1], a[NR]; else printf "nan nan nan" }'
 }
 
-echo "Results: medians of $ROUNDS runs (min-max); RSS of the serving process after each run (nginx: its workers)"
+echo "Results: medians of $ROUNDS runs (min-max); PSS of every process of the proxy after each run (nginx: master and workers)"
 echo
-printf '| %-6s | %-11s | %-24s | %-21s | %-21s | %-9s | %-11s | %s |\n' hosts proxy "req/s" "p50 ms" "p99 ms" "RSS MiB" "CPU us/req" errors
+printf '| %-6s | %-11s | %-24s | %-21s | %-21s | %-9s | %-11s | %s |\n' hosts proxy "req/s" "p50 ms" "p99 ms" "PSS MiB" "CPU us/req" errors
 printf '|--------|-------------|--------------------------|-----------------------|-----------------------|-----------|-------------|--------|\n'
 for tag in h10 h100k; do
 	for proxy in switchboard nginx haproxy; do
@@ -433,7 +440,7 @@ for tag in h10 h100k; do
 			echo "http.$tag.$proxy.rps $rm req/s"
 			echo "http.$tag.$proxy.p50 $pm ms"
 			echo "http.$tag.$proxy.p99 $qm ms"
-			echo "http.$tag.$proxy.rss $sm kB"
+			echo "http.$tag.$proxy.pss $sm kB"
 			echo "http.$tag.$proxy.cpu_per_req $cm us"
 			echo "http.$tag.$proxy.errors $errs count"
 		} >>"$TMP/lines.txt"

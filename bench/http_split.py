@@ -24,7 +24,8 @@ round; 1 s warm-up before each measured run.
   bench/http_split.py --upstream-headers [--rounds N] [--duration S]
 
 --access-log has every proxy write its access log to a file (Switchboard's
-JSON lines; nginx's default format, unbuffered). --pin runs every proxy on CPU 0 and wrk and the upstream on CPU 1, so that
+JSON lines, written before each wait for events; nginx's default format with
+buffer=64k flush=1s). --pin runs every proxy on CPU 0 and wrk and the upstream on CPU 1, so that
 the proxy's stage and the load generator's are measured apart. --perf-sched
 DIR records one second of scheduler events from the middle of each run
 (`perf sched record -a`), to be read with `perf sched timehist -i FILE`.
@@ -122,7 +123,9 @@ def start_front_nginx(tmp, up_port):
     conf = open(os.path.join(ROOT, "bench/http/front-nginx.conf.in")).read()
     for k, v in dict(USER=user, DIR=d, MAP=mp, UPPORT=up_port, PORT=port, WORKERS=1,
                              PEER_HTTP="", PEER_LOCATION="",
-                             ACCESS_LOG=os.path.join(d, "access.log") if ACCESS_LOG else "off").items():
+                             # buffered, as Switchboard's log is (it writes before waiting)
+                             ACCESS_LOG=(os.path.join(d, "access.log") + " combined buffer=64k flush=1s")
+                             if ACCESS_LOG else "off").items():
         conf = conf.replace(f"@{k}@", str(v))
     open(os.path.join(d, "nginx.conf"), "w").write(conf)
     p = subprocess.Popen(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d + "/",
