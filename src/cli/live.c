@@ -509,14 +509,21 @@ static json_t *remote_list(const char *url, const char *token, const char *targe
 	return arr;
 }
 
-static void print_previews(json_t *arr, bool json)
+/* A listing as --json prints it (true), or nothing when json is false. */
+static bool print_json(json_t *arr, bool json)
 {
 	if (json) {
 		char *s = json_dumps(arr, JSON_INDENT(2));
 		puts(s ? s : "[]");
 		free(s);
-		return;
 	}
+	return json;
+}
+
+static void print_previews(json_t *arr, bool json)
+{
+	if (print_json(arr, json))
+		return;
 	printf("%-8s %-20s %-20s %s\n", "PR", "CREATED", "EXPIRES", "HOSTS");
 	size_t i;
 	json_t *p;
@@ -642,12 +649,8 @@ out:
 
 static void print_versions(json_t *arr, bool json)
 {
-	if (json) {
-		char *s = json_dumps(arr, JSON_INDENT(2));
-		puts(s ? s : "[]");
-		free(s);
+	if (print_json(arr, json))
 		return;
-	}
 	printf("%-8s %-20s %-50s %s\n", "VERSION", "TIME", "CHANGE", "COMMAND");
 	size_t i;
 	json_t *v;
