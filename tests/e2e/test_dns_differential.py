@@ -371,8 +371,11 @@ class Servers:
         d = self.tmp / "nsd"
         d.mkdir()
         (d / "zone").write_text(self.zonefile)
-        self.nsd_port = free_port()
-        (d / "nsd.conf").write_text(f"""server:
+        # the port is picked, then bound by nsd: something else may take it
+        # in between, so a start that fails is tried again on another one
+        for attempt in range(5):
+            self.nsd_port = free_port()
+            (d / "nsd.conf").write_text(f"""server:
   ip-address: 127.0.0.1
   port: {self.nsd_port}
   server-count: 1
@@ -393,15 +396,20 @@ zone:
   name: revelations.studio
   zonefile: zone
 """)
-        self.nsd = Proc([NSD, "-d", "-c", str(d / "nsd.conf")])
+            self.nsd = Proc([NSD, "-d", "-c", str(d / "nsd.conf")])
 
-        def nsd_up():
-            if self.nsd.p.poll() is not None:
-                raise RuntimeError(f"nsd exited {self.nsd.p.returncode}: {self.nsd.err[-20:]}")
-            r = ask(self.nsd_port, ZONE, "SOA", timeout=0.5)
-            return r.rcode() == dns.rcode.NOERROR and r.answer[0][0].serial == self.serial
-        wait_for(nsd_up, what=f"nsd answers the SOA on port {self.nsd_port}")
-        return self
+            def nsd_up():
+                if self.nsd.p.poll() is not None:
+                    raise RuntimeError(f"nsd exited {self.nsd.p.returncode}: {self.nsd.err[-20:]}")
+                r = ask(self.nsd_port, ZONE, "SOA", timeout=0.5)
+                return r.rcode() == dns.rcode.NOERROR and r.answer[0][0].serial == self.serial
+            try:
+                wait_for(nsd_up, what=f"nsd answers the SOA on port {self.nsd_port}")
+                return self
+            except RuntimeError:
+                self.nsd.stop()
+                if attempt == 4 or not any("in use" in l for l in self.nsd.err):
+                    raise
 
     def stop(self):
         if self.nsd is not None:
