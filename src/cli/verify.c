@@ -805,7 +805,8 @@ static void add_route(vctx *v, const sb_route *ro, const sb_deployment *dp, bool
 	if (lr < 0 && lr != SB_ESUSPENDED)
 		r->skip = m.reason ? m.reason : "not routed";
 	else if (lr == SB_ESUSPENDED)
-		r->skip = "the tenant standing for {tenant} is suspended";
+		r->skip = tenant ? "the tenant standing for {tenant} is suspended"
+				 : "its host's tenant is suspended (the edge answers 403)";
 	else if (!same_deployment(&m, dp))
 		r->skip = "a more specific route of another deployment serves this host and path";
 }

@@ -382,6 +382,23 @@ def test_stored_tenants_are_used(fresh):
     assert "0 skipped" in p.stdout
 
 
+def test_a_suspended_tenant_on_a_route_host_is_said_so(fresh):
+    """codex.revelations.studio/* is a route of its own, not the {tenant}
+    wildcard: with codex suspended, its skip said the tenant standing for
+    {tenant} was suspended."""
+    e = fresh().start(dns=True)
+    listen(e)
+    for args in (("add", "acme"), ("suspend", "codex")):
+        subprocess.run([SB, "tenants", *args, "-c", str(e.dir)], check=True,
+                       capture_output=True)
+    doc = json.loads(verify(e, "--json").stdout)
+    codex = [c for c in doc["checks"] if c["name"].startswith("route codex.revelations.studio/*")]
+    assert len(codex) == 1 and codex[0]["skipped"], codex
+    assert codex[0]["detail"] == "its host's tenant is suspended (the edge answers 403)", codex
+    wild = [c for c in doc["checks"] if "({tenant}" in c["name"]]
+    assert wild and wild[0]["ok"] is True, wild  # acme stands for {tenant}
+
+
 def test_preview_declared_live(fresh):
     pr = 7
     demos, ups = [], {}
