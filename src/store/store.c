@@ -246,13 +246,32 @@ static int migrate(sb_store *st, sb_diag *d)
 	/* another process may have migrated while we waited for the lock */
 	if ((r = query_int(st, "PRAGMA user_version", &v, d)) < 0)
 		goto out;
-	if (v > SB_STORE_SCHEMA_VERSION || v < 0) {
+	if (v < 0) {
+		r = sb_diag_setc(d, SB_ERANGE, st->path, 0, 0,
+				 "the database has schema version %lld, which no switchboard "
+				 "writes: it is not a Switchboard store",
+				 (long long)v);
+		goto out;
+	}
+	if (v > SB_STORE_SCHEMA_VERSION) {
 		r = sb_diag_setc(d, SB_ERANGE, st->path, 0, 0,
 				 "the database has schema version %lld, newer than this "
 				 "switchboard's (%d): upgrade switchboard",
 				 (long long)v, SB_STORE_SCHEMA_VERSION);
 		goto out;
 	}
+	/* version 0 with tables: another program's database, not ours to
+	 * migrate into */
+	int64_t ntables = 0;
+	if (v == 0 &&
+	    ((r = query_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+			    &ntables, d)) < 0 ||
+	     (ntables > 0 &&
+	      (r = sb_diag_setc(d, SB_EINVAL, st->path, 0, 0,
+				"the database has tables but no Switchboard schema version: "
+				"it is not a Switchboard store (move it away, or give "
+				"another --data directory)")) < 0)))
+		goto out;
 	for (; v < SB_STORE_SCHEMA_VERSION; v++) {
 		if (sqlite3_exec(st->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
 			char what[64];
@@ -370,8 +389,20 @@ int sb_store_open_ro(const char *data_dir, sb_store **out, sb_diag *d)
 	}
 	if (r < 0)
 		goto out;
-	if (v == 0) { /* created a moment ago by a writer that has not set it up yet */
+	int64_t ntables = 0;
+	if (v == 0 && (r = query_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+				     &ntables, d)) < 0)
+		goto out;
+	if (v == 0 && ntables == 0) { /* created a moment ago by a writer not done yet */
 		r = sb_diag_setc(d, SB_ENOENT, st->path, 0, 0, "no store yet");
+		goto out;
+	}
+	if (v == 0 || v < 0) {
+		r = sb_diag_setc(d, SB_EINVAL, st->path, 0, 0,
+				 "the database has %s: it is not a Switchboard store (move it "
+				 "away, or give another --data directory)",
+				 v == 0 ? "tables but no Switchboard schema version"
+					: "a schema version no switchboard writes");
 		goto out;
 	}
 	if (v != SB_STORE_SCHEMA_VERSION) {

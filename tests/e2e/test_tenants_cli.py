@@ -337,3 +337,23 @@ def test_a_static_tenant_listed_twice_is_reported_where_it_is(ex):
                                              'static   = ["codex", "acme", "codex"]'))
     err = sb("check", "-c", ex, check=1).stderr
     assert f"{toml}:21:" in err and 'static tenant "codex" is listed twice' in err, err
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_another_programs_database_is_not_migrated_into(ex, version):
+    """A switchboard.db that Switchboard did not make (tables and no schema
+    version of ours) was read as empty, and a change migrated into it."""
+    (ex / ".switchboard").mkdir()
+    path = ex / ".switchboard" / "switchboard.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE inventory (item TEXT)")
+    db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+    db.close()
+    for args in (["list"], ["add", "acme"]):
+        err = fails(ex, *args, code=2)
+        assert "it is not a Switchboard store" in err and str(path) in err, err
+    db = sqlite3.connect(path)
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    db.close()
+    assert tables == ["inventory"], tables
