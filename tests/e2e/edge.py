@@ -193,6 +193,18 @@ class LocalUpstream:
     def _serve(self, conn):
         raise NotImplementedError
 
+    @staticmethod
+    def _read_head(conn, buf):
+        """The next request head on conn after the bytes buf, and the bytes
+        after it; (None, what came) when the peer closes first."""
+        while b"\r\n\r\n" not in buf:
+            b = conn.recv(65536)
+            if not b:
+                return None, buf
+            buf += b
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        return head, rest
+
     def stop(self, sig=None):
         self.srv.close()
 
@@ -215,15 +227,12 @@ class Recorder(LocalUpstream):
         buf = b""
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    b = conn.recv(65536)
-                    if not b:
-                        if buf:
-                            with self.lock:
-                                self.received.append(buf)
-                        return
-                    buf += b
-                head, buf = buf.split(b"\r\n\r\n", 1)
+                head, buf = self._read_head(conn, buf)
+                if head is None:
+                    if buf:
+                        with self.lock:
+                            self.received.append(buf)
+                    return
                 if head.startswith(b"GET /health "):
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
                     continue
@@ -283,12 +292,9 @@ class Scripted(LocalUpstream):
         buf = b""
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    b = conn.recv(65536)
-                    if not b:
-                        return
-                    buf += b
-                head, buf = buf.split(b"\r\n\r\n", 1)
+                head, buf = self._read_head(conn, buf)
+                if head is None:
+                    return
                 if head.startswith(b"GET /health "):
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                     continue

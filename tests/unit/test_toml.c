@@ -22,28 +22,41 @@ static void check_leaks(void)
 TestSuite(toml, .fini = check_leaks);
 #endif
 
-static sb_toml_value *parse_ok(const char *text)
+typedef int (*parse_fn)(const char *, size_t, const char *, sb_toml_value **, sb_diag *);
+
+/* Text that parse (TOML or JSONC) must read; its tree. */
+static sb_toml_value *read_ok(parse_fn parse, const char *file, const char *text)
 {
 	sb_toml_value *root = NULL;
 	sb_diag d = {0};
-	int r = sb_toml_parse(text, strlen(text), "t.toml", &root, &d);
+	int r = parse(text, strlen(text), file, &root, &d);
 	cr_assert_eq(r, 0, "parse failed: %s:%d:%d: %s", d.file, d.line, d.col, d.msg);
 	cr_assert_not_null(root);
 	return root;
 }
 
-/* Parse text that must fail; returns the diagnostic. */
-static sb_diag parse_err_n(const char *text, size_t len)
+/* Text that parse must refuse; the diagnostic. */
+static sb_diag read_err(parse_fn parse, const char *file, const char *text, size_t len)
 {
 	sb_toml_value *root = (sb_toml_value *)&root; /* must be reset to NULL */
 	sb_diag d = {0};
-	int r = sb_toml_parse(text, len, "t.toml", &root, &d);
+	int r = parse(text, len, file, &root, &d);
 	cr_assert_eq(r, SB_EPARSE, "expected SB_EPARSE for %s", text);
 	cr_assert_null(root);
-	cr_assert_str_eq(d.file, "t.toml");
+	cr_assert_str_eq(d.file, file);
 	cr_assert(d.line > 0 && d.col > 0);
 	cr_assert(d.msg[0] != '\0');
 	return d;
+}
+
+static sb_toml_value *parse_ok(const char *text)
+{
+	return read_ok(sb_toml_parse, "t.toml", text);
+}
+
+static sb_diag parse_err_n(const char *text, size_t len)
+{
+	return read_err(sb_toml_parse, "t.toml", text, len);
 }
 
 static sb_diag parse_err(const char *text)
@@ -51,14 +64,17 @@ static sb_diag parse_err(const char *text)
 	return parse_err_n(text, strlen(text));
 }
 
-#define ASSERT_ERR(text, l, c, substr)                                                             \
+/* d's position is l:c and its message says substr. */
+#define ASSERT_DIAG(diag, l, c, substr)                                                            \
 	do {                                                                                       \
-		sb_diag d_ = parse_err(text);                                                      \
+		sb_diag d_ = (diag);                                                               \
 		cr_expect_eq(d_.line, (l), "line %d != %d (%s)", d_.line, (l), d_.msg);            \
 		cr_expect_eq(d_.col, (c), "col %d != %d (%s)", d_.col, (c), d_.msg);               \
 		cr_expect(strstr(d_.msg, (substr)) != NULL, "message '%s' lacks '%s'", d_.msg,     \
 			  (substr));                                                               \
 	} while (0)
+
+#define ASSERT_ERR(text, l, c, substr) ASSERT_DIAG(parse_err(text), l, c, substr)
 
 static const char *str_at(const sb_toml_value *t, const char *key)
 {
@@ -512,32 +528,11 @@ Test(toml, hostile_inputs_do_not_crash)
 
 static sb_toml_value *jsonc_ok(const char *text)
 {
-	sb_toml_value *root = NULL;
-	sb_diag d = {0};
-	int r = sb_toml_parse_jsonc(text, strlen(text), "w.jsonc", &root, &d);
-	cr_assert_eq(r, 0, "parse failed: %s:%d:%d: %s", d.file, d.line, d.col, d.msg);
-	return root;
-}
-
-static sb_diag jsonc_err(const char *text)
-{
-	sb_toml_value *root = (sb_toml_value *)&root;
-	sb_diag d = {0};
-	int r = sb_toml_parse_jsonc(text, strlen(text), "w.jsonc", &root, &d);
-	cr_assert_eq(r, SB_EPARSE, "expected SB_EPARSE for %s", text);
-	cr_assert_null(root);
-	cr_assert_str_eq(d.file, "w.jsonc");
-	return d;
+	return read_ok(sb_toml_parse_jsonc, "w.jsonc", text);
 }
 
 #define ASSERT_JERR(text, l, c, substr)                                                            \
-	do {                                                                                       \
-		sb_diag d_ = jsonc_err(text);                                                      \
-		cr_expect_eq(d_.line, (l), "line %d != %d (%s)", d_.line, (l), d_.msg);            \
-		cr_expect_eq(d_.col, (c), "col %d != %d (%s)", d_.col, (c), d_.msg);               \
-		cr_expect(strstr(d_.msg, (substr)) != NULL, "message '%s' lacks '%s'", d_.msg,     \
-			  (substr));                                                               \
-	} while (0)
+	ASSERT_DIAG(read_err(sb_toml_parse_jsonc, "w.jsonc", text, strlen(text)), l, c, substr)
 
 Test(toml, jsonc_values_comments_and_trailing_commas)
 {
