@@ -153,6 +153,167 @@ int sb_model_name_format(const sb_model *m, sb_env env, const char *label, size_
 
 /* ---- slugs ------------------------------------------------------------- */
 
+/* ---- IDNA A-labels (RFC 3492 punycode, RFC 5891 4.2.3.1) -------------- */
+
+enum { PUNY_BASE = 36, PUNY_TMIN = 1, PUNY_TMAX = 26, PUNY_SKEW = 38, PUNY_DAMP = 700 };
+
+static uint32_t puny_adapt(uint32_t delta, uint32_t npoints, bool first)
+{
+	delta = first ? delta / PUNY_DAMP : delta / 2;
+	delta += delta / npoints;
+	uint32_t k = 0;
+	while (delta > ((PUNY_BASE - PUNY_TMIN) * PUNY_TMAX) / 2) {
+		delta /= PUNY_BASE - PUNY_TMIN;
+		k += PUNY_BASE;
+	}
+	return k + (PUNY_BASE - PUNY_TMIN + 1) * delta / (delta + PUNY_SKEW);
+}
+
+static char puny_digit(uint32_t d)
+{
+	return (char)(d < 26 ? 'a' + d : '0' + (d - 26));
+}
+
+/* Decode RFC 3492 input (lower case) into out[]; returns the number of code
+ * points, or -1 if it is not valid punycode. */
+static int puny_decode(const char *in, size_t n, uint32_t *out, size_t cap)
+{
+	size_t b = 0, len = 0;
+	for (size_t j = 0; j < n; j++)
+		if (in[j] == '-')
+			b = j;
+	if (b > cap)
+		return -1;
+	for (size_t j = 0; j < b; j++)
+		out[len++] = (unsigned char)in[j];
+	uint32_t cp = 128, bias = 72;
+	uint64_t i = 0;
+	for (size_t in_i = b > 0 ? b + 1 : 0; in_i < n;) {
+		uint64_t old = i, w = 1;
+		for (uint32_t k = PUNY_BASE;; k += PUNY_BASE) {
+			if (in_i >= n)
+				return -1;
+			char c = in[in_i++];
+			uint32_t d = c >= 'a' && c <= 'z'   ? (uint32_t)(c - 'a')
+				     : c >= '0' && c <= '9' ? (uint32_t)(c - '0' + 26)
+							    : PUNY_BASE;
+			if (d >= PUNY_BASE)
+				return -1;
+			i += d * w;
+			if (i > 0x10FFFF * (uint64_t)(cap + 1))
+				return -1;
+			uint32_t t = k <= bias		     ? PUNY_TMIN
+				     : k >= bias + PUNY_TMAX ? PUNY_TMAX
+							     : k - bias;
+			if (d < t)
+				break;
+			w *= PUNY_BASE - t;
+			if (w > 0x10FFFF * (uint64_t)(cap + 1))
+				return -1;
+		}
+		if (len >= cap)
+			return -1;
+		bias = puny_adapt((uint32_t)(i - old), (uint32_t)len + 1, old == 0);
+		uint64_t ncp = cp + i / (len + 1);
+		if (ncp > 0x10FFFF || (ncp >= 0xD800 && ncp <= 0xDFFF))
+			return -1;
+		cp = (uint32_t)ncp;
+		i %= len + 1;
+		memmove(out + i + 1, out + i, (len - i) * sizeof(*out));
+		out[i++] = cp;
+		len++;
+	}
+	return (int)len;
+}
+
+/* Encode code points as RFC 3492 into out (no "xn--"); returns its length or
+ * -1 if it does not fit. */
+static int puny_encode(const uint32_t *cps, size_t n, char *out, size_t cap)
+{
+	size_t o = 0, h, b = 0;
+	for (size_t j = 0; j < n; j++)
+		if (cps[j] < 128) {
+			if (o >= cap)
+				return -1;
+			out[o++] = (char)cps[j];
+			b++;
+		}
+	h = b;
+	if (b > 0) {
+		if (o >= cap)
+			return -1;
+		out[o++] = '-';
+	}
+	uint32_t cp = 128, bias = 72;
+	uint64_t delta = 0;
+	while (h < n) {
+		uint32_t m = UINT32_MAX;
+		for (size_t j = 0; j < n; j++)
+			if (cps[j] >= cp && cps[j] < m)
+				m = cps[j];
+		delta += (uint64_t)(m - cp) * (h + 1);
+		cp = m;
+		for (size_t j = 0; j < n; j++) {
+			if (cps[j] < cp)
+				delta++;
+			if (cps[j] != cp)
+				continue;
+			uint64_t q = delta;
+			for (uint32_t k = PUNY_BASE;; k += PUNY_BASE) {
+				uint32_t t = k <= bias		     ? PUNY_TMIN
+					     : k >= bias + PUNY_TMAX ? PUNY_TMAX
+								     : k - bias;
+				if (q < t)
+					break;
+				if (o >= cap)
+					return -1;
+				out[o++] = puny_digit(t + (uint32_t)((q - t) % (PUNY_BASE - t)));
+				q = (q - t) / (PUNY_BASE - t);
+			}
+			if (o >= cap)
+				return -1;
+			out[o++] = puny_digit((uint32_t)q);
+			bias = puny_adapt((uint32_t)delta, (uint32_t)h + 1, h == b);
+			delta = 0;
+			h++;
+		}
+		delta++;
+		cp++;
+	}
+	return (int)o;
+}
+
+/*
+ * A label with "--" in its third and fourth places is reserved for IDNA
+ * (RFC 5891 4.2.3.1); of those only "xn--" labels exist, and one is an
+ * A-label only if the rest decodes as punycode to a name that is not plain
+ * ASCII and encodes back to the same text. A registry hands such labels out
+ * only if they are real: a browser refuses to go to a fake one.
+ */
+static const char *idna_label_check(const char *s, size_t n)
+{
+	if (n < 4 || s[2] != '-' || s[3] != '-')
+		return NULL;
+	if (s[0] != 'x' || s[1] != 'n')
+		return "a label with '--' in its third and fourth places is reserved for "
+		       "international names (xn--)";
+	uint32_t cps[64];
+	char back[64];
+	int k = puny_decode(s + 4, n - 4, cps, SB_ARRAY_LEN(cps));
+	bool wide = false;
+	bool ctl = false;
+	for (int j = 0; j < k; j++) {
+		wide |= cps[j] >= 128;
+		ctl |= cps[j] >= 128 && cps[j] < 0xA0; /* C1 controls are no name */
+	}
+	if (k <= 0 || !wide || ctl)
+		return "an xn-- label must be punycode of an international name";
+	int e = puny_encode(cps, (size_t)k, back, sizeof(back));
+	if (e < 0 || (size_t)e != n - 4 || memcmp(back, s + 4, n - 4) != 0)
+		return "an xn-- label must be punycode of an international name";
+	return NULL;
+}
+
 int sb_model_slug_check(const sb_model *m, const char *s, size_t n, const char **why)
 {
 	if (n == 0 || n > SB_SLUG_MAX) {
@@ -174,6 +335,8 @@ int sb_model_slug_check(const sb_model *m, const char *s, size_t n, const char *
 		*why = "a slug cannot start or end with '-'";
 		return SB_EBADSLUG;
 	}
+	if ((*why = idna_label_check(s, n)) != NULL)
+		return SB_EBADSLUG;
 	for (size_t i = 0; i < m->nreserved; i++)
 		if (m->reserved_len[i] == n && memcmp(m->reserved[i], s, n) == 0) {
 			*why = i < SB_ARRAY_LEN(builtin_reserved)

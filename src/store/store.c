@@ -519,6 +519,13 @@ int sb_store_settings_check(const char *settings_json, char **compact, sb_diag *
 				  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL |
 				      JSON_ALLOW_NUL,
 				  &err);
+	/* jansson refuses a number a double cannot hold (1e400): valid JSON,
+	 * but RFC 8259 section 6 lets a reader set that limit, and most do */
+	if (!root && json_error_code(&err) == json_error_numeric_overflow)
+		return sb_diag_setc(d, SB_EINVAL, "", 0, 0,
+				    "the settings have a number out of range of a double: line "
+				    "%d, column %d (byte %d)",
+				    err.line, err.column, err.position);
 	if (!root)
 		return sb_diag_setc(
 		    d, SB_EINVAL, "", 0, 0,

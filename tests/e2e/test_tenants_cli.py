@@ -193,12 +193,19 @@ def test_static_tenant_can_be_suspended_not_removed(ex):
     ("codex-staging", "a slug cannot have a staging suffix"),
     ("codex-preview-12", "a slug cannot have a preview suffix"),
     ("x" * 64, "a slug is 1 to 63 characters"),
+    ("xn--zz", "an xn-- label must be punycode of an international name"),
+    ("ab--cd", "a label with '--' in its third and fourth places is reserved for "
+               "international names (xn--)"),
 ])
 def test_add_invalid_slug(ex, slug, why):
     p = sb("tenants", "add", "-c", ex, "--", slug, check=1)  # "--": "-acme" is no option
     assert p.stdout == ""
     assert p.stderr == f"switchboard: '{slug}' is not a valid tenant slug: {why}\n"
     assert table(ok(ex, "list")) == [("codex", "active", "(static)")]
+
+
+def test_an_international_slug_in_its_xn_form_is_a_slug(ex):
+    assert ok(ex, "add", "xn--mnchen-3ya") == "switchboard: tenant 'xn--mnchen-3ya' added\n"
 
 
 def test_duplicate_and_unknown(ex):
@@ -216,6 +223,8 @@ def test_duplicate_and_unknown(ex):
     ("42", "not a number"),
     ('{"plan": }', "the settings are not valid JSON: line 1, column 10"),
     ('{"a": 1, "a": 2}', "duplicate object key"),
+    # valid JSON, but no reader of the settings could hold it (RFC 8259 6)
+    ('{"big": 1e400}', "the settings have a number out of range of a double: line 1, column 13"),
     # deeper than SQLite's json_valid() goes used to fail at the database
     ('{"a": ' + "[" * 64 + "]" * 64 + "}", "the settings nest deeper than 64 levels"),
 ])

@@ -303,6 +303,32 @@ Test(tenants, slug_syntax, .init = setup_tenants)
 			     "'%s' accepted", bad[i]);
 }
 
+/* RFC 3492's samples are real A-labels; the rest only look like them. */
+Test(tenants, xn_slugs_must_be_real_a_labels, .init = setup_tenants)
+{
+	const char *ok[] = {"xn--bcher-kva",
+			    "xn--mnchen-3ya",
+			    "xn--ihqwcrb4cv8a8dqg056pqjye",
+			    "xn--egbpdaj6bu4bxfgehfvwxn",
+			    "xn--3b-ww4c5e180e575a65lsy2b",
+			    "xn--55qx5d"};
+	const char *bad[] = {"xn--zz",		/* a digit run cut short */
+			     "xn--abc",		/* C1 controls, U+0080-0082 */
+			     "xn--99999999999", /* past U+10FFFF */
+			     "xn--a-0000000000000000000000000000000000000000000000000000000",
+			     "ab--cd",	      /* RFC 5891 4.2.3.1: reserved */
+			     "xn--bcher-kv"}; /* cut short */
+	const char *why;
+	for (size_t i = 0; i < SB_ARRAY_LEN(ok); i++)
+		cr_assert_eq(sb_model_slug_check(W.model, ok[i], strlen(ok[i]), &why), 0, "%s: %s",
+			     ok[i], why);
+	for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++) {
+		cr_assert_eq(sb_model_slug_check(W.model, bad[i], strlen(bad[i]), &why),
+			     SB_EBADSLUG, "'%s' accepted", bad[i]);
+		cr_assert(strstr(why, "xn--"), "%s: %s", bad[i], why);
+	}
+}
+
 Test(tenants, leading_zero_pr_is_not_a_preview, .init = setup_tenants)
 {
 	sb_route_match m;
