@@ -427,6 +427,17 @@ class Edge:
             assert rc == 0, f"edge exited {rc}: {self.edge.err[-20:]}"
 
 
+def all_threads_in(pid, state):
+    """Every thread of pid is in state: "S" (blocked: the serving loop sits
+    in epoll_wait with nothing left over from its last round) or "T"
+    (stopped: kill() returns before the threads have stopped)."""
+    states = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            states.append(f.read().rsplit(")", 1)[1].split()[0])
+    return all(st == state for st in states)
+
+
 def closed_by_peer(s, timeout=3):
     """True when the other end closed s (EOF or a reset) within timeout."""
     s.settimeout(timeout)

@@ -1,4 +1,6 @@
 """DNS answered by `switchboard serve`, derived from routes and tenants."""
+import os
+import signal
 import subprocess
 
 import dns.flags
@@ -8,7 +10,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from edge import Edge, SB, closed_by_peer, wait_for
+from edge import Edge, SB, all_threads_in, closed_by_peer, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +263,39 @@ def test_tcp_connections_full_the_longest_idle_makes_room(tmp_path):
             s.sendall(query[1:])
         for i, s in enumerate(conns):
             assert read_tcp_message(s), f"connection {i} lost its query"
+    finally:
+        for s in conns:
+            s.close()
+        e.stop()
+
+
+def test_tcp_connection_whose_query_waits_unread_is_not_taken(tmp_path):
+    # The server is stopped while a 513th connection arrives and then a query
+    # on the longest-idle connection: epoll reports them in that order, so
+    # the accept comes first and finds the query still in the socket. That
+    # connection is not idle; the next-longest idle one is taken instead.
+    import socket
+    e = Edge(tmp_path, threads=1).start(dns=True)
+    pid = e.edge.p.pid
+    conns = []
+    try:
+        query = one_tcp_query()
+        for i in range(512):
+            s = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
+            conns.append(s)
+            assert tcp_ask(s, query), f"connection {i} was not answered"
+        wait_for(lambda: all_threads_in(pid, "S"), what="the server idle")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: all_threads_in(pid, "T"), what="the server stopped")
+            extra = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
+            conns.append(extra)
+            conns[0].sendall(query)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert read_tcp_message(conns[0]), "the query waiting in the socket was lost"
+        assert closed_by_peer(conns[1])
+        assert tcp_ask(extra, query), "the new connection was refused"
     finally:
         for s in conns:
             s.close()
