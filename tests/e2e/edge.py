@@ -7,6 +7,7 @@ process prints (never by sleeping), and kills every process at the end.
 import json
 import os
 import queue
+import random
 import re
 import shutil
 import socket
@@ -27,14 +28,28 @@ SERVICES = [
 ]
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = map(int, f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A port on 127.0.0.1 free for both TCP and UDP (DNS listens on both)."""
-    for _ in range(50):
+    """A port on 127.0.0.1 free for both TCP and UDP (DNS listens on both),
+    for a server that starts later (NSD). It is taken from below the
+    kernel's ephemeral range, so the ports the kernel hands out meanwhile
+    (port 0 binds, outgoing connections) cannot be it."""
+    lo, _ = _ephemeral_range()
+    for _ in range(200):
+        port = random.randrange(10000, lo) if lo > 11000 else 0
         t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            t.bind(("127.0.0.1", port))
+            port = t.getsockname()[1]
             u.bind(("127.0.0.1", port))
         except OSError:
             continue
