@@ -111,6 +111,7 @@ typedef struct req {
 	uint64_t bytes_out;
 	int64_t start_ms;
 	bool resp_started, resp_chunked, resp_done, resp_no_body, resp_close, resp_1xx;
+	bool resp_eof; /* the client's response ends when its connection closes */
 	bool retried;
 	hdr *rhdrs;
 	size_t nrhdrs, caprhdrs;
@@ -944,6 +945,35 @@ static void add_proof(req *r, sb_buf *b)
 	HDR(b, SB_PROOF_HEADER, sig, (size_t)sl);
 }
 
+/*
+ * A response body in a transfer coding other than chunked, which is the
+ * only one the edge decodes: relayed, it would reach the client as the
+ * content, its coding gone with the hop-by-hop Transfer-Encoding field. The
+ * upstream was never offered another (TE is not forwarded, RFC 9112 7.4),
+ * so such a response is a 502, as nginx makes it. Chunked twice is refused
+ * too (RFC 9112 7: chunked is applied once), and so is a folded value,
+ * which llhttp does not read as chunked.
+ */
+static bool resp_coding_unsupported(const hdr *hs, size_t n)
+{
+	int nte = 0;
+	bool chunked = false;
+	for (size_t i = 0; i < n; i++) {
+		if (hs[i].kind != HK_TRANSFER_ENCODING)
+			continue;
+		size_t vn = hs[i].vlen;
+		while (vn && (hs[i].value[vn - 1] == ' ' || hs[i].value[vn - 1] == '\t'))
+			vn--;
+		nte++;
+		chunked = vn == 7 && strncasecmp(hs[i].value, "chunked", 7) == 0;
+	}
+	return nte > 1 || (nte == 1 && !chunked);
+}
+
+/*
+ * The response head is complete: relay it with the edge's framing. The
+ * return value tells llhttp whether a body follows (1: none).
+ */
 static int on_resp_headers_complete(llhttp_t *p)
 {
 	upconn *u = p->data;
@@ -951,19 +981,28 @@ static int on_resp_headers_complete(llhttp_t *p)
 	req *r = c->r;
 	int status = p->status_code;
 	if (status >= 100 && status < 200 && status != 101) {
-		/* interim responses: we answered Expect ourselves; drop them */
+		/* interim responses: we answered Expect ourselves; drop them. A
+		 * 1xx ends at its empty line whatever its fields say (RFC 9112
+		 * 6.3); llhttp 8 would read a body by its Content-Length or
+		 * chunked framing, out of the final response */
 		r->nrhdrs = 0;
 		r->rhead_bytes = 0;
 		r->resp_1xx = true;
-		return 0;
+		return 1;
 	}
 	r->resp_1xx = false;
 	if (status == 101 && !r->upgrade)
 		return -1; /* switching protocols nobody asked for: a 502 */
+	bool upgrade = status == 101 && r->upgrade;
+	bool no_body = r->is_head || status == 204 || status == 304 || upgrade;
+	classify_all(r->rhdrs, r->nrhdrs);
+	if (!no_body && resp_coding_unsupported(r->rhdrs, r->nrhdrs)) {
+		llhttp_set_error_reason(p, "a transfer coding other than chunked");
+		return -1;
+	}
 	r->status = status;
 	r->resp_started = true;
-	bool upgrade = status == 101 && r->upgrade;
-	r->resp_no_body = r->is_head || status == 204 || status == 304 || upgrade;
+	r->resp_no_body = no_body;
 	bool up_cl = (p->flags & F_CONTENT_LENGTH) != 0;
 	r->resp_chunked = !r->resp_no_body && !up_cl;
 	if (r->resp_chunked && (!c->keepalive || c->parser.http_minor == 0))
@@ -982,14 +1021,13 @@ static int on_resp_headers_complete(llhttp_t *p)
 		sb_buf_add(b, rp, strlen(rp));
 		sb_buf_add(b, "\r\n", 2);
 	}
-	classify_all(r->rhdrs, r->nrhdrs);
 	bool has_rid = false;
 	for (size_t i = 0; i < r->nrhdrs; i++) {
 		hdr *h = &r->rhdrs[i];
 		if (hop_by_hop(h))
 			continue;
-		if (!up_cl && h->kind == HK_CONTENT_LENGTH)
-			continue;
+		if (h->kind == HK_CONTENT_LENGTH)
+			continue; /* the edge's own, below */
 		if (r->verify_nonce && h->kind == HK_SB_PROOF)
 			continue; /* only the edge's own proof goes back */
 		has_rid |= h->kind == HK_REQUEST_ID;
@@ -999,6 +1037,16 @@ static int on_resp_headers_complete(llhttp_t *p)
 		HDR(b, "X-Request-Id", r->request_id, r->request_id_len);
 	if (r->verify_nonce)
 		add_proof(r, b);
+	/* The body's length, as llhttp read it, written by the edge: the
+	 * upstream's field may be named in its Connection header, and dropped
+	 * with the hop-by-hop fields it would leave the client a body without
+	 * an end on a kept-alive connection. A 304 or the answer to a HEAD
+	 * keeps it (the length a GET would get); a 204 never has one (RFC 9110
+	 * 8.6), nor does a 101. */
+	if (up_cl && status != 204 && !upgrade) {
+		char num[24];
+		HDR(b, "Content-Length", num, fmt_u64(p->content_length, num));
+	}
 	if (upgrade) {
 		const hdr *uh = find_kind(r->rhdrs, r->nrhdrs, HK_UPGRADE);
 		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 9,
@@ -1006,17 +1054,20 @@ static int on_resp_headers_complete(llhttp_t *p)
 	} else {
 		if (r->resp_chunked)
 			sb_buf_adds(b, "Transfer-Encoding: chunked\r\n");
-		sb_buf_adds(b, r->resp_close || (!up_cl && !r->resp_chunked && !r->resp_no_body)
-				   ? "Connection: close\r\n"
-				   : "Connection: keep-alive\r\n");
-		if (!up_cl && !r->resp_chunked && !r->resp_no_body)
+		r->resp_eof = !up_cl && !r->resp_chunked && !r->resp_no_body;
+		if (r->resp_eof)
 			r->resp_close = true;
+		sb_buf_adds(b,
+			    r->resp_close ? "Connection: close\r\n" : "Connection: keep-alive\r\n");
 	}
 	sb_buf_add(b, "\r\n", 2);
 	cwrite(c, b->data, b->len);
 	r->nrhdrs = 0; /* done with (trailers are not collected) */
-	/* a HEAD response has no body whatever its Content-Length says */
-	return r->is_head ? 1 : 0;
+	/* The answer to a HEAD, a 204 and a 304 end at their empty line
+	 * whatever their Content-Length or Transfer-Encoding say (RFC 9112
+	 * 6.3): llhttp 8 would otherwise wait for that body, or relay the next
+	 * response's bytes as one the client does not expect. */
+	return r->resp_no_body ? 1 : 0;
 }
 
 static int on_resp_body(llhttp_t *p, const char *at, size_t len)
@@ -1231,6 +1282,23 @@ static void client_close(client *c)
 }
 
 /*
+ * Close a connection whose response is cut short: the upstream failed or
+ * stalled in the middle of it, or the drain deadline passed. A length or a
+ * chunked framing shows the client the cut; a response that ends with the
+ * connection (to an HTTP/1.0 client, or one that sent Connection: close)
+ * would look whole after a FIN, so that connection is reset instead
+ * (SO_LINGER 0 makes the close send an RST).
+ */
+static void client_cut(client *c)
+{
+	if (c->r && c->r->resp_eof && !c->r->resp_done && c->fd >= 0) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	client_close(c);
+}
+
+/*
  * The end of a connection the edge closes after its last response (an
  * error such as 413 or 431, Connection: close, a stop). The client may still
  * be sending: a body the edge refused, the rest of a head over the limit.
@@ -1333,7 +1401,7 @@ static void client_timeout(uv_timer_t *t)
 			send_error(c, 504, "upstream_timeout",
 				   "the upstream did not answer in time");
 		} else {
-			client_close(c);
+			client_cut(c);
 		}
 	}
 }
@@ -2317,7 +2385,7 @@ static void up_failed(upconn *u, const char *what, int uverr)
 		return;
 	if (r->resp_started) {
 		/* part of the response went out: the client must see it cut */
-		client_close(c);
+		client_cut(c);
 		return;
 	}
 	/* retry once on a fresh connection when nothing could have been
@@ -2621,7 +2689,7 @@ void sb_proxy_worker_close_all(sb_worker *w)
 {
 	for (client *c = w->conns, *n; c; c = n) {
 		n = c->next;
-		client_close(c);
+		client_cut(c);
 	}
 }
 

@@ -1,0 +1,411 @@
+"""`switchboard serve`: what upstream servers send back. A raw-socket fake
+upstream answers each path with bytes of its own making, and the client
+side checks that whatever the upstream does, a client sees one well-framed
+response per request (or a connection that is visibly cut), never bytes of
+another response, and a keep-alive connection that is still in step.
+"""
+import json
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from edge import Edge, Scripted, edge_sockets, read_response, read_until_close, wait_for
+from test_http_framing import HOST, answer_with_path, path_of, scripted_edge
+
+# path -> handler(conn, head, rest) for the module's upstream; other paths
+# are answered with "for <path>"
+ANSWERS = {}
+
+
+def dispatch(conn, head, rest):
+    return ANSWERS.get(path_of(head), answer_with_path)(conn, head, rest)
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory):
+    up = Scripted(dispatch)
+    e = Edge(tmp_path_factory.mktemp("up"), threads=1, demos=False,
+             upstreams={("codex-web", "production"): up.url}, http={"drain_timeout_ms": 2000})
+    e.procs.append(up)
+    e.up = up
+    e.start()
+    yield e
+    e.stop()
+
+
+def answer(path, data, close=False):
+    """The upstream answers path with data, then keeps the connection (or
+    closes it)."""
+    def send(conn, head, rest):
+        conn.sendall(data)
+        return None if close else rest
+    ANSWERS[path] = send
+    return path
+
+
+def reset(conn):
+    """Close conn with a reset, not a FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def get(e, path, sock=None, extra=""):
+    s = sock or e.connect(timeout=5)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n{extra}\r\n".encode())
+    return s
+
+
+def still_in_step(e, s, pending=b""):
+    """The client connection s (after the bytes pending) answers its next
+    request with that request's own response, and the edge serves others."""
+    get(e, "/next", sock=s)
+    st, _, body, rest = read_response(s, pending=pending)
+    assert (st, body, rest) == (200, b"for /next", b"")
+    other = get(e, "/other")
+    st, _, body, _ = read_response(other)
+    other.close()
+    assert (st, body) == (200, b"for /other")
+
+
+def header_lines(head):
+    return [l.lower() for l in head.split(b"\r\n")[1:]]
+
+
+# ---- responses that have no body, whatever their framing headers say ----------
+
+def test_a_304_with_a_content_length_ends_at_its_head(edge):
+    # RFC 9110 8.6: a 304 may carry the Content-Length of the representation
+    # it stands for; its message ends at the empty line (RFC 9112 6.3)
+    path = answer("/not-modified", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n"
+                                    b"ETag: \"v1\"\r\n\r\n")
+    s = get(edge, path, extra='If-None-Match: "v1"\r\n')
+    s.settimeout(3)
+    t0 = time.monotonic()
+    st, hd, body, rest = read_response(s)
+    assert (st, hd["etag"], body) == (304, '"v1"', b"")
+    assert hd["connection"] == "keep-alive"
+    still_in_step(edge, s, rest)
+    assert time.monotonic() - t0 < 2
+    s.close()
+
+
+@pytest.mark.parametrize("status,framing,body", [
+    (204, b"Content-Length: 5", b"HTTP/"),
+    (204, b"Transfer-Encoding: chunked", b"5\r\nHTTP/\r\n0\r\n\r\n"),
+    (304, b"Content-Length: 5", b"HTTP/"),
+    (304, b"Transfer-Encoding: chunked", b"5\r\nHTTP/\r\n0\r\n\r\n"),
+], ids=["204-cl", "204-chunked", "304-cl", "304-chunked"])
+def test_bytes_after_a_204_or_304_never_reach_the_client(edge, status, framing, body):
+    # the bytes an upstream sends after such a head are not a body: relayed
+    # after the head, the client would read them as the start of its next
+    # response
+    path = answer(f"/nobody-{status}-{len(body)}",
+                  b"HTTP/1.1 %d X\r\n%s\r\nX-Marker: m\r\n\r\n%s" % (status, framing, body))
+    s = get(edge, path)
+    s.settimeout(3)
+    st, hd, _, rest = read_response(s)
+    assert (st, hd["x-marker"], rest) == (status, "m", b"")
+    # a 204 never says Content-Length (RFC 9110 8.6); nor does either say
+    # chunked when nothing follows
+    if status == 204:
+        assert "content-length" not in hd
+    assert "transfer-encoding" not in hd
+    still_in_step(edge, s)
+    s.close()
+
+
+@pytest.mark.parametrize("interim", [
+    b"HTTP/1.1 100 Continue\r\n\r\n",
+    b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+    b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n",
+    # a 1xx ends at its empty line whatever it says (RFC 9112 6.3)
+    b"HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n",
+    b"HTTP/1.1 150 Odd\r\nTransfer-Encoding: chunked\r\n\r\n",
+], ids=["100", "103", "102-twice", "100-cl", "150-chunked"])
+def test_interim_responses_before_the_final_one(edge, interim):
+    path = answer(f"/interim-{len(interim)}", interim + b"HTTP/1.1 200 OK\r\n"
+                                                       b"Content-Length: 5\r\n\r\nfinal")
+    s = get(edge, path)
+    s.settimeout(3)
+    st, hd, body, rest = read_response(s)
+    assert (st, body, rest) == (200, b"final", b"")
+    # the interim heads' fields are not merged into the final one
+    assert "link" not in hd
+    still_in_step(edge, s)
+    s.close()
+
+
+@pytest.mark.parametrize("framing,body", [
+    (b"Content-Length: 100000", b""),
+    (b"Transfer-Encoding: chunked", b""),
+])
+def test_a_head_response_does_not_wait_for_a_body(edge, framing, body):
+    path = answer("/head-" + framing.split(b":")[0].decode(),
+                  b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n\r\n" + body)
+    s = edge.connect(timeout=3)
+    s.sendall(f"HEAD {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    st, hd, _, rest = read_response(s, head_only=True)
+    assert (st, rest) == (200, b"")
+    if b"100000" in framing:  # the length of what a GET would get
+        assert hd["content-length"] == "100000"
+    assert "transfer-encoding" not in hd
+    still_in_step(edge, s)
+    s.close()
+
+
+# ---- framing headers ------------------------------------------------------------
+
+def test_a_content_length_named_in_connection_still_frames_the_response(edge):
+    # the Content-Length is the response's framing on both hops: dropping it
+    # as a field Connection names would leave the client a body without end
+    path = answer("/conn-cl", b"HTTP/1.1 200 OK\r\nConnection: Content-Length, X-Hop\r\n"
+                              b"X-Hop: 1\r\nContent-Length: 2\r\n\r\nok")
+    s = get(edge, path)
+    s.settimeout(3)
+    st, hd, body, rest = read_response(s)
+    assert (st, body, hd.get("content-length")) == (200, b"ok", "2")
+    assert "x-hop" not in hd and hd["connection"] == "keep-alive"
+    still_in_step(edge, s, rest)
+    s.close()
+
+
+@pytest.mark.parametrize("te", [
+    b"Transfer-Encoding: gzip, chunked",
+    b"Transfer-Encoding: chunked, gzip",
+    b"Transfer-Encoding: gzip",
+    b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+    b"Transfer-Encoding: gzip\r\n ,chunked",
+], ids=["gzip-chunked", "chunked-gzip", "gzip", "chunked-twice", "folded"])
+def test_a_transfer_coding_other_than_chunked_is_a_502(edge, te):
+    # the edge decodes chunked only: a body that still carries another
+    # coding would reach the client as content, its coding dropped with the
+    # hop-by-hop Transfer-Encoding (nginx answers 502 too)
+    path = answer("/te-" + te.decode().replace(" ", "").replace("\r\n", "|"),
+                  b"HTTP/1.1 200 OK\r\n" + te + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n", close=True)
+    st, _, body, _ = read_response(get(edge, path))
+    assert st == 502 and json.loads(body)["error"] == "bad_gateway"
+
+
+BAD_HEADS = {
+    "cl-and-te": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil",
+    "te-and-cl": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+                 b"0\r\n\r\nevil!",
+    "cl-twice": b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nevil",
+    "cl-differ": b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nevil",
+    "cl-list": b"HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\nevil",
+    "cl-sign": b"HTTP/1.1 200 OK\r\nContent-Length: +4\r\n\r\nevil",
+    "bare-lf": b"HTTP/1.1 200 OK\r\nX-A: a\nContent-Length: 4\r\n\r\nevil",
+    "bare-lf-all": b"HTTP/1.1 200 OK\nContent-Length: 4\n\nevil",
+    "bare-cr": b"HTTP/1.1 200 OK\r\nX-A: a\rContent-Length: 4\r\n\r\nevil",
+    "space-before-colon": b"HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\n"
+                          b"Content-Length: 4\r\n\r\nevil",
+    "fold-first-line": b"HTTP/1.1 200 OK\r\n Transfer-Encoding: chunked\r\n"
+                       b"Content-Length: 4\r\n\r\nevil",
+    "cl-folded": b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n 0\r\n\r\nevil",
+    "nul": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 4\r\n\r\nevil",
+    "status-word": b"HTTP/1.1 OK 200\r\nContent-Length: 4\r\n\r\nevil",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HEADS))
+def test_an_ambiguous_response_head_is_a_502(edge, case):
+    # framing that two parsers could read two ways, or a head that is not
+    # HTTP/1.1: nothing of it reaches the client, which keeps its connection
+    path = answer(f"/bad-{case}", BAD_HEADS[case], close=True)
+    s = get(edge, path)
+    s.settimeout(3)
+    st, hd, body, rest = read_response(s)
+    assert st == 502 and json.loads(body)["error"] == "bad_gateway", body
+    assert b"evil" not in body and rest == b""
+    still_in_step(edge, s)
+    s.close()
+
+
+@pytest.mark.parametrize("chunk", [b"zz", b"fffffffffffffffff", b"3 x", b"-3", b"3\n"],
+                         ids=["letters", "overflow", "junk", "negative", "bare-lf"])
+def test_an_invalid_chunk_size_cuts_the_client_connection(edge, chunk):
+    # the head went out: the client must see its response cut, never an end
+    path = answer("/chunk-" + chunk.hex(), b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                           b"\r\n2\r\nok\r\n" + chunk + b"\r\nabc\r\n0\r\n\r\n")
+    out = read_until_close(get(edge, path), timeout=3)
+    head, body = out.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and b"transfer-encoding: chunked" in \
+        header_lines(head)
+    assert body == b"2\r\nok\r\n", body
+
+
+def test_obs_fold_in_a_response_field_reaches_the_client_as_a_space(edge):
+    # RFC 9112 5.2: a proxy either refuses the message or replaces each
+    # obs-fold with a space before forwarding it
+    path = answer("/fold", b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n\tc\r\n"
+                           b"Content-Length: 2\r\n\r\nok")
+    s = get(edge, path)
+    s.settimeout(3)
+    st, hd, body, rest = read_response(s)
+    assert (st, body, hd["x-folded"]) == (200, b"ok", "a b\tc")
+    still_in_step(edge, s, rest)
+    s.close()
+
+
+def test_a_second_response_in_the_same_read_is_never_relayed(edge):
+    # bytes after a complete response are nobody's answer: the upstream
+    # connection that carried them is not used again
+    path = answer("/two", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                          b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+    s = get(edge, path)
+    s.settimeout(3)
+    st, _, body, rest = read_response(s)
+    assert (st, body, rest) == (200, b"ok", b"")
+    still_in_step(edge, s)
+    s.close()
+
+
+# ---- close-delimited bodies and cut responses ----------------------------------
+
+def until_close_then_cut(conn, head, rest):
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npartial")
+    time.sleep(0.2)  # the edge has relayed the head and the first bytes
+    reset(conn)
+    return None
+
+
+@pytest.mark.parametrize("version,extra", [("1.0", ""), ("1.1", "Connection: close\r\n")],
+                         ids=["http10", "connection-close"])
+def test_a_close_delimited_response_cut_by_the_upstream_is_reset(edge, version, extra):
+    # to a client the response is delimited by the close of its connection,
+    # so a FIN would make the cut body look complete: the edge resets it
+    ANSWERS["/cut-close-delimited"] = until_close_then_cut
+    s = edge.connect(timeout=3)
+    s.sendall(f"GET /cut-close-delimited HTTP/{version}\r\nHost: {HOST}\r\n{extra}\r\n".encode())
+    data = b""
+    with pytest.raises(ConnectionResetError):
+        while True:
+            b = s.recv(65536)
+            assert b, f"the cut response ended like a whole one: {data!r}"
+            data += b
+    s.close()
+
+
+def test_a_close_delimited_response_to_an_http10_client_ends_with_the_close(edge):
+    path = answer("/eof-10", b"HTTP/1.1 200 OK\r\n\r\nall of it", close=True)
+    s = edge.connect(timeout=3)
+    s.sendall(f"GET {path} HTTP/1.0\r\nHost: {HOST}\r\n\r\n".encode())
+    out = read_until_close(s, timeout=3)
+    head, body = out.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and body == b"all of it"
+    assert b"connection: close" in header_lines(head)
+    assert not any(l.startswith(b"transfer-encoding") for l in header_lines(head))
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close-delimited"])
+def test_a_response_reset_mid_body_leaves_the_keep_alive_client_a_cut_chunked_body(edge,
+                                                                                    framing):
+    def cut(conn, head, rest):
+        te = b"Transfer-Encoding: chunked\r\n" if framing == "chunked" else b""
+        body = b"7\r\npartial\r\n" if framing == "chunked" else b"partial"
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + te + b"\r\n" + body)
+        time.sleep(0.2)
+        reset(conn)
+        return None
+
+    ANSWERS["/cut-" + framing] = cut
+    out = read_until_close(get(edge, "/cut-" + framing), timeout=3)
+    head, body = out.split(b"\r\n\r\n", 1)
+    assert b"transfer-encoding: chunked" in header_lines(head)
+    assert body == b"7\r\npartial\r\n", body  # no last chunk: visibly cut
+
+
+# ---- upstreams that fail before answering ----------------------------------------
+
+def test_a_fresh_connection_closed_before_any_byte_is_a_502_without_retry(edge):
+    # on a connection just made nothing suggests a stale one: no second try
+    # (it could run the request twice)
+    path = answer("/close-at-once", b"", close=True)
+    before = sum(1 for h in edge.up.heads if path.encode() in h)
+    st, _, body, _ = read_response(get(edge, path))
+    assert st == 502 and json.loads(body)["error"] == "bad_gateway"
+    assert sum(1 for h in edge.up.heads if path.encode() in h) == before + 1
+
+
+def test_a_partial_head_then_silence_is_a_504(fresh):
+    def stall(conn, head, rest):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Le")
+        time.sleep(5)
+        return None
+
+    e = scripted_edge(fresh, stall, http={"response_timeout_ms": 300})
+    t0 = time.monotonic()
+    st, _, body, _ = read_response(get(e, "/stall"))
+    assert st == 504 and json.loads(body)["error"] == "upstream_timeout"
+    assert time.monotonic() - t0 < 3
+
+
+# ---- hop-by-hop fields and the upstream pool ---------------------------------------
+
+def test_connection_close_from_the_upstream_stays_on_its_hop(edge):
+    path = answer("/up-close", b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n"
+                               b"\r\nok", close=True)
+    s = get(edge, path)
+    s.settimeout(3)
+    buf = b""
+    while not buf.endswith(b"\r\n\r\nok"):
+        b = s.recv(65536)
+        assert b, buf
+        buf += b
+    lines = header_lines(buf.split(b"\r\n\r\n", 1)[0])
+    assert [l for l in lines if l.startswith(b"connection:")] == [b"connection: keep-alive"]
+    still_in_step(edge, s)
+    s.close()
+
+
+def test_a_chunked_response_is_relayed_with_one_transfer_encoding(edge):
+    path = answer("/chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                              b"Trailer: X-T\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n")
+    s = get(edge, path)
+    s.settimeout(3)
+    buf = b""
+    while b"0\r\n\r\n" not in buf:
+        b = s.recv(65536)
+        assert b, buf
+        buf += b
+    head, body = buf.split(b"\r\n\r\n", 1)
+    lines = header_lines(head)
+    assert lines.count(b"transfer-encoding: chunked") == 1
+    assert not any(l.startswith(b"trailer") for l in lines)
+    assert body == b"3\r\nabc\r\n0\r\n\r\n"  # the trailer section is dropped
+    still_in_step(edge, s)
+    s.close()
+
+
+def fin_wait(port):
+    """Sockets on port (the upstream's side) that closed while the peer
+    (the edge) has not yet."""
+    return [st for st, _ in edge_sockets(port) if st == 5]  # FIN_WAIT2
+
+
+def test_a_pooled_connection_the_upstream_closed_while_idle_is_not_used(fresh):
+    closed = threading.Event()
+
+    def answer_then_close(conn, head, rest):
+        body = f"for {path_of(head)}".encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        if path_of(head) == "/first":
+            time.sleep(0.1)  # idle in the edge's pool by now
+            closed.set()
+            return None
+        return rest
+
+    e = scripted_edge(fresh, answer_then_close)
+    s = e.connect()
+    assert read_response(get(e, "/first", sock=s))[:3:2] == (200, b"for /first")
+    closed.wait(5)
+    # the edge saw the close of the idle connection and closed its side
+    wait_for(lambda: not fin_wait(e.up.port), what="the edge to close the idle connection")
+    # so even a POST, which is never retried, goes out on a fresh connection
+    s.sendall(f"POST /second HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 1\r\n\r\nx".encode())
+    assert read_response(s)[:3:2] == (200, b"for /second")
+    assert [h.split(b" ")[1] for h in e.up.heads] == [b"/first", b"/second"]
