@@ -2,6 +2,7 @@
 #include "dns/serve.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,6 +26,7 @@ struct udp_batch;
 struct sb_dns_io {
 	uv_poll_t udp; /* readable: a batch of queries (udp_readable) */
 	int udp_fd;
+	bool udp_pktinfo; /* bound to a wildcard address: answer from the query's */
 	struct udp_batch *udpb;
 	uv_tcp_t tcp;
 	bool has_udp, has_tcp, stopping;
@@ -81,6 +83,8 @@ static void io_handle_closed(uv_handle_t *h)
 #define UDP_RX_SLOT (UDP_RX_MAX + 256)
 /* More than the largest UDP response (SB_DNS_UDP_MAX), as before. */
 #define UDP_TX_SLOT 4096
+/* Room for the one control message we ask for (IP_PKTINFO or IPV6_PKTINFO). */
+#define UDP_CTRL CMSG_SPACE(sizeof(struct in6_pktinfo))
 /* Batches per readable event: other handles of the loop (HTTP) get their
  * turn in between; level-triggered polling brings us back at once. */
 #define UDP_ROUNDS 8
@@ -89,6 +93,9 @@ struct udp_batch {
 	struct mmsghdr in[UDP_BATCH], out[UDP_BATCH];
 	struct iovec in_iov[UDP_BATCH], out_iov[UDP_BATCH];
 	struct sockaddr_storage peer[UDP_BATCH];
+	/* the destination address of each query (pktinfo), then the source of
+	 * its answer */
+	_Alignas(struct cmsghdr) uint8_t ctrl[UDP_BATCH][UDP_CTRL];
 	uint8_t resp[UDP_BATCH][UDP_TX_SLOT];
 	uint8_t *rx; /* UDP_BATCH slots of UDP_RX_SLOT bytes */
 };
@@ -113,13 +120,14 @@ static void udp_batch_free(struct udp_batch *b)
 	free(b);
 }
 
-/* Receive up to UDP_BATCH datagrams: their number, 0 when none is waiting. */
-static int udp_batch_recv(struct udp_batch *b, int fd)
+/* Receive up to UDP_BATCH datagrams: their number, 0 when none is waiting.
+ * With pktinfo, each comes with the address it was sent to. */
+static int udp_batch_recv(struct udp_batch *b, int fd, bool pktinfo)
 {
 	for (size_t i = 0; i < UDP_BATCH; i++) {
 		b->in[i].msg_hdr.msg_namelen = sizeof(b->peer[i]); /* the kernel overwrites it */
-		b->in[i].msg_hdr.msg_control = NULL;
-		b->in[i].msg_hdr.msg_controllen = 0;
+		b->in[i].msg_hdr.msg_control = pktinfo ? b->ctrl[i] : NULL;
+		b->in[i].msg_hdr.msg_controllen = pktinfo ? sizeof(b->ctrl[i]) : 0;
 		b->in[i].msg_hdr.msg_flags = 0;
 	}
 	int n;
@@ -148,6 +156,39 @@ static void udp_batch_send(struct udp_batch *b, int fd, int n)
 		else
 			i++; /* out[i] failed: sendmmsg reports it when it is the first */
 	}
+}
+
+/*
+ * The control message that makes an answer leave from the address its query
+ * was sent to (in's pktinfo, rewritten in place), or false when in has
+ * none. A socket bound to 0.0.0.0 or :: otherwise answers from the address
+ * the routing table picks, and a resolver that asked another address of the
+ * host drops the answer as not from the server it asked (RFC 1035 4.2.1:
+ * "the same address"), as dig and kdig do.
+ */
+static bool udp_reply_from(struct msghdr *in, struct msghdr *out)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(in); cm; cm = CMSG_NXTHDR(in, cm)) {
+		size_t size;
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+			/* the source is the query's destination; the interface is
+			 * left to the routing table, as for any reply */
+			struct in_pktinfo *pi = (struct in_pktinfo *)CMSG_DATA(cm);
+			pi->ipi_spec_dst = pi->ipi_addr;
+			pi->ipi_ifindex = 0;
+			size = sizeof(*pi);
+		} else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+			/* ipi6_addr, the destination, becomes the source (an
+			 * IPv4-mapped one too: the kernel takes it for IPv4) */
+			size = sizeof(struct in6_pktinfo);
+		} else {
+			continue;
+		}
+		out->msg_control = cm;
+		out->msg_controllen = CMSG_SPACE(size);
+		return true;
+	}
+	return false;
 }
 
 /* Answer the n queries of the batch into b->out; the number of responses.
@@ -179,6 +220,8 @@ static int udp_batch_answer(struct udp_batch *b, const sb_dns_zones *z, uint64_t
 						      .msg_namelen = in->msg_namelen,
 						      .msg_iov = &b->out_iov[out],
 						      .msg_iovlen = 1};
+		if (in->msg_controllen)
+			udp_reply_from(in, &b->out[out].msg_hdr);
 		out++;
 	}
 	return out;
@@ -202,7 +245,7 @@ static void udp_readable(uv_poll_t *p, int status, int events)
 		return;
 	struct udp_batch *b = io->udpb;
 	for (int round = 0; round < UDP_ROUNDS; round++) {
-		int n = udp_batch_recv(b, io->udp_fd);
+		int n = udp_batch_recv(b, io->udp_fd, io->udp_pktinfo);
 		if (n <= 0)
 			return;
 		if (io->refresh)
@@ -483,6 +526,30 @@ static void tcp_accept(uv_stream_t *server, int status)
 	c->reading = true;
 }
 
+/* Ask for each query's destination address when fd is bound to a wildcard
+ * address (udp_reply_from); a socket bound to one address answers from it
+ * anyway, and saves the control message. */
+static bool udp_pktinfo_on(int fd)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+	int one = 1;
+	if (getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		return false;
+	if (a.ss_family == AF_INET) {
+		const struct sockaddr_in *a4 = (const struct sockaddr_in *)&a;
+		return a4->sin_addr.s_addr == htonl(INADDR_ANY) &&
+		       setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) == 0;
+	}
+	if (a.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&a;
+		/* on a dual-stack socket, IPv4 queries come as IPv4-mapped */
+		return IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) &&
+		       setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) == 0;
+	}
+	return false;
+}
+
 void sb_dns_io_set_refresh(sb_dns_io *io, void (*fn)(void *arg), void *arg)
 {
 	io->refresh = fn;
@@ -502,6 +569,7 @@ int sb_dns_io_start(uv_loop_t *loop, int udp_fd, int tcp_fd, const sb_dns_zones 
 		io->udp.data = io;
 		io->udp_fd = udp_fd;
 		io->udpb = udp_batch_new();
+		io->udp_pktinfo = udp_pktinfo_on(udp_fd);
 		io->has_udp = true;
 		io->open_handles++;
 		if ((r = uv_poll_start(&io->udp, UV_READABLE, udp_readable)) < 0)

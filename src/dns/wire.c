@@ -155,6 +155,11 @@ sb_dns_parse sb_dns_wire_parse(const uint8_t *wire, size_t len, sb_dns_arena *a,
 	int r = knot_pkt_parse(pkt, KNOT_PF_KEEPWIRE);
 	if (r != KNOT_EOK && r != KNOT_ETRAIL)
 		return SB_DNS_PARSE_FORMERR;
+	/* RFC 6891 6.1.2: the owner of OPT is the root. libknot takes any
+	 * name; answering as if it were EDNS would echo a record we do not
+	 * understand (BIND and NSD answer FORMERR too). */
+	if (pkt->opt_rr && pkt->opt_rr->owner[0] != 0)
+		return SB_DNS_PARSE_FORMERR;
 	if (pkt->opt_rr) {
 		q->edns = true;
 		q->edns_version = knot_edns_get_version(pkt->opt_rr);
@@ -349,6 +354,30 @@ size_t sb_dns_writer_finish(sb_dns_writer *w)
 	return w->pkt->size;
 }
 
+/* The OPT record of a response we wrote (len bytes at resp, its records
+ * after byte `at`): its offset and size, or false when it has none. */
+static bool find_opt(const uint8_t *resp, size_t len, size_t at, size_t *opt_at, size_t *opt_len)
+{
+	size_t n = (size_t)knot_wire_get_ancount(resp) + knot_wire_get_nscount(resp) +
+		   knot_wire_get_arcount(resp);
+	for (size_t i = 0; i < n; i++) {
+		int nl = knot_dname_wire_check(resp + at, resp + len, resp);
+		if (nl <= 0 || len - at < (size_t)nl + 10)
+			return false;
+		const uint8_t *h = resp + at + nl;
+		size_t size = (size_t)nl + 10 + knot_wire_read_u16(h + 8);
+		if (size > len - at)
+			return false;
+		if (knot_wire_read_u16(h) == KNOT_RRTYPE_OPT) {
+			*opt_at = at;
+			*opt_len = size;
+			return true;
+		}
+		at += size;
+	}
+	return false;
+}
+
 size_t sb_dns_wire_truncate(uint8_t *resp, size_t len)
 {
 	if (len < KNOT_WIRE_HEADER_SIZE)
@@ -362,9 +391,18 @@ size_t sb_dns_wire_truncate(uint8_t *resp, size_t len)
 	} else {
 		knot_wire_set_qdcount(resp, 0);
 	}
+	/* The OPT record stays: a response to a query with one carries one
+	 * (RFC 6891 7), and its extended rcode and DO bit still apply. Its
+	 * owner is the root, one byte, so it never points into what is cut. */
+	size_t opt_at, opt_len;
+	bool opt = find_opt(resp, len, end, &opt_at, &opt_len);
+	if (opt) {
+		memmove(resp + end, resp + opt_at, opt_len);
+		end += opt_len;
+	}
 	knot_wire_set_ancount(resp, 0);
 	knot_wire_set_nscount(resp, 0);
-	knot_wire_set_arcount(resp, 0);
+	knot_wire_set_arcount(resp, opt ? 1 : 0);
 	knot_wire_set_tc(resp);
 	return end;
 }

@@ -147,7 +147,8 @@ typedef struct sb_dns_query {
  * SB_DNS_PARSE_DROP for a message shorter than a header, or a question that does not parse (bad
  * label, compression pointer in the question, truncated); SB_DNS_PARSE_FORMERR
  * for QDCOUNT != 1 (has_question false) or a malformed record after the
- * question (two OPT records, OPT outside the additional section, bad
+ * question (two OPT records, OPT outside the additional section or with an
+ * owner other than the root, bad
  * compression pointers: only pointers to earlier bytes are followed, so
  * loops are impossible); SB_DNS_PARSE_OK otherwise.
  */
@@ -206,7 +207,7 @@ size_t sb_dns_writer_finish(sb_dns_writer *w);
 
 /*
  * Cut a response (len bytes at resp, as sb_dns_writer_finish left it) down
- * to its header and question with TC=1 and no records: what RRL's slip
+ * to its header, question and OPT record (if any) with TC=1: what RRL's slip
  * sends. Returns the new length (len unchanged when it does not parse).
  */
 size_t sb_dns_wire_truncate(uint8_t *resp, size_t len);
