@@ -2,7 +2,9 @@
  * Fuzz target: a Host header and a path as a client sends them, looked up
  * in a route table with exact, wildcard, tenant and preview routes, as the
  * edge does for every request. A normalised host is lower case, without a
- * port or trailing dot, and normalising it again changes nothing.
+ * port or trailing dot, and normalising it again changes nothing. The host
+ * is also checked as a tenant slug (the xn-- A-label decoder among it): an
+ * accepted slug is one label of a-z, 0-9 and '-'.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,5 +71,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sb_route_match m;
 	int rc = sb_route_lookup(rt, tenants, s, hl, path, pl, &m);
 	(void)rc;
+	const char *why;
+	if (sb_model_slug_check(model, s, hl, &why) == 0) {
+		if (hl == 0 || hl > SB_SLUG_MAX)
+			abort();
+		for (size_t i = 0; i < hl; i++)
+			if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+			      s[i] == '-'))
+				abort();
+	}
 	return 0;
 }
