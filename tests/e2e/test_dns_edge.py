@@ -1,6 +1,7 @@
 """DNS answered by `switchboard serve`, derived from routes and tenants."""
 import os
 import signal
+import socket
 import subprocess
 
 import dns.flags
@@ -110,7 +111,6 @@ def one_tcp_query(name="codex.revelations.studio"):
 
 
 def test_tcp_answers_to_a_client_that_does_not_read_are_bounded(tmp_path):
-    import socket
     import threading
     import time
     # ASan's quarantine would keep every freed answer resident
@@ -154,7 +154,6 @@ def test_pipelined_tcp_answers_are_not_held_back(edge):
     server's socket the second answer waited for the client's delayed ACK,
     about 40 ms a round (8.8 s for 200 rounds, against 0.02 s with
     TCP_NODELAY)."""
-    import socket
     import time
     s = socket.create_connection(("127.0.0.1", edge.dns_port), timeout=5)
     t0 = time.monotonic()
@@ -174,7 +173,6 @@ def test_pipelined_tcp_answers_are_not_held_back(edge):
 
 
 def test_tcp_client_trickling_a_message_is_closed(edge):
-    import socket
     import time
     s = socket.create_connection(("127.0.0.1", edge.dns_port), timeout=5)
     s.sendall(b"\xff\xff")  # a 65535-byte message begins...
@@ -221,19 +219,27 @@ def read_tcp_message(s):
     return buf[2:]
 
 
+TCP_MAX_CONNS = 512  # a thread's, src/dns/serve.c
+
+
+def fill_tcp_slots(e, query, conns):
+    """Open every TCP slot of a one-thread server (into conns), each with a
+    query answered."""
+    for i in range(TCP_MAX_CONNS):
+        s = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
+        conns.append(s)
+        assert tcp_ask(s, query), f"connection {i} was not answered"
+
+
 def test_tcp_connections_full_the_longest_idle_makes_room(tmp_path):
     # 512 connections a thread: the 513th takes the place of the connection
     # that has waited longest since its last answer, so clients that hold
     # connections open cannot keep a new one out (RFC 7766 6.2.3)
-    import socket
     e = Edge(tmp_path, threads=1).start(dns=True)
     conns = []
     try:
         query = one_tcp_query()
-        for i in range(512):
-            s = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
-            conns.append(s)
-            assert tcp_ask(s, query), f"connection {i} was not answered"
+        fill_tcp_slots(e, query, conns)
         # the oldest answered gets a fresh query, so the second is now the
         # longest idle
         assert tcp_ask(conns[0], query)
@@ -274,16 +280,12 @@ def test_tcp_connection_whose_query_waits_unread_is_not_taken(tmp_path):
     # on the longest-idle connection: epoll reports them in that order, so
     # the accept comes first and finds the query still in the socket. That
     # connection is not idle; the next-longest idle one is taken instead.
-    import socket
     e = Edge(tmp_path, threads=1).start(dns=True)
     pid = e.edge.p.pid
     conns = []
     try:
         query = one_tcp_query()
-        for i in range(512):
-            s = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
-            conns.append(s)
-            assert tcp_ask(s, query), f"connection {i} was not answered"
+        fill_tcp_slots(e, query, conns)
         wait_for(lambda: all_threads_in(pid, "S"), what="the server idle")
         os.kill(pid, signal.SIGSTOP)
         try:
