@@ -404,11 +404,16 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
  * until its last message is written (stream_next). */
 static void conn_process(tcpconn *c)
 {
+	/* bytes of c->in answered: moved out once, after the loop. Moving the
+	 * rest after each query cost a 64 KiB read of small pipelined queries
+	 * some 2,000 moves of up to 64 KiB (quadratic in the read). */
+	size_t done = 0;
 	/* a client that does not take its answers is not read from: its
 	 * pipelined queries wait in the socket, not in our memory */
-	while (!c->closing && !c->stream && c->in_len >= 2 && c->queued <= TCP_WQ_MAX) {
-		size_t ml = (size_t)c->in[0] << 8 | c->in[1];
-		if (c->in_len < 2 + ml)
+	while (!c->closing && !c->stream && c->in_len - done >= 2 && c->queued <= TCP_WQ_MAX) {
+		const uint8_t *msg = c->in + done;
+		size_t ml = (size_t)msg[0] << 8 | msg[1];
+		if (c->in_len - done < 2 + ml)
 			break;
 		if (c->io->refresh)
 			c->io->refresh(c->io->refresh_arg);
@@ -416,13 +421,12 @@ static void conn_process(tcpconn *c)
 		uint8_t *out = c->io->tcp_out;
 		size_t rl = 0;
 		sb_dns_xfr_stream *st = NULL;
-		if (!z || sb_dns_xfr_answer(z, c->in + 2, ml, (const struct sockaddr *)&c->peer,
+		if (!z || sb_dns_xfr_answer(z, msg + 2, ml, (const struct sockaddr *)&c->peer,
 					    true, out + 2, TCP_MAX_MSG, &rl, &st) < 0) {
 			conn_close(c); /* a malformed query ends the stream */
 			return;
 		}
-		memmove(c->in, c->in + 2 + ml, c->in_len - 2 - ml);
-		c->in_len -= 2 + ml;
+		done += 2 + ml;
 		c->partial = false;
 		c->active_ms = uv_now(c->tcp.loop);
 		uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
@@ -433,6 +437,10 @@ static void conn_process(tcpconn *c)
 			return;
 		}
 		c->stream = st;
+	}
+	if (done) {
+		memmove(c->in, c->in + done, c->in_len - done);
+		c->in_len -= done;
 	}
 	if (c->closing)
 		return;
