@@ -421,8 +421,8 @@ static void conn_process(tcpconn *c)
 		uint8_t *out = c->io->tcp_out;
 		size_t rl = 0;
 		sb_dns_xfr_stream *st = NULL;
-		if (!z || sb_dns_xfr_answer(z, msg + 2, ml, (const struct sockaddr *)&c->peer,
-					    true, out + 2, TCP_MAX_MSG, &rl, &st) < 0) {
+		if (!z || sb_dns_xfr_answer(z, msg + 2, ml, (const struct sockaddr *)&c->peer, true,
+					    out + 2, TCP_MAX_MSG, &rl, &st) < 0) {
 			conn_close(c); /* a malformed query ends the stream */
 			return;
 		}
