@@ -117,6 +117,7 @@ typedef struct req {
 	size_t nrhdrs, caprhdrs;
 	size_t rhead_bytes;  /* of the response head so far (RESP_HEAD_MAX) */
 	bool validating;     /* dry run over buffered body bytes */
+	int up_write_err;    /* sending the body upstream failed (<0; see on_req_body) */
 	bool last_was_value; /* header callback state */
 	bool rlast_was_value;
 } req;
@@ -176,6 +177,7 @@ static void client_close(client *c);
 static void client_input(client *c);
 static void up_close(upconn *u);
 static void up_release(upconn *u, bool reusable);
+static void up_failed(upconn *u, const char *what, int uverr);
 static void start_upstream(client *c);
 static void send_error(client *c, int status, const char *code, const char *msg);
 static void finish_request(client *c);
@@ -834,8 +836,15 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len)
 	r->body_in += len;
 	if (r->body_in > r->max_body)
 		return HPE_USER; /* checked by the caller: 413 */
-	if (c->u && write_body(uwrite_v, c->u, r->chunked, at, len) < 0)
-		return HPE_USER;
+	if (c->u) {
+		/* the upstream closed or reset its connection, its read side
+		 * not told yet: the caller makes that the upstream's failure */
+		int wr = write_body(uwrite_v, c->u, r->chunked, at, len);
+		if (wr < 0) {
+			r->up_write_err = wr;
+			return HPE_USER;
+		}
+	}
 	return 0;
 }
 
@@ -2156,6 +2165,13 @@ static void client_input_run(client *c)
 		} else if (err != HPE_OK) {
 			c->in_len = 0;
 			req *r = c->r;
+			if (r->up_write_err && c->u) {
+				/* not the client's fault: a 502 (or a cut response),
+				 * where it was a 400 "malformed request body" */
+				up_failed(c->u, "cannot send the request body",
+					  r->up_write_err == -1 ? 0 : r->up_write_err);
+				return;
+			}
 			bool too_big = r->body_in > r->max_body;
 			if (c->u) {
 				upconn *u = c->u;
@@ -2372,6 +2388,14 @@ static void up_release(upconn *u, bool reusable)
 		uv_timer_start(&u->timer, idle_timeout, limits_up_idle(u), 0);
 }
 
+/* May a request go again on a fresh connection when its upstream
+ * connection failed before any answer? Idempotent, and nothing of it
+ * streamed that cannot be sent again (a body, a tunnel's bytes). */
+static bool retry_safe(const req *r)
+{
+	return r->idempotent && !r->has_cl && !r->chunked && !r->upgrade;
+}
+
 static void up_failed(upconn *u, const char *what, int uverr)
 {
 	client *c = u->c;
@@ -2390,8 +2414,7 @@ static void up_failed(upconn *u, const char *what, int uverr)
 	}
 	/* retry once on a fresh connection when nothing could have been
 	 * processed: an idempotent request without a body on a reused one */
-	if (u->reused && !u->got_bytes && r->idempotent && !r->has_cl && !r->chunked &&
-	    !r->retried && !r->upgrade) {
+	if (u->reused && !u->got_bytes && !r->retried && retry_safe(r)) {
 		r->retried = true;
 		c->state = C_WAIT_UP;
 		start_upstream(c);
@@ -2541,6 +2564,20 @@ static void up_connected(uv_connect_t *cr, int status)
 	up_begin(c, u);
 }
 
+/* Has the upstream closed (or sent stray bytes on) this idle pooled
+ * connection? Looked at without reading. */
+static bool pooled_closed(const upconn *u)
+{
+	char b;
+	ssize_t n;
+	if (u->fd < 0)
+		return true;
+	do
+		n = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 static void start_upstream(client *c)
 {
 	req *r = c->r;
@@ -2553,6 +2590,14 @@ static void start_upstream(client *c)
 		w->npools = n;
 	}
 	upconn *u = r->retried ? NULL : w->pools[up->id].head;
+	/* A request that cannot be retried does not take a pooled connection
+	 * whose upstream closed it (its keep-alive timeout) in the same pass of
+	 * the loop, the close not read yet: it would fail there for good. One
+	 * recv() per such request; one that can be retried just is. */
+	while (u && !retry_safe(r) && pooled_closed(u)) {
+		up_close(u);
+		u = w->pools[up->id].head;
+	}
 	if (u) {
 		pool_remove(u);
 		u->reused = true;

@@ -4,7 +4,10 @@ side checks that whatever the upstream does, a client sees one well-framed
 response per request (or a connection that is visibly cut), never bytes of
 another response, and a keep-alive connection that is still in step.
 """
+import contextlib
 import json
+import os
+import signal
 import socket
 import struct
 import threading
@@ -409,3 +412,102 @@ def test_a_pooled_connection_the_upstream_closed_while_idle_is_not_used(fresh):
     s.sendall(f"POST /second HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 1\r\n\r\nx".encode())
     assert read_response(s)[:3:2] == (200, b"for /second")
     assert [h.split(b" ")[1] for h in e.up.heads] == [b"/first", b"/second"]
+
+
+def tcp_states(local, remote):
+    """The states of the sockets from local port to remote port."""
+    out = []
+    for line in open("/proc/net/tcp").readlines()[1:]:
+        f = line.split()
+        if (int(f[1].split(":")[1], 16), int(f[2].split(":")[1], 16)) == (local, remote):
+            out.append(int(f[3], 16))
+    return out
+
+
+def rx_queued(port):
+    """Bytes waiting to be read in the sockets whose local port is port."""
+    total = 0
+    for line in open("/proc/net/tcp").readlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[2] != "00000000:0000":
+            total += int(f[4].split(":")[1], 16)
+    return total
+
+
+@contextlib.contextmanager
+def frozen(e):
+    """The edge stopped (SIGSTOP) for the block: what arrives meanwhile is
+    ready at once when it goes on, in the order it came, so that events one
+    pass of its loop sees together can be made in the order a race needs."""
+    pid = e.edge.p.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T",
+                 what="the edge stopped")
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_post_does_not_take_a_pooled_connection_whose_close_came_with_it(fresh):
+    # the upstream answers and closes the connection at once (its keep-alive
+    # ran out), and the edge reads the answer before the close: the POST
+    # pipelined behind it, which is never retried, must not go out on that
+    # connection
+    release = threading.Event()
+
+    def answer_then_close(conn, head, rest):
+        if path_of(head) == "/first":
+            release.wait(10)
+            answer_with_path(conn, head, rest)
+            return None
+        return answer_with_path(conn, head, rest)
+
+    e = scripted_edge(fresh, answer_then_close, http={"health_interval_ms": 0})
+    s = e.connect()
+    s.sendall(f"GET /first HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+              f"POST /second HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 1\r\n\r\nx".encode())
+    wait_for(lambda: e.up.heads, what="the first request upstream")
+    with frozen(e):
+        release.set()
+        # the answer and the FIN wait in the edge's socket (its kernel
+        # acknowledged the FIN)
+        wait_for(lambda: fin_wait(e.up.port), what="the upstream's close acknowledged")
+    st, _, body, rest = read_response(s)
+    assert (st, body) == (200, b"for /first")
+    st, _, body, _ = read_response(s, pending=rest)
+    assert (st, body) == (200, b"for /second"), body
+    assert [h.split(b" ")[1] for h in e.up.heads] == [b"/first", b"/second"]
+
+
+def test_an_upstream_gone_while_the_request_body_streams_is_a_502(fresh):
+    # the body's next piece and the upstream's reset come in one pass of the
+    # edge's loop, the body first: writing it upstream fails, which is the
+    # upstream's failure (502), not a malformed request (400)
+    got_head, release = threading.Event(), threading.Event()
+    edge_end = []
+
+    def reset_after_head(conn, head, rest):
+        edge_end.append(conn.getpeername()[1])
+        got_head.set()
+        release.wait(10)
+        reset(conn)
+        return None
+
+    e = scripted_edge(fresh, reset_after_head, http={"health_interval_ms": 0})
+    s = e.connect()
+    s.sendall(f"POST /upload HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 10\r\n\r\n01234"
+              .encode())
+    assert got_head.wait(5)
+    with frozen(e):
+        s.sendall(b"56789")
+        wait_for(lambda: rx_queued(e.port), what="the body in the edge's socket")
+        release.set()
+        # the edge's end of the connection took the reset: a closed
+        # socket is no longer listed
+        wait_for(lambda: not tcp_states(edge_end[0], e.up.port), what="the upstream's reset")
+    st, hd, body, _ = read_response(s)
+    assert st == 502 and json.loads(body)["error"] == "bad_gateway", body
+    assert hd["connection"] == "close"
+    wait_for(lambda: e.access_log(), what="the access-log line")
+    assert e.access_log()[-1]["status"] == 502
