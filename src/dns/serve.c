@@ -51,6 +51,7 @@ typedef struct tcpconn {
 	size_t queued; /* bytes of answers written and not yet taken by the kernel */
 	int handles;
 	bool closing, reading;
+	bool eof;	    /* the client shut its side: answer what came, then close */
 	bool partial;	    /* in holds the start of a message: TCP_IO_MS runs */
 	uint64_t active_ms; /* loop time of the accept or of the last answer */
 } tcpconn;
@@ -327,8 +328,8 @@ static void tcp_written(uv_write_t *w, int status)
 		conn_close(c);
 	else if (stream && c->stream && !c->closing)
 		stream_next(c); /* one message in flight: a transfer streams at the client's pace */
-	else if (was_full && c->queued <= TCP_WQ_MAX && !c->closing)
-		conn_process(c); /* the client took its answers: read on */
+	else if (!c->closing && ((was_full && c->queued <= TCP_WQ_MAX) || (c->eof && !c->queued)))
+		conn_process(c); /* the client took its answers: read on (or close) */
 }
 
 /* Send a response of rl bytes already at tw->data + 2. Returns 0, or -1 when
@@ -381,6 +382,16 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	tcpconn *c = s->data;
+	if (n == UV_EOF) {
+		/* A client may shut down its sending side once its queries are
+		 * sent, and read the answers: closing now would drop those still
+		 * queued (uv_close cancels pending writes). */
+		c->eof = true;
+		uv_read_stop(s);
+		c->reading = false;
+		conn_process(c);
+		return;
+	}
 	if (n < 0) {
 		conn_close(c);
 		return;
@@ -444,6 +455,15 @@ static void conn_process(tcpconn *c)
 	}
 	if (c->closing)
 		return;
+	if (c->eof) {
+		/* nothing more comes: close once every answer has been taken
+		 * by the kernel (a message cut short by the EOF is not one) */
+		size_t ml = c->in_len >= 2 ? ((size_t)c->in[0] << 8 | c->in[1]) : 0;
+		bool more = c->in_len >= 2 && c->in_len >= 2 + ml;
+		if (!c->stream && !c->queued && !more)
+			conn_close(c);
+		return;
+	}
 	bool full = c->queued > TCP_WQ_MAX;
 	if ((c->stream || full) && c->reading) {
 		uv_read_stop((uv_stream_t *)&c->tcp);

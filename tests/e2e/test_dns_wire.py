@@ -146,9 +146,11 @@ def still_answers(edge):
 class Tcp:
     """A TCP connection to the edge's DNS port, reading framed messages."""
 
-    def __init__(self, edge, src="127.0.0.1", timeout=5):
+    def __init__(self, edge, src="127.0.0.1", timeout=5, rcvbuf=None):
         self.s = socket.socket()
         self.s.settimeout(timeout)
+        if rcvbuf:  # before connecting: the window scale is chosen then
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.s.bind((src, 0))
         self.s.connect(("127.0.0.1", edge.dns_port))
         self.buf = b""
@@ -509,6 +511,34 @@ def test_tcp_query_a_byte_at_a_time_is_answered(edge):
         time.sleep(0.02)  # the slowness is the point: 0.7 s for the message
     m = parse(c.read())
     assert m.id == 99 and len(m.answer) == 1
+    c.close()
+
+
+def test_tcp_half_closed_client_gets_every_answer(edge):
+    """A client may shut down its sending side once its queries are sent
+    and then read the answers (RFC 7766 6.2.1: every query is answered). The
+    server used to close at the EOF, dropping the answers still queued
+    behind a full socket (about 64 KiB of them): here the answers (5 MB)
+    outgrow the kernel's buffers because the client reads slowly."""
+    n = 4000
+    c = Tcp(edge, timeout=10, rcvbuf=4096)
+    c.send(b"".join(frame(query(f"big.{ZONE}", T_TXT, id=i)) for i in range(n)))
+    c.s.shutdown(socket.SHUT_WR)
+    got = 0
+    while True:
+        m = c.read()
+        if m is None:
+            break
+        assert struct.unpack(">H", m[:2])[0] == got % 65536
+        got += 1
+        if got % 200 == 0:
+            time.sleep(0.01)  # a slow reader keeps the server's socket full
+    c.close()
+    assert got == n, f"{got} of {n} answers, then the connection was closed"
+    # and a half-closed connection with nothing to answer is closed
+    c = Tcp(edge)
+    c.s.shutdown(socket.SHUT_WR)
+    assert c.closed()
     c.close()
 
 
