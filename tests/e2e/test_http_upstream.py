@@ -511,3 +511,21 @@ def test_an_upstream_gone_while_the_request_body_streams_is_a_502(fresh):
     assert hd["connection"] == "close"
     wait_for(lambda: e.access_log(), what="the access-log line")
     assert e.access_log()[-1]["status"] == 502
+
+
+def test_a_close_delimited_response_that_stalls_is_reset_at_the_timeout(fresh):
+    def stall(conn, head, rest):
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\npartial")
+        time.sleep(5)
+        return None
+
+    e = scripted_edge(fresh, stall, http={"response_timeout_ms": 300})
+    s = e.connect(timeout=5)
+    s.sendall(f"GET /stall HTTP/1.0\r\nHost: {HOST}\r\n\r\n".encode())
+    data = b""
+    with pytest.raises(ConnectionResetError):
+        while True:
+            b = s.recv(65536)
+            assert b, f"the stalled response ended like a whole one: {data!r}"
+            data += b
+    assert data.endswith(b"\r\n\r\npartial")
