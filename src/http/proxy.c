@@ -23,8 +23,12 @@
 
 #define HIGH_WATER (256 * 1024) /* queued bytes before the other side pauses */
 #define READ_CHUNK 65536
-#define RESP_HEAD_MAX 65536 /* an upstream's response head, fields and values */
-#define TRACEPARENT_LEN 55  /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#define RESP_HEAD_MAX 65536 /* an upstream's response head, as sent (about) */
+/* Fields in one response head: HAProxy allows 101 (tune.http.maxhdr); each
+ * costs the request's pool a struct whatever its size, so the byte limit
+ * alone let 16,000 empty fields take a megabyte */
+#define RESP_FIELDS_MAX 1000
+#define TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 
 typedef struct client client;
 typedef struct upconn upconn;
@@ -872,7 +876,12 @@ static int on_resp_field(llhttp_t *p, const char *at, size_t len)
 	req *r = u->c->r;
 	if (r->resp_started)
 		return 0;
-	if ((r->rhead_bytes += len) > RESP_HEAD_MAX)
+	/* a new field (not the rest of a name split across reads) is counted
+	 * with its ": " and CRLF, so that the limit is on the head as sent */
+	bool fresh = r->rlast_was_value || r->nrhdrs == 0;
+	if (fresh && r->nrhdrs >= RESP_FIELDS_MAX)
+		return -1;
+	if ((r->rhead_bytes += len + (fresh ? 4 : 0)) > RESP_HEAD_MAX)
 		return -1; /* a broken upstream does not take the edge's memory: 502 */
 	add_hdr(r->pool, &r->rhdrs, &r->nrhdrs, &r->caprhdrs, &r->rlast_was_value, at, len, false);
 	return 0;
