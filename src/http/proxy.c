@@ -998,6 +998,12 @@ static int on_resp_headers_complete(llhttp_t *p)
 	client *c = u->c;
 	req *r = c->r;
 	int status = p->status_code;
+	/* llhttp reads any HTTP/d.d status line; an upstream asked in HTTP/1.1
+	 * that answers in another major version is not speaking it: a 502 */
+	if (p->http_major != 1) {
+		llhttp_set_error_reason(p, "a response in an HTTP version other than 1.x");
+		return -1;
+	}
 	if (status >= 100 && status < 200 && status != 101) {
 		/* interim responses: we answered Expect ourselves; drop them. A
 		 * 1xx ends at its empty line whatever its fields say (RFC 9112

@@ -211,6 +211,8 @@ BAD_HEADS = {
     "cl-folded": b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n 0\r\n\r\nevil",
     "nul": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 4\r\n\r\nevil",
     "status-word": b"HTTP/1.1 OK 200\r\nContent-Length: 4\r\n\r\nevil",
+    "http-2.0": b"HTTP/2.0 200 OK\r\nContent-Length: 4\r\n\r\nevil",
+    "http-0.9": b"HTTP/0.9 200 OK\r\nContent-Length: 4\r\n\r\nevil",
 }
 
 
