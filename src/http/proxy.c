@@ -115,7 +115,8 @@ typedef struct req {
 	uint64_t bytes_out;
 	int64_t start_ms;
 	bool resp_started, resp_chunked, resp_done, resp_no_body, resp_close, resp_1xx;
-	bool resp_eof; /* the client's response ends when its connection closes */
+	bool resp_eof;	      /* the client's response ends when its connection closes */
+	bool resp_conn_close; /* the upstream's Connection says close */
 	bool retried;
 	hdr *rhdrs;
 	size_t nrhdrs, caprhdrs;
@@ -908,6 +909,24 @@ static bool hop_by_hop(const hdr *h)
  * Classify a message's headers, and mark those a Connection header names
  * (hop-by-hop too, RFC 9110 7.6.1). Runs once per head, when it is complete.
  */
+/* "close" as a word of a field value, words being split at commas and
+ * white space (CR and LF included: what a folded line leaves). */
+static bool has_close_word(const char *v, size_t n)
+{
+	for (size_t k = 0; k < n;) {
+		while (k < n &&
+		       (v[k] == ',' || v[k] == ' ' || v[k] == '\t' || v[k] == '\r' || v[k] == '\n'))
+			k++;
+		size_t ts = k;
+		while (k < n && !(v[k] == ',' || v[k] == ' ' || v[k] == '\t' || v[k] == '\r' ||
+				  v[k] == '\n'))
+			k++;
+		if (k - ts == 5 && strncasecmp(v + ts, "close", 5) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void classify_all(hdr *hs, size_t n)
 {
 	bool has_conn = false;
@@ -1020,6 +1039,13 @@ static int on_resp_headers_complete(llhttp_t *p)
 	bool upgrade = status == 101 && r->upgrade;
 	bool no_body = r->is_head || status == 204 || status == 304 || upgrade;
 	classify_all(r->rhdrs, r->nrhdrs);
+	/* llhttp finds "close" in a Connection field only where the field is
+	 * not folded: "keep-alive" CRLF " close" would keep a connection the
+	 * upstream is closing. Any "close" word in one ends its reuse. */
+	for (size_t i = 0; i < r->nrhdrs; i++)
+		if (r->rhdrs[i].kind == HK_CONNECTION &&
+		    has_close_word(r->rhdrs[i].value, r->rhdrs[i].vlen))
+			r->resp_conn_close = true;
 	if (!no_body && resp_coding_unsupported(r->rhdrs, r->nrhdrs)) {
 		llhttp_set_error_reason(p, "a transfer coding other than chunked");
 		return -1;
@@ -2515,7 +2541,7 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		/* an upgrade the upstream refused: not reused, whatever state the
 		 * request left it in */
 		bool reusable = used == (size_t)n && llhttp_should_keep_alive(&u->parser) &&
-				r->body_done && !r->upgrade;
+				!r->resp_conn_close && r->body_done && !r->upgrade;
 		up_release(u, reusable);
 		if (r->resp_close || !r->body_done)
 			c->keepalive = false;

@@ -416,6 +416,29 @@ def test_a_pooled_connection_the_upstream_closed_while_idle_is_not_used(fresh):
     assert [h.split(b" ")[1] for h in e.up.heads] == [b"/first", b"/second"]
 
 
+def test_a_folded_connection_close_from_the_upstream_is_not_kept(fresh):
+    # "keep-alive" folded with "close" (obs-fold): llhttp does not see the
+    # close, and a connection kept in the pool would take the next request
+    # to an upstream that no longer reads it
+    done = threading.Event()
+
+    def folded_then_deaf(conn, head, rest):
+        if path_of(head) == "/folded":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                         b"Connection: keep-alive\r\n close\r\n\r\nok")
+            done.wait(10)  # open, but never reads again
+            return None
+        return answer_with_path(conn, head, rest)
+
+    e = scripted_edge(fresh, folded_then_deaf, http={"health_interval_ms": 0})
+    try:
+        s = e.connect(timeout=3)
+        assert read_response(get(e, "/folded", sock=s))[:3:2] == (200, b"ok")
+        assert read_response(get(e, "/after", sock=s))[:3:2] == (200, b"for /after")
+    finally:
+        done.set()
+
+
 def tcp_states(local, remote):
     """The states of the sockets from local port to remote port."""
     out = []
