@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 #define CONN_MAX 64	      /* open connections per listener; more are refused at once */
 #define CONN_TIMEOUT_MS 30000 /* a request must arrive whole within this */
 #define HEAD_TIMEOUT_MS 5000  /* over TCP, the head (and its token) within this */
+#define LINGER_MS 2000	      /* after an answer, what the client still sends is read and dropped */
 
 struct sb_admin {
 	uv_loop_t *loop;
@@ -49,6 +51,7 @@ typedef struct aconn {
 		uv_tcp_t tcp;
 	} h;
 	uv_write_t wreq;
+	uv_shutdown_t sreq;
 	uv_timer_t timer; /* the whole request must arrive in CONN_TIMEOUT_MS */
 	sb_admin *a;
 	struct aconn *next, **prevp;
@@ -66,19 +69,43 @@ void sb_admin_socket_path(const char *data_dir, char *buf, size_t size)
 	snprintf(buf, size, "%s/admin.sock", data_dir);
 }
 
+/* A token file holds exactly the token, in hex, perhaps with a line end
+ * (written by hand or by a secrets tool). Anything else is refused at start:
+ * a token read in part, or with a space in it, would never match what a
+ * client sends, and every request over TCP would be a 401 with no hint. */
+static bool token_ok(const char *buf, ssize_t n)
+{
+	if (n == SB_ADMIN_TOKEN_LEN + 2 && buf[SB_ADMIN_TOKEN_LEN] == '\r' &&
+	    buf[SB_ADMIN_TOKEN_LEN + 1] == '\n')
+		n -= 2;
+	else if (n == SB_ADMIN_TOKEN_LEN + 1 && buf[SB_ADMIN_TOKEN_LEN] == '\n')
+		n--;
+	if (n != SB_ADMIN_TOKEN_LEN)
+		return false;
+	for (ssize_t i = 0; i < n; i++)
+		if (!strchr("0123456789abcdefABCDEF", buf[i]) || buf[i] == '\0')
+			return false;
+	return true;
+}
+
 int sb_admin_token(const char *data_dir, bool create, char *tok, sb_diag *d)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/admin.token", data_dir);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		ssize_t n = read(fd, tok, SB_ADMIN_TOKEN_LEN);
+		char buf[SB_ADMIN_TOKEN_LEN + 3];
+		ssize_t n = 0, k;
+		while (n < (ssize_t)sizeof(buf) &&
+		       (k = read(fd, buf + n, sizeof(buf) - (size_t)n)) > 0)
+			n += k;
 		close(fd);
-		if (n != SB_ADMIN_TOKEN_LEN)
-			return sb_diag_setc(
-			    d, SB_EIO, path, 0, 0,
-			    "expected %d hex characters (delete it to get a new one)",
-			    SB_ADMIN_TOKEN_LEN);
+		if (!token_ok(buf, n))
+			return sb_diag_setc(d, SB_EIO, path, 0, 0,
+					    "expected %d hex characters and nothing else (delete "
+					    "it to get a new one)",
+					    SB_ADMIN_TOKEN_LEN);
+		memcpy(tok, buf, SB_ADMIN_TOKEN_LEN);
 		tok[SB_ADMIN_TOKEN_LEN] = '\0';
 		return 0;
 	}
@@ -149,12 +176,36 @@ static void conn_timeout(uv_timer_t *t)
 	conn_close(t->data);
 }
 
-static void written(uv_write_t *w, int status)
+static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+
+/* The answer is out and our side of the stream shut: what the client still
+ * sends (the rest of a body refused at its head) is read and dropped until
+ * it closes, for at most LINGER_MS. Closing at once with bytes unread would
+ * make the kernel reset the connection, and a client still sending would
+ * see the reset instead of the answer. conn_read drops what comes and
+ * closes at the end of the stream. */
+static void shut_down(uv_shutdown_t *req, int status)
 {
-	conn_close(w->data);
+	aconn *c = req->data;
+	if (status < 0 || uv_is_closing((uv_handle_t *)&c->h.s) ||
+	    uv_read_start(&c->h.s, conn_alloc, conn_read) < 0) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->timer, conn_timeout, LINGER_MS, 0);
 }
 
-static void respond(aconn *c, int status, const char *body, size_t len)
+static void written(uv_write_t *w, int status)
+{
+	aconn *c = w->data;
+	c->sreq.data = c;
+	if (status < 0 || uv_is_closing((uv_handle_t *)&c->h.s) ||
+	    uv_shutdown(&c->sreq, &c->h.s, shut_down) < 0)
+		conn_close(c);
+}
+
+static void respond_headers(aconn *c, int status, const char *extra, const char *body, size_t len)
 {
 	static const char *const reasons[] = {[200] = "OK",
 					      [400] = "Bad Request",
@@ -173,9 +224,11 @@ static void respond(aconn *c, int status, const char *body, size_t len)
 	sb_buf_reset(&c->out);
 	sb_buf_addf(&c->out,
 		    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		    "Connection: close\r\n\r\n",
-		    status, reason, len);
-	sb_buf_add(&c->out, body, len);
+		    "%sConnection: close\r\n\r\n",
+		    status, reason, len, extra ? extra : "");
+	/* the answer to a HEAD has a head only (RFC 9110, 9.3.2) */
+	if (c->parser.method != HTTP_HEAD)
+		sb_buf_add(&c->out, body, len);
 	c->done = true;
 	uv_read_stop(&c->h.s);
 	uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
@@ -184,11 +237,25 @@ static void respond(aconn *c, int status, const char *body, size_t len)
 		conn_close(c);
 }
 
-static void respond_error(aconn *c, int status, const char *msg)
+static void respond(aconn *c, int status, const char *body, size_t len)
 {
-	char buf[256];
-	int n = snprintf(buf, sizeof(buf), "{\"error\":\"%s\"}\n", msg);
-	respond(c, status, buf, (size_t)n);
+	respond_headers(c, status, NULL, body, len);
+}
+
+/* An error of the HTTP layer, in the handler's form: {"error", "code"}
+ * (code as sb_strerror names it). msg is ours, never the client's bytes. */
+static void respond_error_h(aconn *c, int status, int code, const char *extra, const char *msg)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf), "{\"error\":\"%s\",\"code\":\"%s\"}\n", msg,
+			 sb_strerror(code));
+	respond_headers(c, status, extra, buf,
+			(size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static void respond_error(aconn *c, int status, int code, const char *msg)
+{
+	respond_error_h(c, status, code, NULL, msg);
 }
 
 /* The head is held in memory until it is complete: at most HEAD_MAX, even
@@ -210,11 +277,34 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
+/* Whether a header's name is name (case-insensitive). */
+static bool field_is(const aconn *c, const char *name)
+{
+	size_t n = strlen(name);
+	return c->field.len == n && strncasecmp(c->field.data, name, n) == 0;
+}
+
+/* "Authorization: Bearer <token>": the scheme in any case (RFC 9110,
+ * 11.1), spaces after it and after the token allowed; the token itself
+ * compared in constant time. */
+static bool bearer_ok(const aconn *c)
+{
+	const char *v = c->value.data;
+	size_t n = c->value.len;
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (!c->a || n < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+		return false;
+	size_t i = 7;
+	while (i < n && v[i] == ' ')
+		i++;
+	return n - i == SB_ADMIN_TOKEN_LEN &&
+	       CRYPTO_memcmp(v + i, c->a->token, SB_ADMIN_TOKEN_LEN) == 0;
+}
+
 static void header_done(aconn *c)
 {
-	if (c->field.len == 13 && strncasecmp(c->field.data, "authorization", 13) == 0 && c->a &&
-	    c->value.len == 7 + SB_ADMIN_TOKEN_LEN && strncmp(c->value.data, "Bearer ", 7) == 0 &&
-	    CRYPTO_memcmp(c->value.data + 7, c->a->token, SB_ADMIN_TOKEN_LEN) == 0)
+	if (field_is(c, "authorization") && bearer_ok(c))
 		c->auth_ok = true;
 	sb_buf_reset(&c->field);
 	sb_buf_reset(&c->value);
@@ -242,6 +332,27 @@ static int on_value(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
+/* The endpoints and their methods (docs/admin.md), so that a known path
+ * asked with another method is a 405 that says which one it takes. The
+ * handler serves them; a path not listed here goes to the handler, which
+ * answers 404 for what it does not know. */
+static const struct {
+	const char *path, *allow;
+} endpoints[] = {{"/v1/status", "GET"},
+		 {"/v1/ops", "POST"},
+		 {"/v1/sync", "POST"},
+		 {"/v1/versions", "GET"},
+		 {"/v1/previews", "GET"}};
+
+static const char *endpoint_allow(const sb_buf *url)
+{
+	size_t n = strcspn(url->data, "?");
+	for (size_t i = 0; i < SB_ARRAY_LEN(endpoints); i++)
+		if (strlen(endpoints[i].path) == n && memcmp(url->data, endpoints[i].path, n) == 0)
+			return endpoints[i].allow;
+	return NULL;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
 	aconn *c = p->data;
@@ -249,7 +360,25 @@ static int on_headers_complete(llhttp_t *p)
 		header_done(c);
 	/* refused before any body is read: no token, no buffering */
 	if (c->tcp && !c->auth_ok) {
-		respond_error(c, 401, "missing or wrong bearer token");
+		respond_error(c, 401, SB_EINVAL, "missing or wrong bearer token");
+		return HPE_PAUSED;
+	}
+	sb_buf_addc(&c->url, '\0'); /* terminated, not counted: on_complete adds it again */
+	c->url.len--;
+	const char *allow = endpoint_allow(&c->url);
+	const char *method = llhttp_method_name((llhttp_method_t)p->method);
+	if (allow && strcmp(allow, method) != 0) {
+		/* the message names the method and path, both ours (a query is not) */
+		char extra[64], msg[128];
+		snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+		snprintf(msg, sizeof(msg), "%s %.*s: this endpoint takes %s only", method,
+			 (int)strcspn(c->url.data, "?"), c->url.data, allow);
+		respond_error_h(c, 405, SB_EINVAL, extra, msg);
+		return HPE_PAUSED;
+	}
+	/* a body that cannot fit is refused before it is read */
+	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > SB_ADMIN_BODY_MAX) {
+		respond_error(c, 413, SB_ETOOLONG, "request body too large (at most 1 MiB)");
 		return HPE_PAUSED;
 	}
 	if (c->tcp) /* authenticated: the body may take the rest of the time */
@@ -309,11 +438,12 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 			      c->too_big	? 413
 			      : c->head_too_big ? 431
 						: 400,
-			      c->too_big	? "request body too large"
-			      : c->head_too_big ? "request head too large"
+			      c->too_big || c->head_too_big ? SB_ETOOLONG : SB_EPARSE,
+			      c->too_big	? "request body too large (at most 1 MiB)"
+			      : c->head_too_big ? "request head too large (at most 16 KiB)"
 						: "malformed HTTP request");
 	else if (c->head_bytes > HEAD_MAX + SB_ADMIN_BODY_MAX)
-		respond_error(c, 413, "request too large");
+		respond_error(c, 413, SB_ETOOLONG, "request too large");
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -346,9 +476,24 @@ static void on_connection(uv_stream_t *server, int status)
 	sb_buf_init(&c->field);
 	sb_buf_init(&c->value);
 	sb_buf_init(&c->out);
-	if (uv_accept(server, &c->h.s) < 0 ||
-	    (c->tcp ? a->nconns_tcp : a->nconns - a->nconns_tcp) > CONN_MAX) {
-		/* over the cap: accepted only to be closed, so the backlog drains */
+	if (uv_accept(server, &c->h.s) < 0) {
+		conn_close(c);
+		return;
+	}
+	if ((c->tcp ? a->nconns_tcp : a->nconns - a->nconns_tcp) > CONN_MAX) {
+		/* over the cap: accepted only to be closed, so the backlog drains;
+		 * the client is told why if the socket takes it at once (nothing is
+		 * kept for it: that is what the cap is for) */
+		static const char busy[] =
+		    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+		    "Content-Length: 92\r\nConnection: close\r\n\r\n"
+		    "{\"error\":\"too many open admin API connections (64): try again\","
+		    "\"code\":\"input/output error\"}\n";
+		uv_buf_t b = uv_buf_init((char *)busy, sizeof(busy) - 1);
+		uv_os_fd_t fd;
+		if (uv_try_write(&c->h.s, &b, 1) == (int)b.len &&
+		    uv_fileno((uv_handle_t *)&c->h.s, &fd) == 0)
+			shutdown(fd, SHUT_WR);
 		conn_close(c);
 		return;
 	}
@@ -656,8 +801,23 @@ int sb_admin_call(const char *where, const char *token, const char *method, cons
 	size_t blen = body ? strlen(body) : 0;
 	sb_buf_addf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target,
 		    tls_host[0] ? tls_host : "switchboard");
-	if (token)
-		sb_buf_addf(&req, "Authorization: Bearer %s\r\n", token);
+	if (token) {
+		/* a token from a secret store often ends with a line end; any
+		 * other space or control character would break the header (or add
+		 * one of its own) */
+		size_t tl = strlen(token);
+		while (tl && strchr(" \t\r\n", token[tl - 1]))
+			tl--;
+		for (size_t i = 0; i < tl; i++)
+			if ((unsigned char)token[i] <= ' ' || token[i] == 0x7f) {
+				r = sb_diag_setc(d, SB_EINVAL, where, 0, 0,
+						 "the bearer token has a space or a control "
+						 "character in it (at byte %zu)",
+						 i + 1);
+				goto out;
+			}
+		sb_buf_addf(&req, "Authorization: Bearer %.*s\r\n", (int)tl, token);
+	}
 	sb_buf_addf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", blen);
 	if (blen)
 		sb_buf_add(&req, body, blen);

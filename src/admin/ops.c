@@ -91,6 +91,61 @@ static int op_strv(json_t *op, const char *key, char ***out, size_t *n, sb_diag 
 	return 0;
 }
 
+/*
+ * The keys an op may have, and their types: a key that is misspelt, or a
+ * value of another type ("dry_run": "true", "env": ["preview"]), would
+ * otherwise be taken as absent, and the op would run as a real change, or
+ * on production.
+ */
+static const char *const common_keys[] = {"op", "cmdline", "dry_run", NULL};
+static const struct {
+	const char *op;
+	const char *keys[9];
+} op_keys[] = {
+    {"deploy", {"env", "name", "pr", "vars", "routes", "domains", "upstream", "command", NULL}},
+    {"delete", {"name", NULL}},
+    {"preview-create", {"pr", "ttl", NULL}},
+    {"preview-delete", {"pr", NULL}},
+    {"rollback", {"version", NULL}},
+    {"expire", {NULL}},
+};
+
+static bool key_in(const char *const *keys, const char *key)
+{
+	for (size_t i = 0; keys[i]; i++)
+		if (strcmp(keys[i], key) == 0)
+			return true;
+	return false;
+}
+
+static int op_check(json_t *op, const char *kind, sb_diag *d)
+{
+	const char *const *keys = NULL;
+	for (size_t i = 0; i < SB_ARRAY_LEN(op_keys); i++)
+		if (strcmp(op_keys[i].op, kind) == 0)
+			keys = op_keys[i].keys;
+	if (!keys)
+		return sb_diag_set(d, "", 0, 0,
+				   "unknown op \"%s\" (expected deploy, delete, preview-create, "
+				   "preview-delete, rollback or expire)",
+				   kind);
+	const char *key;
+	json_t *v;
+	json_object_foreach(op, key, v)
+	{
+		if (!key_in(common_keys, key) && !key_in(keys, key))
+			return sb_diag_set(d, "", 0, 0, "op %s: unknown key \"%s\"", kind, key);
+		bool str = strcmp(key, "cmdline") == 0 || strcmp(key, "env") == 0 ||
+			   strcmp(key, "name") == 0 || strcmp(key, "upstream") == 0;
+		if (str && !json_is_string(v))
+			return sb_diag_set(d, "", 0, 0, "op %s: %s: expected a string", kind, key);
+		if (strcmp(key, "dry_run") == 0 && !json_is_boolean(v))
+			return sb_diag_set(d, "", 0, 0, "op %s: dry_run: expected true or false",
+					   kind);
+	}
+	return 0;
+}
+
 static int op_pr(json_t *op, uint32_t *pr, sb_diag *d)
 {
 	json_t *v = json_object_get(op, "pr");
@@ -259,6 +314,12 @@ static int op_deploy(const sb_decl *decl, json_t *op, sb_live *live, char *summa
 	uint32_t pr = 0;
 	if (json_object_get(op, "pr") && (r = op_pr(op, &pr, d)) < 0)
 		return r;
+	/* a pr names a preview: without env "preview" the deploy would go to
+	 * production (or staging) with the pr ignored */
+	if (pr && (!op_str(op, "env") || strcmp(op_str(op, "env"), "preview") != 0))
+		return sb_diag_set(
+		    d, "", 0, 0,
+		    "pr: only a preview deploy (env \"preview\") names a pull request");
 	if ((r = sb_model_build_live(decl, live, &cur.model, d)) < 0)
 		goto out;
 	if ((r = deploy_target(cur.model, op_str(op, "name"), op_str(op, "env"), pr, &target, d)) <
@@ -429,6 +490,8 @@ int sb_ops_run(sb_store *st, const sb_decl *decl, json_t *op, sb_ops_prepare_fn 
 		r = sb_diag_set(d, "", 0, 0, "not an op: expected {\"op\": ...}");
 		goto out;
 	}
+	if ((r = op_check(op, kind, d)) < 0)
+		goto out;
 	if ((r = sb_store_begin(st, d)) < 0)
 		goto out;
 	if ((r = sb_ops_current(st, &live, &cur_version, d)) < 0)

@@ -276,6 +276,14 @@ static const char *admin_where(const char *data_dir, char *buf, size_t size, con
 	return buf;
 }
 
+/* A 401 for a request that carried no token: say where one comes from. */
+static void token_hint(int status, const char *token)
+{
+	if (status == 401 && (!token || !*token))
+		fprintf(stderr, "switchboard: SWITCHBOARD_ADMIN_TOKEN is not set: give it the "
+				"contents of the server's <data_dir>/admin.token\n");
+}
+
 void sb_cli_notify(const char *data_dir)
 {
 	char sock[4200], *resp = NULL;
@@ -370,6 +378,7 @@ static int submit(const char *config, const char *data, json_t *op, bool json)
 		if (status != 200) {
 			const char *msg = json_string_value(json_object_get(res, "error"));
 			fprintf(stderr, "switchboard: %s\n", msg ? msg : resp);
+			token_hint(status, token);
 			rc = status == 401 ? 2 : 1;
 			goto out;
 		}
@@ -432,6 +441,12 @@ int sb_cli_deploy(int argc, char **argv)
 		uint32_t pr;
 		if ((r = parse_pr(o.pr, &pr)))
 			goto out;
+		/* without --env preview the deploy would go to production */
+		if (!o.env || strcmp(o.env, "preview") != 0) {
+			fprintf(stderr, "switchboard deploy: --pr N goes with --env preview\n");
+			r = 2;
+			goto out;
+		}
 		json_object_set_new(op, "pr", json_integer(pr));
 	} else if (o.env && strcmp(o.env, "preview") == 0) {
 		fprintf(stderr, "switchboard deploy: --env preview needs --pr N (which preview)\n");
@@ -503,6 +518,7 @@ static json_t *remote_list(const char *url, const char *token, const char *targe
 		const char *msg = json_string_value(json_object_get(j, "error"));
 		fprintf(stderr, "switchboard: %s: HTTP %d: %s\n", url, status,
 			msg ? msg : (resp ? resp : ""));
+		token_hint(status, token);
 		json_decref(j);
 	}
 	free(resp);
