@@ -72,6 +72,11 @@ static void config_unref(sb_config *c)
 		free(c->procs[i].env);
 	}
 	free(c->procs);
+	for (size_t i = 0; i < c->nfiles; i++) {
+		free(c->files[i].path);
+		free(c->files[i].data);
+	}
+	free(c->files);
 	free(c);
 }
 
@@ -326,18 +331,53 @@ int sb_edge_deployment_secrets(const char *data_dir, const char *deployment, cha
 
 /* ---- configuration ----------------------------------------------------- */
 
+struct decl_reader {
+	sb_config *c;	       /* records every file read */
+	const sb_config *from; /* reads from its files instead of the disk */
+};
+
 static int read_file(void *ctx, const char *path, char **data, size_t *len, sb_diag *d)
 {
-	return sb_file_read(path, data, len, d);
+	struct decl_reader *rd = ctx; /* NULL: just read */
+	int r = SB_ENOENT;
+	if (!rd || !rd->from) {
+		r = sb_file_read(path, data, len, d);
+	} else {
+		for (size_t i = 0; i < rd->from->nfiles; i++)
+			if (strcmp(rd->from->files[i].path, path) == 0) {
+				const struct sb_cfg_file *f = &rd->from->files[i];
+				*data = sb_xmalloc(f->len + 1);
+				memcpy(*data, f->data, f->len);
+				(*data)[f->len] = '\0';
+				*len = f->len;
+				r = 0;
+			}
+		if (r < 0) /* the same text names the same files: not expected */
+			return sb_diag_setc(d, SB_ENOENT, path, 0, 0,
+					    "not read when the declaration was loaded");
+	}
+	if (r < 0 || !rd)
+		return r;
+	sb_config *c = rd->c;
+	c->files = sb_xrealloc(c->files, (c->nfiles + 1) * sizeof(*c->files));
+	c->files[c->nfiles].path = sb_xstrdup(path);
+	c->files[c->nfiles].data = sb_xmalloc(*len + 1);
+	memcpy(c->files[c->nfiles].data, *data, *len);
+	c->files[c->nfiles].data[*len] = '\0';
+	c->files[c->nfiles++].len = *len;
+	return 0;
 }
 
 /*
- * The configuration for the declaration on disk plus a live state (copied:
- * the model points into it). Previews are served only when live: the
- * naming rule does not route a PR nobody created.
+ * The configuration for the declaration plus a live state (copied: the
+ * model points into it). The declaration and the master keys are read from
+ * disk when from is NULL (a start or a reload), else taken from the
+ * configuration from (a live change: it applies to what is served, not to
+ * an edit that was never reloaded). Previews are served only when live:
+ * the naming rule does not route a PR nobody created.
  */
-static int config_build(sb_edge *e, const sb_live *live, int64_t version, sb_config **out,
-			sb_diag *d)
+static int config_build(sb_edge *e, const sb_config *from, const sb_live *live, int64_t version,
+			sb_config **out, sb_diag *d)
 {
 	int r;
 	sb_config *c = sb_xcalloc(1, sizeof(*c));
@@ -345,15 +385,22 @@ static int config_build(sb_edge *e, const sb_live *live, int64_t version, sb_con
 	sb_live_copy(&c->live, live);
 	c->live_json = sb_live_to_json(&c->live);
 	c->version = version;
-	if ((r = sb_decl_load(e->config_path, read_file, NULL, &c->decl, d)) < 0 ||
+	struct decl_reader rd = {c, from};
+	if ((r = sb_decl_load(e->config_path, read_file, &rd, &c->decl, d)) < 0 ||
 	    (r = sb_dns_xfr_config_check(&c->decl->dns, c->decl->file, d)) < 0 ||
 	    (r = sb_model_build_live(c->decl, &c->live, &c->model, d)) < 0)
 		goto out;
 	sb_route_options ro = {.preview_rule = false};
 	if ((r = sb_route_compile(c->model, &ro, &c->routes, d)) < 0)
 		goto out;
-	if ((r = sb_edge_load_master(e->data_dir, c->master, c->prev_master, &c->has_prev, d)) < 0)
+	if (from) {
+		memcpy(c->master, from->master, sizeof(c->master));
+		memcpy(c->prev_master, from->prev_master, sizeof(c->prev_master));
+		c->has_prev = from->has_prev;
+	} else if ((r = sb_edge_load_master(e->data_dir, c->master, c->prev_master, &c->has_prev,
+					    d)) < 0) {
 		goto out;
+	}
 	const sb_model *m = c->model;
 	c->deps = sb_xcalloc(m->ndeployments + 1, sizeof(*c->deps));
 	c->preview_up = sb_xcalloc(m->nservices + 1, sizeof(*c->preview_up));
@@ -676,7 +723,7 @@ static void reload(control *ct)
 	sb_dns_zones *dns = NULL;
 	const sb_config *cur = e->current->cfg;
 	uint32_t old_hi = cur->decl->http.health_interval_ms;
-	if (config_build(e, &cur->live, cur->version, &c, &d) < 0 ||
+	if (config_build(e, NULL, &cur->live, cur->version, &c, &d) < 0 ||
 	    tenants_build(e, c->decl, &t, &d) < 0 || dns_build(e, c, t, &dns, &d) < 0) {
 		sb_edge_log("error", "reload failed, still serving the previous declaration: %s",
 			    sb_diag_format(&d, buf, sizeof(buf)));
@@ -820,7 +867,7 @@ static int sync_store(control *ct, sb_diag *d)
 	bool state_changed = strcmp(json, c->live_json) != 0;
 	free(json);
 	if (state_changed) {
-		if ((r = config_build(e, &live, version, &nc, d)) < 0)
+		if ((r = config_build(e, c, &live, version, &nc, d)) < 0)
 			goto out;
 		c = nc;
 	}
@@ -903,7 +950,7 @@ static int op_prepare(void *ctx, const sb_live *next, sb_diag *d)
 {
 	prepared *p = ctx;
 	sb_edge *e = p->ct->e;
-	int r = config_build(e, next, 0, &p->cfg, d);
+	int r = config_build(e, e->current->cfg, next, 0, &p->cfg, d);
 	if (r < 0)
 		return r;
 	/* inside the op's transaction the registry must read: a store error
@@ -1014,12 +1061,12 @@ static void admin_handler(void *ctx, const char *method, const char *target, con
 	sb_diag d = {0};
 	if (strcmp(target, "/v1/status") == 0 && strcmp(method, "GET") == 0) {
 		const sb_snapshot *s = e->current;
-		json_t *j = json_pack(
-		    "{s:I,s:I,s:I,s:I,s:I,s:I}", "version", (json_int_t)s->cfg->version,
-		    "generation", (json_int_t)s->cfg->generation, "routes",
-		    (json_int_t)sb_route_count(s->cfg->routes), "tenants",
-		    (json_int_t)sb_tenants_count(s->tenants), "pid", (json_int_t)getpid(),
-		    "connections", (json_int_t)atomic_load(&e->nconns));
+		json_t *j =
+		    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "version", (json_int_t)s->cfg->version,
+			      "generation", (json_int_t)s->cfg->generation, "routes",
+			      (json_int_t)sb_route_count(s->cfg->routes), "tenants",
+			      (json_int_t)sb_tenants_count(s->tenants), "pid", (json_int_t)getpid(),
+			      "connections", (json_int_t)atomic_load(&e->nconns));
 		*status = 200;
 		json_out(out, status, j);
 		json_decref(j);
@@ -1414,7 +1461,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		sb_live live = {0};
 		int64_t version = 0;
 		if ((r = sb_ops_current(e->store, &live, &version, d)) == 0)
-			r = config_build(e, &live, version, &cfg, d);
+			r = config_build(e, NULL, &live, version, &cfg, d);
 		sb_live_clear(&live);
 		if (r < 0)
 			goto out;
@@ -1519,7 +1566,8 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	{
 		sb_tenants *t = NULL;
 		sb_dns_zones *dns = NULL;
-		if ((r = tenants_build(e, decl, &t, d)) < 0 || (r = dns_build(e, cfg, t, &dns, d)) < 0) {
+		if ((r = tenants_build(e, decl, &t, d)) < 0 ||
+		    (r = dns_build(e, cfg, t, &dns, d)) < 0) {
 			sb_tenants_free(t);
 			goto out;
 		}

@@ -65,6 +65,15 @@ typedef struct sb_config {
 	} * procs;		 /* upstreams started by command (src/http/procs.h) */
 	size_t nprocs;
 	int64_t version; /* the store's version (0: none recorded) */
+	/* The declaration's files as read when it was loaded from disk: a live
+	 * change (an op, the store, an expiry) builds from these, so that it
+	 * never takes in an edit on disk that was not reloaded */
+	struct sb_cfg_file {
+		char *path;
+		char *data;
+		size_t len;
+	} * files;
+	size_t nfiles;
 } sb_config;
 
 typedef struct sb_snapshot {
@@ -92,9 +101,9 @@ typedef struct sb_worker {
 	uint64_t snap_seq;
 	bool stopping;
 	bool listener_closed;
-	bool exited;   /* its loop is closed: wake it no more (edge->snap_lock) */
-	size_t nconns; /* client connections open on this thread */
-	void *conns;   /* list of client connections (proxy.c) */
+	bool exited;		     /* its loop is closed: wake it no more (edge->snap_lock) */
+	size_t nconns;		     /* client connections open on this thread */
+	void *conns;		     /* list of client connections (proxy.c) */
 	void *idle_head, *idle_tail; /* those waiting for a request (proxy.c) */
 	struct sb_pool_list *pools;
 	size_t npools;
