@@ -1003,6 +1003,14 @@ int sb_model_build_live(const sb_decl *decl, const sb_live *live, sb_model **out
 			goto out;
 		}
 	}
+	/* At least one [[service]] (checked last, so that another error is
+	 * named first). A declaration without one is never meant, and an empty
+	 * file is what a reload reads from a file caught between its truncation
+	 * and its writing: served, it would drop every route. */
+	if (m->nservices == 0)
+		r = sb_diag_set(d, decl->file, 1, 1,
+				"the declaration has no [[service]]: nothing to serve (an empty "
+				"or half-written file? write it elsewhere, then rename)");
 out:
 	if (r < 0) {
 		sb_model_free(m);

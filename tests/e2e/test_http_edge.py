@@ -1156,6 +1156,13 @@ def test_reload_swaps_and_bad_declaration_keeps_serving(fresh):
     e.edge.wait_line(lambda l: "reload failed" in l)
     assert any("switchboard.toml:" in l and "reload failed" in l for l in e.edge.err)
     assert request(e, "docs.revelations.studio", "/echo")[0] == 200
+    # an empty file (one read between its truncation and its writing) is
+    # refused too: served, it would have dropped every route
+    toml.write_text("")
+    e.edge.p.send_signal(signal.SIGHUP)
+    e.edge.wait_line(lambda l: "reload failed" in l and "no [[service]]" in l)
+    assert request(e, "docs.revelations.studio", "/echo")[0] == 200
+    assert request(e, "codex.revelations.studio", "/health")[0] == 200
 
 
 def test_reload_under_traffic_has_no_failed_request(fresh):

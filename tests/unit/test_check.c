@@ -129,8 +129,11 @@ Test(check, webhook_not_routed_or_to_wrong_handler)
 	cr_assert(any(v, n, "web-production", "not its handler", "api"));
 	free(v);
 
-	const char *t3 = ZONE "[[webhook]]\nprovider = \"gh\"\nurl = \"https://elsewhere.io/x\"\n";
-	n = run(t3, NULL, &v);
+	const char *t3 = ZONE "[[service]]\nwrangler = \"web.toml\"\n[[service]]\nwrangler = "
+			      "\"api.toml\"\n[[webhook]]\nprovider = \"gh\"\nurl = "
+			      "\"https://elsewhere.io/x\"\n";
+	n = run(t3, f, &v);
+	dump(v, n);
 	cr_assert_eq(n, 1);
 	cr_assert(any(v, n, "gh", "elsewhere.io", "not in a declared zone"));
 	free(v);

@@ -193,6 +193,9 @@ Test(decl, errors_name_file_line_and_what)
 			  "\"w.toml\"\n",
 			  files, 1, "declared twice");
 	expect_decl_error("a = \"x\"\na = \"y\"\n", NULL, 2, "/t/switchboard.toml:2:");
+	/* an empty file (one a reload caught mid-write) serves nothing */
+	expect_decl_error("", NULL, 1, "the declaration has no [[service]]: nothing to serve");
+	expect_decl_error("[[zone]]\nname = \"ex.com\"\n", NULL, 1, "has no [[service]]");
 }
 
 Test(decl, inline_service_and_defaults)
@@ -219,7 +222,8 @@ Test(decl, dns_section)
 			   "rrl = { responses_per_second = 20, slip = 3 }\n"
 			   "[[dns.key]]\nname = \"k\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n"
 			   "[[dns.allow_transfer]]\naddress = \"127.0.0.1/32\"\nkey = \"k\"\n"
-			   "[[dns.notify]]\naddress = \"127.0.0.1:5300\"\n";
+			   "[[dns.notify]]\naddress = \"127.0.0.1:5300\"\n"
+			   "[[service]]\nname = \"web\"\n";
 	struct world w = world_load(toml, NULL);
 	cr_assert_eq(w.rc, 0, "%s", w.diag.msg);
 	const sb_dns_cfg *c = &w.decl->dns;

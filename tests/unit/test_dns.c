@@ -1287,7 +1287,9 @@ Test(records, tenant_collides_with_static_address)
 Test(records, zones_need_nameservers_and_addresses)
 {
 	struct world w2 =
-	    world_load("[[zone]]\nname = \"example.com\"\naddresses = [\"192.0.2.1\"]\n", NULL);
+	    world_load("[[zone]]\nname = \"example.com\"\naddresses = [\"192.0.2.1\"]\n"
+		       "[[service]]\nname = \"web\"\n",
+		       NULL);
 	cr_assert_eq(w2.rc, 0);
 	sb_dns_zones *z = NULL;
 	sb_diag d = {0};
@@ -1295,7 +1297,8 @@ Test(records, zones_need_nameservers_and_addresses)
 	cr_assert(strstr(d.msg, "no nameservers"), "%s", d.msg);
 	cr_assert_eq(d.line, 1);
 	world_free(&w2);
-	w2 = world_load("[[zone]]\nname = \"example.com\"\nnameservers = [\"ns.example.net\"]\n",
+	w2 = world_load("[[zone]]\nname = \"example.com\"\nnameservers = [\"ns.example.net\"]\n"
+			"[[service]]\nname = \"web\"\n",
 			NULL);
 	cr_assert_eq(w2.rc, 0);
 	cr_assert_eq(sb_dns_build(w2.model, w2.rt, NULL, 0, 1, &z, &d), SB_EINVAL);
