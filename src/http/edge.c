@@ -59,6 +59,12 @@ static void config_unref(sb_config *c)
 {
 	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
+	for (size_t i = 0; c->deps && i < c->model->ndeployments; i++)
+		if (c->deps[i].upstream)
+			atomic_fetch_sub(&c->deps[i].upstream->refs, 1);
+	for (size_t i = 0; c->preview_up && i < c->model->nservices; i++)
+		if (c->preview_up[i])
+			atomic_fetch_sub(&c->preview_up[i]->refs, 1);
 	sb_route_free(c->routes);
 	sb_model_free(c->model);
 	sb_decl_free(c->decl);
@@ -192,6 +198,8 @@ static void serials_load(sb_edge *e)
 	free(text);
 }
 
+static void upstreams_sweep(sb_edge *e);
+
 static void publish(sb_edge *e, sb_config *cfg, sb_tenants *tenants, sb_dns_zones *dns)
 {
 	if (dns)
@@ -217,16 +225,23 @@ static void publish(sb_edge *e, sb_config *cfg, sb_tenants *tenants, sb_dns_zone
 	atomic_fetch_add(&e->seq, 1);
 	wake_workers(e);
 	sb_snapshot_unref(old);
+	upstreams_sweep(e);
 }
 
 /* ---- upstream registry ------------------------------------------------- */
 
-static sb_upstream *upstream_get(sb_edge *e, const char *url, sb_diag *d, const char *file,
-				 int line, int col)
+/* The registered upstream for url, made if there is none (*made then
+ * true), with a reference taken for the configuration being built. */
+static sb_upstream *upstream_get(sb_edge *e, const char *url, bool *made, sb_diag *d,
+				 const char *file, int line, int col)
 {
+	if (made)
+		*made = false;
 	for (size_t i = 0; i < e->nups; i++)
-		if (strcmp(e->ups[i]->url, url) == 0)
+		if (strcmp(e->ups[i]->url, url) == 0) {
+			atomic_fetch_add(&e->ups[i]->refs, 1);
 			return e->ups[i];
+		}
 	sb_url u;
 	const char *why;
 	struct sockaddr_storage addr;
@@ -242,13 +257,40 @@ static sb_upstream *upstream_get(sb_edge *e, const char *url, sb_diag *d, const 
 	memcpy(&up->addr, &addr, addrlen);
 	up->addrlen = (socklen_t)addrlen;
 	atomic_init(&up->up, 1); /* optimistic until the first check says otherwise */
+	atomic_init(&up->refs, 1);
 	if (e->nups == e->capups) {
 		e->capups = e->capups ? e->capups * 2 : 16;
 		e->ups = sb_xrealloc(e->ups, e->capups * sizeof(*e->ups));
 	}
-	up->id = (uint32_t)e->nups;
+	/* an index no live upstream has: no connection to a freed one is left
+	 * in any thread's pool (each held a reference) */
+	up->id = e->nfree_ids ? e->free_ids[--e->nfree_ids] : e->next_id++;
 	e->ups[e->nups++] = up;
+	if (made)
+		*made = true;
 	return up;
+}
+
+/*
+ * Free the upstreams nothing refers to any more: no configuration (a
+ * snapshot in flight holds its configuration), no connection, no health
+ * check under way. Control thread only; a reference is only ever taken from
+ * 0 here, by upstream_get, so 0 stays 0 while this runs.
+ */
+static void upstreams_sweep(sb_edge *e)
+{
+	for (size_t i = 0; i < e->nups;) {
+		sb_upstream *up = e->ups[i];
+		if (atomic_load(&up->refs) > 0 || up->checking) {
+			i++;
+			continue;
+		}
+		e->free_ids = sb_xrealloc(e->free_ids, (e->nfree_ids + 1) * sizeof(*e->free_ids));
+		e->free_ids[e->nfree_ids++] = up->id;
+		e->ups[i] = e->ups[--e->nups];
+		free(up->url);
+		free(up);
+	}
 }
 
 /* ---- secrets ----------------------------------------------------------- */
@@ -414,7 +456,7 @@ static int config_build(sb_edge *e, const sb_config *from, const sb_live *live, 
 		if (c->has_prev)
 			sb_sign_derive_secret(c->prev_master, 32, dp->name, rt->prev_secret);
 		if (dp->upstream && dp->upstream->url) {
-			rt->upstream = upstream_get(e, dp->upstream->url, d, c->decl->file,
+			rt->upstream = upstream_get(e, dp->upstream->url, NULL, d, c->decl->file,
 						    dp->upstream->line, dp->upstream->col);
 			if (!rt->upstream) {
 				r = SB_EINVAL;
@@ -461,23 +503,23 @@ static int config_build(sb_edge *e, const sb_config *from, const sb_live *live, 
 		sb_buf_free(&kv);
 		char url[64];
 		snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)pc->port);
-		size_t before = e->nups;
-		c->deps[i].upstream =
-		    upstream_get(e, url, d, c->decl->file, dp->upstream->line, dp->upstream->col);
+		bool made;
+		c->deps[i].upstream = upstream_get(e, url, &made, d, c->decl->file,
+						   dp->upstream->line, dp->upstream->col);
 		if (!c->deps[i].upstream) {
 			r = SB_EINVAL;
 			goto out;
 		}
 		pc->up = c->deps[i].upstream;
-		if (e->nups > before) {
+		if (made) {
 			atomic_store(&pc->up->up, 0);
 			pc->up->starting = true;
 		}
 	}
 	for (size_t s = 0; s < m->nservices; s++) {
 		const sb_upstream_decl *u = &m->services[s].decl->upstream[SB_ENV_PREVIEW];
-		if (u->url && !(c->preview_up[s] =
-				    upstream_get(e, u->url, d, c->decl->file, u->line, u->col))) {
+		if (u->url && !(c->preview_up[s] = upstream_get(e, u->url, NULL, d, c->decl->file,
+								u->line, u->col))) {
 			r = SB_EINVAL;
 			goto out;
 		}
@@ -896,6 +938,8 @@ static void on_poll(uv_timer_t *t)
 	control *ct = t->data;
 	sb_edge *e = ct->e;
 	bool changed = false;
+	/* upstreams of configurations the serving threads let go since */
+	upstreams_sweep(e);
 	if (!e->store)
 		return;
 	/* expired previews go once a second */
@@ -1061,12 +1105,13 @@ static void admin_handler(void *ctx, const char *method, const char *target, con
 	sb_diag d = {0};
 	if (strcmp(target, "/v1/status") == 0 && strcmp(method, "GET") == 0) {
 		const sb_snapshot *s = e->current;
-		json_t *j =
-		    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "version", (json_int_t)s->cfg->version,
-			      "generation", (json_int_t)s->cfg->generation, "routes",
-			      (json_int_t)sb_route_count(s->cfg->routes), "tenants",
-			      (json_int_t)sb_tenants_count(s->tenants), "pid", (json_int_t)getpid(),
-			      "connections", (json_int_t)atomic_load(&e->nconns));
+		json_t *j = json_pack(
+		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "version", (json_int_t)s->cfg->version,
+		    "generation", (json_int_t)s->cfg->generation, "routes",
+		    (json_int_t)sb_route_count(s->cfg->routes), "tenants",
+		    (json_int_t)sb_tenants_count(s->tenants), "pid", (json_int_t)getpid(),
+		    "connections", (json_int_t)atomic_load(&e->nconns), "upstreams",
+		    (json_int_t)e->nups);
 		*status = 200;
 		json_out(out, status, j);
 		json_decref(j);
@@ -1699,6 +1744,7 @@ out:
 		free(e->ups[i]);
 	}
 	free(e->ups);
+	free(e->free_ids);
 	for (size_t i = 0; i < e->nserials; i++)
 		free(e->serials[i].zone);
 	free(e->serials);

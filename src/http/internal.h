@@ -19,7 +19,12 @@
  * URL), so its health flag survives reloads and serving threads can keep
  * pointers to it. */
 typedef struct sb_upstream {
-	uint32_t id; /* index for per-thread connection pools */
+	uint32_t id; /* index for per-thread connection pools (reused once freed) */
+	/* Configurations that name it, and connections to it (pooled or not):
+	 * at 0 the control thread frees it (upstreams_sweep), so that an edge
+	 * whose upstreams change does not keep every address it ever had. Only
+	 * the control thread raises it from 0 (a configuration it builds). */
+	atomic_int refs;
 	char *url;
 	char hostport[280]; /* Host header for health checks, and logs */
 	struct sockaddr_storage addr;
@@ -134,8 +139,11 @@ typedef struct sb_edge {
 	atomic_bool force_close; /* drain deadline passed */
 	atomic_long nconns;	 /* all threads */
 
-	sb_upstream **ups; /* registry, only grown by the control thread */
+	sb_upstream **ups; /* registry, changed by the control thread only */
 	size_t nups, capups;
+	uint32_t *free_ids; /* pool indexes of freed upstreams, to reuse */
+	size_t nfree_ids;
+	uint32_t next_id;
 
 	int access_fd;		/* -1: off */
 	char access_path[4096]; /* the file, "-" or "off" (as at start: a reload reopens it) */

@@ -2321,8 +2321,11 @@ static void finish_request(client *c)
 static void up_freed(uv_handle_t *h)
 {
 	upconn *u = h->data;
-	if (--u->handles == 0)
+	if (--u->handles == 0) {
+		/* the last touch of u->up: the control thread may free it at 0 */
+		atomic_fetch_sub(&u->up->refs, 1);
 		free(u);
+	}
 }
 
 static void pool_remove(upconn *u)
@@ -2649,6 +2652,7 @@ static void start_upstream(client *c)
 	u->fd = -1;
 	u->w = w;
 	u->up = up;
+	atomic_fetch_add(&up->refs, 1); /* the request's snapshot holds one already */
 	u->c = c;
 	c->u = u;
 	u->handles = 2;
