@@ -530,8 +530,30 @@ static int split_hostport(const char *s, char *host, size_t hsz, int *port)
 	return 0;
 }
 
-int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_admin_handler handler,
-		   void *ctx, sb_admin **out, sb_diag *d)
+int sb_admin_lock(const char *data_dir, int *fd, sb_diag *d)
+{
+	char lock[4200];
+	sb_admin_socket_path(data_dir, lock, sizeof(lock) - 8);
+	size_t n = strlen(lock);
+	memcpy(lock + n, ".lock", 6);
+	*fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return sb_diag_setc(d, SB_EIO, lock, 0, 0, "cannot open: %s", strerror(errno));
+	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+		close(*fd);
+		*fd = -1;
+		return err == EWOULDBLOCK
+			   ? sb_diag_setc(d, SB_EEXIST, data_dir, 0, 0,
+					  "another switchboard server already serves "
+					  "this data directory")
+			   : sb_diag_setc(d, SB_EIO, lock, 0, 0, "cannot lock: %s", strerror(err));
+	}
+	return 0;
+}
+
+int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, bool held_lock,
+		   sb_admin_handler handler, void *ctx, sb_admin **out, sb_diag *d)
 {
 	int r = 0, e;
 	sb_admin *a = sb_xcalloc(1, sizeof(*a));
@@ -556,15 +578,9 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_ad
 	/* One server per data directory: a lock held for the server's life,
 	 * taken before the socket is touched, so that a second server (even
 	 * one starting at the same moment) leaves the first one's socket be. */
-	char lock[sizeof(a->sock) + 8];
-	snprintf(lock, sizeof(lock), "%s.lock", a->sock);
-	a->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (a->lock_fd < 0) {
-		r = sb_diag_setc(d, SB_EIO, lock, 0, 0, "cannot open: %s", strerror(errno));
+	if (!held_lock && (r = sb_admin_lock(data_dir, &a->lock_fd, d)) < 0)
 		goto out;
-	}
-	if (flock(a->lock_fd, LOCK_EX | LOCK_NB) < 0 ||
-	    sb_admin_call(a->sock, NULL, "GET", "/v1/status", NULL, &e, NULL, NULL) == 0) {
+	if (sb_admin_call(a->sock, NULL, "GET", "/v1/status", NULL, &e, NULL, NULL) == 0) {
 		r = sb_diag_setc(d, SB_EEXIST, a->sock, 0, 0,
 				 "another switchboard server already serves this data directory");
 		goto out;
@@ -626,7 +642,8 @@ int sb_admin_tcp_address(const sb_admin *a, char *buf, size_t size)
 			 (unsigned)ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
 	} else {
 		uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-		snprintf(buf, size, "%s:%u", ip, (unsigned)ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		snprintf(buf, size, "%s:%u", ip,
+			 (unsigned)ntohs(((struct sockaddr_in *)&ss)->sin_port));
 	}
 	return 0;
 }

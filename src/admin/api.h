@@ -32,16 +32,27 @@ typedef void (*sb_admin_handler)(void *ctx, const char *method, const char *targ
 				 const char *body, size_t body_len, int *status, sb_buf *out);
 
 /*
+ * Take the data directory's server lock (<data_dir>/admin.sock.lock, an
+ * flock held while *fd is open): one server per data directory. A server
+ * takes it before it binds anything or writes into the directory, so that
+ * a second one started by mistake disturbs nothing of the first. Returns 0
+ * and *fd, SB_EEXIST when another server holds it, or SB_EIO (d says why).
+ */
+int sb_admin_lock(const char *data_dir, int *fd, sb_diag *d);
+
+/*
  * Listen on <data_dir>/admin.sock (a stale socket file is replaced) and,
  * when tcp is not NULL ("host:port"), on TCP with the token of
  * <data_dir>/admin.token (created with a random token when missing).
- * Returns 0 and *out, or SB_EIO / SB_EINVAL with d saying which address
- * failed and why, SB_EEXIST when another server answers on the socket, or
- * SB_ETOOLONG when the socket's path does not fit a Unix socket address;
+ * held_lock is true when the caller holds the lock (sb_admin_lock) for as
+ * long as it serves; else it is taken here, until the stop. Returns 0 and
+ * *out, or SB_EIO / SB_EINVAL with d saying which address failed and why,
+ * SB_EEXIST when another server holds the lock or answers on the socket,
+ * or SB_ETOOLONG when the socket's path does not fit a Unix socket address;
  * nothing is left listening then.
  */
-int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, sb_admin_handler handler,
-		   void *ctx, sb_admin **out, sb_diag *d);
+int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, bool held_lock,
+		   sb_admin_handler handler, void *ctx, sb_admin **out, sb_diag *d);
 
 /* The address the TCP listener is bound to ("127.0.0.1:9000", "[::1]:9000";
  * the port the system picked for port 0), into buf. Returns 0, or SB_ENOENT

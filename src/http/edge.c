@@ -1467,7 +1467,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	sb_edge *e = sb_xcalloc(1, sizeof(*e));
 	control *ct = sb_xcalloc(1, sizeof(*ct));
 	sb_config *cfg = NULL;
-	int *fds = NULL;
+	int *fds = NULL, lock_fd = -1;
 	e->opts = *opts;
 	e->ctl = ct;
 	e->access_fd = -1;
@@ -1492,6 +1492,12 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 				 strerror(errno));
 		goto out;
 	}
+	/* one server per data directory, decided before anything is bound or
+	 * written: a second one started by mistake would share the first's
+	 * SO_REUSEPORT sockets (and take some of its queries and connections)
+	 * and write its serials while it found out */
+	if ((r = sb_admin_lock(e->data_dir, &lock_fd, d)) < 0)
+		goto out;
 	{
 		sb_store *st = NULL;
 		if ((r = sb_store_open(e->data_dir, &st, d)) < 0)
@@ -1622,7 +1628,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	cfg = NULL;
 
 	uv_loop_init(&ct->loop);
-	r = sb_admin_start(&ct->loop, e->data_dir, e->current->cfg->decl->listen_admin,
+	r = sb_admin_start(&ct->loop, e->data_dir, e->current->cfg->decl->listen_admin, true,
 			   admin_handler, ct, &ct->admin, d);
 	if (r == SB_ETOOLONG) {
 		/* the CLI cannot reach us either: it writes the store, and the
@@ -1735,6 +1741,8 @@ out:
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(fds);
+	if (lock_fd >= 0)
+		close(lock_fd); /* the lock goes with it */
 	config_unref(cfg);
 	sb_snapshot_unref(e->current);
 	if (e->store)

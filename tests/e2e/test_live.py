@@ -636,14 +636,28 @@ def test_rollback_of_the_only_change_returns_to_the_declaration(live):
     assert [v["version"] for v in vs] == [2, 1]
 
 
+BIND_LOG = os.path.join(os.environ.get("SB_SHIM_DIR", os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "shim")), "bind_log.so")
+
+
+@pytest.mark.skipif(not os.path.exists(BIND_LOG), reason="build/shim/bind_log.so: make e2e builds it")
 def test_a_second_server_on_the_data_directory_leaves_the_first_alone(tmp_path):
     e = recorded_edge(tmp_path)
     e.start(dns=True)
     try:
-        second = subprocess.run([SB, "serve", "-c", str(e.dir), "--listen", "127.0.0.1:0",
-                                 "--threads", "1"], capture_output=True, text=True, timeout=30)
+        # on the first one's ports: its SO_REUSEPORT sockets would share
+        # them, and take some of its queries and connections, until it
+        # found out; it finds out before it binds anything
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        second = subprocess.run(
+            [SB, "serve", "-c", str(e.dir), "--listen", f"127.0.0.1:{e.port}", "--dns",
+             f"127.0.0.1:{e.dns_port}", "--threads", "1"], capture_output=True, text=True,
+            timeout=30, env={**os.environ, "LD_PRELOAD": BIND_LOG,
+                             "ASAN_OPTIONS": (asan + ":" if asan else "") +
+                             "verify_asan_link_order=0"})
         assert second.returncode == 1, second.stderr
         assert "another switchboard server already serves this data directory" in second.stderr
+        assert "bind-log:" not in second.stderr, second.stderr
         # the first server still owns its socket: a change goes through it and
         # is served when the command returns
         assert (e.data / "admin.sock").exists()
