@@ -644,6 +644,10 @@ static sb_dns_xfr *edge_xfr(const sb_edge *e)
 	return ((const control *)e->ctl)->xfr;
 }
 
+/* Ports of processes started by command are taken from here up to the
+ * kernel's ephemeral range (see proc_port). */
+#define PROC_PORT_MIN 10000
+
 /* The index of name's entry in ct->pports (created on first use), and
  * its port. */
 static size_t proc_port(sb_edge *e, const char *name, uint16_t *out)
@@ -654,12 +658,28 @@ static size_t proc_port(sb_edge *e, const char *name, uint16_t *out)
 			*out = ct->pports[i].port;
 			return i;
 		}
-	/* a port nobody holds now (the kernel's choice for a bind to 0) that
-	 * none of our processes has */
+	/* A port nobody holds now that none of our processes has, from below
+	 * the kernel's ephemeral range: a port from that range (what a bind to
+	 * 0 gives) is free for outgoing connections to take as their source
+	 * while the process is down, and its restart then fails to bind (seen
+	 * under load, with the edge's own upstream connections). A range the
+	 * system set too low for that leaves the kernel's choice. */
+	unsigned lo = 32768, hi = 60999;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	if (f) {
+		if (fscanf(f, "%u %u", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
 	uint16_t port = 0;
-	for (int attempt = 0; attempt < 64 && !port; attempt++) {
+	for (int attempt = 0; attempt < 256 && !port; attempt++) {
+		uint32_t rnd = 0;
+		if (lo > PROC_PORT_MIN + 1000 && getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			rnd = (uint32_t)attempt * 2654435761u;
 		struct sockaddr_in sa = {.sin_family = AF_INET,
 					 .sin_addr.s_addr = htonl(0x7f000001)};
+		if (lo > PROC_PORT_MIN + 1000 && attempt < 192)
+			sa.sin_port = htons((uint16_t)(PROC_PORT_MIN + rnd % (lo - PROC_PORT_MIN)));
 		socklen_t len = sizeof(sa);
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&

@@ -463,6 +463,12 @@ def test_preview_upstreams_started_by_command(tmp_path):
         wait_for(lambda: len(pids()) == 3, timeout=10, what="three preview processes")
         started = [l for l in e.edge.err if "codex-web-preview-42: started pid" in l]
         assert len(started) == 1 and "on port " in started[0]
+        # below the ephemeral range: an outgoing connection cannot take the
+        # port as its source while the process restarts
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+        port = int(re.search(r"on port (\d+)", started[0]).group(1))
+        assert 10000 <= port < ephemeral, port
         # a deploy that changes its environment restarts it, and it is not
         # routed to until it answers again: 503 meanwhile, never a 502
         sb(e, "deploy", "--env", "preview", "--pr", "42", "--name", "codex-web",
