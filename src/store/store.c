@@ -264,8 +264,8 @@ static int migrate(sb_store *st, sb_diag *d)
 	 * migrate into */
 	int64_t ntables = 0;
 	if (v == 0 &&
-	    ((r = query_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-			    &ntables, d)) < 0 ||
+	    ((r = query_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", &ntables,
+			    d)) < 0 ||
 	     (ntables > 0 &&
 	      (r = sb_diag_setc(d, SB_EINVAL, st->path, 0, 0,
 				"the database has tables but no Switchboard schema version: "
@@ -390,9 +390,27 @@ int sb_store_open_ro(const char *data_dir, sb_store **out, sb_diag *d)
 	if (r < 0)
 		goto out;
 	int64_t ntables = 0;
-	if (v == 0 && (r = query_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-				     &ntables, d)) < 0)
-		goto out;
+	if (v == 0) {
+		/* the version and the tables read in one statement, so in one read
+		 * transaction: read apart, a writer creating the store could commit
+		 * between them (no version, then tables), which looked like
+		 * another program's database */
+		sqlite3_stmt *stmt = NULL;
+		if ((r = prepare(st,
+				 "SELECT (SELECT user_version FROM pragma_user_version), (SELECT "
+				 "count(*) FROM sqlite_master WHERE type = 'table')",
+				 &stmt, d)) < 0)
+			goto out;
+		if (sqlite3_step(stmt) == SQLITE_ROW) {
+			v = sqlite3_column_int64(stmt, 0);
+			ntables = sqlite3_column_int64(stmt, 1);
+		} else {
+			r = db_error(st, d, "cannot read the schema version");
+		}
+		sqlite3_finalize(stmt);
+		if (r < 0)
+			goto out;
+	}
 	if (v == 0 && ntables == 0) { /* created a moment ago by a writer not done yet */
 		r = sb_diag_setc(d, SB_ENOENT, st->path, 0, 0, "no store yet");
 		goto out;
@@ -516,8 +534,8 @@ int sb_store_settings_check(const char *settings_json, char **compact, sb_diag *
 	/* any number JSON allows (integers beyond 64 bits too) and \u0000: they
 	 * are stored as written, jansson only checks them */
 	json_t *root = json_loads(settings_json,
-				  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL |
-				      JSON_ALLOW_NUL,
+				  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
+				      JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
 				  &err);
 	/* jansson refuses a number a double cannot hold (1e400): valid JSON,
 	 * but RFC 8259 section 6 lets a reader set that limit, and most do */
@@ -541,8 +559,8 @@ int sb_store_settings_check(const char *settings_json, char **compact, sb_diag *
 		goto out;
 	}
 	if (json_minify(settings_json, &b) > SETTINGS_DEPTH) {
-		r = sb_diag_setc(d, SB_EINVAL, "", 0, 0,
-				 "the settings nest deeper than %d levels", SETTINGS_DEPTH);
+		r = sb_diag_setc(d, SB_EINVAL, "", 0, 0, "the settings nest deeper than %d levels",
+				 SETTINGS_DEPTH);
 		goto out;
 	}
 	if (compact)
@@ -577,7 +595,8 @@ static void json_ascii(sb_buf *out, const char *s)
 		}
 		uint32_t cp = c, u[2];
 		size_t n = 1, nu = 1;
-		if (c >= 0x80 && !(n = sb_utf8_seq((const unsigned char *)s, (size_t)(end - s), &cp)))
+		if (c >= 0x80 &&
+		    !(n = sb_utf8_seq((const unsigned char *)s, (size_t)(end - s), &cp)))
 			n = 1, cp = 0xFFFD; /* not reached: the text was checked as UTF-8 */
 		if (cp >= 0x20 && cp < 0x7f) {
 			sb_buf_addc(out, (char)c);
@@ -591,8 +610,12 @@ static void json_ascii(sb_buf *out, const char *s)
 			nu = 2;
 		}
 		for (size_t i = 0; i < nu; i++) {
-			char e[6] = {'\\', 'u', hex[u[i] >> 12 & 15], hex[u[i] >> 8 & 15],
-				     hex[u[i] >> 4 & 15], hex[u[i] & 15]};
+			char e[6] = {'\\',
+				     'u',
+				     hex[u[i] >> 12 & 15],
+				     hex[u[i] >> 8 & 15],
+				     hex[u[i] >> 4 & 15],
+				     hex[u[i] & 15]};
 			sb_buf_add(out, e, 6);
 		}
 		s += n;
