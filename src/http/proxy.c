@@ -117,6 +117,9 @@ typedef struct req {
 	bool resp_started, resp_chunked, resp_done, resp_no_body, resp_close, resp_1xx;
 	bool resp_eof;	      /* the client's response ends when its connection closes */
 	bool resp_conn_close; /* the upstream's Connection says close */
+	/* why a response head was refused, for the 502's message: llhttp puts
+	 * "User callback error" in place of a reason a callback sets */
+	const char *resp_err;
 	bool retried;
 	hdr *rhdrs;
 	size_t nrhdrs, caprhdrs;
@@ -880,10 +883,15 @@ static int on_resp_field(llhttp_t *p, const char *at, size_t len)
 	/* a new field (not the rest of a name split across reads) is counted
 	 * with its ": " and CRLF, so that the limit is on the head as sent */
 	bool fresh = r->rlast_was_value || r->nrhdrs == 0;
-	if (fresh && r->nrhdrs >= RESP_FIELDS_MAX)
+	if (fresh && r->nrhdrs >= RESP_FIELDS_MAX) {
+		r->resp_err = "a response head with more than 1000 fields";
 		return -1;
-	if ((r->rhead_bytes += len + (fresh ? 4 : 0)) > RESP_HEAD_MAX)
-		return -1; /* a broken upstream does not take the edge's memory: 502 */
+	}
+	if ((r->rhead_bytes += len + (fresh ? 4 : 0)) > RESP_HEAD_MAX) {
+		/* a broken upstream does not take the edge's memory: 502 */
+		r->resp_err = "a response head over 64 KiB";
+		return -1;
+	}
 	add_hdr(r->pool, &r->rhdrs, &r->nrhdrs, &r->caprhdrs, &r->rlast_was_value, at, len, false);
 	return 0;
 }
@@ -894,8 +902,10 @@ static int on_resp_value(llhttp_t *p, const char *at, size_t len)
 	req *r = u->c->r;
 	if (r->resp_started)
 		return 0;
-	if ((r->rhead_bytes += len) > RESP_HEAD_MAX)
+	if ((r->rhead_bytes += len) > RESP_HEAD_MAX) {
+		r->resp_err = "a response head over 64 KiB";
 		return -1;
+	}
 	add_hdr(r->pool, &r->rhdrs, &r->nrhdrs, &r->caprhdrs, &r->rlast_was_value, at, len, true);
 	return 0;
 }
@@ -1020,7 +1030,7 @@ static int on_resp_headers_complete(llhttp_t *p)
 	/* llhttp reads any HTTP/d.d status line; an upstream asked in HTTP/1.1
 	 * that answers in another major version is not speaking it: a 502 */
 	if (p->http_major != 1) {
-		llhttp_set_error_reason(p, "a response in an HTTP version other than 1.x");
+		r->resp_err = "a response in an HTTP version other than 1.x";
 		return -1;
 	}
 	if (status >= 100 && status < 200 && status != 101) {
@@ -1047,7 +1057,7 @@ static int on_resp_headers_complete(llhttp_t *p)
 		    has_close_word(r->rhdrs[i].value, r->rhdrs[i].vlen))
 			r->resp_conn_close = true;
 	if (!no_body && resp_coding_unsupported(r->rhdrs, r->nrhdrs)) {
-		llhttp_set_error_reason(p, "a transfer coding other than chunked");
+		r->resp_err = "a transfer coding other than chunked";
 		return -1;
 	}
 	r->status = status;
@@ -2552,7 +2562,7 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	if (err != HPE_OK) {
-		up_failed(u, llhttp_get_error_reason(&u->parser), 0);
+		up_failed(u, r->resp_err ? r->resp_err : llhttp_get_error_reason(&u->parser), 0);
 		return;
 	}
 	if (r->nrhdrs)

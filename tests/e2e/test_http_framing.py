@@ -148,6 +148,8 @@ def test_a_response_head_has_at_most_1000_fields(fresh, fields, status):
     assert st == status
     if status == 200:
         assert body == b"ok"
+    else:
+        assert "more than 1000 fields" in json.loads(body)["message"], body
 
 
 def test_the_head_limit_counts_each_response_head_apart(fresh):

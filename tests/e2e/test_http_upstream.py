@@ -190,6 +190,8 @@ def test_a_transfer_coding_other_than_chunked_is_a_502(edge, te):
                   b"HTTP/1.1 200 OK\r\n" + te + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n", close=True)
     st, _, body, _ = read_response(get(edge, path))
     assert st == 502 and json.loads(body)["error"] == "bad_gateway"
+    # the message says so (llhttp's own reason is "User callback error")
+    assert "a transfer coding other than chunked" in json.loads(body)["message"], body
 
 
 BAD_HEADS = {
@@ -226,6 +228,11 @@ def test_an_ambiguous_response_head_is_a_502(edge, case):
     st, hd, body, rest = read_response(s)
     assert st == 502 and json.loads(body)["error"] == "bad_gateway", body
     assert b"evil" not in body and rest == b""
+    # the message says what was wrong, never llhttp's "User callback error"
+    msg = json.loads(body)["message"]
+    assert "callback" not in msg, msg
+    if case.startswith("http-"):
+        assert "an HTTP version other than 1.x" in msg, msg
     still_in_step(edge, s)
     s.close()
 
