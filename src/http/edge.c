@@ -393,6 +393,7 @@ static int read_file(void *ctx, const char *path, char **data, size_t *len, sb_d
 				(*data)[f->len] = '\0';
 				*len = f->len;
 				r = 0;
+				break;
 			}
 		if (r < 0) /* the same text names the same files: not expected */
 			return sb_diag_setc(d, SB_ENOENT, path, 0, 0,
@@ -1069,12 +1070,13 @@ static void run_op(control *ct, json_t *op, int *status, sb_buf *out)
 	sb_diag d = {0};
 	json_t *res = NULL;
 	prepared p = {.ct = ct};
-	sb_decl *decl = NULL;
-	/* checked against the declaration on disk, which op_prepare builds
-	 * from too: an edit not yet reloaded is checked, not slipped in */
-	int r = sb_decl_load(e->config_path, read_file, NULL, &decl, &d);
-	if (r == 0)
-		r = sb_dns_xfr_config_check(&decl->dns, decl->file, &d);
+	/* checked against the declaration served, which op_prepare builds on
+	 * too: an edit on disk is taken in by a reload only, and one that does
+	 * not load stops no change (nor a preview's expiry) */
+	sb_config *cur = e->current->cfg;
+	atomic_fetch_add(&cur->refs, 1);
+	const sb_decl *decl = cur->decl;
+	int r = 0;
 	/* the build inside the op touches the transfer state (history, NOTIFY):
 	 * an op that fails after it must leave no trace there */
 	sb_dns_xfr_mark *mark = r == 0 && e->dns_on ? sb_dns_xfr_mark_take(edge_xfr(e)) : NULL;
@@ -1110,7 +1112,7 @@ static void run_op(control *ct, json_t *op, int *status, sb_buf *out)
 	*status = 200;
 	json_out(out, status, res);
 out:
-	sb_decl_free(decl);
+	config_unref(cur);
 	config_unref(p.cfg);
 	sb_tenants_free(p.tenants);
 	sb_dns_free(p.dns);

@@ -237,6 +237,17 @@ def test_preview_ttl_expires(live):
     assert vs[0]["summary"] == "expired preview 9"
 
 
+def test_a_preview_expires_while_the_file_on_disk_does_not_load(live):
+    # expiry builds on the declaration served: a file being edited (here
+    # one that does not parse) does not hold it up for a minute
+    sb(live, "preview", "create", "--pr", "9", "--ttl", "1s")
+    assert status(live, f"codex-preview-9.{ZONE}") == 200
+    (live.dir / "switchboard.toml").write_text("[broken\n")
+    wait_for(lambda: status(live, f"codex-preview-9.{ZONE}") == 404, timeout=10,
+             what="preview 9 to expire")
+    assert not [l for l in live.edge.err if "expiry failed" in l]
+
+
 def test_tenant_changes_are_versions_and_served_on_return(live):
     sb(live, "tenants", "add", "acme", "--settings", '{"plan":"pro"}')
     assert status(live, f"acme.{ZONE}") == 200
