@@ -28,6 +28,7 @@
  * costs the request's pool a struct whatever its size, so the byte limit
  * alone let 16,000 empty fields take a megabyte */
 #define RESP_FIELDS_MAX 1000
+#define RESP_1XX_MAX 32	   /* interim responses before the final one */
 #define TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 
 typedef struct client client;
@@ -120,6 +121,7 @@ typedef struct req {
 	/* why a response head was refused, for the 502's message: llhttp puts
 	 * "User callback error" in place of a reason a callback sets */
 	const char *resp_err;
+	int n1xx; /* interim responses so far */
 	bool retried;
 	hdr *rhdrs;
 	size_t nrhdrs, caprhdrs;
@@ -153,6 +155,7 @@ struct client {
 	sb_buf ob;	    /* response bytes gathered during one upstream read */
 	bool gather;	    /* cwrite appends to ob instead of writing */
 	bool eof;	    /* the client closed its side after sending its request */
+	bool eof_framed;    /* the last response ends with the connection */
 	size_t linger_left; /* C_LINGER: bytes still to be discarded */
 	req *r;
 	upconn *u;
@@ -1041,6 +1044,12 @@ static int on_resp_headers_complete(llhttp_t *p)
 		r->nrhdrs = 0;
 		r->rhead_bytes = 0;
 		r->resp_1xx = true;
+		/* each costs the request's pool its fields: a bound, as the
+		 * final head has (HAProxy relays a few, nginx none) */
+		if (++r->n1xx > RESP_1XX_MAX) {
+			r->resp_err = "more than 32 interim (1xx) responses";
+			return -1;
+		}
 		return 1;
 	}
 	r->resp_1xx = false;
@@ -1351,7 +1360,10 @@ static void client_close(client *c)
  */
 static void client_cut(client *c)
 {
-	if (c->r && c->r->resp_eof && !c->r->resp_done && c->fd >= 0) {
+	/* the response is cut while it is relayed, or after the upstream sent
+	 * all of it but bytes of it are still queued for the client */
+	bool cut = c->r ? c->r->resp_eof && !c->r->resp_done : c->eof_framed && c->wq > 0;
+	if (cut && c->fd >= 0) {
 		struct linger lg = {.l_onoff = 1, .l_linger = 0};
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
@@ -1416,8 +1428,9 @@ static void client_timeout(uv_timer_t *t)
 {
 	client *c = t->data;
 	if (c->state == C_LINGER || c->closing) {
-		/* lingering done, or the last response not taken in time */
-		client_close(c);
+		/* lingering done, or the last response not taken in time (reset
+		 * if its end is the connection's, so that it does not look whole) */
+		client_cut(c);
 		return;
 	}
 	if (c->state == C_HEAD && c->in_len > 0) {
@@ -2301,6 +2314,7 @@ static void finish_request(client *c)
 	if (!r)
 		return;
 	access_log(c);
+	c->eof_framed = r->resp_eof;
 	req_free(r);
 	c->r = NULL;
 	client_deadline(c, 0);

@@ -141,6 +141,22 @@ def test_interim_responses_before_the_final_one(edge, interim):
     s.close()
 
 
+@pytest.mark.parametrize("n,status", [(32, 200), (33, 502), (20000, 502)])
+def test_at_most_32_interim_responses(edge, n, status):
+    # each costs the request's memory its fields, as a final head does
+    hint = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+    path = answer(f"/many-1xx-{n}", hint * n + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+                  b"final", close=True)
+    s = get(edge, path)
+    s.settimeout(5)
+    st, _, body, _ = read_response(s)
+    assert st == status, body
+    if status == 502:
+        assert "more than 32 interim (1xx) responses" in json.loads(body)["message"]
+    still_in_step(edge, s)
+    s.close()
+
+
 @pytest.mark.parametrize("framing,body", [
     (b"Content-Length: 100000", b""),
     (b"Transfer-Encoding: chunked", b""),
@@ -561,3 +577,72 @@ def test_a_close_delimited_response_that_stalls_is_reset_at_the_timeout(fresh):
             assert b, f"the stalled response ended like a whole one: {data!r}"
             data += b
     assert data.endswith(b"\r\n\r\npartial")
+
+
+def queues(local, remote):
+    """(send queue, receive queue) in bytes of the socket from local port
+    to remote port, as the kernel holds them."""
+    for line in open("/proc/net/tcp").readlines()[1:]:
+        f = line.split()
+        if (int(f[1].split(":")[1], 16), int(f[2].split(":")[1], 16)) == (local, remote):
+            tx, rx = f[4].split(":")
+            return int(tx, 16), int(rx, 16)
+    return 0, 0
+
+
+def steady(f, rounds=4, pause=0.05):
+    """f()'s value once it has not changed over a few polls."""
+    last, same = None, 0
+    while same < rounds:
+        v = f()
+        same = same + 1 if v == last and v else 0
+        last = v
+        time.sleep(pause)
+    return last
+
+
+def test_a_close_delimited_response_still_queued_when_the_client_is_too_slow_is_reset(fresh):
+    # The upstream sent the whole body and closed, but the client reads
+    # nothing: the edge holds part of the response in its own queue when the
+    # response timeout ends the connection. A FIN would make what the client
+    # got look like the whole body; the connection is reset instead.
+    # How much the kernels take depends on the machine, so it is measured
+    # first, with a response the edge can never finish; the real one is then
+    # sized to leave about 128 KiB in the edge's queue (it stops reading an
+    # upstream at 256 KiB).
+    size = [64 << 20]
+
+    def body(conn, head, rest):
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * size[0])
+        except OSError:
+            pass
+        return None
+
+    e = scripted_edge(fresh, body, http={"response_timeout_ms": 400})
+
+    def ask():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", e.port))
+        s.sendall(f"GET /big HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+        return s
+
+    probe = ask()
+    me = probe.getsockname()[1]
+    # what the kernels hold between the edge and this client once it is full
+    held = steady(lambda: sum(queues(e.port, me)) + sum(queues(me, e.port)))
+    probe.close()
+    size[0] = held + (128 << 10)
+    s = ask()
+    s.settimeout(10)
+    got = b""
+    # not read until the edge's side is gone (a FIN would leave it waiting
+    # in FIN_WAIT1 behind the bytes the client has not taken)
+    mine = s.getsockname()[1]
+    wait_for(lambda: not tcp_states(e.port, mine), what="the edge's socket reset")
+    with pytest.raises(ConnectionResetError):
+        while True:
+            b = s.recv(1 << 20)
+            assert b, f"{len(got)} of {size[0]} bytes, then a FIN: it looks whole"
+            got += b
