@@ -568,9 +568,11 @@ int sb_ops_run(sb_store *st, const sb_decl *decl, json_t *op, sb_ops_prepare_fn 
 		if (k >= 0)
 			json_array_append_new(deps, describe(b.model, &b.model->deployments[k]));
 	}
-	if (dry_run)
-		goto out;
+	/* a dry run is built too (upstream addresses resolved, DNS): it
+	 * passes only where the change would, and then commits nothing */
 	if (prepare && (r = prepare(ctx, &live, d)) < 0)
+		goto out;
+	if (dry_run)
 		goto out;
 	state = sb_live_to_json(&live);
 	if ((r = sb_store_version_add(st, command ? command : kind, summary, state, &version, d)) <

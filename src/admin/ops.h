@@ -36,7 +36,9 @@
 /*
  * Called inside the transaction with the state the op produced, after the
  * checks passed: build what will be published. Return 0 to commit, or a
- * negative code (with d filled) to roll back.
+ * negative code (with d filled) to roll back. A dry run calls it too and
+ * then commits nothing: the caller publishes only when the result's
+ * version is not 0.
  */
 typedef int (*sb_ops_prepare_fn)(void *ctx, const sb_live *next, sb_diag *d);
 

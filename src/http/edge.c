@@ -1082,7 +1082,9 @@ static void run_op(control *ct, json_t *op, int *status, sb_buf *out)
 	sb_dns_xfr_mark *mark = r == 0 && e->dns_on ? sb_dns_xfr_mark_take(edge_xfr(e)) : NULL;
 	if (r == 0)
 		r = sb_ops_run(e->store, decl, op, op_prepare, &p, &res, &d);
-	if (r < 0 && p.dns)
+	/* a dry run was built like the change, and committed nothing */
+	bool committed = r == 0 && json_integer_value(json_object_get(res, "version")) > 0;
+	if (!committed && p.dns)
 		sb_dns_xfr_rewind(edge_xfr(e), mark);
 	else
 		sb_dns_xfr_mark_free(mark);
@@ -1090,7 +1092,7 @@ static void run_op(control *ct, json_t *op, int *status, sb_buf *out)
 		error_out(out, status, r, &d);
 		goto out;
 	}
-	if (p.cfg) {
+	if (p.cfg && committed) {
 		/* committed: a test kills the server here to prove that a restart
 		 * serves what was committed */
 		const char *kill_hook = getenv("SWITCHBOARD_TEST_KILL_AFTER_COMMIT");

@@ -187,13 +187,24 @@ def test_versions_and_rollback(live):
 
 
 def test_deploy_flags_dry_run_and_refusals(live):
+    soa = dq(live, ZONE, "SOA").answer[0][0].serial
     dry = json.loads(sb(live, "deploy", "--name", "auth-worker", "--domain", f"login.{ZONE}",
                         "--dry-run", "--json").stdout)
+    # built like the change (DNS included), and nothing of it served
+    assert dq(live, ZONE, "SOA").answer[0][0].serial == soa
+    assert dq(live, f"login.{ZONE}").rcode() == dns.rcode.NXDOMAIN
     assert dry["dry_run"] and dry["version"] == 0
     assert f"login.{ZONE}/*" in dry["deployments"][0]["routes"] or \
         f"login.{ZONE}" in dry["deployments"][0]["routes"]
     assert status(live, f"login.{ZONE}") == 404  # nothing changed
     assert json.loads(sb(live, "versions", "--json").stdout) == []
+    # a dry run is refused where the change would be: an upstream whose
+    # name does not resolve, found when the server builds the change
+    for dry in (["--dry-run"], []):
+        err = sb(live, "deploy", "--name", "codex-web", "--upstream",
+                 "http://nosuch.invalid:80", *dry, check=1).stderr
+        assert "nosuch.invalid" in err, err
+    assert status(live, "codex.revelations.studio", "/health") == 200
     # a host another deployment serves
     err = sb(live, "deploy", "--name", "auth-worker", "--route", f"api.{ZONE}/*", check=1).stderr
     assert "api.revelations.studio" in err
