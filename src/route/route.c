@@ -653,6 +653,14 @@ static int tenant_gate(const sb_route_table *rt, const sb_tenants *tenants, cons
 	if (r < 0) {
 		if (!wildcard)
 			return 0; /* an explicit host that is not a tenant name */
+		size_t lo, ll;
+		uint32_t pr;
+		/* a preview's name (the rule names any PR's) that nobody created:
+		 * said as such, not as a slug that may not end so */
+		if (r != SB_ERESERVED &&
+		    sb_model_name_parse(rt->m, label, n, &lo, &ll, &pr) == SB_ENV_PREVIEW)
+			why = "this preview has not been created: the edge serves created and "
+			      "listed previews only (switchboard preview create)";
 		m->reason = r == SB_ERESERVED ? "the label is reserved and never a tenant" : why;
 		return r;
 	}
@@ -739,7 +747,8 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 			memcpy(base, h + lo, ll);
 			memcpy(base + ll, h + label_len, rest);
 			const struct host_node *bn = htab_get(&rt->exact, base, ll + rest, bh);
-			const struct path_ent *e = bn ? match_path(bn, path, path_len, query, true) : NULL;
+			const struct path_ent *e =
+			    bn ? match_path(bn, path, path_len, query, true) : NULL;
 			if (e) {
 				m->deployment = NULL;
 				m->derived = true;

@@ -92,6 +92,8 @@ def test_unknown_hosts_get_404_and_are_never_forwarded(recorded):
     # a preview nobody created (`switchboard preview create`) is not routed
     status, _, body = request(edge, "codex-preview-12.revelations.studio", "/x")
     assert status == 404 and json.loads(body)["status"] == 404
+    # and says so (it said "a slug cannot have a preview suffix")
+    assert "this preview has not been created" in json.loads(body)["message"], body
     # nothing reached a service
     assert edge.rec.count() == before
 
