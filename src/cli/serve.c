@@ -201,9 +201,29 @@ int sb_cli_secret(int argc, char **argv)
 		sb_cli_print_diag(&d);
 		return 2;
 	}
+	/* a name of the declaration (with the store's deploys), or a preview's
+	 * by the rule (one may be asked for before the preview is created): a
+	 * typo would otherwise print a secret no deployment is signed with */
+	const char *name = argv[optind];
+	bool known = sb_model_deployment(l.model, name) >= 0;
+	for (size_t i = 0; !known && i < l.model->nservices; i++) {
+		const char *sn = l.model->services[i].name;
+		size_t sl = strlen(sn);
+		uint32_t pr;
+		known = strncmp(name, sn, sl) == 0 && strncmp(name + sl, "-preview-", 9) == 0 &&
+			sb_model_pr_parse(name + sl + 9, strlen(name + sl + 9), &pr) == 0;
+	}
+	if (!known) {
+		fprintf(stderr,
+			"switchboard: no deployment named '%s' in %s (see switchboard routes; a "
+			"preview's is <service>-preview-<pr>)\n",
+			name, l.decl->file);
+		sb_cli_unload(&l);
+		return 1;
+	}
 	char out[256];
-	int r = sb_edge_deployment_secrets(data ? data : l.decl->data_dir, argv[optind], out,
-					   sizeof(out), &d);
+	int r =
+	    sb_edge_deployment_secrets(data ? data : l.decl->data_dir, name, out, sizeof(out), &d);
 	sb_cli_unload(&l);
 	if (r < 0) {
 		sb_cli_print_diag(&d);

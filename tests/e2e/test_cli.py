@@ -221,6 +221,25 @@ def test_check_fails_when_the_webhook_reaches_another_service(example_copy):
 POS = r"switchboard: [^:\n]+:\d+:\d+: "
 
 
+@pytest.mark.parametrize("name,code", [
+    ("codex-web-production", 0),
+    ("auth-worker-staging", 0),
+    ("codex-web-preview-123", 0),  # a preview's, before it is created
+    ("codex-web", 1),  # a service, not a deployment
+    ("codex-web-prod", 1),
+    ("codex-web-preview-0123", 1),
+    ("nosuch-preview-5", 1),
+])
+def test_secret_only_for_a_deployment_name(example_copy, tmp_path, name, code):
+    # a typo printed a secret no deployment is signed with
+    p = sb("secret", "-c", example_copy, "--data", tmp_path / "data", name, check=code)
+    if code == 0:
+        assert re.fullmatch(r"[0-9a-f]{64}\n", p.stdout), p.stdout
+    else:
+        assert p.stdout == ""
+        assert f"no deployment named '{name}'" in p.stderr, p.stderr
+
+
 def test_malformed_toml(example_copy):
     f = example_copy / "switchboard.toml"
     f.write_text(f.read_text() + "\n[tenants\n")
