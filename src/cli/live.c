@@ -70,7 +70,8 @@ static const char usage_common[] =
     "  --json             print the result as JSON\n"
     "The server is reached on <data_dir>/admin.sock, or at $SWITCHBOARD_ADMIN_URL\n"
     "with the bearer token in $SWITCHBOARD_ADMIN_TOKEN.\n"
-    "Exit status: 0 done; 1 refused (the message says why); 2 usage or load error.\n";
+    "Exit status: 0 done; 1 refused (the message says why); 2 usage, load or store\n"
+    "error.\n";
 
 enum { O_DATA = 256, O_VAR, O_ROUTE, O_DOMAIN, O_UPSTREAM, O_DRY, O_PR, O_TTL, O_LIMIT, O_JSON };
 
@@ -379,7 +380,9 @@ static int submit(const char *config, const char *data, json_t *op, bool json)
 			const char *msg = json_string_value(json_object_get(res, "error"));
 			fprintf(stderr, "switchboard: %s\n", msg ? msg : resp);
 			token_hint(status, token);
-			rc = status == 401 ? 2 : 1;
+			/* a store the server could not write (500) is no refusal:
+			 * 2, as when the CLI writes the store itself */
+			rc = status == 401 || status >= 500 ? 2 : 1;
 			goto out;
 		}
 	} else if (r == SB_ENOENT && where == sock) {
@@ -553,11 +556,12 @@ static void print_previews(json_t *arr, bool json)
 			time_t et = (time_t)json_integer_value(ex);
 			strftime(eb, sizeof(eb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&et));
 		}
-		printf("%-8lld %-20s %-20s", (long long)json_integer_value(json_object_get(p, "pr")),
-		       cb, eb);
+		printf("%-8lld %-20s %-20s",
+		       (long long)json_integer_value(json_object_get(p, "pr")), cb, eb);
 		size_t k;
 		json_t *h;
-		json_array_foreach(json_object_get(p, "hosts"), k, h) printf(" %s", json_string_value(h));
+		json_array_foreach(json_object_get(p, "hosts"), k, h)
+		    printf(" %s", json_string_value(h));
 		printf("\n");
 	}
 }
@@ -705,7 +709,8 @@ int sb_cli_versions(int argc, char **argv)
 	const char *url = getenv("SWITCHBOARD_ADMIN_URL");
 	if (url && *url) {
 		char target[64];
-		snprintf(target, sizeof(target), "/v1/versions?limit=%llu", (unsigned long long)limit);
+		snprintf(target, sizeof(target), "/v1/versions?limit=%llu",
+			 (unsigned long long)limit);
 		if (!(arr = remote_list(url, getenv("SWITCHBOARD_ADMIN_TOKEN"), target)))
 			goto out;
 	} else {

@@ -416,7 +416,7 @@ def test_a_change_that_fails_at_its_commit_announces_nothing(tmp_path):
         assert any("codex-preview-1" in r[0] for r in history), history
 
         flag.touch()
-        assert cli("--pr", 2, check=1)  # refused: the commit failed
+        assert cli("--pr", 2, check=2)  # a store error: the commit failed
         assert serial(e.dns_port) == s1
         assert kdig_ixfr(e, s0) == history  # nothing of it in the history
         flag.unlink()
