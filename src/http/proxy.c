@@ -30,6 +30,11 @@
 #define RESP_FIELDS_MAX 1000
 #define RESP_1XX_MAX 32	   /* interim responses before the final one */
 #define TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+/* Chunk extensions of one request body: the edge drops them, but llhttp
+ * reads them, and they count toward no limit (max_body_bytes counts the
+ * data): without a bound one endless extension held an upstream connection
+ * for as long as the client kept sending. Node allows 16 KiB too. */
+#define CHUNK_EXT_MAX 16384
 
 typedef struct client client;
 typedef struct upconn upconn;
@@ -96,6 +101,7 @@ typedef struct req {
 	bool has_cl, chunked, expect_continue, upgrade, is_head, idempotent;
 	uint64_t content_length;
 	uint64_t body_in; /* body bytes received */
+	size_t ext_bytes; /* chunk-extension bytes received (CHUNK_EXT_MAX) */
 	bool body_done, head_parsed;
 	/* routing */
 	sb_route_match m;
@@ -320,6 +326,7 @@ static const char *reason_phrase(int status)
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
 	default: return "Status";
 	}
 }
@@ -834,7 +841,24 @@ static int on_req_headers_complete(llhttp_t *p)
 	r->has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
 	r->chunked = (p->flags & F_CHUNKED) != 0;
 	r->content_length = r->has_cl ? p->content_length : 0;
-	r->upgrade = p->upgrade != 0;
+	/* an upgrade with a body is forwarded as the plain request it also is
+	 * (Upgrade is hop-by-hop): the edge sent its head with the body's
+	 * length and never the body, which waited to be read as the next
+	 * request while the upstream waited for it. llhttp reads the body
+	 * before it stops for the upgrade; CONNECT is refused (handle_head). */
+	r->upgrade = p->upgrade != 0 && !r->chunked && r->content_length == 0;
+	return 0;
+}
+
+/* Chunk extensions are dropped (the body goes upstream re-chunked), only
+ * counted: see CHUNK_EXT_MAX. */
+static int on_req_chunk_ext(llhttp_t *p, const char *at, size_t len)
+{
+	client *c = p->data;
+	req *r = c->r;
+	(void)at;
+	if ((r->ext_bytes += len) > CHUNK_EXT_MAX)
+		return HPE_USER;
 	return 0;
 }
 
@@ -1176,6 +1200,8 @@ static void settings_init(void)
 	req_settings.on_headers_complete = on_req_headers_complete;
 	req_settings.on_body = on_req_body;
 	req_settings.on_message_complete = on_req_complete;
+	req_settings.on_chunk_extension_name = on_req_chunk_ext;
+	req_settings.on_chunk_extension_value = on_req_chunk_ext;
 	llhttp_settings_init(&resp_settings);
 	resp_settings.on_header_field = on_resp_field;
 	resp_settings.on_header_value = on_resp_value;
@@ -1813,6 +1839,36 @@ static bool own_endpoint(client *c)
 	return true;
 }
 
+/* The length of a dot at p ("." or "%2e"), or 0. */
+static size_t dot_at(const char *p, size_t n)
+{
+	if (n >= 1 && p[0] == '.')
+		return 1;
+	if (n >= 3 && p[0] == '%' && p[1] == '2' && (p[2] | 32) == 'e')
+		return 3;
+	return 0;
+}
+
+/*
+ * Does a path segment that starts at p read as "." or ".." to a service?
+ * Routing matches the path as sent, while services resolve dot segments:
+ * with a route for the /api/ prefix of a host (deployment api) and one for
+ * the rest of it, "/api/../admin" went to api, signed, and api served its
+ * own /admin, a path the declaration routes elsewhere. Read as services
+ * read them: "%2e" is a dot (WHATWG URL), a backslash a slash, and ";" ends
+ * a segment (Tomcat's "..;/"). Clients resolve dot segments before sending
+ * (RFC 3986 5.2; browsers, curl without --path-as-is): a legal request
+ * never needs one.
+ */
+static bool dot_segment(const char *p, size_t n)
+{
+	size_t d = dot_at(p, n);
+	if (!d)
+		return false;
+	d += dot_at(p + d, n - d);
+	return d == n || p[d] == '/' || p[d] == '\\' || p[d] == '?' || p[d] == ';';
+}
+
 /* Host and path from the head; the smuggling rules about Host. */
 static int resolve_target(client *c, const char **why)
 {
@@ -1852,14 +1908,6 @@ static int resolve_target(client *c, const char **why)
 		*why = "several Host headers";
 		return -1;
 	}
-	/* no whitespace or control byte in the target: llhttp lets a tab through,
-	 * and an upstream that splits the request line on any whitespace (as
-	 * RFC 9112 3 allows) would see another target than the one routed */
-	for (size_t i = 0; i < r->url_len; i++)
-		if ((unsigned char)r->url[i] <= 0x20 || r->url[i] == 0x7f) {
-			*why = "whitespace or a control byte in the request target";
-			return -1;
-		}
 	if (r->ncl > 1) {
 		*why = "several Content-Length headers";
 		return -1;
@@ -1868,9 +1916,18 @@ static int resolve_target(client *c, const char **why)
 		*why = "both Content-Length and Transfer-Encoding";
 		return -1;
 	}
+	/* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+	 * framing; a 1.0 hop in front of the edge delimits it otherwise (nginx:
+	 * 400 too) */
+	if (r->nte && c->parser.http_minor == 0) {
+		*why = "Transfer-Encoding in an HTTP/1.0 request";
+		return -1;
+	}
+	size_t ps = r->url_len; /* where the path starts in the target */
 	if (r->url_len && r->url[0] == '/') {
 		r->path = r->url;
 		r->path_len = r->url_len;
+		ps = 0;
 		if (!hh) {
 			*why = "no Host header";
 			return -1;
@@ -1894,11 +1951,18 @@ static int resolve_target(client *c, const char **why)
 			*why = "Host disagrees with the absolute-form target";
 			return -1;
 		}
+		/* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400, whatever
+		 * its target */
+		if (!hh && c->parser.http_minor != 0) {
+			*why = "no Host header";
+			return -1;
+		}
 		r->host = a;
 		r->host_len = al;
 		if (slash && *slash == '/') {
 			r->path = slash;
 			r->path_len = (size_t)(end - slash);
+			ps = (size_t)(slash - r->url);
 		} else {
 			/* "http://host?x" or "http://host": path "/" (plus the query) */
 			size_t ql = slash ? (size_t)(end - slash) : 0;
@@ -1912,6 +1976,30 @@ static int resolve_target(client *c, const char **why)
 	} else {
 		*why = "a request target must be a path or an absolute http(s) URL";
 		return -1;
+	}
+	/* the target, in one pass: no whitespace or control byte (llhttp lets a
+	 * tab through, and an upstream that splits the request line on any
+	 * whitespace, as RFC 9112 3 allows, would see another target than the
+	 * one routed), no fragment, no dot segment in the path (dot_segment) */
+	bool query = false;
+	for (size_t i = 0; i < r->url_len; i++) {
+		unsigned char ch = (unsigned char)r->url[i];
+		if (ch <= 0x20 || ch == 0x7f) {
+			*why = "whitespace or a control byte in the request target";
+			return -1;
+		}
+		/* a fragment is the client's own (RFC 9110 4.2.4); a service reads
+		 * the path up to it, routing read all of it */
+		if (ch == '#') {
+			*why = "a fragment (#) in the request target";
+			return -1;
+		}
+		query |= ch == '?';
+		if (i >= ps && !query && (ch == '/' || ch == '\\') &&
+		    dot_segment(r->url + i + 1, r->url_len - i - 1)) {
+			*why = "a dot segment (. or ..) in the request path";
+			return -1;
+		}
 	}
 	/* routing and the signature look at the host part only: anything after
 	 * it but a port would reach the service, signed, in Host and
@@ -2098,6 +2186,23 @@ static void handle_head(client *c, size_t len)
 	r->is_head = strcmp(r->method, "HEAD") == 0;
 	r->idempotent = method_idempotent(r->method);
 	c->keepalive = llhttp_should_keep_alive(&c->parser) != 0;
+	/* llhttp reads any HTTP/d.d request line ("HTTP/2.0", "HTTP/0.9"):
+	 * only 1.x is forwarded (as 1.1), as nginx has it */
+	if (c->parser.http_major != 1) {
+		c->keepalive = false;
+		send_error(c, 505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1");
+		return;
+	}
+	/* CONNECT asks for a tunnel to its authority, which the edge does not
+	 * make; llhttp ends the message at its head whatever its framing says,
+	 * and it went upstream as an upgrade with an empty Upgrade and a
+	 * Content-Length whose body never followed. What follows it is not
+	 * HTTP: the connection closes (nginx: 405 or 400). */
+	if (c->parser.method == HTTP_CONNECT) {
+		c->keepalive = false;
+		send_error(c, 405, "method_not_allowed", "CONNECT is not supported");
+		return;
+	}
 	if (resolve_target(c, &why) < 0) {
 		send_error(c, 400, "bad_request", why);
 		return;
@@ -2166,6 +2271,7 @@ static void handle_head(client *c, size_t len)
 		r->validating = true;
 		llhttp_errno_t e2 = llhttp_execute(&dry, c->in, c->in_len);
 		r->validating = false;
+		r->ext_bytes = 0; /* counted again as the body streams */
 		if (e2 != HPE_OK && e2 != HPE_PAUSED) {
 			c->in_len = 0;
 			send_error(c, 400, "bad_request", "malformed chunked body");
@@ -2237,6 +2343,7 @@ static void client_input_run(client *c)
 				return;
 			}
 			bool too_big = r->body_in > r->max_body;
+			bool long_ext = r->ext_bytes > CHUNK_EXT_MAX;
 			if (c->u) {
 				upconn *u = c->u;
 				c->u = NULL;
@@ -2246,8 +2353,9 @@ static void client_input_run(client *c)
 			if (!r->resp_started)
 				send_error(c, too_big ? 413 : 400,
 					   too_big ? "body_too_large" : "bad_request",
-					   too_big ? "the request body exceeds the limit"
-						   : "malformed request body");
+					   too_big    ? "the request body exceeds the limit"
+					   : long_ext ? "chunk extensions over 16 KiB"
+						      : "malformed request body");
 			else
 				client_close(c);
 			return;
