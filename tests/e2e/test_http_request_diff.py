@@ -152,8 +152,14 @@ class Nginx:
             raise
 
     def stop(self, sig=None):
+        # SIGTERM: the master stops its worker, then exits (a SIGKILLed
+        # master leaves its worker running)
         if self.p.poll() is None:
-            self.p.kill()  # its master and the worker: the worker exits with it
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
         self.p.wait()
 
 
