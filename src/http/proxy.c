@@ -2000,6 +2000,13 @@ static int resolve_target(client *c, const char **why)
 			*why = "a dot segment (. or ..) in the request path";
 			return -1;
 		}
+		/* a NUL a service decodes ends its path early in C, or at a
+		 * file system call, while routing read all of it (nginx: 400) */
+		if (ch == '%' && !query && i >= ps && i + 2 < r->url_len && r->url[i + 1] == '0' &&
+		    r->url[i + 2] == '0') {
+			*why = "an encoded NUL (%00) in the request path";
+			return -1;
+		}
 	}
 	/* routing and the signature look at the host part only: anything after
 	 * it but a port would reach the service, signed, in Host and

@@ -238,6 +238,7 @@ REFUSED_BY_NGINX = {
     "absolute_form_without_host": req(b"GET http://" + H + b":8080/a HTTP/1.1"),
     "dot_dot_above_root": req(b"GET /../a HTTP/1.1", HOSTH),
     "encoded_dot_dot": req(b"GET /%2e%2e/x HTTP/1.1", HOSTH),
+    "encoded_nul_in_path": req(b"GET /a%00b HTTP/1.1", HOSTH),
     "userinfo": req(b"GET http://u:p@" + H + b"/a HTTP/1.1", HOSTH),
     "plus_content_length": req(b"POST /a HTTP/1.1", HOSTH, b"Content-Length: +5", body=b"hello"),
     "content_length_list": req(b"POST /a HTTP/1.1", HOSTH, b"Content-Length: 5, 5",
@@ -489,7 +490,7 @@ ODD_BUT_SERVED = {
     "request_id_and_traceparent_with_spaces": req(
         b"GET /s HTTP/1.1", HOSTH, b"X-Request-Id:   spaced-id  ",
         b"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 "),
-    "odd_path_and_query": req(b"GET //x/%2F/%00/\xc3\xa9;p=1?a=%20&b=?&c=/../ HTTP/1.1", HOSTH),
+    "odd_path_and_query": req(b"GET //x/%2F/%01/\xc3\xa9;p=1?a=%20&b=?&c=/../ HTTP/1.1", HOSTH),
     "obs_text_header": req(b"GET /o HTTP/1.1", HOSTH, b"X-Obs: \xff\xfe"),
     "http_1_0_with_host": req(b"GET /ten?x HTTP/1.0", HOSTH),
     "duplicate_signed_headers_from_the_client": req(
