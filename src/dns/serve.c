@@ -14,8 +14,10 @@
 #include "dns/xfr.h"
 
 #define TCP_MAX_MSG 65535
-#define TCP_IDLE_MS 10000 /* RFC 7766: idle TCP connections are closed */
-#define TCP_IO_MS 2000	  /* a message's bytes, once it has begun, must all arrive */
+#define TCP_IDLE_MS 10000  /* RFC 7766: idle TCP connections are closed */
+#define TCP_IO_MS 2000	   /* a message's bytes, once it has begun, must all arrive */
+#define TCP_LINGER_MS 2000 /* an ending connection: for the client to take an answer, or to close  \
+			    */
 #define TCP_MAX_CONNS 512
 #define TCP_WQ_MAX 65536 /* answers queued for a client before its reading pauses */
 
@@ -42,6 +44,7 @@ struct sb_dns_io {
 typedef struct tcpconn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
+	uv_shutdown_t shut; /* an ending connection's FIN, after its answers */
 	sb_dns_io *io;
 	struct tcpconn *next, *prev;
 	struct sockaddr_storage peer;
@@ -52,6 +55,8 @@ typedef struct tcpconn {
 	int handles;
 	bool closing, reading;
 	bool eof;	    /* the client shut its side: answer what came, then close */
+	bool ending;	    /* the server ends it (conn_end): input is discarded */
+	bool fin;	    /* ... and its FIN is out: the client's is awaited */
 	bool partial;	    /* in holds the start of a message: TCP_IO_MS runs */
 	uint64_t active_ms; /* loop time of the accept or of the last answer */
 } tcpconn;
@@ -300,9 +305,82 @@ static void conn_close(tcpconn *c)
 	uv_close((uv_handle_t *)&c->tcp, conn_closed);
 }
 
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+
+/* What an ending connection's client still sends is read and dropped:
+ * bytes left unread in the socket would make the close a RST, and a RST
+ * throws away the answers the kernel still holds for the client. */
+static void conn_drain(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	tcpconn *c = s->data;
+	if (n >= 0)
+		return;
+	uv_read_stop(s);
+	c->reading = false;
+	if (n != UV_EOF || c->fin)
+		conn_close(c);
+	else
+		c->eof = true; /* closed once the FIN is out (conn_shut) */
+}
+
+static void conn_idle(uv_timer_t *t);
+
+static void conn_shut(uv_shutdown_t *req, int status)
+{
+	tcpconn *c = req->data;
+	if (c->closing)
+		return; /* cancelled by the close */
+	if (status < 0 || c->eof) {
+		conn_close(c);
+		return;
+	}
+	c->fin = true;
+	uv_timer_start(&c->timer, conn_idle, TCP_LINGER_MS, 0);
+}
+
+/*
+ * The server ends the connection (a malformed message, a timeout): no more
+ * queries are read or answered, the answers queued go out, then a FIN; what
+ * the client sends meanwhile and until it closes is discarded, for
+ * TCP_LINGER_MS after the FIN at most (RFC 7766 6.2.3 and 6.2.4; HTTP's
+ * lingering close; Knot DNS and NSD do the same). uv_close at once would
+ * cancel the queued answers, and a close with the client's bytes unread
+ * sends a RST that discards those the kernel still holds.
+ */
+static void conn_end(tcpconn *c)
+{
+	if (c->closing || c->ending)
+		return;
+	c->ending = true;
+	sb_dns_xfr_stream_free(c->stream); /* a transfer stops at its message in flight */
+	c->stream = NULL;
+	c->in_len = 0;
+	c->partial = false;
+	if (c->reading)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	c->reading = false;
+	if (!c->eof) {
+		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_drain);
+		c->reading = true;
+	}
+	/* libuv sends the FIN once every queued write is done */
+	c->shut.data = c;
+	if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, conn_shut) < 0) {
+		conn_close(c);
+		return;
+	}
+	/* the client takes an answer within TCP_LINGER_MS (tcp_written), or
+	 * the queued ones are dropped */
+	uv_timer_start(&c->timer, conn_idle, TCP_LINGER_MS, 0);
+}
+
 static void conn_idle(uv_timer_t *t)
 {
-	conn_close(t->data);
+	tcpconn *c = t->data;
+	if (c->ending)
+		conn_close(c);
+	else
+		conn_end(c);
 }
 
 typedef struct twrite {
@@ -326,6 +404,8 @@ static void tcp_written(uv_write_t *w, int status)
 	free(tw);
 	if (status < 0)
 		conn_close(c);
+	else if (c->ending)
+		uv_timer_start(&c->timer, conn_idle, TCP_LINGER_MS, 0); /* the client takes them */
 	else if (stream && c->stream && !c->closing)
 		stream_next(c); /* one message in flight: a transfer streams at the client's pace */
 	else if (!c->closing && ((was_full && c->queued <= TCP_WQ_MAX) || (c->eof && !c->queued)))
@@ -363,13 +443,27 @@ static void stream_next(tcpconn *c)
 		sb_dns_xfr_stream_free(c->stream);
 		c->stream = NULL;
 		if (r < 0)
-			conn_close(c);
+			conn_end(c);
 		else
 			conn_process(c);
 		return;
 	}
 	uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
 	conn_send(c, tw, rl, true);
+}
+
+/* The idle timer restarts when a query is answered, not when bytes
+ * arrive: a client that trickles a message a byte at a time, or sends
+ * only a length, would otherwise hold its slot for ever. Once a message
+ * has begun, the rest must come within TCP_IO_MS. */
+static void io_limit(tcpconn *c)
+{
+	if (!c->closing && c->in_len && !c->partial) {
+		c->partial = true;
+		uint64_t left = uv_timer_get_due_in(&c->timer);
+		if (left > TCP_IO_MS)
+			uv_timer_start(&c->timer, conn_idle, TCP_IO_MS, 0);
+	}
 }
 
 static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -398,16 +492,10 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	c->in_len += (size_t)n;
 	conn_process(c);
-	/* The idle timer restarts when a query is answered, not when bytes
-	 * arrive: a client that trickles a message a byte at a time, or sends
-	 * only a length, would otherwise hold its slot for ever. Once a message
-	 * has begun, the rest must come within TCP_IO_MS. */
-	if (!c->closing && c->in_len && !c->partial) {
-		c->partial = true;
-		uint64_t left = uv_timer_get_due_in(&c->timer);
-		if (left > TCP_IO_MS)
-			uv_timer_start(&c->timer, conn_idle, TCP_IO_MS, 0);
-	}
+	/* reading paused (the client does not take its answers): the wait is
+	 * ours, and the limit starts when reading resumes (conn_process) */
+	if (c->reading)
+		io_limit(c);
 }
 
 /* Answer the complete queries in the buffer: several length-prefixed
@@ -434,7 +522,7 @@ static void conn_process(tcpconn *c)
 		sb_dns_xfr_stream *st = NULL;
 		if (!z || sb_dns_xfr_answer(z, msg + 2, ml, (const struct sockaddr *)&c->peer, true,
 					    out + 2, TCP_MAX_MSG, &rl, &st) < 0) {
-			conn_close(c); /* a malformed query ends the stream */
+			conn_end(c); /* a malformed query ends the stream */
 			return;
 		}
 		done += 2 + ml;
@@ -453,7 +541,7 @@ static void conn_process(tcpconn *c)
 		memmove(c->in, c->in + done, c->in_len - done);
 		c->in_len -= done;
 	}
-	if (c->closing)
+	if (c->closing || c->ending)
 		return;
 	if (c->eof) {
 		/* nothing more comes: close once every answer has been taken
@@ -471,6 +559,7 @@ static void conn_process(tcpconn *c)
 	} else if (!c->stream && !full && !c->reading) {
 		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
 		c->reading = true;
+		io_limit(c); /* a message begun before the pause: its time runs from now */
 	}
 }
 
@@ -501,7 +590,15 @@ static bool evict_idle(sb_dns_io *io, const tcpconn *newcomer)
 	for (;;) {
 		tcpconn *oldest = NULL;
 		for (tcpconn *c = io->conns; c; c = c->next) {
-			bool skip = c == newcomer || c->closing || c->in_len || c->stream || c->queued;
+			/* one the server is ending, its answers given to the
+			 * kernel, is the first to go: what it still reads is
+			 * dropped anyway */
+			if (c->ending && !c->closing && !c->queued && c != newcomer) {
+				conn_close(c);
+				return true;
+			}
+			bool skip =
+			    c == newcomer || c->closing || c->in_len || c->stream || c->queued;
 			for (size_t i = 0; i < npassed && !skip; i++)
 				skip = passed[i] == c;
 			if (!skip && (!oldest || c->active_ms <= oldest->active_ms))
