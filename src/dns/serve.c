@@ -16,8 +16,7 @@
 #define TCP_MAX_MSG 65535
 #define TCP_IDLE_MS 10000  /* RFC 7766: idle TCP connections are closed */
 #define TCP_IO_MS 2000	   /* a message's bytes, once it has begun, must all arrive */
-#define TCP_LINGER_MS 2000 /* an ending connection: for the client to take an answer, or to close  \
-			    */
+#define TCP_LINGER_MS 2000 /* an ending connection: to take an answer, or to close */
 #define TCP_MAX_CONNS 512
 #define TCP_WQ_MAX 65536 /* answers queued for a client before its reading pauses */
 
