@@ -292,6 +292,83 @@ class Recorder(LocalUpstream):
             return len(self.received)
 
 
+class Framed(LocalUpstream):
+    """An upstream that reads each request by its framing, as a strict
+    server does (Content-Length, or chunk sizes), and answers each with a
+    200 "ok". received: every request head, in order; take(): the exact
+    bytes each connection received since the last take (health checks
+    aside). Bytes that do not frame end the connection."""
+
+    def __init__(self):
+        self.received = []
+        self.conns = []
+        self.lock = threading.Lock()
+        super().__init__()
+
+    def _serve(self, conn):
+        log = bytearray()
+        with self.lock:
+            self.conns.append(log)
+        buf = b""
+
+        def need(n):
+            nonlocal buf
+            while len(buf) < n:
+                b = conn.recv(65536)
+                if not b:
+                    raise EOFError
+                with self.lock:
+                    log.extend(b)
+                buf += b
+
+        def line():
+            nonlocal buf
+            while b"\r\n" not in buf:
+                need(len(buf) + 1)
+            l, buf = buf.split(b"\r\n", 1)
+            return l
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    need(len(buf) + 1)
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                if head.startswith(b"GET /health "):
+                    with self.lock:
+                        del log[:len(log) - len(buf)]
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                with self.lock:
+                    self.received.append(head + b"\r\n\r\n")
+                low = head.lower()
+                m = re.search(rb"\r\ncontent-length: *(\d+)", low)
+                if b"\r\ntransfer-encoding: chunked" in low:
+                    while True:
+                        size = int(line().split(b";")[0], 16)
+                        if size == 0:
+                            while line():  # trailers, then the empty line
+                                pass
+                            break
+                        need(size + 2)
+                        buf = buf[size + 2:]
+                elif m:
+                    need(int(m.group(1)))
+                    buf = buf[int(m.group(1)):]
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        except (EOFError, OSError, ValueError):
+            return
+        finally:
+            conn.close()
+
+    def take(self):
+        """The bytes received since the last take, one entry per connection
+        that received any."""
+        with self.lock:
+            out = [bytes(c) for c in self.conns if c]
+            for c in self.conns:
+                del c[:]
+        return out
+
+
 class Scripted(LocalUpstream):
     """An upstream whose every request is answered by handler(conn, head,
     rest), rest being the bytes read after the head; handler returns the

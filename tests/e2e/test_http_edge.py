@@ -11,8 +11,7 @@ import hashlib
 
 import pytest
 
-from edge import (Edge, Recorder, SB, LocalUpstream, Scripted, all_threads_in, closed_by_peer,
-                  closed_port,
+from edge import (Edge, Recorder, SB, Scripted, all_threads_in, closed_by_peer, closed_port,
                   listen_local, raw, read_response, read_until_close, request, start_demo,
                   wait_for)
 
@@ -998,7 +997,7 @@ def test_access_log_line(edge):
 def log_load(edge, conns, per_conn, path="/echo", prefix="q"):
     """per_conn keep-alive requests on each of conns parallel connections,
     each with its own X-Request-Id; returns the ids."""
-    ids, errors = [], []
+    errors = []
 
     def one(k):
         try:

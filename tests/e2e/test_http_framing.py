@@ -3,7 +3,6 @@ one side's idea of where a message ends could differ from the other's, and
 clients that stop reading. Each test fails on the defect it is named after.
 """
 import json
-import os
 import signal
 import socket
 import threading

@@ -14,7 +14,7 @@ import socket
 
 import pytest
 
-from edge import Edge, LocalUpstream
+from edge import Edge, Framed
 
 HOST = b"codex.revelations.studio"
 
@@ -76,66 +76,6 @@ def read_all(s, timeout=5.0):
     except ConnectionResetError:
         pass
     return out
-
-
-class Framed(LocalUpstream):
-    """An upstream that reads each request by its framing, as a strict
-    server does (Content-Length, or chunk sizes), answers 200 and records
-    the head; bytes that do not start a request are recorded as they are,
-    and end the connection."""
-
-    def __init__(self):
-        self.received = []
-        import threading
-        self.lock = threading.Lock()
-        super().__init__()
-
-    def _serve(self, conn):
-        buf = b""
-
-        def need(n):
-            nonlocal buf
-            while len(buf) < n:
-                b = conn.recv(65536)
-                if not b:
-                    raise EOFError
-                buf += b
-
-        def line():
-            nonlocal buf
-            while b"\r\n" not in buf:
-                need(len(buf) + 1)
-            l, buf = buf.split(b"\r\n", 1)
-            return l
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    need(len(buf) + 1)
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                if head.startswith(b"GET /health "):
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    continue
-                with self.lock:
-                    self.received.append(head + b"\r\n\r\n")
-                low = head.lower()
-                m = re.search(rb"\r\ncontent-length: *(\d+)", low)
-                if b"\r\ntransfer-encoding: chunked" in low:
-                    while True:
-                        size = int(line().split(b";")[0], 16)
-                        if size == 0:
-                            while line():  # trailers, then the empty line
-                                pass
-                            break
-                        need(size + 2)
-                        buf = buf[size + 2:]
-                elif m:
-                    need(int(m.group(1)))
-                    buf = buf[int(m.group(1)):]
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
-        except (EOFError, OSError, ValueError):
-            return
-        finally:
-            conn.close()
 
 
 STATUS = re.compile(rb"HTTP/1\.1 [1-5][0-9][0-9] [^\r\n]*\r\n")

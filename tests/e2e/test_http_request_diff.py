@@ -13,87 +13,15 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from edge import LocalUpstream, listen_local, read_response, read_until_close, wait_for
+from edge import Framed, listen_local, read_until_close, wait_for
 
 HOST = "codex.revelations.studio"
 H = HOST.encode()
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-
-
-class RawRecorder(LocalUpstream):
-    """An upstream that keeps the exact bytes of every connection (health
-    checks aside) and answers each request, read by its framing, with a 200."""
-
-    def __init__(self):
-        self.conns = []
-        self.lock = threading.Lock()
-        super().__init__()
-
-    def _serve(self, conn):
-        log = bytearray()
-        with self.lock:
-            self.conns.append(log)
-        buf = b""
-
-        def need(n):
-            nonlocal buf
-            while len(buf) < n:
-                b = conn.recv(65536)
-                if not b:
-                    raise EOFError
-                with self.lock:
-                    log.extend(b)
-                buf += b
-
-        def line():
-            nonlocal buf
-            while b"\r\n" not in buf:
-                need(len(buf) + 1)
-            l, buf = buf.split(b"\r\n", 1)
-            return l
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    need(len(buf) + 1)
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                if head.startswith(b"GET /health "):
-                    with self.lock:
-                        del log[:len(log) - len(buf)]
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    continue
-                low = head.lower()
-                m = re.search(rb"\r\ncontent-length: *(\d+)", low)
-                if b"\r\ntransfer-encoding: chunked" in low:
-                    while True:
-                        size = int(line().split(b";")[0], 16)
-                        if size == 0:
-                            while line():
-                                pass
-                            break
-                        need(size + 2)
-                        buf = buf[size + 2:]
-                elif m:
-                    need(int(m.group(1)))
-                    buf = buf[int(m.group(1)):]
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
-        except (EOFError, OSError, ValueError):
-            return
-        finally:
-            conn.close()
-
-    def take(self):
-        """The bytes received since the last take, one entry per connection
-        that received any."""
-        with self.lock:
-            out = [bytes(c) for c in self.conns if c]
-            for c in self.conns:
-                del c[:]
-        return out
 
 
 NGINX_CONF = """
@@ -184,10 +112,10 @@ def statuses(out):
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    """The edge (codex-web production is a RawRecorder) and nginx in front of
-    another RawRecorder."""
+    """The edge (codex-web production is a Framed) and nginx in front of
+    another Framed."""
     from edge import Edge
-    erec, nrec = RawRecorder(), RawRecorder()
+    erec, nrec = Framed(), Framed()
     e = Edge(tmp_path_factory.mktemp("diff"), threads=1, demos=False,
              upstreams={("codex-web", "production"): erec.url},
              http={"header_timeout_ms": 1000, "response_timeout_ms": 2000})

@@ -224,8 +224,6 @@ class FakeEdge:
     the headers proof(nonce, host, path) returns."""
 
     def __init__(self, proof):
-        outer = self
-
         class H(BaseHTTPRequestHandler):
             def handle_one(self):
                 n = int(self.headers.get("Content-Length") or 0)
@@ -401,7 +399,7 @@ def test_a_suspended_tenant_on_a_route_host_is_said_so(fresh):
 
 def test_preview_declared_live(fresh):
     pr = 7
-    demos, ups = [], {}
+    ups = {}
     e = fresh(extra_toml=f"\n[previews]\nprs = [{pr}]\n")
     for svc, _, _ in SERVICES:
         d = start_demo(svc, "preview", e.secret(f"{svc}-preview-{pr}"))
