@@ -2025,7 +2025,8 @@ static void build_upstream_head(client *c, sb_buf *b)
 	sb_snapshot *s = r->snap;
 	const sb_deployment *dp = r->m.deployment;
 	(void)dp;
-	const hdr *xff = NULL, *xfp = NULL;
+	const hdr *xfp = NULL;
+	const char *xff_list = NULL; /* a trusted proxy's X-Forwarded-For */
 	const hdr *tp = find_kind(r->hdrs, r->nhdrs, HK_TRACEPARENT);
 	if (tp && valid_traceparent(tp->value, tp->vlen)) {
 		memcpy(r->traceparent, tp->value, tp->vlen);
@@ -2062,8 +2063,12 @@ static void build_upstream_head(client *c, sb_buf *b)
 		case HK_SB_OTHER:
 		case HK_TENANT: continue; /* ours to set */
 		case HK_XFF:
+			/* a list sent in several fields is one list (RFC 9110 5.3):
+			 * joined in order, none of it lost */
 			if (c->trusted)
-				xff = h;
+				xff_list = xff_list ? sb_pool_printf(r->pool, "%s, %.*s", xff_list,
+								     (int)h->vlen, h->value)
+						    : sb_pool_strndup(r->pool, h->value, h->vlen);
 			continue;
 		case HK_XFP:
 			if (c->trusted)
@@ -2087,8 +2092,8 @@ static void build_upstream_head(client *c, sb_buf *b)
 	/* the list as a trusted proxy sent it, whole (a cut one would let the
 	 * client choose the address at its end), then the peer */
 	const char *fwd_for = c->peer;
-	if (xff)
-		fwd_for = sb_pool_printf(r->pool, "%.*s, %s", (int)xff->vlen, xff->value, c->peer);
+	if (xff_list)
+		fwd_for = sb_pool_printf(r->pool, "%s, %s", xff_list, c->peer);
 	const char *proto = xfp ? sb_pool_strndup(r->pool, xfp->value, xfp->vlen) : "http";
 	const char *tenant = r->m.tenant;
 

@@ -330,6 +330,17 @@ def test_trusted_proxy_keeps_forwarded_headers(fresh):
     assert body["headers"]["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
     assert body["headers"]["x-forwarded-proto"] == "https"
     assert body["signature"] == "valid"
+    # a list in two fields is one list: joined in order, none of it lost
+    s = e.connect()
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+              b"X-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 203.0.113.9\r\n"
+              b"Connection: close\r\n\r\n")
+    st, _, raw_body, _ = read_response(s)
+    s.close()
+    body = json.loads(raw_body)
+    assert st == 200
+    assert body["headers"]["x-forwarded-for"] == "198.51.100.1, 203.0.113.9, 127.0.0.1"
+    assert body["signature"] == "valid"
 
 
 @pytest.mark.parametrize("cidrs,trusted", [
