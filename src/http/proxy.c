@@ -28,8 +28,9 @@
  * costs the request's pool a struct whatever its size, so the byte limit
  * alone let 16,000 empty fields take a megabyte */
 #define RESP_FIELDS_MAX 1000
-#define RESP_1XX_MAX 32	   /* interim responses before the final one */
-#define TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#define RESP_1XX_MAX 32	    /* interim responses before the final one */
+#define REQ_FIELDS_MAX 1000 /* fields in a request head (431 beyond) */
+#define TRACEPARENT_LEN 55  /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 /* Chunk extensions of one request body: the edge drops them, but llhttp
  * reads them, and they count toward no limit (max_body_bytes counts the
  * data): without a bound one endless extension held an upstream connection
@@ -1711,7 +1712,7 @@ static ssize_t head_scan(client *c, const char **why)
 	if (len > limits(c)->max_header_bytes)
 		return -2;
 	/* check each header line (the request line is the first) */
-	size_t ls = 0;
+	size_t ls = 0, fields = 0;
 	bool first = true;
 	while (ls < len) {
 		const char *cr = memchr(b + ls, '\r', len - ls);
@@ -1738,6 +1739,10 @@ static ssize_t head_scan(client *c, const char **why)
 				*why = "a header name that is not a token";
 				return -1;
 			}
+			/* each field costs the request a struct whatever its size:
+			 * 4,000 empty ones fitted in 16 KiB (HAProxy allows 101) */
+			if (++fields > REQ_FIELDS_MAX)
+				return -2;
 		}
 		first = false;
 		ls = le + 2;

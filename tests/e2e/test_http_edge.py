@@ -147,6 +147,19 @@ def test_unfinished_head_over_the_limit_is_431_at_once(fresh):
     assert out.startswith(b"HTTP/1.1 431 "), out[:100]
 
 
+@pytest.mark.parametrize("fields,status", [(999, 200), (1001, 431)])
+def test_a_request_head_has_at_most_1000_fields(edge, fields, status):
+    # each field costs the request a struct whatever its size: 4,000 empty
+    # ones fitted in the default 16 KiB (Host is one of the 1,000); the
+    # edge's own endpoint, as a demo service has a smaller limit of its own
+    s = edge.connect()
+    s.sendall(b"GET /.well-known/switchboard/health HTTP/1.1\r\n"
+              b"Host: codex.revelations.studio\r\n" + b"a:\r\n" * (fields - 1) +
+              b"Connection: close\r\n\r\n")
+    out = read_until_close(s)
+    assert out.startswith(b"HTTP/1.1 %d " % status), out[:100]
+
+
 # ---- headers ---------------------------------------------------------------
 
 def test_spoofed_headers_never_reach_the_upstream(edge):
