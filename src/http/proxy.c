@@ -2610,6 +2610,9 @@ static void up_failed(upconn *u, const char *what, int uverr)
 	if (u->reused && !u->got_bytes && !r->retried && retry_safe(r)) {
 		r->retried = true;
 		c->state = C_WAIT_UP;
+		/* a new connection: its connect timeout, not what is left of
+		 * the response timeout the failed one was under */
+		client_deadline(c, limits(c)->connect_timeout_ms);
 		start_upstream(c);
 		return;
 	}

@@ -646,3 +646,56 @@ def test_a_close_delimited_response_still_queued_when_the_client_is_too_slow_is_
             b = s.recv(1 << 20)
             assert b, f"{len(got)} of {size[0]} bytes, then a FIN: it looks whole"
             got += b
+
+
+def test_a_retry_on_a_fresh_connection_is_under_the_connect_timeout(fresh):
+    # The pooled connection fails before any byte (retried), and the new
+    # connection's connect hangs: the upstream's accept queue is full, so
+    # its SYNs are dropped. The retry is bounded by connect_timeout_ms, not
+    # by what was left of the response timeout the first attempt was under.
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+
+    def serve():
+        conn, _ = lsock.accept()  # the edge's first connection, then no more
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            while True:  # the next request: closed without a byte
+                b = conn.recv(65536)
+                if not b or b"\r\n\r\n" in b:
+                    return
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    e = fresh(http={"health_interval_ms": 0, "connect_timeout_ms": 300,
+                    "response_timeout_ms": 8000}, threads=1, demos=False,
+              upstreams={("codex-web", "production"): f"http://127.0.0.1:{port}"}).start()
+    try:
+        s = e.connect(timeout=10)
+        assert read_response(get(e, "/first", sock=s))[:3:2] == (200, b"ok")
+        # the accept queue full: a connect to it now hangs (a handshake
+        # that completes here would be one of ours)
+        while True:
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", port))
+            fillers.append(f)
+            try:
+                wait_for(lambda: tcp_states(f.getsockname()[1], port) == [1], timeout=0.5)
+            except AssertionError:
+                break  # SYN_SENT: the queue is full
+        t0 = time.monotonic()
+        st, _, body, _ = read_response(get(e, "/second", sock=s))
+        took = time.monotonic() - t0
+        assert st == 504, body
+        assert took < 3, f"the retry waited {took:.1f} s"
+    finally:
+        for f in fillers:
+            f.close()
+        lsock.close()
