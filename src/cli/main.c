@@ -85,11 +85,13 @@ struct opts {
 
 static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 {
-	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"env", required_argument, NULL, 'e'},
-	    {"pr", required_argument, NULL, 'p'},     {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},	      {"data", required_argument, NULL, 'd'},
-	    {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+						 {"env", required_argument, NULL, 'e'},
+						 {"pr", required_argument, NULL, 'p'},
+						 {"json", no_argument, NULL, 'j'},
+						 {"help", no_argument, NULL, 'h'},
+						 {"data", required_argument, NULL, 'd'},
+						 {NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof(*o));
 	o->config = ".";
 	optind = 1;
@@ -375,8 +377,8 @@ int sb_cli_resolve(int argc, char **argv)
 		return 2;
 	}
 	/* HOST[/PATH][?QUERY], or an URL: the host ends where a path or a query
-	 * begins, and the path is what a client sends (query included, no
-	 * fragment), as check and verify read URLs */
+	 * begins, and the path is what a client sends (dot segments resolved,
+	 * query included, no fragment), as check and verify read URLs */
 	const char *target = o.args[0];
 	if (strncasecmp(target, "https://", 8) == 0)
 		target += 8;
@@ -384,14 +386,9 @@ int sb_cli_resolve(int argc, char **argv)
 		target += 7;
 	size_t hl = strcspn(target, "/?#");
 	char pbuf[2048];
-	const char *rest = target + hl;
-	size_t rl = strcspn(rest, "#");
-	const char *path = rest;
-	if (rest[0] != '/') {
-		snprintf(pbuf, sizeof(pbuf), "/%.*s", rest[0] == '?' ? (int)rl : 0, rest);
-		path = pbuf;
-		rl = strlen(pbuf);
-	}
+	size_t rl;
+	sb_url u = {.path = target + hl, .path_len = strlen(target + hl)};
+	const char *path = sb_url_target(&u, pbuf, sizeof(pbuf), &rl);
 
 	sb_loaded l;
 	if ((r = load_or_fail(&o, &l, 2)))

@@ -416,13 +416,72 @@ int sb_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+size_t sb_path_remove_dots(const char *in, size_t n, char *out)
+{
+	size_t i = 0, o = 0;
+	/* RFC 3986 5.2.4, rule by rule; the output never outgrows the input */
+	while (i < n) {
+		const char *p = in + i;
+		size_t left = n - i;
+		if (left >= 3 && memcmp(p, "../", 3) == 0) {
+			i += 3; /* A */
+		} else if (left >= 2 && memcmp(p, "./", 2) == 0) {
+			i += 2; /* A */
+		} else if (left >= 3 && memcmp(p, "/./", 3) == 0) {
+			i += 2; /* B: "/./" -> "/" */
+		} else if (left == 2 && memcmp(p, "/.", 2) == 0) {
+			out[o++] = '/'; /* B: "/." at the end -> "/" */
+			i += 2;
+		} else if ((left >= 4 && memcmp(p, "/../", 4) == 0) ||
+			   (left == 3 && memcmp(p, "/..", 3) == 0)) {
+			/* C: "/.." -> "/" (left in the input, or written at the
+			 * end), and the last output segment goes with its "/" */
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+			if (left == 3)
+				out[o++] = '/';
+			i += 3;
+		} else if ((left == 1 && p[0] == '.') || (left == 2 && memcmp(p, "..", 2) == 0)) {
+			i = n; /* D */
+		} else {
+			/* E: the first segment, with its leading "/" */
+			size_t k = p[0] == '/' ? 1 : 0;
+			while (k < left && p[k] != '/')
+				k++;
+			memcpy(out + o, p, k);
+			o += k;
+			i += k;
+		}
+	}
+	return o;
+}
+
 const char *sb_url_target(const sb_url *u, char *buf, size_t size, size_t *len)
 {
 	const char *p = u->path ? u->path : "";
 	size_t n = strcspn(p, "#");
-	if (p[0] == '/') {
+	size_t pl = strcspn(p, "?#"); /* the path part */
+	/* a client resolves "." and ".." segments before it sends (RFC 3986
+	 * 5.2; curl and browsers do): the target is the path they leave */
+	bool dots = false;
+	for (size_t i = 0; i < pl && !dots; i++)
+		dots = p[i] == '.' && (i == 0 || p[i - 1] == '/') &&
+		       (i + 1 == pl || p[i + 1] == '/' ||
+			(p[i + 1] == '.' && (i + 2 == pl || p[i + 2] == '/')));
+	if (p[0] == '/' && !dots) {
 		*len = n;
 		return p;
+	}
+	if (p[0] == '/' && size > pl + (n - pl)) {
+		size_t o = sb_path_remove_dots(p, pl, buf);
+		if (o == 0)
+			buf[o++] = '/';
+		memcpy(buf + o, p + pl, n - pl);
+		*len = o + (n - pl);
+		buf[*len] = '\0';
+		return buf;
 	}
 	/* "https://host?x" and "https://host": the path is "/" */
 	int w = snprintf(buf, size, "/%.*s", p[0] == '?' ? (int)n : 0, p);

@@ -174,11 +174,17 @@ typedef struct sb_url {
 } sb_url;
 int sb_url_split(const char *url, sb_url *u);
 
-/* The request target of a split URL, as a client sends it: its path and
- * query without the fragment, "/" before a query when there is no path.
- * Points into the URL, or into buf (size bytes) when a "/" had to be added;
- * *len receives its length. */
+/* The request target of a split URL, as a client sends it: its path with
+ * "." and ".." segments resolved (RFC 3986 5.2.4), and its query, without
+ * the fragment; "/" before a query when there is no path. Points into the
+ * URL, or into buf (size bytes) when it had to be rewritten (buf too small
+ * for a path with dot segments: the path as written); *len receives its
+ * length. */
 const char *sb_url_target(const sb_url *u, char *buf, size_t size, size_t *len);
+
+/* RFC 3986 5.2.4 remove_dot_segments of in[0..n) into out (at least n
+ * bytes; the result is never longer). Returns the output's length. */
+size_t sb_path_remove_dots(const char *in, size_t n, char *out);
 
 /*
  * Is url an upstream the edge can forward to: "http://host[:port][/]", the

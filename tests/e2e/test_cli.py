@@ -142,6 +142,16 @@ def test_resolve_routed(target, deployment, env, tenant):
     assert (r["deployment"], r["environment"], r["tenant"]) == (deployment, env, tenant)
 
 
+def test_resolve_reads_a_url_as_a_client_sends_it():
+    # dot segments resolved (RFC 3986 5.2.4, as curl and browsers do; the
+    # edge refuses a path that still has them), the query as written, no
+    # fragment
+    out = sb("resolve", "-c", EXAMPLE, "https://api.revelations.studio/a/../b/./c?x=/../y#f",
+             check=0).stdout
+    assert out.splitlines()[0] == \
+        "api.revelations.studio/b/c?x=/../y -> stripe-webhook-handler-production"
+
+
 @pytest.mark.parametrize("target,why", [
     ("acme.revelations.studio", "no tenant is registered"),
     ("www.revelations.studio", "reserved"),

@@ -1,6 +1,7 @@
 /* src/common: UTF-8 checks, buffers and pools. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common/sb.h"
 #include "memfs.h"
@@ -105,5 +106,55 @@ Test(common, line_chunk_keeps_lines_whole)
 				cr_assert_null(memchr(buf + off, '\n', k - 1), "a long line alone");
 			off += k;
 		}
+	}
+}
+
+/* RFC 3986 5.2.4 and 5.4's examples, and the edges of the rules. */
+Test(common, path_remove_dots)
+{
+	static const char *const cases[][2] = {
+	    {"/a/b/c/./../../g", "/a/g"},
+	    {"mid/content=5/../6", "mid/6"},
+	    {"/a/b/c/../../../g", "/g"},
+	    {"/a/b/c/../../../../g", "/g"},
+	    {"/..", "/"},
+	    {"/.", "/"},
+	    {"/a/..", "/"},
+	    {"/a/b/..", "/a/"},
+	    {"/a/./b", "/a/b"},
+	    {"/a//../b", "/a/b"},
+	    {"/a/b/", "/a/b/"},
+	    {"/a..b/.c/..d", "/a..b/.c/..d"},
+	    {"../a", "a"},
+	    {"./a", "a"},
+	    {"", ""},
+	};
+	char out[64];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = sb_path_remove_dots(cases[i][0], strlen(cases[i][0]), out);
+		cr_assert_eq(n, strlen(cases[i][1]), "%s: %.*s", cases[i][0], (int)n, out);
+		cr_assert(memcmp(out, cases[i][1], n) == 0, "%s: %.*s", cases[i][0], (int)n, out);
+	}
+}
+
+/* What a client sends for a URL: dots resolved, the query kept as it is. */
+Test(common, url_target_resolves_dot_segments)
+{
+	static const char *const cases[][2] = {
+	    {"https://h.example/a/../b?x=/../y#f", "/b?x=/../y"},
+	    {"https://h.example/..", "/"},
+	    {"https://h.example/a/./b", "/a/b"},
+	    {"https://h.example/a..b/c", "/a..b/c"},
+	    {"https://h.example?q", "/?q"},
+	    {"https://h.example", "/"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		sb_url u;
+		char buf[128];
+		size_t len;
+		cr_assert_eq(sb_url_split(cases[i][0], &u), 0);
+		const char *t = sb_url_target(&u, buf, sizeof(buf), &len);
+		cr_assert(len == strlen(cases[i][1]) && memcmp(t, cases[i][1], len) == 0,
+			  "%s: %.*s", cases[i][0], (int)len, t);
 	}
 }
