@@ -1045,6 +1045,21 @@ static bool resp_coding_unsupported(const hdr *hs, size_t n)
 	return nte > 1 || (nte == 1 && !chunked);
 }
 
+/* A 103 Early Hints head to the client, its hop-by-hop fields left out. */
+static void relay_early_hints(client *c, req *r)
+{
+	classify_all(r->rhdrs, r->nrhdrs);
+	sb_buf *b = &c->w->scratch;
+	sb_buf_reset(b);
+	sb_buf_adds(b, "HTTP/1.1 103 Early Hints\r\n");
+	for (size_t i = 0; i < r->nrhdrs; i++)
+		if (!hop_by_hop(&r->rhdrs[i]) && r->rhdrs[i].kind != HK_CONTENT_LENGTH)
+			hdr_line(b, r->rhdrs[i].name, r->rhdrs[i].nlen, r->rhdrs[i].value,
+				 r->rhdrs[i].vlen);
+	sb_buf_add(b, "\r\n", 2);
+	cwrite(c, b->data, b->len);
+}
+
 /*
  * The response head is complete: relay it with the edge's framing. The
  * return value tells llhttp whether a body follows (1: none).
@@ -1062,16 +1077,21 @@ static int on_resp_headers_complete(llhttp_t *p)
 		return -1;
 	}
 	if (status >= 100 && status < 200 && status != 101) {
-		/* interim responses: we answered Expect ourselves; drop them. A
-		 * 1xx ends at its empty line whatever its fields say (RFC 9112
-		 * 6.3); llhttp 8 would read a body by its Content-Length or
-		 * chunked framing, out of the final response */
+		/* interim responses: we answered Expect ourselves; others are
+		 * dropped, but for 103 Early Hints (RFC 8297), which an HTTP/1.1
+		 * client gets as sent, less the hop-by-hop fields (a 1xx to an
+		 * HTTP/1.0 client is not allowed: RFC 9110 15.2). A 1xx ends at
+		 * its empty line whatever its fields say (RFC 9112 6.3); llhttp 8
+		 * would read a body by its framing, out of the final response */
+		/* each costs the request's pool its fields: a bound, as the
+		 * final head has */
+		bool over = ++r->n1xx > RESP_1XX_MAX;
+		if (!over && status == 103 && c->parser.http_minor >= 1)
+			relay_early_hints(c, r);
 		r->nrhdrs = 0;
 		r->rhead_bytes = 0;
 		r->resp_1xx = true;
-		/* each costs the request's pool its fields: a bound, as the
-		 * final head has (HAProxy relays a few, nginx none) */
-		if (++r->n1xx > RESP_1XX_MAX) {
+		if (over) {
 			r->resp_err = "more than 32 interim (1xx) responses";
 			return -1;
 		}

@@ -134,6 +134,10 @@ def test_interim_responses_before_the_final_one(edge, interim):
     s = get(edge, path)
     s.settimeout(3)
     st, hd, body, rest = read_response(s)
+    if interim.startswith(b"HTTP/1.1 103 "):
+        # Early Hints reach an HTTP/1.1 client as sent (RFC 8297)
+        assert (st, hd["link"]) == (103, "</style.css>; rel=preload"), hd
+        st, hd, body, rest = read_response(s, pending=rest)
     assert (st, body, rest) == (200, b"final", b"")
     # the interim heads' fields are not merged into the final one
     assert "link" not in hd
@@ -149,12 +153,35 @@ def test_at_most_32_interim_responses(edge, n, status):
                   b"final", close=True)
     s = get(edge, path)
     s.settimeout(5)
-    st, _, body, _ = read_response(s)
-    assert st == status, body
+    hints, rest = 0, b""
+    while True:
+        st, _, body, rest = read_response(s, pending=rest)
+        if st != 103:
+            break
+        hints += 1
+    assert (st, hints) == (status, min(n, 32)), body
     if status == 502:
         assert "more than 32 interim (1xx) responses" in json.loads(body)["message"]
-    still_in_step(edge, s)
+    still_in_step(edge, s, pending=rest)
     s.close()
+
+
+def test_early_hints_only_to_an_http11_client_and_without_hop_by_hop_fields(edge):
+    path = answer("/hints", b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
+                  b"Connection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n\r\n"
+                  b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    s = get(edge, path)
+    s.settimeout(3)
+    st, hd, _, rest = read_response(s)
+    assert st == 103 and hd["link"] == "</a.css>; rel=preload"
+    assert not {"connection", "x-hop", "keep-alive"} & set(hd), hd
+    assert read_response(s, pending=rest)[:3:2] == (200, b"ok")
+    s.close()
+    # a 1xx to an HTTP/1.0 client is not allowed (RFC 9110 15.2)
+    s = edge.connect(timeout=3)
+    s.sendall(f"GET {path} HTTP/1.0\r\nHost: {HOST}\r\n\r\n".encode())
+    out = read_until_close(s)
+    assert out.startswith(b"HTTP/1.1 200 ") and b" 103 " not in out, out[:200]
 
 
 @pytest.mark.parametrize("framing,body", [
