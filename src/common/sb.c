@@ -470,11 +470,11 @@ const char *sb_url_target(const sb_url *u, char *buf, size_t size, size_t *len)
 		dots = p[i] == '.' && (i == 0 || p[i - 1] == '/') &&
 		       (i + 1 == pl || p[i + 1] == '/' ||
 			(p[i + 1] == '.' && (i + 2 == pl || p[i + 2] == '/')));
-	if (p[0] == '/' && !dots) {
-		*len = n;
+	if (p[0] == '/' && (!dots || size <= n)) {
+		*len = n; /* buf too small to resolve the dots: the path as written */
 		return p;
 	}
-	if (p[0] == '/' && size > pl + (n - pl)) {
+	if (p[0] == '/') {
 		size_t o = sb_path_remove_dots(p, pl, buf);
 		if (o == 0)
 			buf[o++] = '/';

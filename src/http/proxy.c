@@ -31,11 +31,14 @@
 #define RESP_1XX_MAX 32	    /* interim responses before the final one */
 #define REQ_FIELDS_MAX 1000 /* fields in a request head (431 beyond) */
 #define TRACEPARENT_LEN 55  /* "00-" 32 hex "-" 16 hex "-" 2 hex */
-/* Chunk extensions of one request body: the edge drops them, but llhttp
- * reads them, and they count toward no limit (max_body_bytes counts the
- * data): without a bound one endless extension held an upstream connection
- * for as long as the client kept sending. Node allows 16 KiB too. */
+/* Chunk extensions and trailer fields of one request body: the edge drops
+ * them, but llhttp reads them, and they count toward no limit
+ * (max_body_bytes counts the data): without a bound an endless extension or
+ * trailer section held an upstream connection for as long as the client
+ * kept sending. Node allows 16 KiB too. Each piece is counted with a byte
+ * for its separator, so that bare ";" are counted too. */
 #define CHUNK_EXT_MAX 16384
+#define CHUNK_EXT_WHY "chunk extensions and trailers over 16 KiB"
 
 typedef struct client client;
 typedef struct upconn upconn;
@@ -807,8 +810,8 @@ static int on_req_field(llhttp_t *p, const char *at, size_t len)
 {
 	client *c = p->data;
 	req *r = c->r;
-	if (r->head_parsed)
-		return 0;
+	if (r->head_parsed) /* a trailer: dropped, counted */
+		return (r->ext_bytes += len + 1) > CHUNK_EXT_MAX ? HPE_USER : 0;
 	add_hdr(r->pool, &r->hdrs, &r->nhdrs, &r->caphdrs, &r->last_was_value, at, len, false);
 	return 0;
 }
@@ -818,7 +821,7 @@ static int on_req_value(llhttp_t *p, const char *at, size_t len)
 	client *c = p->data;
 	req *r = c->r;
 	if (r->head_parsed)
-		return 0;
+		return (r->ext_bytes += len + 1) > CHUNK_EXT_MAX ? HPE_USER : 0;
 	add_hdr(r->pool, &r->hdrs, &r->nhdrs, &r->caphdrs, &r->last_was_value, at, len, true);
 	return 0;
 }
@@ -858,7 +861,7 @@ static int on_req_chunk_ext(llhttp_t *p, const char *at, size_t len)
 	client *c = p->data;
 	req *r = c->r;
 	(void)at;
-	if ((r->ext_bytes += len) > CHUNK_EXT_MAX)
+	if ((r->ext_bytes += len + 1) > CHUNK_EXT_MAX)
 		return HPE_USER;
 	return 0;
 }
@@ -1885,13 +1888,26 @@ static size_t dot_at(const char *p, size_t n)
  * (RFC 3986 5.2; browsers, curl without --path-as-is): a legal request
  * never needs one.
  */
+/* The length of a segment separator at p: "/", "\\", or one encoded
+ * ("%2F", "%5C": a service that decodes before it resolves reads them as
+ * separators too), else 0. */
+static size_t sep_at(const char *p, size_t n)
+{
+	if (n >= 1 && (p[0] == '/' || p[0] == '\\'))
+		return 1;
+	if (n >= 3 && p[0] == '%' &&
+	    ((p[1] == '2' && (p[2] | 32) == 'f') || (p[1] == '5' && (p[2] | 32) == 'c')))
+		return 3;
+	return 0;
+}
+
 static bool dot_segment(const char *p, size_t n)
 {
 	size_t d = dot_at(p, n);
 	if (!d)
 		return false;
 	d += dot_at(p + d, n - d);
-	return d == n || p[d] == '/' || p[d] == '\\' || p[d] == '?' || p[d] == ';';
+	return d == n || sep_at(p + d, n - d) || p[d] == '?' || p[d] == ';';
 }
 
 /* Host and path from the head; the smuggling rules about Host. */
@@ -2020,8 +2036,10 @@ static int resolve_target(client *c, const char **why)
 			return -1;
 		}
 		query |= ch == '?';
-		if (i >= ps && !query && (ch == '/' || ch == '\\') &&
-		    dot_segment(r->url + i + 1, r->url_len - i - 1)) {
+		size_t sl;
+		if (i >= ps && !query && (ch == '/' || ch == '\\' || ch == '%') &&
+		    (sl = sep_at(r->url + i, r->url_len - i)) &&
+		    dot_segment(r->url + i + sl, r->url_len - i - sl)) {
 			*why = "a dot segment (. or ..) in the request path";
 			return -1;
 		}
@@ -2051,7 +2069,7 @@ static void build_upstream_head(client *c, sb_buf *b)
 	const sb_deployment *dp = r->m.deployment;
 	(void)dp;
 	const hdr *xfp = NULL;
-	const char *xff_list = NULL; /* a trusted proxy's X-Forwarded-For */
+	size_t xff_len = 0; /* a trusted proxy's X-Forwarded-For, joined */
 	const hdr *tp = find_kind(r->hdrs, r->nhdrs, HK_TRACEPARENT);
 	if (tp && valid_traceparent(tp->value, tp->vlen)) {
 		memcpy(r->traceparent, tp->value, tp->vlen);
@@ -2088,12 +2106,7 @@ static void build_upstream_head(client *c, sb_buf *b)
 		case HK_SB_OTHER:
 		case HK_TENANT: continue; /* ours to set */
 		case HK_XFF:
-			/* a list sent in several fields is one list (RFC 9110 5.3):
-			 * joined in order, none of it lost */
-			if (c->trusted)
-				xff_list = xff_list ? sb_pool_printf(r->pool, "%s, %.*s", xff_list,
-								     (int)h->vlen, h->value)
-						    : sb_pool_strndup(r->pool, h->value, h->vlen);
+			xff_len += c->trusted && h->vlen ? h->vlen + 2 : 0; /* joined below */
 			continue;
 		case HK_XFP:
 			if (c->trusted)
@@ -2117,8 +2130,22 @@ static void build_upstream_head(client *c, sb_buf *b)
 	/* the list as a trusted proxy sent it, whole (a cut one would let the
 	 * client choose the address at its end), then the peer */
 	const char *fwd_for = c->peer;
-	if (xff_list)
-		fwd_for = sb_pool_printf(r->pool, "%s, %s", xff_list, c->peer);
+	if (xff_len) {
+		/* a list sent in several fields is one list (RFC 9110 5.3):
+		 * joined in order, none of it lost, in one copy */
+		size_t pl = strlen(c->peer), o = 0;
+		char *j = sb_pool_alloc(r->pool, xff_len + pl + 1);
+		for (size_t i = 0; i < r->nhdrs; i++) {
+			const hdr *h = &r->hdrs[i];
+			if (h->kind != HK_XFF || !h->vlen || hop_by_hop(h))
+				continue;
+			memcpy(j + o, h->value, h->vlen);
+			memcpy(j + o + h->vlen, ", ", 2);
+			o += h->vlen + 2;
+		}
+		memcpy(j + o, c->peer, pl + 1);
+		fwd_for = j;
+	}
 	const char *proto = xfp ? sb_pool_strndup(r->pool, xfp->value, xfp->vlen) : "http";
 	const char *tenant = r->m.tenant;
 
@@ -2308,10 +2335,12 @@ static void handle_head(client *c, size_t len)
 		r->validating = true;
 		llhttp_errno_t e2 = llhttp_execute(&dry, c->in, c->in_len);
 		r->validating = false;
+		bool long_ext = r->ext_bytes > CHUNK_EXT_MAX;
 		r->ext_bytes = 0; /* counted again as the body streams */
 		if (e2 != HPE_OK && e2 != HPE_PAUSED) {
 			c->in_len = 0;
-			send_error(c, 400, "bad_request", "malformed chunked body");
+			send_error(c, 400, "bad_request",
+				   long_ext ? CHUNK_EXT_WHY : "malformed chunked body");
 			return;
 		}
 	}
@@ -2391,7 +2420,7 @@ static void client_input_run(client *c)
 				send_error(c, too_big ? 413 : 400,
 					   too_big ? "body_too_large" : "bad_request",
 					   too_big    ? "the request body exceeds the limit"
-					   : long_ext ? "chunk extensions over 16 KiB"
+					   : long_ext ? CHUNK_EXT_WHY
 						      : "malformed request body");
 			else
 				client_close(c);

@@ -242,10 +242,13 @@ def test_absolute_form_needs_a_host_in_http_1_1_only(pair):
 # Paths a service resolves to another one than routing matched
 DOT_PATHS = [b"/a/../b", b"/a/./b", b"/..", b"/.", b"/a/..", b"/a/%2e%2e/b", b"/a/%2E./b",
              b"/a/.%2e/b", b"/a/%2e/b", b"/a\\..\\b", b"/a/..\\b", b"/a/..;/b", b"/a/..?x=1",
-             b"/a/.?x", b"/.well-known/../x"]
+             b"/a/.?x", b"/.well-known/../x",
+             # separators a service that decodes first reads as such
+             b"/api/..%2Fadmin", b"/a/%2e%2e%2fb", b"/a%2F..%2Fb", b"/a%5c..%5Cb", b"/a%2f."]
 # look-alikes that are ordinary paths, and dots in a query
 PLAIN_PATHS = [b"/a..b", b"/.well", b"/a/.hidden", b"/a/...", b"/a/..b", b"/a/b..",
-               b"/a?x=/../y", b"/a?x=.", b"/a/%2e%2e%2fb", b"/%2ea", b"/a/.%2", b"/a//b"]
+               b"/a?x=/../y", b"/a?x=.", b"/%2ea", b"/a/.%2", b"/a//b", b"/a%2Fb",
+               b"/a%2F.b", b"/a%2"]
 
 
 @pytest.mark.parametrize("path", DOT_PATHS)
@@ -313,6 +316,19 @@ def test_chunk_extensions_are_bounded(pair):
     st, fwd, out = forwarded_through(e, head + b"5;a=" + b"b" * 20000 + b"\r\nhello\r\n0\r\n\r\n")
     assert st == [400] and b"chunk extensions" in out, out[:300]
     assert b"hello" not in b"".join(fwd)
+    # bare ";" (llhttp reports each as an empty name) count too
+    st, fwd, out = forwarded_through(e, head + b"5" + b";" * 20000 + b"a\r\nhello\r\n0\r\n\r\n")
+    assert st == [400] and b"chunk extensions and trailers" in out, out[:300]
+    assert b"hello" not in b"".join(fwd)
+    # and so do trailer fields, dropped as well
+    st, fwd, _ = forwarded_through(e, head + b"5\r\nhello\r\n0\r\nX-T: " + b"a" * 8000 +
+                                   b"\r\n\r\n")
+    assert st == [200] and fwd[0].endswith(b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    st, fwd, out = forwarded_through(e, head + b"5\r\nhello\r\n0\r\n" +
+                                     b"X-T: " + b"a" * 1000 + b"\r\n" * 1 +
+                                     b"".join(b"X-%d: %s\r\n" % (k, b"b" * 1000)
+                                              for k in range(20)) + b"\r\n")
+    assert st == [400] and b"chunk extensions and trailers" in out, out[:300]
     # over it in small extensions of many chunks
     many = b"".join(b"1;" + b"e" * 1000 + b"\r\nx\r\n" for _ in range(20)) + b"0\r\n\r\n"
     st, fwd, out = forwarded_through(e, head + many)

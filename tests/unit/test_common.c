@@ -148,6 +148,13 @@ Test(common, url_target_resolves_dot_segments)
 	    {"https://h.example?q", "/?q"},
 	    {"https://h.example", "/"},
 	};
+	/* a buffer too small to resolve into: the path as written, not "/" */
+	sb_url lu;
+	char small[8];
+	size_t ll;
+	cr_assert_eq(sb_url_split("https://h.example/abc/../defgh", &lu), 0);
+	const char *lt = sb_url_target(&lu, small, sizeof(small), &ll);
+	cr_assert(ll == 13 && memcmp(lt, "/abc/../defgh", 13) == 0, "%.*s", (int)ll, lt);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		sb_url u;
 		char buf[128];
