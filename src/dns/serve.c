@@ -58,7 +58,19 @@ typedef struct tcpconn {
 	bool fin;	    /* ... and its FIN is out: the client's is awaited */
 	bool partial;	    /* in holds the start of a message: TCP_IO_MS runs */
 	uint64_t active_ms; /* loop time of the accept or of the last answer */
+	uint64_t end_by;    /* an ending connection closes by then whatever it takes */
 } tcpconn;
+
+/* An ending connection's next wait: TCP_LINGER_MS, but never past end_by (a
+ * client taking an answer now and then would hold it for ever, and its
+ * slot: such a connection is not taken for a new one while it has answers
+ * queued). */
+static void linger(tcpconn *c, uv_timer_cb cb)
+{
+	uint64_t now = uv_now(c->timer.loop);
+	uint64_t left = c->end_by > now ? c->end_by - now : 0;
+	uv_timer_start(&c->timer, cb, left < TCP_LINGER_MS ? left : TCP_LINGER_MS, 0);
+}
 
 static void io_handle_closed(uv_handle_t *h)
 {
@@ -334,7 +346,7 @@ static void conn_shut(uv_shutdown_t *req, int status)
 		return;
 	}
 	c->fin = true;
-	uv_timer_start(&c->timer, conn_idle, TCP_LINGER_MS, 0);
+	linger(c, conn_idle);
 }
 
 /*
@@ -351,6 +363,7 @@ static void conn_end(tcpconn *c)
 	if (c->closing || c->ending)
 		return;
 	c->ending = true;
+	c->end_by = uv_now(c->timer.loop) + TCP_IDLE_MS;
 	sb_dns_xfr_stream_free(c->stream); /* a transfer stops at its message in flight */
 	c->stream = NULL;
 	c->in_len = 0;
@@ -368,9 +381,9 @@ static void conn_end(tcpconn *c)
 		conn_close(c);
 		return;
 	}
-	/* the client takes an answer within TCP_LINGER_MS (tcp_written), or
-	 * the queued ones are dropped */
-	uv_timer_start(&c->timer, conn_idle, TCP_LINGER_MS, 0);
+	/* the client takes an answer within TCP_LINGER_MS (tcp_written), and
+	 * all of them within TCP_IDLE_MS, or the queued ones are dropped */
+	linger(c, conn_idle);
 }
 
 static void conn_idle(uv_timer_t *t)
@@ -404,7 +417,7 @@ static void tcp_written(uv_write_t *w, int status)
 	if (status < 0)
 		conn_close(c);
 	else if (c->ending)
-		uv_timer_start(&c->timer, conn_idle, TCP_LINGER_MS, 0); /* the client takes them */
+		linger(c, conn_idle); /* the client takes them */
 	else if (stream && c->stream && !c->closing)
 		stream_next(c); /* one message in flight: a transfer streams at the client's pace */
 	else if (!c->closing && ((was_full && c->queued <= TCP_WQ_MAX) || (c->eof && !c->queued)))
@@ -589,10 +602,11 @@ static bool evict_idle(sb_dns_io *io, const tcpconn *newcomer)
 	for (;;) {
 		tcpconn *oldest = NULL;
 		for (tcpconn *c = io->conns; c; c = c->next) {
-			/* one the server is ending, its answers given to the
-			 * kernel, is the first to go: what it still reads is
-			 * dropped anyway */
-			if (c->ending && !c->closing && !c->queued && c != newcomer) {
+			/* one the server is ending is the first to go: what it
+			 * still reads is dropped anyway, and one with answers
+			 * queued for a client that takes them slowly would
+			 * otherwise keep its slot until end_by */
+			if (c->ending && !c->closing && c != newcomer) {
 				conn_close(c);
 				return true;
 			}
