@@ -946,10 +946,6 @@ static bool hop_by_hop(const hdr *h)
 	return (h->kind >= HK_CONNECTION && h->kind <= HK_UPGRADE) || h->conn_named;
 }
 
-/*
- * Classify a message's headers, and mark those a Connection header names
- * (hop-by-hop too, RFC 9110 7.6.1). Runs once per head, when it is complete.
- */
 /* "close" as a word of a field value, words being split at commas and
  * white space (CR and LF included: what a folded line leaves). */
 static bool has_close_word(const char *v, size_t n)
@@ -968,19 +964,25 @@ static bool has_close_word(const char *v, size_t n)
 	return false;
 }
 
-static void classify_all(hdr *hs, size_t n)
+/*
+ * Classify a message's headers, and mark those a Connection header names
+ * (hop-by-hop too, RFC 9110 7.6.1). Runs once per head, when it is complete.
+ * Returns whether a Connection field has the word close.
+ */
+static bool classify_all(hdr *hs, size_t n)
 {
-	bool has_conn = false;
+	bool has_conn = false, close = false;
 	for (size_t i = 0; i < n; i++) {
 		hs[i].kind = (uint8_t)classify(hs[i].name, hs[i].nlen);
 		hs[i].conn_named = false;
 		has_conn |= hs[i].kind == HK_CONNECTION;
 	}
 	if (!has_conn)
-		return;
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		if (hs[i].kind != HK_CONNECTION)
 			continue;
+		close |= has_close_word(hs[i].value, hs[i].vlen);
 		const char *v = hs[i].value;
 		size_t vn = hs[i].vlen, k = 0;
 		while (k < vn) {
@@ -998,6 +1000,7 @@ static void classify_all(hdr *hs, size_t n)
 					hs[j].conn_named = true;
 		}
 	}
+	return close;
 }
 
 /* The deployment proof for switchboard verify: which deployment this
@@ -1105,14 +1108,10 @@ static int on_resp_headers_complete(llhttp_t *p)
 		return -1; /* switching protocols nobody asked for: a 502 */
 	bool upgrade = status == 101 && r->upgrade;
 	bool no_body = r->is_head || status == 204 || status == 304 || upgrade;
-	classify_all(r->rhdrs, r->nrhdrs);
 	/* llhttp finds "close" in a Connection field only where the field is
 	 * not folded: "keep-alive" CRLF " close" would keep a connection the
 	 * upstream is closing. Any "close" word in one ends its reuse. */
-	for (size_t i = 0; i < r->nrhdrs; i++)
-		if (r->rhdrs[i].kind == HK_CONNECTION &&
-		    has_close_word(r->rhdrs[i].value, r->rhdrs[i].vlen))
-			r->resp_conn_close = true;
+	r->resp_conn_close = classify_all(r->rhdrs, r->nrhdrs);
 	if (!no_body && resp_coding_unsupported(r->rhdrs, r->nrhdrs)) {
 		r->resp_err = "a transfer coding other than chunked";
 		return -1;
@@ -2066,8 +2065,6 @@ static void build_upstream_head(client *c, sb_buf *b)
 {
 	req *r = c->r;
 	sb_snapshot *s = r->snap;
-	const sb_deployment *dp = r->m.deployment;
-	(void)dp;
 	const hdr *xfp = NULL;
 	size_t xff_len = 0; /* a trusted proxy's X-Forwarded-For, joined */
 	const hdr *tp = find_kind(r->hdrs, r->nhdrs, HK_TRACEPARENT);

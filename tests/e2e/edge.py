@@ -4,12 +4,14 @@ Starts real demo services and the real edge on free ports with a temporary
 declaration and data directory, waits for readiness by reading what each
 process prints (never by sleeping), and kills every process at the end.
 """
+import contextlib
 import json
 import os
 import queue
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -530,6 +532,25 @@ def all_threads_in(pid, state):
     return all(st == state for st in states)
 
 
+@contextlib.contextmanager
+def frozen(e, idle_first=False):
+    """The edge stopped (SIGSTOP) for the block, every thread of it (kill()
+    returns before they have stopped): what arrives meanwhile is ready at
+    once when it goes on, in the order it came, so that events one pass of
+    its loop sees together can be made in the order a race needs. With
+    idle_first, the edge's threads are all blocked first (its loop in
+    epoll_wait with nothing left over from its last round)."""
+    pid = e.edge.p.pid
+    if idle_first:
+        wait_for(lambda: all_threads_in(pid, "S"), what="the edge idle")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: all_threads_in(pid, "T"), what="the edge stopped")
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def closed_by_peer(s, timeout=3):
     """True when the other end closed s (EOF or a reset) within timeout."""
     s.settimeout(timeout)
@@ -539,9 +560,10 @@ def closed_by_peer(s, timeout=3):
         return True
 
 
-def read_until_close(s, timeout=5):
+def read_until_close(s, timeout=5, resets=False):
     """Everything s receives until the peer closes (or timeout passes
-    without a byte); s is closed."""
+    without a byte; with resets, or it resets the connection); s is
+    closed."""
     s.settimeout(timeout)
     chunks = []
     try:
@@ -550,7 +572,7 @@ def read_until_close(s, timeout=5):
             if not b:
                 break
             chunks.append(b)
-    except socket.timeout:
+    except (OSError if resets else socket.timeout):
         pass
     s.close()
     return b"".join(chunks)

@@ -1,6 +1,4 @@
 """DNS answered by `switchboard serve`, derived from routes and tenants."""
-import os
-import signal
 import socket
 import subprocess
 
@@ -11,7 +9,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from edge import Edge, SB, all_threads_in, closed_by_peer, wait_for
+from edge import Edge, SB, closed_by_peer, frozen, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -281,20 +279,14 @@ def test_tcp_connection_whose_query_waits_unread_is_not_taken(tmp_path):
     # the accept comes first and finds the query still in the socket. That
     # connection is not idle; the next-longest idle one is taken instead.
     e = Edge(tmp_path, threads=1).start(dns=True)
-    pid = e.edge.p.pid
     conns = []
     try:
         query = one_tcp_query()
         fill_tcp_slots(e, query, conns)
-        wait_for(lambda: all_threads_in(pid, "S"), what="the server idle")
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            wait_for(lambda: all_threads_in(pid, "T"), what="the server stopped")
+        with frozen(e, idle_first=True):
             extra = socket.create_connection(("127.0.0.1", e.dns_port), timeout=5)
             conns.append(extra)
             conns[0].sendall(query)
-        finally:
-            os.kill(pid, signal.SIGCONT)
         assert read_tcp_message(conns[0]), "the query waiting in the socket was lost"
         assert closed_by_peer(conns[1])
         assert tcp_ask(extra, query), "the new connection was refused"

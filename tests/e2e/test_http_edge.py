@@ -11,7 +11,7 @@ import hashlib
 
 import pytest
 
-from edge import (Edge, Recorder, SB, Scripted, all_threads_in, closed_by_peer, closed_port,
+from edge import (Edge, Recorder, SB, Scripted, closed_by_peer, closed_port, frozen,
                   listen_local, raw, read_response, read_until_close, request, start_demo,
                   wait_for)
 
@@ -822,18 +822,12 @@ def test_an_idle_connection_whose_request_waits_unread_is_not_taken(fresh):
     # the accept comes first and finds the request still in the socket.
     # That connection is not idle any more; the next one is taken instead.
     e = fresh(http={"max_connections": 2}, threads=1).start()
-    pid = e.edge.p.pid
     oldest, other = e.connect(), e.connect()
     for s in (oldest, other):
         assert request(e, "codex.revelations.studio", "/health", sock=s)[0] == 200
-    wait_for(lambda: all_threads_in(pid, "S"), what="the edge idle")
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        wait_for(lambda: all_threads_in(pid, "T"), what="the edge stopped")
+    with frozen(e, idle_first=True):
         newest = e.connect()  # queued by the kernel: the handshake needs no process
         oldest.sendall(b"GET /health HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n")
-    finally:
-        os.kill(pid, signal.SIGCONT)
     assert read_response(oldest)[0] == 200
     assert closed_by_peer(other)
     assert request(e, "codex.revelations.studio", "/health", sock=newest)[0] == 200

@@ -4,10 +4,7 @@ side checks that whatever the upstream does, a client sees one well-framed
 response per request (or a connection that is visibly cut), never bytes of
 another response, and a keep-alive connection that is still in step.
 """
-import contextlib
 import json
-import os
-import signal
 import socket
 import struct
 import threading
@@ -15,7 +12,8 @@ import time
 
 import pytest
 
-from edge import Edge, Scripted, edge_sockets, read_response, read_until_close, wait_for
+from edge import (Edge, Scripted, edge_sockets, frozen, read_response, read_until_close,
+                  wait_for)
 from test_http_framing import HOST, answer_with_path, path_of, scripted_edge
 
 # path -> handler(conn, head, rest) for the module's upstream; other paths
@@ -507,21 +505,6 @@ def rx_queued(port):
         if int(f[1].split(":")[1], 16) == port and f[2] != "00000000:0000":
             total += int(f[4].split(":")[1], 16)
     return total
-
-
-@contextlib.contextmanager
-def frozen(e):
-    """The edge stopped (SIGSTOP) for the block: what arrives meanwhile is
-    ready at once when it goes on, in the order it came, so that events one
-    pass of its loop sees together can be made in the order a race needs."""
-    pid = e.edge.p.pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        wait_for(lambda: open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T",
-                 what="the edge stopped")
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 def test_a_post_does_not_take_a_pooled_connection_whose_close_came_with_it(fresh):
