@@ -651,7 +651,7 @@ static void ep_crash(struct demo_conn *c)
 }
 
 /* "valid", "invalid", "missing" or "unchecked"; *err: why it is invalid. */
-static const char *signature_status(struct demo_conn *c, const struct target *t, int *err)
+static const char *signature_status(struct demo_conn *c, int *err)
 {
 	sb_sign_fields f;
 	bool seen[SB_SIGN_NHDRS] = {false};
@@ -669,8 +669,10 @@ static const char *signature_status(struct demo_conn *c, const struct target *t,
 	f.method = (sb_sign_str){method, strlen(method)};
 	const char *host = demo_hdr_get(c, "host", &hlen, &hcount);
 	f.host = (sb_sign_str){host, hlen};
-	f.path = (sb_sign_str){t->path, t->plen};
-	f.query = (sb_sign_str){t->query, t->qlen};
+	/* the request-target as it arrived: the edge signs the origin-form it
+	 * sends, so an absolute-form one (whose host a server must take over
+	 * Host, RFC 9112 3.2.2) did not come from it as signed */
+	sb_sign_fields_set_target(&f, c->raw.data ? c->raw.data : "", c->url_len);
 	/* a signed header or the signature twice: which one was signed? */
 	bool dup = scount > 1 || hcount > 1;
 	for (size_t i = 0; i < c->nhdrs; i++) {
@@ -727,7 +729,7 @@ static void ep_echo(struct demo_conn *c, const struct target *t)
 	sb_buf_free(&name);
 
 	int err;
-	const char *sig = signature_status(c, t, &err);
+	const char *sig = signature_status(c, &err);
 	const char *method = llhttp_method_name(c->parser.method);
 	json_t *j = json_object();
 	json_object_set_new(j, "worker", json_string(demo_cfg.name));

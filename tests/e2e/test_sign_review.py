@@ -1,0 +1,354 @@
+"""X-Switchboard-Signature through the real edge, checked by a verifier
+written from docs/signing.md alone (its prose and table, not the C code nor
+the doc's own Python snippet), on the exact bytes an upstream receives; and
+those same signed requests replayed, tampered, straight to a demo service
+(a request that never went through the edge).
+"""
+import hashlib
+import hmac
+import json
+import re
+import socket
+import time
+
+import pytest
+
+from edge import Scripted, read_response, read_until_close, run_cli, start_demo
+
+HOST = "codex.revelations.studio"
+DEPLOYMENT = "codex-web-production"
+API_DEPLOYMENT = "stripe-webhook-handler-production"  # api.revelations.studio: no tenant
+
+# docs/signing.md, "The canonical string": the header lines, in order
+DOC_SIGNED = ["x-request-id", "traceparent", "x-forwarded-for", "x-forwarded-proto",
+              "x-forwarded-host", "x-tenant-slug", "x-tenant-config",
+              "x-switchboard-environment", "x-switchboard-deployment"]
+
+
+class Malformed(Exception):
+    pass
+
+
+def doc_parse_header(value):
+    """docs/signing.md, Verifying, step 1."""
+    t, sigs = None, []
+    for item in value.split(","):
+        item = item.strip(" \t")
+        key, eq, val = item.partition("=")
+        if not eq or not key:
+            raise Malformed(item)
+        if key == "t":
+            if t is not None or not re.fullmatch(r"0|[1-9][0-9]*", val):
+                raise Malformed(item)
+            t = val
+        elif key == "v1":
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", val):
+                raise Malformed(item)
+            sigs.append(bytes.fromhex(val))
+    if t is None or not 1 <= len(sigs) <= 16:
+        raise Malformed(value)
+    return t, sigs
+
+
+def doc_host(value):
+    """The <host> row: lower case, no port; '[...]' keeps up to its ']',
+    otherwise the first ':' starts the port. Nothing else changes."""
+    h = value.strip(b" \t")
+    if h.startswith(b"[") and b"]" in h:
+        h = h[:h.index(b"]") + 1]
+    else:
+        h = h.split(b":", 1)[0]
+    return h.lower()  # bytes.lower() is ASCII-only, as the doc says
+
+
+def doc_canonical(t, method, target, headers):
+    """Fifteen lines ending in LF, from what the service received: the raw
+    request-target split at its first '?', the Host header, the signed
+    headers trimmed of spaces and tabs (absent: empty)."""
+    path, _, query = target.partition(b"?")
+    lines = [b"switchboard-v1", t.encode(), method, doc_host(headers.get(b"host", b"")),
+             path, query]
+    lines += [n.encode() + b":" + headers.get(n.encode(), b"").strip(b" \t")
+              for n in DOC_SIGNED]
+    return b"".join(l + b"\n" for l in lines)
+
+
+def parse_head(head):
+    """Request line and header fields of a head as the upstream got it;
+    every field name that occurs more than once is listed in repeated."""
+    lines = head.split(b"\r\n")
+    method, target, version = lines[0].split(b" ")
+    assert version == b"HTTP/1.1", lines[0]
+    headers, repeated = {}, set()
+    for l in lines[1:]:
+        name, _, value = l.partition(b":")
+        name = name.lower()
+        if name in headers:
+            repeated.add(name)
+        headers[name] = value.strip(b" \t")
+    return method, target, headers, repeated
+
+
+def doc_verify(head, secrets, now=None, tolerance=300):
+    """True when head carries a signature valid under one of secrets (hex)."""
+    method, target, headers, repeated = parse_head(head)
+    if repeated & {b"host", b"x-switchboard-signature", *(n.encode() for n in DOC_SIGNED)}:
+        return False
+    t, sigs = doc_parse_header(headers[b"x-switchboard-signature"].decode("latin-1"))
+    msg = doc_canonical(t, method, target, headers)
+    ok = False
+    for s in secrets:
+        mac = hmac.new(bytes.fromhex(s), msg, hashlib.sha256).digest()
+        for sig in sigs:
+            ok |= hmac.compare_digest(mac, sig)
+    now = time.time() if now is None else now
+    return ok and abs(now - int(t)) <= tolerance
+
+
+def answer_ok(conn, head, rest):
+    """200 "ok", after the body (Content-Length or chunked) is read."""
+    m = re.search(rb"\r\ncontent-length: *(\d+)", head.lower())
+    chunked = b"\r\ntransfer-encoding: chunked" in head.lower()
+    while (len(rest) < int(m.group(1)) if m else
+           chunked and not (b"\r\n" + rest).endswith(b"\r\n0\r\n\r\n")):
+        b = conn.recv(65536)
+        if not b:
+            return None
+        rest += b
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    return rest[int(m.group(1)):] if m else b"" if chunked else rest
+
+
+@pytest.fixture
+def signing_edge(fresh):
+    """An edge whose codex-web production is a recording upstream; the
+    master key rotates (secret.key.previous), so every request carries two
+    v1; tenant acme is registered with settings."""
+    up = Scripted(answer_ok)
+    e = fresh(threads=1, demos=False, upstreams={("codex-web", "production"): up.url,
+                                                 ("stripe-webhook-handler", "production"): up.url})
+    e.procs.append(up)
+    e.up = up
+    e.current = e.secret(DEPLOYMENT)  # creates the data dir and secret.key
+    (e.data / "secret.key.previous").write_text("ab" * 32 + "\n")
+    e.secrets = e.secret(DEPLOYMENT).split(",")
+    assert len(e.secrets) == 2 and e.secrets[0] == e.current, e.secrets
+    e.api_secrets = e.secret(API_DEPLOYMENT).split(",")
+    run_cli("tenants", "add", "acme", "--settings", '{"plan":"pro","seats":3}', "-c", e.dir,
+            "--data", e.data, check=0)
+    return e.start()
+
+
+def send(e, data):
+    s = e.connect()
+    s.sendall(data)
+    st, _, body, _ = read_response(s)
+    s.close()
+    return st, body
+
+
+# (request bytes sent to the edge, what the upstream must see as target)
+THROUGH_EDGE = [
+    b"GET / HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET /a/b HTTP/1.1\r\nHost: CODEX.Revelations.STUDIO:8080\r\n\r\n",
+    b"GET /dot HTTP/1.1\r\nHost: codex.revelations.studio.\r\n\r\n",
+    b"GET /q?a=1&a=2&b&=x&a=1 HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET /q? HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET /q?x=?y?z HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET /a%20b/%2F/c%3Fd?e=%26%3D%0A HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET /caf\xc3\xa9/\xff\x80?n=\xe2\x82\xac HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET /p;a=b,c:d HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET /tenant?x=1 HTTP/1.1\r\nHost: acme.revelations.studio\r\n\r\n",
+    b"GET /tenant HTTP/1.1\r\nHost: Acme.Revelations.Studio:80\r\n\r\n",
+    b"GET http://codex.revelations.studio/abs?q=1 HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET http://CODEX.revelations.studio:8080/abs2 HTTP/1.1\r\nHost: codex.revelations.studio:8080\r\n\r\n",
+    b"GET http://codex.revelations.studio HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET http://codex.revelations.studio?only=query HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET /h10 HTTP/1.0\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"GET http://codex.revelations.studio/h10abs HTTP/1.0\r\n\r\n",
+    b"DELETE /d HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n",
+    b"POST /body HTTP/1.1\r\nHost: codex.revelations.studio\r\nContent-Length: 3\r\n\r\nabc",
+    b"PATCH /chunked HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    # what a client sends of the signed headers is replaced or dropped
+    b"GET /spoof HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Tenant-Slug: victim\r\n"
+    b"X-Tenant-Config: {}\r\nX-Switchboard-Signature: t=1,v1=" + b"0" * 64 + b"\r\n"
+    b"X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\n"
+    b"X-Switchboard-Deployment: auth-worker-production\r\n\r\n",
+    b"GET /ids HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Request-Id: my-req.42\r\n"
+    b"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n",
+    b"GET /webhooks/stripe/payments?x=1 HTTP/1.1\r\nHost: api.revelations.studio\r\n"
+    b"X-Tenant-Slug: acme\r\n\r\n",
+    b"POST /webhooks/stripe/payments HTTP/1.1\r\nHost: API.revelations.studio:443\r\n"
+    b"Content-Length: 2\r\n\r\n{}",
+    b"GET /bad-ids HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Request-Id: a b:c\r\n"
+    b"traceparent: junk\r\n\r\n",
+]
+
+
+def test_doc_verifier_accepts_what_the_edge_forwards(signing_edge):
+    """Every forwarded request verifies under each of the two secrets the
+    edge signs with (current first), by the doc's rules alone; one flipped
+    byte anywhere in what is signed makes it fail."""
+    e = signing_edge
+    for i, data in enumerate(THROUGH_EDGE):
+        before = len(e.up.heads)
+        st, body = send(e, data)
+        assert st == 200 and body == b"ok", (data, st, body)
+        assert len(e.up.heads) == before + 1, data
+        head = e.up.heads[-1]
+        _, _, headers, repeated = parse_head(head)
+        assert not repeated & {b"host", b"x-switchboard-signature"}, head
+        t, sigs = doc_parse_header(headers[b"x-switchboard-signature"].decode())
+        assert len(sigs) == 2, head
+        assert abs(time.time() - int(t)) < 30
+        secrets = e.secrets if headers[b"x-switchboard-deployment"] == DEPLOYMENT.encode() \
+            else e.api_secrets
+        for s in secrets:
+            assert doc_verify(head, [s]), (data, head)
+        assert not doc_verify(head, ["cd" * 32]), head
+        # the current secret signs the first v1, the previous one the second
+        _, target, _, _ = parse_head(head)
+        msg = doc_canonical(t, head.split(b" ", 1)[0], target, headers)
+        assert sigs == [hmac.new(bytes.fromhex(s), msg, hashlib.sha256).digest()
+                        for s in secrets]
+    deployments = {parse_head(h)[2][b"x-switchboard-deployment"] for h in e.up.heads}
+    assert deployments == {DEPLOYMENT.encode(), API_DEPLOYMENT.encode()}
+
+
+def test_signed_tenant_headers_are_the_registry_s(signing_edge):
+    e = signing_edge
+    send(e, b"GET /t HTTP/1.1\r\nHost: acme.revelations.studio\r\nX-Tenant-Slug: evil\r\n\r\n")
+    _, _, h, _ = parse_head(e.up.heads[-1])
+    assert h[b"x-tenant-slug"] == b"acme"
+    assert json.loads(h[b"x-tenant-config"])["settings"] == {"plan": "pro", "seats": 3}
+    assert doc_verify(e.up.heads[-1], e.secrets[:1])
+    # codex is a static tenant, with no settings
+    send(e, b"GET /t HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Tenant-Slug: evil\r\n\r\n")
+    _, _, h, _ = parse_head(e.up.heads[-1])
+    assert h[b"x-tenant-slug"] == b"codex" and b"x-tenant-config" not in h
+    assert doc_verify(e.up.heads[-1], e.secrets[:1])
+    # api is no tenant's
+    send(e, b"GET /webhooks/stripe/payments HTTP/1.1\r\nHost: api.revelations.studio\r\n"
+            b"X-Tenant-Slug: evil\r\nX-Tenant-Config: {}\r\n\r\n")
+    _, _, h, _ = parse_head(e.up.heads[-1])
+    assert b"x-tenant-slug" not in h and b"x-tenant-config" not in h
+    assert doc_verify(e.up.heads[-1], e.api_secrets[:1])
+
+
+# ---- replayed straight to a demo service ----------------------------------------
+
+def demo_ask(d, head, body=b""):
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(head + b"\r\n\r\n" + body)
+    st, _, rbody, _ = read_response(s)
+    s.close()
+    assert st == 200, rbody
+    return json.loads(rbody)
+
+
+def edit(head, name, value):
+    """head with header name's value replaced (value None: the field
+    removed; name absent: the field added)."""
+    lines = head.split(b"\r\n")
+    out, found = [lines[0]], False
+    for l in lines[1:]:
+        if l.split(b":", 1)[0].lower() == name.lower():
+            found = True
+            if value is not None:
+                out.append(name + b": " + value)
+        else:
+            out.append(l)
+    if not found and value is not None:
+        out.append(name + b": " + value)
+    return b"\r\n".join(out)
+
+
+def retarget(head, target=None, method=None):
+    line, rest = head.split(b"\r\n", 1)
+    m, tg, v = line.split(b" ")
+    return b" ".join([method or m, target or tg, v]) + b"\r\n" + rest
+
+
+@pytest.fixture
+def replay(signing_edge):
+    """A signed head the edge forwarded for a tenant request with a query,
+    and a demo service that knows the deployment's secrets."""
+    e = signing_edge
+    st, _ = send(e, b"GET /api/x?a=1&b=2 HTTP/1.1\r\nHost: acme.revelations.studio\r\n"
+                    b"X-Request-Id: r-1\r\n\r\n")
+    assert st == 200
+    head = e.up.heads[-1]
+    d = start_demo("codex-web", "production", e.secrets[0])
+    e.procs.append(d)
+    assert demo_ask(d, head)["signature"] == "valid"
+    return head, d
+
+
+SIGNED_VALUES = {
+    b"X-Request-Id": b"r-2",
+    b"traceparent": b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+    b"X-Forwarded-For": b"203.0.113.9",
+    b"X-Forwarded-Proto": b"https",
+    b"X-Forwarded-Host": b"other.revelations.studio",
+    b"X-Tenant-Slug": b"victim",
+    b"X-Tenant-Config": b'{"plan":"enterprise","seats":3}',
+    b"X-Switchboard-Environment": b"staging",
+    b"X-Switchboard-Deployment": b"auth-worker-production",
+}
+
+
+@pytest.mark.parametrize("name", list(SIGNED_VALUES))
+def test_demo_rejects_each_signed_header_changed(replay, name):
+    head, d = replay
+    for value in (SIGNED_VALUES[name], None, b""):
+        j = demo_ask(d, edit(head, name, value))
+        assert j["signature"] == "invalid", (name, value, j)
+    # sent twice, the second copy equal to the first: which one was signed?
+    _, _, h, _ = parse_head(head)
+    orig = h.get(name.lower())
+    if orig is not None:
+        j = demo_ask(d, head + b"\r\n" + name + b": " + orig)
+        assert j["signature"] == "invalid", (name, j)
+
+
+@pytest.mark.parametrize("change", [
+    lambda h: retarget(h, method=b"POST"),
+    lambda h: retarget(h, target=b"/api/y?a=1&b=2"),
+    lambda h: retarget(h, target=b"/api/x?a=1&b=3"),
+    lambda h: retarget(h, target=b"/api/x"),
+    lambda h: retarget(h, target=b"/api/x?a=1&b=2&c=3"),
+    lambda h: retarget(h, target=b"/api/x%3Fa=1&b=2"),
+    lambda h: edit(h, b"Host", b"codex.revelations.studio"),
+    lambda h: edit(h, b"X-Switchboard-Signature", b"t=1,v1=" + b"0" * 64),
+    # absolute-form: a server takes the host from the target (RFC 9112
+    # 3.2.2), and the edge never sends one; the signed path is "/api/x"
+    lambda h: retarget(h, target=b"http://evil.example/api/x?a=1&b=2"),
+    lambda h: retarget(h, target=b"http://acme.revelations.studio/api/x?a=1&b=2"),
+], ids=["method", "path", "query", "query-dropped", "query-added", "query-into-path", "host",
+        "signature", "absolute-form-other-host", "absolute-form-same-host"])
+def test_demo_rejects_the_request_line_or_host_changed(replay, change):
+    head, d = replay
+    j = demo_ask(d, change(head))
+    assert j["signature"] == "invalid", j
+
+
+def test_demo_says_stale_in_both_directions(fresh):
+    """A service-side check of the tolerance: t an hour old and an hour
+    ahead are "value out of range", t within it is valid."""
+    secret = "11" * 32
+    d = start_demo("codex-web", "production", secret)
+    try:
+        for delta, want in ((-3600, "value out of range"), (3600, "value out of range"),
+                            (0, None)):
+            t = str(int(time.time()) + delta)
+            headers = {b"host": b"codex.revelations.studio", b"x-request-id": b"r"}
+            msg = doc_canonical(t, b"GET", b"/x", headers)
+            v1 = hmac.new(bytes.fromhex(secret), msg, hashlib.sha256).hexdigest()
+            head = (b"GET /x HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Request-Id: r\r\n"
+                    b"X-Switchboard-Signature: t=" + t.encode() + b",v1=" + v1.encode())
+            j = demo_ask(d, head)
+            assert j.get("signature_error") == want, (delta, j)
+            assert j["signature"] == ("valid" if want is None else "invalid")
+    finally:
+        d.stop(sig=9)
