@@ -15,52 +15,45 @@ const SIGNED = ['x-request-id', 'traceparent', 'x-forwarded-for', 'x-forwarded-p
 const trim = (s) => String(s ?? '').replace(/^[ \t]+|[ \t]+$/g, '');
 
 function canonical(req, t) {
-  const h = trim(req.host);
-  const host = (h.startsWith('[') && h.includes(']') ? h.slice(0, h.indexOf(']') + 1)
-    : h.split(':')[0]).replace(/[A-Z]+/g, (s) => s.toLowerCase());
+  const h = trim(req.host).replace(/[A-Z]/g, (c) => c.toLowerCase()); // ASCII only
+  const host = h.startsWith('[') && h.includes(']') ? h.slice(0, h.indexOf(']') + 1)
+    : h.split(':')[0];
   return ['switchboard-v1', t, req.method, host, req.path, req.query ?? '',
-    ...SIGNED.map((n) => `${n}:${trim(req.headers[n])}`)].map((l) => `${l}\n`).join('');
+    ...SIGNED.map((n) => `${n}:${trim(req.headers[n])}`)].map((line) => `${line}\n`).join('');
 }
 
 // Buffer.from(s, 'hex') stops at the first non-hex character: "" or "0x.." would make
-// an empty key, with which anyone can sign. Empty strings (a trailing comma) are skipped.
+// an empty key, with which anyone can sign.
 function key(secret) {
   if (Buffer.isBuffer(secret) && secret.length) return secret;
-  if (/^([0-9a-fA-F]{2})+$/.test(secret)) return Buffer.from(secret, 'hex');
+  if (/^([0-9a-f]{2})+$/i.test(secret)) return Buffer.from(secret, 'hex');
   throw new TypeError('a secret is a non-empty hex string or Buffer');
 }
 
 const mac = (secret, req, t) => crypto.createHmac('sha256', key(secret))
   .update(canonical(req, t), 'latin1').digest();
 
-function verify(req, secrets, toleranceSeconds = 300, now = Date.now() / 1000) {
-  const keys = secrets.filter((s) => s !== '').map(key);
-  let t = null;
-  const sigs = [];
-  for (const item of String(req.headers['x-switchboard-signature'] ?? '').split(',')) {
-    const m = /^[ \t]*([^=]+)=(.*?)[ \t]*$/.exec(item);
-    if (!m || (m[1] === 't' && (t !== null || !/^(0|[1-9]\d{0,18})$/.test(m[2])))) return false;
-    if (m[1] === 't') t = m[2];
-    if (m[1] === 'v1' && !/^[0-9a-fA-F]{64}$/.test(m[2])) return false;
-    if (m[1] === 'v1') sigs.push(Buffer.from(m[2], 'hex'));
-  }
-  if (t === null || !sigs.length || sigs.length > 16) return false;
-  if (Math.abs(now - Number(t)) > toleranceSeconds) return false;
-  return keys.some((k) => {
-    const m = mac(k, req, t);
-    return sigs.some((sig) => crypto.timingSafeEqual(m, sig));
-  });
+function verify(req, secrets, toleranceSeconds = 300, now = Math.floor(Date.now() / 1000)) {
+  const keys = secrets.filter((s) => s !== '').map(key); // '': a trailing comma
+  const items = String(req.headers['x-switchboard-signature'] ?? '').split(',')
+    .map((item) => /^[ \t]*([^=]+)=(.*?)[ \t]*$/.exec(item) ?? []);
+  const t = items.filter(([, k]) => k === 't').map(([, , v]) => v);
+  const sigs = items.filter(([, k]) => k === 'v1').map(([, , v]) => v);
+  if (items.some((m) => !m.length) || t.length !== 1 || !/^(0|[1-9]\d{0,18})$/.test(t[0]) ||
+    !sigs.length || sigs.length > 16 || !sigs.every((v) => /^[0-9a-f]{64}$/i.test(v)) ||
+    Math.abs(now - Number(t[0])) > toleranceSeconds) return false;
+  const macs = keys.map((k) => mac(k, req, t[0]));
+  return macs.some((m) => sigs.some((v) => crypto.timingSafeEqual(m, Buffer.from(v, 'hex'))));
 }
 
 // A header sent twice is tampering (the edge sends each once); Node would join the copies.
-function verifyRequest(req, secrets, toleranceSeconds = 300, now = Date.now() / 1000) {
+function verifyRequest(req, secrets, toleranceSeconds, now) {
   const names = req.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
   if (['x-switchboard-signature', 'host', ...SIGNED].some((n) =>
     names.indexOf(n) !== names.lastIndexOf(n))) return false;
-  const i = req.url.indexOf('?'); // the raw target: no URL normalisation
-  return verify({ method: req.method, host: req.headers.host,
-    path: i < 0 ? req.url : req.url.slice(0, i), query: i < 0 ? '' : req.url.slice(i + 1),
-    headers: req.headers }, secrets, toleranceSeconds, now);
+  const [path, query = ''] = req.url.split(/\?(.*)/s); // the raw target, split at its first '?'
+  return verify({ method: req.method, host: req.headers.host, path, query, headers: req.headers },
+    secrets, toleranceSeconds, now);
 }
 
 // The header value the edge would send (for tests): t=<t>,v1=<hex>[,v1=<hex>...].

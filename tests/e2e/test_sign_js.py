@@ -207,3 +207,24 @@ srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_js_clock_is_whole_seconds_like_c(node):
+    """The default now is the current second, as the C verifier's time(NULL):
+    half a second past the window's last second, both still accept (the
+    JavaScript one said false while the C one said valid)."""
+    p = subprocess.run([DEMO, "--sign-example"], capture_output=True, text=True, timeout=30)
+    ex = json.loads(p.stdout)
+    req = as_js_request(ex)
+    script = """
+const { verify } = require(process.argv[1]);
+const [req, secret, t] = JSON.parse(process.argv[2]);
+const at = (ms) => { Date.now = () => ms; return verify(req, [secret], 300); };
+console.log(JSON.stringify([at((t + 300) * 1000 + 500), at((t + 301) * 1000),
+  at((t - 300) * 1000), at((t - 301) * 1000 + 500)]));
+"""
+    out = subprocess.run([node, "-e", script, str(VERIFIER),
+                          json.dumps([req, ex["secrets"][0], ex["t"]])],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [True, False, True, False]
