@@ -36,7 +36,7 @@ const mac = (secret, req, t) => crypto.createHmac('sha256', key(secret))
 function verify(req, secrets, toleranceSeconds = 300, now = Math.floor(Date.now() / 1000)) {
   const keys = secrets.filter((s) => s !== '').map(key); // '': a trailing comma
   const items = String(req.headers['x-switchboard-signature'] ?? '').split(',')
-    .map((item) => /^[ \t]*([^=]+)=(.*?)[ \t]*$/.exec(item) ?? []);
+    .map((item) => /^([^=]+)=(.*)$/.exec(trim(item)) ?? []);
   const t = items.filter(([, k]) => k === 't').map(([, , v]) => v);
   const sigs = items.filter(([, k]) => k === 'v1').map(([, , v]) => v);
   if (items.some((m) => !m.length) || t.length !== 1 || !/^(0|[1-9]\d{0,18})$/.test(t[0]) ||

@@ -452,3 +452,58 @@ def test_js_and_c_verifiers_agree_on_what_the_edge_forwards(signing_edge, tmp_pa
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_header_parsing_agrees_between_c_js_and_the_doc():
+    """Signature headers built from valid, odd and malformed items (spaces
+    and tabs around them, unknown keys, an item that is only '=', a second
+    t, upper-case hex, keys with a space...), in random orders: the demo's
+    sb_sign_verify, the JavaScript verify and the doc verifier say the
+    same of each (the JavaScript one took " = " for an unknown key)."""
+    import random
+    import subprocess
+    secret = "11" * 32
+    d = start_demo("codex-web", "production", secret)
+    try:
+        t = str(int(time.time()))
+        base = b"GET /x HTTP/1.1\r\nHost: a.example.com\r\nX-Request-Id: r\r\n"
+        msg = doc_canonical(t, b"GET", b"/x", {b"host": b"a.example.com", b"x-request-id": b"r"})
+        v1 = hmac.new(bytes.fromhex(secret), msg, hashlib.sha256).hexdigest()
+        pieces = [f"t={t}", f"v1={v1}", f"v1={v1.upper()}", f"v1={'ab' * 32}", "v0=zz", "t=1",
+                  f"t=0{t}", "", " ", "=", " = ", "x", "v1", f"T={t}", f"V1={v1}", f"v1 ={v1}",
+                  f"v1= {v1}", f"t ={t}", f"t= {t}", "a=b=c", f"v1={v1}=", f"t=+{t}",
+                  "v2=" + "0" * 64, f"v1={v1[:-1]}", f"t={t}0"]
+        rnd = random.Random(7)
+        cases = []
+        for _ in range(400):
+            items = [rnd.choice(pieces) for _ in range(rnd.randint(1, 5))]
+            if rnd.random() < 0.7:
+                items.insert(rnd.randint(0, len(items)), f"t={t}")
+                items.insert(rnd.randint(0, len(items)), f"v1={v1}")
+            h = ",".join(rnd.choice(["", " ", "\t"]) + it + rnd.choice(["", " ", "\t"])
+                         for it in items)
+            cases.append(h.strip(" \t"))  # as a server hands a field value
+
+        def doc(h):
+            try:
+                return doc_verify(base + b"X-Switchboard-Signature: " + h.encode(), [secret])
+            except Malformed:
+                return False
+        js_in = [{"request": {"method": "GET", "host": "a.example.com", "path": "/x", "query": "",
+                              "headers": {"x-request-id": "r", "x-switchboard-signature": h}},
+                  "secrets": [secret], "tolerance": 300, "now": int(t)} for h in cases]
+        p = subprocess.run(["node", "-e", """
+const { verify } = require(process.argv[1]);
+const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+console.log(JSON.stringify(cases.map((c) => verify(c.request, c.secrets, c.tolerance, c.now))));
+""", str(VERIFIER)], input=json.dumps(js_in), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        js = json.loads(p.stdout)
+        got = [(demo_ask(d, base + b"X-Switchboard-Signature: " + h.encode())["signature"] ==
+                "valid", j, doc(h)) for h, j in zip(cases, js)]
+        differ = [(h, g) for h, g in zip(cases, got) if len(set(g)) != 1]
+        assert not differ, differ[:5]
+        # both answers occur, plenty of each
+        assert 30 < sum(g[0] for g in got) < 370
+    finally:
+        d.stop(sig=9)
