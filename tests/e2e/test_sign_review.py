@@ -507,3 +507,79 @@ console.log(JSON.stringify(cases.map((c) => verify(c.request, c.secrets, c.toler
         assert 30 < sum(g[0] for g in got) < 370
     finally:
         d.stop(sig=9)
+
+
+def doc_python_snippet():
+    """The Python verifier docs/signing.md shows, run as written."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "signing.md").read_text()
+    code = re.search(r"\nPython:\n\n```python\n(.*?)```", doc, re.S).group(1)
+    ns = {}
+    exec(code, ns)
+    return ns["canonical"]
+
+
+def test_doc_python_snippet_builds_the_doc_s_string(signing_edge):
+    """On every request the edge forwarded, and on hosts a forger may send
+    straight to a service (bytes outside ASCII, which the doc keeps as they
+    are: ASCII lower case only), the doc's snippet gives the doc's string.
+    Python's str.lower() lowered 'À' and made 'µ' a character latin-1
+    cannot encode (the snippet raised)."""
+    canonical = doc_python_snippet()
+    e = signing_edge
+    for data in THROUGH_EDGE:
+        assert send(e, data)[0] == 200
+    heads = [unframed(h) for h in e.up.heads]
+    heads += [edit(heads[0], b"Host", h) for h in
+              (b"\xc0.Example.COM", b"\xb5x.example.com:80", b"[\xc9::1]:8", b"K\xe2\x84\xaa")]
+    for head in heads:
+        method, target, h, _ = parse_head(head)
+        t, _ = doc_parse_header(h[b"x-switchboard-signature"].decode())
+        path, _, query = target.partition(b"?")
+        s = lambda b: b.decode("latin-1")  # noqa: E731 (how a WSGI server hands bytes)
+        got = canonical(t, s(method), s(h[b"host"]), s(path), s(query),
+                        {s(k): s(v) for k, v in h.items()})
+        assert got == doc_canonical(t, method, target, h), head
+
+
+def test_rotation_as_docs_signing_md_tells_it(fresh):
+    """The operator's rotation, step by step (docs/signing.md, Secrets and
+    rotation), with a service that knows only the old secret, one that
+    knows only the new, and one that knows neither."""
+    up = Scripted(answer_ok)
+    e = fresh(threads=1, demos=False, upstreams={("codex-web", "production"): up.url})
+    e.procs.append(up)
+    e.up = up
+    old = e.secret(DEPLOYMENT)
+    e.start()
+
+    def forwarded():
+        n = len(up.heads)
+        assert send(e, b"GET /r HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n")[0] == 200
+        assert len(up.heads) == n + 1
+        head = up.heads[-1]
+        return head, len(doc_parse_header(
+            parse_head(head)[2][b"x-switchboard-signature"].decode())[1])
+
+    def reload():
+        n = len([l for l in e.edge.err if "reloaded" in l])
+        run_cli("reload", "-c", e.dir, check=0)
+        e.edge.wait_line(lambda l: "reloaded" in l and
+                         len([x for x in e.edge.err if "reloaded" in x]) > n)
+
+    head, n = forwarded()
+    assert n == 1 and doc_verify(head, [old])
+    # 1. the current key becomes the previous one; a new one is made
+    (e.data / "secret.key").rename(e.data / "secret.key.previous")
+    new, prev = e.secret(DEPLOYMENT).split(",")
+    assert prev == old and new != old
+    reload()
+    head, n = forwarded()
+    assert n == 2
+    assert doc_verify(head, [old]) and doc_verify(head, [new])
+    assert not doc_verify(head, ["cd" * 32])
+    # 2. services have moved to the new secret: the previous one goes
+    (e.data / "secret.key.previous").unlink()
+    assert e.secret(DEPLOYMENT) == new
+    reload()
+    head, n = forwarded()
+    assert n == 1 and doc_verify(head, [new]) and not doc_verify(head, [old])
