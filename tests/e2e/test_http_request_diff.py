@@ -364,7 +364,10 @@ def test_a_chunked_body_split_at_every_byte_then_a_pipelined_request(pair):
         time.sleep(0.002)
     out = read_until_close(s)
     assert statuses(out) == [200, 200], out[:400]
-    got = b"".join(e.rec.take())
+    # this connection's two requests: a cut-off request of the test before
+    # may be recorded late, when its upstream connection ends
+    got = b"".join(x for x in e.rec.take()
+                   if x.startswith((b"POST /split ", b"GET /after ")))
     head, rest = got.split(b"\r\n\r\n", 1)
     assert head.startswith(b"POST /split HTTP/1.1\r\n")
     # the body as the upstream reads it: the data, no extension, no trailer
