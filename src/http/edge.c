@@ -33,6 +33,13 @@ int64_t sb_edge_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t sb_edge_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void sb_edge_log(const char *level, const char *fmt, ...)
 {
 	char buf[2048];
@@ -1610,7 +1617,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	e->opts = *opts;
 	e->ctl = ct;
 	e->access_fd = -1;
-	e->started_ms = sb_edge_now_ms();
+	e->started_ms = sb_edge_mono_ms();
 	ct->e = e;
 	ct->xfr = sb_dns_xfr_new(sb_edge_log);
 	snprintf(e->config_path, sizeof(e->config_path), "%s", opts->config);

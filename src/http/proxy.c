@@ -1844,7 +1844,7 @@ static bool own_endpoint(client *c)
 			     "\"threads\":%d}\n",
 			     SB_VERSION, sb_route_count(s->cfg->routes),
 			     sb_tenants_count(s->tenants), (unsigned long long)s->cfg->generation,
-			     (long long)((sb_edge_now_ms() - e->started_ms) / 1000), e->nworkers);
+			     (long long)((sb_edge_mono_ms() - e->started_ms) / 1000), e->nworkers);
 		char head[512];
 		if (atomic_load(&e->stopping) || body_pending(r))
 			c->keepalive = false;

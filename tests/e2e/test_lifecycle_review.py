@@ -318,3 +318,31 @@ def test_sigterm_drains_every_kind_of_request_then_cuts_at_the_deadline(fresh):
     assert e.edge.wait(timeout=10) == 0
     assert 2.5 < time.monotonic() - t0 < 8
     assert any("drain deadline: closing 2 connections" in l for l in e.edge.err), e.edge.err[-5:]
+
+
+CLOCK_STEP = os.path.join(os.environ.get("SB_SHIM_DIR", os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "shim")), "clock_step.so")
+
+
+@pytest.mark.skipif(not os.path.exists(CLOCK_STEP),
+                    reason="build/shim/clock_step.so: make e2e builds it")
+def test_uptime_ignores_a_step_of_the_wall_clock(fresh, tmp_path):
+    # NTP or an operator steps the wall clock an hour back: the uptime is
+    # how long the edge has run, not a negative number
+    step = tmp_path / "step"
+    step.write_text("0")
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    e = fresh().start(env={"LD_PRELOAD": CLOCK_STEP, "SB_CLOCK_STEP_FILE": str(step),
+                           "ASAN_OPTIONS": (asan + ":" if asan else "") +
+                           "verify_asan_link_order=0"})
+
+    def uptime():
+        st, _, body = request(e, HOST, "/.well-known/switchboard/health")
+        assert st == 200
+        return json.loads(body)["uptime_s"]
+    t0 = time.monotonic()
+    assert 0 <= uptime() <= 60
+    step.write_text("-3600")
+    assert 0 <= uptime() <= 60 + time.monotonic() - t0
+    step.write_text("86400")  # and a day forward
+    assert 0 <= uptime() <= 60 + time.monotonic() - t0
