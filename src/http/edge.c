@@ -1318,17 +1318,31 @@ static void hc_end(hcheck *hc, bool cancelled, bool ok, const char *why)
 		hc->next->prev = hc->prev;
 	sb_upstream *up = hc->up;
 	up->checking = false;
+	/* [http] health_fails and health_passes: checks in a row that change
+	 * the state, so that one slow answer does not take an upstream out (or
+	 * one lucky answer bring a failing one back). A process just started
+	 * was never up: its first answer marks it up. */
+	const sb_http_decl *h = &hc->ct->e->current->cfg->decl->http;
 	if (cancelled) {
 		/* nothing to change */
 	} else if (ok) {
 		up->fails = 0;
-		up->starting = false;
-		if (!atomic_exchange(&up->up, 1))
+		up->passes++;
+		if ((up->starting || up->passes >= (int)h->health_passes) &&
+		    !atomic_exchange(&up->up, 1))
 			sb_edge_log("info", "upstream %s is up", up->url);
+		up->starting = false;
 	} else {
+		up->passes = 0;
 		up->fails++;
-		if (atomic_exchange(&up->up, 0))
-			sb_edge_log("warning", "upstream %s is down: %s", up->url, why);
+		if (up->fails >= (int)h->health_fails && atomic_exchange(&up->up, 0)) {
+			if (h->health_fails > 1)
+				sb_edge_log("warning",
+					    "upstream %s is down: %s (%d checks in a row)", up->url,
+					    why, up->fails);
+			else
+				sb_edge_log("warning", "upstream %s is down: %s", up->url, why);
+		}
 	}
 	uv_close((uv_handle_t *)&hc->tcp, hc_free);
 	uv_close((uv_handle_t *)&hc->timer, hc_free);

@@ -33,6 +33,7 @@ typedef struct sb_upstream {
 	bool in_use;   /* referenced by the current snapshot */
 	bool checking; /* a health check is in flight */
 	int fails;     /* consecutive failed checks */
+	int passes;    /* consecutive passed checks */
 	bool starting; /* a process started by command: checked often until up */
 } sb_upstream;
 

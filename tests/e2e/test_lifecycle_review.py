@@ -18,9 +18,10 @@ HOST = "codex.revelations.studio"
 
 
 class HealthScript(LocalUpstream):
-    """An upstream whose /health answers health_answer (bytes, or None to
-    accept and never answer); every other request gets a 200. checks counts
-    the /health requests received."""
+    """An upstream whose /health answers health_answer (bytes, None to
+    accept and never answer, or a function of the check's number giving
+    either); every other request gets a 200. checks counts the /health
+    requests received."""
 
     def __init__(self, health_answer):
         self.health_answer = health_answer
@@ -37,16 +38,19 @@ class HealthScript(LocalUpstream):
                     return
                 if head.startswith(b"GET /health "):
                     self.checks += 1
-                    if self.health_answer is None:
+                    answer = self.health_answer
+                    if callable(answer):
+                        answer = answer(self.checks)
+                    if answer is None:
                         self.held.append(conn)  # kept open, never answered
                         return
-                    conn.sendall(self.health_answer)
+                    conn.sendall(answer)
                     return  # the check asked for Connection: close
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
         except OSError:
             return
         finally:
-            if self.health_answer is not None:
+            if conn not in self.held:
                 conn.close()
 
 
@@ -89,6 +93,42 @@ def test_a_failing_health_marks_down_once_with_its_reason(fresh, answer, why):
     down = [l for l in e.edge.err if "is down" in l]
     # one line per transition, not one per failed check
     assert len(down) == 1 and why in down[0], down
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_health_fails_and_passes_need_checks_in_a_row(fresh):
+    script = {"pattern": [FAIL, FAIL, OK]}  # never three failures in a row
+    e = script_edge(fresh, lambda n: script["pattern"][n % len(script["pattern"])],
+                    health_fails=3, health_passes=2)
+    wait_for(lambda: e.up.checks >= 10, what="ten checks")
+    assert not any("is down" in l for l in e.edge.err), e.edge.err[-5:]
+    assert request(e, HOST, "/echo")[0] == 200
+    script["pattern"] = [FAIL]
+    wait_for(lambda: request(e, HOST, "/echo")[0] == 503)
+    down = [l for l in e.edge.err if "is down" in l]
+    assert len(down) == 1 and "(3 checks in a row)" in down[0], down
+    script["pattern"] = [OK, FAIL]  # never two passes in a row
+    n = e.up.checks
+    wait_for(lambda: e.up.checks >= n + 8, what="eight more checks")
+    assert request(e, HOST, "/echo")[0] == 503
+    assert not any("is up" in l for l in e.edge.err)
+    script["pattern"] = [OK]
+    wait_for(lambda: request(e, HOST, "/echo")[0] == 200)
+    assert sum("is up" in l for l in e.edge.err) == 1
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("health_fails", 0, "'health_fails' must be between 1 and 100, not 0"),
+    ("health_passes", 101, "'health_passes' must be between 1 and 100, not 101"),
+    ("health_fails", "3", "'health_fails' must be an integer, not a string"),
+])
+def test_health_counts_are_checked(fresh, key, value, msg):
+    e = fresh(http={key: value})
+    p = run_cli("check", "-c", e.dir, check=1)
+    assert "switchboard.toml:" in p.stderr and msg in p.stderr, p.stderr
 
 
 def test_stop_does_not_wait_for_a_health_check_in_flight(fresh):
