@@ -231,6 +231,15 @@ def test_reload_cli_without_a_server(fresh):
     (e.data / "switchboard.pid").write_text("1\n")
     p = run_cli("reload", "-c", e.dir, check=1)
     assert "no running server answers" in p.stderr
+    # a server that was killed left its socket file: nobody answers on it
+    e.start()
+    e.edge.p.kill()
+    e.edge.wait()
+    assert (e.data / "admin.sock").exists()
+    p = run_cli("reload", "-c", e.dir, check=1)
+    assert "no running server answers" in p.stderr
+    e.procs.remove(e.edge)
+    e.edge = None  # killed on purpose: not a failed stop
     # a broken declaration: said here, nobody asked
     (e.dir / "switchboard.toml").write_text("[broken\n")
     p = run_cli("reload", "-c", e.dir, check=2)
