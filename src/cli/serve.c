@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +26,12 @@ static const char usage_serve[] =
 static const char usage_reload[] =
     "usage: switchboard reload -c PATH [--data DIR]\n"
     "\n"
-    "Ask the running edge (found through the admin socket in the data directory,\n"
-    "which tells its pid) to re-read its declaration. A declaration that fails to\n"
-    "load is reported here and the server is not asked (its data_dir is in it);\n"
-    "with --data DIR the server is asked anyway, and refuses it: it keeps serving\n"
-    "the previous one and logs the error.\n";
+    "Ask the running edge (through the admin socket in the data directory) to\n"
+    "re-read its declaration, as SIGHUP does, and report the outcome: exit 0 when\n"
+    "it serves the new declaration, 1 when it refused it (it keeps serving the\n"
+    "previous one; the error is printed) or no server runs. A declaration that\n"
+    "fails to load here is reported and the server is not asked (its data_dir is\n"
+    "in it): exit 2; with --data DIR the server is asked anyway.\n";
 
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d)
 {
@@ -137,34 +137,48 @@ int sb_cli_reload(int argc, char **argv)
 	const char *dir = data ? data : l.decl->data_dir;
 	char sock[4200];
 	sb_admin_socket_path(dir, sock, sizeof(sock));
-	uint64_t pid = 0;
-	/* the server says which process it is: a pid file can outlive its
-	 * server, and its number can belong to another process by now */
-	int status = 0;
-	char *resp = NULL;
-	if (sb_admin_call(sock, NULL, "GET", "/v1/status", NULL, &status, &resp, &d) == 0 &&
-	    status == 200) {
-		json_error_t je;
-		json_t *j = json_loads(resp, 0, &je);
-		json_t *jp = json_object_get(j, "pid");
-		if (json_is_integer(jp) && json_integer_value(jp) > 1)
-			pid = (uint64_t)json_integer_value(jp);
-		json_decref(j);
-	}
-	free(resp);
 	if (!data)
 		sb_cli_unload(&l);
-	if (!pid) {
+	/* through the admin socket, not a signal to a pid: the server that owns
+	 * the data directory answers (a pid file can outlive its server, and
+	 * its number belong to another process by now), and says whether it
+	 * took the declaration */
+	int status = 0;
+	char *resp = NULL;
+	r = sb_admin_call(sock, NULL, "POST", "/v1/reload", NULL, &status, &resp, &d);
+	if (r == SB_ENOENT) {
 		fprintf(stderr, "switchboard: no running server answers on %s\n", sock);
+		free(resp);
 		return 1;
 	}
-	if (kill((pid_t)pid, SIGHUP) < 0) {
-		fprintf(stderr, "switchboard: cannot signal the server (pid %llu): %s\n",
-			(unsigned long long)pid, strerror(errno));
+	if (r < 0) {
+		sb_cli_print_diag(&d);
+		free(resp);
 		return 1;
 	}
-	printf("switchboard: reload signalled to pid %llu\n", (unsigned long long)pid);
-	return 0;
+	json_error_t je;
+	json_t *j = resp ? json_loads(resp, 0, &je) : NULL;
+	int rc = 1;
+	if (status == 200) {
+		json_t *w;
+		size_t i;
+		json_array_foreach(json_object_get(j, "warnings"), i, w)
+		    fprintf(stderr, "switchboard: warning: %s\n", json_string_value(w));
+		printf("switchboard: reloaded %s: %lld routes (generation %lld)\n",
+		       json_string_value(json_object_get(j, "declaration")),
+		       (long long)json_integer_value(json_object_get(j, "routes")),
+		       (long long)json_integer_value(json_object_get(j, "generation")));
+		rc = 0;
+	} else {
+		const char *err = json_string_value(json_object_get(j, "error"));
+		fprintf(stderr,
+			"switchboard: reload refused, the server still serves the previous "
+			"declaration: %s\n",
+			err ? err : (resp ? resp : "no answer"));
+	}
+	json_decref(j);
+	free(resp);
+	return rc;
 }
 
 static const char usage_secret[] =

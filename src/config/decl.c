@@ -524,6 +524,8 @@ static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 					    "upstream_idle_ms",
 					    "health_interval_ms",
 					    "health_timeout_ms",
+					    "health_fails",
+					    "health_passes",
 					    "drain_timeout_ms",
 					    "trusted_proxies",
 					    "access_log",
@@ -540,6 +542,8 @@ static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 			    .upstream_idle_ms = 30000,
 			    .health_interval_ms = 5000,
 			    .health_timeout_ms = 2000,
+			    .health_fails = 1,
+			    .health_passes = 1,
 			    .drain_timeout_ms = 10000,
 			    .access_log = "-"};
 	const sb_toml_value *t;
@@ -565,6 +569,8 @@ static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 	    {"upstream_idle_ms", 1, 86400000, &h->upstream_idle_ms, false},
 	    {"health_interval_ms", 0, 86400000, &h->health_interval_ms, false},
 	    {"health_timeout_ms", 1, 600000, &h->health_timeout_ms, false},
+	    {"health_fails", 1, 100, &h->health_fails, false},
+	    {"health_passes", 1, 100, &h->health_passes, false},
 	    {"drain_timeout_ms", 0, 3600000, &h->drain_timeout_ms, false},
 	};
 	for (size_t i = 0; i < SB_ARRAY_LEN(ints); i++) {

@@ -125,6 +125,8 @@ typedef struct sb_http_decl {
 	uint32_t upstream_idle_ms;    /* pooled upstream connection idle */
 	uint32_t health_interval_ms;
 	uint32_t health_timeout_ms;
+	uint32_t health_fails;	   /* failed checks in a row that mark an upstream down */
+	uint32_t health_passes;	   /* passed checks in a row that mark it up again */
 	uint32_t drain_timeout_ms; /* SIGTERM: in-flight requests get this long */
 	char **trusted_proxies;	   /* CIDRs whose X-Forwarded-* are kept */
 	size_t ntrusted_proxies;

@@ -33,6 +33,13 @@ int64_t sb_edge_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t sb_edge_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void sb_edge_log(const char *level, const char *fmt, ...)
 {
 	char buf[2048];
@@ -631,6 +638,7 @@ typedef struct control {
 	sb_admin *admin;	/* the admin API (src/admin/api.h) */
 	sb_procs *procs;	/* upstreams started by command (src/http/procs.h) */
 	uv_timer_t fast_health; /* checks starting processes every 100 ms */
+	struct hcheck *checks;	/* health checks in flight (cancelled at a stop) */
 	struct proc_port {
 		char *name;
 		uint16_t port;
@@ -775,24 +783,50 @@ static bool same_str(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static void reload(control *ct)
+static void hc_cancel_all(control *ct);
+
+/* A warning of a reload: logged, and kept for the admin API's answer. */
+static void reload_warn(json_t *warnings, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void reload_warn(json_t *warnings, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sb_edge_log("warning", "%s", msg);
+	if (warnings) {
+		sb_utf8_clean(msg);
+		json_array_append_new(warnings, json_string(msg));
+	}
+}
+
+/*
+ * Re-read the declaration and publish it. Returns 0, or a negative code
+ * with d filled (logged too) when it does not load: the old snapshot keeps
+ * serving. warnings (NULL: none kept) receives what takes effect only at
+ * the next start.
+ */
+static int reload(control *ct, sb_diag *d, json_t *warnings)
 {
 	sb_edge *e = ct->e;
 	reopen_access_log(e);
-	sb_diag d = {0};
-	sb_config *c;
+	sb_config *c = NULL;
 	char buf[2048];
 	sb_tenants *t = NULL;
 	sb_dns_zones *dns = NULL;
 	const sb_config *cur = e->current->cfg;
 	uint32_t old_hi = cur->decl->http.health_interval_ms;
-	if (config_build(e, NULL, &cur->live, cur->version, &c, &d) < 0 ||
-	    tenants_build(e, c->decl, &t, &d) < 0 || dns_build(e, c, t, &dns, &d) < 0) {
+	int r;
+	if ((r = config_build(e, NULL, &cur->live, cur->version, &c, d)) < 0 ||
+	    (r = tenants_build(e, c->decl, &t, d)) < 0 || (r = dns_build(e, c, t, &dns, d)) < 0) {
 		sb_edge_log("error", "reload failed, still serving the previous declaration: %s",
-			    sb_diag_format(&d, buf, sizeof(buf)));
+			    sb_diag_format(d, buf, sizeof(buf)));
 		sb_tenants_free(t);
 		config_unref(c);
-		return;
+		return r;
 	}
 	/* what the process was started with is kept: said, not silently
 	 * (compared before publish, which may free the old declaration) */
@@ -807,12 +841,12 @@ static void reload(control *ct)
 	publish(e, c, t, dns);
 	procs_apply(ct);
 	if (strcmp(c->decl->http.access_log, e->access_path) != 0)
-		sb_edge_log("warning",
+		reload_warn(warnings,
 			    "access_log changed to \"%s\": it takes effect at the next start",
 			    c->decl->http.access_log);
 	for (size_t i = 0; i < SB_ARRAY_LEN(fixed); i++)
 		if (fixed[i].changed)
-			sb_edge_log("warning", "%s changed: it takes effect at the next start",
+			reload_warn(warnings, "%s changed: it takes effect at the next start",
 				    fixed[i].what);
 	uint32_t hi = c->decl->http.health_interval_ms;
 	if (hi != old_hi && !ct->draining) { /* applied now */
@@ -820,9 +854,20 @@ static void reload(control *ct)
 		if (hi)
 			uv_timer_start(&ct->health, on_health, hi, hi);
 	}
+	if (!hi && old_hi) {
+		/* With checks off nothing would ever mark an upstream up again: one
+		 * marked down would answer 503 for good. A process still starting
+		 * keeps its fast checks (they only mark it up). */
+		hc_cancel_all(ct);
+		for (size_t i = 0; i < e->nups; i++)
+			if (!e->ups[i]->starting && !atomic_exchange(&e->ups[i]->up, 1))
+				sb_edge_log("info", "upstream %s is up: health checks are off",
+					    e->ups[i]->url);
+	}
 	config_unref(c); /* the snapshot holds it now */
 	sb_edge_log("info", "reloaded %s: %zu routes (generation %llu)", e->config_path,
 		    sb_route_count(c->routes), (unsigned long long)c->generation);
+	return 0;
 }
 
 static void on_drain_deadline(uv_timer_t *t);
@@ -846,19 +891,40 @@ static void procs_stopped(void *arg)
 	sb_edge_log("info", "every process started by command has exited");
 }
 
-static void begin_stop(control *ct)
+/* End the drain now: every connection still open is closed. */
+static void drain_end(control *ct, const char *why)
 {
 	sb_edge *e = ct->e;
-	if (ct->draining)
+	if (atomic_load(&e->force_close))
 		return;
+	uv_timer_stop(&ct->drain);
+	sb_edge_log("warning", "%s: closing %ld connections", why, atomic_load(&e->nconns));
+	atomic_store(&e->force_close, true);
+	wake_workers(e);
+}
+
+static void begin_stop(control *ct, int signum)
+{
+	sb_edge *e = ct->e;
+	if (ct->draining) {
+		/* a second SIGTERM or SIGINT (an impatient operator, Ctrl-C twice)
+		 * does not wait for the drain */
+		drain_end(ct, signum == SIGINT ? "second SIGINT" : "second SIGTERM");
+		return;
+	}
 	ct->draining = true;
 	atomic_store(&e->stopping, true);
 	sb_admin_stop(ct->admin);
 	ct->admin = NULL;
 	uv_timer_stop(&ct->fast_health);
+	/* a check of an upstream that accepts and never answers would hold the
+	 * exit for up to health_timeout_ms */
+	hc_cancel_all(ct);
 	/* processes started by command are stopped once the serving threads
 	 * are done (on_worker_done): requests in flight to them may finish */
-	sb_edge_log("info", "stopping: no new connections, %ld open, draining for up to %u ms",
+	sb_edge_log("info",
+		    "stopping: no new connections, %ld open, draining for up to %u ms (a second "
+		    "signal ends the drain at once)",
 		    atomic_load(&e->nconns), e->current->cfg->decl->http.drain_timeout_ms);
 	uv_timer_stop(&ct->poll);
 	uv_timer_stop(&ct->health);
@@ -869,22 +935,20 @@ static void begin_stop(control *ct)
 
 static void on_drain_deadline(uv_timer_t *t)
 {
-	control *ct = t->data;
-	sb_edge *e = ct->e;
-	sb_edge_log("warning", "drain deadline: closing %ld connections", atomic_load(&e->nconns));
-	atomic_store(&e->force_close, true);
-	wake_workers(e);
+	drain_end(t->data, "drain deadline");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
 	control *ct = s->data;
-	if (signum == SIGHUP)
-		reload(ct);
-	else if (signum == SIGUSR1)
+	if (signum == SIGHUP) {
+		sb_diag d = {0};
+		reload(ct, &d, NULL);
+	} else if (signum == SIGUSR1) {
 		reopen_access_log(ct->e);
-	else
-		begin_stop(ct);
+	} else {
+		begin_stop(ct, signum);
+	}
 }
 
 static void close_cb_noop(uv_handle_t *h)
@@ -1151,6 +1215,25 @@ static void admin_handler(void *ctx, const char *method, const char *target, con
 			run_op(ct, op, status, out);
 		}
 		json_decref(op);
+	} else if (strcmp(target, "/v1/reload") == 0 && strcmp(method, "POST") == 0) {
+		/* what SIGHUP does, with its outcome: `switchboard reload` says
+		 * whether the server took the declaration (a signal cannot) */
+		json_t *warnings = json_array();
+		int r = reload(ct, &d, warnings);
+		if (r < 0) {
+			error_out(out, status, r, &d);
+			*status = 422; /* whatever the cause, the declaration was refused */
+		} else {
+			const sb_config *c = e->current->cfg;
+			json_t *j =
+			    json_pack("{s:s,s:I,s:I,s:O}", "declaration", e->config_path, "routes",
+				      (json_int_t)sb_route_count(c->routes), "generation",
+				      (json_int_t)c->generation, "warnings", warnings);
+			*status = 200;
+			json_out(out, status, j);
+			json_decref(j);
+		}
+		json_decref(warnings);
 	} else if (strcmp(target, "/v1/sync") == 0 && strcmp(method, "POST") == 0) {
 		/* a CLI wrote the store itself (tenants): serve it before answering;
 		 * the change is taken as seen first, so a later one is not missed */
@@ -1203,6 +1286,8 @@ typedef struct hcheck {
 	uv_connect_t creq;
 	uv_write_t wreq;
 	uv_timer_t timer;
+	control *ct;
+	struct hcheck *prev, *next; /* ct->checks */
 	sb_upstream *up;
 	char req[512];
 	char resp[64];
@@ -1218,25 +1303,63 @@ static void hc_free(uv_handle_t *h)
 		free(hc);
 }
 
-static void hc_finish(hcheck *hc, bool ok, const char *why)
+/* End a check: its verdict changes the upstream's state unless it was
+ * cancelled (a stop, checks turned off), which leaves the state as it was. */
+static void hc_end(hcheck *hc, bool cancelled, bool ok, const char *why)
 {
 	if (hc->done)
 		return;
 	hc->done = true;
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else
+		hc->ct->checks = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
 	sb_upstream *up = hc->up;
 	up->checking = false;
-	if (ok) {
+	/* [http] health_fails and health_passes: checks in a row that change
+	 * the state, so that one slow answer does not take an upstream out (or
+	 * one lucky answer bring a failing one back). A process just started
+	 * was never up: its first answer marks it up. */
+	const sb_http_decl *h = &hc->ct->e->current->cfg->decl->http;
+	if (cancelled) {
+		/* nothing to change */
+	} else if (ok) {
 		up->fails = 0;
-		up->starting = false;
-		if (!atomic_exchange(&up->up, 1))
+		up->passes++;
+		if ((up->starting || up->passes >= (int)h->health_passes) &&
+		    !atomic_exchange(&up->up, 1))
 			sb_edge_log("info", "upstream %s is up", up->url);
+		up->starting = false;
 	} else {
+		up->passes = 0;
 		up->fails++;
-		if (atomic_exchange(&up->up, 0))
-			sb_edge_log("warning", "upstream %s is down: %s", up->url, why);
+		if (up->fails >= (int)h->health_fails && atomic_exchange(&up->up, 0)) {
+			if (h->health_fails > 1)
+				sb_edge_log("warning",
+					    "upstream %s is down: %s (%d checks in a row)", up->url,
+					    why, up->fails);
+			else
+				sb_edge_log("warning", "upstream %s is down: %s", up->url, why);
+		}
 	}
 	uv_close((uv_handle_t *)&hc->tcp, hc_free);
 	uv_close((uv_handle_t *)&hc->timer, hc_free);
+}
+
+static void hc_finish(hcheck *hc, bool ok, const char *why)
+{
+	hc_end(hc, false, ok, why);
+}
+
+/* Cancel every check in flight: a check waits up to health_timeout_ms for
+ * an upstream that accepts and never answers, and a stop must not wait for
+ * it (nor a check started before checks were turned off change a state). */
+static void hc_cancel_all(control *ct)
+{
+	while (ct->checks)
+		hc_end(ct->checks, true, false, NULL);
 }
 
 static void hc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -1259,12 +1382,20 @@ static void hc_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (hc->resp_len < 12 && !memchr(hc->resp, '\n', hc->resp_len))
 		return;
 	int status = 0;
-	if (strncmp(hc->resp, "HTTP/1.", 7) == 0 && hc->resp_len >= 12)
-		status =
-		    (hc->resp[9] - '0') * 100 + (hc->resp[10] - '0') * 10 + (hc->resp[11] - '0');
-	char why[64];
-	snprintf(why, sizeof(why), "/health answered %d", status);
-	hc_finish(hc, status >= 200 && status < 300, why);
+	const char *sc = hc->resp + 9;
+	if (strncmp(hc->resp, "HTTP/1.", 7) == 0 && hc->resp_len >= 12 && sc[-1] == ' ' &&
+	    sc[0] >= '1' && sc[0] <= '5' && sc[1] >= '0' && sc[1] <= '9' && sc[2] >= '0' &&
+	    sc[2] <= '9')
+		status = (sc[0] - '0') * 100 + (sc[1] - '0') * 10 + (sc[2] - '0');
+	char why[96];
+	if (status)
+		snprintf(why, sizeof(why), "/health answered %d", status);
+	else
+		snprintf(why, sizeof(why), "/health did not answer with an HTTP/1.x status line");
+	/* 2xx and 3xx, as HAProxy's httpchk, nginx's health_check and
+	 * Kubernetes' probes have it: a redirect (to a login page, to
+	 * "/health/") comes from a server that runs */
+	hc_finish(hc, status >= 200 && status < 400, why);
 }
 
 static void hc_written(uv_write_t *w, int status)
@@ -1318,6 +1449,11 @@ static void health_round(control *ct, bool starting_only)
 			continue;
 		hcheck *hc = sb_xcalloc(1, sizeof(*hc));
 		hc->up = up;
+		hc->ct = ct;
+		hc->next = ct->checks;
+		if (hc->next)
+			hc->next->prev = hc;
+		ct->checks = hc;
 		up->checking = true;
 		snprintf(hc->req, sizeof(hc->req),
 			 "GET /health HTTP/1.1\r\nHost: %s\r\nUser-Agent: switchboard-health/%s\r\n"
@@ -1495,7 +1631,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	e->opts = *opts;
 	e->ctl = ct;
 	e->access_fd = -1;
-	e->started_ms = sb_edge_now_ms();
+	e->started_ms = sb_edge_mono_ms();
 	ct->e = e;
 	ct->xfr = sb_dns_xfr_new(sb_edge_log);
 	snprintf(e->config_path, sizeof(e->config_path), "%s", opts->config);

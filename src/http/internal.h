@@ -33,6 +33,7 @@ typedef struct sb_upstream {
 	bool in_use;   /* referenced by the current snapshot */
 	bool checking; /* a health check is in flight */
 	int fails;     /* consecutive failed checks */
+	int passes;    /* consecutive passed checks */
 	bool starting; /* a process started by command: checked often until up */
 } sb_upstream;
 
@@ -159,7 +160,7 @@ typedef struct sb_edge {
 		uint32_t serial;
 	} * serials; /* per zone: what the last build held, for SOA serials */
 	size_t nserials;
-	int64_t started_ms;
+	int64_t started_ms; /* sb_edge_mono_ms() at start, for the uptime */
 	uint64_t generation;
 	void *store; /* sb_store*, control thread only */
 	void *ctl;   /* the control loop (edge.c) */
@@ -185,6 +186,9 @@ void sb_proxy_worker_free(sb_worker *w);
 
 /* Wall clock in milliseconds. */
 int64_t sb_edge_now_ms(void);
+/* Monotonic clock in milliseconds: for durations, which a step of the wall
+ * clock (NTP, an operator) must not change. */
+int64_t sb_edge_mono_ms(void);
 /* Log a diagnostic line on stderr: "switchboard: LEVEL: msg". */
 void sb_edge_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

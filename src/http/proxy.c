@@ -1844,7 +1844,7 @@ static bool own_endpoint(client *c)
 			     "\"threads\":%d}\n",
 			     SB_VERSION, sb_route_count(s->cfg->routes),
 			     sb_tenants_count(s->tenants), (unsigned long long)s->cfg->generation,
-			     (long long)((sb_edge_now_ms() - e->started_ms) / 1000), e->nworkers);
+			     (long long)((sb_edge_mono_ms() - e->started_ms) / 1000), e->nworkers);
 		char head[512];
 		if (atomic_load(&e->stopping) || body_pending(r))
 			c->keepalive = false;
@@ -2949,9 +2949,11 @@ void sb_proxy_worker_wake(sb_worker *w)
 			n = c->next;
 			if (c->state == C_HEAD && c->in_len == 0 && !c->r && c->wq == 0) {
 				client_close(c);
-			} else if (c->state == C_HEAD && !c->r && !c->closing) {
+			} else if (c->state == C_HEAD && c->in_len == 0 && !c->r && !c->closing) {
 				/* between requests, the last response still queued: it
-				 * goes out first (on_client_drained), then the close */
+				 * goes out first (on_client_drained), then the close. A
+				 * head partly received is a request in flight: it is
+				 * served, then the connection closes (finish_request) */
 				c->closing = true;
 				client_read_stop(c);
 				if (c->wq == 0)
