@@ -111,6 +111,8 @@ typedef struct sb_worker {
 	size_t nconns;		     /* client connections open on this thread */
 	void *conns;		     /* list of client connections (proxy.c) */
 	void *idle_head, *idle_tail; /* those waiting for a request (proxy.c) */
+	uint64_t refused;	     /* at max_connections, since the last warning */
+	int64_t refused_warned_ms;   /* when that warning was logged */
 	struct sb_pool_list *pools;
 	size_t npools;
 	uint64_t rng[2];

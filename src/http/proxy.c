@@ -125,6 +125,7 @@ typedef struct req {
 	int status;
 	uint64_t bytes_out;
 	int64_t start_ms;
+	uint64_t head_wait_ms; /* from the head's first byte to start_ms (the log's) */
 	bool resp_started, resp_chunked, resp_done, resp_no_body, resp_close, resp_1xx;
 	bool resp_eof;	      /* the client's response ends when its connection closes */
 	bool resp_conn_close; /* the upstream's Connection says close */
@@ -167,6 +168,7 @@ struct client {
 	bool eof;	    /* the client closed its side after sending its request */
 	bool eof_framed;    /* the last response ends with the connection */
 	size_t linger_left; /* C_LINGER: bytes still to be discarded */
+	uint64_t head_at;   /* loop time the current head began to arrive (0: none yet) */
 	req *r;
 	upconn *u;
 };
@@ -324,6 +326,7 @@ static const char *reason_phrase(int status)
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
@@ -554,12 +557,83 @@ static void worker_release(sb_worker *w)
 
 /* ---- access log ------------------------------------------------------- */
 
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629 table 3: no
+ * overlong form, no surrogate, nothing past U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		lo = c == 0xe0 ? 0xa0 : 0x80; /* overlong */
+		hi = c == 0xed ? 0x9f : 0xbf; /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		lo = c == 0xf0 ? 0x90 : 0x80; /* overlong */
+		hi = c == 0xf4 ? 0x8f : 0xbf; /* past U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+/*
+ * A JSON string from bytes that need not be UTF-8: a path is forwarded as
+ * sent, and written as it came a byte such as 0xFF made the whole line
+ * invalid JSON (RFC 8259 8.1), which log shippers reject or drop. Each byte
+ * that does not start a well-formed sequence is written as U+FFFD, as Go's
+ * encoding/json (Caddy's logs) does; the rest is escaped as
+ * sb_buf_add_json_str escapes.
+ */
+static void json_str(sb_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	sb_buf_addc(b, '"');
+	for (size_t i = 0; i < n;) {
+		size_t run = i;
+		while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' &&
+		       p[run] != '\\')
+			run++;
+		sb_buf_add(b, s + i, run - i);
+		if ((i = run) == n)
+			break;
+		unsigned char c = p[i];
+		size_t sl;
+		if (c >= 0x80) {
+			if ((sl = utf8_seq(p + i, n - i)))
+				sb_buf_add(b, s + i, sl);
+			else
+				sb_buf_add(b, "\\ufffd", 6);
+			i += sl ? sl : 1;
+			continue;
+		}
+		if (c == '"' || c == '\\') {
+			char e[2] = {'\\', (char)c};
+			sb_buf_add(b, e, 2);
+		} else {
+			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+			sb_buf_add(b, e, 6);
+		}
+		i++;
+	}
+	sb_buf_addc(b, '"');
+}
+
 /* key is the literal `,"name":` */
 static void json_kv(sb_buf *b, const char *key, const char *v, size_t n)
 {
 	sb_buf_adds(b, key);
 	if (v)
-		sb_buf_add_json_str(b, v, n);
+		json_str(b, v, n);
 	else
 		sb_buf_add(b, "null", 4);
 }
@@ -647,10 +721,13 @@ static void access_log(client *c)
 		return;
 	sb_buf *b = &c->w->logq;
 	int64_t now = sb_edge_now_ms();
+	/* the request began with the first byte of its head, as nginx's
+	 * $request_time counts: a head sent slowly (a 408 above all) shows */
+	int64_t t0 = r->start_ms - (int64_t)r->head_wait_ms;
 	/* the date and time change once a second: formatted then, per thread */
 	static _Thread_local int64_t ts_sec = -1;
 	static _Thread_local char ts[32];
-	int64_t sec = r->start_ms / 1000;
+	int64_t sec = t0 / 1000;
 	if (sec != ts_sec) {
 		time_t t = (time_t)sec;
 		struct tm tm;
@@ -659,7 +736,7 @@ static void access_log(client *c)
 			ts[0] = '\0';
 		ts_sec = sec;
 	}
-	int ms = (int)(r->start_ms % 1000);
+	int ms = (int)(t0 % 1000);
 	char frac[6] = {
 	    '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z',
 	    '"'};
@@ -681,7 +758,7 @@ static void access_log(client *c)
 	json_kv(b, ",\"environment\":", r->env_name, r->env_name ? strlen(r->env_name) : 0);
 	json_kv(b, ",\"upstream\":", r->up ? r->up->url : NULL, r->up ? strlen(r->up->url) : 0);
 	json_kv(b, ",\"tenant\":", r->m.tenant, r->m.tenant ? strlen(r->m.tenant) : 0);
-	json_i64(b, ",\"duration_ms\":", now - r->start_ms);
+	json_i64(b, ",\"duration_ms\":", now - t0);
 	sb_buf_add(b, "}\n", 2);
 	if (b->len >= LOG_QUEUE_MAX)
 		log_flush(c->w);
@@ -702,6 +779,10 @@ static req *req_new(client *c)
 	r->snap = c->w->snap;
 	sb_snapshot_ref(r->snap);
 	r->start_ms = sb_edge_now_ms();
+	if (c->head_at) {
+		uint64_t now = uv_now(&c->w->loop);
+		r->head_wait_ms = now > c->head_at ? now - c->head_at : 0;
+	}
 	return r;
 }
 
@@ -870,9 +951,9 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len)
 {
 	client *c = p->data;
 	req *r = c->r;
-	if (r->validating)
-		return 0;
 	r->body_in += len;
+	if (r->validating) /* counted too: see handle_head */
+		return r->body_in > r->max_body ? HPE_USER : 0;
 	if (r->body_in > r->max_body)
 		return HPE_USER; /* checked by the caller: 413 */
 	if (c->u) {
@@ -1236,6 +1317,104 @@ static void settings_init(void)
 
 /* ---- errors -------------------------------------------------------------- */
 
+static bool sane_token(const char *s, size_t n, size_t max);
+
+/* Optional whitespace around list elements and parameters (RFC 9110 5.6.3). */
+static bool ows(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/*
+ * The weight (0 to 1000) an Accept list gives a media type, by the most
+ * specific of its ranges that matches (RFC 9110 12.5.1): text/html before
+ * text/(any) before (any)/(any). Names compare without regard to case; a range
+ * with a malformed q is skipped. *spec is raised to the best match's
+ * specificity (0 none, 1 to 3), so that fields can be combined.
+ */
+static void accept_weight(const char *v, size_t n, const char *type, const char *sub, int *spec,
+			  unsigned *q)
+{
+	size_t tl = strlen(type), sl = strlen(sub);
+	for (size_t k = 0; k < n;) {
+		size_t es = k;
+		while (k < n && v[k] != ',')
+			k++;
+		size_t ee = k++;
+		while (es < ee && ows(v[es]))
+			es++;
+		const char *semi = memchr(v + es, ';', ee - es);
+		size_t me = semi ? (size_t)(semi - v) : ee;
+		while (me > es && ows(v[me - 1]))
+			me--;
+		const char *slash = memchr(v + es, '/', me - es);
+		if (!slash)
+			continue;
+		size_t rt = (size_t)(slash - (v + es)), rs = me - es - rt - 1;
+		const char *rsub = slash + 1;
+		int sp;
+		if (rt == 1 && v[es] == '*' && rs == 1 && *rsub == '*')
+			sp = 1;
+		else if (rt == tl && strncasecmp(v + es, type, tl) == 0 && rs == 1 && *rsub == '*')
+			sp = 2;
+		else if (rt == tl && strncasecmp(v + es, type, tl) == 0 && rs == sl &&
+			 strncasecmp(rsub, sub, sl) == 0)
+			sp = 3;
+		else
+			continue;
+		/* parameters: only q matters; q = 0 means "not acceptable" */
+		unsigned w = 1000;
+		bool bad = false;
+		for (size_t p = me; p < ee && !bad;) {
+			while (p < ee && (v[p] == ';' || ows(v[p])))
+				p++;
+			size_t ps = p;
+			while (p < ee && v[p] != ';')
+				p++;
+			size_t pe = p;
+			while (pe > ps && ows(v[pe - 1]))
+				pe--;
+			if (pe - ps < 2 || (v[ps] | 32) != 'q' || v[ps + 1] != '=')
+				continue;
+			/* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) */
+			const char *d = v + ps + 2;
+			size_t dl = pe - ps - 2;
+			bad = dl == 0 || (d[0] != '0' && d[0] != '1') || (dl > 1 && d[1] != '.') ||
+			      dl > 5;
+			w = bad ? 0 : (unsigned)(d[0] - '0') * 1000;
+			for (size_t i = 2, scale = 100; !bad && i < dl; i++, scale /= 10) {
+				bad = d[i] < '0' || d[i] > '9' || (d[0] == '1' && d[i] != '0');
+				w += bad ? 0 : (unsigned)(d[i] - '0') * (unsigned)scale;
+			}
+		}
+		if (bad)
+			continue;
+		if (sp > *spec || (sp == *spec && w > *q)) {
+			*spec = sp;
+			*q = w;
+		}
+	}
+}
+
+/*
+ * HTML for a client that prefers text/html to application/json (a browser
+ * lists text/html first, and any type at q=0.8); JSON when it prefers JSON,
+ * weighs both the same (API clients often list text/html too, curl accepts
+ * any type alike) or sent no Accept. Every Accept field counts, as one list (RFC 9110 5.3).
+ */
+static bool wants_html(const hdr *hs, size_t n)
+{
+	int hs_spec = 0, js_spec = 0;
+	unsigned hq = 0, jq = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (classify(hs[i].name, hs[i].nlen) != HK_ACCEPT)
+			continue;
+		accept_weight(hs[i].value, hs[i].vlen, "text", "html", &hs_spec, &hq);
+		accept_weight(hs[i].value, hs[i].vlen, "application", "json", &js_spec, &jq);
+	}
+	return hq > jq;
+}
+
 static void send_error(client *c, int status, const char *code, const char *msg)
 {
 	req *r = c->r;
@@ -1244,17 +1423,27 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 		r->request_id[0] = '\0';
 	}
 	if (!r->request_id[0]) {
-		hex_random(c->w, r->request_id, 32);
-		r->request_id_len = 32;
+		/* refused before handle_head took the client's id (a parse error,
+		 * see raw_head_fields): the client's, if sane, as on any answer */
+		const hdr *rid = NULL;
+		for (size_t i = 0; r->hdrs && i < r->nhdrs && !rid; i++)
+			if (classify(r->hdrs[i].name, r->hdrs[i].nlen) == HK_REQUEST_ID)
+				rid = &r->hdrs[i];
+		size_t rl = rid ? rid->vlen : 0;
+		while (rl && ows(rid->value[rl - 1]))
+			rl--;
+		if (rid && sane_token(rid->value, rl, 128)) {
+			memcpy(r->request_id, rid->value, rl);
+			r->request_id[rl] = '\0';
+			r->request_id_len = rl;
+		} else {
+			hex_random(c->w, r->request_id, 32);
+			r->request_id_len = 32;
+		}
 	}
 	r->status = status;
 	/* the head may not have been classified yet (a parse error) */
-	const hdr *accept = NULL;
-	for (size_t i = 0; r->hdrs && i < r->nhdrs && !accept; i++)
-		if (classify(r->hdrs[i].name, r->hdrs[i].nlen) == HK_ACCEPT)
-			accept = &r->hdrs[i];
-	bool html = accept && memmem(accept->value, accept->vlen, "text/html", 9) &&
-		    !memmem(accept->value, accept->vlen, "application/json", 16);
+	bool html = wants_html(r->hdrs, r->hdrs ? r->nhdrs : 0);
 	sb_buf body, head;
 	sb_buf_init(&body);
 	sb_buf_init(&head);
@@ -1266,12 +1455,12 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 			    r->request_id);
 	} else {
 		sb_buf_addf(&body, "{\"error\":\"%s\",\"status\":%d,\"message\":", code, status);
-		sb_buf_add_json_str(&body, msg, strlen(msg));
+		json_str(&body, msg, strlen(msg));
 		sb_buf_addf(&body, ",\"request_id\":\"%s\"}\n", r->request_id);
 	}
 	/* a body we did not read, or a broken stream, ends the connection */
-	if (status == 400 || status == 408 || status == 413 || status == 431 || body_pending(r) ||
-	    !r->head_parsed)
+	if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
+	    body_pending(r) || !r->head_parsed)
 		c->keepalive = false;
 	if (atomic_load(&c->w->edge->stopping))
 		c->keepalive = false;
@@ -1289,6 +1478,57 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 	r->resp_done = true;
 	r->resp_started = true;
 	finish_request(c);
+}
+
+/*
+ * The fields that shape the answer to a head the edge refuses before it is
+ * parsed (over the limit, malformed, too slow): Accept and X-Request-Id, as
+ * for any other error (a browser whose cookies outgrew the limit gets its
+ * 431 as HTML), and Host for the access log. Complete lines of the raw
+ * bytes only, copied into the request's pool.
+ */
+static void raw_head_fields(req *r, const char *b, size_t n)
+{
+	const char *lf = memchr(b, '\n', n);
+	size_t i = lf ? (size_t)(lf - b) + 1 : n; /* past the request line */
+	while (i < n && (lf = memchr(b + i, '\n', n - i))) {
+		size_t next = (size_t)(lf - b) + 1, e = next - 1;
+		if (e > i && b[e - 1] == '\r')
+			e--;
+		if (e == i)
+			break; /* the empty line */
+		const char *colon = memchr(b + i, ':', e - i);
+		size_t nl = colon ? (size_t)(colon - (b + i)) : 0;
+		hkind k = colon ? classify(b + i, nl) : HK_OTHER;
+		if (k == HK_ACCEPT || k == HK_REQUEST_ID || (k == HK_HOST && !r->host)) {
+			size_t vs = i + nl + 1, ve = e;
+			while (vs < ve && ows(b[vs]))
+				vs++;
+			while (ve > vs && ows(b[ve - 1]))
+				ve--;
+			char *name = sb_pool_strndup(r->pool, b + i, nl);
+			char *value = sb_pool_strndup(r->pool, b + vs, ve - vs);
+			add_hdr(r->pool, &r->hdrs, &r->nhdrs, &r->caphdrs, &r->last_was_value, name,
+				nl, false);
+			add_hdr(r->pool, &r->hdrs, &r->nhdrs, &r->caphdrs, &r->last_was_value,
+				value, ve - vs, true);
+			if (k == HK_HOST) {
+				r->host = value;
+				r->host_len = ve - vs;
+			}
+		}
+		i = next;
+	}
+}
+
+/* An error for the head in c->in, refused before it was parsed. */
+static void send_head_error(client *c, int status, const char *code, const char *msg)
+{
+	if (!c->r)
+		c->r = req_new(c);
+	raw_head_fields(c->r, c->in, c->in_len);
+	c->in_len = 0;
+	send_error(c, status, code, msg);
 }
 
 /* ---- client connection lifecycle --------------------------------------- */
@@ -1483,7 +1723,8 @@ static void client_timeout(uv_timer_t *t)
 		return;
 	}
 	if (c->state == C_HEAD && c->in_len > 0) {
-		send_error(c, 408, "request_timeout", "the request head did not arrive in time");
+		send_head_error(c, 408, "request_timeout",
+				"the request head did not arrive in time");
 		return;
 	}
 	if (c->state == C_HEAD) {
@@ -1634,6 +1875,8 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if ((size_t)n == buf->len && c->read_room < READ_CHUNK)
 		c->read_room = c->read_room ? c->read_room * 2 : 4096;
 	if (c->state == C_TUNNEL) {
+		if (c->r) /* logged when the tunnel ends, both ways counted */
+			c->r->body_in += (size_t)n;
 		if (c->u)
 			uwrite(c->u, c->in, (size_t)n);
 		c->in_len = 0;
@@ -1643,6 +1886,7 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (c->state == C_HEAD && c->in_len == 0) {
 		idle_leave(c);
+		c->head_at = uv_now(s->loop);
 		client_deadline(c, limits(c)->header_timeout_ms);
 	} else if (c->state == C_BODY)
 		client_deadline(c, limits(c)->response_timeout_ms);
@@ -2326,18 +2570,26 @@ static void handle_head(client *c, size_t len)
 	if (r->chunked && c->in_len) {
 		/* Check the chunk framing we already hold before anything goes
 		 * upstream, on a copy of the parser: a bad chunk size then gets a
-		 * 400 with nothing forwarded. Bytes that arrive later are checked
-		 * as they stream; the upstream then sees a cut-off request. */
+		 * 400, and a body already over the limit a 413, with nothing
+		 * forwarded. Bytes that arrive later are checked as they stream;
+		 * the upstream then sees a cut-off request. */
 		llhttp_t dry = c->parser;
 		r->validating = true;
 		llhttp_errno_t e2 = llhttp_execute(&dry, c->in, c->in_len);
 		r->validating = false;
 		bool long_ext = r->ext_bytes > CHUNK_EXT_MAX;
-		r->ext_bytes = 0; /* counted again as the body streams */
-		if (e2 != HPE_OK && e2 != HPE_PAUSED) {
+		bool too_big = r->body_in > r->max_body;
+		if (e2 == HPE_OK || e2 == HPE_PAUSED) {
+			r->ext_bytes = 0; /* counted again as the body streams */
+			r->body_in = 0;
+		} else {
 			c->in_len = 0;
-			send_error(c, 400, "bad_request",
-				   long_ext ? CHUNK_EXT_WHY : "malformed chunked body");
+			if (too_big)
+				send_error(c, 413, "body_too_large",
+					   "the request body exceeds the limit");
+			else
+				send_error(c, 400, "bad_request",
+					   long_ext ? CHUNK_EXT_WHY : "malformed chunked body");
 			return;
 		}
 	}
@@ -2376,13 +2628,20 @@ static void client_input_run(client *c)
 		if (!c->r)
 			c->r = req_new(c);
 		if (hl == -2) {
-			c->in_len = 0;
-			send_error(c, 431, "headers_too_large", "the request head is too large");
+			/* a request line that alone passes the limit is the target's
+			 * fault: 414, as nginx answers */
+			size_t max = limits(c)->max_header_bytes;
+			const char *lf = memchr(c->in, '\n', c->in_len < max ? c->in_len : max);
+			if (!lf)
+				send_head_error(c, 414, "uri_too_long",
+						"the request target is too long");
+			else
+				send_head_error(c, 431, "headers_too_large",
+						"the request head is too large");
 			return;
 		}
 		if (hl < 0) {
-			c->in_len = 0;
-			send_error(c, 400, "bad_request", why);
+			send_head_error(c, 400, "bad_request", why);
 			return;
 		}
 		handle_head(c, (size_t)hl);
@@ -2503,6 +2762,8 @@ static void finish_request(client *c)
 	}
 	c->state = C_HEAD;
 	c->scan = 0;
+	/* a pipelined head waiting in the buffer begins now */
+	c->head_at = c->in_len ? uv_now(&c->w->loop) : 0;
 	client_deadline(c, c->in_len ? limits(c)->header_timeout_ms : limits(c)->idle_timeout_ms);
 	if (!c->in_len) {
 		idle_enter(c);
@@ -2681,8 +2942,11 @@ static void tunnel_start(client *c, upconn *u, const char *rest, size_t n)
 	client_deadline(c, 0);
 	if (n)
 		cwrite(c, rest, n);
-	if (c->in_len) /* what the client sent before the 101 came */
+	if (c->in_len) { /* what the client sent before the 101 came */
 		uwrite(u, c->in, c->in_len);
+		if (c->r)
+			c->r->body_in += c->in_len;
+	}
 	c->in_len = 0;
 	client_read_start(c);
 }
@@ -2890,8 +3154,22 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 	c->counted = true;
 	w->nconns++;
 	long total = atomic_fetch_add(&w->edge->nconns, 1) + 1;
-	if (total > (long)limits(c)->max_connections && !evict_idle(w)) {
+	uint32_t maxc = limits(c)->max_connections;
+	if (total > (long)maxc && !evict_idle(w)) {
 		client_close(c); /* over the limit, nothing idle here: refuse at once */
+		/* the operator is told, as nginx's "worker_connections are not
+		 * enough", at most once a second per thread under a flood */
+		int64_t now = sb_edge_now_ms();
+		w->refused++;
+		if (now - w->refused_warned_ms >= 1000) {
+			sb_edge_log("warning",
+				    "max_connections (%u) reached and no connection idle on "
+				    "thread %d: refused %llu connection(s) since the last such "
+				    "warning",
+				    maxc, w->id, (unsigned long long)w->refused);
+			w->refused = 0;
+			w->refused_warned_ms = now;
+		}
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
