@@ -600,13 +600,19 @@ def queues(local, remote):
     return 0, 0
 
 
-def steady(f, rounds=4, pause=0.05):
-    """f()'s value once it has not changed over a few polls."""
+def steady(f, rounds=4, pause=0.05, limit=10.0):
+    """f()'s value once it has not changed over a few polls, or the last
+    value before it fell to 0 (the edge gave up on the connection first,
+    which a loaded machine can make happen before the queues stop growing)."""
     last, same = None, 0
+    deadline = time.monotonic() + limit
     while same < rounds:
         v = f()
+        if not v and last:
+            return last
         same = same + 1 if v == last and v else 0
         last = v
+        assert time.monotonic() < deadline, f"no steady value in {limit} s (last {last})"
         time.sleep(pause)
     return last
 
