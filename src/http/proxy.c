@@ -124,7 +124,8 @@ typedef struct req {
 	/* response */
 	int status;
 	uint64_t bytes_out;
-	int64_t start_ms;
+	int64_t start_ms;      /* wall clock: the log's time, the signature's */
+	int64_t start_mono_ms; /* monotonic: the log's duration, whatever the wall clock does */
 	uint64_t head_wait_ms; /* from the head's first byte to start_ms (the log's) */
 	bool resp_started, resp_chunked, resp_done, resp_no_body, resp_close, resp_1xx;
 	bool resp_eof;	      /* the client's response ends when its connection closes */
@@ -720,7 +721,6 @@ static void access_log(client *c)
 	if (e->access_fd < 0)
 		return;
 	sb_buf *b = &c->w->logq;
-	int64_t now = sb_edge_now_ms();
 	/* the request began with the first byte of its head, as nginx's
 	 * $request_time counts: a head sent slowly (a 408 above all) shows */
 	int64_t t0 = r->start_ms - (int64_t)r->head_wait_ms;
@@ -758,7 +758,10 @@ static void access_log(client *c)
 	json_kv(b, ",\"environment\":", r->env_name, r->env_name ? strlen(r->env_name) : 0);
 	json_kv(b, ",\"upstream\":", r->up ? r->up->url : NULL, r->up ? strlen(r->up->url) : 0);
 	json_kv(b, ",\"tenant\":", r->m.tenant, r->m.tenant ? strlen(r->m.tenant) : 0);
-	json_i64(b, ",\"duration_ms\":", now - t0);
+	/* on the monotonic clock: a step of the wall clock (NTP, an operator)
+	 * in the middle of a request would log a negative or an hour-long one */
+	json_i64(b, ",\"duration_ms\":",
+		 sb_edge_mono_ms() - r->start_mono_ms + (int64_t)r->head_wait_ms);
 	sb_buf_add(b, "}\n", 2);
 	if (b->len >= LOG_QUEUE_MAX)
 		log_flush(c->w);
@@ -779,6 +782,7 @@ static req *req_new(client *c)
 	r->snap = c->w->snap;
 	sb_snapshot_ref(r->snap);
 	r->start_ms = sb_edge_now_ms();
+	r->start_mono_ms = sb_edge_mono_ms();
 	if (c->head_at) {
 		uint64_t now = uv_now(&c->w->loop);
 		r->head_wait_ms = now > c->head_at ? now - c->head_at : 0;

@@ -21,6 +21,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "revelations"
 SB = os.environ.get("SB_SERVE_BIN", str(ROOT / "build" / "switchboard"))
+
+
+def shim(name):
+    """The path of a test-only shared object of tests/e2e/shim/ (`make e2e`
+    builds them into build/shim, or SB_SHIM_DIR)."""
+    return os.path.join(os.environ.get("SB_SHIM_DIR", os.path.join(
+        os.path.dirname(__file__), "..", "..", "build", "shim")), name)
+
+
+def preload_env(path, **extra):
+    """Environment entries that preload the shim at path, with extra
+    variables; under ASan the shim comes first, and ASan is told to let it."""
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    return {"LD_PRELOAD": path, **extra,
+            "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+
 DEMO = os.environ.get("SB_DEMO", str(ROOT / "build" / "demo-service"))
 
 SERVICES = [

@@ -24,7 +24,8 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 
-from edge import Edge, Proc, SB, SERVICES, closed_port, free_port, wait_for as _wait_for
+from edge import (Edge, Proc, SB, SERVICES, closed_port, free_port, preload_env, shim,
+                  wait_for as _wait_for)
 
 KEY = "xfr-key"
 SECRET = "c3dpdGNoYm9hcmQtZTJlLXRyYW5zZmVyLXNlY3JldCE="  # 32 bytes
@@ -346,8 +347,7 @@ def test_udp_responses_are_rate_limited_per_network(setup):
 
 # ---- a change that fails at its commit -----------------------------------------
 
-SHIM = os.path.join(os.environ.get("SB_SHIM_DIR", os.path.join(
-    os.path.dirname(__file__), "..", "..", "build", "shim")), "commit_fail.so")
+SHIM = shim("commit_fail.so")
 
 
 class Secondary:
@@ -398,11 +398,7 @@ def test_a_change_that_fails_at_its_commit_announces_nothing(tmp_path):
     e = Edge(tmp_path, demos=False, upstreams=ups,
              extra_toml=f'[[dns.notify]]\naddress = "127.0.0.1:{sec.port}"\n'
                         '[[dns.allow_transfer]]\naddress = "127.0.0.1/32"\n')
-    # the shim goes first; ASan wants its runtime first and is told to let be
-    asan = os.environ.get("ASAN_OPTIONS", "")
-    e.start(dns=True, env={"LD_PRELOAD": SHIM, "SB_TEST_COMMIT_FAIL": str(flag),
-                           "ASAN_OPTIONS": (asan + ":" if asan else "") +
-                           "verify_asan_link_order=0"})
+    e.start(dns=True, env=preload_env(SHIM, SB_TEST_COMMIT_FAIL=str(flag)))
     try:
         cli = lambda *a, check: subprocess.run(
             [SB, "preview", "create", "-c", e.dir, "--data", e.data, *map(str, a)],

@@ -3,14 +3,17 @@ nginx or HAProxy operator probes them: Accept negotiation, the request id
 in every error, exact limit boundaries, and an access log that stays valid
 JSON whatever a client sends."""
 import base64
+import datetime
 import json
 import os
 import socket
+import threading
 import time
 
 import pytest
 
-from edge import Recorder, raw, read_response, read_until_close, request
+from edge import (Recorder, Scripted, preload_env, raw, read_response, read_until_close, request,
+                  shim, wait_for)
 
 HOST = b"Host: codex.revelations.studio\r\n"
 CHROME = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
@@ -409,7 +412,47 @@ def test_access_log_times_a_request_from_its_first_byte(fresh):
     # (the loop's clock is read once a pass, in whole milliseconds)
     assert 280 <= l1["duration_ms"] < 2000, l1
     assert 480 <= l2["duration_ms"] < 2500 and l2["status"] == 408, l2
-    import datetime
     start = datetime.datetime.strptime(l1["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
     assert abs(start - t0) < 0.2, (start, t0)
+
+
+CLOCK_STEP = shim("clock_step.so")
+
+
+@pytest.mark.skipif(not os.path.exists(CLOCK_STEP),
+                    reason="build/shim/clock_step.so: make e2e builds it")
+def test_access_log_duration_ignores_a_step_of_the_wall_clock(fresh, tmp_path):
+    # NTP or an operator steps the wall clock while a request waits for its
+    # upstream: its duration is how long it took, not a negative number (a
+    # step back) or an hour (a step forward); its time is when it began
+    step = tmp_path / "step"
+    step.write_text("0")
+    answer = threading.Event()
+
+    def held(conn, head, rest):
+        answer.wait(10)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        return rest
+
+    up = Scripted(held)
+    e = fresh(threads=1, demos=False,
+              upstreams={("codex-web", "production"): up.url})
+    e.procs.append(up)
+    e.start(env=preload_env(CLOCK_STEP, SB_CLOCK_STEP_FILE=str(step)))
+    for n, shift in enumerate(("-3600", "3600")):
+        step.write_text("0")
+        s = e.connect()
+        t0 = time.time()
+        s.sendall(b"GET /held HTTP/1.1\r\n" + HOST + b"X-Request-Id: stepped-%d\r\n\r\n" % n)
+        wait_for(lambda: len(up.heads) == n + 1, what="the request upstream")
+        step.write_text(shift)
+        answer.set()
+        assert read_response(s)[0] == 200
+        answer.clear()
+        s.close()
+        line = wait_log(e, lambda l: l["request_id"] == f"stepped-{n}")
+        assert 0 <= line["duration_ms"] < 5000, (shift, line)
+        start = datetime.datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        assert abs(start - t0) < 1, (shift, start, t0)

@@ -4,14 +4,12 @@ import base64
 import json
 import os
 import signal
-import socket
-import threading
 import time
 
 import pytest
 
-from edge import (SB, LocalUpstream, closed_by_peer, read_response, read_until_close, request,
-                  run_cli, wait_for)
+from edge import (LocalUpstream, closed_by_peer, preload_env, read_response, read_until_close,
+                  request, run_cli, shim, wait_for)
 from test_http_edge import held_upstream, with_unhealthy_codex
 
 HOST = "codex.revelations.studio"
@@ -369,8 +367,7 @@ def test_sigterm_drains_every_kind_of_request_then_cuts_at_the_deadline(fresh):
     assert any("drain deadline: closing 2 connections" in l for l in e.edge.err), e.edge.err[-5:]
 
 
-CLOCK_STEP = os.path.join(os.environ.get("SB_SHIM_DIR", os.path.join(
-    os.path.dirname(__file__), "..", "..", "build", "shim")), "clock_step.so")
+CLOCK_STEP = shim("clock_step.so")
 
 
 @pytest.mark.skipif(not os.path.exists(CLOCK_STEP),
@@ -380,10 +377,7 @@ def test_uptime_ignores_a_step_of_the_wall_clock(fresh, tmp_path):
     # how long the edge has run, not a negative number
     step = tmp_path / "step"
     step.write_text("0")
-    asan = os.environ.get("ASAN_OPTIONS", "")
-    e = fresh().start(env={"LD_PRELOAD": CLOCK_STEP, "SB_CLOCK_STEP_FILE": str(step),
-                           "ASAN_OPTIONS": (asan + ":" if asan else "") +
-                           "verify_asan_link_order=0"})
+    e = fresh().start(env=preload_env(CLOCK_STEP, SB_CLOCK_STEP_FILE=str(step)))
 
     def uptime():
         st, _, body = request(e, HOST, "/.well-known/switchboard/health")

@@ -22,8 +22,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from edge import (Edge, Proc, Recorder, SB, SERVICES, closed_port, read_until_close, request,
-                  wait_for)
+from edge import (Edge, Proc, Recorder, SB, SERVICES, closed_port, preload_env, read_until_close,
+                  request, shim, wait_for)
 
 CLI = os.environ.get("SB_BIN", SB)
 ZONE = "revelations.studio"
@@ -664,8 +664,7 @@ def test_rollback_of_the_only_change_returns_to_the_declaration(live):
     assert [v["version"] for v in vs] == [2, 1]
 
 
-BIND_LOG = os.path.join(os.environ.get("SB_SHIM_DIR", os.path.join(
-    os.path.dirname(__file__), "..", "..", "build", "shim")), "bind_log.so")
+BIND_LOG = shim("bind_log.so")
 
 
 @pytest.mark.skipif(not os.path.exists(BIND_LOG), reason="build/shim/bind_log.so: make e2e builds it")
@@ -676,13 +675,10 @@ def test_a_second_server_on_the_data_directory_leaves_the_first_alone(tmp_path):
         # on the first one's ports: its SO_REUSEPORT sockets would share
         # them, and take some of its queries and connections, until it
         # found out; it finds out before it binds anything
-        asan = os.environ.get("ASAN_OPTIONS", "")
         second = subprocess.run(
             [SB, "serve", "-c", str(e.dir), "--listen", f"127.0.0.1:{e.port}", "--dns",
              f"127.0.0.1:{e.dns_port}", "--threads", "1"], capture_output=True, text=True,
-            timeout=30, env={**os.environ, "LD_PRELOAD": BIND_LOG,
-                             "ASAN_OPTIONS": (asan + ":" if asan else "") +
-                             "verify_asan_link_order=0"})
+            timeout=30, env={**os.environ, **preload_env(BIND_LOG)})
         assert second.returncode == 1, second.stderr
         assert "another switchboard server already serves this data directory" in second.stderr
         assert "bind-log:" not in second.stderr, second.stderr
