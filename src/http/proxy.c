@@ -124,6 +124,7 @@ typedef struct req {
 	/* response */
 	int status;
 	uint64_t bytes_out;
+	const char *allow;     /* a 405's Allow field (RFC 9110 15.5.6) */
 	int64_t start_ms;      /* wall clock: the log's time, the signature's */
 	int64_t start_mono_ms; /* monotonic: the log's duration, whatever the wall clock does */
 	uint64_t head_wait_ms; /* from the head's first byte to start_ms (the log's) */
@@ -1419,6 +1420,22 @@ static bool wants_html(const hdr *hs, size_t n)
 	return hq > jq;
 }
 
+/* msg as HTML text: a reason may quote what the client sent (a host, a
+ * slug), which must stay text in a browser */
+static void html_str(sb_buf *b, const char *msg)
+{
+	for (const char *p = msg; *p; p++) {
+		switch (*p) {
+		case '<': sb_buf_adds(b, "&lt;"); break;
+		case '>': sb_buf_adds(b, "&gt;"); break;
+		case '&': sb_buf_adds(b, "&amp;"); break;
+		case '"': sb_buf_adds(b, "&quot;"); break;
+		case '\'': sb_buf_adds(b, "&#39;"); break;
+		default: sb_buf_addc(b, *p);
+		}
+	}
+}
+
 static void send_error(client *c, int status, const char *code, const char *msg)
 {
 	req *r = c->r;
@@ -1452,11 +1469,10 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 	sb_buf_init(&body);
 	sb_buf_init(&head);
 	if (html) {
-		sb_buf_addf(&body,
-			    "<!doctype html><title>%d %s</title><h1>%d %s</h1><p>%s</p>"
-			    "<p><small>request id %s</small></p>\n",
-			    status, reason_phrase(status), status, reason_phrase(status), msg,
-			    r->request_id);
+		sb_buf_addf(&body, "<!doctype html><title>%d %s</title><h1>%d %s</h1><p>", status,
+			    reason_phrase(status), status, reason_phrase(status));
+		html_str(&body, msg);
+		sb_buf_addf(&body, "</p><p><small>request id %s</small></p>\n", r->request_id);
 	} else {
 		sb_buf_addf(&body, "{\"error\":\"%s\",\"status\":%d,\"message\":", code, status);
 		json_str(&body, msg, strlen(msg));
@@ -1470,10 +1486,13 @@ static void send_error(client *c, int status, const char *code, const char *msg)
 		c->keepalive = false;
 	sb_buf_addf(&head,
 		    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		    "X-Request-Id: %s\r\nCache-Control: no-store\r\nConnection: %s\r\n\r\n",
+		    "X-Request-Id: %s\r\nCache-Control: no-store\r\n",
 		    status, reason_phrase(status),
-		    html ? "text/html; charset=utf-8" : "application/json", body.len, r->request_id,
-		    c->keepalive ? "keep-alive" : "close");
+		    html ? "text/html; charset=utf-8" : "application/json", body.len,
+		    r->request_id);
+	if (status == 405 && r->allow)
+		sb_buf_addf(&head, "Allow: %s\r\n", r->allow);
+	sb_buf_addf(&head, "Connection: %s\r\n\r\n", c->keepalive ? "keep-alive" : "close");
 	cwrite(c, head.data, head.len);
 	if (!r->is_head)
 		cwrite(c, body.data, body.len);
@@ -2080,8 +2099,14 @@ static bool own_endpoint(client *c)
 	const char *q = memchr(rest, '?', rl);
 	if (q)
 		rl = (size_t)(q - rest);
-	if (rl == 6 && memcmp(rest, "health", 6) == 0 &&
-	    (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD"))) {
+	bool health = rl == 6 && memcmp(rest, "health", 6) == 0;
+	if (health && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+		r->allow = "GET, HEAD";
+		send_error(c, 405, "method_not_allowed",
+			   "the health endpoint answers GET and HEAD");
+		return true;
+	}
+	if (health) {
 		sb_edge *e = c->w->edge;
 		sb_snapshot *s = r->snap;
 		char body[512];

@@ -456,3 +456,28 @@ def test_access_log_duration_ignores_a_step_of_the_wall_clock(fresh, tmp_path):
         start = datetime.datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
             tzinfo=datetime.timezone.utc).timestamp()
         assert abs(start - t0) < 1, (shift, start, t0)
+
+
+@pytest.mark.parametrize("method,body", [("POST", b"x=1"), ("OPTIONS", b""), ("DELETE", b"")])
+def test_the_health_endpoint_refuses_other_methods_with_405_and_allow(edge, method, body):
+    # RFC 9110 15.5.6: a 405 lists what the resource takes; it used to be a
+    # 404, as if the endpoint were not there
+    s = edge.connect()
+    extra = b"Content-Length: %d\r\n" % len(body) if body else b""
+    s.sendall(method.encode() + b" /.well-known/switchboard/health HTTP/1.1\r\n" + HOST +
+              b"Accept: text/html\r\n" + extra + b"\r\n" + body)
+    st, hdrs, out, _ = read_response(s)
+    s.close()
+    assert st == 405, (st, out)
+    assert hdrs["allow"] == "GET, HEAD", hdrs
+    check_error_body(st, hdrs, out, "html")
+    assert b"the health endpoint answers GET and HEAD" in out
+    # GET and HEAD still answer, on the same connection
+    s = edge.connect()
+    s.sendall(b"HEAD /.well-known/switchboard/health HTTP/1.1\r\n" + HOST + b"\r\n"
+              b"GET /.well-known/switchboard/health HTTP/1.1\r\n" + HOST + b"\r\n")
+    st, hdrs, out, rest = read_response(s, head_only=True)
+    assert st == 200 and "allow" not in hdrs and out == b""
+    st, hdrs, out, _ = read_response(s, pending=rest)
+    s.close()
+    assert st == 200 and json.loads(out)["status"] == "ok"
