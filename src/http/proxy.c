@@ -162,15 +162,16 @@ struct client {
 	size_t read_room;	     /* free bytes a read is given (see client_alloc) */
 	cstate state;
 	bool reading, keepalive, closing, counted;
-	bool in_input;	    /* client_input is on the stack (see finish_request) */
-	int handles;	    /* open handles; freed when both closed */
-	size_t wq;	    /* bytes queued for writing */
-	sb_buf ob;	    /* response bytes gathered during one upstream read */
-	bool gather;	    /* cwrite appends to ob instead of writing */
-	bool eof;	    /* the client closed its side after sending its request */
-	bool eof_framed;    /* the last response ends with the connection */
-	size_t linger_left; /* C_LINGER: bytes still to be discarded */
-	uint64_t head_at;   /* loop time the current head began to arrive (0: none yet) */
+	bool in_input;	     /* client_input is on the stack (see finish_request) */
+	int handles;	     /* open handles; freed when both closed */
+	size_t wq;	     /* bytes queued for writing */
+	sb_buf ob;	     /* response bytes gathered during one upstream read */
+	bool gather;	     /* cwrite appends to ob instead of writing */
+	bool eof;	     /* the client closed its side after sending its request */
+	bool eof_framed;     /* the last response ends with the connection */
+	size_t linger_left;  /* C_LINGER: bytes still to be discarded */
+	uint64_t head_at;    /* loop time the current head began to arrive (0: none yet) */
+	uint64_t wait_until; /* loop time the wait for a request ends (see wait_deadline) */
 	req *r;
 	upconn *u;
 };
@@ -1825,6 +1826,21 @@ static void client_deadline(client *c, uint64_t ms)
 }
 
 /*
+ * Waiting for a request: for ms from now (a new connection: the header
+ * timeout; after a response: the idle timeout), or, with ms 0, for what is
+ * left of that wait. Empty lines before a request are ignored (RFC 9112
+ * 2.2) and do not begin one: a client that sent a CRLF every few seconds
+ * restarted the header timeout with each and held its connection for good.
+ */
+static void wait_deadline(client *c, uint64_t ms)
+{
+	uint64_t now = uv_now(c->timer.loop);
+	if (ms)
+		c->wait_until = now + ms;
+	client_deadline(c, c->wait_until > now ? c->wait_until - now : 1);
+}
+
+/*
  * The client's buffer starts at 4 KiB (a request head is usually a few
  * hundred bytes; resident memory is about the same either way, as untouched
  * pages cost nothing, but the heap stays compact) and grows when a read
@@ -2725,6 +2741,10 @@ static void client_input_run(client *c)
 		 * last one (some clients send a CRLF after each request) */
 		if (!c->r && !c->idle_listed)
 			idle_enter(c);
+		if (!c->r) {
+			c->head_at = 0;
+			wait_deadline(c, 0);
+		}
 		client_read_start(c);
 	}
 }
@@ -2793,7 +2813,10 @@ static void finish_request(client *c)
 	c->scan = 0;
 	/* a pipelined head waiting in the buffer begins now */
 	c->head_at = c->in_len ? uv_now(&c->w->loop) : 0;
-	client_deadline(c, c->in_len ? limits(c)->header_timeout_ms : limits(c)->idle_timeout_ms);
+	if (c->in_len)
+		client_deadline(c, limits(c)->header_timeout_ms);
+	else
+		wait_deadline(c, limits(c)->idle_timeout_ms);
 	if (!c->in_len) {
 		idle_enter(c);
 		client_read_start(c);
@@ -3217,7 +3240,7 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 	}
 	c->state = C_HEAD;
 	c->keepalive = true;
-	client_deadline(c, limits(c)->header_timeout_ms);
+	wait_deadline(c, limits(c)->header_timeout_ms);
 	idle_enter(c);
 	client_read_start(c);
 }

@@ -481,3 +481,44 @@ def test_the_health_endpoint_refuses_other_methods_with_405_and_allow(edge, meth
     st, hdrs, out, _ = read_response(s, pending=rest)
     s.close()
     assert st == 200 and json.loads(out)["status"] == "ok"
+
+
+def crlf_until_closed(s, every=0.1, limit=5.0):
+    """Send an empty line every `every` seconds until the edge closes the
+    connection; how long it stayed open (limit: it did not close)."""
+    s.settimeout(every)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        try:
+            s.sendall(b"\r\n")
+            if s.recv(4096) == b"":
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+    return time.monotonic() - t0
+
+
+def test_empty_lines_do_not_hold_a_connection_open(fresh):
+    # RFC 9112 2.2 has the edge ignore empty lines before a request line;
+    # they do not begin a request, so they restart neither the header
+    # timeout of a new connection nor the idle timeout of a kept-alive one
+    e = fresh(http={"header_timeout_ms": 600, "idle_timeout_ms": 800}).start()
+    s = e.connect()
+    held = crlf_until_closed(s)
+    s.close()
+    assert held < 2.0, f"a new connection sending CRLFs was open for {held:.1f} s"
+    s = e.connect()
+    s.sendall(b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n")
+    assert read_response(s)[0] == 200
+    held = crlf_until_closed(s)
+    s.close()
+    assert held < 2.2, f"a kept-alive connection sending CRLFs was open for {held:.1f} s"
+    # and empty lines before a request still do no harm
+    s = e.connect()
+    s.sendall(b"\r\n\r\n")
+    time.sleep(0.2)
+    s.sendall(b"\r\nGET /health HTTP/1.1\r\n" + HOST + b"\r\n")
+    assert read_response(s)[0] == 200
+    s.close()
