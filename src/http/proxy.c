@@ -2103,6 +2103,34 @@ static bool body_pending(const req *r)
 	return r->head_parsed && !r->body_done && (r->has_cl || r->chunked);
 }
 
+/*
+ * X-Forwarded-Proto as forwarded: a trusted proxy's scheme, from the first
+ * element of its list (the client's side of a chain of proxies), when it
+ * is http or https; else the edge's own. Services build redirects and
+ * cookies' Secure flag from it: an empty value or "javascript" from a
+ * misconfigured proxy is not passed on, signed, as a scheme.
+ */
+static const char *trusted_proto(const hdr *xfp)
+{
+	if (!xfp)
+		return "http";
+	size_t i = 0, n = xfp->vlen;
+	const char *v = xfp->value;
+	while (i < n && ows(v[i]))
+		i++;
+	size_t e = i;
+	while (e < n && v[e] != ',' && !ows(v[e]))
+		e++;
+	size_t j = e;
+	while (j < n && ows(v[j]))
+		j++;
+	if (j < n && v[j] != ',')
+		return "http"; /* "https x": not a scheme */
+	if (e - i == 5 && strncasecmp(v + i, "https", 5) == 0)
+		return "https";
+	return "http";
+}
+
 /* The edge's own endpoints under /.well-known/switchboard/. */
 static bool own_endpoint(client *c)
 {
@@ -2432,7 +2460,7 @@ static void build_upstream_head(client *c, sb_buf *b)
 		memcpy(j + o, c->peer, pl + 1);
 		fwd_for = j;
 	}
-	const char *proto = xfp ? sb_pool_strndup(r->pool, xfp->value, xfp->vlen) : "http";
+	const char *proto = trusted_proto(xfp);
 	const char *tenant = r->m.tenant;
 
 	sb_sign_fields f;

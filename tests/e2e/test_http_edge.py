@@ -356,6 +356,34 @@ def test_trusted_proxy_keeps_forwarded_headers(fresh):
     assert body["signature"] == "valid"
 
 
+@pytest.mark.parametrize("sent,forwarded", [
+    ("https", "https"), ("HTTPS", "https"), (" https ", "https"), ("http", "http"),
+    # a chain of proxies: the first is the client's side
+    ("https, http", "https"), ("http,https", "http"),
+    # not a scheme: the edge's own, not passed on (and signed) as one
+    ("", "http"), ("javascript", "http"), ("https x", "http"), ("httpsx", "http"),
+])
+def test_a_trusted_proxy_s_forwarded_proto_is_a_scheme_or_the_edge_s(fresh_trusted, sent,
+                                                                      forwarded):
+    s = fresh_trusted.connect()
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+              b"X-Forwarded-Proto: " + sent.encode() + b"\r\nConnection: close\r\n\r\n")
+    st, _, raw_body, _ = read_response(s)
+    s.close()
+    body = json.loads(raw_body)
+    assert st == 200
+    assert body["headers"]["x-forwarded-proto"] == forwarded, body["headers"]
+    assert body["signature"] == "valid"
+
+
+@pytest.fixture(scope="module")
+def fresh_trusted(tmp_path_factory):
+    e = Edge(tmp_path_factory.mktemp("trusted"), http={"trusted_proxies": ["127.0.0.0/8"]})
+    e.start()
+    yield e
+    e.stop()
+
+
 @pytest.mark.parametrize("cidrs,trusted", [
     (["10.0.0.0/8"], False),            # another network: 127.0.0.1 is not trusted
     (["127.0.0.0/9"], True),            # a prefix that ends inside a byte
