@@ -69,14 +69,10 @@ static void config_unref(sb_config *c)
 	for (size_t i = 0; c->deps && i < c->model->ndeployments; i++)
 		if (c->deps[i].upstream)
 			atomic_fetch_sub(&c->deps[i].upstream->refs, 1);
-	for (size_t i = 0; c->preview_up && i < c->model->nservices; i++)
-		if (c->preview_up[i])
-			atomic_fetch_sub(&c->preview_up[i]->refs, 1);
 	sb_route_free(c->routes);
 	sb_model_free(c->model);
 	sb_decl_free(c->decl);
 	free(c->deps);
-	free(c->preview_up);
 	sb_live_clear(&c->live);
 	free(c->live_json);
 	for (size_t i = 0; i < c->nprocs; i++) {
@@ -216,9 +212,6 @@ static void publish(sb_edge *e, sb_config *cfg, sb_tenants *tenants, sb_dns_zone
 	for (size_t i = 0; i < cfg->model->ndeployments; i++)
 		if (cfg->deps[i].upstream)
 			cfg->deps[i].upstream->in_use = true;
-	for (size_t s = 0; s < cfg->model->nservices; s++)
-		if (cfg->preview_up[s])
-			cfg->preview_up[s]->in_use = true;
 	sb_snapshot *s = sb_xcalloc(1, sizeof(*s));
 	atomic_init(&s->refs, 1);
 	atomic_fetch_add(&cfg->refs, 1);
@@ -453,7 +446,6 @@ static int config_build(sb_edge *e, const sb_config *from, const sb_live *live, 
 	}
 	const sb_model *m = c->model;
 	c->deps = sb_xcalloc(m->ndeployments + 1, sizeof(*c->deps));
-	c->preview_up = sb_xcalloc(m->nservices + 1, sizeof(*c->preview_up));
 	for (size_t i = 0; i < m->ndeployments; i++) {
 		const sb_deployment *dp = &m->deployments[i];
 		sb_dep_rt *rt = &c->deps[i];
@@ -522,14 +514,6 @@ static int config_build(sb_edge *e, const sb_config *from, const sb_live *live, 
 		if (made) {
 			atomic_store(&pc->up->up, 0);
 			pc->up->starting = true;
-		}
-	}
-	for (size_t s = 0; s < m->nservices; s++) {
-		const sb_upstream_decl *u = &m->services[s].decl->upstream[SB_ENV_PREVIEW];
-		if (u->url && !(c->preview_up[s] = upstream_get(e, u->url, NULL, d, c->decl->file,
-								u->line, u->col))) {
-			r = SB_EINVAL;
-			goto out;
 		}
 	}
 	c->generation = ++e->generation;

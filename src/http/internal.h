@@ -52,7 +52,6 @@ typedef struct sb_config {
 	sb_model *model;
 	sb_route_table *routes;
 	sb_dep_rt *deps;	  /* parallel to model->deployments */
-	sb_upstream **preview_up; /* per service: preview upstream (rule previews) */
 	uint8_t master[32];	  /* deployment secrets derive from this */
 	uint8_t prev_master[32];  /* previous key during rotation */
 	bool has_prev;

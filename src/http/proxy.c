@@ -2603,9 +2603,15 @@ static void handle_head(client *c, size_t len)
 		send_error(c, 404, "not_found", r->m.reason ? r->m.reason : "not routed");
 		return;
 	}
+	if (!r->m.deployment) {
+		/* the edge compiles its routes without the naming rule (created
+		 * and listed previews only), so every match has a deployment */
+		send_error(c, 404, "not_found", "not routed");
+		return;
+	}
 	const sb_model *m = s->cfg->model;
 	r->env_name = sb_env_name(r->m.env);
-	if (r->m.deployment) {
+	{
 		size_t idx = (size_t)(r->m.deployment - m->deployments);
 		sb_dep_rt *rt = &s->cfg->deps[idx];
 		r->dep_name = r->m.deployment->name;
@@ -2613,20 +2619,6 @@ static void handle_head(client *c, size_t len)
 		r->max_body = rt->max_body;
 		r->secret = rt->secret;
 		r->prev_secret = s->cfg->has_prev ? rt->prev_secret : NULL;
-	} else {
-		/* a preview by the naming rule: name and secret derive from the PR */
-		r->dep_name = sb_pool_printf(r->pool, "%s-preview-%u",
-					     m->services[r->m.service].name, r->m.pr);
-		r->up = s->cfg->preview_up[r->m.service];
-		r->max_body = s->cfg->decl->http.max_body_bytes;
-		uint8_t *sec = sb_pool_alloc(r->pool, SB_SIGN_MAC_LEN * 2);
-		sb_sign_derive_secret(s->cfg->master, 32, r->dep_name, sec);
-		r->secret = sec;
-		if (s->cfg->has_prev) {
-			sb_sign_derive_secret(s->cfg->prev_master, 32, r->dep_name,
-					      sec + SB_SIGN_MAC_LEN);
-			r->prev_secret = sec + SB_SIGN_MAC_LEN;
-		}
 	}
 	if (!r->up) {
 		send_error(c, 502, "no_upstream", "this deployment has no running upstream");
