@@ -273,3 +273,32 @@ def test_a_change_to_a_store_of_another_user_says_why_not():
         assert err == (f"switchboard: {data}/switchboard.db: cannot write the database: "
                        "Permission denied\n"), err
         assert slugs(t(ex, data, "list").stdout) == ["acme", "codex"]
+
+
+# ---- what the CLI prints back ------------------------------------------------
+
+@pytest.mark.parametrize("slug", [b"a\nb", b"\x1b[2J\x1b[31mred", b"ab\xff", b"x" * 5000,
+                                  b"a\rb", b"caf\xc3\xa9"])
+@pytest.mark.parametrize("args", [["add"], ["remove"], ["suspend"], ["show"],
+                                  ["set", "--name", "N"], ["add", "--settings", "[]"]])
+def test_a_bad_slug_is_echoed_on_one_printable_line(ex, slug, args):
+    """A slug was echoed as typed: a newline split the error in two lines,
+    a terminal escape ran in the operator's terminal, 5000 bytes came back
+    whole."""
+    argv = [os.fsencode(CLI), b"tenants", args[0].encode(), *[a.encode() for a in args[1:]],
+            b"-c", os.fsencode(ex), b"--", slug]
+    p = subprocess.run(argv, capture_output=True, timeout=60)
+    err = p.stderr.decode("ascii")  # nothing but ASCII
+    assert p.returncode == 1 and p.stdout == b"", (p.returncode, p.stdout, err)
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert all(0x20 <= ord(c) < 0x7f for c in err[:-1]), err
+    assert len(err) < 300, err
+    assert "is not a valid tenant slug" in err or "the settings must be" in err, err
+
+
+def test_an_unknown_argument_is_echoed_printable(ex):
+    p = subprocess.run([os.fsencode(CLI), b"tenants", b"list", b"-c", os.fsencode(ex),
+                        b"\x1b]0;pwned\x07"], capture_output=True, timeout=60)
+    assert p.returncode == 2
+    first = p.stderr.decode("ascii").splitlines()[0]
+    assert first == "switchboard tenants list: unexpected argument '\\x1b]0;pwned\\x07'", first
