@@ -2,6 +2,7 @@
  * committed with its version, then the running server is told (POST
  * /v1/sync, sb_cli_notify), so that it is served when the command returns;
  * the server's store poll (sb_store_changed) catches what it was not told. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -738,6 +739,12 @@ int sb_cli_tenants(int argc, char **argv)
 		goto out;
 	}
 	r = cmd->run(&c);
+	if (!writes && r == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+		/* a listing redirected to a full disk is a failure, not an
+		 * empty file and exit 0 */
+		fprintf(stderr, "switchboard: cannot write the output: %s\n", strerror(errno));
+		r = 2;
+	}
 	if (writes && r == 0) {
 		char *line = sb_cli_command_line(argc, argv);
 		char summary[160];

@@ -302,3 +302,18 @@ def test_an_unknown_argument_is_echoed_printable(ex):
     assert p.returncode == 2
     first = p.stderr.decode("ascii").splitlines()[0]
     assert first == "switchboard tenants list: unexpected argument '\\x1b]0;pwned\\x07'", first
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["show", "codex"],
+                                  ["show", "codex", "--json"]])
+def test_a_listing_that_cannot_be_written_fails(ex, args):
+    """`tenants list --json > tenants.json` on a full disk exited 0 with
+    the file empty."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([CLI, "tenants", *args, "-c", ex], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    check_clean(p)
+    assert p.returncode == 2, p
+    assert p.stderr == "switchboard: cannot write the output: No space left on device\n", p.stderr
