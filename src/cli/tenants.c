@@ -428,7 +428,7 @@ static int cmd_list(struct ctx *c)
 	int r = gather(c, &rs, &d);
 	if (r < 0) {
 		sb_cli_print_diag(&d);
-		r = 1;
+		r = 2; /* the store failed (docs) */
 		goto out;
 	}
 	if (c->o.json) {

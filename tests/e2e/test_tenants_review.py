@@ -317,3 +317,23 @@ def test_a_listing_that_cannot_be_written_fails(ex, args):
     check_clean(p)
     assert p.returncode == 2, p
     assert p.stderr == "switchboard: cannot write the output: No space left on device\n", p.stderr
+
+
+def test_a_damaged_store_is_a_store_error_for_every_command(ex, tmp_path):
+    """list exited 1 (the code for a tenant not found) on a damaged store;
+    every other command exited 2, as documented for a store error."""
+    data = tmp_path / "data"
+    t(ex, data, "add", "acme")
+    db = sqlite3.connect(data / "switchboard.db")
+    page = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'tenants'").fetchone()[0]
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    assert sorted(os.listdir(data)) == ["switchboard.db"]
+    with open(data / "switchboard.db", "r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(b"\xde\xad" * 50)
+    for args in (["list"], ["list", "--json"], ["show", "acme"], ["add", "beta"],
+                 ["remove", "acme"], ["suspend", "acme"]):
+        p = t(ex, data, *args, check=2)
+        assert p.stdout == "" and "malformed" in p.stderr, (args, p.stderr)
+        assert p.stderr.startswith(f"switchboard: {data}/switchboard.db: "), p.stderr
