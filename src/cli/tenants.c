@@ -36,7 +36,7 @@ static const char usage_tenants[] =
     "  --data DIR         data directory (default: data_dir of the declaration)\n"
     "\n"
     "Exit status: 0 done; 1 not found, already exists, invalid slug or settings;\n"
-    "2 usage or load error. Run 'switchboard tenants COMMAND --help' for details.\n";
+    "2 usage, load or store error. Run 'switchboard tenants COMMAND --help' for details.\n";
 
 static const char usage_common[] =
     "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
