@@ -2,6 +2,7 @@
  * committed with its version, then the running server is told (POST
  * /v1/sync, sb_cli_notify), so that it is served when the command returns;
  * the server's store poll (sb_store_changed) catches what it was not told. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@ static const char usage_tenants[] =
     "  --data DIR         data directory (default: data_dir of the declaration)\n"
     "\n"
     "Exit status: 0 done; 1 not found, already exists, invalid slug or settings;\n"
-    "2 usage or load error. Run 'switchboard tenants COMMAND --help' for details.\n";
+    "2 usage, load or store error. Run 'switchboard tenants COMMAND --help' for details.\n";
 
 static const char usage_common[] =
     "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
@@ -76,6 +77,37 @@ struct cmd {
 
 /* ---- helpers ----------------------------------------------------------- */
 
+/* An argument as typed, for a message: a byte that is not printable ASCII
+ * (a newline would split the message, an escape sequence would run in the
+ * terminal) as \xNN, a backslash doubled, at most SHOWN_MAX bytes of it. */
+#define SHOWN_MAX 80
+static const char *shown(const char *arg, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, i = 0;
+	for (; arg[i] && i < SHOWN_MAX && o + 8 < size; i++) {
+		unsigned char ch = (unsigned char)arg[i];
+		if (ch == '\\' || ch < 0x20 || ch >= 0x7f) {
+			buf[o++] = '\\';
+			if (ch == '\\') {
+				buf[o++] = '\\';
+				continue;
+			}
+			buf[o++] = 'x';
+			buf[o++] = hex[ch >> 4];
+			buf[o++] = hex[ch & 15];
+		} else {
+			buf[o++] = (char)ch;
+		}
+	}
+	if (arg[i])
+		for (int k = 0; k < 3 && o + 1 < size; k++)
+			buf[o++] = '.';
+	buf[o] = '\0';
+	return buf;
+}
+#define SHOWN_SIZE (SHOWN_MAX * 4 + 8)
+
 static bool is_static(const sb_decl *decl, const char *slug)
 {
 	for (size_t i = 0; i < decl->nstatic_tenants; i++)
@@ -90,7 +122,9 @@ static int slug_invalid(const struct ctx *c, const char *slug)
 	const char *why = NULL;
 	if (sb_model_slug_check(c->l.model, slug, strlen(slug), &why) == 0)
 		return 0;
-	fprintf(stderr, "switchboard: '%s' is not a valid tenant slug: %s\n", slug, why);
+	char buf[SHOWN_SIZE];
+	fprintf(stderr, "switchboard: '%s' is not a valid tenant slug: %s\n",
+		shown(slug, buf, sizeof(buf)), why);
 	return 1;
 }
 
@@ -135,10 +169,11 @@ static int slug_taken(const struct ctx *c, const char *slug)
 				    (nl == (size_t)hl && strncasecmp(n, host, nl) == 0);
 			if (!same)
 				continue;
-			fprintf(stderr,
-				"switchboard: tenant '%s' cannot be added: %s has a static %s record "
-				"(%s:%d:%d), and a tenant's host has the edge's addresses\n",
-				slug, host, t, decl->file, rec->line, rec->col);
+			fprintf(
+			    stderr,
+			    "switchboard: tenant '%s' cannot be added: %s has a static %s record "
+			    "(%s:%d:%d), and a tenant's host has the edge's addresses\n",
+			    slug, host, t, decl->file, rec->line, rec->col);
 			return 1;
 		}
 	}
@@ -149,12 +184,14 @@ static int slug_taken(const struct ctx *c, const char *slug)
  * for an invalid slug is reported as the invalid slug it is. */
 static int fail(const struct ctx *c, const char *slug, int r, const sb_diag *d)
 {
+	char buf[SHOWN_SIZE];
 	if (r == SB_ENOENT && slug_invalid(c, slug))
 		return 1;
 	if (r == SB_ENOENT || r == SB_EEXIST || d->file[0])
 		sb_cli_print_diag(d); /* the message names the slug, or the database */
 	else
-		fprintf(stderr, "switchboard: tenant '%s': %s\n", slug, d->msg);
+		fprintf(stderr, "switchboard: tenant '%s': %s\n", shown(slug, buf, sizeof(buf)),
+			d->msg);
 	/* 1: what was asked cannot be done; 2: the store failed (docs) */
 	return r == SB_ENOENT || r == SB_EEXIST || r == SB_EINVAL || r == SB_ETOOLONG ? 1 : 2;
 }
@@ -391,7 +428,7 @@ static int cmd_list(struct ctx *c)
 	int r = gather(c, &rs, &d);
 	if (r < 0) {
 		sb_cli_print_diag(&d);
-		r = 1;
+		r = 2; /* the store failed (docs) */
 		goto out;
 	}
 	if (c->o.json) {
@@ -573,6 +610,16 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const struct cmd *c
 	return 2;
 }
 
+/* The option getopt_long just refused, printable. */
+static const char *opt_text(char **argv, char *buf)
+{
+	if (optopt > 0 && optopt < 256) {
+		char o[3] = {'-', (char)optopt, '\0'};
+		return shown(o, buf, SHOWN_SIZE);
+	}
+	return shown(argv[optind - 1], buf, SHOWN_SIZE);
+}
+
 static int parse(const struct cmd *cmd, int argc, char **argv, struct topts *o)
 {
 	static const struct option longopts[] = {
@@ -583,6 +630,7 @@ static int parse(const struct cmd *cmd, int argc, char **argv, struct topts *o)
 	    {"json", no_argument, NULL, LONG_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
+	char buf[SHOWN_SIZE];
 	memset(o, 0, sizeof(*o));
 	o->config = ".";
 	optind = 1;
@@ -605,14 +653,8 @@ static int parse(const struct cmd *cmd, int argc, char **argv, struct topts *o)
 			o->json = true;
 			o->given |= OPT_JSON;
 			break;
-		case ':':
-			if (optopt > 0 && optopt < 256)
-				return usage_error(cmd, "option '-%c' needs a value", optopt);
-			return usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			if (optopt > 0 && optopt < 256)
-				return usage_error(cmd, "unknown option '-%c'", optopt);
-			return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		case ':': return usage_error(cmd, "option '%s' needs a value", opt_text(argv, buf));
+		default: return usage_error(cmd, "unknown option '%s'", opt_text(argv, buf));
 		}
 	}
 	if (o->help)
@@ -625,7 +667,7 @@ static int parse(const struct cmd *cmd, int argc, char **argv, struct topts *o)
 		return usage_error(cmd, "expected a SLUG");
 	if (nargs > (cmd->slug ? 1 : 0))
 		return usage_error(cmd, "unexpected argument '%s'",
-				   argv[optind + (cmd->slug ? 1 : 0)]);
+				   shown(argv[optind + (cmd->slug ? 1 : 0)], buf, sizeof(buf)));
 	if (cmd->slug)
 		o->slug = argv[optind];
 	if (cmd->run == cmd_set && !o->name && !o->settings)
@@ -649,8 +691,9 @@ int sb_cli_tenants(int argc, char **argv)
 		if (strcmp(cmds[i].name, sub) == 0)
 			cmd = &cmds[i];
 	if (!cmd) {
-		fprintf(stderr, "switchboard tenants: unknown command '%s'\n\n%s", sub,
-			usage_tenants);
+		char buf[SHOWN_SIZE];
+		fprintf(stderr, "switchboard tenants: unknown command '%s'\n\n%s",
+			shown(sub, buf, sizeof(buf)), usage_tenants);
 		return 2;
 	}
 	struct ctx c;
@@ -667,7 +710,9 @@ int sb_cli_tenants(int argc, char **argv)
 		/* before anything is loaded: the reason names jansson's position */
 		sb_diag d = {0};
 		if (sb_store_settings_check(c.o.settings, NULL, &d) < 0) {
-			fprintf(stderr, "switchboard: tenant '%s': %s\n", c.o.slug, d.msg);
+			char buf[SHOWN_SIZE];
+			fprintf(stderr, "switchboard: tenant '%s': %s\n",
+				shown(c.o.slug, buf, sizeof(buf)), d.msg);
 			return 1;
 		}
 	}
@@ -694,6 +739,12 @@ int sb_cli_tenants(int argc, char **argv)
 		goto out;
 	}
 	r = cmd->run(&c);
+	if (!writes && r == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+		/* a listing redirected to a full disk is a failure, not an
+		 * empty file and exit 0 */
+		fprintf(stderr, "switchboard: cannot write the output: %s\n", strerror(errno));
+		r = 2;
+	}
 	if (writes && r == 0) {
 		char *line = sb_cli_command_line(argc, argv);
 		char summary[160];

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 5000
 #define DISPLAY_NAME_MAX 256
@@ -56,7 +57,17 @@ static const char tenant_columns[] = "slug, status, display_name, settings, crea
 
 static int db_error(sb_store *st, sb_diag *d, const char *what)
 {
-	return sb_diag_setc(d, SB_EIO, st->path, 0, 0, "%s: %s", what, sqlite3_errmsg(st->db));
+	/* SQLite's words alone hide the cause an operator acts on: which
+	 * system call failed, or that the lock was waited for */
+	int ec = sqlite3_extended_errcode(st->db) & 0xff, sys = sqlite3_system_errno(st->db);
+	char why[160] = "";
+	if (ec == SQLITE_BUSY)
+		snprintf(why, sizeof(why), " (another process held it for %d s)",
+			 BUSY_TIMEOUT_MS / 1000);
+	else if ((ec == SQLITE_CANTOPEN || ec == SQLITE_IOERR) && sys)
+		snprintf(why, sizeof(why), " (%s)", strerror(sys));
+	return sb_diag_setc(d, SB_EIO, st->path, 0, 0, "%s: %s%s", what, sqlite3_errmsg(st->db),
+			    why);
 }
 
 static int64_t now(void)
@@ -64,10 +75,10 @@ static int64_t now(void)
 	return (int64_t)time(NULL);
 }
 
-static int exec(sb_store *st, const char *sql, sb_diag *d)
+static int exec(sb_store *st, const char *sql, const char *what, sb_diag *d)
 {
 	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_error(st, d, sql);
+		return db_error(st, d, what);
 	return 0;
 }
 
@@ -75,7 +86,7 @@ static int prepare(sb_store *st, const char *sql, sqlite3_stmt **stmt, sb_diag *
 {
 	if (sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) != SQLITE_OK) {
 		*stmt = NULL;
-		return db_error(st, d, "cannot prepare a statement");
+		return db_error(st, d, "cannot read the database");
 	}
 	return 0;
 }
@@ -90,7 +101,7 @@ static int query_int(sb_store *st, const char *sql, int64_t *out, sb_diag *d)
 	if (sqlite3_step(stmt) == SQLITE_ROW)
 		*out = sqlite3_column_int64(stmt, 0);
 	else
-		r = db_error(st, d, sql);
+		r = db_error(st, d, "cannot read the database");
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -99,12 +110,12 @@ static int begin(sb_store *st, sb_diag *d)
 {
 	/* IMMEDIATE takes the write lock up front, so a busy database is waited
 	 * for (busy_timeout) instead of failing when a read would be upgraded. */
-	return exec(st, "BEGIN IMMEDIATE", d);
+	return exec(st, "BEGIN IMMEDIATE", "cannot start a change", d);
 }
 
 static int commit(sb_store *st, sb_diag *d)
 {
-	int r = exec(st, "COMMIT", d);
+	int r = exec(st, "COMMIT", "cannot commit the change", d);
 	if (r < 0)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	else
@@ -283,7 +294,7 @@ static int migrate(sb_store *st, sb_diag *d)
 	}
 	char sql[64];
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SB_STORE_SCHEMA_VERSION);
-	if ((r = exec(st, sql, d)) < 0)
+	if ((r = exec(st, sql, "cannot record the schema version", d)) < 0)
 		goto out;
 	r = commit(st, d);
 out:
@@ -313,6 +324,13 @@ int sb_store_open(const char *data_dir, sb_store **out, sb_diag *d)
 	sb_buf_addf(&b, "%s%sswitchboard.db", data_dir,
 		    data_dir[strlen(data_dir) - 1] == '/' ? "" : "/");
 	st->path = sb_buf_steal(&b);
+	struct stat sf;
+	if (stat(st->path, &sf) != 0 && errno == ENOENT && access(data_dir, W_OK) != 0) {
+		/* SQLite would report the read-only retry's ENOENT instead */
+		r = sb_diag_setc(d, SB_EIO, st->path, 0, 0, "cannot create the database: %s",
+				 strerror(errno));
+		goto out;
+	}
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
 	if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
 		r = st->db ? db_error(st, d, "cannot open the database")
@@ -321,7 +339,17 @@ int sb_store_open(const char *data_dir, sb_store **out, sb_diag *d)
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
-	if ((r = set_wal(st, d)) < 0 || (r = exec(st, "PRAGMA synchronous=NORMAL", d)) < 0 ||
+	/* SQLite falls back to reading a file it cannot write (another user's,
+	 * a read-only file system); say so here rather than at the first
+	 * statement that writes */
+	if (sqlite3_db_readonly(st->db, "main") == 1) {
+		r = sb_diag_setc(d, SB_EIO, st->path, 0, 0, "cannot write the database: %s",
+				 access(st->path, W_OK) != 0 ? strerror(errno)
+							     : "it was opened read-only");
+		goto out;
+	}
+	if ((r = set_wal(st, d)) < 0 ||
+	    (r = exec(st, "PRAGMA synchronous=NORMAL", "cannot set up the database", d)) < 0 ||
 	    (r = migrate(st, d)) < 0 || (r = watch_changes(st, d)) < 0)
 		goto out;
 	*out = st;
@@ -358,13 +386,30 @@ int sb_store_open_ro(const char *data_dir, sb_store **out, sb_diag *d)
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
-	if ((r = query_int(st, "PRAGMA user_version", &v, d)) < 0 &&
-	    (sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_READONLY) {
+	int ec = 0;
+	if ((r = query_int(st, "PRAGMA user_version", &v, d)) < 0)
+		ec = sqlite3_extended_errcode(st->db) & 0xff;
+	if (ec == SQLITE_READONLY || ec == SQLITE_CANTOPEN) {
 		/* A WAL database whose -shm file does not exist (no server has it
-		 * open) and cannot be created here (a directory we may not write):
-		 * read it as an unchanging file, which it is while nobody has it
-		 * open, and only someone who could create that file can open it
-		 * to write. */
+		 * open) and cannot be created here (a directory we may not write,
+		 * a read-only file system): read it as an unchanging file, which
+		 * it is while nobody has it open, and only someone who could
+		 * create that file can open it to write. Not when its -wal file
+		 * holds changes: reading the file alone would hide them. */
+		struct stat sw;
+		sb_buf_init(&b);
+		sb_buf_addf(&b, "%s-wal", st->path);
+		bool logged = stat(b.data, &sw) == 0 && sw.st_size > 0;
+		if (logged)
+			r = sb_diag_setc(
+			    d, SB_EIO, b.data, 0, 0,
+			    "this write-ahead log may hold changes not yet in the "
+			    "database, and it cannot be read without write access to "
+			    "the data directory: run as the store's owner, or copy the "
+			    "directory somewhere writable");
+		sb_buf_free(&b);
+		if (logged)
+			goto out;
 		sqlite3_close(st->db);
 		st->db = NULL;
 		sb_buf_init(&b);
