@@ -82,6 +82,30 @@ def test_a_change_written_by_another_process_is_served_within_a_second(edge):
         db.close()
 
 
+def test_a_backup_restored_through_sqlite_s_backup_api_is_served(edge, tmp_path):
+    """docs/configuration.md's backup and restore while the server runs:
+    SQLite's backup API (sqlite3's .backup and .restore) copies a consistent
+    store, and a restore is served at the next poll."""
+    tenants(edge, "add", "kept-before")
+    backup = tmp_path / "backup.db"
+    live = sqlite3.connect(edge.data / "switchboard.db", timeout=10)
+    copy = sqlite3.connect(backup)
+    try:
+        live.backup(copy)
+        tenants(edge, "add", "added-after")
+        tenants(edge, "suspend", "kept-before")
+        assert (st(edge, "added-after"), st(edge, "kept-before")) == (200, 403)
+        copy.backup(live)  # the restore
+        served_within(edge, "added-after", 404)
+        served_within(edge, "kept-before", 200)
+    finally:
+        copy.close()
+        live.close()
+    assert "kept-before" in tenants(edge, "list").stdout
+    assert "added-after" not in tenants(edge, "list").stdout
+    tenants(edge, "remove", "kept-before")
+
+
 def test_a_removed_tenant_re_added_is_served_with_its_new_record(edge):
     tenants(edge, "add", "again", "--settings", '{"plan": "free"}')
     assert st(edge, "again") == 200
