@@ -57,6 +57,14 @@ static bool dns_name_ok(char *s, bool hostname)
 	return true;
 }
 
+static bool non_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
 static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_zone_decl *zd,
 		    sb_diag *d)
 {
@@ -125,7 +133,10 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 		return r;
 	if (!dns_name_ok(name, false))
 		return sb_cfg_error(sb_toml_table_get(z, "name"), file, d,
-				    "zone 'name' must be a DNS name, not \"%s\"", name);
+				    "zone 'name' must be a DNS name, not \"%s\"%s", name,
+				    non_ascii(name) ? " (write an international name in its xn-- "
+						      "(punycode) form)"
+						    : "");
 	zd->name = name;
 	zd->ttl = (uint32_t)ttl;
 	zd->line = sb_toml_line(z);
@@ -143,8 +154,12 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 	for (size_t i = 0; i < zd->nnameservers; i++)
 		if (!dns_name_ok(zd->nameservers[i], true))
 			return sb_cfg_error(sb_toml_array_at(ns, i), file, d,
-					    "nameserver \"%s\" is not a DNS name",
-					    zd->nameservers[i]);
+					    "nameserver \"%s\" is not a DNS name%s",
+					    zd->nameservers[i],
+					    non_ascii(zd->nameservers[i])
+						? " (write an international name in its xn-- "
+						  "(punycode) form)"
+						: "");
 	const sb_toml_value *recs = sb_toml_table_get(z, "record");
 	if (recs) {
 		if (sb_toml_type_of(recs) != SB_TOML_ARRAY)

@@ -244,3 +244,15 @@ def test_a_relative_access_log_is_the_declarations_not_the_working_directorys(tm
 def test_an_empty_access_log_is_refused(tmp_path):
     refused(tmp_path, '[http]\naccess_log = ""\n' + WEB, "switchboard.toml:2:14",
             "'access_log' is empty")
+
+
+@pytest.mark.parametrize("old,value,col", [
+    ('name = "example.com"', 'name = "bücher.example"', 8),
+    ('nameservers = ["ns1.example.com"]', 'nameservers = ["ns1.bücher.example"]', 16),
+])
+def test_an_international_zone_name_asks_for_punycode(tmp_path, old, value, col):
+    # Route hosts said so; a zone name or a nameserver only "is not a DNS
+    # name", though it is one, in Unicode.
+    toml = WEB.replace(old, value, 1)
+    n = line_of(toml, value)
+    refused(tmp_path, toml, f"switchboard.toml:{n}:{col}", "xn-- (punycode) form")
