@@ -14,6 +14,19 @@ int sb_cfg_error(const sb_toml_value *v, const char *file, sb_diag *d, const cha
 	return sb_diag_set(d, file, v ? sb_toml_line(v) : 0, v ? sb_toml_col(v) : 0, "%s", msg);
 }
 
+int sb_cfg_key_error(const sb_toml_value *t, size_t i, const char *file, sb_diag *d,
+		     const char *fmt, ...)
+{
+	char msg[sizeof(d->msg)];
+	int line, col;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sb_toml_table_key_pos(t, i, &line, &col);
+	return sb_diag_set(d, file, line, col, "%s", msg);
+}
+
 static const char *article_type(sb_toml_type t)
 {
 	switch (t) {
@@ -190,9 +203,9 @@ int sb_cfg_known_keys(const sb_toml_value *t, const char *const *known, const ch
 		while (known[n])
 			n++;
 		if (near)
-			return sb_cfg_error(sb_toml_table_value(t, i), file, d,
-					    "unknown key '%s' in %s (did you mean '%s'?)", k, where,
-					    near);
+			return sb_cfg_key_error(t, i, file, d,
+						"unknown key '%s' in %s (did you mean '%s'?)", k,
+						where, near);
 		sb_buf b;
 		sb_buf_init(&b);
 		for (size_t j = 0; j < n && j < 13; j++) {
@@ -202,8 +215,8 @@ int sb_cfg_known_keys(const sb_toml_value *t, const char *const *known, const ch
 		if (n > 13)
 			sb_buf_addf(&b, " and %zu more: see docs/configuration.md", n - 13);
 		int r =
-		    sb_cfg_error(sb_toml_table_value(t, i), file, d,
-				 "unknown key '%s' in %s (expected one of: %s)", k, where, b.data);
+		    sb_cfg_key_error(t, i, file, d, "unknown key '%s' in %s (expected one of: %s)",
+				     k, where, b.data);
 		sb_buf_free(&b);
 		return r;
 	}

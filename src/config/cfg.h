@@ -31,6 +31,9 @@ int sb_cfg_table(const sb_toml_value *t, const char *key, const char *file,
 /* Error at a value's position ("file:line:col: msg"). Returns SB_EINVAL. */
 int sb_cfg_error(const sb_toml_value *v, const char *file, sb_diag *d, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Error at the i-th key of table t (not at its value). Returns SB_EINVAL. */
+int sb_cfg_key_error(const sb_toml_value *t, size_t i, const char *file, sb_diag *d,
+		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The key of the NULL-terminated list `known` within two edits of k (and
  * fewer edits than k has characters), the closest first; NULL when none. */
 const char *sb_cfg_nearest(const char *k, const char *const *known);

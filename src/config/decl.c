@@ -57,6 +57,14 @@ static bool dns_name_ok(char *s, bool hostname)
 	return true;
 }
 
+static bool non_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
 static int load_soa(const sb_toml_value *z, const char *file, sb_pool *pool, sb_zone_decl *zd,
 		    sb_diag *d)
 {
@@ -125,7 +133,10 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 		return r;
 	if (!dns_name_ok(name, false))
 		return sb_cfg_error(sb_toml_table_get(z, "name"), file, d,
-				    "zone 'name' must be a DNS name, not \"%s\"", name);
+				    "zone 'name' must be a DNS name, not \"%s\"%s", name,
+				    non_ascii(name) ? " (write an international name in its xn-- "
+						      "(punycode) form)"
+						    : "");
 	zd->name = name;
 	zd->ttl = (uint32_t)ttl;
 	zd->line = sb_toml_line(z);
@@ -143,8 +154,12 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 	for (size_t i = 0; i < zd->nnameservers; i++)
 		if (!dns_name_ok(zd->nameservers[i], true))
 			return sb_cfg_error(sb_toml_array_at(ns, i), file, d,
-					    "nameserver \"%s\" is not a DNS name",
-					    zd->nameservers[i]);
+					    "nameserver \"%s\" is not a DNS name%s",
+					    zd->nameservers[i],
+					    non_ascii(zd->nameservers[i])
+						? " (write an international name in its xn-- "
+						  "(punycode) form)"
+						: "");
 	const sb_toml_value *recs = sb_toml_table_get(z, "record");
 	if (recs) {
 		if (sb_toml_type_of(recs) != SB_TOML_ARRAY)
@@ -199,8 +214,10 @@ static int load_upstream(const sb_toml_value *v, const char *file, sb_pool *pool
 		if (url && u->argv)
 			return sb_cfg_error(v, file, d,
 					    "an upstream has either 'url' or 'command', not both");
-		if (u->argv && u->argc == 0)
-			return sb_cfg_error(v, file, d, "'command' must name a program to start");
+		if (u->argv && (u->argc == 0 || !u->argv[0][0]))
+			return sb_cfg_error(
+			    u->argc ? sb_toml_array_at(sb_toml_table_get(v, "command"), 0) : v,
+			    file, d, "'command' must name a program to start");
 		if (!url && !u->argv)
 			return sb_cfg_error(
 			    v, file, d,
@@ -289,10 +306,10 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 		const char *en = sb_toml_table_key(ups, i, NULL);
 		sb_env e;
 		if (sb_env_parse(en, &e) < 0)
-			return sb_cfg_error(sb_toml_table_value(ups, i), file, d,
-					    "unknown environment '%s' in 'upstream' (expected "
-					    "production, staging or preview)",
-					    en);
+			return sb_cfg_key_error(ups, i, file, d,
+						"unknown environment '%s' in 'upstream' (expected "
+						"production, staging or preview)",
+						en);
 		if ((r = load_upstream(sb_toml_table_value(ups, i), file, pool, &sd->upstream[e],
 				       d)) < 0)
 			return r;
@@ -397,10 +414,11 @@ static int load_environments(const sb_toml_value *s, const char *file, sb_pool *
 		const sb_toml_value *v = sb_toml_table_value(envs, i);
 		sb_env e;
 		if (sb_env_parse(ours, &e) < 0 || e == SB_ENV_PREVIEW)
-			return sb_cfg_error(v, file, d,
-					    "unknown environment '%s' in 'environments' (expected "
-					    "production or staging; previews derive from production)",
-					    ours);
+			return sb_cfg_key_error(
+			    envs, i, file, d,
+			    "unknown environment '%s' in 'environments' (expected "
+			    "production or staging; previews derive from production)",
+			    ours);
 		char *name = NULL;
 		if ((r = sb_cfg_string(envs, ours, pool, file, &name, d)) < 0)
 			return r;
@@ -588,6 +606,13 @@ static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 				&h->ntrusted_proxies, d)) < 0 ||
 	    (r = sb_cfg_string(t, "access_log", dc->pool, dc->file, &log, d)) < 0)
 		return r;
+	if (log && !log[0])
+		return sb_cfg_error(sb_toml_table_get(t, "access_log"), dc->file, d,
+				    "'access_log' is empty: \"-\" (stdout), \"off\" or a file");
+	/* a relative path is the declaration's, as data_dir and wrangler are,
+	 * not the working directory's (a service manager's is often /) */
+	if (log && strcmp(log, "-") != 0 && strcmp(log, "off") != 0 && log[0] != '/')
+		log = sb_pool_printf(dc->pool, "%s/%s", dc->dir, log);
 	if (log)
 		h->access_log = log;
 	const sb_toml_value *tp = sb_toml_table_get(t, "trusted_proxies");
@@ -756,6 +781,11 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 	if ((r = sb_cfg_known_keys(root, known, "switchboard.toml", file, d)) < 0 ||
 	    (r = sb_cfg_string(root, "data_dir", pool, file, &data_dir, d)) < 0)
 		return r;
+	/* "" would put the store beside switchboard.toml without a word */
+	if (data_dir && !data_dir[0])
+		return sb_cfg_error(sb_toml_table_get(root, "data_dir"), file, d,
+				    "'data_dir' is empty: name a directory, or leave the key out "
+				    "for .switchboard beside this file");
 	dc->data_dir =
 	    data_dir
 		? (data_dir[0] == '/' ? data_dir : sb_pool_printf(pool, "%s/%s", dc->dir, data_dir))
@@ -906,6 +936,13 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 							    "a pull request number is an integer "
 							    "from 1 to 999999999");
 				dc->preview_prs[i] = (uint32_t)sb_toml_int(e);
+				for (size_t j = 0; j < i; j++)
+					if (dc->preview_prs[j] == dc->preview_prs[i])
+						return sb_cfg_error(
+						    e, file, d,
+						    "pull request %u is listed twice in "
+						    "'prs'",
+						    dc->preview_prs[i]);
 			}
 		}
 	}

@@ -730,6 +730,22 @@ static int digits(parser *p, int base, const char *what)
 	}
 }
 
+/* A hint for a value written without quotes (service = web, http =
+ * 127.0.0.1:8080), as nginx and Caddy files have them: the word at off,
+ * quoted, or "" when there is no such word. */
+static const char *quote_hint(parser *p, size_t off, char *buf, size_t size)
+{
+	size_t e = off;
+	while (e < p->len && e - off <= 40 && p->s[e] > 0x20 && p->s[e] < 0x7f &&
+	       !strchr(",]}#=\"'", p->s[e]))
+		e++;
+	if (e == off || e - off > 40 || (e < p->len && p->s[e] >= 0x7f))
+		return "";
+	snprintf(buf, size, "; text is written in quotes: \"%.*s\"", (int)(e - off),
+		 (const char *)p->s + off);
+	return buf;
+}
+
 static int parse_number(parser *p, size_t start, sb_toml_value **out)
 {
 	char descbuf[48];
@@ -744,8 +760,12 @@ static int parse_number(parser *p, size_t start, sb_toml_value **out)
 	}
 	if (c == 'i' || c == 'n') {
 		const char *w = c == 'i' ? "inf" : "nan";
-		if (p->pos + 3 > p->len || memcmp(p->s + p->pos, w, 3) != 0)
-			return perr(p, start, "expected a value, found %s", DESC(start));
+		if (p->pos + 3 > p->len || memcmp(p->s + p->pos, w, 3) != 0) {
+			char hint[80];
+			const char *h = quote_hint(p, start, hint, sizeof(hint));
+			return perr(p, start, "expected a value, found %s%s%s%s", DESC(start),
+				    h[0] ? " (" : "", h[0] ? h + 2 : "", h[0] ? ")" : "");
+		}
 		p->pos += 3;
 		sb_toml_value *v = new_value(p, SB_TOML_FLOAT, start);
 		v->u.f = c == 'i' ? (neg ? -INFINITY : INFINITY) : NAN;
@@ -1066,9 +1086,13 @@ static int parse_value(parser *p, int depth, sb_toml_value **out)
 	case 'f': {
 		size_t n = c == 't' ? 4 : 5;
 		if (p->pos + n > p->len || memcmp(p->s + p->pos, c == 't' ? "true" : "false", n) ||
-		    is_bare(peek(p, n)))
-			return perr(p, start, "expected a value, found %s%s", DESC(start),
-				    " (booleans are 'true' and 'false')");
+		    is_bare(peek(p, n))) {
+			char hint[80];
+			return perr(
+			    p, start,
+			    "expected a value, found %s (booleans are 'true' and 'false'%s)",
+			    DESC(start), quote_hint(p, start, hint, sizeof(hint)));
+		}
 		p->pos += n;
 		sb_toml_value *v = new_value(p, SB_TOML_BOOL, start);
 		v->u.b = c == 't';
@@ -1085,14 +1109,21 @@ static int parse_value(parser *p, int depth, sb_toml_value **out)
 			if ((r = parse_number(p, start, out)))
 				return r;
 		} else {
-			return perr(p, start, "expected a value, found %s", DESC(start));
+			char hint[80];
+			const char *h = quote_hint(p, start, hint, sizeof(hint));
+			return perr(p, start, "expected a value, found %s%s%s%s", DESC(start),
+				    h[0] ? " (" : "", h[0] ? h + 2 : "", h[0] ? ")" : "");
 		}
 		break;
 	}
 	/* A scalar token must end here. */
 	c = peek(p, 0);
-	if (c >= 0 && (is_bare(c) || c == '.' || c == ':' || c == '+'))
-		return perr(p, p->pos, "unexpected %s after value", DESC(p->pos));
+	if (c >= 0 && (is_bare(c) || c == '.' || c == ':' || c == '+')) {
+		char hint[80];
+		const char *h = quote_hint(p, start, hint, sizeof(hint));
+		return perr(p, p->pos, "unexpected %s after value%s%s%s", DESC(p->pos),
+			    h[0] ? " (" : "", h[0] ? h + 2 : "", h[0] ? ")" : "");
+	}
 	return 0;
 }
 
@@ -1617,7 +1648,14 @@ static int parse_with(int (*body)(parser *), const char *text, size_t len, const
 	    .root = &doc->root,
 	};
 	sb_buf_init(&p.buf);
-	int r = body(&p);
+	/* UTF-16 (what Windows PowerShell's '>' and Notepad's "Unicode" save):
+	 * every other byte is NUL, which would be reported as a stray control
+	 * character without saying why */
+	const unsigned char *s = p.s;
+	int r = p.len >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF) ||
+			       (s[0] && !s[1]) || (!s[0] && s[1]))
+		    ? perr_at(&p, 1, 1, "the file is UTF-16, not UTF-8: save it as UTF-8")
+		    : body(&p);
 	sb_buf_free(&p.buf);
 	if (r) {
 		sb_pool_free(pool);
@@ -1681,6 +1719,13 @@ int sb_toml_col(const sb_toml_value *v)
 size_t sb_toml_table_len(const sb_toml_value *t)
 {
 	return t && t->type == SB_TOML_TABLE ? t->u.tab.len : 0;
+}
+
+void sb_toml_table_key_pos(const sb_toml_value *t, size_t i, int *line, int *col)
+{
+	bool ok = t && t->type == SB_TOML_TABLE && i < t->u.tab.len;
+	*line = ok ? t->u.tab.ents[i].line : 0;
+	*col = ok ? t->u.tab.ents[i].col : 0;
 }
 
 const char *sb_toml_table_key(const sb_toml_value *t, size_t i, size_t *keylen)

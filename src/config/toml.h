@@ -78,6 +78,9 @@ size_t sb_toml_table_len(const sb_toml_value *t);
  * not NULL (a quoted key may contain "\u0000"). */
 const char *sb_toml_table_key(const sb_toml_value *t, size_t i, size_t *keylen);
 const sb_toml_value *sb_toml_table_value(const sb_toml_value *t, size_t i);
+/* Where the i-th key was first written (of a dotted key or header, the part
+ * that names this table's entry). */
+void sb_toml_table_key_pos(const sb_toml_value *t, size_t i, int *line, int *col);
 /* Value for a key, or NULL. */
 const sb_toml_value *sb_toml_table_get(const sb_toml_value *t, const char *key);
 

@@ -61,8 +61,8 @@ static int near_misses(const sb_toml_value *t, bool top, const char *file, sb_di
 			continue;
 		const char *near = sb_cfg_nearest(k, read_keys);
 		if (near)
-			return sb_cfg_error(sb_toml_table_value(t, i), file, d,
-					    "unknown key '%s' (did you mean '%s'?)", k, near);
+			return sb_cfg_key_error(t, i, file, d,
+						"unknown key '%s' (did you mean '%s'?)", k, near);
 	}
 	return 0;
 }
@@ -286,6 +286,10 @@ static int load_routes(const sb_toml_value *sec, const char *file, sb_pool *pool
 		return sb_cfg_error(routes, file, d,
 				    "both 'route' and 'routes' are set; use one of them");
 	if (route) {
+		if (sb_toml_type_of(route) == SB_TOML_ARRAY)
+			return sb_cfg_error(route, file, d,
+					    "'route' is one route (a string or a table); a list of "
+					    "routes is 'routes = [...]'");
 		e->routes = sb_pool_alloc(pool, sizeof(*e->routes));
 		e->nroutes = 1;
 		e->routes_declared = true;
@@ -294,7 +298,10 @@ static int load_routes(const sb_toml_value *sec, const char *file, sb_pool *pool
 	if (!routes)
 		return 0;
 	if (sb_toml_type_of(routes) != SB_TOML_ARRAY)
-		return sb_cfg_error(routes, file, d, "'routes' must be an array of routes");
+		return sb_cfg_error(
+		    routes, file, d,
+		    "'routes' must be an array of routes (routes = [\"host/path\"]; "
+		    "one route may also be 'route = ...')");
 	e->nroutes = sb_toml_array_len(routes);
 	e->routes = sb_pool_alloc(pool, (e->nroutes + 1) * sizeof(*e->routes));
 	e->routes_declared = true;

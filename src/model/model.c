@@ -443,6 +443,18 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 		}
 		lab++;
 	}
+	/* A host name's last label is never all digits (RFC 3696 section 2):
+	 * this is an IPv4 address, which no zone holds and the naming rule
+	 * would turn into hosts such as 127-staging.0.0.1. */
+	const char *tld = strrchr(h, '.');
+	tld = tld ? tld + 1 : h;
+	if (tld[strspn(tld, "0123456789")] == '\0') {
+		snprintf(err, errlen,
+			 "route \"%s\": the host is an IP address (its last label is a number); a "
+			 "route's host is a name (app.example.com/*)",
+			 pattern);
+		return SB_EINVAL;
+	}
 	if (strlen(host) > 253) {
 		snprintf(err, errlen, "route \"%s\": host is longer than 253 characters", pattern);
 		return SB_EINVAL;
@@ -700,11 +712,22 @@ static int build_service(struct builder *b, size_t idx)
 	const char *file = sd->wr.file;
 	s->name = sd->wr.top.name;
 	s->decl = sd;
-	for (size_t j = 0; j < idx; j++)
-		if (strcmp(m->services[j].name, s->name) == 0)
-			return sb_diag_set(b->d, file, sd->wr.top.line, sd->wr.top.col,
-					   "service \"%s\" is declared twice (also in %s)", s->name,
-					   m->services[j].decl->wr.file);
+	for (size_t j = 0; j < idx; j++) {
+		const sb_service_decl *o = m->services[j].decl;
+		if (strcmp(m->services[j].name, s->name) != 0)
+			continue;
+		/* two [[service]] tables naming one file: say so where they are */
+		if (sd->wrangler_file && o->wrangler_file &&
+		    strcmp(sd->wrangler_file, o->wrangler_file) == 0)
+			return sb_diag_set(b->d, m->decl->file, sd->line, sd->col,
+					   "this [[service]] points at %s, as the one at line %d "
+					   "does: service \"%s\" would be declared twice",
+					   sd->wrangler_file, o->line, s->name);
+		return sb_diag_set(b->d, file, sd->wr.top.name_line, sd->wr.top.name_col,
+				   "service \"%s\" is declared twice: this name is also given at "
+				   "%s:%d:%d",
+				   s->name, o->wr.file, o->wr.top.name_line, o->wr.top.name_col);
+	}
 
 	/* production */
 	const char *pn = sd->wr_env[SB_ENV_PRODUCTION];
@@ -909,6 +932,45 @@ static int unique_names(const sb_model *m, sb_diag *d)
 	return r;
 }
 
+/*
+ * The tenant-aware service serves {slug}.<zone> in the declared zones of its
+ * production hosts (docs/routing.md). Without such a host no tenant would
+ * ever be served, and `check` said nothing: refused here, from the declared
+ * routes (called before the live state is applied).
+ */
+static int tenant_zone_check(const sb_model *m, sb_diag *d)
+{
+	const sb_decl *decl = m->decl;
+	ssize_t ts = decl->tenant_service ? sb_model_service(m, decl->tenant_service) : -1;
+	if (ts < 0)
+		return 0; /* none, or not a service: reported by the caller */
+	const sb_deployment *prod = &m->deployments[m->services[ts].deployment[0]];
+	for (size_t i = 0; i < prod->nroutes; i++) {
+		const char *h = prod->routes[i].host;
+		h += h[0] != '*' ? 0 : h[1] == '.' ? 2 : 1;
+		size_t hl = strlen(h);
+		for (size_t z = 0; z < decl->nzones; z++) {
+			const char *zn = decl->zones[z].name;
+			size_t zl = strlen(zn);
+			if (hl >= zl && strcmp(h + hl - zl, zn) == 0 &&
+			    (hl == zl || h[hl - zl - 1] == '.'))
+				return 0;
+		}
+	}
+	if (prod->nroutes == 0)
+		return sb_diag_set(
+		    d, decl->file, decl->tenant_service_line, decl->tenant_service_col,
+		    "[tenants] service \"%s\" has no production route: tenants are "
+		    "served at {slug}.<zone> in the zones of its production hosts, so "
+		    "none would be",
+		    decl->tenant_service);
+	return sb_diag_set(d, decl->file, decl->tenant_service_line, decl->tenant_service_col,
+			   "[tenants] service \"%s\" has no production host in a declared "
+			   "[[zone]] (%s is in none): tenants are served at {slug}.<zone> in the "
+			   "zones of its production hosts, so none would be; declare the zone",
+			   decl->tenant_service, prod->routes[0].host);
+}
+
 int sb_model_build_live(const sb_decl *decl, const sb_live *live, sb_model **out, sb_diag *d)
 {
 	int r = 0;
@@ -940,6 +1002,8 @@ int sb_model_build_live(const sb_decl *decl, const sb_live *live, sb_model **out
 	for (size_t i = 0; i < m->nservices; i++)
 		if ((r = build_service(&b, i)) < 0)
 			goto out;
+	if ((r = tenant_zone_check(m, d)) < 0)
+		goto out;
 	/* Staging and previews rewrite URL vars against every production host,
 	 * so they come after all production deployments exist. */
 	if ((r = live_apply(&b, live, 0)) < 0)

@@ -163,7 +163,7 @@ static const struct memfile files[] = {
 Test(decl, errors_name_file_line_and_what)
 {
 	expect_decl_error("data_dir = \"x\"\nlisten_on = 1\n", NULL, 2,
-			  "/t/switchboard.toml:2:13: unknown key 'listen_on'");
+			  "/t/switchboard.toml:2:1: unknown key 'listen_on'");
 	expect_decl_error("[[service]]\nwrangler = \"missing.toml\"\n", NULL, 2,
 			  "cannot read wrangler file \"/t/missing.toml\"");
 	expect_decl_error("[[service]]\nwrangler = \"bad.toml\"\n", files, 3, "/t/bad.toml:3:");
@@ -179,19 +179,22 @@ Test(decl, errors_name_file_line_and_what)
 	expect_decl_error("[tenants]\nservice = \"nope\"\n", NULL, 2,
 			  "\"nope\" is not a declared service");
 	expect_decl_error("[tenants]\nservice = \"web\"\nstatic = [\"Bad_Slug\"]\n"
-			  "[[service]]\nwrangler = \"w.toml\"\n",
+			  "[[zone]]\nname = \"ex.com\"\n[[service]]\nwrangler = \"w.toml\"\n",
 			  files, 3, "static tenant \"Bad_Slug\" is not a valid slug");
 	expect_decl_error("[tenants]\nservice = \"web\"\nstatic = [\"api\"]\n"
-			  "[[service]]\nwrangler = \"w.toml\"\n",
+			  "[[zone]]\nname = \"ex.com\"\n[[service]]\nwrangler = \"w.toml\"\n",
 			  files, 3, "reserved");
 	expect_decl_error("[[webhook]]\nprovider = \"stripe\"\n", NULL, 1, "missing 'url'");
 	expect_decl_error("[[webhook]]\nprovider = \"s\"\nurl = \"https://a.b/\"\nenvironment = "
 			  "\"dev\"\n",
 			  NULL, 4, "unknown environment 'dev'");
 	expect_decl_error("[previews]\nprs = [0]\n", NULL, 2, "pull request number");
-	expect_decl_error("[[service]]\nwrangler = \"w.toml\"\n[[service]]\nwrangler = "
-			  "\"w.toml\"\n",
-			  files, 1, "declared twice");
+	expect_decl_error(
+	    "[[service]]\nwrangler = \"w.toml\"\n[[service]]\nwrangler = "
+	    "\"w.toml\"\n",
+	    files, 3,
+	    "/t/switchboard.toml:3:1: this [[service]] points at /t/w.toml, as the one at "
+	    "line 1 does");
 	expect_decl_error("a = \"x\"\na = \"y\"\n", NULL, 2, "/t/switchboard.toml:2:");
 	/* an empty file (one a reload caught mid-write) serves nothing */
 	expect_decl_error("", NULL, 1, "the declaration has no [[service]]: nothing to serve");
