@@ -2423,7 +2423,8 @@ static void build_upstream_head(client *c, sb_buf *b)
 			xff_len += c->trusted && h->vlen ? h->vlen + 2 : 0; /* joined below */
 			continue;
 		case HK_XFP:
-			if (c->trusted)
+			/* fields are one list: its first element is in the first */
+			if (c->trusted && !xfp)
 				xfp = h;
 			continue;
 		case HK_XFH: continue;
