@@ -26,18 +26,21 @@
 
 #define STORE_POLL_MS 200
 
-int64_t sb_edge_now_ms(void)
+static int64_t clock_ms(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(id, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sb_edge_now_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
 }
 
 int64_t sb_edge_mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_ms(CLOCK_MONOTONIC);
 }
 
 void sb_edge_log(const char *level, const char *fmt, ...)
