@@ -3225,17 +3225,19 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 	if (total > (long)maxc && !evict_idle(w)) {
 		client_close(c); /* over the limit, nothing idle here: refuse at once */
 		/* the operator is told, as nginx's "worker_connections are not
-		 * enough", at most once a second per thread under a flood */
-		int64_t now = sb_edge_now_ms();
+		 * enough", at most once a second per thread under a flood; on the
+		 * loop's monotonic clock, which a step of the wall clock back does
+		 * not silence */
+		uint64_t now = uv_now(&w->loop);
 		w->refused++;
-		if (now - w->refused_warned_ms >= 1000) {
+		if (!w->refused_warned_at || now - w->refused_warned_at >= 1000) {
 			sb_edge_log("warning",
 				    "max_connections (%u) reached and no connection idle on "
 				    "thread %d: refused %llu connection(s) since the last such "
 				    "warning",
 				    maxc, w->id, (unsigned long long)w->refused);
 			w->refused = 0;
-			w->refused_warned_ms = now;
+			w->refused_warned_at = now;
 		}
 		return;
 	}

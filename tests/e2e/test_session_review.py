@@ -2,11 +2,14 @@
 after empty lines, health counts across checks turned off and on, a
 trusted proxy's scheme sent in several fields."""
 import json
+import os
 import signal
 import time
 
-from edge import closed_by_peer, read_response, request, wait_for
-from test_lifecycle_review import script_edge
+import pytest
+
+from edge import preload_env, read_response, request, shim, wait_for
+from test_lifecycle_review import script_edge, unread_by_edge
 
 HOST = "codex.revelations.studio"
 FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
@@ -86,3 +89,40 @@ def test_a_trusted_proxy_s_scheme_in_two_fields_is_the_first(fresh):
         assert st == 200
         assert body["headers"]["x-forwarded-proto"] == want, (fields, body["headers"])
         assert body["signature"] == "valid"
+
+
+# ---- max_connections ----------------------------------------------------------
+
+CLOCK_STEP = shim("clock_step.so")
+
+
+def refused(e):
+    extra = e.connect()
+    extra.settimeout(3)
+    try:
+        assert extra.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    extra.close()
+
+
+@pytest.mark.skipif(not os.path.exists(CLOCK_STEP),
+                    reason="build/shim/clock_step.so: make e2e builds it")
+def test_refusals_are_reported_after_a_step_of_the_wall_clock(fresh, tmp_path):
+    # the warning is limited to one a second on the wall clock: stepped an
+    # hour back (NTP, an operator), refusals went unreported for an hour
+    step = tmp_path / "step"
+    step.write_text("0")
+    e = fresh(http={"max_connections": 1}, threads=1).start(
+        env=preload_env(CLOCK_STEP, SB_CLOCK_STEP_FILE=str(step)))
+    busy = e.connect()
+    busy.sendall(b"GET /health HTTP/1.1\r\n")  # a head arriving: not idle, never taken
+    wait_for(lambda: unread_by_edge(e, busy) == 0, what="the head read")
+    refused(e)
+    e.edge.wait_line(lambda l: "max_connections (1) reached" in l, timeout=3)
+    step.write_text("-3600")
+    time.sleep(1.1)  # past the once-a-second limit
+    refused(e)
+    line = e.edge.wait_line(lambda l: "max_connections (1) reached" in l, timeout=3)
+    assert "refused 1 connection(s)" in line, line
+    busy.close()
