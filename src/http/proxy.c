@@ -2824,14 +2824,14 @@ static void finish_request(client *c)
 	}
 	c->state = C_HEAD;
 	c->scan = 0;
-	/* the wait for the next request begins now: the idle timeout, also
+	/* The wait for the next request begins now: the idle timeout, also
 	 * when what is buffered turns out to be empty lines (wait_deadline(c,
-	 * 0) then restores this wait, not one begun with the connection) */
-	wait_deadline(c, limits(c)->idle_timeout_ms);
-	/* a pipelined head waiting in the buffer begins now */
-	c->head_at = c->in_len ? uv_now(&c->w->loop) : 0;
-	if (c->in_len)
-		client_deadline(c, limits(c)->header_timeout_ms);
+	 * 0) then restores this wait, not one begun with the connection). A
+	 * pipelined head waiting in the buffer begins now too. */
+	uint64_t now = uv_now(&c->w->loop);
+	c->wait_until = now + limits(c)->idle_timeout_ms;
+	c->head_at = c->in_len ? now : 0;
+	client_deadline(c, c->in_len ? limits(c)->header_timeout_ms : limits(c)->idle_timeout_ms);
 	if (!c->in_len) {
 		idle_enter(c);
 		client_read_start(c);
