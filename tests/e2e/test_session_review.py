@@ -4,11 +4,12 @@ trusted proxy's scheme sent in several fields."""
 import json
 import os
 import signal
+import socket
 import time
 
 import pytest
 
-from edge import preload_env, read_response, request, shim, wait_for
+from edge import listen_local, preload_env, read_response, request, run_cli, shim, wait_for
 from test_lifecycle_review import script_edge, unread_by_edge
 
 HOST = "codex.revelations.studio"
@@ -126,3 +127,55 @@ def test_refusals_are_reported_after_a_step_of_the_wall_clock(fresh, tmp_path):
     line = e.edge.wait_line(lambda l: "max_connections (1) reached" in l, timeout=3)
     assert "refused 1 connection(s)" in line, line
     busy.close()
+
+
+# ---- health checks cancelled in the middle of a connect ---------------------------
+
+def syn_sent_to(port):
+    """Connections to 127.0.0.1:port still in SYN-SENT (from /proc/net/tcp)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fl = line.split()
+            if int(fl[2].split(":")[1], 16) == port and fl[3] == "02":
+                n += 1
+    return n
+
+
+def test_checks_cancelled_while_connecting_by_reload_and_stop(fresh):
+    # An upstream whose accept queue is full: the edge's check stays in its
+    # connect. A reload through the admin API that turns checks off, and a
+    # stop, cancel such checks (libuv calls the connect back with
+    # ECANCELED before the handle is freed): nothing may touch a freed
+    # check, and the stop does not wait for health_timeout_ms.
+    srv, url = listen_local(0)
+    fillers = [socket.socket() for _ in range(3)]
+    for f in fillers:
+        f.setblocking(False)
+        f.connect_ex(srv.getsockname())
+    port = srv.getsockname()[1]
+    try:
+        e = fresh(http={"health_interval_ms": 100, "health_timeout_ms": 60000},
+                  upstreams={("codex-web", "production"): url})
+        toml = e.dir / "switchboard.toml"
+        on = toml.read_text()
+        wait_for(lambda: syn_sent_to(port) >= 1, what="the queue full")
+        base = syn_sent_to(port)  # the fillers the queue has no room for
+        e.start()
+        wait_for(lambda: syn_sent_to(port) > base, what="a check connecting")
+        toml.write_text(on.replace("health_interval_ms = 100", "health_interval_ms = 0"))
+        p = run_cli("reload", "-c", e.dir, check=0)
+        assert "reloaded" in p.stdout, p.stderr
+        toml.write_text(on)
+        run_cli("reload", "-c", e.dir, check=0)
+        wait_for(lambda: syn_sent_to(port) > base, what="a check connecting again")
+        t0 = time.monotonic()
+        e.edge.p.send_signal(signal.SIGTERM)
+        assert e.edge.wait(timeout=70) == 0
+        assert time.monotonic() - t0 < 5, "the stop waited for a check's connect"
+        bad = [l for l in e.edge.err if "Sanitizer" in l or "runtime error" in l]
+        assert not bad, "\n".join(e.edge.err[-40:])
+    finally:
+        for f in fillers:
+            f.close()
+        srv.close()
