@@ -26,18 +26,21 @@
 
 #define STORE_POLL_MS 200
 
-int64_t sb_edge_now_ms(void)
+static int64_t clock_ms(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(id, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sb_edge_now_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
 }
 
 int64_t sb_edge_mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_ms(CLOCK_MONOTONIC);
 }
 
 void sb_edge_log(const char *level, const char *fmt, ...)
@@ -843,10 +846,17 @@ static int reload(control *ct, sb_diag *d, json_t *warnings)
 		 * marked down would answer 503 for good. A process still starting
 		 * keeps its fast checks (they only mark it up). */
 		hc_cancel_all(ct);
-		for (size_t i = 0; i < e->nups; i++)
-			if (!e->ups[i]->starting && !atomic_exchange(&e->ups[i]->up, 1))
+		for (size_t i = 0; i < e->nups; i++) {
+			sb_upstream *up = e->ups[i];
+			if (up->starting)
+				continue;
+			/* checks turned on again count their runs afresh: one
+			 * failure must not take out an upstream failed before */
+			up->fails = up->passes = 0;
+			if (!atomic_exchange(&up->up, 1))
 				sb_edge_log("info", "upstream %s is up: health checks are off",
-					    e->ups[i]->url);
+					    up->url);
+		}
 	}
 	config_unref(c); /* the snapshot holds it now */
 	sb_edge_log("info", "reloaded %s: %zu routes (generation %llu)", e->config_path,

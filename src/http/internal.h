@@ -51,9 +51,9 @@ typedef struct sb_config {
 	sb_decl *decl;
 	sb_model *model;
 	sb_route_table *routes;
-	sb_dep_rt *deps;	  /* parallel to model->deployments */
-	uint8_t master[32];	  /* deployment secrets derive from this */
-	uint8_t prev_master[32];  /* previous key during rotation */
+	sb_dep_rt *deps;	 /* parallel to model->deployments */
+	uint8_t master[32];	 /* deployment secrets derive from this */
+	uint8_t prev_master[32]; /* previous key during rotation */
 	bool has_prev;
 	uint64_t generation;
 	sb_live live;	 /* the store's live state the model was built with */
@@ -111,7 +111,7 @@ typedef struct sb_worker {
 	void *conns;		     /* list of client connections (proxy.c) */
 	void *idle_head, *idle_tail; /* those waiting for a request (proxy.c) */
 	uint64_t refused;	     /* at max_connections, since the last warning */
-	int64_t refused_warned_ms;   /* when that warning was logged */
+	uint64_t refused_warned_at;  /* loop time that warning was logged (0: never) */
 	struct sb_pool_list *pools;
 	size_t npools;
 	uint64_t rng[2];

@@ -1035,6 +1035,35 @@ static bool hop_by_hop(const hdr *h)
 
 /* "close" as a word of a field value, words being split at commas and
  * white space (CR and LF included: what a folded line leaves). */
+/* Optional whitespace around list elements and parameters (RFC 9110 5.6.3). */
+static bool ows(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/*
+ * The next element of the list in v[*k..n), elements ending at sep (',' in
+ * a field's list, ';' between parameters): [*s, *e) without the whitespace
+ * around it, possibly empty (RFC 9110 5.6.1: skipped by the caller); *k
+ * goes past its separator. False when nothing is left.
+ */
+static bool list_next(const char *v, size_t n, size_t *k, char sep, size_t *s, size_t *e)
+{
+	size_t i = *k;
+	if (i >= n)
+		return false;
+	while (i < n && ows(v[i]))
+		i++;
+	*s = i;
+	while (i < n && v[i] != sep)
+		i++;
+	*k = i + 1;
+	while (i > *s && ows(v[i - 1]))
+		i--;
+	*e = i;
+	return true;
+}
+
 static bool has_close_word(const char *v, size_t n)
 {
 	for (size_t k = 0; k < n;) {
@@ -1071,16 +1100,8 @@ static bool classify_all(hdr *hs, size_t n)
 			continue;
 		close |= has_close_word(hs[i].value, hs[i].vlen);
 		const char *v = hs[i].value;
-		size_t vn = hs[i].vlen, k = 0;
-		while (k < vn) {
-			while (k < vn && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
-				k++;
-			size_t ts = k;
-			while (k < vn && v[k] != ',')
-				k++;
-			size_t te = k;
-			while (te > ts && (v[te - 1] == ' ' || v[te - 1] == '\t'))
-				te--;
+		size_t k = 0, ts, te;
+		while (list_next(v, hs[i].vlen, &k, ',', &ts, &te)) {
 			for (size_t j = 0; te > ts && j < n; j++)
 				if (hs[j].nlen == te - ts &&
 				    strncasecmp(hs[j].name, v + ts, te - ts) == 0)
@@ -1325,12 +1346,6 @@ static void settings_init(void)
 
 static bool sane_token(const char *s, size_t n, size_t max);
 
-/* Optional whitespace around list elements and parameters (RFC 9110 5.6.3). */
-static bool ows(char ch)
-{
-	return ch == ' ' || ch == '\t';
-}
-
 /*
  * The weight (0 to 1000) an Accept list gives a media type, by the most
  * specific of its ranges that matches (RFC 9110 12.5.1): text/html before
@@ -1342,13 +1357,8 @@ static void accept_weight(const char *v, size_t n, const char *type, const char 
 			  unsigned *q)
 {
 	size_t tl = strlen(type), sl = strlen(sub);
-	for (size_t k = 0; k < n;) {
-		size_t es = k;
-		while (k < n && v[k] != ',')
-			k++;
-		size_t ee = k++;
-		while (es < ee && ows(v[es]))
-			es++;
+	size_t k = 0, es, ee;
+	while (list_next(v, n, &k, ',', &es, &ee)) {
 		const char *semi = memchr(v + es, ';', ee - es);
 		size_t me = semi ? (size_t)(semi - v) : ee;
 		while (me > es && ows(v[me - 1]))
@@ -1371,15 +1381,8 @@ static void accept_weight(const char *v, size_t n, const char *type, const char 
 		/* parameters: only q matters; q = 0 means "not acceptable" */
 		unsigned w = 1000;
 		bool bad = false;
-		for (size_t p = me; p < ee && !bad;) {
-			while (p < ee && (v[p] == ';' || ows(v[p])))
-				p++;
-			size_t ps = p;
-			while (p < ee && v[p] != ';')
-				p++;
-			size_t pe = p;
-			while (pe > ps && ows(v[pe - 1]))
-				pe--;
+		size_t p = me, ps, pe;
+		while (!bad && list_next(v, ee, &p, ';', &ps, &pe)) {
 			if (pe - ps < 2 || (v[ps] | 32) != 'q' || v[ps + 1] != '=')
 				continue;
 			/* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) */
@@ -2114,21 +2117,10 @@ static const char *trusted_proto(const hdr *xfp)
 {
 	if (!xfp)
 		return "http";
-	size_t i = 0, n = xfp->vlen;
-	const char *v = xfp->value;
-	while (i < n && ows(v[i]))
-		i++;
-	size_t e = i;
-	while (e < n && v[e] != ',' && !ows(v[e]))
-		e++;
-	size_t j = e;
-	while (j < n && ows(v[j]))
-		j++;
-	if (j < n && v[j] != ',')
-		return "http"; /* "https x": not a scheme */
-	if (e - i == 5 && strncasecmp(v + i, "https", 5) == 0)
-		return "https";
-	return "http";
+	size_t k = 0, s = 0, e = 0;
+	list_next(xfp->value, xfp->vlen, &k, ',', &s, &e);
+	/* "https x", "httpsx": not a scheme */
+	return e - s == 5 && strncasecmp(xfp->value + s, "https", 5) == 0 ? "https" : "http";
 }
 
 /* The edge's own endpoints under /.well-known/switchboard/. */
@@ -2423,7 +2415,8 @@ static void build_upstream_head(client *c, sb_buf *b)
 			xff_len += c->trusted && h->vlen ? h->vlen + 2 : 0; /* joined below */
 			continue;
 		case HK_XFP:
-			if (c->trusted)
+			/* fields are one list: its first element is in the first */
+			if (c->trusted && !xfp)
 				xfp = h;
 			continue;
 		case HK_XFH: continue;
@@ -2831,12 +2824,14 @@ static void finish_request(client *c)
 	}
 	c->state = C_HEAD;
 	c->scan = 0;
-	/* a pipelined head waiting in the buffer begins now */
-	c->head_at = c->in_len ? uv_now(&c->w->loop) : 0;
-	if (c->in_len)
-		client_deadline(c, limits(c)->header_timeout_ms);
-	else
-		wait_deadline(c, limits(c)->idle_timeout_ms);
+	/* The wait for the next request begins now: the idle timeout, also
+	 * when what is buffered turns out to be empty lines (wait_deadline(c,
+	 * 0) then restores this wait, not one begun with the connection). A
+	 * pipelined head waiting in the buffer begins now too. */
+	uint64_t now = uv_now(&c->w->loop);
+	c->wait_until = now + limits(c)->idle_timeout_ms;
+	c->head_at = c->in_len ? now : 0;
+	client_deadline(c, c->in_len ? limits(c)->header_timeout_ms : limits(c)->idle_timeout_ms);
 	if (!c->in_len) {
 		idle_enter(c);
 		client_read_start(c);
@@ -3230,17 +3225,19 @@ void sb_proxy_on_connection(uv_stream_t *server, int status)
 	if (total > (long)maxc && !evict_idle(w)) {
 		client_close(c); /* over the limit, nothing idle here: refuse at once */
 		/* the operator is told, as nginx's "worker_connections are not
-		 * enough", at most once a second per thread under a flood */
-		int64_t now = sb_edge_now_ms();
+		 * enough", at most once a second per thread under a flood; on the
+		 * loop's monotonic clock, which a step of the wall clock back does
+		 * not silence */
+		uint64_t now = uv_now(&w->loop);
 		w->refused++;
-		if (now - w->refused_warned_ms >= 1000) {
+		if (!w->refused_warned_at || now - w->refused_warned_at >= 1000) {
 			sb_edge_log("warning",
 				    "max_connections (%u) reached and no connection idle on "
 				    "thread %d: refused %llu connection(s) since the last such "
 				    "warning",
 				    maxc, w->id, (unsigned long long)w->refused);
 			w->refused = 0;
-			w->refused_warned_ms = now;
+			w->refused_warned_at = now;
 		}
 		return;
 	}
