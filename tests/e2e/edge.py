@@ -172,6 +172,15 @@ def edge_sockets(port):
     return out
 
 
+def listening(port):
+    """Is a local TCP socket listening on port (/proc/net/tcp, state 0A)?"""
+    for line in open("/proc/net/tcp").readlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and int(f[3], 16) == 0x0A:
+            return True
+    return False
+
+
 CLI = os.environ.get("SB_BIN", str(ROOT / "build" / "switchboard"))
 
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from edge import (LocalUpstream, closed_by_peer, preload_env, read_response, read_until_close,
-                  request, run_cli, shim, wait_for)
+from edge import (LocalUpstream, closed_by_peer, listening, preload_env, read_response,
+                  read_until_close, request, run_cli, shim, wait_for)
 from test_http_edge import held_upstream, with_unhealthy_codex
 
 HOST = "codex.revelations.studio"
@@ -350,6 +350,9 @@ def test_sigterm_drains_every_kind_of_request_then_cuts_at_the_deadline(fresh):
     e.edge.p.send_signal(signal.SIGTERM)
     e.edge.wait_line(lambda l: "stopping: no new connections, 5 open" in l)
     assert closed_by_peer(idle, 1)
+    # each serving thread closes its own listener when it is woken: the
+    # log line comes first
+    wait_for(lambda: not listening(e.port), what="every listener closed")
     with pytest.raises(OSError):
         e.connect(timeout=1)
     upload.sendall(b"cdefghij")
