@@ -1021,10 +1021,13 @@ static void on_poll(uv_timer_t *t)
 	upstreams_sweep(e);
 	if (!e->store)
 		return;
-	/* expired previews go once a second */
+	/* expired previews go once a second: paced on the loop's monotonic
+	 * clock (a step of the wall clock an hour back paused the checks for an
+	 * hour), compared with expiry times on the wall clock they are kept in */
 	int64_t now = sb_edge_now_ms();
-	if (now >= ct->next_expiry_check) {
-		ct->next_expiry_check = now + 1000;
+	int64_t mono = (int64_t)uv_now(&ct->loop);
+	if (mono >= ct->next_expiry_check) {
+		ct->next_expiry_check = mono + 1000;
 		const sb_live *l = &e->current->cfg->live;
 		bool due = false;
 		for (size_t i = 0; i < l->npreviews; i++)
@@ -1042,7 +1045,7 @@ static void on_poll(uv_timer_t *t)
 				sb_edge_log("error",
 					    "preview expiry failed, retrying in 60 s: %.*s",
 					    (int)out.len, out.data);
-				ct->next_expiry_check = now + 60000;
+				ct->next_expiry_check = mono + 60000;
 			}
 			json_decref(op);
 			sb_buf_free(&out);

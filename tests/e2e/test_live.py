@@ -250,6 +250,30 @@ def test_preview_ttl_expires(live):
     assert vs[0]["summary"] == "expired preview 9"
 
 
+@pytest.mark.skipif(not os.path.exists(shim("clock_step.so")),
+                    reason="build/shim/clock_step.so: make e2e builds it")
+def test_a_preview_expires_after_a_step_of_the_wall_clock(tmp_path):
+    # the wall clock steps an hour back (NTP, an operator): expiry checks go
+    # on once a second, they are not paused until the old time comes back
+    step = tmp_path / "step"
+    step.write_text("0")
+    e = recorded_edge(tmp_path)
+    env = preload_env(shim("clock_step.so"), SB_CLOCK_STEP_FILE=str(step))
+    e.start(env=env)
+    try:
+        host = f"codex-preview-9.{ZONE}"
+        # the store is polled every 200 ms: one poll on the old time (the
+        # one-a-second pacing of expiry checks starts there); nothing to see
+        time.sleep(0.5)
+        step.write_text("-3600")
+        # the CLI on the same clock, as a command on the same machine is
+        sb(e, "preview", "create", "--pr", "9", "--ttl", "3s", env=env)
+        assert status(e, host) == 200
+        wait_for(lambda: status(e, host) == 404, timeout=15, what="preview 9 to expire")
+    finally:
+        e.stop()
+
+
 def test_a_preview_expires_while_the_file_on_disk_does_not_load(live):
     # expiry builds on the declaration served: a file being edited (here
     # one that does not parse) does not hold it up for a minute
