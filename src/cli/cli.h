@@ -71,6 +71,18 @@ void sb_cli_remember_command_line(int argc, char **argv);
  * so that it serves the change before the command returns. Quiet when no
  * server runs; a warning on stderr when one runs and fails. */
 void sb_cli_notify(const char *data_dir);
+/* Is word one of the space-separated words of list? */
+bool sb_cli_word_in(const char *list, const char *word);
+
+/* The one of names that word is most likely a typo of (at most 2 edits,
+ * fewer than word has letters, no tie; else the only name word starts), or
+ * NULL. */
+const char *sb_cli_suggest(const char *word, const char *const *names, size_t n);
+
+/* Print "<what>: unknown command 'word'", with a suggestion from names when
+ * there is one, on stderr. */
+void sb_cli_unknown(const char *what, const char *word, const char *const *names, size_t n);
+
 /* Map a declaration path (file or directory) to the switchboard.toml file. */
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d);
 

@@ -3,13 +3,16 @@
  * admin API, which applies it and answers once it is served; with no
  * server, the CLI applies it to the store itself and the next server start
  * serves it. */
+#include <dirent.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin/api.h"
 #include "admin/ops.h"
@@ -17,12 +20,13 @@
 #include "store/store.h"
 
 static const char usage_deploy[] =
-    "usage: switchboard deploy -c PATH [--env E] [--name NAME] [--var KEY:VALUE]...\n"
-    "                          [--route PATTERN]... [--domain HOST]...\n"
+    "usage: switchboard deploy -c PATH [--env E [--pr N]] [--name NAME]\n"
+    "                          [--var KEY:VALUE]... [--route PATTERN]... [--domain HOST]...\n"
     "                          [--upstream URL | -- COMMAND...] [--dry-run] [--json]\n"
     "\n"
     "Deploy a service's deployment with wrangler's flags, applied live:\n"
     "  --env E            production (default), staging, or preview (with --pr N)\n"
+    "  --pr N             with --env preview: the preview of pull request N\n"
     "  --name NAME        the service (its wrangler name) or a deployment name;\n"
     "                     may be left out when the declaration has one service\n"
     "  --var KEY:VALUE    a var, on top of (or instead of) the declared ones\n"
@@ -54,7 +58,8 @@ static const char usage_preview[] =
 static const char usage_versions[] =
     "usage: switchboard versions -c PATH [--limit N] [--json]\n"
     "\n"
-    "Every change, newest first: number, time, what changed, and the command.\n";
+    "Every change, newest first: number, time, what changed, and the command.\n"
+    "  --limit N          the N newest only (default: all)\n";
 
 static const char usage_rollback[] =
     "usage: switchboard rollback -c PATH [VERSION] [--json]\n"
@@ -90,20 +95,10 @@ static void usage(const char *u, FILE *f)
 	fputs(usage_common, f);
 }
 
-/* Is option name among allow ("env name pr ...", space-separated)? -c,
- * --data, --json and --help go with every command. */
-static bool permitted(const char *allow, const char *name)
-{
-	size_t n = strlen(name);
-	for (const char *p = allow; (p = strstr(p, name)) != NULL; p += n)
-		if ((p == allow || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
-			return true;
-	return false;
-}
-
 /* Parse the options of a live command, refusing those that do not apply to
  * it (a --dry-run given to preview create would change things all the
- * same). */
+ * same): allow is a space-separated list of option names ("command" for
+ * "-- COMMAND..."); -c, --data, --json and --help go with every command. */
 static int parse(int argc, char **argv, struct lopts *o, const char *u, const char *allow)
 {
 	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
@@ -129,9 +124,11 @@ static int parse(int argc, char **argv, struct lopts *o, const char *u, const ch
 	/* "--" ends the options: what follows is the upstream's command */
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--") == 0) {
-			if (!permitted(allow, "command")) {
-				fprintf(stderr, "switchboard: a -- COMMAND does not apply to this "
-						"command (see --help)\n");
+			if (!sb_cli_word_in(allow, "command")) {
+				fprintf(stderr,
+					"%s: a -- COMMAND does not apply to this command (see "
+					"--help)\n",
+					argv[0]);
 				return 2;
 			}
 			o->command = json_array();
@@ -157,11 +154,10 @@ static int parse(int argc, char **argv, struct lopts *o, const char *u, const ch
 			     {O_DRY, "dry-run"}, {O_PR, "pr"},	       {O_TTL, "ttl"},
 			     {O_LIMIT, "limit"}};
 		for (size_t i = 0; i < SB_ARRAY_LEN(names); i++)
-			if (names[i].c == c && !permitted(allow, names[i].name)) {
+			if (names[i].c == c && !sb_cli_word_in(allow, names[i].name)) {
 				fprintf(stderr,
-					"switchboard: --%s does not apply to this command (see "
-					"--help)\n",
-					names[i].name);
+					"%s: --%s does not apply to this command (see --help)\n",
+					argv[0], names[i].name);
 				return 2;
 			}
 		switch (c) {
@@ -208,11 +204,11 @@ static void lopts_free(struct lopts *o)
 
 static int parse_pr(const char *s, uint32_t *pr)
 {
-	if (!s || sb_model_pr_parse(s, strlen(s), pr) < 0) {
+	if (sb_model_pr_parse(s, strlen(s), pr) < 0) {
 		fprintf(stderr,
 			"switchboard: --pr: \"%s\" is not a pull request number (1 to 999999999, "
 			"no leading zeros)\n",
-			s ? s : "(missing)");
+			s);
 		return 2;
 	}
 	return 0;
@@ -354,6 +350,37 @@ static int cli_prepare(void *ctx, const sb_live *next, sb_diag *d)
 	return 0;
 }
 
+/* A dry run with no server and nothing stored yet runs on an empty store in
+ * a directory of its own, removed afterwards: --dry-run changes nothing, so
+ * it creates no data directory either. Returns the directory (in buf), or
+ * dir itself when its store exists or the run is not dry. */
+static const char *dry_run_dir(const char *dir, const json_t *op, char *buf, size_t size)
+{
+	char db[4200];
+	struct stat st;
+	snprintf(db, sizeof(db), "%s/switchboard.db", dir);
+	if (!json_is_true(json_object_get(op, "dry_run")) || stat(db, &st) == 0)
+		return dir;
+	const char *tmp = getenv("TMPDIR");
+	snprintf(buf, size, "%s/switchboard-dry-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	return mkdtemp(buf) ? buf : dir;
+}
+
+static void remove_dir(const char *dir)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *e;
+	char path[4200 + 260];
+	while (dh && (e = readdir(dh)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+	if (dh)
+		closedir(dh);
+	rmdir(dir);
+}
+
 /* Run an op: through the server when one runs, else on the store. */
 static int submit(const char *config, const char *data, json_t *op, bool json)
 {
@@ -362,7 +389,7 @@ static int submit(const char *config, const char *data, json_t *op, bool json)
 	sb_loaded l;
 	sb_store *st = NULL;
 	json_t *res = NULL;
-	char *resp = NULL, sock[4200];
+	char *resp = NULL, sock[4200], dry_dir[4200] = "";
 	if (sb_cli_load(config, data, &l, &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 2;
@@ -388,7 +415,11 @@ static int submit(const char *config, const char *data, json_t *op, bool json)
 	} else if (r == SB_ENOENT && where == sock) {
 		/* no server: the store directly */
 		memset(&d, 0, sizeof(d));
-		if (sb_store_open(dir, &st, &d) < 0 ||
+		char tmp[4200];
+		const char *sdir = dry_run_dir(dir, op, tmp, sizeof(tmp));
+		if (sdir == tmp)
+			snprintf(dry_dir, sizeof(dry_dir), "%s", tmp);
+		if (sb_store_open(sdir, &st, &d) < 0 ||
 		    (r = sb_ops_run(st, l.decl, op, cli_prepare, NULL, &res, &d)) < 0) {
 			sb_cli_print_diag(&d);
 			rc = r == SB_EIO ? 2 : 1;
@@ -404,6 +435,8 @@ out:
 	json_decref(res);
 	free(resp);
 	sb_store_close(st);
+	if (*dry_dir)
+		remove_dir(dry_dir);
 	sb_cli_unload(&l);
 	return rc;
 }
@@ -607,11 +640,23 @@ out:
 
 int sb_cli_preview(int argc, char **argv)
 {
+	static const char *const subs[] = {"create", "delete", "list"};
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(usage_preview, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
 	const char *sub = argv[1];
+	/* the command before its options: "creat --pr 3" is a typo of create,
+	 * not an option that does not apply */
+	if (!sb_cli_word_in("create delete list", sub)) {
+		sb_cli_unknown(argv[0], sub, subs, SB_ARRAY_LEN(subs));
+		fputc('\n', stderr);
+		usage(usage_preview, stderr);
+		return 2;
+	}
+	char prog[64];
+	snprintf(prog, sizeof(prog), "switchboard preview %s", sub);
+	argv[1] = prog; /* getopt's messages name it */
 	struct lopts o;
 	int r = parse(argc - 1, argv + 1, &o, usage_preview,
 		      strcmp(sub, "create") == 0   ? "pr ttl"
@@ -625,7 +670,7 @@ int sb_cli_preview(int argc, char **argv)
 		goto out;
 	}
 	if (o.nargs) {
-		fprintf(stderr, "switchboard preview: unexpected argument '%s'\n", o.args[0]);
+		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, o.args[0]);
 		r = 2;
 		goto out;
 	}
@@ -633,9 +678,8 @@ int sb_cli_preview(int argc, char **argv)
 		r = preview_list(&o);
 		goto out;
 	}
-	if (strcmp(sub, "create") != 0 && strcmp(sub, "delete") != 0) {
-		fprintf(stderr, "switchboard preview: unknown command '%s'\n\n", sub);
-		usage(usage_preview, stderr);
+	if (!o.pr) {
+		fprintf(stderr, "%s: --pr N is required (the pull request)\n", prog);
 		r = 2;
 		goto out;
 	}

@@ -1,11 +1,15 @@
 /* switchboard: the command line. Exit status: 0 success; 1 the check failed
  * (a load error included, for check), the request is not routed, or a
- * change was refused; 2 usage or load error. */
+ * change was refused; 2 usage or load error, or output that could not be
+ * written. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "dns/zone.h"
@@ -35,10 +39,15 @@ static const char usage_main[] =
     "  zone     export -c PATH ZONE [--serial N]  print a zone as the edge serves it\n"
     "  verify   -c PATH [--env E] [--pr N] [--json]  check DNS, routes, health, webhooks\n"
     "                                           and vars against the running edge\n"
+    "  help COMMAND                             a command's options (as COMMAND --help)\n"
+    "  --version                                print the version\n"
     "\n"
     "PATH is a switchboard.toml or a directory that holds one (default: .).\n"
     "Run 'switchboard COMMAND --help' for all of a command's options (--data DIR,\n"
-    "the store's directory, among them).\n";
+    "the store's directory, among them) and its exit status.\n"
+    "Exit status: 0 done; 1 the command's negative answer (check failed, not\n"
+    "routed, change refused, ...); 2 usage or load error, or output that could not\n"
+    "be written. Data goes to stdout, errors to stderr.\n";
 
 static const char usage_check[] =
     "usage: switchboard check -c PATH [--data DIR]\n"
@@ -48,28 +57,34 @@ static const char usage_check[] =
     "environment, every url_vars entry must be such an URL, and every webhook\n"
     "endpoint must be routed to its handler. Each violation is printed with its\n"
     "file, line and column, the var, the deployment and the host.\n"
-    "  --data DIR  the store whose live state (deploys, previews) is checked\n"
-    "              (default: the declaration's data_dir)\n"
+    "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
+    "  --data DIR         the store whose live state (deploys, previews) is checked\n"
+    "                     (default: the declaration's data_dir)\n"
     "Exit status: 0 consistent, 1 violations or a load error, 2 usage error.\n";
 
 static const char usage_routes[] =
     "usage: switchboard routes -c PATH [--env ENV] [--pr N] [--json] [--data DIR]\n"
     "\n"
     "Print the route table: host, path, deployment, environment, upstream.\n"
-    "  --env ENV   production, staging or preview (default: production and staging)\n"
-    "  --pr N      the preview of pull request N (implies --env preview)\n"
-    "  --json      one JSON array of route objects\n"
-    "  --data DIR  the store whose live state (deploys, previews) is shown\n"
-    "              (default: the declaration's data_dir)\n";
+    "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
+    "  --env ENV          production, staging or preview (default: production and\n"
+    "                     staging)\n"
+    "  --pr N             the preview of pull request N (implies --env preview)\n"
+    "  --json             one JSON array of route objects: host, path, pattern,\n"
+    "                     deployment, service, environment, pr, tenant_host, upstream\n"
+    "  --data DIR         the store whose live state (deploys, previews) is shown\n"
+    "                     (default: the declaration's data_dir)\n"
+    "Exit status: 0 printed, 2 usage or load error.\n";
 
 static const char usage_resolve[] =
     "usage: switchboard resolve -c PATH HOST[/PATH] [--json] [--data DIR]\n"
     "\n"
     "Show which deployment and tenant a request for HOST/PATH reaches and which\n"
     "pattern won, or why it is not routed. HOST may carry a scheme and a port.\n"
-    "  --json   one object: routed, deployment, service, environment, pr, tenant,\n"
-    "           pattern, upstream (null when unused) and reason\n"
-    "  --data DIR  the store whose live state is read (default: data_dir)\n"
+    "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
+    "  --json             one object: routed, deployment, service, environment, pr,\n"
+    "                     tenant, pattern, upstream (null when unused) and reason\n"
+    "  --data DIR         the store whose live state is read (default: data_dir)\n"
     "Exit status: 0 routed, 1 not routed, 2 usage or load error.\n";
 
 struct opts {
@@ -83,7 +98,12 @@ struct opts {
 	char **args;
 };
 
-static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
+/* Parse the options of check, routes or resolve: those in allow ("env pr
+ * json data", space-separated; -c and --help go with every command). One
+ * that the command does not take is refused, not ignored: `check --json`
+ * would print text to a script that parses JSON. Returns 0, 1 after --help
+ * (printed), or 2 after a usage error (printed). */
+static int parse_opts(int argc, char **argv, struct opts *o, const char *usage, const char *allow)
 {
 	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
 						 {"env", required_argument, NULL, 'e'},
@@ -97,14 +117,20 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 	optind = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:e:p:jhd:", longopts, NULL)) != -1) {
+		const char *name = NULL;
 		switch (c) {
 		case 'c': o->config = optarg; break;
-		case 'd': o->data = optarg; break;
-		case 'e': o->env = optarg; break;
-		case 'p': o->pr = optarg; break;
-		case 'j': o->json = true; break;
+		case 'd': o->data = optarg, name = "data"; break;
+		case 'e': o->env = optarg, name = "env"; break;
+		case 'p': o->pr = optarg, name = "pr"; break;
+		case 'j': o->json = true, name = "json"; break;
 		case 'h': o->help = true; break;
 		default: fputs(usage, stderr); return 2;
+		}
+		if (name && !sb_cli_word_in(allow, name)) {
+			fprintf(stderr, "%s: --%s does not apply to this command (see --help)\n",
+				argv[0], name);
+			return 2;
 		}
 	}
 	if (o->help) {
@@ -131,7 +157,7 @@ static int load_or_fail(const struct opts *o, sb_loaded *l, int status)
 int sb_cli_check(int argc, char **argv)
 {
 	struct opts o;
-	int r = parse_opts(argc, argv, &o, usage_check);
+	int r = parse_opts(argc, argv, &o, usage_check, "data");
 	if (r)
 		return r == 1 ? 0 : r;
 	if (o.nargs) {
@@ -279,7 +305,7 @@ static int parse_pr(const char *s, uint32_t *pr)
 int sb_cli_routes(int argc, char **argv)
 {
 	struct opts o;
-	int r = parse_opts(argc, argv, &o, usage_routes);
+	int r = parse_opts(argc, argv, &o, usage_routes, "env pr json data");
 	if (r)
 		return r == 1 ? 0 : r;
 	if (o.nargs) {
@@ -369,7 +395,7 @@ static void json_field(sb_buf *b, const char *key, const char *val, bool last)
 int sb_cli_resolve(int argc, char **argv)
 {
 	struct opts o;
-	int r = parse_opts(argc, argv, &o, usage_resolve);
+	int r = parse_opts(argc, argv, &o, usage_resolve, "json data");
 	if (r)
 		return r == 1 ? 0 : r;
 	if (o.nargs != 1) {
@@ -500,32 +526,155 @@ int sb_cli_resolve(int argc, char **argv)
 
 /* ---- main -------------------------------------------------------------- */
 
-int main(int argc, char **argv)
+bool sb_cli_word_in(const char *list, const char *word)
 {
-	sb_cli_remember_command_line(argc, argv);
+	size_t n = strlen(word);
+	for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* Edit distance with adjacent transpositions ("rollbakc"), on short words. */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 31 || lb > 31)
+		return SIZE_MAX;
+	size_t dp[32][32];
+	for (size_t i = 0; i <= la; i++)
+		dp[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		dp[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1];
+			size_t v = dp[i - 1][j - 1] + cost;
+			if (dp[i - 1][j] + 1 < v)
+				v = dp[i - 1][j] + 1;
+			if (dp[i][j - 1] + 1 < v)
+				v = dp[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    dp[i - 2][j - 2] + 1 < v)
+				v = dp[i - 2][j - 2] + 1;
+			dp[i][j] = v;
+		}
+	return dp[la][lb];
+}
+
+const char *sb_cli_suggest(const char *word, const char *const *names, size_t n)
+{
+	const char *best = NULL;
+	size_t bd = SIZE_MAX, wl = strlen(word);
+	bool tie = false;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = distance(word, names[i]);
+		if (d < bd)
+			best = names[i], bd = d, tie = false;
+		else if (d == bd)
+			tie = true;
+	}
+	/* at most 2 edits, and fewer than the word has letters ("xy" is no
+	 * typo of "rollback"); then a word that starts exactly one name */
+	if (best && !tie && bd <= 2 && bd < wl)
+		return best;
+	const char *prefix = NULL;
+	for (size_t i = 0; wl >= 2 && i < n; i++)
+		if (strncmp(names[i], word, wl) == 0) {
+			if (prefix)
+				return NULL;
+			prefix = names[i];
+		}
+	return prefix;
+}
+
+void sb_cli_unknown(const char *what, const char *word, const char *const *names, size_t n)
+{
+	const char *s = sb_cli_suggest(word, names, n);
+	fprintf(stderr, "%s: unknown command '%s'", what, word);
+	if (s)
+		fprintf(stderr, " (did you mean '%s'?)", s);
+	fputs("\n", stderr);
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+} commands[] = {
+    {"check", sb_cli_check},	   {"routes", sb_cli_routes},	{"resolve", sb_cli_resolve},
+    {"tenants", sb_cli_tenants},   {"serve", sb_cli_serve},	{"reload", sb_cli_reload},
+    {"secret", sb_cli_secret},	   {"zone", sb_cli_zone},	{"deploy", sb_cli_deploy},
+    {"delete", sb_cli_delete},	   {"preview", sb_cli_preview}, {"versions", sb_cli_versions},
+    {"rollback", sb_cli_rollback}, {"verify", sb_cli_verify}};
+
+static int command_index(const char *name)
+{
+	for (size_t i = 0; i < SB_ARRAY_LEN(commands); i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int unknown_command(const char *word)
+{
+	const char *names[SB_ARRAY_LEN(commands) + 1];
+	for (size_t i = 0; i < SB_ARRAY_LEN(commands); i++)
+		names[i] = commands[i].name;
+	names[SB_ARRAY_LEN(commands)] = "help";
+	sb_cli_unknown("switchboard", word, names, SB_ARRAY_LEN(names));
+	fputs("Run 'switchboard --help' for the list of commands.\n", stderr);
+	return 2;
+}
+
+/* A descriptor 0, 1 or 2 that the caller closed would be the next file
+ * opened (the data directory's lock file, a socket), and output meant for
+ * stdout, the access log among it, would go into that file. /dev/null,
+ * read-only, takes the place: writes to it fail, so a closed stdout is
+ * still reported, and no file of ours ever gets the number. */
+static void std_fds_hold(void)
+{
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			int n = open("/dev/null", O_RDONLY);
+			if (n >= 0 && n != fd)
+				close(n);
+		}
+}
+
+/* Output that could not be written (a full disk, a closed stdout, a reader
+ * gone with SIGPIPE ignored) fails a command that succeeded: a script must
+ * not take a truncated listing for the whole one. A command that failed
+ * already keeps its status (and may have said so itself). */
+static int output_status(int rc)
+{
+	errno = 0;
+	bool failed = fflush(stdout) != 0;
+	int err = errno;
+	if (rc || (!failed && !ferror(stdout)))
+		return rc;
+	if (err)
+		fprintf(stderr, "switchboard: cannot write the output: %s\n", strerror(err));
+	else
+		fputs("switchboard: cannot write the output\n", stderr);
+	return 2;
+}
+
+static int run(int argc, char **argv)
+{
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return 2;
 	}
 	const char *cmd = argv[1];
-	if (strcmp(cmd, "__exec") == 0) /* serve starting a command (src/http/procs.c) */
-		return sb_procs_exec_child(argc, argv);
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		if (argc > 2 && strcmp(cmd, "help") == 0) {
-			char *hv[] = {argv[2], "--help", NULL};
-			static const struct {
-				const char *name;
-				int (*fn)(int, char **);
-			} cmds[] = {{"check", sb_cli_check},	   {"routes", sb_cli_routes},
-				    {"resolve", sb_cli_resolve},   {"tenants", sb_cli_tenants},
-				    {"serve", sb_cli_serve},	   {"reload", sb_cli_reload},
-				    {"secret", sb_cli_secret},	   {"zone", sb_cli_zone},
-				    {"deploy", sb_cli_deploy},	   {"delete", sb_cli_delete},
-				    {"preview", sb_cli_preview},   {"versions", sb_cli_versions},
-				    {"rollback", sb_cli_rollback}, {"verify", sb_cli_verify}};
-			for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++)
-				if (strcmp(argv[2], cmds[i].name) == 0)
-					return cmds[i].fn(2, hv);
+			int k = command_index(argv[2]);
+			if (k < 0)
+				return unknown_command(argv[2]);
+			char prog[64];
+			snprintf(prog, sizeof(prog), "switchboard %s", argv[2]);
+			char *hv[] = {prog, "--help", NULL};
+			return commands[k].fn(2, hv);
 		}
 		fputs(usage_main, stdout);
 		return 0;
@@ -534,34 +683,23 @@ int main(int argc, char **argv)
 		printf("switchboard %s\n", SB_VERSION);
 		return 0;
 	}
-	if (strcmp(cmd, "check") == 0)
-		return sb_cli_check(argc - 1, argv + 1);
-	if (strcmp(cmd, "routes") == 0)
-		return sb_cli_routes(argc - 1, argv + 1);
-	if (strcmp(cmd, "resolve") == 0)
-		return sb_cli_resolve(argc - 1, argv + 1);
-	if (strcmp(cmd, "tenants") == 0)
-		return sb_cli_tenants(argc - 1, argv + 1);
-	if (strcmp(cmd, "serve") == 0)
-		return sb_cli_serve(argc - 1, argv + 1);
-	if (strcmp(cmd, "reload") == 0)
-		return sb_cli_reload(argc - 1, argv + 1);
-	if (strcmp(cmd, "secret") == 0)
-		return sb_cli_secret(argc - 1, argv + 1);
-	if (strcmp(cmd, "zone") == 0)
-		return sb_cli_zone(argc - 1, argv + 1);
-	if (strcmp(cmd, "deploy") == 0)
-		return sb_cli_deploy(argc - 1, argv + 1);
-	if (strcmp(cmd, "delete") == 0)
-		return sb_cli_delete(argc - 1, argv + 1);
-	if (strcmp(cmd, "preview") == 0)
-		return sb_cli_preview(argc - 1, argv + 1);
-	if (strcmp(cmd, "versions") == 0)
-		return sb_cli_versions(argc - 1, argv + 1);
-	if (strcmp(cmd, "rollback") == 0)
-		return sb_cli_rollback(argc - 1, argv + 1);
-	if (strcmp(cmd, "verify") == 0)
-		return sb_cli_verify(argc - 1, argv + 1);
-	fprintf(stderr, "switchboard: unknown command '%s'\n\n%s", cmd, usage_main);
-	return 2;
+	int k = command_index(cmd);
+	if (k < 0)
+		return unknown_command(cmd);
+	/* getopt names the program by argv[0] in its messages:
+	 * "switchboard check: unrecognized option '--bogus'" */
+	char prog[64];
+	snprintf(prog, sizeof(prog), "switchboard %s", cmd);
+	argv[1] = prog;
+	return commands[k].fn(argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv)
+{
+	std_fds_hold();
+	sb_cli_remember_command_line(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "__exec") == 0) /* serve starting a command
+							   (src/http/procs.c) */
+		return sb_procs_exec_child(argc, argv);
+	return output_status(run(argc, argv));
 }

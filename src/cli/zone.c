@@ -118,8 +118,9 @@ static int zone_export(const char *config, const char *data, uint32_t serial, co
 		status = 1;
 		goto out;
 	}
+	/* a write that fails is reported by main, as for every command */
 	fwrite(out.data, 1, out.len, stdout);
-	status = fflush(stdout) == 0 ? 0 : 2;
+	status = 0;
 out:
 	sb_buf_free(&out);
 	sb_dns_free(z);
@@ -144,12 +145,14 @@ int sb_cli_zone(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	if (strcmp(argv[1], "export") != 0) {
-		fprintf(stderr, "switchboard zone: unknown command '%s'\n\n%s", argv[1],
-			usage_zone);
+		static const char *const subs[] = {"export"};
+		sb_cli_unknown(argv[0], argv[1], subs, SB_ARRAY_LEN(subs));
+		fprintf(stderr, "\n%s", usage_zone);
 		return 2;
 	}
 	const char *config = ".", *data = NULL;
 	uint32_t serial = (uint32_t)time(NULL);
+	argv[1] = "switchboard zone export"; /* getopt's messages name it */
 	argc--;
 	argv++;
 	optind = 1;
