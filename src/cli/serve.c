@@ -18,10 +18,14 @@ static const char usage_serve[] =
     "Run the edge: route HTTP by host to the declared deployments, resolve\n"
     "tenants, sign forwarded requests. SIGHUP (or 'switchboard reload') re-reads\n"
     "the declaration; SIGTERM stops gracefully.\n"
+    "  -c, --config PATH   switchboard.toml or a directory that holds one (default: .)\n"
     "  --data DIR          data directory (default: data_dir of the declaration)\n"
     "  --listen HOST:PORT  HTTP address (default: [listen] http); port 0 picks one\n"
     "  --dns HOST:PORT     DNS address, UDP and TCP (default: [listen] dns, if set)\n"
-    "  --threads N         serving threads (default: [http] threads, or one per core)\n";
+    "  --threads N         serving threads (default: [http] threads, or one per core)\n"
+    "Exit status: 0 stopped by a signal after draining; 1 it could not start (an\n"
+    "address in use, another server on the data directory, ...); 2 usage error or\n"
+    "a declaration that does not load.\n";
 
 static const char usage_reload[] =
     "usage: switchboard reload -c PATH [--data DIR]\n"
@@ -51,7 +55,7 @@ struct sopts {
 	int threads;
 };
 
-static int parse(int argc, char **argv, struct sopts *o, const char *usage)
+static int parse(int argc, char **argv, struct sopts *o, const char *usage, bool serving)
 {
 	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
 						 {"data", required_argument, NULL, 'd'},
@@ -81,6 +85,19 @@ static int parse(int argc, char **argv, struct sopts *o, const char *usage)
 		case 'h': fputs(usage, stdout); return 1;
 		default: fputs(usage, stderr); return 2;
 		}
+		if (!serving && (c == 'l' || c == 'n' || c == 't')) {
+			/* reload asks the running server, which keeps the addresses
+			 * and threads it was started with: taken silently, they would
+			 * look applied */
+			fprintf(stderr,
+				"switchboard reload: --%s is an option of serve: a running "
+				"server keeps its addresses and threads until it is restarted\n%s",
+				c == 'l'   ? "listen"
+				: c == 'n' ? "dns"
+					   : "threads",
+				usage);
+			return 2;
+		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "switchboard: unexpected argument '%s'\n%s", argv[optind], usage);
@@ -92,7 +109,7 @@ static int parse(int argc, char **argv, struct sopts *o, const char *usage)
 int sb_cli_serve(int argc, char **argv)
 {
 	struct sopts o;
-	int r = parse(argc, argv, &o, usage_serve);
+	int r = parse(argc, argv, &o, usage_serve, true);
 	if (r)
 		return r == 1 ? 0 : r;
 	char file[4096];
@@ -100,6 +117,16 @@ int sb_cli_serve(int argc, char **argv)
 	if (sb_cli_decl_file(o.config, file, sizeof(file), &d) < 0) {
 		sb_cli_print_diag(&d);
 		return 2;
+	}
+	/* a declaration that does not load is exit 2, as for every command
+	 * (check, routes, ...); the server reads it again itself */
+	{
+		sb_loaded l;
+		if (sb_cli_load(file, o.data, &l, &d) < 0) {
+			sb_cli_print_diag(&d);
+			return 2;
+		}
+		sb_cli_unload(&l);
 	}
 	sb_edge_opts eo = {.config = file,
 			   .data_dir = o.data,
@@ -116,7 +143,7 @@ int sb_cli_serve(int argc, char **argv)
 int sb_cli_reload(int argc, char **argv)
 {
 	struct sopts o;
-	int r = parse(argc, argv, &o, usage_reload);
+	int r = parse(argc, argv, &o, usage_reload, false);
 	if (r)
 		return r == 1 ? 0 : r;
 	sb_loaded l;
@@ -186,7 +213,11 @@ static const char usage_secret[] =
     "\n"
     "Print the signing secret(s) of a deployment as comma-separated hex, the form\n"
     "services read from SWITCHBOARD_SECRETS to verify X-Switchboard-Signature.\n"
-    "Creates the data directory's master key when there is none yet.\n";
+    "Creates the data directory's master key when there is none yet.\n"
+    "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
+    "  --data DIR         data directory (default: data_dir of the declaration)\n"
+    "Exit status: 0 printed; 1 no such deployment, or the key cannot be read or\n"
+    "created; 2 usage or load error, or output that could not be written.\n";
 
 int sb_cli_secret(int argc, char **argv)
 {

@@ -70,7 +70,7 @@ def test_the_main_help_names_every_command_help_and_version_and_exit_status():
     assert "Exit status" in out
 
 
-@pytest.mark.parametrize("cmd", ["check", "routes", "resolve"])
+@pytest.mark.parametrize("cmd", ["check", "routes", "resolve", "serve", "secret"])
 def test_a_command_help_says_what_c_takes_and_the_exit_status(cmd):
     out = run_cli(cmd, "--help", check=0).stdout
     assert "-c, --config PATH" in out
@@ -78,6 +78,24 @@ def test_a_command_help_says_what_c_takes_and_the_exit_status(cmd):
 
 
 # ---- options a command does not take ----------------------------------------
+
+@pytest.mark.parametrize("opt,value", [("--listen", "127.0.0.1:1"), ("--dns", "127.0.0.1:1"),
+                                       ("--threads", "2")])
+def test_reload_refuses_the_options_of_serve(ex, opt, value):
+    # a running server keeps its addresses and threads: taken and ignored,
+    # they would look applied
+    p = run_cli("reload", "-c", ex, opt, value, check=2)
+    assert f"switchboard reload: {opt} is an option of serve" in p.stderr, p.stderr
+
+
+def test_serve_with_a_declaration_that_does_not_load_is_exit_2(tmp_path):
+    # exit 2 for a load error, as every command; 1 is a server that could
+    # not start (an address in use, another server on the data directory)
+    (tmp_path / "switchboard.toml").write_text("[broken\n")
+    p = run_cli("serve", "-c", tmp_path, "--listen", "127.0.0.1:0", check=2)
+    assert "switchboard.toml:1:8: expected ']'" in p.stderr, p.stderr
+    assert not (tmp_path / ".switchboard").exists()
+
 
 @pytest.mark.parametrize("args", [["check", "--json"], ["check", "--env", "staging"],
                                   ["check", "--pr", "3"],
