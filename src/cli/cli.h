@@ -79,8 +79,16 @@ bool sb_cli_word_in(const char *list, const char *word);
  * NULL. */
 const char *sb_cli_suggest(const char *word, const char *const *names, size_t n);
 
-/* Print "<what>: unknown command 'word'", with a suggestion from names when
- * there is one, on stderr. */
+/* An argument as typed, for a message: a byte that is not printable ASCII
+ * (a newline would split the message, an escape sequence would run in the
+ * terminal) as \xNN, a backslash doubled, at most SB_CLI_SHOWN_MAX bytes of
+ * it ("..." after). Written to buf (SB_CLI_SHOWN_SIZE bytes); returns buf. */
+#define SB_CLI_SHOWN_MAX 80
+#define SB_CLI_SHOWN_SIZE (SB_CLI_SHOWN_MAX * 4 + 8)
+const char *sb_cli_shown(const char *arg, char *buf, size_t size);
+
+/* Print "<what>: unknown command 'word'" (word as sb_cli_shown has it),
+ * with a suggestion from names when there is one, on stderr. */
 void sb_cli_unknown(const char *what, const char *word, const char *const *names, size_t n);
 
 /* Map a declaration path (file or directory) to the switchboard.toml file. */

@@ -453,7 +453,9 @@ int sb_cli_deploy(int argc, char **argv)
 		goto out;
 	}
 	if (o.nargs) {
-		fprintf(stderr, "switchboard deploy: unexpected argument '%s'\n", o.args[0]);
+		char shown[SB_CLI_SHOWN_SIZE];
+		fprintf(stderr, "switchboard deploy: unexpected argument '%s'\n",
+			sb_cli_shown(o.args[0], shown, sizeof(shown)));
 		r = 2;
 		goto out;
 	}
@@ -670,7 +672,9 @@ int sb_cli_preview(int argc, char **argv)
 		goto out;
 	}
 	if (o.nargs) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, o.args[0]);
+		char shown[SB_CLI_SHOWN_SIZE];
+		fprintf(stderr, "%s: unexpected argument '%s'\n", prog,
+			sb_cli_shown(o.args[0], shown, sizeof(shown)));
 		r = 2;
 		goto out;
 	}
@@ -744,8 +748,17 @@ int sb_cli_versions(int argc, char **argv)
 			usage(usage_versions, stdout);
 		goto out;
 	}
+	if (o.nargs) {
+		char shown[SB_CLI_SHOWN_SIZE];
+		fprintf(stderr, "switchboard versions: unexpected argument '%s'\n",
+			sb_cli_shown(o.args[0], shown, sizeof(shown)));
+		r = 2;
+		goto out;
+	}
 	if (o.limit && sb_parse_u64(o.limit, strlen(o.limit), INT32_MAX, &limit) < 0) {
-		fprintf(stderr, "switchboard versions: --limit %s: expected a number\n", o.limit);
+		char shown[SB_CLI_SHOWN_SIZE];
+		fprintf(stderr, "switchboard versions: --limit %s: expected a number\n",
+			sb_cli_shown(o.limit, shown, sizeof(shown)));
 		r = 2;
 		goto out;
 	}
@@ -797,10 +810,11 @@ int sb_cli_rollback(int argc, char **argv)
 	/* 0 in the op means "the one before": a VERSION given is 1 or more */
 	if (o.nargs == 1 &&
 	    (sb_parse_u64(o.args[0], strlen(o.args[0]), INT64_MAX, &v) < 0 || v == 0)) {
+		char shown[SB_CLI_SHOWN_SIZE];
 		fprintf(stderr,
 			"switchboard rollback: \"%s\" is not a version number (see `switchboard "
 			"versions`)\n",
-			o.args[0]);
+			sb_cli_shown(o.args[0], shown, sizeof(shown)));
 		r = 2;
 		goto out;
 	}

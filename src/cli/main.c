@@ -161,8 +161,9 @@ int sb_cli_check(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : r;
 	if (o.nargs) {
-		fprintf(stderr, "switchboard check: unexpected argument '%s'\n%s", o.args[0],
-			usage_check);
+		char shown[SB_CLI_SHOWN_SIZE];
+		fprintf(stderr, "switchboard check: unexpected argument '%s'\n%s",
+			sb_cli_shown(o.args[0], shown, sizeof(shown)), usage_check);
 		return 2;
 	}
 	sb_loaded l;
@@ -309,17 +310,19 @@ int sb_cli_routes(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : r;
 	if (o.nargs) {
-		fprintf(stderr, "switchboard routes: unexpected argument '%s'\n%s", o.args[0],
-			usage_routes);
+		char shown[SB_CLI_SHOWN_SIZE];
+		fprintf(stderr, "switchboard routes: unexpected argument '%s'\n%s",
+			sb_cli_shown(o.args[0], shown, sizeof(shown)), usage_routes);
 		return 2;
 	}
 	sb_env env = SB_ENV_PRODUCTION;
 	bool all = o.env == NULL && o.pr == NULL;
 	if (o.env && sb_env_parse(o.env, &env) < 0) {
+		char shown[SB_CLI_SHOWN_SIZE];
 		fprintf(stderr,
 			"switchboard routes: unknown environment '%s' (expected production, "
 			"staging or preview)\n",
-			o.env);
+			sb_cli_shown(o.env, shown, sizeof(shown)));
 		return 2;
 	}
 	uint32_t pr = 0;
@@ -588,10 +591,37 @@ const char *sb_cli_suggest(const char *word, const char *const *names, size_t n)
 	return prefix;
 }
 
+const char *sb_cli_shown(const char *arg, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, i = 0;
+	for (; arg[i] && i < SB_CLI_SHOWN_MAX && o + 8 < size; i++) {
+		unsigned char ch = (unsigned char)arg[i];
+		if (ch == '\\' || ch < 0x20 || ch >= 0x7f) {
+			buf[o++] = '\\';
+			if (ch == '\\') {
+				buf[o++] = '\\';
+				continue;
+			}
+			buf[o++] = 'x';
+			buf[o++] = hex[ch >> 4];
+			buf[o++] = hex[ch & 15];
+		} else {
+			buf[o++] = (char)ch;
+		}
+	}
+	if (arg[i])
+		for (int k = 0; k < 3 && o + 1 < size; k++)
+			buf[o++] = '.';
+	buf[o] = '\0';
+	return buf;
+}
+
 void sb_cli_unknown(const char *what, const char *word, const char *const *names, size_t n)
 {
 	const char *s = sb_cli_suggest(word, names, n);
-	fprintf(stderr, "%s: unknown command '%s'", what, word);
+	char buf[SB_CLI_SHOWN_SIZE];
+	fprintf(stderr, "%s: unknown command '%s'", what, sb_cli_shown(word, buf, sizeof(buf)));
 	if (s)
 		fprintf(stderr, " (did you mean '%s'?)", s);
 	fputs("\n", stderr);

@@ -77,37 +77,6 @@ struct cmd {
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* An argument as typed, for a message: a byte that is not printable ASCII
- * (a newline would split the message, an escape sequence would run in the
- * terminal) as \xNN, a backslash doubled, at most SHOWN_MAX bytes of it. */
-#define SHOWN_MAX 80
-static const char *shown(const char *arg, char *buf, size_t size)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0, i = 0;
-	for (; arg[i] && i < SHOWN_MAX && o + 8 < size; i++) {
-		unsigned char ch = (unsigned char)arg[i];
-		if (ch == '\\' || ch < 0x20 || ch >= 0x7f) {
-			buf[o++] = '\\';
-			if (ch == '\\') {
-				buf[o++] = '\\';
-				continue;
-			}
-			buf[o++] = 'x';
-			buf[o++] = hex[ch >> 4];
-			buf[o++] = hex[ch & 15];
-		} else {
-			buf[o++] = (char)ch;
-		}
-	}
-	if (arg[i])
-		for (int k = 0; k < 3 && o + 1 < size; k++)
-			buf[o++] = '.';
-	buf[o] = '\0';
-	return buf;
-}
-#define SHOWN_SIZE (SHOWN_MAX * 4 + 8)
-
 static bool is_static(const sb_decl *decl, const char *slug)
 {
 	for (size_t i = 0; i < decl->nstatic_tenants; i++)
@@ -122,9 +91,9 @@ static int slug_invalid(const struct ctx *c, const char *slug)
 	const char *why = NULL;
 	if (sb_model_slug_check(c->l.model, slug, strlen(slug), &why) == 0)
 		return 0;
-	char buf[SHOWN_SIZE];
+	char buf[SB_CLI_SHOWN_SIZE];
 	fprintf(stderr, "switchboard: '%s' is not a valid tenant slug: %s\n",
-		shown(slug, buf, sizeof(buf)), why);
+		sb_cli_shown(slug, buf, sizeof(buf)), why);
 	return 1;
 }
 
@@ -184,14 +153,14 @@ static int slug_taken(const struct ctx *c, const char *slug)
  * for an invalid slug is reported as the invalid slug it is. */
 static int fail(const struct ctx *c, const char *slug, int r, const sb_diag *d)
 {
-	char buf[SHOWN_SIZE];
+	char buf[SB_CLI_SHOWN_SIZE];
 	if (r == SB_ENOENT && slug_invalid(c, slug))
 		return 1;
 	if (r == SB_ENOENT || r == SB_EEXIST || d->file[0])
 		sb_cli_print_diag(d); /* the message names the slug, or the database */
 	else
-		fprintf(stderr, "switchboard: tenant '%s': %s\n", shown(slug, buf, sizeof(buf)),
-			d->msg);
+		fprintf(stderr, "switchboard: tenant '%s': %s\n",
+			sb_cli_shown(slug, buf, sizeof(buf)), d->msg);
 	/* 1: what was asked cannot be done; 2: the store failed (docs) */
 	return r == SB_ENOENT || r == SB_EEXIST || r == SB_EINVAL || r == SB_ETOOLONG ? 1 : 2;
 }
@@ -615,9 +584,9 @@ static const char *opt_text(char **argv, char *buf)
 {
 	if (optopt > 0 && optopt < 256) {
 		char o[3] = {'-', (char)optopt, '\0'};
-		return shown(o, buf, SHOWN_SIZE);
+		return sb_cli_shown(o, buf, SB_CLI_SHOWN_SIZE);
 	}
-	return shown(argv[optind - 1], buf, SHOWN_SIZE);
+	return sb_cli_shown(argv[optind - 1], buf, SB_CLI_SHOWN_SIZE);
 }
 
 static int parse(const struct cmd *cmd, int argc, char **argv, struct topts *o)
@@ -630,7 +599,7 @@ static int parse(const struct cmd *cmd, int argc, char **argv, struct topts *o)
 	    {"json", no_argument, NULL, LONG_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
-	char buf[SHOWN_SIZE];
+	char buf[SB_CLI_SHOWN_SIZE];
 	memset(o, 0, sizeof(*o));
 	o->config = ".";
 	optind = 1;
@@ -666,8 +635,9 @@ static int parse(const struct cmd *cmd, int argc, char **argv, struct topts *o)
 	if (cmd->slug && nargs == 0)
 		return usage_error(cmd, "expected a SLUG");
 	if (nargs > (cmd->slug ? 1 : 0))
-		return usage_error(cmd, "unexpected argument '%s'",
-				   shown(argv[optind + (cmd->slug ? 1 : 0)], buf, sizeof(buf)));
+		return usage_error(
+		    cmd, "unexpected argument '%s'",
+		    sb_cli_shown(argv[optind + (cmd->slug ? 1 : 0)], buf, sizeof(buf)));
 	if (cmd->slug)
 		o->slug = argv[optind];
 	if (cmd->run == cmd_set && !o->name && !o->settings)
@@ -691,9 +661,11 @@ int sb_cli_tenants(int argc, char **argv)
 		if (strcmp(cmds[i].name, sub) == 0)
 			cmd = &cmds[i];
 	if (!cmd) {
-		char buf[SHOWN_SIZE];
-		fprintf(stderr, "switchboard tenants: unknown command '%s'\n\n%s",
-			shown(sub, buf, sizeof(buf)), usage_tenants);
+		const char *names[SB_ARRAY_LEN(cmds)];
+		for (size_t i = 0; i < SB_ARRAY_LEN(cmds); i++)
+			names[i] = cmds[i].name;
+		sb_cli_unknown("switchboard tenants", sub, names, SB_ARRAY_LEN(names));
+		fprintf(stderr, "\n%s", usage_tenants);
 		return 2;
 	}
 	struct ctx c;
@@ -710,9 +682,9 @@ int sb_cli_tenants(int argc, char **argv)
 		/* before anything is loaded: the reason names jansson's position */
 		sb_diag d = {0};
 		if (sb_store_settings_check(c.o.settings, NULL, &d) < 0) {
-			char buf[SHOWN_SIZE];
+			char buf[SB_CLI_SHOWN_SIZE];
 			fprintf(stderr, "switchboard: tenant '%s': %s\n",
-				shown(c.o.slug, buf, sizeof(buf)), d.msg);
+				sb_cli_shown(c.o.slug, buf, sizeof(buf)), d.msg);
 			return 1;
 		}
 	}

@@ -887,10 +887,11 @@ static bool healthy(const resp *r, const char *service, const char *env, char *w
 	else if (!st)
 		snprintf(why, size, "HTTP %d, no \"status\" string in the JSON body", r->status);
 	else if (ok && wk && strcmp(wk, service) != 0)
-		ok = false, snprintf(why, size,
-				     "HTTP %d, answered by worker \"%.60s\", not %s: the upstream is "
-				     "another service's",
-				     r->status, wk, service);
+		ok = false,
+		snprintf(why, size,
+			 "HTTP %d, answered by worker \"%.60s\", not %s: the upstream is "
+			 "another service's",
+			 r->status, wk, service);
 	else if (ok && en && strcmp(en, env) != 0)
 		ok = false, snprintf(why, size,
 				     "HTTP %d, answered by environment \"%.60s\", not %s: the "
@@ -967,7 +968,8 @@ static void check_webhook(vctx *v, const sb_webhook_decl *w)
 	if (lr == 0 && rm.env != w->env) {
 		/* declared for this environment, routed to another: a provider's
 		 * events would reach the wrong deployment */
-		const char *got = rm.deployment ? rm.deployment->name : m->services[rm.service].name;
+		const char *got =
+		    rm.deployment ? rm.deployment->name : m->services[rm.service].name;
 		report(v, R_FAIL, name, "reaches %s (%s), not a %s deployment", got,
 		       sb_env_name(rm.env), sb_env_name(w->env));
 		return;

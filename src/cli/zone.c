@@ -110,8 +110,9 @@ static int zone_export(const char *config, const char *data, uint32_t serial, co
 		goto out;
 	}
 	if (sb_dns_export(z, zone, &out) < 0) {
-		fprintf(stderr, "switchboard zone export: '%s' is not a zone of %s (zones:", zone,
-			l.decl->file);
+		char shown[SB_CLI_SHOWN_SIZE];
+		fprintf(stderr, "switchboard zone export: '%s' is not a zone of %s (zones:",
+			sb_cli_shown(zone, shown, sizeof(shown)), l.decl->file);
 		for (size_t i = 0; i < sb_dns_zone_count(z); i++)
 			fprintf(stderr, " %s", sb_dns_zone_name(z, i));
 		fprintf(stderr, "%s)\n", sb_dns_zone_count(z) ? "" : " none");

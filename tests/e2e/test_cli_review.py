@@ -230,3 +230,34 @@ def test_a_dry_run_creates_no_data_directory(ex):
     p = run_cli("deploy", "-c", ex, "--name", "codex-web", "--dry-run", "--json", check=0)
     assert '"dry_run": true' in p.stdout
     assert not (ex / ".switchboard").exists()
+
+
+HOSTILE = "\x1b[2J\nrm -rf"
+
+
+@pytest.mark.parametrize("args", [
+    [HOSTILE],                                   # an unknown command
+    ["tenants", HOSTILE],                        # an unknown subcommand
+    ["preview", HOSTILE],
+    ["zone", HOSTILE],
+    ["check", "-c", "{ex}", HOSTILE],            # an unexpected argument
+    ["routes", "-c", "{ex}", HOSTILE],
+    ["routes", "-c", "{ex}", "--env", HOSTILE],  # an unknown environment
+    ["deploy", "-c", "{ex}", HOSTILE],
+    ["versions", "-c", "{ex}", HOSTILE],         # (it took any argument silently)
+    ["versions", "-c", "{ex}", "--limit", HOSTILE],
+    ["rollback", "-c", "{ex}", HOSTILE],         # not a version number
+    ["zone", "export", "-c", "{ex}", HOSTILE],   # not a zone
+])
+def test_an_argument_echoed_in_an_error_is_printable(ex, args):
+    # a newline would split the message, an escape sequence would run in the
+    # operator's terminal: such bytes are shown as \xNN
+    p = run_cli(*[str(ex) if a == "{ex}" else a for a in args])
+    assert p.returncode in (1, 2), p
+    assert "\x1b" not in p.stderr, p.stderr
+    assert "\\x1b[2J\\x0arm -rf" in p.stderr, p.stderr
+
+
+def test_a_mistyped_tenants_command_gets_a_suggestion(ex):
+    p = run_cli("tenants", "ad", "acme", "-c", ex, check=2)
+    assert "switchboard tenants: unknown command 'ad' (did you mean 'add'?)" in p.stderr, p.stderr
