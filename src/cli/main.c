@@ -80,11 +80,13 @@ static const char usage_resolve[] =
     "usage: switchboard resolve -c PATH HOST[/PATH] [--json] [--data DIR]\n"
     "\n"
     "Show which deployment and tenant a request for HOST/PATH reaches and which\n"
-    "pattern won, or why it is not routed. HOST may carry a scheme and a port.\n"
+    "pattern won, or why it is not routed, as a server on the same data directory\n"
+    "answers (its tenant registry included). HOST may carry a scheme and a port.\n"
     "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
     "  --json             one object: routed, deployment, service, environment, pr,\n"
     "                     tenant, pattern, upstream (null when unused) and reason\n"
-    "  --data DIR         the store whose live state is read (default: data_dir)\n"
+    "  --data DIR         the store whose live state and tenants are read (default:\n"
+    "                     data_dir)\n"
     "Exit status: 0 routed, 1 not routed, 2 usage or load error.\n";
 
 struct opts {
@@ -422,6 +424,27 @@ int sb_cli_resolve(int argc, char **argv)
 	sb_loaded l;
 	if ((r = load_or_fail(&o, &l, 2)))
 		return r;
+	/* the tenant registry too, when there is a store: resolve answers what
+	 * the edge serving this data directory answers (a stored tenant is
+	 * routed, a suspended one is not) */
+	{
+		sb_diag d = {0};
+		sb_store *st = NULL;
+		sb_tenants *t = NULL;
+		const char *dir = o.data ? o.data : l.decl->data_dir;
+		if (sb_cli_store_read(dir, o.data != NULL, &st, &d) < 0 ||
+		    (st && sb_store_tenants_load(st, l.decl, &t, &d) < 0)) {
+			sb_cli_print_diag(&d);
+			sb_store_close(st);
+			sb_cli_unload(&l);
+			return 2;
+		}
+		sb_store_close(st);
+		if (t) {
+			sb_tenants_free(l.tenants);
+			l.tenants = t;
+		}
+	}
 	sb_route_match m;
 	int lr = sb_route_lookup(l.routes, l.tenants, target, hl, path, rl, &m);
 	bool routed = lr == 0;
@@ -466,19 +489,19 @@ int sb_cli_resolve(int argc, char **argv)
 	}
 	snprintf(prbuf, sizeof(prbuf), "%u", m.pr);
 	/* name the label the tenant rules refused */
-	char reason[512];
+	char reason[1024];
 	if (!routed && m.reason != unmade) {
-		char label[64];
+		char low[64], label[SB_CLI_SHOWN_SIZE];
 		size_t ll = strcspn(target, ".:/");
-		for (size_t i = 0; i < ll && i < sizeof(label) - 1; i++)
-			label[i] = (char)(target[i] >= 'A' && target[i] <= 'Z' ? target[i] + 32
-									       : target[i]);
-		label[ll < sizeof(label) - 1 ? ll : sizeof(label) - 1] = '\0';
+		for (size_t i = 0; i < ll && i < sizeof(low) - 1; i++)
+			low[i] = (char)(target[i] >= 'A' && target[i] <= 'Z' ? target[i] + 32
+									     : target[i]);
+		low[ll < sizeof(low) - 1 ? ll : sizeof(low) - 1] = '\0';
+		sb_cli_shown(low, label, sizeof(label));
 		if (lr == SB_ENOTENANT)
 			snprintf(reason, sizeof(reason),
-				 "'%s': no tenant is registered with this slug among the "
-				 "declaration's static ones (resolve does not read the tenant "
-				 "registry; see switchboard tenants show %s)",
+				 "'%s': no tenant is registered with this slug (switchboard "
+				 "tenants add %s)",
 				 label, label);
 		else if (lr == SB_ESUSPENDED || lr == SB_ERESERVED ||
 			 (lr == SB_EBADSLUG && ll < hl))

@@ -4,6 +4,7 @@ cannot be written (a full disk, a closed stdout, a reader gone early).
 
 Runs the binary named by $SB_BIN (make check passes the ASan+UBSan build).
 """
+import json
 import os
 import shutil
 import signal
@@ -261,3 +262,26 @@ def test_an_argument_echoed_in_an_error_is_printable(ex, args):
 def test_a_mistyped_tenants_command_gets_a_suggestion(ex):
     p = run_cli("tenants", "ad", "acme", "-c", ex, check=2)
     assert "switchboard tenants: unknown command 'ad' (did you mean 'add'?)" in p.stderr, p.stderr
+
+
+def test_resolve_answers_as_the_edge_with_the_tenant_registry(ex, tmp_path):
+    # resolve reads the registry as a server on the same data directory does
+    data = tmp_path / "data"
+    data.mkdir()  # no store yet: the static tenants only
+    host = "acme.revelations.studio"
+
+    def resolve(check):
+        p = run_cli("resolve", "-c", ex, "--data", data, host, "--json", check=check)
+        return json.loads(p.stdout)
+
+    j = resolve(1)
+    assert j["routed"] is False and "no tenant is registered with this slug" in j["reason"], j
+    run_cli("tenants", "add", "acme", "-c", ex, "--data", data, check=0)
+    j = resolve(0)
+    assert j["routed"] is True and j["tenant"] == "acme", j
+    assert j["deployment"] == "codex-web-production", j
+    run_cli("tenants", "suspend", "acme", "-c", ex, "--data", data, check=0)
+    j = resolve(1)
+    assert j["routed"] is False and "suspended" in j["reason"], j
+    run_cli("tenants", "remove", "acme", "-c", ex, "--data", data, check=0)
+    assert resolve(1)["routed"] is False
