@@ -2,9 +2,11 @@
 #include "dns/serve.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +61,7 @@ typedef struct tcpconn {
 	bool partial;	    /* in holds the start of a message: TCP_IO_MS runs */
 	uint64_t active_ms; /* loop time of the accept or of the last answer */
 	uint64_t end_by;    /* an ending connection closes by then whatever it takes */
+	int probe_outq;	    /* answer bytes in the kernel at the last idle probe (0: none yet) */
 } tcpconn;
 
 /* An ending connection's next wait: TCP_LINGER_MS, but never past end_by (a
@@ -386,13 +389,29 @@ static void conn_end(tcpconn *c)
 	linger(c, conn_idle);
 }
 
+/*
+ * No query answered for TCP_IDLE_MS. Idle means nothing moves either way:
+ * a client still taking answers the kernel holds (pipelined queries answered
+ * before it began to read, megabytes of them) is not idle, although no new
+ * answer was made meanwhile, its reading paused behind them. Such a client
+ * gets TCP_LINGER_MS more each time the kernel's unsent bytes went down.
+ */
 static void conn_idle(uv_timer_t *t)
 {
 	tcpconn *c = t->data;
-	if (c->ending)
+	if (c->ending) {
 		conn_close(c);
-	else
-		conn_end(c);
+		return;
+	}
+	uv_os_fd_t fd;
+	int q = 0;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &q) == 0 && q > 0 &&
+	    (c->probe_outq == 0 || q < c->probe_outq)) {
+		c->probe_outq = q;
+		uv_timer_start(&c->timer, conn_idle, TCP_LINGER_MS, 0);
+		return;
+	}
+	conn_end(c);
 }
 
 typedef struct twrite {
@@ -460,6 +479,7 @@ static void stream_next(tcpconn *c)
 			conn_process(c);
 		return;
 	}
+	c->probe_outq = 0;
 	uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
 	conn_send(c, tw, rl, true);
 }
@@ -540,6 +560,7 @@ static void conn_process(tcpconn *c)
 		done += 2 + ml;
 		c->partial = false;
 		c->active_ms = uv_now(c->tcp.loop);
+		c->probe_outq = 0;
 		uv_timer_start(&c->timer, conn_idle, TCP_IDLE_MS, 0);
 		twrite *tw = sb_xmalloc(sizeof(*tw) + 2 + rl);
 		memcpy(tw->data + 2, out + 2, rl);

@@ -271,6 +271,38 @@ def test_a_paused_server_does_not_count_against_a_begun_message(edge):
     assert ids == [i % 65536 for i in range(n)]
 
 
+def test_a_client_taking_answers_slowly_is_not_idle(edge):
+    """A client pipelines more queries than the kernels and the server's
+    queue hold, then takes the answers slowly: for longer than the 10 s idle
+    timeout the server makes no new answer (its reading is paused behind
+    megabytes of answers the kernel holds), but the client is not idle: the
+    answers go down. It used to be cut 10 s after the last answer made."""
+    n = 100000
+    s = connect(edge, rcvbuf=4096, timeout=30)
+    sender = send_in_background(s, b"".join(query(i % 65536) for i in range(n)))
+    paused(edge, s)
+    ids, buf = [], [b""]
+
+    def take(size):
+        b = s.recv(size)
+        assert b, f"closed after {len(ids)} answers, {time.monotonic() - start:.1f} s"
+        buf[0] += b
+        while len(buf[0]) >= 2 and len(buf[0]) >= 2 + int.from_bytes(buf[0][:2], "big"):
+            ids.append(struct.unpack(">H", buf[0][2:4])[0])
+            buf[0] = buf[0][2 + int.from_bytes(buf[0][:2], "big"):]
+
+    start = time.monotonic()
+    while time.monotonic() - start < 13:  # about 100 KB/s: a slow client
+        take(4096)
+        time.sleep(0.04)
+    assert tcp_state(s) == TCP_ESTABLISHED, "the server ended the connection"
+    while len(ids) < n:
+        take(1 << 20)
+    sender.join(5)
+    s.close()
+    assert ids == [i % 65536 for i in range(n)]
+
+
 def test_a_begun_message_left_after_a_pause_has_its_2_s(edge):
     """Queries with large answers and the start of one more, read by the
     server in one go: it pauses (its queue full), then resumes once the
