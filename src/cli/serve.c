@@ -108,6 +108,7 @@ static int parse(int argc, char **argv, struct sopts *o, const char *usage, bool
 
 int sb_cli_serve(int argc, char **argv)
 {
+	sb_edge_signals(true); /* released by sb_edge_run once it handles them */
 	struct sopts o;
 	int r = parse(argc, argv, &o, usage_serve, true);
 	if (r)

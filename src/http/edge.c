@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,15 @@ static int64_t clock_ms(clockid_t id)
 int64_t sb_edge_now_ms(void)
 {
 	return clock_ms(CLOCK_REALTIME);
+}
+
+void sb_edge_signals(bool hold)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
 int64_t sb_edge_mono_ms(void)
@@ -1822,6 +1832,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_signal_start(&ct->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&ct->sigint, on_signal, SIGINT);
 	uv_signal_start(&ct->sigusr1, on_signal, SIGUSR1);
+	sb_edge_signals(false); /* one that came while starting is handled now */
 	uv_timer_start(&ct->poll, on_poll, STORE_POLL_MS, STORE_POLL_MS);
 	uint32_t hi = e->current->cfg->decl->http.health_interval_ms;
 	if (hi)

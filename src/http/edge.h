@@ -34,6 +34,16 @@ typedef struct sb_edge_opts {
 int sb_edge_run(const sb_edge_opts *opts, sb_diag *d);
 
 /*
+ * Hold (hold true) or release SIGHUP and SIGUSR1 in the calling thread. The
+ * CLI holds them first thing, before it reads the declaration: their default
+ * action ends a process, and `systemctl reload` or a logrotate script may
+ * signal a server still starting. sb_edge_run releases them once its
+ * handlers are set, so one that came meanwhile is a reload (a reopen) then.
+ * Threads started in between inherit the hold and never take them.
+ */
+void sb_edge_signals(bool hold);
+
+/*
  * The signing secrets of a deployment, as comma-separated hex (current
  * first, then the one derived from secret.key.previous when it exists), the
  * form a service takes in SWITCHBOARD_SECRETS. Creates the data directory's

@@ -12,8 +12,8 @@ import hashlib
 import pytest
 
 from edge import (Edge, Recorder, SB, Scripted, closed_by_peer, closed_port, frozen,
-                  listen_local, raw, read_response, read_until_close, request, start_demo,
-                  wait_for)
+                  listen_local, preload_env, raw, read_response, read_until_close, request,
+                  shim, start_demo, wait_for)
 
 import sys
 sys.path.insert(0, os.path.dirname(__file__))
@@ -1381,3 +1381,15 @@ def test_reload_applies_the_health_interval_and_warns_about_what_needs_a_restart
     # checks now run every 100 ms, not every 10 minutes
     flag.write_text("x")
     wait_for(lambda: request(e, "codex.revelations.studio", "/echo")[0] == 503, timeout=3)
+
+
+@pytest.mark.skipif(not os.path.exists(shim("early_hup.so")),
+                    reason="build/shim/early_hup.so: make e2e builds it")
+def test_a_sighup_while_the_server_starts_is_a_reload_not_its_end(fresh):
+    # `systemctl reload` or a logrotate script may signal a server still
+    # starting: before its handlers were set, SIGHUP's default action
+    # ended it (and SIGUSR1's)
+    e = fresh().start(env=preload_env(shim("early_hup.so")))
+    e.edge.wait_line(lambda l: "reloaded " in l)
+    assert e.edge.p.poll() is None
+    assert request(e, "codex.revelations.studio", "/health")[0] == 200
