@@ -561,40 +561,13 @@ bool sb_cli_word_in(const char *list, const char *word)
 	return false;
 }
 
-/* Edit distance with adjacent transpositions ("rollbakc"), on short words. */
-static size_t distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 31 || lb > 31)
-		return SIZE_MAX;
-	size_t dp[32][32];
-	for (size_t i = 0; i <= la; i++)
-		dp[i][0] = i;
-	for (size_t j = 0; j <= lb; j++)
-		dp[0][j] = j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = a[i - 1] != b[j - 1];
-			size_t v = dp[i - 1][j - 1] + cost;
-			if (dp[i - 1][j] + 1 < v)
-				v = dp[i - 1][j] + 1;
-			if (dp[i][j - 1] + 1 < v)
-				v = dp[i][j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    dp[i - 2][j - 2] + 1 < v)
-				v = dp[i - 2][j - 2] + 1;
-			dp[i][j] = v;
-		}
-	return dp[la][lb];
-}
-
 const char *sb_cli_suggest(const char *word, const char *const *names, size_t n)
 {
 	const char *best = NULL;
 	size_t bd = SIZE_MAX, wl = strlen(word);
 	bool tie = false;
 	for (size_t i = 0; i < n; i++) {
-		size_t d = distance(word, names[i]);
+		size_t d = sb_edit_distance(word, names[i]);
 		if (d < bd)
 			best = names[i], bd = d, tie = false;
 		else if (d == bd)

@@ -682,6 +682,31 @@ bool sb_utf8_valid(const char *s, size_t n)
 	return true;
 }
 
+size_t sb_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 40 || lb > 40)
+		return SIZE_MAX;
+	size_t dd[41][41];
+	for (size_t i = 0; i <= la; i++)
+		dd[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		dd[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t c = dd[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (dd[i - 1][j] + 1 < c)
+				c = dd[i - 1][j] + 1;
+			if (dd[i][j - 1] + 1 < c)
+				c = dd[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    dd[i - 2][j - 2] + 1 < c)
+				c = dd[i - 2][j - 2] + 1;
+			dd[i][j] = c;
+		}
+	return dd[la][lb];
+}
+
 size_t sb_line_chunk(const char *p, size_t n, size_t max)
 {
 	if (n <= max || max == 0)

@@ -136,6 +136,11 @@ int sb_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out);
  * everything, when no newline ends it). Never 0 for n > 0. */
 size_t sb_line_chunk(const char *p, size_t n, size_t max);
 
+/* The edit distance between a and b: insertions, deletions, substitutions
+ * and adjacent transpositions ("rollbakc"), for "did you mean" on short
+ * words; SIZE_MAX when either is longer than 40 bytes. */
+size_t sb_edit_distance(const char *a, const char *b);
+
 /* A 64-bit finaliser (MurmurHash3's fmix64): spreads every input bit over
  * the whole word, for hashes combined from parts. */
 static inline uint64_t sb_hash_mix64(uint64_t h)

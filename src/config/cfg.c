@@ -144,39 +144,12 @@ int sb_cfg_table(const sb_toml_value *t, const char *key, const char *file,
 	return r;
 }
 
-/* Edit distance between a and b (insertions, deletions, substitutions,
- * transpositions), capped: a typo is 1 or 2 away. */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 40 || lb > 40)
-		return 99;
-	size_t dd[42][42];
-	for (size_t i = 0; i <= la; i++)
-		dd[i][0] = i;
-	for (size_t j = 0; j <= lb; j++)
-		dd[0][j] = j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
-			size_t c = dd[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-			if (dd[i - 1][j] + 1 < c)
-				c = dd[i - 1][j] + 1;
-			if (dd[i][j - 1] + 1 < c)
-				c = dd[i][j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    dd[i - 2][j - 2] + 1 < c)
-				c = dd[i - 2][j - 2] + 1;
-			dd[i][j] = c;
-		}
-	return dd[la][lb];
-}
-
 const char *sb_cfg_nearest(const char *k, const char *const *known)
 {
 	const char *near = NULL;
 	size_t best = 3;
 	for (const char *const *p = known; *p; p++) {
-		size_t e = edit_distance(k, *p);
+		size_t e = sb_edit_distance(k, *p);
 		if (e < best && e < strlen(k)) {
 			best = e;
 			near = *p;

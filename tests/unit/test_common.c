@@ -165,3 +165,18 @@ Test(common, url_target_resolves_dot_segments)
 			  "%s: %.*s", cases[i][0], (int)len, t);
 	}
 }
+
+Test(common, edit_distance_counts_typos)
+{
+	cr_assert_eq(sb_edit_distance("check", "check"), 0);
+	cr_assert_eq(sb_edit_distance("chek", "check"), 1);	   /* a deletion */
+	cr_assert_eq(sb_edit_distance("rollbakc", "rollback"), 1); /* a transposition */
+	cr_assert_eq(sb_edit_distance("data_dri", "data_dir"), 1);
+	cr_assert_eq(sb_edit_distance("rutes", "routes"), 1);
+	cr_assert_eq(sb_edit_distance("", "abc"), 3);
+	cr_assert_eq(sb_edit_distance("zone", "verify"), 6);
+	char longer[64];
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	cr_assert_eq(sb_edit_distance(longer, "a"), SIZE_MAX);
+}
