@@ -311,13 +311,9 @@ def test_max_connections_refusal_is_reported(fresh):
 # ---- access log -----------------------------------------------------------
 
 def wait_log(e, pred, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for l in e.access_log():
-            if pred(l):
-                return l
-        time.sleep(0.01)
-    raise AssertionError("no such access log line")
+    """The first access log line (on the edge's stdout) pred is true of."""
+    return wait_for(lambda: next((l for l in e.access_log() if pred(l)), None), timeout,
+                    what="the access log line")
 
 
 def test_access_log_is_valid_json_whatever_the_path_holds(fresh, tmp_path):

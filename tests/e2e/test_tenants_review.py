@@ -17,24 +17,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from edge import Edge, ROOT, SB, request, wait_for  # noqa: E402
+from edge import CLI, Edge, ROOT, request, run_cli, wait_for  # noqa: E402
 
-CLI = os.environ.get("SB_BIN", SB)
 ZONE = "revelations.studio"
 EXAMPLE = ROOT / "examples" / "revelations"
 
 
 def check_clean(p):
+    """What run_cli checks of every run, for a run it cannot make (as
+    another user, or with stdout elsewhere)."""
     assert p.returncode >= 0, f"killed by signal {-p.returncode}: {p.stderr}"
     assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-
-
-def cli(*args, check=0, **kw):
-    p = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=60, **kw)
-    check_clean(p)
-    if check is not None:
-        assert p.returncode == check, f"exit {p.returncode}, want {check}\n{p.stdout}\n{p.stderr}"
-    return p
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +38,7 @@ def edge(tmp_path_factory):
 
 
 def tenants(edge, *args, check=0):
-    return cli("tenants", *args, "-c", edge.dir, "--data", edge.data, check=check)
+    return run_cli("tenants", *args, "-c", edge.dir, "--data", edge.data, check=check)
 
 
 def st(edge, slug):
@@ -197,7 +190,7 @@ def ex(tmp_path):
 def t(ex, data, *args, check=0, user=None, binary=CLI):
     argv = ["tenants", *args, "-c", ex, "--data", data]
     if user is None:
-        return cli(*argv, check=check)
+        return run_cli(*argv, check=check)
     p = subprocess.run(["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
                         binary, *map(str, argv)], capture_output=True, text=True, timeout=60)
     check_clean(p)
