@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 
 import pytest
 
@@ -112,9 +113,12 @@ def test_an_option_the_command_does_not_take_is_refused(ex, args):
 
 
 def test_the_options_a_command_takes_still_work(ex):
-    run_cli("routes", "-c", ex, "--env", "staging", "--json", check=0)
-    run_cli("routes", "-c", ex, "--pr", "4", check=0)
-    run_cli("resolve", "-c", ex, "--json", "codex.revelations.studio", check=0)
+    staging = run_cli("routes", "-c", ex, "--env", "staging", "--json", check=0).stdout
+    assert "staging" in staging and "production" not in json.dumps(json.loads(staging)), staging
+    assert "-preview-4" in run_cli("routes", "-c", ex, "--pr", "4", check=0).stdout
+    j = json.loads(run_cli("resolve", "-c", ex, "--json", "codex.revelations.studio",
+                           check=0).stdout)
+    assert j["routed"] is True, j
     run_cli("check", "-c", ex, "--data", ex / "nowhere", check=0)
 
 
@@ -173,12 +177,20 @@ def test_a_closed_stdout_is_never_a_file_the_server_opens(ex, tmp_path):
                           "--dns", "127.0.0.1:0", "--threads", "1"],
                          stdout=None, stderr=subprocess.PIPE, text=True,
                          preexec_fn=lambda: os.close(1))
-    try:
+    # stderr is read by a thread (the pipe never fills, a silent hang is a
+    # timeout, not a test that never ends)
+    lines, ready = [], threading.Event()
+
+    def drain():
         for line in p.stderr:
+            lines.append(line)
             if "listening on http://" in line:
-                break
-        else:
-            pytest.fail("the edge did not start")
+                ready.set()
+        ready.set()
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(30) and p.poll() is None, f"the edge did not start: {lines[-20:]}"
         target = os.readlink(f"/proc/{p.pid}/fd/1")
         assert target == "/dev/null", target
         with open(f"/proc/{p.pid}/fdinfo/1") as f:  # read-only: writes fail
@@ -186,7 +198,15 @@ def test_a_closed_stdout_is_never_a_file_the_server_opens(ex, tmp_path):
         assert flags & os.O_ACCMODE == os.O_RDONLY, oct(flags)
     finally:
         p.send_signal(signal.SIGTERM)
-        p.wait(timeout=20)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        reader.join(10)
+    # it stops cleanly, with no sanitizer report
+    assert p.returncode == 0, "".join(lines[-20:])
+    assert not [l for l in lines if "Sanitizer" in l or "runtime error" in l], "".join(lines)
 
 
 @pytest.mark.parametrize("args", READERS)

@@ -53,12 +53,21 @@ class HealthScript(LocalUpstream):
 
 
 def script_edge(fresh, answer, **http):
+    # a check's answer comes at once: a timeout long enough that a loaded
+    # machine never turns an answer into a failure by its lateness
     up = HealthScript(answer)
-    e = fresh(http={"health_interval_ms": 100, "health_timeout_ms": 500, **http},
+    e = fresh(http={"health_interval_ms": 100, "health_timeout_ms": 5000, **http},
               upstreams={("codex-web", "production"): up.url})
     e.procs.append(up)
     e.up = up
     return e.start()
+
+
+def about(e, what):
+    """The edge's log lines saying the scripted upstream is `what` ("is
+    down", "is up"); a demo service that a loaded machine made late for its
+    own check says so about itself, not about this one."""
+    return [l for l in e.edge.err if f"upstream {e.up.url} {what}" in l]
 
 
 # ---- active health checks ----------------------------------------------------
@@ -74,7 +83,7 @@ def test_a_redirect_or_any_2xx_from_health_is_healthy(fresh, answer):
     e = script_edge(fresh, answer)
     wait_for(lambda: e.up.checks >= 3, what="three checks")
     assert request(e, HOST, "/echo")[0] == 200
-    assert not any("is down" in l for l in e.edge.err), e.edge.err[-5:]
+    assert not about(e, "is down"), e.edge.err[-5:]
 
 
 @pytest.mark.parametrize("answer,why", [
@@ -85,10 +94,10 @@ def test_a_redirect_or_any_2xx_from_health_is_healthy(fresh, answer):
 ])
 def test_a_failing_health_marks_down_once_with_its_reason(fresh, answer, why):
     e = script_edge(fresh, answer)
-    wait_for(lambda: request(e, HOST, "/echo")[0] == 503)
+    wait_for(lambda: request(e, HOST, "/echo")[0] == 503, timeout=10)
     n = e.up.checks
     wait_for(lambda: e.up.checks >= n + 3, what="three more checks")
-    down = [l for l in e.edge.err if "is down" in l]
+    down = about(e, "is down")
     # one line per transition, not one per failed check
     assert len(down) == 1 and why in down[0], down
 
@@ -102,20 +111,20 @@ def test_health_fails_and_passes_need_checks_in_a_row(fresh):
     e = script_edge(fresh, lambda n: script["pattern"][n % len(script["pattern"])],
                     health_fails=3, health_passes=2)
     wait_for(lambda: e.up.checks >= 10, what="ten checks")
-    assert not any("is down" in l for l in e.edge.err), e.edge.err[-5:]
+    assert not about(e, "is down"), e.edge.err[-5:]
     assert request(e, HOST, "/echo")[0] == 200
     script["pattern"] = [FAIL]
-    wait_for(lambda: request(e, HOST, "/echo")[0] == 503)
-    down = [l for l in e.edge.err if "is down" in l]
+    wait_for(lambda: request(e, HOST, "/echo")[0] == 503, timeout=10)
+    down = about(e, "is down")
     assert len(down) == 1 and "(3 checks in a row)" in down[0], down
     script["pattern"] = [OK, FAIL]  # never two passes in a row
     n = e.up.checks
     wait_for(lambda: e.up.checks >= n + 8, what="eight more checks")
     assert request(e, HOST, "/echo")[0] == 503
-    assert not any("is up" in l for l in e.edge.err)
+    assert not about(e, "is up")
     script["pattern"] = [OK]
-    wait_for(lambda: request(e, HOST, "/echo")[0] == 200)
-    assert sum("is up" in l for l in e.edge.err) == 1
+    wait_for(lambda: request(e, HOST, "/echo")[0] == 200, timeout=10)
+    assert len(about(e, "is up")) == 1
 
 
 @pytest.mark.parametrize("key,value,msg", [
@@ -137,18 +146,21 @@ def test_stop_does_not_wait_for_a_health_check_in_flight(fresh):
     t0 = time.monotonic()
     e.edge.p.send_signal(signal.SIGTERM)
     assert e.edge.wait(timeout=70) == 0
-    assert time.monotonic() - t0 < 5, "the exit waited for the health check"
+    # the check would hold it 60 s; an ASan exit on a loaded machine takes
+    # a few
+    assert time.monotonic() - t0 < 20, "the exit waited for the health check"
 
 
 def test_checks_turned_off_by_reload_bring_down_upstreams_back(fresh, tmp_path):
     flag = tmp_path / "unhealthy"
     flag.write_text("x")
     e, d, ups = with_unhealthy_codex(fresh, flag)
-    e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 300})
+    e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 5000})
     e.start()
-    wait_for(lambda: request(e, HOST, "/echo")[0] == 503)
-    flag.unlink()
-    # with checks off, nothing would mark it up again: 503 for good
+    wait_for(lambda: request(e, HOST, "/echo")[0] == 503, timeout=10)
+    # with checks off, nothing would mark it up again: 503 for good. Its
+    # /health still fails (the flag stays): only the reload can mark it
+    # up, and no passing check can come first and say "is up" instead
     e.write_decl(ups, {"health_interval_ms": 0})
     e.edge.p.send_signal(signal.SIGHUP)
     e.edge.wait_line(lambda l: "reloaded" in l)
@@ -160,11 +172,12 @@ def test_health_state_is_kept_across_a_reload(fresh, tmp_path):
     flag = tmp_path / "unhealthy"
     flag.write_text("x")
     e, d, ups = with_unhealthy_codex(fresh, flag)
-    e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 300})
+    # (a timeout no loaded machine reaches: auth's demo must stay up)
+    e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 5000})
     e.start()
-    wait_for(lambda: request(e, HOST, "/echo")[0] == 503)
+    wait_for(lambda: request(e, HOST, "/echo")[0] == 503, timeout=10)
     # the next check is 10 minutes away: what the reload left is what serves
-    e.write_decl(ups, {"health_interval_ms": 600000, "health_timeout_ms": 300})
+    e.write_decl(ups, {"health_interval_ms": 600000, "health_timeout_ms": 5000})
     e.edge.p.send_signal(signal.SIGHUP)
     e.edge.wait_line(lambda l: "reloaded" in l)
     assert request(e, HOST, "/echo")[0] == 503  # still down, not reset to up
@@ -272,7 +285,8 @@ def test_a_second_signal_ends_the_drain_at_once(fresh, sig):
     t0 = time.monotonic()
     e.edge.p.send_signal(sig)
     assert e.edge.wait(timeout=70) == 0
-    assert time.monotonic() - t0 < 5, "the second signal did not end the drain"
+    # the drain would last 60 s
+    assert time.monotonic() - t0 < 20, "the second signal did not end the drain"
     name = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
     assert any(f"second {name}: closing 1 connections" in l for l in e.edge.err), e.edge.err[-5:]
     assert closed_by_peer(s)
@@ -349,7 +363,7 @@ def test_sigterm_drains_every_kind_of_request_then_cuts_at_the_deadline(fresh):
     t0 = time.monotonic()
     e.edge.p.send_signal(signal.SIGTERM)
     e.edge.wait_line(lambda l: "stopping: no new connections, 5 open" in l)
-    assert closed_by_peer(idle, 1)
+    assert closed_by_peer(idle, 10)
     # each serving thread closes its own listener when it is woken: the
     # log line comes first
     wait_for(lambda: not listening(e.port), what="every listener closed")
@@ -366,7 +380,8 @@ def test_sigterm_drains_every_kind_of_request_then_cuts_at_the_deadline(fresh):
     assert cut.startswith(b"HTTP/1.1 200") and not cut.endswith(b"0\r\n\r\n")
     assert closed_by_peer(tunnel, 5)
     assert e.edge.wait(timeout=10) == 0
-    assert 2.5 < time.monotonic() - t0 < 8
+    # cut at the 3 s deadline: the endless stream would run 100 s
+    assert 2.5 < time.monotonic() - t0 < 20
     assert any("drain deadline: closing 2 connections" in l for l in e.edge.err), e.edge.err[-5:]
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from edge import listen_local, preload_env, read_response, request, run_cli, shim, wait_for
-from test_lifecycle_review import script_edge, unread_by_edge
+from test_lifecycle_review import about, script_edge, unread_by_edge
 
 HOST = "codex.revelations.studio"
 FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
@@ -57,17 +57,17 @@ def test_checks_turned_off_and_on_count_failures_in_a_row_afresh(fresh):
     e = script_edge(fresh, FAIL, health_fails=3)
     toml = e.dir / "switchboard.toml"
     on = toml.read_text()
-    wait_for(lambda: any("is down" in l for l in e.edge.err), what="the upstream down")
+    wait_for(lambda: about(e, "is down"), what="the upstream down", timeout=10)
     n = e.up.checks
     wait_for(lambda: e.up.checks >= n + 3, what="more failed checks")
     toml.write_text(on.replace("health_interval_ms = 100", "health_interval_ms = 0"))
     e.edge.p.send_signal(signal.SIGHUP)
-    e.edge.wait_line(lambda l: "is up: health checks are off" in l)
+    e.edge.wait_line(lambda l: f"upstream {e.up.url} is up: health checks are off" in l)
     assert request(e, HOST, "/echo")[0] == 200
     toml.write_text(on)
     n = e.up.checks
     e.edge.p.send_signal(signal.SIGHUP)
-    line = e.edge.wait_line(lambda l: "is down" in l)
+    line = e.edge.wait_line(lambda l: f"upstream {e.up.url} is down" in l)
     assert "(3 checks in a row)" in line, line
     assert e.up.checks >= n + 3
 
@@ -99,7 +99,7 @@ CLOCK_STEP = shim("clock_step.so")
 
 def refused(e):
     extra = e.connect()
-    extra.settimeout(3)
+    extra.settimeout(10)
     try:
         assert extra.recv(100) == b""
     except ConnectionResetError:
@@ -120,11 +120,11 @@ def test_refusals_are_reported_after_a_step_of_the_wall_clock(fresh, tmp_path):
     busy.sendall(b"GET /health HTTP/1.1\r\n")  # a head arriving: not idle, never taken
     wait_for(lambda: unread_by_edge(e, busy) == 0, what="the head read")
     refused(e)
-    e.edge.wait_line(lambda l: "max_connections (1) reached" in l, timeout=3)
+    e.edge.wait_line(lambda l: "max_connections (1) reached" in l)
     step.write_text("-3600")
     time.sleep(1.1)  # past the once-a-second limit
     refused(e)
-    line = e.edge.wait_line(lambda l: "max_connections (1) reached" in l, timeout=3)
+    line = e.edge.wait_line(lambda l: "max_connections (1) reached" in l)
     assert "refused 1 connection(s)" in line, line
     busy.close()
 
@@ -172,7 +172,8 @@ def test_checks_cancelled_while_connecting_by_reload_and_stop(fresh):
         t0 = time.monotonic()
         e.edge.p.send_signal(signal.SIGTERM)
         assert e.edge.wait(timeout=70) == 0
-        assert time.monotonic() - t0 < 5, "the stop waited for a check's connect"
+        # the connect would be held for health_timeout_ms, 60 s
+        assert time.monotonic() - t0 < 20, "the stop waited for a check's connect"
         bad = [l for l in e.edge.err if "Sanitizer" in l or "runtime error" in l]
         assert not bad, "\n".join(e.edge.err[-40:])
     finally:

@@ -218,24 +218,37 @@ def test_doc_verifier_accepts_what_the_edge_forwards(signing_edge):
     assert deployments == {DEPLOYMENT.encode(), API_DEPLOYMENT.encode()}
 
 
+def forwarded(e, data):
+    """The head the upstream received for data, which the edge forwarded
+    (200) as the one request since the last."""
+    n = len(e.up.heads)
+    assert send(e, data) == (200, b"ok"), data
+    assert len(e.up.heads) == n + 1, data
+    return e.up.heads[-1]
+
+
 def test_signed_tenant_headers_are_the_registry_s(signing_edge):
     e = signing_edge
-    send(e, b"GET /t HTTP/1.1\r\nHost: acme.revelations.studio\r\nX-Tenant-Slug: evil\r\n\r\n")
-    _, _, h, _ = parse_head(e.up.heads[-1])
+    head = forwarded(e, b"GET /t HTTP/1.1\r\nHost: acme.revelations.studio\r\n"
+                        b"X-Tenant-Slug: evil\r\n\r\n")
+    _, _, h, _ = parse_head(head)
     assert h[b"x-tenant-slug"] == b"acme"
     assert json.loads(h[b"x-tenant-config"])["settings"] == {"plan": "pro", "seats": 3}
-    assert doc_verify(e.up.heads[-1], e.secrets[:1])
+    assert doc_verify(head, e.secrets[:1])
     # codex is a static tenant, with no settings
-    send(e, b"GET /t HTTP/1.1\r\nHost: codex.revelations.studio\r\nX-Tenant-Slug: evil\r\n\r\n")
-    _, _, h, _ = parse_head(e.up.heads[-1])
+    head = forwarded(e, b"GET /t HTTP/1.1\r\nHost: codex.revelations.studio\r\n"
+                        b"X-Tenant-Slug: evil\r\n\r\n")
+    _, _, h, _ = parse_head(head)
     assert h[b"x-tenant-slug"] == b"codex" and b"x-tenant-config" not in h
-    assert doc_verify(e.up.heads[-1], e.secrets[:1])
+    assert doc_verify(head, e.secrets[:1])
     # api is no tenant's
-    send(e, b"GET /webhooks/stripe/payments HTTP/1.1\r\nHost: api.revelations.studio\r\n"
-            b"X-Tenant-Slug: evil\r\nX-Tenant-Config: {}\r\n\r\n")
-    _, _, h, _ = parse_head(e.up.heads[-1])
+    head = forwarded(e, b"GET /webhooks/stripe/payments HTTP/1.1\r\n"
+                        b"Host: api.revelations.studio\r\n"
+                        b"X-Tenant-Slug: evil\r\nX-Tenant-Config: {}\r\n\r\n")
+    _, _, h, _ = parse_head(head)
     assert b"x-tenant-slug" not in h and b"x-tenant-config" not in h
-    assert doc_verify(e.up.heads[-1], e.api_secrets[:1])
+    assert h[b"x-switchboard-deployment"] == API_DEPLOYMENT.encode()
+    assert doc_verify(head, e.api_secrets[:1])
 
 
 # ---- replayed straight to a demo service ----------------------------------------
@@ -277,10 +290,8 @@ def replay(signing_edge):
     """A signed head the edge forwarded for a tenant request with a query,
     and a demo service that knows the deployment's secrets."""
     e = signing_edge
-    st, _ = send(e, b"GET /api/x?a=1&b=2 HTTP/1.1\r\nHost: acme.revelations.studio\r\n"
-                    b"X-Request-Id: r-1\r\n\r\n")
-    assert st == 200
-    head = e.up.heads[-1]
+    head = forwarded(e, b"GET /api/x?a=1&b=2 HTTP/1.1\r\nHost: acme.revelations.studio\r\n"
+                        b"X-Request-Id: r-1\r\n\r\n")
     d = start_demo("codex-web", "production", e.secrets[0])
     e.procs.append(d)
     assert demo_ask(d, head)["signature"] == "valid"
@@ -552,11 +563,8 @@ def test_rotation_as_docs_signing_md_tells_it(fresh):
     old = e.secret(DEPLOYMENT)
     e.start()
 
-    def forwarded():
-        n = len(up.heads)
-        assert send(e, b"GET /r HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n")[0] == 200
-        assert len(up.heads) == n + 1
-        head = up.heads[-1]
+    def signed():
+        head = forwarded(e, b"GET /r HTTP/1.1\r\nHost: codex.revelations.studio\r\n\r\n")
         return head, len(doc_parse_header(
             parse_head(head)[2][b"x-switchboard-signature"].decode())[1])
 
@@ -566,14 +574,14 @@ def test_rotation_as_docs_signing_md_tells_it(fresh):
         e.edge.wait_line(lambda l: "reloaded" in l and
                          len([x for x in e.edge.err if "reloaded" in x]) > n)
 
-    head, n = forwarded()
+    head, n = signed()
     assert n == 1 and doc_verify(head, [old])
     # 1. the current key becomes the previous one; a new one is made
     (e.data / "secret.key").rename(e.data / "secret.key.previous")
     new, prev = e.secret(DEPLOYMENT).split(",")
     assert prev == old and new != old
     reload()
-    head, n = forwarded()
+    head, n = signed()
     assert n == 2
     assert doc_verify(head, [old]) and doc_verify(head, [new])
     assert not doc_verify(head, ["cd" * 32])
@@ -581,5 +589,5 @@ def test_rotation_as_docs_signing_md_tells_it(fresh):
     (e.data / "secret.key.previous").unlink()
     assert e.secret(DEPLOYMENT) == new
     reload()
-    head, n = forwarded()
+    head, n = signed()
     assert n == 1 and doc_verify(head, [new]) and not doc_verify(head, [old])
