@@ -185,12 +185,21 @@ static int load_zone(const sb_toml_value *z, const char *file, sb_pool *pool, sb
 						   pool, file, &data, d)) < 0 ||
 			    (r = sb_cfg_int(rv, "ttl", 0, 2147483647, file, &rttl, d)) < 0)
 				return r;
+			const sb_toml_value *nv = sb_toml_table_get(rv, "name"),
+					    *tv = sb_toml_table_get(rv, "type"),
+					    *dv = sb_toml_table_get(rv, "data");
 			*rd = (sb_record_decl){.name = rname,
 					       .type = type,
 					       .ttl = rttl,
 					       .data = data,
 					       .line = sb_toml_line(rv),
-					       .col = sb_toml_col(rv)};
+					       .col = sb_toml_col(rv),
+					       .name_line = sb_toml_line(nv),
+					       .name_col = sb_toml_col(nv),
+					       .type_line = sb_toml_line(tv),
+					       .type_col = sb_toml_col(tv),
+					       .data_line = sb_toml_line(dv),
+					       .data_col = sb_toml_col(dv)};
 		}
 	}
 	return load_soa(z, file, pool, zd, d);
@@ -316,8 +325,8 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 	}
 
 	if (wpath) {
-		static const char *const known[] = {"wrangler",	  "label",	    "upstream",
-						    "url_vars",	  "max_body_bytes", "environments",
+		static const char *const known[] = {"wrangler", "label",	  "upstream",
+						    "url_vars", "max_body_bytes", "environments",
 						    NULL};
 		if ((r = sb_cfg_known_keys(s, known,
 					   "a [[service]] that points at a wrangler.toml (names, "
@@ -343,7 +352,7 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 		if ((r = (json ? sb_toml_parse_jsonc : sb_toml_parse)(text, len, full, &wdoc, d)) <
 		    0)
 			goto out;
-		static const char *const ours[] = {"label",	     "upstream", "url_vars",
+		static const char *const ours[] = {"label",	     "upstream",     "url_vars",
 						   "max_body_bytes", "environments", NULL};
 		for (const char *const *k = ours; *k; k++) {
 			const sb_toml_value *v = sb_toml_table_get(wdoc, *k);
@@ -366,15 +375,16 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 		 * table pasted from one); anything else is a typo to report. */
 		static const char *const ours[] = {"label", "upstream", "url_vars",
 						   "max_body_bytes", "environments"};
-		const char *const *rd = sb_wrangler_read_keys(), *const *oth = sb_wrangler_other_keys();
+		const char *const *rd = sb_wrangler_read_keys(), *const *oth =
+								     sb_wrangler_other_keys();
 		size_t nrd = 0, noth = 0, n = 0;
 		while (rd[nrd])
 			nrd++;
 		while (oth[noth])
 			noth++;
 		/* ours and the keys read first: they are the ones suggested */
-		const char **known = sb_pool_alloc(pool, (SB_ARRAY_LEN(ours) + nrd + noth + 1) *
-							     sizeof(*known));
+		const char **known =
+		    sb_pool_alloc(pool, (SB_ARRAY_LEN(ours) + nrd + noth + 1) * sizeof(*known));
 		for (size_t i = 0; i < SB_ARRAY_LEN(ours); i++)
 			known[n++] = ours[i];
 		for (size_t i = 0; i < nrd; i++)
@@ -638,15 +648,18 @@ static int load_http(const sb_toml_value *root, sb_decl *dc, sb_diag *d)
 		bool host_bits = false;
 		for (size_t k = 0; slash && k < nbytes; k++) {
 			size_t lo = k * 8;
-			unsigned mask = bits >= lo + 8 ? 0 : bits <= lo ? 0xff : 0xffu >> (bits - lo);
+			unsigned mask = bits >= lo + 8 ? 0
+					: bits <= lo   ? 0xff
+						       : 0xffu >> (bits - lo);
 			host_bits |= (buf[k] & mask) != 0;
 		}
 		if (host_bits)
-			return sb_cfg_error(sb_toml_array_at(tp, i), dc->file, d,
-					    "trusted proxy \"%s\" has address bits set past its "
-					    "/%u prefix: write the network (its first address) or one "
-					    "address",
-					    cidr, (unsigned)bits);
+			return sb_cfg_error(
+			    sb_toml_array_at(tp, i), dc->file, d,
+			    "trusted proxy \"%s\" has address bits set past its "
+			    "/%u prefix: write the network (its first address) or one "
+			    "address",
+			    cidr, (unsigned)bits);
 	}
 	return 0;
 }

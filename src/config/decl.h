@@ -71,7 +71,8 @@ typedef struct sb_record_decl {
 	const char *type;
 	int64_t ttl; /* < 0: the zone's ttl */
 	const char *data;
-	int line, col;
+	int line, col; /* the [[zone.record]] table */
+	int name_line, name_col, type_line, type_col, data_line, data_col; /* its values */
 } sb_record_decl;
 
 typedef struct sb_zone_decl {

@@ -490,6 +490,12 @@ static int record_put(sb_dns_builder *b, size_t zi, uint32_t k, uint16_t type, u
 	return 0;
 }
 
+/* The position of a record's field for a message about it: the field's
+ * value, else the record's table. Two arguments: line, col. */
+#define FIELD_AT(rec, f)                                                                           \
+	((rec)->f##_line ? (rec)->f##_line : (rec)->line),                                         \
+	    ((rec)->f##_line ? (rec)->f##_col : (rec)->col)
+
 int sb_dns_builder_record(sb_dns_builder *b, const char *zone, const sb_dns_record_decl *rec,
 			  sb_diag *d)
 {
@@ -504,7 +510,7 @@ int sb_dns_builder_record(sb_dns_builder *b, const char *zone, const sb_dns_reco
 	struct sb_dns_zone *z = &b->zs->zones[zi];
 	uint16_t type;
 	if (sb_dns_static_type(tname, &type) < 0)
-		return sb_diag_set(d, file, rec->line, rec->col,
+		return sb_diag_set(d, file, FIELD_AT(rec, type),
 				   "record \"%s\": type \"%s\" is not supported for static records "
 				   "(A, AAAA, CNAME, MX, TXT, CAA, SRV)",
 				   owner, tname);
@@ -513,12 +519,12 @@ int sb_dns_builder_record(sb_dns_builder *b, const char *zone, const sb_dns_reco
 	int wl = sb_dns_name_parse(owner, strlen(owner), z->origin, z->origin_len, true, w,
 				   sizeof(w), &why);
 	if (wl < 0)
-		return sb_diag_set(d, file, rec->line, rec->col, "record \"%s\" %s: %s", owner,
+		return sb_diag_set(d, file, FIELD_AT(rec, name), "record \"%s\" %s: %s", owner,
 				   tname, why);
 	size_t rel;
 	if (zone_of_wire(b->zs, w, (size_t)wl, &rel) != zi)
 		return sb_diag_set(
-		    d, file, rec->line, rec->col,
+		    d, file, FIELD_AT(rec, name),
 		    "record \"%s\" %s: the name is not in zone %s (write it relative "
 		    "to the zone, or absolute with a trailing dot)",
 		    owner, tname, z->name);
@@ -528,7 +534,7 @@ int sb_dns_builder_record(sb_dns_builder *b, const char *zone, const sb_dns_reco
 				   (long long)rec->ttl);
 	uint32_t ttl = rec->ttl < 0 ? z->ttl : (uint32_t)rec->ttl;
 	if (type == SB_DNS_CNAME && rel == 0)
-		return sb_diag_setc(d, SB_EEXIST, file, rec->line, rec->col,
+		return sb_diag_setc(d, SB_EEXIST, file, FIELD_AT(rec, type),
 				    "record \"%s\" CNAME: the zone apex cannot be a CNAME (it has "
 				    "SOA and NS records)",
 				    owner);
@@ -538,7 +544,7 @@ int sb_dns_builder_record(sb_dns_builder *b, const char *zone, const sb_dns_reco
 	int rl = sb_dns_rdata_parse(type, rec->data ? rec->data : "", z->origin, z->origin_len, rd,
 				    65536, err, sizeof(err));
 	if (rl < 0) {
-		r = sb_diag_set(d, file, rec->line, rec->col, "record \"%s\" %s: %s", owner, tname,
+		r = sb_diag_set(d, file, FIELD_AT(rec, data), "record \"%s\" %s: %s", owner, tname,
 				err);
 		goto out;
 	}
@@ -774,7 +780,13 @@ int sb_dns_build_decl(const sb_decl *decl, const sb_model *m, const sb_route_tab
 						  .data = rd->data,
 						  .file = decl->file,
 						  .line = rd->line,
-						  .col = rd->col};
+						  .col = rd->col,
+						  .name_line = rd->name_line,
+						  .name_col = rd->name_col,
+						  .type_line = rd->type_line,
+						  .type_col = rd->type_col,
+						  .data_line = rd->data_line,
+						  .data_col = rd->data_col};
 			if ((r = sb_dns_builder_record(b, zd->name, &rec, d)) < 0) {
 				sb_dns_builder_free(b);
 				return r;

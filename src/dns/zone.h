@@ -62,6 +62,9 @@ typedef struct sb_dns_record_decl {
 	const char *data;
 	const char *file; /* where it was declared, for messages (may be NULL) */
 	int line, col;
+	/* where each field's value is, for a message about that field (0: at
+	 * line, col) */
+	int name_line, name_col, type_line, type_col, data_line, data_col;
 } sb_dns_record_decl;
 
 /*

@@ -256,3 +256,25 @@ def test_an_international_zone_name_asks_for_punycode(tmp_path, old, value, col)
     toml = WEB.replace(old, value, 1)
     n = line_of(toml, value)
     refused(tmp_path, toml, f"switchboard.toml:{n}:{col}", "xn-- (punycode) form")
+
+
+RECORD = ZONE + """
+[[zone.record]]
+name = "{name}"
+type = "{type}"
+data = "{data}"
+""" + WEB[len(ZONE):]
+
+
+@pytest.mark.parametrize("name,type_,data,field,want", [
+    ("mail", "MXX", "10 mail", "type", 'type "MXX" is not supported'),
+    ("mail", "MX", "ten mail", "data", "MX preference must be a number"),
+    ("mail.other.org.", "MX", "10 mail", "name", "the name is not in zone example.com"),
+    ("@", "CNAME", "app", "type", "the zone apex cannot be a CNAME"),
+])
+def test_a_bad_zone_record_is_reported_at_its_field(tmp_path, name, type_, data, field, want):
+    # at the field that is wrong, not at the [[zone.record]] line above it
+    toml = RECORD.format(name=name, type=type_, data=data)
+    value = {"name": name, "type": type_, "data": data}[field]
+    line = line_of(toml, f'{field} = "{value}"')
+    refused(tmp_path, toml, f"switchboard.toml:{line}:8", want)

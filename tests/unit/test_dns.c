@@ -41,22 +41,118 @@ static const char world_toml[] =
 
 /* Static records of the world, as [[zone.record]] tables would give them. */
 static const sb_dns_record_decl world_records[] = {
-    {"@", "MX", -1, "10 mail", "t.toml", 1, 1},
-    {"mail", "A", -1, "192.0.2.25", "t.toml", 2, 1},
-    {"@", "TXT", 600, "v=spf1 mx -all", "t.toml", 3, 1},
-    {"@", "CAA", -1, "0 issue \"letsencrypt.org\"", "t.toml", 4, 1},
-    {"_sip._tcp", "SRV", -1, "10 5 5060 sip", "t.toml", 5, 1},
-    {"sip", "AAAA", -1, "2001:db8::5", "t.toml", 6, 1},
-    {"www", "CNAME", -1, "app", "t.toml", 7, 1},
-    {"alias", "cname", -1, "www.example.com.", "t.toml", 8, 1},
-    {"loop1", "CNAME", -1, "loop2", "t.toml", 9, 1},
-    {"loop2", "CNAME", -1, "loop1", "t.toml", 10, 1},
-    {"out", "CNAME", -1, "target.elsewhere.org.", "t.toml", 11, 1},
-    {"dangling", "CNAME", -1, "nothere", "t.toml", 12, 1},
-    {"*.dev", "TXT", -1, "\"wild\" \"card\"", "t.toml", 13, 1},
-    {"a.b.c", "TXT", -1, "deep", "t.toml", 14, 1},
-    {"exists.wild", "TXT", -1, "here", "t.toml", 15, 1},
-    {"mixed", "TXT", -1, "\"a\\\"b\\\\c\\255\"", "t.toml", 16, 1},
+    {.name = "@",
+     .type = "MX",
+     .ttl = -1,
+     .data = "10 mail",
+     .file = "t.toml",
+     .line = 1,
+     .col = 1},
+    {.name = "mail",
+     .type = "A",
+     .ttl = -1,
+     .data = "192.0.2.25",
+     .file = "t.toml",
+     .line = 2,
+     .col = 1},
+    {.name = "@",
+     .type = "TXT",
+     .ttl = 600,
+     .data = "v=spf1 mx -all",
+     .file = "t.toml",
+     .line = 3,
+     .col = 1},
+    {.name = "@",
+     .type = "CAA",
+     .ttl = -1,
+     .data = "0 issue \"letsencrypt.org\"",
+     .file = "t.toml",
+     .line = 4,
+     .col = 1},
+    {.name = "_sip._tcp",
+     .type = "SRV",
+     .ttl = -1,
+     .data = "10 5 5060 sip",
+     .file = "t.toml",
+     .line = 5,
+     .col = 1},
+    {.name = "sip",
+     .type = "AAAA",
+     .ttl = -1,
+     .data = "2001:db8::5",
+     .file = "t.toml",
+     .line = 6,
+     .col = 1},
+    {.name = "www",
+     .type = "CNAME",
+     .ttl = -1,
+     .data = "app",
+     .file = "t.toml",
+     .line = 7,
+     .col = 1},
+    {.name = "alias",
+     .type = "cname",
+     .ttl = -1,
+     .data = "www.example.com.",
+     .file = "t.toml",
+     .line = 8,
+     .col = 1},
+    {.name = "loop1",
+     .type = "CNAME",
+     .ttl = -1,
+     .data = "loop2",
+     .file = "t.toml",
+     .line = 9,
+     .col = 1},
+    {.name = "loop2",
+     .type = "CNAME",
+     .ttl = -1,
+     .data = "loop1",
+     .file = "t.toml",
+     .line = 10,
+     .col = 1},
+    {.name = "out",
+     .type = "CNAME",
+     .ttl = -1,
+     .data = "target.elsewhere.org.",
+     .file = "t.toml",
+     .line = 11,
+     .col = 1},
+    {.name = "dangling",
+     .type = "CNAME",
+     .ttl = -1,
+     .data = "nothere",
+     .file = "t.toml",
+     .line = 12,
+     .col = 1},
+    {.name = "*.dev",
+     .type = "TXT",
+     .ttl = -1,
+     .data = "\"wild\" \"card\"",
+     .file = "t.toml",
+     .line = 13,
+     .col = 1},
+    {.name = "a.b.c",
+     .type = "TXT",
+     .ttl = -1,
+     .data = "deep",
+     .file = "t.toml",
+     .line = 14,
+     .col = 1},
+    {.name = "exists.wild",
+     .type = "TXT",
+     .ttl = -1,
+     .data = "here",
+     .file = "t.toml",
+     .line = 15,
+     .col = 1},
+    {.name = "mixed",
+     .type = "TXT",
+     .ttl = -1,
+     .data = "\"a\\\"b\\\\c\\255\"",
+     .file = "t.toml",
+     .line = 16,
+     .col = 1},
 };
 
 static const char *const world_tenants[] = {"acme", "beta", "api", "x-staging", "Bad!"};
@@ -917,7 +1013,13 @@ static sb_dns_zones *big_zone(int records)
 	for (int i = 0; i < records; i++) {
 		char data[128];
 		snprintf(data, sizeof(data), "%02d%098d", i, 0);
-		sb_dns_record_decl rec = {"big", "TXT", -1, data, "t", i + 1, 1};
+		sb_dns_record_decl rec = {.name = "big",
+					  .type = "TXT",
+					  .ttl = -1,
+					  .data = data,
+					  .file = "t",
+					  .line = i + 1,
+					  .col = 1};
 		cr_assert_eq(sb_dns_builder_record(b, "example.com", &rec, &d), 0, "%s", d.msg);
 	}
 	sb_dns_zones *z;
@@ -1151,7 +1253,13 @@ static int try_record(const char *name, const char *type, int64_t ttl, const cha
 {
 	sb_dns_builder *b;
 	cr_assert_eq(sb_dns_builder_new(W.model, W.rt, NULL, &b, d), 0);
-	sb_dns_record_decl rec = {name, type, ttl, data, "sw.toml", 42, 3};
+	sb_dns_record_decl rec = {.name = name,
+				  .type = type,
+				  .ttl = ttl,
+				  .data = data,
+				  .file = "sw.toml",
+				  .line = 42,
+				  .col = 3};
 	int r = sb_dns_builder_record(b, "example.com", &rec, d);
 	sb_dns_builder_free(b);
 	return r;
@@ -1209,7 +1317,13 @@ Test(records, data_errors)
 	/* an unknown zone */
 	sb_dns_builder *b;
 	cr_assert_eq(sb_dns_builder_new(W.model, W.rt, NULL, &b, &d), 0);
-	sb_dns_record_decl rec = {"x", "A", -1, "192.0.2.1", "sw.toml", 1, 1};
+	sb_dns_record_decl rec = {.name = "x",
+				  .type = "A",
+				  .ttl = -1,
+				  .data = "192.0.2.1",
+				  .file = "sw.toml",
+				  .line = 1,
+				  .col = 1};
 	cr_assert_eq(sb_dns_builder_record(b, "example.org", &rec, &d), SB_EINVAL);
 	cr_assert(strstr(d.msg, "not a declared zone"));
 	sb_dns_builder_free(b);
@@ -1233,8 +1347,20 @@ Test(records, collisions_name_both_sides)
 	sb_dns_builder *b;
 	sb_diag d = {0};
 	cr_assert_eq(sb_dns_builder_new(W.model, W.rt, NULL, &b, &d), 0);
-	sb_dns_record_decl txt = {"mail", "TXT", -1, "hello", "a.toml", 1, 1};
-	sb_dns_record_decl cname = {"mail", "CNAME", -1, "app", "b.toml", 2, 1};
+	sb_dns_record_decl txt = {.name = "mail",
+				  .type = "TXT",
+				  .ttl = -1,
+				  .data = "hello",
+				  .file = "a.toml",
+				  .line = 1,
+				  .col = 1};
+	sb_dns_record_decl cname = {.name = "mail",
+				    .type = "CNAME",
+				    .ttl = -1,
+				    .data = "app",
+				    .file = "b.toml",
+				    .line = 2,
+				    .col = 1};
 	cr_assert_eq(sb_dns_builder_record(b, "example.com", &txt, &d), 0);
 	cr_assert_eq(sb_dns_builder_record(b, "example.com", &cname, &d), SB_EEXIST);
 	cr_assert(strstr(d.msg, "TXT record \"mail\" (a.toml:1:1)"), "%s", d.msg);
@@ -1248,7 +1374,13 @@ Test(records, collisions_name_both_sides)
 	cr_assert_eq(sb_dns_builder_record(b, "example.com", &txt, &d), SB_EEXIST);
 	cr_assert(strstr(d.msg, "CNAME record \"m2\" (b.toml:2:1)"), "%s", d.msg);
 	/* a second CNAME target */
-	sb_dns_record_decl c2 = {"m2", "CNAME", -1, "api", "c.toml", 3, 1};
+	sb_dns_record_decl c2 = {.name = "m2",
+				 .type = "CNAME",
+				 .ttl = -1,
+				 .data = "api",
+				 .file = "c.toml",
+				 .line = 3,
+				 .col = 1};
 	cr_assert_eq(sb_dns_builder_record(b, "example.com", &c2, &d), SB_EEXIST);
 	/* a refused record leaves the builder unusable */
 	sb_dns_zones *z = NULL;
@@ -1257,8 +1389,20 @@ Test(records, collisions_name_both_sides)
 
 	/* TTLs of one RRset */
 	cr_assert_eq(sb_dns_builder_new(W.model, W.rt, NULL, &b, &d), 0);
-	sb_dns_record_decl a1 = {"mx", "A", 60, "192.0.2.1", "a.toml", 1, 1};
-	sb_dns_record_decl a2 = {"mx", "A", 120, "192.0.2.2", "a.toml", 2, 1};
+	sb_dns_record_decl a1 = {.name = "mx",
+				 .type = "A",
+				 .ttl = 60,
+				 .data = "192.0.2.1",
+				 .file = "a.toml",
+				 .line = 1,
+				 .col = 1};
+	sb_dns_record_decl a2 = {.name = "mx",
+				 .type = "A",
+				 .ttl = 120,
+				 .data = "192.0.2.2",
+				 .file = "a.toml",
+				 .line = 2,
+				 .col = 1};
 	cr_assert_eq(sb_dns_builder_record(b, "example.com", &a1, &d), 0);
 	cr_assert_eq(sb_dns_builder_record(b, "example.com", &a2, &d), SB_EINVAL);
 	cr_assert(strstr(d.msg, "ttl 120 differs"), "%s", d.msg);
@@ -1270,8 +1414,20 @@ Test(records, tenant_collides_with_static_address)
 	sb_dns_builder *b;
 	sb_diag d = {0};
 	cr_assert_eq(sb_dns_builder_new(W.model, W.rt, NULL, &b, &d), 0);
-	sb_dns_record_decl rec = {"beta", "A", -1, "192.0.2.99", "x.toml", 5, 2};
-	sb_dns_record_decl txt = {"acme", "TXT", -1, "a tenant may have TXT", "x.toml", 6, 2};
+	sb_dns_record_decl rec = {.name = "beta",
+				  .type = "A",
+				  .ttl = -1,
+				  .data = "192.0.2.99",
+				  .file = "x.toml",
+				  .line = 5,
+				  .col = 2};
+	sb_dns_record_decl txt = {.name = "acme",
+				  .type = "TXT",
+				  .ttl = -1,
+				  .data = "a tenant may have TXT",
+				  .file = "x.toml",
+				  .line = 6,
+				  .col = 2};
 	cr_assert_eq(sb_dns_builder_record(b, "example.com", &rec, &d), 0);
 	cr_assert_eq(sb_dns_builder_record(b, "example.com", &txt, &d), 0);
 	static const char *const t[] = {"acme", "beta"};

@@ -77,7 +77,13 @@ static sb_dns_zones *zones(int first, int n, const char *txt, uint32_t serial)
 	sb_diag d = {0};
 	cr_assert_eq(sb_dns_builder_new(W.model, W.rt, NULL, &b, &d), 0, "%s", d.msg);
 	if (txt) {
-		sb_dns_record_decl rec = {"info", "TXT", -1, txt, "t", 1, 1};
+		sb_dns_record_decl rec = {.name = "info",
+					  .type = "TXT",
+					  .ttl = -1,
+					  .data = txt,
+					  .file = "t",
+					  .line = 1,
+					  .col = 1};
 		cr_assert_eq(sb_dns_builder_record(b, "example.com", &rec, &d), 0, "%s", d.msg);
 	}
 	sb_dns_zones *z;
