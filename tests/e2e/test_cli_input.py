@@ -195,7 +195,7 @@ def test_check_refuses_what_serve_would_refuse(tmp_path):
 name = "a"
 type = "A"
 data = "999.1.1.1"
-""" + SERVICE[len(ZONE):], 'is not an IPv4 address', line=5)
+""" + SERVICE[len(ZONE):], 'is not an IPv4 address', line=8)  # at its data
 
 
 @pytest.mark.parametrize("addr", ["127.0.0.1:99999", "nonsense", "", "localhost:80",
