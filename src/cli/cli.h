@@ -87,6 +87,10 @@ const char *sb_cli_suggest(const char *word, const char *const *names, size_t n)
 #define SB_CLI_SHOWN_SIZE (SB_CLI_SHOWN_MAX * 4 + 8)
 const char *sb_cli_shown(const char *arg, char *buf, size_t size);
 
+/* Print "<what>: unexpected argument 'arg'" (arg as sb_cli_shown has it),
+ * then usage unless it is NULL, on stderr. */
+void sb_cli_unexpected(const char *what, const char *arg, const char *usage);
+
 /* Print "<what>: unknown command 'word'" (word as sb_cli_shown has it),
  * with a suggestion from names when there is one, on stderr. */
 void sb_cli_unknown(const char *what, const char *word, const char *const *names, size_t n);

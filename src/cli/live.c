@@ -453,9 +453,7 @@ int sb_cli_deploy(int argc, char **argv)
 		goto out;
 	}
 	if (o.nargs) {
-		char shown[SB_CLI_SHOWN_SIZE];
-		fprintf(stderr, "switchboard deploy: unexpected argument '%s'\n",
-			sb_cli_shown(o.args[0], shown, sizeof(shown)));
+		sb_cli_unexpected("switchboard deploy", o.args[0], NULL);
 		r = 2;
 		goto out;
 	}
@@ -672,9 +670,7 @@ int sb_cli_preview(int argc, char **argv)
 		goto out;
 	}
 	if (o.nargs) {
-		char shown[SB_CLI_SHOWN_SIZE];
-		fprintf(stderr, "%s: unexpected argument '%s'\n", prog,
-			sb_cli_shown(o.args[0], shown, sizeof(shown)));
+		sb_cli_unexpected(prog, o.args[0], NULL);
 		r = 2;
 		goto out;
 	}
@@ -749,9 +745,7 @@ int sb_cli_versions(int argc, char **argv)
 		goto out;
 	}
 	if (o.nargs) {
-		char shown[SB_CLI_SHOWN_SIZE];
-		fprintf(stderr, "switchboard versions: unexpected argument '%s'\n",
-			sb_cli_shown(o.args[0], shown, sizeof(shown)));
+		sb_cli_unexpected("switchboard versions", o.args[0], NULL);
 		r = 2;
 		goto out;
 	}

@@ -163,9 +163,7 @@ int sb_cli_check(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : r;
 	if (o.nargs) {
-		char shown[SB_CLI_SHOWN_SIZE];
-		fprintf(stderr, "switchboard check: unexpected argument '%s'\n%s",
-			sb_cli_shown(o.args[0], shown, sizeof(shown)), usage_check);
+		sb_cli_unexpected("switchboard check", o.args[0], usage_check);
 		return 2;
 	}
 	sb_loaded l;
@@ -312,9 +310,7 @@ int sb_cli_routes(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : r;
 	if (o.nargs) {
-		char shown[SB_CLI_SHOWN_SIZE];
-		fprintf(stderr, "switchboard routes: unexpected argument '%s'\n%s",
-			sb_cli_shown(o.args[0], shown, sizeof(shown)), usage_routes);
+		sb_cli_unexpected("switchboard routes", o.args[0], usage_routes);
 		return 2;
 	}
 	sb_env env = SB_ENV_PRODUCTION;
@@ -611,6 +607,13 @@ const char *sb_cli_shown(const char *arg, char *buf, size_t size)
 			buf[o++] = '.';
 	buf[o] = '\0';
 	return buf;
+}
+
+void sb_cli_unexpected(const char *what, const char *arg, const char *usage)
+{
+	char buf[SB_CLI_SHOWN_SIZE];
+	fprintf(stderr, "%s: unexpected argument '%s'\n%s", what,
+		sb_cli_shown(arg, buf, sizeof(buf)), usage ? usage : "");
 }
 
 void sb_cli_unknown(const char *what, const char *word, const char *const *names, size_t n)

@@ -172,6 +172,18 @@ def edge_sockets(port):
     return out
 
 
+def refused_at_the_limit(e):
+    """A new connection to e is closed without an answer (a reset counts):
+    max_connections reached and nothing idle to take its place."""
+    extra = e.connect()
+    extra.settimeout(10)
+    try:
+        assert extra.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    extra.close()
+
+
 def listening(port):
     """Is a local TCP socket listening on port (/proc/net/tcp, state 0A)?"""
     for line in open("/proc/net/tcp").readlines()[1:]:

@@ -151,13 +151,22 @@ def test_stop_does_not_wait_for_a_health_check_in_flight(fresh):
     assert time.monotonic() - t0 < 20, "the exit waited for the health check"
 
 
-def test_checks_turned_off_by_reload_bring_down_upstreams_back(fresh, tmp_path):
+def codex_marked_down(fresh, tmp_path):
+    """A started edge whose codex-web production demo fails its health
+    checks for good (its flag stays), once it is marked down; checks every
+    100 ms with a timeout no loaded machine reaches (auth's demo must stay
+    up). Returns the edge, the demo and the upstreams, for write_decl."""
     flag = tmp_path / "unhealthy"
     flag.write_text("x")
     e, d, ups = with_unhealthy_codex(fresh, flag)
     e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 5000})
     e.start()
     wait_for(lambda: request(e, HOST, "/echo")[0] == 503, timeout=10)
+    return e, d, ups
+
+
+def test_checks_turned_off_by_reload_bring_down_upstreams_back(fresh, tmp_path):
+    e, d, ups = codex_marked_down(fresh, tmp_path)
     # with checks off, nothing would mark it up again: 503 for good. Its
     # /health still fails (the flag stays): only the reload can mark it
     # up, and no passing check can come first and say "is up" instead
@@ -169,13 +178,7 @@ def test_checks_turned_off_by_reload_bring_down_upstreams_back(fresh, tmp_path):
 
 
 def test_health_state_is_kept_across_a_reload(fresh, tmp_path):
-    flag = tmp_path / "unhealthy"
-    flag.write_text("x")
-    e, d, ups = with_unhealthy_codex(fresh, flag)
-    # (a timeout no loaded machine reaches: auth's demo must stay up)
-    e.write_decl(ups, {"health_interval_ms": 100, "health_timeout_ms": 5000})
-    e.start()
-    wait_for(lambda: request(e, HOST, "/echo")[0] == 503, timeout=10)
+    e, d, ups = codex_marked_down(fresh, tmp_path)
     # the next check is 10 minutes away: what the reload left is what serves
     e.write_decl(ups, {"health_interval_ms": 600000, "health_timeout_ms": 5000})
     e.edge.p.send_signal(signal.SIGHUP)

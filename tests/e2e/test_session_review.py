@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from edge import listen_local, preload_env, read_response, request, run_cli, shim, wait_for
+from edge import (listen_local, preload_env, read_response, refused_at_the_limit, request, run_cli,
+                  shim, wait_for)
 from test_lifecycle_review import about, script_edge, unread_by_edge
 
 HOST = "codex.revelations.studio"
@@ -97,14 +98,6 @@ def test_a_trusted_proxy_s_scheme_in_two_fields_is_the_first(fresh):
 CLOCK_STEP = shim("clock_step.so")
 
 
-def refused(e):
-    extra = e.connect()
-    extra.settimeout(10)
-    try:
-        assert extra.recv(100) == b""
-    except ConnectionResetError:
-        pass
-    extra.close()
 
 
 @pytest.mark.skipif(not os.path.exists(CLOCK_STEP),
@@ -119,11 +112,11 @@ def test_refusals_are_reported_after_a_step_of_the_wall_clock(fresh, tmp_path):
     busy = e.connect()
     busy.sendall(b"GET /health HTTP/1.1\r\n")  # a head arriving: not idle, never taken
     wait_for(lambda: unread_by_edge(e, busy) == 0, what="the head read")
-    refused(e)
+    refused_at_the_limit(e)
     e.edge.wait_line(lambda l: "max_connections (1) reached" in l)
     step.write_text("-3600")
     time.sleep(1.1)  # past the once-a-second limit
-    refused(e)
+    refused_at_the_limit(e)
     line = e.edge.wait_line(lambda l: "max_connections (1) reached" in l)
     assert "refused 1 connection(s)" in line, line
     busy.close()
