@@ -100,7 +100,8 @@ static int parse(int argc, char **argv, struct sopts *o, const char *usage, bool
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "switchboard: unexpected argument '%s'\n%s", argv[optind], usage);
+		sb_cli_unexpected(serving ? "switchboard serve" : "switchboard reload",
+				  argv[optind], usage);
 		return 2;
 	}
 	return 0;

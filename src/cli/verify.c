@@ -1111,8 +1111,7 @@ static int parse_args(int argc, char **argv, vctx *v, const char **config, const
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "switchboard verify: unexpected argument '%s'\n%s", argv[optind],
-			usage_verify);
+		sb_cli_unexpected("switchboard verify", argv[optind], usage_verify);
 		return 2;
 	}
 	v->env = SB_ENV_PRODUCTION;

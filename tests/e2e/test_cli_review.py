@@ -268,6 +268,9 @@ HOSTILE = "\x1b[2J\nrm -rf"
     ["versions", "-c", "{ex}", HOSTILE],         # (it took any argument silently)
     ["versions", "-c", "{ex}", "--limit", HOSTILE],
     ["rollback", "-c", "{ex}", HOSTILE],         # not a version number
+    ["serve", "-c", "{ex}", HOSTILE],
+    ["reload", "-c", "{ex}", HOSTILE],
+    ["verify", "-c", "{ex}", HOSTILE],
     ["zone", "export", "-c", "{ex}", HOSTILE],   # not a zone
 ])
 def test_an_argument_echoed_in_an_error_is_printable(ex, args):
