@@ -329,8 +329,19 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 		struct path_ent *e = &nd->paths[i];
 		if (e->prefix == r->path_prefix && strcmp(e->path, r->path) == 0 &&
 		    (e->route->host_apex_too == r->host_apex_too)) {
-			if (e->dep == dep)
-				return 0; /* the same route written twice for one deployment */
+			if (e->dep == dep) {
+				if (e->route == r)
+					return 0; /* one declaration reached twice */
+				/* as nginx refuses a duplicate location: the second
+				 * line can only be a mistake (a copy meant to be
+				 * edited), and would otherwise vanish without a word */
+				return sb_diag_setc(
+				    d, SB_EEXIST, r->file, r->line, r->col,
+				    "route \"%s\" of %s is declared twice (first at "
+				    "%s:%d:%d)",
+				    r->pattern, dep->name, e->route->file ? e->route->file : "?",
+				    e->route->line, e->route->col);
+			}
 			/* as in Cloudflare, a route takes precedence over a custom
 			 * domain on the same host (a Worker in front of an app) */
 			if (e->route->custom_domain != r->custom_domain) {

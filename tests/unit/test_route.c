@@ -195,6 +195,28 @@ Test(route, duplicate_host_and_path_names_both)
 	world_free(&w);
 }
 
+/* Within one service, as nginx refuses a duplicate location: the same host
+ * and path twice (case aside), as a route or a custom domain, is refused at
+ * the second, naming the first. */
+Test(route, duplicate_route_in_one_service_is_refused)
+{
+	const char *lists[] = {"[\"dup.example.com/x/*\", \"DUP.example.com/x/*\"]",
+			       "[{ pattern = \"dup.example.com/*\" },\n"
+			       "  { pattern = \"dup.example.com/*\", custom_domain = true }]"};
+	for (size_t i = 0; i < SB_ARRAY_LEN(lists); i++) {
+		char toml[256];
+		snprintf(toml, sizeof(toml), "[[service]]\nname = \"one\"\nroutes = %s\n",
+			 lists[i]);
+		struct world w = world_load(toml, NULL);
+		cr_assert_eq(w.rc, SB_EEXIST, "%s accepted", lists[i]);
+		cr_assert(strstr(w.diag.msg, "declared twice") && strstr(w.diag.msg, "one"), "%s",
+			  w.diag.msg);
+		cr_assert(strstr(w.diag.msg, "/t/switchboard.toml:3:11"), "%s", w.diag.msg);
+		cr_assert_eq(w.diag.line, i ? 4 : 3, "line %d", w.diag.line);
+		world_free(&w);
+	}
+}
+
 Test(route, bad_patterns_are_load_errors_with_position)
 {
 	const char *bad[] = {"a.*.example.com/*", "a.example.com/x*y", "/x", "a..b/*",
