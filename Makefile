@@ -26,7 +26,7 @@ FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 LLHTTP_OBJS = $(patsubst $(LLHTTP_SRC)/%.c,$(1)/obj/llhttp/%.o,$(wildcard $(LLHTTP_SRC)/*.c))
 
-.PHONY: all build asan run check unit e2e bench fuzz clean deps format
+.PHONY: all build asan tsan run check unit e2e e2e-tsan bench fuzz clean deps format
 
 all: build
 DEMO_SRCS := $(wildcard examples/demo/*.c)
@@ -82,6 +82,43 @@ $(ASAN)/fuzz/%: $(ASAN)/obj/tests/fuzz/%.o $(ASAN)/obj/tests/fuzz/replay.o $(ASA
 $(B)/bench/%: $(B)/obj/bench/%.o $(B)/libswitchboard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ThreadSanitizer build of the server (never part of `make check`: the e2e
+# suite under TSan takes far longer than CI allows). `make e2e-tsan` runs the
+# e2e suite (or E2E_TSAN_TESTS) against it, collects every report in
+# build/tsan/reports/ and fails if there is any that tsan.supp does not
+# suppress (each suppression there says why it is safe).
+TSAN     := build/tsan
+TSAN_SAN := -fsanitize=thread -fno-omit-frame-pointer
+E2E_TSAN_TESTS ?= tests/e2e
+
+$(TSAN)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(CPPFLAGS) -O1 -g $(TSAN_SAN) -MMD -MP -c $< -o $@
+$(TSAN)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) -I$(LLHTTP_INC) -O1 -g $(TSAN_SAN) -c $< -o $@
+$(TSAN)/libswitchboard.a: $(call obj,$(TSAN),$(LIB_SRCS)) $(call LLHTTP_OBJS,$(TSAN))
+	ar rcs $@ $^
+$(TSAN)/switchboard: $(call obj,$(TSAN),$(CLI_SRCS)) $(TSAN)/libswitchboard.a
+	$(CC) $(TSAN_SAN) -o $@ $^ $(LDLIBS)
+$(TSAN)/toml-decode: $(TSAN)/obj/src/cli/toml_decode.o $(TSAN)/libswitchboard.a
+	$(CC) $(TSAN_SAN) -o $@ $^ $(LDLIBS)
+
+tsan: $(TSAN)/switchboard $(TSAN)/toml-decode
+
+e2e-tsan: build tsan $(SHIMS)
+	@rm -rf $(TSAN)/reports && mkdir -p $(TSAN)/reports
+	-TSAN_OPTIONS="halt_on_error=0 exitcode=0 second_deadlock_stack=1 suppressions=$(CURDIR)/tsan.supp log_path=$(CURDIR)/$(TSAN)/reports/tsan" \
+		SB_BIN=$(CURDIR)/$(TSAN)/switchboard SB_TOML_DECODE=$(CURDIR)/$(TSAN)/toml-decode \
+		SB_SERVE_BIN=$(CURDIR)/$(TSAN)/switchboard SB_DEMO=$(CURDIR)/$(B)/demo-service \
+		SB_SHIM_DIR=$(CURDIR)/$(B)/shim /usr/bin/python3 -m pytest -q $(E2E_TSAN_TESTS); \
+		echo $$? > $(TSAN)/reports/pytest.rc
+	@if ls $(TSAN)/reports/tsan.* >/dev/null 2>&1; then \
+		grep -h '^SUMMARY: ThreadSanitizer' $(TSAN)/reports/tsan.* | sort | uniq -c; \
+		echo "e2e-tsan: ThreadSanitizer reports in $(TSAN)/reports/"; exit 1; fi
+	@rc=$$(cat $(TSAN)/reports/pytest.rc); [ "$$rc" = 0 ] || { echo "e2e-tsan: pytest failed ($$rc)"; exit 1; }
+	@echo "e2e-tsan: no ThreadSanitizer reports"
 
 run:
 	@scripts/install-deps --run

@@ -196,9 +196,6 @@ struct sb_pool_list {
 	upconn *head;
 };
 
-static llhttp_settings_t req_settings, resp_settings;
-static bool settings_ready;
-
 static void client_close(client *c);
 static void client_input(client *c);
 static void up_close(upconn *u);
@@ -1319,28 +1316,27 @@ static int on_resp_complete(llhttp_t *p)
 	return HPE_PAUSED;
 }
 
-static void settings_init(void)
-{
-	if (settings_ready)
-		return;
-	llhttp_settings_init(&req_settings);
-	req_settings.on_method = on_method;
-	req_settings.on_url = on_url;
-	req_settings.on_header_field = on_req_field;
-	req_settings.on_header_value = on_req_value;
-	req_settings.on_headers_complete = on_req_headers_complete;
-	req_settings.on_body = on_req_body;
-	req_settings.on_message_complete = on_req_complete;
-	req_settings.on_chunk_extension_name = on_req_chunk_ext;
-	req_settings.on_chunk_extension_value = on_req_chunk_ext;
-	llhttp_settings_init(&resp_settings);
-	resp_settings.on_header_field = on_resp_field;
-	resp_settings.on_header_value = on_resp_value;
-	resp_settings.on_headers_complete = on_resp_headers_complete;
-	resp_settings.on_body = on_resp_body;
-	resp_settings.on_message_complete = on_resp_complete;
-	settings_ready = true;
-}
+/* Constant from the start: serving threads accept their first connections
+ * at the same time, and settings filled in by the first of them would be
+ * written while another already parses with them. */
+static const llhttp_settings_t req_settings = {
+    .on_method = on_method,
+    .on_url = on_url,
+    .on_header_field = on_req_field,
+    .on_header_value = on_req_value,
+    .on_headers_complete = on_req_headers_complete,
+    .on_body = on_req_body,
+    .on_message_complete = on_req_complete,
+    .on_chunk_extension_name = on_req_chunk_ext,
+    .on_chunk_extension_value = on_req_chunk_ext,
+};
+static const llhttp_settings_t resp_settings = {
+    .on_header_field = on_resp_field,
+    .on_header_value = on_resp_value,
+    .on_headers_complete = on_resp_headers_complete,
+    .on_body = on_resp_body,
+    .on_message_complete = on_resp_complete,
+};
 
 /* ---- errors -------------------------------------------------------------- */
 
@@ -3200,7 +3196,6 @@ static void start_upstream(client *c)
 void sb_proxy_on_connection(uv_stream_t *server, int status)
 {
 	sb_worker *w = server->data;
-	settings_init();
 	if (status < 0 || w->stopping)
 		return;
 	client *c = sb_xcalloc(1, sizeof(*c));
