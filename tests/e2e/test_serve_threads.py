@@ -137,3 +137,40 @@ def test_requests_and_queries_while_snapshots_change(fresh, tmp_path):
     assert by["codex.revelations.studio"] == {200}, by
     assert by["api.revelations.studio"] <= {200, 502, 503}, by
     assert 200 in by["t0.revelations.studio"], by
+
+
+def test_live_changes_then_a_stop_under_load(fresh):
+    # changes through the admin API (each a publish from the control
+    # thread), then SIGTERM while every thread is busy: the drain, the
+    # threads' exit and the last snapshot's release race with requests
+    e = fresh(threads=4).start(dns=True, env=tsan_to_stderr())
+    preview = "codex-preview-7.revelations.studio"
+    load = Load(e, ["codex.revelations.studio", preview, "auth.revelations.studio"])
+
+    def sb(*args):
+        p = subprocess.run([SB, *args, "-c", str(e.dir)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+    try:
+        sb("preview", "create", "--pr", "7")
+        sb("deploy", "--env", "production", "--name", "auth-worker", "--var", "X:1")
+        sb("rollback")
+        sb("preview", "delete", "--pr", "7")
+        sb("preview", "create", "--pr", "7")
+        # routed (the example declares no preview upstream: 502), not 404
+        wait_for(lambda: load.got[-50:].count((preview, 502)) > 0, timeout=10,
+                 what=f"{preview}: {set(s for h, s in load.got if h == preview)}")
+    except BaseException:
+        load.stop()
+        raise
+    e.edge.p.send_signal(signal.SIGTERM)
+    assert e.edge.wait(30) == 0, e.edge.err[-20:]
+    load.done.set()
+    for t in load.threads:
+        t.join(30)
+    # before the stop: what each request got (after it, refused connections)
+    by = {}
+    for host, st in load.got:
+        by.setdefault(host, set()).add(st)
+    assert by["codex.revelations.studio"] == {200}, by
+    assert by["auth.revelations.studio"] == {200}, by
+    assert by[preview] == {404, 502}, by
