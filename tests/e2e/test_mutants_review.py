@@ -7,6 +7,7 @@ import time
 import pytest
 
 from edge import Recorder, closed_port, raw, request, wait_for
+from test_http_framing import scripted_edge
 from test_lifecycle_review import about, script_edge
 
 HOST = "codex.revelations.studio"
@@ -124,3 +125,49 @@ def test_access_log_status_is_the_status_of_each_error_sent(fresh):
     by_id = wait_for(logged, what="a log line for each request")
     for i, (host, path, want) in enumerate(cases):
         assert by_id[f"status-{i}"]["status"] == want, by_id[f"status-{i}"]
+
+
+# A request is retried only when no byte of the response had come (mutant:
+# a GET whose pooled connection sent part of a head and closed was sent
+# again, so the upstream processed it twice).
+def test_no_retry_once_part_of_the_response_arrived(fresh):
+    def handler(conn, head, rest):
+        if len(e.up.heads) == 2:  # the second, on the pooled connection
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Le")
+            return None
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return rest
+    e = scripted_edge(fresh, handler)
+    assert request(e, HOST, "/first")[0] == 200
+    st, _, body = request(e, HOST, "/second")
+    assert st == 502, (st, body)
+    time.sleep(0.2)
+    assert [h.split(b" ")[1] for h in e.up.heads] == [b"/first", b"/second"]
+
+
+# [[service]] max_body_bytes is that service's limit (mutant: [http]'s for
+# every service; no test declared one).
+def test_a_service_s_own_body_limit(fresh):
+    e = fresh(http={"max_body_bytes": 1000})
+    toml = e.dir / "switchboard.toml"
+    text = toml.read_text()
+    line = 'wrangler = "apps/web/wrangler.toml"\n'
+    assert text.count(line) == 1
+    toml.write_text(text.replace(line, line + "max_body_bytes = 100\n"))
+    e.start()
+    assert request(e, HOST, "/echo", method="POST", body=b"x" * 100)[0] == 200
+    st, _, body = request(e, HOST, "/echo", method="POST", body=b"x" * 101)
+    assert st == 413 and json.loads(body)["error"] == "body_too_large"
+    # another service keeps [http]'s
+    assert request(e, "auth.revelations.studio", "/echo", method="POST", body=b"x" * 1000)[0] == 200
+    assert request(e, "auth.revelations.studio", "/echo", method="POST", body=b"x" * 1001)[0] == 413
+
+
+# X-Forwarded-Host is the request's Host, once, whoever the client is
+# (mutant: a trusted proxy's kept beside the edge's, so the upstream got two
+# that disagree, the first unsigned).
+@pytest.mark.parametrize("trusted", [False, True])
+def test_one_x_forwarded_host_the_request_s(fresh, trusted):
+    e = recorder_edge(fresh, **({"trusted_proxies": ["127.0.0.0/8"]} if trusted else {}))
+    fields = forwarded_head(e, "xfh", {"X-Forwarded-Host": "evil.example"})
+    assert [v for k, v in fields if k == "x-forwarded-host"] == [HOST], fields
