@@ -2567,6 +2567,9 @@ static void handle_head(client *c, size_t len)
 	 * HTTP: the connection closes (nginx: 405 or 400). */
 	if (c->parser.method == HTTP_CONNECT) {
 		c->keepalive = false;
+		/* a 405 must list what is allowed (RFC 9110 15.5.6): every
+		 * standard method but CONNECT goes to the services */
+		c->r->allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 		send_error(c, 405, "method_not_allowed", "CONNECT is not supported");
 		return;
 	}

@@ -409,6 +409,8 @@ def test_an_error_with_body_bytes_unread_reaches_the_client_whole(fresh, head, s
     s.close()
     assert st == status and hdrs["connection"] == "close"
     assert hdrs["x-request-id"] == f"unread-{status}"
+    if status == 405:  # RFC 9110 15.5.6: a 405 lists what is allowed
+        assert hdrs["allow"] == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
     check_error_body(st, hdrs, rbody, "html")
 
 
