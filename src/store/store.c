@@ -742,6 +742,19 @@ static int not_found(sb_diag *d, const char *slug)
 	return sb_diag_setc(d, SB_ENOENT, "", 0, 0, "tenant '%s' not found", slug);
 }
 
+/* Runs a prepared change to one tenant's row: 0 when a row changed, the
+ * store's error (saying what could not be done) or "not found" otherwise. */
+static int change_one(sb_store *st, sqlite3_stmt *stmt, const char *slug, const char *what,
+		      sb_diag *d)
+{
+	if (sqlite3_step(stmt) != SQLITE_DONE)
+		return db_error(st, d, what);
+	if (sqlite3_changes(st->db) == 0)
+		return not_found(d, slug);
+	st->wrote = true;
+	return 0;
+}
+
 int sb_store_tenant_set_status(sb_store *st, const char *slug, sb_tenant_status status, sb_diag *d)
 {
 	if (status != SB_TENANT_ACTIVE && status != SB_TENANT_SUSPENDED)
@@ -757,12 +770,7 @@ int sb_store_tenant_set_status(sb_store *st, const char *slug, sb_tenant_status 
 	sqlite3_bind_text(stmt, 1, slug, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, status_text(status), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 3, now());
-	if (sqlite3_step(stmt) != SQLITE_DONE)
-		r = db_error(st, d, "cannot change the tenant's status");
-	else if (sqlite3_changes(st->db) == 0)
-		r = not_found(d, slug);
-	else
-		st->wrote = true;
+	r = change_one(st, stmt, slug, "cannot change the tenant's status", d);
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -796,12 +804,7 @@ int sb_store_tenant_update(sb_store *st, const char *slug, const char *display_n
 	else
 		sqlite3_bind_null(stmt, 5);
 	sqlite3_bind_int64(stmt, 6, now());
-	if (sqlite3_step(stmt) != SQLITE_DONE)
-		r = db_error(st, d, "cannot update the tenant");
-	else if (sqlite3_changes(st->db) == 0)
-		r = not_found(d, slug);
-	else
-		st->wrote = true;
+	r = change_one(st, stmt, slug, "cannot update the tenant", d);
 out:
 	sqlite3_finalize(stmt);
 	free(settings);
@@ -815,12 +818,7 @@ int sb_store_tenant_remove(sb_store *st, const char *slug, sb_diag *d)
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(stmt, 1, slug, -1, SQLITE_STATIC);
-	if (sqlite3_step(stmt) != SQLITE_DONE)
-		r = db_error(st, d, "cannot remove the tenant");
-	else if (sqlite3_changes(st->db) == 0)
-		r = not_found(d, slug);
-	else
-		st->wrote = true;
+	r = change_one(st, stmt, slug, "cannot remove the tenant", d);
 	sqlite3_finalize(stmt);
 	return r;
 }
