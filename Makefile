@@ -26,7 +26,7 @@ FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 LLHTTP_OBJS = $(patsubst $(LLHTTP_SRC)/%.c,$(1)/obj/llhttp/%.o,$(wildcard $(LLHTTP_SRC)/*.c))
 
-.PHONY: all build asan tsan run check unit e2e e2e-tsan bench fuzz clean deps format
+.PHONY: all build asan tsan run check unit e2e e2e-tsan bench fuzz clean deps format lint
 
 all: build
 DEMO_SRCS := $(wildcard examples/demo/*.c)
@@ -147,6 +147,7 @@ e2e: build asan $(SHIMS)
 		SB_SHIM_DIR=$(CURDIR)/$(B)/shim /usr/bin/python3 -m pytest -q tests/e2e
 
 check: deps
+	$(MAKE) lint
 	$(MAKE) build asan
 	$(MAKE) unit
 	$(MAKE) e2e
@@ -183,8 +184,20 @@ fuzz:
 		$(FZ)/bin/$$t -max_total_time=$(FUZZ_TIME) -artifact_prefix=$(FZ)/crash-$$t- \
 			-print_final_stats=1 $(FZ)/corpus/$$t tests/fuzz/corpus/$$t; done
 
+# Every C file of the project, formatted by the repository's .clang-format.
+FMT_SRCS := $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h \
+	tests/e2e/shim/*.c bench/*.c examples/demo/*.c examples/demo/*.h)
+
 format:
-	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c)
+	clang-format -i $(FMT_SRCS)
+
+# make check's first step: the formatting, and none of the unbounded string
+# functions the code style forbids (snprintf and friends are fine).
+lint:
+	@clang-format --dry-run -Werror $(FMT_SRCS) || \
+		{ echo "lint: run 'make format' to format the files above" >&2; exit 1; }
+	@! grep -nE '(^|[^_[:alnum:]])(sprintf|vsprintf|strcpy|strcat|atoi|atol|atoll|gets)[[:space:]]*\(' \
+		$(FMT_SRCS) || { echo "lint: an unbounded string function, above" >&2; exit 1; }
 
 clean:
 	rm -rf build

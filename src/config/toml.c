@@ -1350,7 +1350,8 @@ static int json_ws(parser *p)
 			while (p->pos < p->len && !(p->s[p->pos] == '*' && peek(p, 1) == '/'))
 				p->pos++;
 			if (p->pos >= p->len)
-				return perr(p, start, "unterminated comment: no '*/' after this '/*'");
+				return perr(p, start,
+					    "unterminated comment: no '*/' after this '/*'");
 			p->pos += 2;
 		} else {
 			return 0;
@@ -1425,7 +1426,8 @@ static int json_string(parser *p, const char **out, size_t *len)
 				return perr(p, esc, "a lone low surrogate \\u%04X", (unsigned)cp);
 			if (cp >= 0xD800 && cp <= 0xDBFF) {
 				if (peek(p, 0) != '\\' || peek(p, 1) != 'u')
-					return perr(p, esc, "a high surrogate \\u%04X without its pair",
+					return perr(p, esc,
+						    "a high surrogate \\u%04X without its pair",
 						    (unsigned)cp);
 				p->pos += 2;
 				if ((r = json_hex4(p, &lo)))
@@ -1439,8 +1441,7 @@ static int json_string(parser *p, const char **out, size_t *len)
 			add_utf8(&p->buf, cp);
 			break;
 		}
-		default:
-			return perr(p, esc, "invalid escape '\\%c'", (char)e);
+		default: return perr(p, esc, "invalid escape '\\%c'", (char)e);
 		}
 	}
 	char *s = sb_pool_alloc(p->pool, p->buf.len + 1);
@@ -1471,7 +1472,8 @@ static int json_number(parser *p, sb_toml_value **out)
 		is_float = true;
 		p->pos++;
 		if (!is_digit(peek(p, 0)))
-			return perr(p, p->pos, "expected a digit after '.', found %s", DESC(p->pos));
+			return perr(p, p->pos, "expected a digit after '.', found %s",
+				    DESC(p->pos));
 		while (is_digit(peek(p, 0)))
 			p->pos++;
 	}
@@ -1534,8 +1536,9 @@ static int json_container(parser *p, int depth, sb_toml_value *into, sb_toml_val
 		if (obj) {
 			keypart k;
 			if (peek(p, 0) != '"')
-				return perr(p, p->pos, "expected a member name in double quotes or '}', "
-						       "found %s",
+				return perr(p, p->pos,
+					    "expected a member name in double quotes or '}', "
+					    "found %s",
 					    DESC(p->pos));
 			where(p, p->pos, &k.line, &k.col);
 			size_t kpos = p->pos;
@@ -1546,7 +1549,8 @@ static int json_container(parser *p, int depth, sb_toml_value *into, sb_toml_val
 			if ((r = json_ws(p)))
 				return r;
 			if (peek(p, 0) != ':')
-				return perr(p, p->pos, "expected ':' after the member name, found %s",
+				return perr(p, p->pos,
+					    "expected ':' after the member name, found %s",
 					    DESC(p->pos));
 			p->pos++;
 			if ((r = json_ws(p)) || (r = json_value(p, depth + 1, &item)) ||
@@ -1562,7 +1566,8 @@ static int json_container(parser *p, int depth, sb_toml_value *into, sb_toml_val
 		if (peek(p, 0) == ',') {
 			p->pos++; /* a trailing comma is allowed, as wrangler allows it */
 		} else if (peek(p, 0) != close) {
-			return perr(p, p->pos, "expected ',' or '%c', found %s", close, DESC(p->pos));
+			return perr(p, p->pos, "expected ',' or '%c', found %s", close,
+				    DESC(p->pos));
 		}
 	}
 	v->flags |= T_FROZEN;

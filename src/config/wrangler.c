@@ -9,9 +9,10 @@
 
 /* The keys read, in a wrangler file's top level or [env.NAME] ("env" only at
  * the top). */
+// clang-format off
 static const char *const read_keys[] = {
     "name", "main", "compatibility_date", "compatibility_flags", "workers_dev", "vars",
-    "route",	"routes", "env", NULL};
+    "route", "routes", "env", NULL};
 
 /* Wrangler's keys that Switchboard does not use: accepted without a word. */
 static const char *const other_keys[] = {
@@ -29,6 +30,7 @@ static const char *const other_keys[] = {
     "vpc_services", "wasm_modules", "worker_loaders", "workflows",
     /* wrangler 1 */
     "type", "webpack_config", "zone_id", "kv-namespaces", NULL};
+// clang-format on
 
 const char *const *sb_wrangler_read_keys(void)
 {
@@ -155,7 +157,8 @@ static int load_vars(const sb_toml_value *sec, const char *file, sb_pool *pool, 
 		size_t kl;
 		const char *key = sb_toml_table_key(vars, i, &kl);
 		if (memchr(key, '\0', kl))
-			return sb_cfg_error(v, file, d, "a var name must not contain a NUL character");
+			return sb_cfg_error(v, file, d,
+					    "a var name must not contain a NUL character");
 		out->key = sb_pool_strndup(pool, key, kl);
 		out->line = sb_toml_line(v);
 		out->col = sb_toml_col(v);
@@ -245,10 +248,11 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 	if (!out->pattern[0])
 		return sb_cfg_error(v, file, d, "route pattern is empty");
 	if (out->zone_name && !in_zone(out->pattern, out->zone_name))
-		return sb_cfg_error(v, file, d,
-				    "route \"%s\" is not in its zone_name \"%s\" (Cloudflare refuses "
-				    "a route outside its zone)",
-				    out->pattern, out->zone_name);
+		return sb_cfg_error(
+		    v, file, d,
+		    "route \"%s\" is not in its zone_name \"%s\" (Cloudflare refuses "
+		    "a route outside its zone)",
+		    out->pattern, out->zone_name);
 	if (out->custom_domain) {
 		/* a scheme is allowed and ignored, as in any route (docs/routing.md) */
 		const char *h = out->pattern;

@@ -45,8 +45,8 @@ typedef struct sb_wr_env {
 	size_t nvars;
 	sb_wr_route *routes;
 	size_t nroutes;
-	bool routes_declared; /* set in this section, not inherited */
-	int line, col;	      /* where the section starts */
+	bool routes_declared;	 /* set in this section, not inherited */
+	int line, col;		 /* where the section starts */
 	int name_line, name_col; /* where 'name' is, when declared */
 } sb_wr_env;
 

@@ -36,8 +36,7 @@ static size_t walk(const sb_toml_value *v)
 	return n;
 }
 
-static void parse_one(int (*parse)(const char *, size_t, const char *, sb_toml_value **,
-				   sb_diag *),
+static void parse_one(int (*parse)(const char *, size_t, const char *, sb_toml_value **, sb_diag *),
 		      const uint8_t *data, size_t size)
 {
 	sb_toml_value *root = NULL;

@@ -555,7 +555,8 @@ Test(procs, child_ends_when_the_manager_is_killed)
 		if (uv_loop_init(&l) < 0)
 			_exit(1);
 		sb_procs *p = sb_procs_new(&l, NULL);
-		const char *argv[] = {"sh", "-c", "echo $$ > pid.tmp && mv pid.tmp pid; exec sleep 60"};
+		const char *argv[] = {"sh", "-c",
+				      "echo $$ > pid.tmp && mv pid.tmp pid; exec sleep 60"};
 		sb_proc_spec s = {.name = "orphan", .argv = argv, .argc = 3, .cwd = tmpdir};
 		if (sb_procs_set(p, &s, 1, NULL, NULL) < 0)
 			_exit(1);

@@ -20,9 +20,9 @@ int bind(int fd, const struct sockaddr *sa, socklen_t len)
 		*(void **)&real = dlsym(RTLD_NEXT, "bind");
 	int r = real(fd, sa, len);
 	if (r == 0 && sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
-		unsigned port = ntohs(sa->sa_family == AF_INET
-					  ? ((const struct sockaddr_in *)sa)->sin_port
-					  : ((const struct sockaddr_in6 *)sa)->sin6_port);
+		unsigned port =
+		    ntohs(sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
+						   : ((const struct sockaddr_in6 *)sa)->sin6_port);
 		char line[48];
 		int n = snprintf(line, sizeof(line), "bind-log: port %u\n", port);
 		if (n > 0 && write(2, line, (size_t)n) < 0)
