@@ -95,6 +95,10 @@ void sb_cli_unexpected(const char *what, const char *arg, const char *usage);
  * with a suggestion from names when there is one, on stderr. */
 void sb_cli_unknown(const char *what, const char *word, const char *const *names, size_t n);
 
+/* Parse --pr's value into pr. Returns 0, or 2 (the usage exit code) after
+ * saying on stderr what is wrong with it. */
+int sb_cli_parse_pr(const char *s, uint32_t *pr);
+
 /* Map a declaration path (file or directory) to the switchboard.toml file. */
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d);
 

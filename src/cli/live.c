@@ -202,18 +202,6 @@ static void lopts_free(struct lopts *o)
 	json_decref(o->command);
 }
 
-static int parse_pr(const char *s, uint32_t *pr)
-{
-	if (sb_model_pr_parse(s, strlen(s), pr) < 0) {
-		fprintf(stderr,
-			"switchboard: --pr: \"%s\" is not a pull request number (1 to 999999999, "
-			"no leading zeros)\n",
-			s);
-		return 2;
-	}
-	return 0;
-}
-
 static char *command_line; /* as typed: sb_cli_remember_command_line */
 
 void sb_cli_remember_command_line(int argc, char **argv)
@@ -475,7 +463,7 @@ int sb_cli_deploy(int argc, char **argv)
 		json_object_set_new(op, "name", json_string(o.name));
 	if (o.pr) {
 		uint32_t pr;
-		if ((r = parse_pr(o.pr, &pr)))
+		if ((r = sb_cli_parse_pr(o.pr, &pr)))
 			goto out;
 		/* without --env preview the deploy would go to production */
 		if (!o.env || strcmp(o.env, "preview") != 0) {
@@ -683,7 +671,7 @@ int sb_cli_preview(int argc, char **argv)
 		r = 2;
 		goto out;
 	}
-	if ((r = parse_pr(o.pr, &pr)))
+	if ((r = sb_cli_parse_pr(o.pr, &pr)))
 		goto out;
 	char *cmd = sb_cli_command_line(argc, argv);
 	op = json_pack("{s:s,s:s,s:I}", "op",

@@ -291,13 +291,14 @@ static void print_rows(const struct row *rows, size_t n, bool json)
 		       (int)wd, rows[i].deployment, (int)we, rows[i].env, rows[i].upstream);
 }
 
-static int parse_pr(const char *s, uint32_t *pr)
+int sb_cli_parse_pr(const char *s, uint32_t *pr)
 {
 	if (sb_model_pr_parse(s, strlen(s), pr) < 0) {
+		char shown[SB_CLI_SHOWN_SIZE];
 		fprintf(stderr,
 			"switchboard: --pr: \"%s\" is not a pull request number (1 to 999999999, "
 			"no leading zeros)\n",
-			s);
+			sb_cli_shown(s, shown, sizeof(shown)));
 		return 2;
 	}
 	return 0;
@@ -325,7 +326,7 @@ int sb_cli_routes(int argc, char **argv)
 	}
 	uint32_t pr = 0;
 	if (o.pr) {
-		if ((r = parse_pr(o.pr, &pr)))
+		if ((r = sb_cli_parse_pr(o.pr, &pr)))
 			return r;
 		if (o.env && env != SB_ENV_PREVIEW) {
 			fprintf(stderr,

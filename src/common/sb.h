@@ -126,6 +126,9 @@ size_t sb_pool_footprint(const sb_pool *p);
  * SB_ETOOLONG, with d filled. */
 int sb_file_read(const char *path, char **out, size_t *len, sb_diag *d);
 
+/* The value of one hexadecimal digit (either case), or -1. */
+int sb_hexval(int c);
+
 /* Parse a decimal unsigned integer from [s, s+n) with bounds. */
 int sb_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out);
 

@@ -403,17 +403,6 @@ static bool is_digit(int c)
 	return c >= '0' && c <= '9';
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Validate one non-ASCII character at pos; on success advance past it. */
 static int take_utf8(parser *p)
 {
@@ -571,7 +560,7 @@ static int parse_escape(parser *p, bool ml)
 		return 0;
 	uint32_t cp = 0;
 	for (int i = 0; i < ndig; i++) {
-		int h = p->pos < p->len ? hexval(p->s[p->pos]) : -1;
+		int h = p->pos < p->len ? sb_hexval(p->s[p->pos]) : -1;
 		if (h < 0)
 			return perr(p, esc, "invalid escape '\\%c': expected %d hexadecimal digits",
 				    e, ndig);
@@ -708,7 +697,7 @@ static int digits(parser *p, int base, const char *what)
 {
 	char descbuf[48];
 	int c = peek(p, 0);
-	int h = c >= 0 ? hexval(c) : -1;
+	int h = c >= 0 ? sb_hexval(c) : -1;
 	if (h < 0 || h >= base)
 		return perr(p, p->pos, "invalid %s: expected a digit, found %s", what,
 			    DESC(p->pos));
@@ -718,13 +707,13 @@ static int digits(parser *p, int base, const char *what)
 		if (c == '_') {
 			p->pos++;
 			c = peek(p, 0);
-			h = c >= 0 ? hexval(c) : -1;
+			h = c >= 0 ? sb_hexval(c) : -1;
 			if (h < 0 || h >= base)
 				return perr(p, p->pos - 1,
 					    "invalid %s: '_' must be between two digits", what);
 			continue;
 		}
-		h = c >= 0 ? hexval(c) : -1;
+		h = c >= 0 ? sb_hexval(c) : -1;
 		if (h < 0 || h >= base)
 			return 0;
 	}
@@ -782,7 +771,7 @@ static int parse_number(parser *p, size_t start, sb_toml_value **out)
 		for (size_t i = ds; i < p->pos; i++) {
 			if (p->s[i] == '_')
 				continue;
-			unsigned d = (unsigned)hexval(p->s[i]);
+			unsigned d = (unsigned)sb_hexval(p->s[i]);
 			if (v > ((uint64_t)INT64_MAX - d) / (uint64_t)base)
 				return perr(p, start, "integer out of range (64-bit signed)");
 			v = v * (uint64_t)base + d;
@@ -1363,7 +1352,7 @@ static int json_hex4(parser *p, uint32_t *out)
 {
 	uint32_t v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(peek(p, 0));
+		int h = sb_hexval(peek(p, 0));
 		if (h < 0)
 			return perr(p, p->pos, "expected four hex digits after \\u");
 		v = v << 4 | (uint32_t)h;

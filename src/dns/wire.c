@@ -225,6 +225,30 @@ static void writer_begin(sb_dns_writer *w)
 		w->with_opt = false;
 }
 
+/* What both constructors share, once w's allocator is set: the packet, the
+ * OPT record and the header. False (what it allocated left for w's
+ * allocator) only when libknot cannot allocate. */
+static bool writer_init(sb_dns_writer *w, uint8_t *buf, size_t max, const sb_dns_query *q,
+			bool with_question, bool with_opt)
+{
+	w->buf = buf;
+	w->q = q;
+	w->question = with_question && q->has_question;
+	w->with_opt = with_opt;
+	w->pkt = knot_pkt_new(buf, (uint16_t)(max > UINT16_MAX ? UINT16_MAX : max), &w->mm);
+	if (!w->pkt)
+		return false;
+	if (with_opt) {
+		if (knot_edns_init(&w->opt, SB_DNS_UDP_MAX, 0, 0, &w->mm) != KNOT_EOK)
+			return false;
+		if (q->edns_do)
+			knot_edns_set_do(&w->opt);
+		w->opt_size = (uint16_t)knot_edns_wire_size(&w->opt);
+	}
+	writer_begin(w);
+	return true;
+}
+
 sb_dns_writer *sb_dns_writer_new(sb_dns_arena *a, uint8_t *buf, size_t max, const sb_dns_query *q,
 				 bool with_question, bool with_opt)
 {
@@ -233,22 +257,8 @@ sb_dns_writer *sb_dns_writer_new(sb_dns_arena *a, uint8_t *buf, size_t max, cons
 		return NULL;
 	memset(w, 0, sizeof(*w));
 	w->mm = (knot_mm_t){.ctx = a, .alloc = arena_mm_alloc, .free = mm_nofree};
-	w->buf = buf;
-	w->q = q;
-	w->question = with_question && q->has_question;
-	w->with_opt = with_opt;
-	w->pkt = knot_pkt_new(buf, (uint16_t)(max > UINT16_MAX ? UINT16_MAX : max), &w->mm);
-	if (!w->pkt)
-		return NULL;
-	if (with_opt) {
-		if (knot_edns_init(&w->opt, SB_DNS_UDP_MAX, 0, 0, &w->mm) != KNOT_EOK)
-			return NULL;
-		if (q->edns_do)
-			knot_edns_set_do(&w->opt);
-		w->opt_size = (uint16_t)knot_edns_wire_size(&w->opt);
-	}
-	writer_begin(w);
-	return w;
+	/* the arena frees what a failure leaves */
+	return writer_init(w, buf, max, q, with_question, with_opt) ? w : NULL;
 }
 
 sb_dns_writer *sb_dns_writer_new_heap(uint8_t *buf, size_t max, const sb_dns_query *q,
@@ -258,26 +268,11 @@ sb_dns_writer *sb_dns_writer_new_heap(uint8_t *buf, size_t max, const sb_dns_que
 		return NULL;
 	sb_dns_writer *w = sb_xcalloc(1, sizeof(*w));
 	w->mm = (knot_mm_t){.ctx = NULL, .alloc = heap_mm_alloc, .free = free};
-	w->buf = buf;
-	w->q = q;
-	w->question = with_question && q->has_question;
-	w->with_opt = with_opt;
 	w->heap = true;
-	w->pkt = knot_pkt_new(buf, (uint16_t)(max > UINT16_MAX ? UINT16_MAX : max), &w->mm);
-	if (!w->pkt) {
-		free(w);
+	if (!writer_init(w, buf, max, q, with_question, with_opt)) {
+		sb_dns_writer_free(w);
 		return NULL;
 	}
-	if (with_opt) {
-		if (knot_edns_init(&w->opt, SB_DNS_UDP_MAX, 0, 0, &w->mm) != KNOT_EOK) {
-			sb_dns_writer_free(w);
-			return NULL;
-		}
-		if (q->edns_do)
-			knot_edns_set_do(&w->opt);
-		w->opt_size = (uint16_t)knot_edns_wire_size(&w->opt);
-	}
-	writer_begin(w);
 	return w;
 }
 

@@ -388,28 +388,17 @@ int sb_sign_hex(const uint8_t *in, size_t n, char *out, size_t size)
 	return (int)(2 * n);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int sb_sign_unhex(const char *hex, size_t len, uint8_t *out, size_t size)
 {
 	if (len % 2)
 		return SB_EINVAL;
 	for (size_t i = 0; i < len; i++)
-		if (hexval(hex[i]) < 0)
+		if (sb_hexval(hex[i]) < 0)
 			return SB_EINVAL;
 	if (len / 2 > size || len / 2 > INT32_MAX)
 		return SB_ETOOLONG;
 	for (size_t i = 0; i < len / 2; i++)
-		out[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+		out[i] = (uint8_t)(sb_hexval(hex[2 * i]) << 4 | sb_hexval(hex[2 * i + 1]));
 	return (int)(len / 2);
 }
 
@@ -578,7 +567,7 @@ bool sb_proof_nonce_ok(const char *s, size_t n)
 	if (!s || n < SB_PROOF_NONCE_MIN || n > SB_PROOF_NONCE_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (hexval(s[i]) < 0)
+		if (sb_hexval(s[i]) < 0)
 			return false;
 	return true;
 }

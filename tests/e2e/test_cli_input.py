@@ -244,6 +244,17 @@ def test_pull_request_numbers_are_checked_alike(tmp_path, pr):
     assert not data.exists()
 
 
+def test_a_pull_request_number_is_shown_escaped(tmp_path):
+    # a newline would split the message, an escape sequence would run in
+    # the terminal: shown as \xNN like every other argument
+    d = decl(tmp_path, SERVICE)
+    for args in (["routes", "--pr", "4\n\x1b[31m"],
+                 ["preview", "create", "--pr", "4\n\x1b[31m", "--data", tmp_path / "data"]):
+        err = sb(*args, "-c", d, check=2).stderr
+        assert '"4\\x0a\\x1b[31m" is not a pull request number' in err, err
+        assert "\x1b" not in err and err.count("\n") == 1, err
+
+
 def test_a_ttl_needs_its_unit(tmp_path):
     d = decl(tmp_path, SERVICE)
     err = sb("preview", "create", "-c", d, "--data", tmp_path / "data", "--pr", "3", "--ttl",

@@ -1,5 +1,6 @@
 /* src/common: UTF-8 checks, buffers and pools. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -179,4 +180,17 @@ Test(common, edit_distance_counts_typos)
 	memset(longer, 'a', sizeof(longer) - 1);
 	longer[sizeof(longer) - 1] = '\0';
 	cr_assert_eq(sb_edit_distance(longer, "a"), SIZE_MAX);
+}
+
+Test(common, hexval_takes_both_cases_and_nothing_else)
+{
+	const char *digits = "0123456789abcdef";
+	for (int i = 0; i < 16; i++) {
+		cr_assert_eq(sb_hexval(digits[i]), i);
+		cr_assert_eq(sb_hexval(toupper((unsigned char)digits[i])), i);
+	}
+	/* the neighbours of each range, a byte with the high bit, and EOF */
+	const int others[] = {'/', ':', '@', 'G', '`', 'g', ' ', '\0', 0xff, (char)0xc3, -1};
+	for (size_t i = 0; i < sizeof(others) / sizeof(*others); i++)
+		cr_assert_eq(sb_hexval(others[i]), -1, "%d", others[i]);
 }
