@@ -42,6 +42,57 @@ def served(e):
     return s["version"], s["generation"]
 
 
+def test_reload_asked_with_another_method_is_405_with_allow(edge):
+    """/v1/reload was missing from the endpoints the HTTP layer knows, so
+    GET /v1/reload was a 404 "no endpoint", as if reload did not exist."""
+    for method in ("GET", "PUT", "DELETE"):
+        st, h, body = get(edge, "/v1/reload", method)
+        assert (st, h.get("allow")) == (405, "POST"), (method, st, h, body)
+        assert body == {"error": f"{method} /v1/reload: this endpoint takes POST only",
+                        "code": "invalid input"}, body
+    st, _, body = get(edge, "/v1/reload", "POST")
+    assert st == 200 and body["generation"] == 2, body
+
+
+def test_a_query_is_read_by_its_parameters(edge):
+    """GET /v1/status?x=1 was a 404 "no endpoint" while POST /v1/status?x=1
+    was a 405 for that endpoint; /v1/versions?limit=1&x=1 said that limit
+    "1&x=1" is not a number. A query is now split into its parameters: an
+    unknown one is refused by name, on every endpoint, and an empty query
+    is none."""
+    for pr in (1, 2, 3):
+        assert op(edge, {"op": "preview-create", "pr": pr})[0] == 200
+    for target, name, takes in (("/v1/status?x=1", "x", "none"),
+                                ("/v1/previews?limit=1", "limit", "none"),
+                                ("/v1/versions?x=1", "x", "limit"),
+                                ("/v1/versions?limit=1&x=1", "x", "limit"),
+                                ("/v1/versions?limt=1", "limt", "limit")):
+        st, _, body = get(edge, target)
+        path = target.split("?")[0]
+        assert (st, body) == (422, {
+            "error": f'GET {path}: unknown query parameter "{name}" (it takes {takes})',
+            "code": "invalid input"}), (target, st, body)
+    st, _, body = get(edge, "/v1/versions?limit=1&limit=2")
+    assert (st, body["error"]) == (422, 'GET /v1/versions: query parameter "limit" given '
+                                        'twice'), body
+    # a name that is not ours is still a JSON string
+    st, _, body = get(edge, '/v1/status?"\\\xff=1'.encode("latin-1").decode("utf-8", "replace"))
+    assert st == 422 and "unknown query parameter" in body["error"], body
+    st, _, body = get(edge, "/v1/versions?limit=abc")
+    assert (st, body["error"]) == (422, 'limit "abc" is not a number'), body
+    # what works: no query, an empty one, limit alone or among empty parts
+    for target, n in (("/v1/versions", 3), ("/v1/versions?", 3), ("/v1/versions?limit=2", 2),
+                      ("/v1/versions?&limit=1&", 1)):
+        st, _, body = get(edge, target)
+        assert st == 200 and [v["version"] for v in body] == [3, 2, 1][:n], (target, body)
+    for target in ("/v1/status?", "/v1/previews?"):
+        assert get(edge, target)[0] == 200, target
+    # the method is still checked first, and a path nobody serves is a 404
+    assert get(edge, "/v1/status?x=1", "POST")[0] == 405
+    assert get(edge, "/v1/nothing?x=1")[0] == 404
+    assert served(edge) == (3, 4)
+
+
 def test_a_deploy_command_names_a_program(edge):
     """"command": [""] was recorded and published: the edge then routed
     codex-web to a process that could not start (503), and every command
