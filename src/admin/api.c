@@ -746,10 +746,17 @@ static int client_connect(const char *where, char *tls_host, size_t tls_size, sb
 		char host[256], port[8];
 		int p;
 		const char *hp = where + (tls ? 8 : 7);
-		size_t hl = strcspn(hp, "/");
+		size_t hl = strcspn(hp, "/?#");
 		char tmp[300];
 		if (hl >= sizeof(tmp))
 			return sb_diag_setc(d, SB_EINVAL, where, 0, 0, "address too long");
+		/* requests go to /v1/... of HOST:PORT: a path would be dropped, and
+		 * the token sent to whatever that host serves at its root */
+		if (hp[hl] && strcmp(hp + hl, "/") != 0)
+			return sb_diag_setc(
+			    d, SB_EINVAL, where, 0, 0,
+			    "expected http://HOST:PORT or https://HOST:PORT for the "
+			    "admin API, without a path");
 		memcpy(tmp, hp, hl);
 		tmp[hl] = '\0';
 		if (split_hostport(tmp, host, sizeof(host), &p) < 0)

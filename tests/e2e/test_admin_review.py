@@ -114,3 +114,45 @@ def test_a_deploy_command_names_a_program(edge):
     assert request(edge, f"codex.{ZONE}", "/echo")[0] == 200
     assert cli(edge, "versions", "--json").stdout.strip() == "[]"
     assert not any("processes not updated" in l for l in edge.edge.err)
+
+
+def test_the_client_refuses_an_admin_url_with_a_path(edge):
+    """SWITCHBOARD_ADMIN_URL=https://ci.example.com/switchboard lost its
+    path: the CLI sent POST /v1/ops, with the bearer token, to the root of
+    that host, whatever serves it there. An URL with a path (other than /)
+    is now refused before anything is sent."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    srv.settimeout(5)
+    port = srv.getsockname()[1]
+    got = []
+
+    def accept():
+        try:
+            c, _ = srv.accept()
+        except OSError:
+            return
+        c.settimeout(5)
+        try:
+            got.append(c.recv(65536))
+            c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}")
+        except OSError:
+            pass
+        c.close()
+    t = threading.Thread(target=accept)
+    t.start()
+    try:
+        env = {"SWITCHBOARD_ADMIN_URL": f"http://127.0.0.1:{port}/switchboard",
+               "SWITCHBOARD_ADMIN_TOKEN": "a" * 64}
+        p = cli(edge, "preview", "create", "--pr", "5", env=env, check=2)
+        assert "without a path" in p.stderr, p.stderr
+    finally:
+        srv.close()
+        t.join()
+    assert got == [], got  # nothing, the token least of all, left for that host
+    # a bare trailing slash is no path
+    env["SWITCHBOARD_ADMIN_URL"] = f"http://127.0.0.1:{port}/"
+    p = cli(edge, "preview", "create", "--pr", "5", env=env, check=2)
+    assert "cannot connect" in p.stderr, p.stderr
+    assert served(edge)[0] == 0
