@@ -156,3 +156,19 @@ def test_the_client_refuses_an_admin_url_with_a_path(edge):
     p = cli(edge, "preview", "create", "--pr", "5", env=env, check=2)
     assert "cannot connect" in p.stderr, p.stderr
     assert served(edge)[0] == 0
+
+
+def test_an_upstream_that_does_not_resolve_is_blamed_on_the_deploy(edge):
+    """A deploy's upstream that the edge cannot resolve was refused as
+    "<dir>/switchboard.toml: upstream ...": the file had nothing to do with
+    it, and nothing in the op said where to look. It is named as the
+    deploy's now, as a deploy's route that does not parse is."""
+    before = served(edge)
+    for dry in (False, True):
+        st, _, body = op(edge, {"op": "deploy", "name": "codex-web", "dry_run": dry,
+                                "upstream": "http://nonexistent.invalid:80"})
+        assert st == 422 and body["error"].startswith(
+            'deploy codex-web-production: upstream "http://nonexistent.invalid:80": '), body
+        assert "switchboard.toml" not in body["error"], body
+    assert served(edge) == before
+    assert request(edge, f"codex.{ZONE}", "/echo")[0] == 200
