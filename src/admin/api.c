@@ -336,21 +336,83 @@ static int on_value(llhttp_t *p, const char *at, size_t n)
  * asked with another method is a 405 that says which one it takes. The
  * handler serves them; a path not listed here goes to the handler, which
  * answers 404 for what it does not know. */
-static const struct {
+typedef struct endpoint {
 	const char *path, *allow;
-} endpoints[] = {{"/v1/status", "GET"},
-		 {"/v1/ops", "POST"},
-		 {"/v1/sync", "POST"},
-		 {"/v1/versions", "GET"},
-		 {"/v1/previews", "GET"}};
+	const char *param; /* the one query parameter it takes, or NULL */
+} endpoint;
 
-static const char *endpoint_allow(const sb_buf *url)
+static const endpoint endpoints[] = {
+    {"/v1/status", "GET", NULL},  {"/v1/ops", "POST", NULL},	    {"/v1/sync", "POST", NULL},
+    {"/v1/reload", "POST", NULL}, {"/v1/versions", "GET", "limit"}, {"/v1/previews", "GET", NULL}};
+
+static const endpoint *endpoint_of(const sb_buf *url)
 {
 	size_t n = strcspn(url->data, "?");
 	for (size_t i = 0; i < SB_ARRAY_LEN(endpoints); i++)
 		if (strlen(endpoints[i].path) == n && memcmp(url->data, endpoints[i].path, n) == 0)
-			return endpoints[i].allow;
+			return &endpoints[i];
 	return NULL;
+}
+
+/* A client's bytes quoted in an error of ours: at most 64 of them, and
+ * only printable ASCII that needs no escape in a JSON string. */
+static void quote_safe(char *dst, size_t size, const char *src, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n && k + 1 < size && i < 64; i++)
+		dst[k++] =
+		    src[i] > ' ' && src[i] < 0x7f && src[i] != '"' && src[i] != '\\' ? src[i] : '?';
+	dst[k] = '\0';
+}
+
+/*
+ * The query of a known endpoint, split at '&' into name=value parameters
+ * (empty parts skipped): a name the endpoint does not take, or one given
+ * twice, is refused by name, never ignored (a misspelt "limt" would list
+ * everything). The handler then gets the path alone, or with the one
+ * parameter as "?name=value". Returns false when it answered.
+ */
+static bool query_read(aconn *c, const endpoint *ep, const char *method)
+{
+	char *q = strchr(c->url.data, '?');
+	const char *val = NULL;
+	size_t vlen = 0;
+	if (!q)
+		return true;
+	size_t plen = (size_t)(q - c->url.data);
+	for (const char *p = q + 1; *p;) {
+		size_t n = strcspn(p, "&"), kn = strcspn(p, "=&");
+		char name[80], msg[256];
+		if (n) {
+			quote_safe(name, sizeof(name), p, kn);
+			if (ep->param && strlen(ep->param) == kn && memcmp(p, ep->param, kn) == 0) {
+				if (val) {
+					snprintf(msg, sizeof(msg),
+						 "%s %s: query parameter \\\"%s\\\" given twice",
+						 method, ep->path, name);
+					respond_error(c, 422, SB_EINVAL, msg);
+					return false;
+				}
+				val = p + kn + (kn < n);
+				vlen = n - kn - (kn < n);
+			} else {
+				snprintf(msg, sizeof(msg),
+					 "%s %s: unknown query parameter \\\"%s\\\" (it takes %s)",
+					 method, ep->path, name, ep->param ? ep->param : "none");
+				respond_error(c, 422, SB_EINVAL, msg);
+				return false;
+			}
+		}
+		p += n + (p[n] == '&');
+	}
+	sb_buf norm;
+	sb_buf_init(&norm);
+	sb_buf_add(&norm, c->url.data, plen);
+	if (val)
+		sb_buf_addf(&norm, "?%s=%.*s", ep->param, (int)vlen, val);
+	sb_buf_free(&c->url);
+	c->url = norm;
+	return true;
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -365,17 +427,19 @@ static int on_headers_complete(llhttp_t *p)
 	}
 	sb_buf_addc(&c->url, '\0'); /* terminated, not counted: on_complete adds it again */
 	c->url.len--;
-	const char *allow = endpoint_allow(&c->url);
+	const endpoint *ep = endpoint_of(&c->url);
 	const char *method = llhttp_method_name((llhttp_method_t)p->method);
-	if (allow && strcmp(allow, method) != 0) {
+	if (ep && strcmp(ep->allow, method) != 0) {
 		/* the message names the method and path, both ours (a query is not) */
 		char extra[64], msg[128];
-		snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
-		snprintf(msg, sizeof(msg), "%s %.*s: this endpoint takes %s only", method,
-			 (int)strcspn(c->url.data, "?"), c->url.data, allow);
+		snprintf(extra, sizeof(extra), "Allow: %s\r\n", ep->allow);
+		snprintf(msg, sizeof(msg), "%s %s: this endpoint takes %s only", method, ep->path,
+			 ep->allow);
 		respond_error_h(c, 405, SB_EINVAL, extra, msg);
 		return HPE_PAUSED;
 	}
+	if (ep && !query_read(c, ep, method))
+		return HPE_PAUSED;
 	/* a body that cannot fit is refused before it is read */
 	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > SB_ADMIN_BODY_MAX) {
 		respond_error(c, 413, SB_ETOOLONG, "request body too large (at most 1 MiB)");
@@ -682,10 +746,17 @@ static int client_connect(const char *where, char *tls_host, size_t tls_size, sb
 		char host[256], port[8];
 		int p;
 		const char *hp = where + (tls ? 8 : 7);
-		size_t hl = strcspn(hp, "/");
+		size_t hl = strcspn(hp, "/?#");
 		char tmp[300];
 		if (hl >= sizeof(tmp))
 			return sb_diag_setc(d, SB_EINVAL, where, 0, 0, "address too long");
+		/* requests go to /v1/... of HOST:PORT: a path would be dropped, and
+		 * the token sent to whatever that host serves at its root */
+		if (hp[hl] && strcmp(hp + hl, "/") != 0)
+			return sb_diag_setc(
+			    d, SB_EINVAL, where, 0, 0,
+			    "expected http://HOST:PORT or https://HOST:PORT for the "
+			    "admin API, without a path");
 		memcpy(tmp, hp, hl);
 		tmp[hl] = '\0';
 		if (split_hostport(tmp, host, sizeof(host), &p) < 0)

@@ -359,6 +359,15 @@ static int op_deploy(const sb_decl *decl, json_t *op, sb_live *live, char *summa
 	    (r = op_strv(op, "domains", &dep.domains, &dep.ndomains, d)) < 0 ||
 	    (r = op_strv(op, "command", &dep.argv, &dep.argc, d)) < 0)
 		goto out;
+	/* as in the declaration: a command names a program; an empty list is
+	 * not taken as no command (the declared upstream would stay) */
+	json_t *cmd = json_object_get(op, "command");
+	if (cmd && !json_is_null(cmd) && (!dep.argc || !dep.argv[0][0])) {
+		r = sb_diag_set(d, "", 0, 0,
+				"command: expected the program to start and its arguments, the "
+				"program not empty");
+		goto out;
+	}
 	const char *up = op_str(op, "upstream");
 	if (up && dep.argc) {
 		r = sb_diag_set(d, "", 0, 0, "give an upstream URL or a command, not both");

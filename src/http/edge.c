@@ -469,7 +469,11 @@ static int config_build(sb_edge *e, const sb_config *from, const sb_live *live, 
 		if (c->has_prev)
 			sb_sign_derive_secret(c->prev_master, 32, dp->name, rt->prev_secret);
 		if (dp->upstream && dp->upstream->url) {
-			rt->upstream = upstream_get(e, dp->upstream->url, NULL, d, c->decl->file,
+			/* a deploy's upstream has no place in a file: name the deploy */
+			char where[300];
+			snprintf(where, sizeof(where), "deploy %s", dp->name);
+			rt->upstream = upstream_get(e, dp->upstream->url, NULL, d,
+						    dp->upstream->line ? c->decl->file : where,
 						    dp->upstream->line, dp->upstream->col);
 			if (!rt->upstream) {
 				r = SB_EINVAL;
