@@ -132,9 +132,18 @@ static int parse(int argc, char **argv, struct lopts *o, const char *u, const ch
 				return 2;
 			}
 			o->command = json_array();
-			for (int k = i + 1; k < argc; k++)
+			for (int k = i + 1; k < argc; k++) {
+				/* it goes into JSON, whose strings are UTF-8 */
+				if (!sb_utf8_valid(argv[k], strlen(argv[k]))) {
+					fprintf(stderr,
+						"switchboard: the command's argument %d is not "
+						"valid UTF-8\n",
+						k - i);
+					return 2;
+				}
 				json_array_append_new(
 				    o->command, json_stringn_nocheck(argv[k], strlen(argv[k])));
+			}
 			argc = i;
 			break;
 		}

@@ -255,6 +255,20 @@ def test_a_pull_request_number_is_shown_escaped(tmp_path):
         assert "\x1b" not in err and err.count("\n") == 1, err
 
 
+def test_a_deploy_command_that_is_not_utf8_is_refused(tmp_path):
+    # the op goes as JSON, whose strings are UTF-8: the CLI says which
+    # argument, instead of sending an empty body the API cannot read
+    d = decl(tmp_path, SERVICE)
+    data = tmp_path / "data"
+    err = sb("deploy", "-c", d, "--data", data, "--name", "web", "--", "demo", "--x",
+             "caf\udce9", check=2).stderr  # a lone 0xe9 byte, by surrogateescape
+    assert "switchboard: the command's argument 3 is not valid UTF-8" in err, err
+    assert "request body" not in err, err
+    assert not data.exists()
+    sb("deploy", "-c", d, "--data", data, "--name", "web", "--", "demo", "--x", "caf\u00e9",
+       check=0)
+
+
 def test_a_ttl_needs_its_unit(tmp_path):
     d = decl(tmp_path, SERVICE)
     err = sb("preview", "create", "-c", d, "--data", tmp_path / "data", "--pr", "3", "--ttl",
