@@ -314,6 +314,28 @@ def test_a_client_gone_before_the_101_is_passed_on_after_it(fresh):
     assert (l["status"], l["bytes_in"]) == (101, 5)
 
 
+def test_a_client_reset_before_the_101_closes_the_upstream_connection(fresh):
+    ended = []
+
+    def handler(conn, head, rest):
+        conn.settimeout(10)
+        try:
+            ended.append(recv_to_eof(conn, rest))
+        except ConnectionResetError:
+            ended.append("reset")
+        return None
+
+    e = tunnel_edge(fresh, handler)
+    s = e.connect()
+    s.sendall(upgrade_head() + b"early")
+    wait_for(lambda: e.up.heads, what="the upgrade upstream")
+    reset(s)
+    wait_for(lambda: ended, what="the upstream connection closed")
+    assert ended[0] in (b"", "reset")  # the held bytes never went up
+    wait_for(lambda: e.access_log(), what="the request's log line")
+    assert e.access_log()[0]["status"] == 0
+
+
 # ---- timeouts and the drain -------------------------------------------------------
 
 def test_an_idle_tunnel_is_closed_after_the_response_timeout(fresh):
@@ -582,3 +604,28 @@ def test_an_upgrade_without_the_connection_option_is_plain(fresh):
     st, _, _, _ = read_response(s)
     assert st == 502
     assert b"\r\nUpgrade:" not in e.up.heads[0]
+
+
+@pytest.mark.parametrize("answer", ["101", "200"])
+def test_an_upgrade_on_head(fresh, answer):
+    # HEAD may ask for an upgrade as GET does; refused, its answer has no
+    # body whatever its Content-Length says, and the connection goes on
+    def handler(conn, head, rest):
+        if answer == "101":
+            return echo_handler(conn, head, rest)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        return rest
+
+    e = tunnel_edge(fresh, handler)
+    s = e.connect()
+    s.sendall(upgrade_head().replace(b"GET ", b"HEAD ", 1))
+    st, hd, _, rest = read_response(s, head_only=True)
+    if answer == "101":
+        assert st == 101
+        s.sendall(b"data")
+        assert recv_exactly(s, 4, rest) == b"data"
+        return
+    assert st == 200 and hd["content-length"] == "5" and rest == b""
+    s.sendall(f"HEAD /again HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    st2, _, _, rest = read_response(s, head_only=True)
+    assert st2 == 200 and rest == b""
