@@ -174,6 +174,10 @@ struct client {
 	uint64_t wait_until; /* loop time the wait for a request ends (see wait_deadline) */
 	req *r;
 	upconn *u;
+
+	/* a tunnel's half-closes (tunnel_shut): a FIN from the client, from the
+	 * upstream, and each passed on to the other side */
+	bool tun_c_eof, tun_u_eof, tun_u_shut, tun_c_shut;
 };
 
 struct upconn {
@@ -197,6 +201,7 @@ struct sb_pool_list {
 };
 
 static void client_close(client *c);
+static void tunnel_shut(client *c);
 static void client_input(client *c);
 static void up_close(upconn *u);
 static void up_release(upconn *u, bool reusable);
@@ -935,6 +940,10 @@ static int on_req_headers_complete(llhttp_t *p)
 	 * request while the upstream waited for it. llhttp reads the body
 	 * before it stops for the upgrade; CONNECT is refused (handle_head). */
 	r->upgrade = p->upgrade != 0 && !r->chunked && r->content_length == 0;
+	/* RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored (it went
+	 * upstream as an HTTP/1.1 upgrade, which the service would switch) */
+	if (p->http_major == 1 && p->http_minor == 0)
+		r->upgrade = false;
 	return 0;
 }
 
@@ -1729,6 +1738,10 @@ static void on_client_drained(client *c)
 			client_read_start(c);
 		return;
 	}
+	if (c->state == C_TUNNEL && c->tun_u_eof) {
+		tunnel_shut(c); /* the upstream's FIN follows what it sent */
+		return;
+	}
 	/* the upstream may go on sending */
 	if (c->u && !c->u->reading && !c->u->closing && c->state != C_CLOSING) {
 		extern void sb_proxy_up_resume(upconn * u);
@@ -1743,6 +1756,10 @@ static void client_timeout(uv_timer_t *t)
 		/* lingering done, or the last response not taken in time (reset
 		 * if its end is the connection's, so that it does not look whole) */
 		client_cut(c);
+		return;
+	}
+	if (c->state == C_TUNNEL) {
+		client_close(c); /* silent both ways (logged as the tunnel's end) */
 		return;
 	}
 	if (c->state == C_HEAD && c->in_len > 0) {
@@ -1889,6 +1906,12 @@ static void consume(client *c, size_t n)
 static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	client *c = s->data;
+	if (n == UV_EOF && c->state == C_TUNNEL) {
+		client_read_stop(c);
+		c->tun_c_eof = true;
+		tunnel_shut(c);
+		return;
+	}
 	if (n < 0) {
 		if (n == UV_EOF && (c->state == C_WAIT_UP || c->state == C_RESP)) {
 			/* a half-close after the request: answer it, then close */
@@ -1915,10 +1938,13 @@ static void client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (c->state == C_TUNNEL) {
 		if (c->r) /* logged when the tunnel ends, both ways counted */
 			c->r->body_in += (size_t)n;
-		if (c->u)
-			uwrite(c->u, c->in, (size_t)n);
 		c->in_len = 0;
-		if (c->u && c->u->wq > HIGH_WATER)
+		if (!c->u || uwrite(c->u, c->in, (size_t)n) < 0) {
+			client_close(c);
+			return;
+		}
+		client_deadline(c, limits(c)->response_timeout_ms);
+		if (c->u->wq > HIGH_WATER)
 			client_read_stop(c);
 		return;
 	}
@@ -2901,7 +2927,9 @@ static void on_up_drained(upconn *u)
 	client *c = u->c;
 	if (!c || c->state == C_CLOSING)
 		return;
-	if (c->state == C_BODY || c->state == C_TUNNEL)
+	if (c->state == C_TUNNEL && c->tun_c_eof)
+		tunnel_shut(c); /* the client's FIN follows what it sent */
+	else if (c->state == C_BODY || c->state == C_TUNNEL)
 		client_read_start(c);
 }
 
@@ -3002,18 +3030,63 @@ static void up_failed(upconn *u, const char *what, int uverr)
 	}
 }
 
+/*
+ * A tunnel's half-close, as HAProxy's tunnel mode has it: a FIN from one
+ * side goes on to the other (shutdown) once everything that came before it
+ * has been written there, and that other side may go on sending. The tunnel
+ * ends when both FINs have been passed on. Closing at the first FIN, as the
+ * edge did, dropped the bytes still queued for the other side and cut off
+ * an answer sent after a client's EOF.
+ */
+static void tunnel_shut(client *c)
+{
+	upconn *u = c->u;
+	if (!u || u->closing) {
+		client_close(c);
+		return;
+	}
+	if (c->tun_c_eof && !c->tun_u_shut && u->wq == 0) {
+		if (shutdown(u->fd, SHUT_WR) < 0) {
+			client_close(c);
+			return;
+		}
+		c->tun_u_shut = true;
+	}
+	if (c->tun_u_eof && !c->tun_c_shut && c->wq == 0) {
+		if (shutdown(c->fd, SHUT_WR) < 0) {
+			client_close(c);
+			return;
+		}
+		c->tun_c_shut = true;
+	}
+	if (c->tun_u_shut && c->tun_c_shut)
+		client_close(c); /* both ways done: logged once, here */
+}
+
 static void tunnel_start(client *c, upconn *u, const char *rest, size_t n)
 {
 	c->state = C_TUNNEL;
-	client_deadline(c, 0);
-	if (n)
-		cwrite(c, rest, n);
+	/* no byte either way for this long ends it, as nginx's
+	 * proxy_read_timeout ends a proxied WebSocket */
+	client_deadline(c, limits(c)->response_timeout_ms);
+	if (n && cwrite(c, rest, n) < 0) {
+		client_close(c);
+		return;
+	}
 	if (c->in_len) { /* what the client sent before the 101 came */
-		uwrite(u, c->in, c->in_len);
 		if (c->r)
 			c->r->body_in += c->in_len;
+		if (uwrite(u, c->in, c->in_len) < 0) {
+			client_close(c);
+			return;
+		}
 	}
 	c->in_len = 0;
+	if (c->eof) { /* its FIN came before the 101: passed on after them */
+		c->tun_c_eof = true;
+		tunnel_shut(c);
+		return;
+	}
 	client_read_start(c);
 }
 
@@ -3027,11 +3100,20 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	if (c->state == C_TUNNEL) {
-		if (n < 0) {
+		if (n == 0)
+			return;
+		if (n == UV_EOF) {
+			uv_read_stop(s);
+			u->reading = false;
+			c->tun_u_eof = true;
+			tunnel_shut(c);
+			return;
+		}
+		if (n < 0 || cwrite(c, buf->base, (size_t)n) < 0) {
 			client_close(c);
 			return;
 		}
-		cwrite(c, buf->base, (size_t)n);
+		client_deadline(c, limits(c)->response_timeout_ms);
 		if (c->wq > HIGH_WATER) {
 			uv_read_stop(s);
 			u->reading = false;
