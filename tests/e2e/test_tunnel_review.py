@@ -101,6 +101,18 @@ def tunnel_logs(e):
     return [l for l in e.access_log() if l["status"] == 101]
 
 
+def the_tunnel_log(e):
+    """The one log line of e's tunnel: a request sent after it is the
+    barrier, as a second line for the tunnel would be written before the
+    barrier's (one serving thread)."""
+    wait_for(lambda: tunnel_logs(e), what="the tunnel's log line")
+    assert request(e, "barrier.invalid", "/")[0] == 404
+    wait_for(lambda: any(l["host"] == "barrier.invalid" for l in e.access_log()),
+             what="the barrier's log line")
+    [l] = tunnel_logs(e)
+    return l
+
+
 # ---- half-close ---------------------------------------------------------------
 
 def test_client_half_close_reaches_the_upstream_which_can_still_answer(fresh):
@@ -124,9 +136,7 @@ def test_client_half_close_reaches_the_upstream_which_can_still_answer(fresh):
     assert head.startswith(b"HTTP/1.1 101 ")
     assert after == b"answer after your EOF"
     assert got == [b"hello"]
-    wait_for(lambda: tunnel_logs(e), what="the tunnel's log line")
-    time.sleep(0.2)  # a second line would come at once
-    [l] = tunnel_logs(e)
+    l = the_tunnel_log(e)
     assert (l["bytes_in"], l["bytes_out"]) == (5, len(got_all))
 
 
@@ -148,9 +158,7 @@ def test_upstream_half_close_reaches_the_client_which_can_still_send(fresh):
     wait_for(lambda: got, what="the upstream's EOF")
     assert got == [b"still talking"]
     assert closed_by_peer(s, 5)
-    wait_for(lambda: tunnel_logs(e), what="the tunnel's log line")
-    time.sleep(0.2)
-    [l] = tunnel_logs(e)
+    l = the_tunnel_log(e)
     assert l["bytes_in"] == len(b"still talking")
 
 
@@ -308,9 +316,7 @@ def test_a_client_gone_before_the_101_is_passed_on_after_it(fresh):
     wait_for(lambda: ended, what="the upstream side closed")
     # the bytes it sent before its FIN, then the FIN, as from a live client
     assert ended == [b"early"]
-    wait_for(lambda: e.access_log(), what="the tunnel's log line")
-    time.sleep(0.2)
-    [l] = e.access_log()
+    l = the_tunnel_log(e)
     assert (l["status"], l["bytes_in"]) == (101, 5)
 
 
