@@ -243,34 +243,90 @@ static void random_hex(char *out, size_t nbytes)
 
 /* ---- DNS ------------------------------------------------------------------ */
 
-/* Skip a (possibly compressed) name at b[*o]; 0 or -1 when malformed. */
-static int dns_skip_name(const uint8_t *b, size_t n, size_t *o)
+/* The (possibly compressed) name at b[*o], in lower case without the final
+ * dot, into out; *o moves past it. 0, or -1 when malformed or too long. */
+static int dns_read_name(const uint8_t *b, size_t n, size_t *o, char *out, size_t size)
 {
+	size_t p = *o, len = 0;
+	bool jumped = false;
 	for (int hops = 0; hops < 128; hops++) {
-		if (*o >= n)
+		if (p >= n)
 			return -1;
-		uint8_t l = b[*o];
+		uint8_t l = b[p];
 		if ((l & 0xC0) == 0xC0) {
-			*o += 2;
-			return *o <= n ? 0 : -1;
+			if (p + 1 >= n)
+				return -1;
+			if (!jumped)
+				*o = p + 2;
+			jumped = true;
+			p = (size_t)(l & 0x3F) << 8 | b[p + 1];
+			continue;
 		}
 		if (l & 0xC0)
 			return -1;
-		*o += 1u + l;
-		if (l == 0)
+		if (l == 0) {
+			if (!jumped)
+				*o = p + 1;
+			out[len] = '\0';
 			return 0;
+		}
+		if (p + 1 + l > n || len + l + 2 > size)
+			return -1;
+		if (len)
+			out[len++] = '.';
+		for (size_t i = 0; i < l; i++) {
+			char c = (char)b[p + 1 + i];
+			out[len++] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+		}
+		p += 1u + l;
 	}
 	return -1;
 }
 
 typedef struct dns_answer {
 	int rcode;
+	bool aa;      /* the authority answered, not a cache */
+	size_t other; /* records of another name (a CNAME chain, or not ours) */
 	uint8_t addr[MAX_ADDRS][16];
 	size_t naddr;
 } dns_answer;
 
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* The question q (n bytes: name, type, class) and a's, with the name's
+ * letters in any case (a server may echo it in another). */
+static bool dns_same_question(const uint8_t *q, const uint8_t *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t x = q[i], y = a[i];
+		if (x >= 'A' && x <= 'Z')
+			x = (uint8_t)(x + 32);
+		if (y >= 'A' && y <= 'Z')
+			y = (uint8_t)(y + 32);
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+/* Is resp the answer to the question q (id, QR, opcode 0, the same single
+ * question)? Anything else on the socket is a stray datagram: a late answer
+ * to another query, or not DNS at all. */
+static bool dns_is_answer(const uint8_t *q, size_t qn, const uint8_t *resp, size_t n)
+{
+	return n >= qn && resp[0] == q[0] && resp[1] == q[1] && (resp[2] & 0x80) &&
+	       (resp[2] & 0x78) == 0 && resp[4] == 0 && resp[5] == 1 &&
+	       dns_same_question(q + 12, resp + 12, qn - 12);
+}
+
 /* One question to Switchboard's DNS over UDP; the answer's records of type
- * qtype. Returns 0, or -1 with err saying why there is no answer. */
+ * qtype owned by host. Returns 0, or -1 with err saying why there is no
+ * answer. DNS_TIMEOUT_MS per attempt, whatever else arrives meanwhile. */
 static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer *a, char *err,
 		     size_t errlen)
 {
@@ -278,6 +334,7 @@ static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer
 	size_t qn = 12, alen = qtype == 1 ? 4 : 16;
 	int fd = -1, rc = -1;
 	uint8_t id[2];
+	char want[256], owner[256];
 
 	memset(a, 0, sizeof(*a));
 	if (getrandom(id, 2, 0) != 2)
@@ -302,48 +359,70 @@ static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer
 	q[qn++] = (uint8_t)qtype;
 	q[qn++] = 0;
 	q[qn++] = 1; /* IN */
+	{
+		size_t o = 12;
+		if (dns_read_name(q, qn, &o, want, sizeof(want)) < 0) {
+			snprintf(err, errlen, "cannot ask for \"%.200s\": not a DNS name", host);
+			goto out;
+		}
+	}
 
 	if ((fd = socket_to(&v->dns, v->dns_len, SOCK_DGRAM, DNS_TIMEOUT_MS)) < 0) {
 		snprintf(err, errlen, "cannot reach DNS at %s: %s", v->dns_text, strerror(errno));
 		goto out;
 	}
 	ssize_t got = -1;
-	for (int attempt = 0; attempt < 2 && got < 0; attempt++) {
+	int rerr = EAGAIN;
+	for (int attempt = 0; attempt < 2 && got < 0 && rerr == EAGAIN; attempt++) {
 		if (send(fd, q, qn, 0) != (ssize_t)qn) {
 			snprintf(err, errlen, "cannot send to DNS at %s: %s", v->dns_text,
 				 strerror(errno));
 			goto out;
 		}
+		/* the wait is for this attempt as a whole: a server that keeps
+		 * sending other datagrams must not hold verify for ever */
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (;;) {
-			got = recv(fd, resp, sizeof(resp), 0);
-			/* a stray datagram (another id) is not our answer */
-			if (got < 12 || (resp[0] == id[0] && resp[1] == id[1]))
+			long spent = ms_since(&t0);
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			int pr = spent >= DNS_TIMEOUT_MS
+				     ? 0
+				     : poll(&pfd, 1, (int)(DNS_TIMEOUT_MS - spent));
+			if (pr < 0 && errno == EINTR)
+				continue;
+			if (pr <= 0) {
+				rerr = pr == 0 ? EAGAIN : errno;
 				break;
+			}
+			ssize_t r = recv(fd, resp, sizeof(resp), MSG_DONTWAIT);
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				continue;
+			if (r < 0) {
+				rerr = errno; /* refused: nothing listens, no point asking again */
+				break;
+			}
+			if (dns_is_answer(q, qn, resp, (size_t)r)) {
+				got = r;
+				break;
+			}
 		}
-		if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			break; /* refused: nothing listens, no point asking again */
 	}
 	if (got < 0) {
 		snprintf(err, errlen, "no DNS answer from %s: %s", v->dns_text,
-			 errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : strerror(errno));
+			 rerr == EAGAIN ? "timed out" : strerror(rerr));
 		goto out;
 	}
-	size_t n = (size_t)got, o = 12;
-	if (n < 12 || !(resp[2] & 0x80)) {
-		snprintf(err, errlen, "malformed DNS answer from %s", v->dns_text);
-		goto out;
-	}
+	size_t n = (size_t)got, o = qn;
 	if (resp[2] & 0x02) {
 		snprintf(err, errlen, "DNS answer from %s is truncated", v->dns_text);
 		goto out;
 	}
 	a->rcode = resp[3] & 0x0F;
-	unsigned qd = (unsigned)resp[4] << 8 | resp[5], an = (unsigned)resp[6] << 8 | resp[7];
-	for (unsigned i = 0; i < qd; i++)
-		if (dns_skip_name(resp, n, &o) < 0 || (o += 4) > n)
-			goto bad;
+	a->aa = (resp[2] & 0x04) != 0;
+	unsigned an = (unsigned)resp[6] << 8 | resp[7];
 	for (unsigned i = 0; i < an; i++) {
-		if (dns_skip_name(resp, n, &o) < 0 || o + 10 > n)
+		if (dns_read_name(resp, n, &o, owner, sizeof(owner)) < 0 || o + 10 > n)
 			goto bad;
 		uint16_t type = (uint16_t)(resp[o] << 8 | resp[o + 1]);
 		uint16_t cls = (uint16_t)(resp[o + 2] << 8 | resp[o + 3]);
@@ -351,7 +430,9 @@ static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer
 		o += 10;
 		if (o + rdlen > n)
 			goto bad;
-		if (type == qtype && cls == 1 && rdlen == alen && a->naddr < MAX_ADDRS)
+		if (strcmp(owner, want) != 0)
+			a->other++;
+		else if (type == qtype && cls == 1 && rdlen == alen && a->naddr < MAX_ADDRS)
 			memcpy(a->addr[a->naddr++], resp + o, alen);
 		o += rdlen;
 	}
@@ -442,6 +523,16 @@ static void check_dns(vctx *v, const char *host)
 		}
 		if (k)
 			sb_buf_adds(&b, "; ");
+		if (!a.aa && (a.rcode == 0 || a.rcode == 3)) {
+			/* a resolver or a cache at [listen] dns: what it says may be
+			 * stale, and is not what Switchboard serves */
+			ok = false;
+			sb_buf_addf(&b,
+				    "%s: not authoritative (AA clear): %s is a resolver or a "
+				    "cache, not Switchboard's DNS",
+				    qs[k].name, v->dns_text);
+			continue;
+		}
 		if (a.rcode != 0) {
 			ok = false;
 			sb_buf_addf(&b, "%s: %s", qs[k].name,
@@ -464,6 +555,9 @@ static void check_dns(vctx *v, const char *host)
 			addrs_text(&b, want, nw, qs[k].af);
 			sb_buf_addc(&b, ')');
 		}
+		if (a.other)
+			sb_buf_addf(&b, " (and %zu record%s of another name)", a.other,
+				    a.other == 1 ? "" : "s");
 	}
 	report(v, ok ? R_PASS : R_FAIL, name, "%s", b.data);
 	sb_buf_free(&b);

@@ -1,0 +1,159 @@
+"""`switchboard verify` as CI runs it after a deploy: answers that must not
+pass (a DNS answer that is not the authority's, for another name), answers
+that must not hang it, and what it prints. The edge, the fake edge and the
+helpers are test_verify's."""
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from edge import SB  # noqa: E402
+from test_verify import FakeEdge, edge, lines, listen, sign, verify  # noqa: E402,F401
+
+
+# ---- a DNS server standing in for Switchboard's ------------------------------
+
+def qname(pkt):
+    """(name as text, offset after the question) of a query."""
+    o, labels = 12, []
+    while pkt[o]:
+        labels.append(pkt[o + 1:o + 1 + pkt[o]].decode())
+        o += 1 + pkt[o]
+    return ".".join(labels), o + 5
+
+
+def wire_name(name):
+    return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".") if l) + b"\0"
+
+
+class FakeDNS:
+    """UDP on 127.0.0.1: each query is answered by answer(query) (bytes, or
+    None for no answer); stray(query) may return datagrams sent first."""
+
+    def __init__(self, answer, stray=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.answer, self.stray = answer, stray
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                q, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if self.stray:
+                threading.Thread(target=self.flood, args=(q, peer), daemon=True).start()
+            a = self.answer(q)
+            if a:
+                self.sock.sendto(a, peer)
+
+    def flood(self, q, peer):
+        # datagrams that are not the answer, for as long as the test runs
+        while not self.stop.wait(0.3):
+            try:
+                self.sock.sendto(self.stray(q), peer)
+            except OSError:
+                return
+
+    def close(self):
+        self.stop.set()
+        self.t.join(5)
+        self.sock.close()
+
+
+def response(q, aa=True, owner=None, addr="127.0.0.1"):
+    """An answer to q: the zone's address for A (owner: the record's name,
+    by default the name asked), nothing for AAAA."""
+    name, end = qname(q)
+    qtype = struct.unpack("!H", q[end - 4:end - 2])[0]
+    flags = 0x8000 | (0x0400 if aa else 0)
+    rrs = b""
+    if qtype == 1:
+        rrs = wire_name(owner or name) + struct.pack("!HHIH", 1, 1, 60, 4) + \
+            socket.inet_aton(addr)
+    return q[:2] + struct.pack("!HHHHH", flags, 1, 1 if rrs else 0, 0, 0) + q[12:end] + rrs
+
+
+def dns_lines(p):
+    return [l for l in p.stdout.splitlines() if l[2:].startswith("dns ")]
+
+
+def verify_with_dns(e, fake, timeout=120):
+    try:
+        listen(e, dns_port=fake.port)
+        t0 = time.monotonic()
+        p = subprocess.run([SB, "verify", "-c", str(e.dir)], capture_output=True, text=True,
+                           timeout=timeout)
+        return p, time.monotonic() - t0
+    finally:
+        fake.close()
+        listen(e)
+
+
+def test_the_fake_dns_passes_when_it_answers_as_the_authority(edge):
+    """The stand-in itself is right: the checks below fail for what they
+    change, not for the stand-in."""
+    p, _ = verify_with_dns(edge, FakeDNS(lambda q: response(q)))
+    assert p.returncode == 0, p.stdout
+    assert len(dns_lines(p)) == 3 and all(l.startswith("\u2713 ") for l in dns_lines(p))
+
+
+def test_a_non_authoritative_dns_answer_fails(edge):
+    """A resolver or a cache at [listen] dns (AA clear) answered with the
+    right addresses, possibly stale: verify passed it as Switchboard's."""
+    p, _ = verify_with_dns(edge, FakeDNS(lambda q: response(q, aa=False)))
+    assert p.returncode == 1, p.stdout
+    bad = dns_lines(p)
+    assert len(bad) == 3 and all(l.startswith("\u2717 ") and "not authoritative" in l
+                                 for l in bad), p.stdout
+
+
+def test_a_dns_answer_for_another_name_fails(edge):
+    """Records owned by another name are not the host's addresses."""
+    p, _ = verify_with_dns(edge, FakeDNS(lambda q: response(q, owner="elsewhere.example")))
+    assert p.returncode == 1, p.stdout
+    bad = dns_lines(p)
+    assert len(bad) == 3 and all(l.startswith("\u2717 ") and "A none (expected 127.0.0.1)" in l
+                                 for l in bad), p.stdout
+
+
+def test_a_dns_answer_to_another_question_is_not_taken(edge):
+    """An answer with our id but another question (a late answer to an
+    earlier query, or a confused server) is not the answer to this one."""
+    def other_question(q):
+        name, _ = qname(q)
+        r = response(q[:12] + wire_name("x" + name) + q[len(wire_name(name)) + 12:])
+        return r
+    p, took = verify_with_dns(edge, FakeDNS(other_question))
+    assert p.returncode == 1, p.stdout
+    bad = dns_lines(p)
+    assert len(bad) == 3 and all(l.startswith("\u2717 ") and "no DNS answer" in l
+                                 and "timed out" in l for l in bad), p.stdout
+
+
+def test_stray_datagrams_do_not_hold_verify(edge):
+    """A server that keeps sending datagrams that are not the answer (here
+    another id, every 0.3 s) restarted the 2 s wait at each: verify never
+    ended. Now each question waits 2 s per attempt, twice, in all."""
+    def stray(q):
+        return bytes([q[0] ^ 0xFF, q[1]]) + response(q)[2:]
+    p, took = verify_with_dns(edge, FakeDNS(lambda q: None, stray=stray), timeout=90)
+    assert p.returncode == 1, p.stdout
+    bad = dns_lines(p)
+    assert len(bad) == 3 and all("no DNS answer" in l and "timed out" in l for l in bad), p.stdout
+    # 3 hosts, the A query of each fails after 2 attempts of 2 s
+    assert took < 30, took
