@@ -105,6 +105,55 @@ typedef struct vctx {
 static void report(vctx *v, rstate st, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The length of the well-formed UTF-8 character at s (n bytes left), or 0:
+ * overlong forms, surrogates and code points over U+10FFFF are not. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
+	if (s[0] < 0xC2 || s[0] > 0xF4 || n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
+	    (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
+		return 0;
+	return len;
+}
+
+/* text as one printable line of valid UTF-8: what an upstream or a fake
+ * edge says ends up in a detail, and a newline in it would print a line of
+ * its own (a forged "✓"), an escape sequence would run in the terminal, and
+ * a byte that is not UTF-8 (or a character cut at a length limit) would
+ * make the --json document unreadable. Such bytes, C1 controls included,
+ * are shown as \xNN, a backslash doubled (as sb_cli_shown does). */
+static char *printable(const char *text)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)text;
+	size_t n = strlen(text);
+	sb_buf b;
+	sb_buf_init(&b);
+	for (size_t i = 0; i < n;) {
+		size_t l = s[i] < 0x80 ? 1 : utf8_len(s + i, n - i);
+		bool c1 = l == 2 && s[i] == 0xC2 && s[i + 1] < 0xA0;
+		if (l == 1 && s[i] >= 0x20 && s[i] != 0x7F && s[i] != '\\') {
+			sb_buf_addc(&b, (char)s[i]);
+		} else if (l > 1 && !c1) {
+			sb_buf_add(&b, text + i, l);
+		} else if (s[i] == '\\') {
+			sb_buf_adds(&b, "\\\\");
+		} else {
+			for (size_t k = 0; k < (l ? l : 1); k++) {
+				char e[4] = {'\\', 'x', hex[s[i + k] >> 4], hex[s[i + k] & 15]};
+				sb_buf_add(&b, e, 4);
+			}
+		}
+		i += l ? l : 1;
+	}
+	return sb_buf_steal(&b);
+}
+
 static void report(vctx *v, rstate st, const char *name, const char *fmt, ...)
 {
 	sb_buf b;
@@ -115,9 +164,10 @@ static void report(vctx *v, rstate st, const char *name, const char *fmt, ...)
 	va_end(ap);
 	v->res = sb_xrealloc(v->res, (v->nres + 1) * sizeof(*v->res));
 	result *r = &v->res[v->nres++];
-	r->name = sb_xstrdup(name);
+	r->name = printable(name);
 	r->st = st;
-	r->detail = sb_buf_steal(&b);
+	r->detail = printable(b.data ? b.data : "");
+	sb_buf_free(&b);
 	if (!v->json) {
 		/* as they happen: a slow check shows where it is */
 		static const char *const mark[] = {"\u2713", "\u2717", "-"};
@@ -1209,11 +1259,12 @@ static int parse_args(int argc, char **argv, vctx *v, const char **config, const
 		return 2;
 	}
 	v->env = SB_ENV_PRODUCTION;
+	char shown[SB_CLI_SHOWN_SIZE];
 	if (env && sb_env_parse(env, &v->env) < 0) {
 		fprintf(stderr,
 			"switchboard verify: unknown environment '%s' (expected production, "
 			"staging or preview)\n",
-			env);
+			sb_cli_shown(env, shown, sizeof(shown)));
 		return 2;
 	}
 	if (pr) {
@@ -1222,12 +1273,13 @@ static int parse_args(int argc, char **argv, vctx *v, const char **config, const
 			fprintf(stderr,
 				"switchboard verify: --pr: \"%s\" is not a pull request number (1 "
 				"to 999999999, no leading zeros)\n",
-				pr);
+				sb_cli_shown(pr, shown, sizeof(shown)));
 			return 2;
 		}
 		if (env && v->env != SB_ENV_PREVIEW) {
 			fprintf(stderr,
-				"switchboard verify: --pr goes with --env preview, not %s\n", env);
+				"switchboard verify: --pr goes with --env preview, not %s\n",
+				sb_cli_shown(env, shown, sizeof(shown)));
 			return 2;
 		}
 		v->env = SB_ENV_PREVIEW;

@@ -157,3 +157,71 @@ def test_stray_datagrams_do_not_hold_verify(edge):
     assert len(bad) == 3 and all("no DNS answer" in l and "timed out" in l for l in bad), p.stdout
     # 3 hosts, the A query of each fails after 2 attempts of 2 s
     assert took < 30, took
+
+
+# ---- what verify prints ------------------------------------------------------
+
+class HealthUpstream:
+    """An upstream whose every answer is 200 with the JSON body held in
+    .body (bytes)."""
+
+    def __init__(self, body):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.body = body
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+            do_POST = do_GET
+
+            def log_message(self, *a):
+                pass
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_port}"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def run_bytes(e, *args):
+    p = subprocess.run([SB, "verify", "-c", str(e.dir), *args], capture_output=True,
+                       timeout=120)
+    assert b"Sanitizer" not in p.stderr and b"runtime error" not in p.stderr, p.stderr
+    return p
+
+
+def test_what_an_upstream_says_cannot_forge_a_line(fresh):
+    """A /health naming a worker with a newline in it printed that newline:
+    the upstream wrote a line of its own into verify's output, here a ✓ for
+    a check that failed; a name cut at its 60th byte was invalid UTF-8,
+    which made the --json document unreadable."""
+    forged = "x\n\u2713 health auth-worker (auth-worker-production): fine\x1b[2K"
+    up = HealthUpstream(json.dumps({"status": "healthy", "worker": forged}).encode())
+    try:
+        e = fresh(upstreams={("auth-worker", "production"): up.url}).start(dns=True)
+        listen(e)
+        p = run_bytes(e)
+        out = p.stdout.decode("utf-8")
+        assert p.returncode == 1, out
+        assert not [l for l in out.splitlines() if l.startswith("\u2713 health auth-worker")], out
+        bad = [l for l in out.splitlines() if l.startswith("\u2717 health auth-worker")]
+        assert len(bad) == 1 and 'answered by worker "x\\x0a\u2713 health' in bad[0], out
+        assert "\x1b" not in out and "\\x1b" in bad[0], out
+        # a worker name whose 60th byte is inside a character
+        up.body = json.dumps({"status": "healthy", "worker": "a" + "\u00e9" * 40}).encode()
+        p = run_bytes(e, "--json")
+        doc = json.loads(p.stdout.decode("utf-8"))  # strict UTF-8, strict JSON
+        c = [c for c in doc["checks"] if c["name"].startswith("health auth-worker")]
+        assert len(c) == 1 and c[0]["ok"] is False and "answered by worker" in c[0]["detail"]
+        p = run_bytes(e)
+        p.stdout.decode("utf-8")
+        assert p.returncode == 1
+    finally:
+        up.close()
