@@ -1016,7 +1016,8 @@ static void check_route(vctx *v, const vroute *r)
  * does with "worker" and "environment") the deployment's own service: the
  * proof shows where the edge sent the request, not which process answered,
  * so an upstream URL pointing at another service's process is caught here. */
-static bool healthy(const resp *r, const char *service, const char *env, char *why, size_t size)
+static bool healthy(const resp *r, const char *service, const char *env, const char *env_var,
+		    char *why, size_t size)
 {
 	json_error_t je;
 	json_t *j = json_loadb(r->body, r->body_len, 0, &je);
@@ -1036,11 +1037,13 @@ static bool healthy(const resp *r, const char *service, const char *env, char *w
 			 "HTTP %d, answered by worker \"%.60s\", not %s: the upstream is "
 			 "another service's",
 			 r->status, wk, service);
-	else if (ok && en && strcmp(en, env) != 0)
-		ok = false, snprintf(why, size,
-				     "HTTP %d, answered by environment \"%.60s\", not %s: the "
-				     "upstream is another environment's",
-				     r->status, en, env);
+	else if (ok && en && strcmp(en, env) != 0 && !(env_var && strcmp(en, env_var) == 0))
+		ok = false,
+		snprintf(why, size,
+			 "HTTP %d, answered by environment \"%.60s\", not %s%s%s%s: the upstream "
+			 "is another environment's",
+			 r->status, en, env_var ? env_var : env, env_var ? " (" : "",
+			 env_var ? env : "", env_var ? ")" : "");
 	else if (wk)
 		snprintf(why, size, "HTTP %d, status \"%.60s\", worker %s%s%s%s", r->status, st, wk,
 			 en ? " (" : "", en ? en : "", en ? ")" : "");
@@ -1048,6 +1051,17 @@ static bool healthy(const resp *r, const char *service, const char *env, char *w
 		snprintf(why, size, "HTTP %d, status \"%.60s\"", r->status, st);
 	json_decref(j);
 	return ok;
+}
+
+/* The deployment's ENVIRONMENT var when it names something other than the
+ * environment itself ("prod"): the plan's /health answers with it. */
+static const char *env_var(const sb_deployment *dp)
+{
+	for (size_t i = 0; i < dp->nvars; i++)
+		if (dp->vars[i].is_string && strcmp(dp->vars[i].key, "ENVIRONMENT") == 0 &&
+		    strcmp(dp->vars[i].value, sb_env_name(dp->env)) != 0)
+			return dp->vars[i].value;
+	return NULL;
 }
 
 static void check_health(vctx *v, const sb_deployment *dp)
@@ -1078,7 +1092,7 @@ static void check_health(vctx *v, const sb_deployment *dp)
 	}
 	if (!proof_ok(v, &rp, nonce, use->host, "/health", dp->name, why, sizeof(why)))
 		report(v, R_FAIL, name, "%s/health: %s", use->host, why);
-	else if (!healthy(&rp, svc, sb_env_name(dp->env), why, sizeof(why)))
+	else if (!healthy(&rp, svc, sb_env_name(dp->env), env_var(dp), why, sizeof(why)))
 		report(v, R_FAIL, name, "%s/health: unhealthy: %s", use->host, why);
 	else
 		report(v, R_PASS, name, "%s/health: %s", use->host, why);

@@ -14,7 +14,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from edge import SB  # noqa: E402
+from edge import SB, closed_port  # noqa: E402
 from test_verify import FakeEdge, edge, lines, listen, sign, verify  # noqa: E402,F401
 
 
@@ -223,5 +223,83 @@ def test_what_an_upstream_says_cannot_forge_a_line(fresh):
         p = run_bytes(e)
         p.stdout.decode("utf-8")
         assert p.returncode == 1
+    finally:
+        up.close()
+
+
+# ---- bad input -----------------------------------------------------------------
+
+def test_a_tenant_registry_that_cannot_be_read_is_a_load_error(fresh):
+    """Pinned: verify never goes on without the registry's tenants (a
+    suspended static tenant would look active, a registered one missing):
+    its verdict would be on another tenant set than the edge's."""
+    e = fresh(demos=False)
+    e.secret("codex-web-production")  # makes the data directory and its key
+    listen(e, http_port=closed_port(), dns_port=None)
+    db = e.data / "switchboard.db"
+    db.write_bytes(b"this is not an SQLite database" * 100)
+    for args in ((), ("--json",)):
+        p = verify(e, *args)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        assert p.stdout == "", p.stdout
+        assert "switchboard.db: cannot read the database: file is not a database" in p.stderr, \
+            p.stderr
+    assert db.read_bytes() == b"this is not an SQLite database" * 100  # left as it was
+
+
+@pytest.mark.parametrize("what", ["missing", "dir", "short"])
+def test_a_data_dir_verify_cannot_use_says_what_and_where(fresh, tmp_path, what):
+    e = fresh(demos=False)
+    listen(e, http_port=closed_port(), dns_port=None)
+    data = tmp_path / "d"
+    if what != "missing":
+        data.mkdir()
+        if what == "dir":
+            (data / "secret.key").mkdir()
+        else:
+            (data / "secret.key").write_text("abc\n")
+    p = verify(e, "--data", str(data))
+    assert p.returncode == 2 and p.stdout == "", (p.stdout, p.stderr)
+    assert str(data) in p.stderr and "secret.key" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    if what == "missing":
+        assert not data.exists()  # verify creates nothing
+
+
+@pytest.mark.parametrize("args", [["--env", "qa\n\u2713 x\x1b[2K"], ["--pr", "1\x1b[2K"],
+                                  ["--env", "staging\x1b", "--pr", "2"]])
+def test_bad_options_are_echoed_printable(edge, args):
+    p = verify(edge, *args)
+    assert p.returncode == 2 and p.stdout == "", (p.stdout, p.stderr)
+    assert "\x1b" not in p.stderr and "\\x1b" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+# ---- false alarms ----------------------------------------------------------------
+
+def test_health_environment_is_the_deployments_environment_var(fresh):
+    """The plan's /health answers environment: c.env.ENVIRONMENT. A
+    deployment whose wrangler.toml says ENVIRONMENT = "prod" is healthy when
+    its process says "prod": verify wanted the word "production" and failed
+    it. Another environment's process still fails."""
+    up = HealthUpstream(json.dumps({"status": "healthy", "worker": "codex-web",
+                                    "environment": "prod"}).encode())
+    try:
+        e = fresh(upstreams={("codex-web", "production"): up.url})
+        wr = e.dir / "apps/web/wrangler.toml"
+        wr.write_text(wr.read_text().replace('ENVIRONMENT = "production"',
+                                             'ENVIRONMENT = "prod"'))
+        e.start(dns=True)
+        listen(e)
+        p = verify(e)
+        assert p.returncode == 0, p.stdout
+        assert ("\u2713 health codex-web (codex-web-production): codex.revelations.studio/health: "
+                "HTTP 200, status \"healthy\", worker codex-web (prod)") in p.stdout, p.stdout
+        # the staging process answering for production is still caught
+        up.body = json.dumps({"status": "healthy", "worker": "codex-web",
+                              "environment": "staging"}).encode()
+        p = verify(e)
+        assert p.returncode == 1, p.stdout
+        assert ('answered by environment "staging", not prod (production)') in p.stdout, p.stdout
     finally:
         up.close()
