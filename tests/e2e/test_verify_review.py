@@ -303,3 +303,48 @@ def test_health_environment_is_the_deployments_environment_var(fresh):
         assert ('answered by environment "staging", not prod (production)') in p.stdout, p.stdout
     finally:
         up.close()
+
+
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no ::1 on this machine")
+def test_an_edge_listening_on_ipv6_only_passes(fresh):
+    e = fresh()
+    e.start(args=("--listen", "[::1]:0", "--dns", "[::1]:0"))
+    line = next(l for l in e.edge.err if "dns on udp+tcp [::1]:" in l)
+    e.dns_port = int(line.split("dns on udp+tcp [::1]:", 1)[1].split(",")[0])
+    text = (e.dir / "switchboard.toml").read_text()
+    (e.dir / "switchboard.toml").write_text(
+        text + f'\n[listen]\nhttp = "[::1]:{e.port}"\ndns = "[::1]:{e.dns_port}"\n')
+    p = verify(e)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "\u2713 dns api.revelations.studio: A 127.0.0.1; AAAA none" in p.stdout
+    # the wildcard address stands for this machine: [::] is reached at ::1
+    (e.dir / "switchboard.toml").write_text(
+        text + f'\n[listen]\nhttp = "[::]:{e.port}"\ndns = "[::]:{e.dns_port}"\n')
+    p = verify(e)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_a_webhook_caught_by_another_services_route_fails(edge):
+    """Pinned: an endpoint on codex's host, whose catch-all route sends it to
+    codex-web, is not the handler's, whatever codex-web answers."""
+    extra = ('\n[[webhook]]\nprovider = "billing"\n'
+             'url = "https://codex.revelations.studio/api/webhooks/billing"\n'
+             'service = "stripe-webhook-handler"\n')
+    try:
+        listen(edge, edit=lambda t: t + extra)
+        p = verify(edge)
+    finally:
+        listen(edge)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert ("\u2717 webhook billing https://codex.revelations.studio/api/webhooks/billing -> "
+            "stripe-webhook-handler-production: reached codex-web-production, not "
+            "stripe-webhook-handler-production") in p.stdout, p.stdout
