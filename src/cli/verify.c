@@ -105,6 +105,55 @@ typedef struct vctx {
 static void report(vctx *v, rstate st, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The length of the well-formed UTF-8 character at s (n bytes left), or 0:
+ * overlong forms, surrogates and code points over U+10FFFF are not. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
+	if (s[0] < 0xC2 || s[0] > 0xF4 || n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
+	    (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
+		return 0;
+	return len;
+}
+
+/* text as one printable line of valid UTF-8: what an upstream or a fake
+ * edge says ends up in a detail, and a newline in it would print a line of
+ * its own (a forged "✓"), an escape sequence would run in the terminal, and
+ * a byte that is not UTF-8 (or a character cut at a length limit) would
+ * make the --json document unreadable. Such bytes, C1 controls included,
+ * are shown as \xNN, a backslash doubled (as sb_cli_shown does). */
+static char *printable(const char *text)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)text;
+	size_t n = strlen(text);
+	sb_buf b;
+	sb_buf_init(&b);
+	for (size_t i = 0; i < n;) {
+		size_t l = s[i] < 0x80 ? 1 : utf8_len(s + i, n - i);
+		bool c1 = l == 2 && s[i] == 0xC2 && s[i + 1] < 0xA0;
+		if (l == 1 && s[i] >= 0x20 && s[i] != 0x7F && s[i] != '\\') {
+			sb_buf_addc(&b, (char)s[i]);
+		} else if (l > 1 && !c1) {
+			sb_buf_add(&b, text + i, l);
+		} else if (s[i] == '\\') {
+			sb_buf_adds(&b, "\\\\");
+		} else {
+			for (size_t k = 0; k < (l ? l : 1); k++) {
+				char e[4] = {'\\', 'x', hex[s[i + k] >> 4], hex[s[i + k] & 15]};
+				sb_buf_add(&b, e, 4);
+			}
+		}
+		i += l ? l : 1;
+	}
+	return sb_buf_steal(&b);
+}
+
 static void report(vctx *v, rstate st, const char *name, const char *fmt, ...)
 {
 	sb_buf b;
@@ -115,9 +164,10 @@ static void report(vctx *v, rstate st, const char *name, const char *fmt, ...)
 	va_end(ap);
 	v->res = sb_xrealloc(v->res, (v->nres + 1) * sizeof(*v->res));
 	result *r = &v->res[v->nres++];
-	r->name = sb_xstrdup(name);
+	r->name = printable(name);
 	r->st = st;
-	r->detail = sb_buf_steal(&b);
+	r->detail = printable(b.data ? b.data : "");
+	sb_buf_free(&b);
 	if (!v->json) {
 		/* as they happen: a slow check shows where it is */
 		static const char *const mark[] = {"\u2713", "\u2717", "-"};
@@ -243,34 +293,90 @@ static void random_hex(char *out, size_t nbytes)
 
 /* ---- DNS ------------------------------------------------------------------ */
 
-/* Skip a (possibly compressed) name at b[*o]; 0 or -1 when malformed. */
-static int dns_skip_name(const uint8_t *b, size_t n, size_t *o)
+/* The (possibly compressed) name at b[*o], in lower case without the final
+ * dot, into out; *o moves past it. 0, or -1 when malformed or too long. */
+static int dns_read_name(const uint8_t *b, size_t n, size_t *o, char *out, size_t size)
 {
+	size_t p = *o, len = 0;
+	bool jumped = false;
 	for (int hops = 0; hops < 128; hops++) {
-		if (*o >= n)
+		if (p >= n)
 			return -1;
-		uint8_t l = b[*o];
+		uint8_t l = b[p];
 		if ((l & 0xC0) == 0xC0) {
-			*o += 2;
-			return *o <= n ? 0 : -1;
+			if (p + 1 >= n)
+				return -1;
+			if (!jumped)
+				*o = p + 2;
+			jumped = true;
+			p = (size_t)(l & 0x3F) << 8 | b[p + 1];
+			continue;
 		}
 		if (l & 0xC0)
 			return -1;
-		*o += 1u + l;
-		if (l == 0)
+		if (l == 0) {
+			if (!jumped)
+				*o = p + 1;
+			out[len] = '\0';
 			return 0;
+		}
+		if (p + 1 + l > n || len + l + 2 > size)
+			return -1;
+		if (len)
+			out[len++] = '.';
+		for (size_t i = 0; i < l; i++) {
+			char c = (char)b[p + 1 + i];
+			out[len++] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+		}
+		p += 1u + l;
 	}
 	return -1;
 }
 
 typedef struct dns_answer {
 	int rcode;
+	bool aa;      /* the authority answered, not a cache */
+	size_t other; /* records of another name (a CNAME chain, or not ours) */
 	uint8_t addr[MAX_ADDRS][16];
 	size_t naddr;
 } dns_answer;
 
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* The question q (n bytes: name, type, class) and a's, with the name's
+ * letters in any case (a server may echo it in another). */
+static bool dns_same_question(const uint8_t *q, const uint8_t *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t x = q[i], y = a[i];
+		if (x >= 'A' && x <= 'Z')
+			x = (uint8_t)(x + 32);
+		if (y >= 'A' && y <= 'Z')
+			y = (uint8_t)(y + 32);
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+/* Is resp the answer to the question q (id, QR, opcode 0, the same single
+ * question)? Anything else on the socket is a stray datagram: a late answer
+ * to another query, or not DNS at all. */
+static bool dns_is_answer(const uint8_t *q, size_t qn, const uint8_t *resp, size_t n)
+{
+	return n >= qn && resp[0] == q[0] && resp[1] == q[1] && (resp[2] & 0x80) &&
+	       (resp[2] & 0x78) == 0 && resp[4] == 0 && resp[5] == 1 &&
+	       dns_same_question(q + 12, resp + 12, qn - 12);
+}
+
 /* One question to Switchboard's DNS over UDP; the answer's records of type
- * qtype. Returns 0, or -1 with err saying why there is no answer. */
+ * qtype owned by host. Returns 0, or -1 with err saying why there is no
+ * answer. DNS_TIMEOUT_MS per attempt, whatever else arrives meanwhile. */
 static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer *a, char *err,
 		     size_t errlen)
 {
@@ -278,6 +384,7 @@ static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer
 	size_t qn = 12, alen = qtype == 1 ? 4 : 16;
 	int fd = -1, rc = -1;
 	uint8_t id[2];
+	char want[256], owner[256];
 
 	memset(a, 0, sizeof(*a));
 	if (getrandom(id, 2, 0) != 2)
@@ -302,48 +409,70 @@ static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer
 	q[qn++] = (uint8_t)qtype;
 	q[qn++] = 0;
 	q[qn++] = 1; /* IN */
+	{
+		size_t o = 12;
+		if (dns_read_name(q, qn, &o, want, sizeof(want)) < 0) {
+			snprintf(err, errlen, "cannot ask for \"%.200s\": not a DNS name", host);
+			goto out;
+		}
+	}
 
 	if ((fd = socket_to(&v->dns, v->dns_len, SOCK_DGRAM, DNS_TIMEOUT_MS)) < 0) {
 		snprintf(err, errlen, "cannot reach DNS at %s: %s", v->dns_text, strerror(errno));
 		goto out;
 	}
 	ssize_t got = -1;
-	for (int attempt = 0; attempt < 2 && got < 0; attempt++) {
+	int rerr = EAGAIN;
+	for (int attempt = 0; attempt < 2 && got < 0 && rerr == EAGAIN; attempt++) {
 		if (send(fd, q, qn, 0) != (ssize_t)qn) {
 			snprintf(err, errlen, "cannot send to DNS at %s: %s", v->dns_text,
 				 strerror(errno));
 			goto out;
 		}
+		/* the wait is for this attempt as a whole: a server that keeps
+		 * sending other datagrams must not hold verify for ever */
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (;;) {
-			got = recv(fd, resp, sizeof(resp), 0);
-			/* a stray datagram (another id) is not our answer */
-			if (got < 12 || (resp[0] == id[0] && resp[1] == id[1]))
+			long spent = ms_since(&t0);
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			int pr = spent >= DNS_TIMEOUT_MS
+				     ? 0
+				     : poll(&pfd, 1, (int)(DNS_TIMEOUT_MS - spent));
+			if (pr < 0 && errno == EINTR)
+				continue;
+			if (pr <= 0) {
+				rerr = pr == 0 ? EAGAIN : errno;
 				break;
+			}
+			ssize_t r = recv(fd, resp, sizeof(resp), MSG_DONTWAIT);
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				continue;
+			if (r < 0) {
+				rerr = errno; /* refused: nothing listens, no point asking again */
+				break;
+			}
+			if (dns_is_answer(q, qn, resp, (size_t)r)) {
+				got = r;
+				break;
+			}
 		}
-		if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			break; /* refused: nothing listens, no point asking again */
 	}
 	if (got < 0) {
 		snprintf(err, errlen, "no DNS answer from %s: %s", v->dns_text,
-			 errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : strerror(errno));
+			 rerr == EAGAIN ? "timed out" : strerror(rerr));
 		goto out;
 	}
-	size_t n = (size_t)got, o = 12;
-	if (n < 12 || !(resp[2] & 0x80)) {
-		snprintf(err, errlen, "malformed DNS answer from %s", v->dns_text);
-		goto out;
-	}
+	size_t n = (size_t)got, o = qn;
 	if (resp[2] & 0x02) {
 		snprintf(err, errlen, "DNS answer from %s is truncated", v->dns_text);
 		goto out;
 	}
 	a->rcode = resp[3] & 0x0F;
-	unsigned qd = (unsigned)resp[4] << 8 | resp[5], an = (unsigned)resp[6] << 8 | resp[7];
-	for (unsigned i = 0; i < qd; i++)
-		if (dns_skip_name(resp, n, &o) < 0 || (o += 4) > n)
-			goto bad;
+	a->aa = (resp[2] & 0x04) != 0;
+	unsigned an = (unsigned)resp[6] << 8 | resp[7];
 	for (unsigned i = 0; i < an; i++) {
-		if (dns_skip_name(resp, n, &o) < 0 || o + 10 > n)
+		if (dns_read_name(resp, n, &o, owner, sizeof(owner)) < 0 || o + 10 > n)
 			goto bad;
 		uint16_t type = (uint16_t)(resp[o] << 8 | resp[o + 1]);
 		uint16_t cls = (uint16_t)(resp[o + 2] << 8 | resp[o + 3]);
@@ -351,7 +480,9 @@ static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer
 		o += 10;
 		if (o + rdlen > n)
 			goto bad;
-		if (type == qtype && cls == 1 && rdlen == alen && a->naddr < MAX_ADDRS)
+		if (strcmp(owner, want) != 0)
+			a->other++;
+		else if (type == qtype && cls == 1 && rdlen == alen && a->naddr < MAX_ADDRS)
 			memcpy(a->addr[a->naddr++], resp + o, alen);
 		o += rdlen;
 	}
@@ -442,6 +573,16 @@ static void check_dns(vctx *v, const char *host)
 		}
 		if (k)
 			sb_buf_adds(&b, "; ");
+		if (!a.aa && (a.rcode == 0 || a.rcode == 3)) {
+			/* a resolver or a cache at [listen] dns: what it says may be
+			 * stale, and is not what Switchboard serves */
+			ok = false;
+			sb_buf_addf(&b,
+				    "%s: not authoritative (AA clear): %s is a resolver or a "
+				    "cache, not Switchboard's DNS",
+				    qs[k].name, v->dns_text);
+			continue;
+		}
 		if (a.rcode != 0) {
 			ok = false;
 			sb_buf_addf(&b, "%s: %s", qs[k].name,
@@ -464,6 +605,9 @@ static void check_dns(vctx *v, const char *host)
 			addrs_text(&b, want, nw, qs[k].af);
 			sb_buf_addc(&b, ')');
 		}
+		if (a.other)
+			sb_buf_addf(&b, " (and %zu record%s of another name)", a.other,
+				    a.other == 1 ? "" : "s");
 	}
 	report(v, ok ? R_PASS : R_FAIL, name, "%s", b.data);
 	sb_buf_free(&b);
@@ -872,7 +1016,8 @@ static void check_route(vctx *v, const vroute *r)
  * does with "worker" and "environment") the deployment's own service: the
  * proof shows where the edge sent the request, not which process answered,
  * so an upstream URL pointing at another service's process is caught here. */
-static bool healthy(const resp *r, const char *service, const char *env, char *why, size_t size)
+static bool healthy(const resp *r, const char *service, const char *env, const char *env_var,
+		    char *why, size_t size)
 {
 	json_error_t je;
 	json_t *j = json_loadb(r->body, r->body_len, 0, &je);
@@ -892,11 +1037,13 @@ static bool healthy(const resp *r, const char *service, const char *env, char *w
 			 "HTTP %d, answered by worker \"%.60s\", not %s: the upstream is "
 			 "another service's",
 			 r->status, wk, service);
-	else if (ok && en && strcmp(en, env) != 0)
-		ok = false, snprintf(why, size,
-				     "HTTP %d, answered by environment \"%.60s\", not %s: the "
-				     "upstream is another environment's",
-				     r->status, en, env);
+	else if (ok && en && strcmp(en, env) != 0 && !(env_var && strcmp(en, env_var) == 0))
+		ok = false,
+		snprintf(why, size,
+			 "HTTP %d, answered by environment \"%.60s\", not %s%s%s%s: the upstream "
+			 "is another environment's",
+			 r->status, en, env_var ? env_var : env, env_var ? " (" : "",
+			 env_var ? env : "", env_var ? ")" : "");
 	else if (wk)
 		snprintf(why, size, "HTTP %d, status \"%.60s\", worker %s%s%s%s", r->status, st, wk,
 			 en ? " (" : "", en ? en : "", en ? ")" : "");
@@ -904,6 +1051,17 @@ static bool healthy(const resp *r, const char *service, const char *env, char *w
 		snprintf(why, size, "HTTP %d, status \"%.60s\"", r->status, st);
 	json_decref(j);
 	return ok;
+}
+
+/* The deployment's ENVIRONMENT var when it names something other than the
+ * environment itself ("prod"): the plan's /health answers with it. */
+static const char *env_var(const sb_deployment *dp)
+{
+	for (size_t i = 0; i < dp->nvars; i++)
+		if (dp->vars[i].is_string && strcmp(dp->vars[i].key, "ENVIRONMENT") == 0 &&
+		    strcmp(dp->vars[i].value, sb_env_name(dp->env)) != 0)
+			return dp->vars[i].value;
+	return NULL;
 }
 
 static void check_health(vctx *v, const sb_deployment *dp)
@@ -934,7 +1092,7 @@ static void check_health(vctx *v, const sb_deployment *dp)
 	}
 	if (!proof_ok(v, &rp, nonce, use->host, "/health", dp->name, why, sizeof(why)))
 		report(v, R_FAIL, name, "%s/health: %s", use->host, why);
-	else if (!healthy(&rp, svc, sb_env_name(dp->env), why, sizeof(why)))
+	else if (!healthy(&rp, svc, sb_env_name(dp->env), env_var(dp), why, sizeof(why)))
 		report(v, R_FAIL, name, "%s/health: unhealthy: %s", use->host, why);
 	else
 		report(v, R_PASS, name, "%s/health: %s", use->host, why);
@@ -1115,11 +1273,12 @@ static int parse_args(int argc, char **argv, vctx *v, const char **config, const
 		return 2;
 	}
 	v->env = SB_ENV_PRODUCTION;
+	char shown[SB_CLI_SHOWN_SIZE];
 	if (env && sb_env_parse(env, &v->env) < 0) {
 		fprintf(stderr,
 			"switchboard verify: unknown environment '%s' (expected production, "
 			"staging or preview)\n",
-			env);
+			sb_cli_shown(env, shown, sizeof(shown)));
 		return 2;
 	}
 	if (pr) {
@@ -1128,12 +1287,13 @@ static int parse_args(int argc, char **argv, vctx *v, const char **config, const
 			fprintf(stderr,
 				"switchboard verify: --pr: \"%s\" is not a pull request number (1 "
 				"to 999999999, no leading zeros)\n",
-				pr);
+				sb_cli_shown(pr, shown, sizeof(shown)));
 			return 2;
 		}
 		if (env && v->env != SB_ENV_PREVIEW) {
 			fprintf(stderr,
-				"switchboard verify: --pr goes with --env preview, not %s\n", env);
+				"switchboard verify: --pr goes with --env preview, not %s\n",
+				sb_cli_shown(env, shown, sizeof(shown)));
 			return 2;
 		}
 		v->env = SB_ENV_PREVIEW;
