@@ -93,3 +93,45 @@ def test_a_preview_created_again_starts_afresh(edge):
     st, body = op(edge, op="preview-create", pr=5)
     assert st == 200, body
     assert preview_deployments(edge, 5) == full
+
+
+# An expire with no preview past its ttl changes nothing and records no
+# version (mutant: every expire was a change, "expired previews" with none).
+def test_an_expire_with_nothing_to_expire_changes_nothing(edge):
+    st, body = op(edge, op="preview-create", pr=4, ttl=3600)
+    assert st == 200, body
+    st, body = op(edge, op="expire")
+    assert st == 200, body
+    assert (body["changed"], body["version"], body["summary"]) == (False, 0, "nothing to do"), body
+    assert versions(edge) == [1]
+
+
+# A dry run reports no change: nothing was recorded (mutant: "changed" said
+# what the op would have done).
+def test_a_dry_run_reports_no_change(edge):
+    st, body = op(edge, op="deploy", name="codex-web", vars={"Q": "1"}, dry_run=True)
+    assert st == 200, body
+    assert (body["changed"], body["dry_run"], body["version"]) == (False, True, 0), body
+    assert versions(edge) == []
+
+
+# A change is checked against the zone it would publish: a deploy whose
+# route lands on a static address record is refused naming both (mutant:
+# the zone's build error was ignored by the check, and the change recorded).
+def test_a_deploy_route_on_a_static_address_record_is_refused(tmp_path):
+    e = make_edge(tmp_path, admin="127.0.0.1:0")
+    decl = e.dir / "switchboard.toml"
+    decl.write_text(decl.read_text() + '\n[[zone.record]]\nname = "shop"\ntype = "A"\n'
+                    'data = "192.0.2.9"\n')
+    e.start()
+    try:
+        e.admin_port = admin_port(e)
+        e.token = (e.data / "admin.token").read_text()
+        st, body = op(e, op="deploy", name="codex-web",
+                      routes=["shop.revelations.studio/*"])
+        assert (st, body["code"]) == (409, "already exists"), body
+        assert 'record "shop" A collides with route "shop.revelations.studio/*"' \
+            in body["error"], body
+        assert versions(e) == []
+    finally:
+        e.stop()

@@ -13,6 +13,7 @@
 
 #include "dns/answer.h"
 #include "dns/export.h"
+#include "dns/rrl.h"
 #include "dns/wire.h"
 #include "dns/xfr.h"
 #include "dns/zone.h"
@@ -116,14 +117,16 @@ static struct pkt ixfr_query(const char *zone, uint32_t serial)
 
 struct head {
 	int rcode;
-	unsigned an;
+	unsigned an, ar;
 };
 
 static struct head head_of(const uint8_t *r, size_t n)
 {
 	cr_assert_geq(n, 12, "a response has a header");
 	cr_assert(r[2] & 0x80, "QR");
-	return (struct head){.rcode = r[3] & 0xf, .an = (unsigned)(r[6] << 8 | r[7])};
+	return (struct head){.rcode = r[3] & 0xf,
+			     .an = (unsigned)(r[6] << 8 | r[7]),
+			     .ar = (unsigned)(r[10] << 8 | r[11])};
 }
 
 static struct head ask(const sb_dns_zones *z, const char *name, uint16_t type)
@@ -164,6 +167,19 @@ Test(mutants, a_cname_chain_is_followed_for_eight_cnames)
 	/* 9 CNAMEs: the first 8, then the resolver goes on */
 	h = ask(z, "c1.example.com", SB_DNS_A);
 	cr_assert_eq(h.an, 8, "8 CNAMEs: %u records", h.an);
+	sb_dns_free(z);
+}
+
+/* A target named by two records of the RRset gets its addresses once in
+ * the additional section (mutant: targets were not deduplicated). */
+Test(mutants, a_target_named_twice_gets_its_addresses_once)
+{
+	sb_dns_record_decl recs[] = {rec("@", "MX", -1, "10 mail"), rec("@", "MX", -1, "20 mail"),
+				     rec("mail", "A", -1, "192.0.2.25")};
+	sb_dns_zones *z = build_ok(recs, 3, 1);
+	struct head h = ask(z, "example.com", SB_DNS_MX);
+	cr_assert_eq(h.an, 2);
+	cr_assert_eq(h.ar, 1, "mail's A once: %u additional records", h.ar);
 	sb_dns_free(z);
 }
 
@@ -429,4 +445,61 @@ Test(mutants, a_secondary_added_by_a_reload_is_notified, .timeout = 20)
 	sb_dns_free(z1);
 	sb_dns_free(z2);
 	close(fd);
+}
+
+/* Requeued for a newer serial, a NOTIFY gets its retries afresh (mutant:
+ * the tries of the serial it replaced were carried over, so the new serial
+ * was sent fewer times). */
+Test(mutants, a_newer_serial_gets_every_try, .timeout = 20)
+{
+	int port;
+	int fd = udp_socket(&port);
+	char target[64];
+	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	sb_dns_peer_cfg nd = {target, NULL, 4, 1};
+	sb_dns_cfg c = {.notify = &nd, .nnotify = 1, .notify_retries = 3};
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	sb_dns_xfr *x = sb_dns_xfr_new(NULL);
+	sb_dns_xfr_set_notify_backoff(x, 20);
+	sb_dns_record_decl r1 = rec("t", "TXT", -1, "one"), r2 = rec("t", "TXT", -1, "two");
+	sb_dns_zones *z1 = build_ok(&r1, 1, 7), *z2 = build_ok(&r2, 1, 8);
+	sb_diag d = {0};
+	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", NULL, z1, &d), 0, "%s", d.msg);
+	cr_assert_eq(sb_dns_xfr_start(x, &loop), 0);
+	/* the first try of serial 7, unanswered; then serial 8 replaces it */
+	int n = 0;
+	for (int i = 0; i < 100 && !n; i++)
+		n = notifies(&loop, fd, -1, ANSWER_NONE, 10);
+	cr_assert_eq(n, 1, "the first NOTIFY");
+	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", z1, z2, &d), 0, "%s", d.msg);
+	n = notifies(&loop, fd, -1, ANSWER_NONE, 1000);
+	cr_assert_eq(n, 3, "serial 8: all 3 tries (%d)", n);
+	loop_end(&loop, x);
+	sb_dns_xfr_free(x);
+	sb_dns_free(z1);
+	sb_dns_free(z2);
+	close(fd);
+}
+
+/* ---- RRL ----------------------------------------------------------------------------- */
+
+static sb_dns_rrl_action rrl_check(sb_dns_rrl *r, const char *ip)
+{
+	struct sockaddr_storage a = addr4(ip);
+	return sb_dns_rrl_check(r, (struct sockaddr *)&a, 1000);
+}
+
+/* A network prefix that is not a whole number of bytes: /23 puts 192.0.2.x
+ * and 192.0.3.x in one bucket, 192.0.4.x in another (mutant: the mask of
+ * the partial byte was one bit short, so /23 counted as /24). */
+Test(mutants, rrl_networks_of_23_bits)
+{
+	sb_dns_rrl_config c = {.responses_per_second = 2, .slip = 0, .ipv4_prefix = 23};
+	sb_dns_rrl *r = sb_dns_rrl_new(&c);
+	cr_assert_eq(rrl_check(r, "192.0.2.1"), SB_DNS_RRL_SEND);
+	cr_assert_eq(rrl_check(r, "192.0.2.2"), SB_DNS_RRL_SEND);
+	cr_assert_eq(rrl_check(r, "192.0.3.1"), SB_DNS_RRL_DROP, "the same /23");
+	cr_assert_eq(rrl_check(r, "192.0.4.1"), SB_DNS_RRL_SEND, "the next /23");
+	sb_dns_rrl_free(r);
 }
