@@ -135,3 +135,4 @@ def test_a_deploy_route_on_a_static_address_record_is_refused(tmp_path):
         assert versions(e) == []
     finally:
         e.stop()
+
