@@ -136,3 +136,47 @@ def test_a_deploy_route_on_a_static_address_record_is_refused(tmp_path):
     finally:
         e.stop()
 
+
+
+# 999999999 is the largest pr (docs/admin.md), 1000000000 is refused
+# (mutant: the largest refused too).
+def test_the_largest_pr_is_allowed(edge):
+    st, body = op(edge, op="preview-create", pr=999999999)
+    assert st == 200, body
+    st, body = op(edge, op="preview-create", pr=1000000000)
+    assert st == 422 and body["error"].startswith("pr: expected a pull request number"), body
+    assert versions(edge) == [1]
+
+
+# A deploy gives an upstream URL or a command, not both (mutant: both were
+# taken, the command winning silently).
+def test_a_deploy_with_an_upstream_and_a_command_is_refused(edge):
+    st, body = op(edge, op="deploy", name="codex-web", upstream="http://127.0.0.1:1",
+                  command=["sleep", "60"])
+    assert (st, body["error"]) == (422, "give an upstream URL or a command, not both"), body
+    assert versions(edge) == []
+
+
+# A deployment named with an env it is not in is refused, not deployed in
+# its own env (mutant: the env was ignored for a deployment name).
+def test_a_deployment_name_with_another_env_is_refused(edge):
+    st, body = op(edge, op="deploy", name="codex-web-production", env="staging",
+                  vars={"Q": "1"})
+    assert st == 422, body
+    assert body["error"] == ("deployment codex-web-production is a production deployment, "
+                             "not staging"), body
+    assert versions(edge) == []
+
+
+# Taking something away is always allowed, even when what is left fails the
+# consistency check (mutants: delete, or preview-delete, ran the check and
+# was refused for what the deletion left).
+def test_deletes_are_allowed_whatever_they_leave(edge):
+    st, body = op(edge, op="preview-create", pr=8)
+    assert st == 200, body
+    # URL vars of the other services name codex.revelations.studio
+    st, body = op(edge, op="delete", name="codex-web-production")
+    assert st == 200, body
+    st, body = op(edge, op="preview-delete", pr=8)
+    assert st == 200, body
+    assert versions(edge) == [3, 2, 1]

@@ -330,6 +330,45 @@ Test(mutants, ixfr_compares_serials_across_the_wrap)
 	sb_dns_xfr_free(x);
 }
 
+/* A diff is made only from the zones last attached: a prev that is another
+ * build with the same serial (never published) is not a base for IXFR, and
+ * a client at that serial gets the whole zone (mutant: any prev whose serial
+ * matched the history was diffed, and the client got the differences from
+ * zones it never had). */
+Test(mutants, ixfr_diffs_only_from_the_zones_last_attached)
+{
+	sb_dns_xfr *x = sb_dns_xfr_new(NULL);
+	sb_dns_peer_cfg allow = {"127.0.0.1", NULL, 3, 1};
+	sb_dns_cfg c = {.allow = &allow, .nallow = 1};
+	sb_dns_record_decl one = rec("t", "TXT", -1, "one"), two = rec("t", "TXT", -1, "two"),
+			   three = rec("t", "TXT", -1, "three");
+	sb_dns_record_decl other[] = {rec("t", "TXT", -1, "a"), rec("t", "TXT", -1, "b"),
+				      rec("t", "TXT", -1, "c")};
+	sb_dns_zones *v1 = build_ok(&one, 1, 101), *v2 = build_ok(&two, 1, 102);
+	sb_dns_zones *w = build_ok(other, 3, 102), *v3 = build_ok(&three, 1, 103);
+	sb_diag d = {0};
+	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", NULL, v1, &d), 0, "%s", d.msg);
+	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", v1, v2, &d), 0, "%s", d.msg);
+	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", w, v3, &d), 0, "%s", d.msg);
+	struct head axfr = xfr_ask(v3, query("example.com", SB_DNS_AXFR), "127.0.0.1");
+	struct head ixfr = xfr_ask(v3, ixfr_query("example.com", 102), "127.0.0.1");
+	cr_assert_eq(ixfr.rcode, SB_DNS_NOERROR);
+	cr_assert_eq(ixfr.an, axfr.an, "the whole zone: %u records, the zone has %u", ixfr.an,
+		     axfr.an);
+	/* and from the zones last attached, the differences */
+	sb_dns_zones *v4 = build_ok(&one, 1, 104);
+	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", v3, v4, &d), 0, "%s", d.msg);
+	ixfr = xfr_ask(v4, ixfr_query("example.com", 103), "127.0.0.1");
+	cr_assert_eq(ixfr.an, 6, "SOA 104, SOA 103, TXT three, SOA 104, TXT one, SOA 104: %u",
+		     ixfr.an);
+	sb_dns_free(v1);
+	sb_dns_free(v2);
+	sb_dns_free(w);
+	sb_dns_free(v3);
+	sb_dns_free(v4);
+	sb_dns_xfr_free(x);
+}
+
 /* ---- NOTIFY ---------------------------------------------------------------------- */
 
 /* A fake secondary: a plain UDP socket on 127.0.0.1. */
