@@ -542,3 +542,27 @@ Test(mutants, rrl_networks_of_23_bits)
 	cr_assert_eq(rrl_check(r, "192.0.4.1"), SB_DNS_RRL_SEND, "the next /23");
 	sb_dns_rrl_free(r);
 }
+
+/* A full set evicts its least recently used network, so a network that is
+ * being limited keeps its debt while it goes on (mutant: the most recently
+ * used was evicted, and a flooding network got a full bucket back each time
+ * a new one arrived). */
+Test(mutants, rrl_evicts_the_least_recently_used)
+{
+	sb_dns_rrl_config c = {.responses_per_second = 1, .slip = 0, .table_size = 4};
+	sb_dns_rrl *r = sb_dns_rrl_new(&c); /* one set of 4 */
+	static const char *nets[] = {"192.0.1.1", "192.0.2.1", "192.0.3.1", "192.0.4.1"};
+	for (int i = 0; i < 4; i++) {
+		struct sockaddr_storage a = addr4(nets[i]);
+		cr_assert_eq(sb_dns_rrl_check(r, (struct sockaddr *)&a, 1000 + (uint64_t)i),
+			     SB_DNS_RRL_SEND);
+	}
+	/* the first network goes on, over its rate: used last now */
+	struct sockaddr_storage first = addr4(nets[0]), fifth = addr4("192.0.5.1");
+	cr_assert_eq(sb_dns_rrl_check(r, (struct sockaddr *)&first, 1010), SB_DNS_RRL_DROP);
+	/* a fifth network takes the place of the second, the least recent */
+	cr_assert_eq(sb_dns_rrl_check(r, (struct sockaddr *)&fifth, 1011), SB_DNS_RRL_SEND);
+	cr_assert_eq(sb_dns_rrl_check(r, (struct sockaddr *)&first, 1011), SB_DNS_RRL_DROP,
+		     "the limited network kept its debt");
+	sb_dns_rrl_free(r);
+}
