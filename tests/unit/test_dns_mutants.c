@@ -369,6 +369,68 @@ Test(mutants, ixfr_diffs_only_from_the_zones_last_attached)
 	sb_dns_xfr_free(x);
 }
 
+/* IXFR from 101 to 102 on zones attached in turn: the number of records of
+ * its first message. */
+static unsigned ixfr_step(sb_dns_zones *v1, sb_dns_zones *v2)
+{
+	sb_dns_xfr *x = sb_dns_xfr_new(NULL);
+	sb_dns_peer_cfg allow = {"127.0.0.1", NULL, 3, 1};
+	sb_dns_cfg c = {.allow = &allow, .nallow = 1};
+	sb_diag d = {0};
+	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", NULL, v1, &d), 0, "%s", d.msg);
+	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", v1, v2, &d), 0, "%s", d.msg);
+	struct head h = xfr_ask(v2, ixfr_query("example.com", 101), "127.0.0.1");
+	cr_assert_eq(h.rcode, SB_DNS_NOERROR);
+	sb_dns_xfr_free(x);
+	return h.an;
+}
+
+/* An RRset whose TTL alone changed is removed and added again in the IXFR
+ * step (mutant: only records that differ were, and the secondary kept the
+ * old TTL). */
+Test(mutants, ixfr_carries_a_ttl_change)
+{
+	sb_dns_record_decl a = rec("t", "TXT", 300, "same"), b = rec("t", "TXT", 600, "same");
+	sb_dns_zones *v1 = build_ok(&a, 1, 101), *v2 = build_ok(&b, 1, 102);
+	unsigned n = ixfr_step(v1, v2);
+	cr_assert_eq(n, 6, "SOA 102, SOA 101, TXT ttl 300, SOA 102, TXT ttl 600, SOA 102: %u", n);
+	sb_dns_free(v1);
+	sb_dns_free(v2);
+}
+
+/* When the zone's addresses change, every name that has them changes: the
+ * IXFR step carries them (mutant: names sharing the zone's addresses were
+ * passed over as unchanged whatever the addresses were). */
+Test(mutants, ixfr_carries_a_change_of_the_zones_addresses)
+{
+	static const char moved_toml[] = "[[zone]]\n"
+					 "name = \"example.com\"\n"
+					 "addresses = [\"192.0.2.2\"]\n"
+					 "nameservers = [\"ns1.example.com\"]\n"
+					 "[tenants]\n"
+					 "service = \"web\"\n"
+					 "[[service]]\n"
+					 "name = \"web\"\n"
+					 "routes = [\"app.example.com/*\"]\n";
+	sb_dns_record_decl r = rec("t", "TXT", -1, "x");
+	sb_dns_zones *v1 = build_ok(&r, 1, 101);
+	struct world moved = world_load(moved_toml, NULL);
+	cr_assert_eq(moved.rc, 0, "%s", moved.diag.msg);
+	sb_dns_builder *b;
+	sb_diag d = {0};
+	sb_dns_zones *v2 = NULL;
+	cr_assert_eq(sb_dns_builder_new(moved.model, moved.rt, NULL, &b, &d), 0, "%s", d.msg);
+	cr_assert_eq(sb_dns_builder_record(b, "example.com", &r, &d), 0, "%s", d.msg);
+	cr_assert_eq(sb_dns_builder_finish(b, NULL, 0, 102, &v2, &d), 0, "%s", d.msg);
+	unsigned n = ixfr_step(v1, v2);
+	/* SOA 102, SOA 101, the A .1 of the 3 names with the zone's addresses
+	 * (app, app-staging, ns1), SOA 102, their A .2, SOA 102 */
+	cr_assert_eq(n, 10, "%u records", n);
+	sb_dns_free(v1);
+	sb_dns_free(v2);
+	world_free(&moved);
+}
+
 /* ---- NOTIFY ---------------------------------------------------------------------- */
 
 /* A fake secondary: a plain UDP socket on 127.0.0.1. */
