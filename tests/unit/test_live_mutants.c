@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "memfs.h"
 #include "model/live.h"
@@ -45,6 +46,10 @@ Test(live_mutants, the_document_of_a_state_does_not_depend_on_its_history)
 	cr_assert_eq(a.previews[2].pr, 9);
 	cr_assert_str_eq(a.deploys[0].name, "api");
 	cr_assert_str_eq(a.deploys[2].name, "web");
+	/* what a deploy was made with is kept, its time too (mutant: the copy
+	 * the state keeps lost deployed_at) */
+	cr_assert_eq(a.deploys[1].deployed_at, 5);
+	cr_assert(strstr(ja, "\"deployed_at\":5"), "%s", ja);
 	free(ja);
 	free(jb);
 	sb_live_clear(&a);
