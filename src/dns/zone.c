@@ -438,8 +438,11 @@ static int record_put(sb_dns_builder *b, size_t zi, uint32_t k, uint16_t type, u
 				    rel_text(z, nd, w2, sizeof(w2)));
 	const struct static_rec *other = NULL;
 	if (type == SB_DNS_CNAME) {
+		/* another CNAME is not "other records": it gets its own message
+		 * below, or is the same record again */
 		for (uint16_t i = 0; i < nd->nrrsets && !other; i++)
-			other = static_find(b, zi, k, nd->rrsets[i].type);
+			if (nd->rrsets[i].type != SB_DNS_CNAME)
+				other = static_find(b, zi, k, nd->rrsets[i].type);
 	} else if (sb_dns_node_rrset(nd, SB_DNS_CNAME)) {
 		other = static_find(b, zi, k, SB_DNS_CNAME);
 	}

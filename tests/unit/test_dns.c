@@ -1382,6 +1382,10 @@ Test(records, collisions_name_both_sides)
 				 .line = 3,
 				 .col = 1};
 	cr_assert_eq(sb_dns_builder_record(b, "example.com", &c2, &d), SB_EEXIST);
+	cr_assert(strstr(d.msg, "record \"m2\" CNAME collides with static CNAME record \"m2\" "
+				"(b.toml:2:1): a name has one CNAME"),
+		  "%s", d.msg);
+	cr_assert_str_eq(d.file, "c.toml");
 	/* a refused record leaves the builder unusable */
 	sb_dns_zones *z = NULL;
 	cr_assert_lt(sb_dns_builder_finish(b, NULL, 0, 1, &z, &d), 0);
