@@ -110,6 +110,19 @@ int sb_diag_setc(sb_diag *d, int code, const char *file, int line, int col, cons
 	return r;
 }
 
+const char *sb_where(const char *file, int line, int col, char *buf, size_t size)
+{
+	if (!file || !file[0])
+		file = "?";
+	if (line > 0 && col > 0)
+		snprintf(buf, size, "%s:%d:%d", file, line, col);
+	else if (line > 0)
+		snprintf(buf, size, "%s:%d", file, line);
+	else
+		snprintf(buf, size, "%s", file);
+	return buf;
+}
+
 const char *sb_diag_format(const sb_diag *d, char *buf, size_t size)
 {
 	if (d->line > 0 && d->col > 0)

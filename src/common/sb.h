@@ -70,6 +70,12 @@ int sb_diag_setc(sb_diag *d, int code, const char *file, int line, int col, cons
 /* Format "file:line:col: msg" into buf (bounded). Returns buf. */
 const char *sb_diag_format(const sb_diag *d, char *buf, size_t size);
 
+/* "file:line:col" as sb_diag_format writes a place: without the line and
+ * column when there are none (what a live change declares has no line),
+ * "?" for no file. Written to buf; returns buf. */
+#define SB_WHERE_SIZE 560 /* enough for any sb_diag file and its place */
+const char *sb_where(const char *file, int line, int col, char *buf, size_t size);
+
 /* A growable byte buffer, always NUL-terminated. */
 typedef struct sb_buf {
 	char *data;

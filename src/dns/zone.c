@@ -214,8 +214,9 @@ static const char *derived_why(const sb_dns_builder *b, size_t zi, uint32_t k, c
 	char name[SB_DNS_NAME_MAX + 64];
 	rel_text(z, nd, name, sizeof(name));
 	if (nd->flags & SB_DNS_NODE_NS) {
-		snprintf(buf, size, "nameserver %s of zone %s (%s:%d:%d)", name, z->name,
-			 b->m->decl->file, zd->line, zd->col);
+		char at[SB_WHERE_SIZE];
+		snprintf(buf, size, "nameserver %s of zone %s (%s)", name, z->name,
+			 sb_where(b->m->decl->file, zd->line, zd->col, at, sizeof(at)));
 		return buf;
 	}
 	size_t ne;
@@ -227,9 +228,10 @@ static const char *derived_why(const sb_dns_builder *b, size_t zi, uint32_t k, c
 		for (int j = 0; j < nn; j++)
 			if (strcmp(names[j], name) == 0) {
 				const sb_route *r = e[i].route;
-				snprintf(buf, size, "route \"%s\" of %s (%s:%d:%d)", r->pattern,
-					 e[i].deployment->name, r->file ? r->file : "?", r->line,
-					 r->col);
+				char at[SB_WHERE_SIZE];
+				snprintf(buf, size, "route \"%s\" of %s (%s)", r->pattern,
+					 e[i].deployment->name,
+					 sb_where(r->file, r->line, r->col, at, sizeof(at)));
 				return buf;
 			}
 	}
@@ -252,8 +254,9 @@ static const char *rec_where(const struct static_rec *r, char *buf, size_t size)
 {
 	char tb[16];
 	sb_dns_type_text(r->type, tb, sizeof(tb));
-	snprintf(buf, size, "static %s record \"%s\" (%s:%d:%d)", tb, r->owner,
-		 r->file ? r->file : "?", r->line, r->col);
+	char at[SB_WHERE_SIZE];
+	snprintf(buf, size, "static %s record \"%s\" (%s)", tb, r->owner,
+		 sb_where(r->file, r->line, r->col, at, sizeof(at)));
 	return buf;
 }
 

@@ -921,12 +921,13 @@ static int unique_names(const sb_model *m, sb_diag *d)
 			a = b;
 			b = t;
 		}
+		char at[SB_WHERE_SIZE];
 		r = sb_diag_set(d, b->file, b->line, b->col,
 				"deployment \"%s\" (service %s, %s) has the name of another "
-				"(service %s, %s, %s:%d:%d): rename a service or set its label",
+				"(service %s, %s, %s): rename a service or set its label",
 				b->name, m->services[b->service].name, sb_env_name(b->env),
 				m->services[a->service].name, sb_env_name(a->env),
-				a->file ? a->file : "", a->line, a->col);
+				sb_where(a->file, a->line, a->col, at, sizeof(at)));
 	}
 	free(ix);
 	return r;

@@ -335,12 +335,14 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 				/* as nginx refuses a duplicate location: the second
 				 * line can only be a mistake (a copy meant to be
 				 * edited), and would otherwise vanish without a word */
+				char at[SB_WHERE_SIZE];
 				return sb_diag_setc(
 				    d, SB_EEXIST, r->file, r->line, r->col,
 				    "route \"%s\" of %s is declared twice (first at "
-				    "%s:%d:%d)",
-				    r->pattern, dep->name, e->route->file ? e->route->file : "?",
-				    e->route->line, e->route->col);
+				    "%s)",
+				    r->pattern, dep->name,
+				    sb_where(e->route->file, e->route->line, e->route->col, at,
+					     sizeof(at)));
 			}
 			/* as in Cloudflare, a route takes precedence over a custom
 			 * domain on the same host (a Worker in front of an app) */
@@ -351,12 +353,13 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 				}
 				return 0;
 			}
+			char at[SB_WHERE_SIZE];
 			return sb_diag_setc(d, SB_EEXIST, r->file, r->line, r->col,
 					    "route \"%s\" of %s claims the same host and path as "
-					    "\"%s\" of %s (%s:%d:%d)",
+					    "\"%s\" of %s (%s)",
 					    r->pattern, dep->name, e->route->pattern, e->dep->name,
-					    e->route->file ? e->route->file : "?", e->route->line,
-					    e->route->col);
+					    sb_where(e->route->file, e->route->line, e->route->col,
+						     at, sizeof(at)));
 		}
 	}
 	if (nd->npaths == nd->cap) {

@@ -130,8 +130,11 @@ def test_a_deploy_route_on_a_static_address_record_is_refused(tmp_path):
         st, body = op(e, op="deploy", name="codex-web",
                       routes=["shop.revelations.studio/*"])
         assert (st, body["code"]) == (409, "already exists"), body
-        assert 'record "shop" A collides with route "shop.revelations.studio/*"' \
-            in body["error"], body
+        # the route was declared by the deploy, which has no line: named
+        # without a ":0:0"
+        assert ('record "shop" A collides with route "shop.revelations.studio/*" of '
+                'codex-web-production (deploy codex-web-production), which gives '
+                'shop.revelations.studio its addresses') in body["error"], body
         assert versions(e) == []
     finally:
         e.stop()

@@ -194,3 +194,14 @@ Test(common, hexval_takes_both_cases_and_nothing_else)
 	for (size_t i = 0; i < sizeof(others) / sizeof(*others); i++)
 		cr_assert_eq(sb_hexval(others[i]), -1, "%d", others[i]);
 }
+
+Test(common, where_leaves_out_a_place_there_is_not)
+{
+	char b[SB_WHERE_SIZE];
+	cr_assert_str_eq(sb_where("a.toml", 3, 7, b, sizeof(b)), "a.toml:3:7");
+	cr_assert_str_eq(sb_where("a.toml", 3, 0, b, sizeof(b)), "a.toml:3");
+	cr_assert_str_eq(sb_where("deploy web-production", 0, 0, b, sizeof(b)),
+			 "deploy web-production");
+	cr_assert_str_eq(sb_where(NULL, 0, 0, b, sizeof(b)), "?");
+	cr_assert_str_eq(sb_where("", 2, 1, b, sizeof(b)), "?:2:1");
+}
