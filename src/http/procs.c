@@ -26,7 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -242,6 +245,90 @@ static int exec_find(const proc *pr, char *const *env, char *out, size_t cap)
 	return r;
 }
 
+/*
+ * The watchdog of one command, for an edge that ends without stopping it
+ * (SIGKILL, a crash). It waits for the edge (edge_fd) or the command
+ * (cmd_fd, pid cmd) to end. When the command ends first it leaves: the edge
+ * is there to reap it and to kill what it left in its process group. When
+ * the edge ends first it does what the edge's stop would have done: SIGTERM
+ * to the command's whole process group, SIGKILL after the grace period if
+ * anything is left. It lives in a process group of its own, so that the
+ * signals the edge sends to the command's group are not for it, with its
+ * stdio on /dev/null (the edge's log pipe sees its end when the command's
+ * writers are gone) and / as its directory. Never returns.
+ */
+static void watchdog(int edge_fd, int cmd_fd, pid_t cmd)
+{
+	prctl(PR_SET_NAME, "sb-watchdog");
+	setpgid(0, 0);
+	if (chdir("/") < 0) {
+		/* nothing to do about it: it only pins a directory */
+	}
+	int null = open("/dev/null", O_RDWR);
+	for (int fd = 0; null >= 0 && fd <= 2; fd++)
+		if (fd != null)
+			dup2(null, fd);
+	if (null > 2)
+		close(null);
+	struct pollfd pf[2] = {{.fd = edge_fd, .events = POLLIN}, {.fd = cmd_fd, .events = POLLIN}};
+	for (;;) {
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (pf[0].revents)
+			break; /* the edge is gone (whatever the command did) */
+		if (pf[1].revents)
+			_exit(0);
+	}
+	kill(-cmd, SIGTERM);
+	for (int waited = 0; waited < DEF_GRACE_MS; waited += 50) {
+		if (kill(-cmd, 0) < 0 && errno == ESRCH)
+			_exit(0);
+		poll(NULL, 0, 50);
+	}
+	kill(-cmd, SIGKILL);
+	_exit(0);
+}
+
+/* Start the watchdog of this process (the command, before its exec) and of
+ * the edge ppid. It is forked twice, so that the command never has a child
+ * it did not make (a command that waits for all its children, or counts
+ * them, sees none): its parent exits at once and is reaped here. Returns 0,
+ * or -1 when it could not be started. */
+static int watchdog_start(pid_t ppid)
+{
+	/* pidfds taken before anything can end, so that a reused pid is never
+	 * watched; the edge's is checked to be our parent's after it is open */
+	int edge_fd = pidfd_open(ppid, 0);
+	int cmd_fd = pidfd_open(getpid(), 0);
+	int r = -1;
+	if (edge_fd < 0 || cmd_fd < 0 || getppid() != ppid)
+		goto out;
+	pid_t self = getpid();
+	pid_t mid = fork();
+	if (mid < 0)
+		goto out;
+	if (mid == 0) {
+		pid_t w = fork();
+		if (w == 0)
+			watchdog(edge_fd, cmd_fd, self);
+		_exit(w < 0 ? 1 : 0);
+	}
+	int st;
+	while (waitpid(mid, &st, 0) < 0)
+		if (errno != EINTR)
+			goto out;
+	r = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+out:
+	if (edge_fd >= 0)
+		close(edge_fd);
+	if (cmd_fd >= 0)
+		close(cmd_fd);
+	return r;
+}
+
 int sb_procs_exec_child(int argc, char **argv)
 {
 	if (argc < 5) {
@@ -255,11 +342,22 @@ int sb_procs_exec_child(int argc, char **argv)
 		fprintf(stderr, "switchboard __exec: bad parent pid '%s'\n", argv[2]);
 		return 2;
 	}
-	/* from here on the kernel sends SIGTERM when the edge's control thread
-	 * (the one that spawned us) ends, even by SIGKILL; checked after, in
-	 * case it ended before */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != (pid_t)ppid)
+	if (getppid() != (pid_t)ppid)
 		return 1;
+	/*
+	 * An edge that is PID 1 takes every process of its namespace with it
+	 * when it ends: nothing to watch (and a watchdog, reparented to the
+	 * edge, would be a child it does not reap). Otherwise the watchdog
+	 * stops the command's whole process group when the edge ends. Without
+	 * one (no pidfd_open), the kernel sends SIGTERM to the command itself
+	 * when the edge's control thread (the one that spawned us) ends, even by
+	 * SIGKILL; checked after, in case it ended before.
+	 */
+	if (ppid != 1 && watchdog_start((pid_t)ppid) == 0) {
+		/* watched */
+	} else if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != (pid_t)ppid) {
+		return 1;
+	}
 	execv(argv[3], argv + 4);
 	if (errno == ENOEXEC) {
 		/* a script without "#!": run by the shell, as execvp does */
