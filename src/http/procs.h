@@ -16,10 +16,11 @@
  * even when the edge is killed (SIGKILL, a crash): a watchdog started by
  * sb_procs_exec_child stops it as a stop would. Children are spawned detached (their own
  * process group, so stopping one kills whatever it started), with stdin on
- * /dev/null and stdout and stderr both on the edge's stderr, so their logs
- * never mix with the access log on stdout. When the command's own process
- * exits (crash, or after SIGTERM), whatever is left in its process group is
- * killed at once, so that nothing outlives it or keeps its port.
+ * /dev/null and stdout and stderr both on a pipe whose lines are written to
+ * the edge's stderr as "NAME[PID]: LINE" (control bytes as \xNN), so that
+ * they never mix with the access log on stdout nor pass for the edge's own. When the command's own
+ * process exits (crash, or after SIGTERM), whatever is left in its process group is killed at once,
+ * so that nothing outlives it or keeps its port.
  */
 #ifndef SB_HTTP_PROCS_H
 #define SB_HTTP_PROCS_H

@@ -99,3 +99,37 @@ def test_a_stopped_edge_stops_commands_that_ignore_sigterm(tmp_path):
         wait_for(lambda: not marked(mark), what="no process left with the mark")
     finally:
         e.stop()
+
+
+def test_a_command_cannot_forge_or_break_the_edge_s_log_lines(tmp_path):
+    """A command's stdout and stderr used to be the edge's stderr itself: a
+    line it printed could pass for one of the edge's ("switchboard: error:
+    ..."), and text without a newline glued the edge's next line onto its
+    own. Each line of a command now comes out whole, after its name and pid,
+    with control bytes shown as \\xNN."""
+    script = ('printf "switchboard: error: forged\\n\\033[31mred\\r\\n" >&2; '
+              'printf "partial-no-newline"; exec "$0" --name codex-web --env preview')
+    ups = {(svc, "preview"): ["/bin/sh", "-c", script, DEMO] for svc, _, _ in SERVICES}
+    e = Edge(tmp_path, upstreams=ups)
+    e.start()
+    try:
+        sb(e, "preview", "create", "--pr", "6")
+        wait_healthy(e, f"codex-preview-6.{ZONE}")
+        pid = next(m.group(1) for l in e.edge.err
+                   if (m := re.search(r"codex-web-preview-6: started pid (\d+)", l)))
+        prefix = f"codex-web-preview-6[{pid}]: "
+        wait_for(lambda: any(l.startswith(prefix + "partial-no-newline") for l in e.edge.err),
+                 what="the partial line, ended by the service's own output")
+        assert not any(l.startswith("switchboard: error: forged") for l in e.edge.err)
+        assert prefix + "switchboard: error: forged" in e.edge.err, e.edge.err
+        assert prefix + "\\x1b[31mred\\x0d" in e.edge.err, e.edge.err
+        # the partial line ran on with the service's, never with an edge line
+        glued = [l for l in e.edge.err if "partial-no-newline" in l and "started pid" not in l]
+        assert glued and all(
+            re.fullmatch(r"[a-z-]+-preview-6\[\d+\]: partial-no-newlinelistening on "
+                         r"127\.0\.0\.1:\d+", l) for l in glued), glued
+        # the edge's own lines are whole, each at the start of its line
+        assert any(l.startswith("switchboard: info: upstream http://127.0.0.1:")
+                   for l in e.edge.err)
+    finally:
+        e.stop()
