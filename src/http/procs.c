@@ -26,7 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,10 +64,30 @@ typedef struct proc {
 	unsigned starts, failures;
 } proc;
 
+/*
+ * The output of one spawn: the read end of the pipe that is the child's
+ * stdout and stderr. Each line is written to the edge's stderr as
+ * "NAME[PID]: LINE", with control bytes as \xNN, so that a child can
+ * neither forge an edge line ("switchboard: LEVEL: ...") nor glue its text
+ * to one. It lives until the end of the pipe (the last writer gone), apart
+ * from its proc, whose next spawn gets a new one; a stop closes what is
+ * left once every process has exited.
+ */
+typedef struct relay {
+	struct sb_procs *owner;
+	struct relay *next;
+	uv_pipe_t pipe;
+	char *prefix; /* "NAME[PID]: " */
+	size_t plen;
+	char line[4096]; /* the line so far, escaped; a longer one is cut */
+	size_t len;
+} relay;
+
 struct sb_procs {
 	uv_loop_t *loop;
 	sb_procs_opts o;
 	proc *procs;
+	relay *relays;
 	bool stopping;
 	bool done_sent;
 	uv_timer_t defer; /* never started: closing it delivers stop's done from the loop */
@@ -242,6 +265,90 @@ static int exec_find(const proc *pr, char *const *env, char *out, size_t cap)
 	return r;
 }
 
+/*
+ * The watchdog of one command, for an edge that ends without stopping it
+ * (SIGKILL, a crash). It waits for the edge (edge_fd) or the command
+ * (cmd_fd, pid cmd) to end. When the command ends first it leaves: the edge
+ * is there to reap it and to kill what it left in its process group. When
+ * the edge ends first it does what the edge's stop would have done: SIGTERM
+ * to the command's whole process group, SIGKILL after the grace period if
+ * anything is left. It lives in a process group of its own, so that the
+ * signals the edge sends to the command's group are not for it, with its
+ * stdio on /dev/null (the edge's log pipe sees its end when the command's
+ * writers are gone) and / as its directory. Never returns.
+ */
+static void watchdog(int edge_fd, int cmd_fd, pid_t cmd)
+{
+	prctl(PR_SET_NAME, "sb-watchdog");
+	setpgid(0, 0);
+	if (chdir("/") < 0) {
+		/* nothing to do about it: it only pins a directory */
+	}
+	int null = open("/dev/null", O_RDWR);
+	for (int fd = 0; null >= 0 && fd <= 2; fd++)
+		if (fd != null)
+			dup2(null, fd);
+	if (null > 2)
+		close(null);
+	struct pollfd pf[2] = {{.fd = edge_fd, .events = POLLIN}, {.fd = cmd_fd, .events = POLLIN}};
+	for (;;) {
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (pf[0].revents)
+			break; /* the edge is gone (whatever the command did) */
+		if (pf[1].revents)
+			_exit(0);
+	}
+	kill(-cmd, SIGTERM);
+	for (int waited = 0; waited < DEF_GRACE_MS; waited += 50) {
+		if (kill(-cmd, 0) < 0 && errno == ESRCH)
+			_exit(0);
+		poll(NULL, 0, 50);
+	}
+	kill(-cmd, SIGKILL);
+	_exit(0);
+}
+
+/* Start the watchdog of this process (the command, before its exec) and of
+ * the edge ppid. It is forked twice, so that the command never has a child
+ * it did not make (a command that waits for all its children, or counts
+ * them, sees none): its parent exits at once and is reaped here. Returns 0,
+ * or -1 when it could not be started. */
+static int watchdog_start(pid_t ppid)
+{
+	/* pidfds taken before anything can end, so that a reused pid is never
+	 * watched; the edge's is checked to be our parent's after it is open */
+	int edge_fd = pidfd_open(ppid, 0);
+	int cmd_fd = pidfd_open(getpid(), 0);
+	int r = -1;
+	if (edge_fd < 0 || cmd_fd < 0 || getppid() != ppid)
+		goto out;
+	pid_t self = getpid();
+	pid_t mid = fork();
+	if (mid < 0)
+		goto out;
+	if (mid == 0) {
+		pid_t w = fork();
+		if (w == 0)
+			watchdog(edge_fd, cmd_fd, self);
+		_exit(w < 0 ? 1 : 0);
+	}
+	int st;
+	while (waitpid(mid, &st, 0) < 0)
+		if (errno != EINTR)
+			goto out;
+	r = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+out:
+	if (edge_fd >= 0)
+		close(edge_fd);
+	if (cmd_fd >= 0)
+		close(cmd_fd);
+	return r;
+}
+
 int sb_procs_exec_child(int argc, char **argv)
 {
 	if (argc < 5) {
@@ -255,11 +362,22 @@ int sb_procs_exec_child(int argc, char **argv)
 		fprintf(stderr, "switchboard __exec: bad parent pid '%s'\n", argv[2]);
 		return 2;
 	}
-	/* from here on the kernel sends SIGTERM when the edge's control thread
-	 * (the one that spawned us) ends, even by SIGKILL; checked after, in
-	 * case it ended before */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != (pid_t)ppid)
+	if (getppid() != (pid_t)ppid)
 		return 1;
+	/*
+	 * An edge that is PID 1 takes every process of its namespace with it
+	 * when it ends: nothing to watch (and a watchdog, reparented to the
+	 * edge, would be a child it does not reap). Otherwise the watchdog
+	 * stops the command's whole process group when the edge ends. Without
+	 * one (no pidfd_open), the kernel sends SIGTERM to the command itself
+	 * when the edge's control thread (the one that spawned us) ends, even by
+	 * SIGKILL; checked after, in case it ended before.
+	 */
+	if (ppid != 1 && watchdog_start((pid_t)ppid) == 0) {
+		/* watched */
+	} else if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != (pid_t)ppid) {
+		return 1;
+	}
 	execv(argv[3], argv + 4);
 	if (errno == ENOEXEC) {
 		/* a script without "#!": run by the shell, as execvp does */
@@ -351,9 +469,16 @@ static void on_defer_closed(uv_handle_t *h)
 		p->done(p->done_arg);
 }
 
+static void relay_close(relay *rl);
+
 static void maybe_done(sb_procs *p)
 {
-	if (p->stopping && !p->procs && !p->done_sent) {
+	if (!p->stopping || p->procs)
+		return;
+	/* every process has exited: what still holds a pipe escaped its group */
+	for (relay *rl = p->relays; rl; rl = rl->next)
+		relay_close(rl);
+	if (!p->relays && !p->done_sent) {
 		p->done_sent = true;
 		uv_close((uv_handle_t *)&p->defer, on_defer_closed);
 	}
@@ -480,6 +605,132 @@ static void log_start(const proc *pr)
 	    (unsigned)pr->port, cmd);
 }
 
+/* ---- output ------------------------------------------------------------ */
+
+static void relay_flush(relay *rl)
+{
+	if (!rl->len)
+		return;
+	char out[sizeof(rl->line) + 256];
+	size_t n = rl->plen < 200 ? rl->plen : 200;
+	if (n)
+		memcpy(out, rl->prefix, n);
+	memcpy(out + n, rl->line, rl->len);
+	n += rl->len;
+	out[n++] = '\n';
+	/* one write per line, as the edge's own lines */
+	ssize_t w = write(2, out, n);
+	(void)w;
+	rl->len = 0;
+}
+
+static void relay_byte(relay *rl, unsigned char c)
+{
+	if (c == '\n') {
+		relay_flush(rl);
+		return;
+	}
+	if (rl->len + 4 > sizeof(rl->line))
+		relay_flush(rl); /* a line longer than this goes on a line of its own */
+	if (c == '\t' || (c >= 0x20 && c != 0x7f)) {
+		rl->line[rl->len++] = (char)c;
+	} else {
+		static const char hex[] = "0123456789abcdef";
+		rl->line[rl->len++] = '\\';
+		rl->line[rl->len++] = 'x';
+		rl->line[rl->len++] = hex[c >> 4];
+		rl->line[rl->len++] = hex[c & 15];
+	}
+}
+
+static void on_relay_closed(uv_handle_t *h)
+{
+	relay *rl = h->data;
+	sb_procs *p = rl->owner;
+	for (relay **pp = &p->relays; *pp; pp = &(*pp)->next)
+		if (*pp == rl) {
+			*pp = rl->next;
+			break;
+		}
+	free(rl->prefix);
+	free(rl);
+	maybe_done(p);
+}
+
+static void relay_close(relay *rl)
+{
+	if (uv_is_closing((uv_handle_t *)&rl->pipe))
+		return;
+	/* what is already in the pipe (a stop closes it without waiting for
+	 * the end), then a last line without its newline, are still output */
+	uv_os_fd_t fd;
+	char b[4096];
+	ssize_t n;
+	for (int k = 0; k < 16 && uv_fileno((uv_handle_t *)&rl->pipe, &fd) == 0 &&
+			(n = read(fd, b, sizeof(b))) > 0;
+	     k++)
+		for (ssize_t i = 0; i < n; i++)
+			relay_byte(rl, (unsigned char)b[i]);
+	relay_flush(rl);
+	uv_close((uv_handle_t *)&rl->pipe, on_relay_closed);
+}
+
+static void relay_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char chunk[16384]; /* one loop, one thread: used and done per read */
+	buf->base = chunk;
+	buf->len = sizeof(chunk);
+}
+
+static void relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	relay *rl = s->data;
+	for (ssize_t i = 0; i < n; i++)
+		relay_byte(rl, (unsigned char)buf->base[i]);
+	if (n < 0) /* UV_EOF: every writer is gone */
+		relay_close(rl);
+}
+
+/* A pipe for a child's output: fills *child_fd with the end the child gets
+ * (the caller closes it after the spawn) and returns the relay reading the
+ * other end, or NULL (the child then writes to our stderr directly). */
+static relay *relay_new(sb_procs *p, int *child_fd)
+{
+	int fds[2];
+	if (uv_pipe(fds, UV_NONBLOCK_PIPE, 0) < 0)
+		return NULL;
+	relay *rl = sb_xcalloc(1, sizeof(*rl));
+	rl->owner = p;
+	if (uv_pipe_init(p->loop, &rl->pipe, 0) < 0) {
+		free(rl);
+		close(fds[0]);
+		close(fds[1]);
+		return NULL;
+	}
+	rl->pipe.data = rl;
+	rl->next = p->relays;
+	p->relays = rl;
+	if (uv_pipe_open(&rl->pipe, fds[0]) < 0 ||
+	    uv_read_start((uv_stream_t *)&rl->pipe, relay_alloc, relay_read) < 0) {
+		close(fds[1]);
+		relay_close(rl);
+		return NULL;
+	}
+	*child_fd = fds[1];
+	return rl;
+}
+
+static void relay_name(relay *rl, const char *name, int pid)
+{
+	char buf[64];
+	snprintf(buf, sizeof(buf), "[%d]: ", pid);
+	size_t nl = strlen(name);
+	rl->prefix = sb_xcalloc(nl + strlen(buf) + 1, 1);
+	memcpy(rl->prefix, name, nl);
+	memcpy(rl->prefix + nl, buf, strlen(buf) + 1);
+	rl->plen = strlen(rl->prefix);
+}
+
 static void spawn_failed(proc *pr, int r)
 {
 	pr->failures++;
@@ -491,18 +742,17 @@ static void spawn(proc *pr)
 	sb_procs *p = pr->owner;
 	char *port_kv = NULL;
 	char **env = env_build(pr, &port_kv);
-	/* stdout goes to our stderr too: the edge's stdout may be the access log */
+	/* stdout goes to our stderr too (the edge's stdout may be the access
+	 * log), through a relay that prefixes each line with the name */
 	uv_stdio_container_t stdio[3] = {
 	    {.flags = UV_IGNORE},
 	    {.flags = UV_INHERIT_FD, .data.fd = 2},
 	    {.flags = UV_INHERIT_FD, .data.fd = 2},
 	};
-	/* The child is `switchboard __exec PPID FILE ARGV...`, which asks the
-	 * kernel to end it with the edge (prctl(PR_SET_PDEATHSIG), which a child
-	 * can only set for itself, and libuv runs nothing of ours between fork
-	 * and exec), then execs the command with the same pid. So a command
-	 * does not outlive an edge that is killed; a stop still sends SIGTERM to
-	 * the whole process group as before. */
+	/* The child is `switchboard __exec PPID FILE ARGV...`, which starts the
+	 * watchdog that stops the command's group should the edge end first
+	 * (libuv runs nothing of ours between fork and exec), then execs the
+	 * command with the same pid. */
 	char file[PATH_MAX], ppid[24];
 	int r = exec_find(pr, env, file, sizeof(file));
 	if (r < 0) {
@@ -513,6 +763,10 @@ static void spawn(proc *pr)
 		uv_timer_start(&pr->timer, on_not_spawned, 0, 0);
 		return;
 	}
+	int out_fd = -1;
+	relay *rl = relay_new(p, &out_fd);
+	if (rl)
+		stdio[1].data.fd = stdio[2].data.fd = out_fd;
 	snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
 	char **args = sb_xcalloc(pr->argc + 5, sizeof(*args));
 	args[0] = "switchboard";
@@ -536,6 +790,12 @@ static void spawn(proc *pr)
 	free(args);
 	free(env);
 	free(port_kv);
+	if (out_fd >= 0)
+		close(out_fd); /* the child's now */
+	if (rl && r < 0)
+		relay_close(rl);
+	else if (rl)
+		relay_name(rl, pr->name, pr->process.pid);
 	if (r < 0) {
 		spawn_failed(pr, r);
 		/* libuv wants the handle closed even though nothing started */

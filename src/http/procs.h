@@ -12,14 +12,15 @@
  * http://127.0.0.1:PORT as an upstream that starts marked down).
  *
  * Everything runs on one libuv loop (the edge's control loop) and one
- * thread: no threads, no sleeps. A child ends with the edge even when the
- * edge is killed (SIGKILL, a crash): the kernel sends it SIGTERM
- * (sb_procs_exec_child). Children are spawned detached (their own
+ * thread: no threads, no sleeps. A child's process group ends with the edge
+ * even when the edge is killed (SIGKILL, a crash): a watchdog started by
+ * sb_procs_exec_child stops it as a stop would. Children are spawned detached (their own
  * process group, so stopping one kills whatever it started), with stdin on
- * /dev/null and stdout and stderr both on the edge's stderr, so their logs
- * never mix with the access log on stdout. When the command's own process
- * exits (crash, or after SIGTERM), whatever is left in its process group is
- * killed at once, so that nothing outlives it or keeps its port.
+ * /dev/null and stdout and stderr both on a pipe whose lines are written to
+ * the edge's stderr as "NAME[PID]: LINE" (control bytes as \xNN), so that
+ * they never mix with the access log on stdout nor pass for the edge's own. When the command's own
+ * process exits (crash, or after SIGTERM), whatever is left in its process group is killed at once,
+ * so that nothing outlives it or keeps its port.
  */
 #ifndef SB_HTTP_PROCS_H
 #define SB_HTTP_PROCS_H
@@ -118,11 +119,13 @@ void sb_procs_stop(sb_procs *p, void (*done)(void *arg), void *arg);
 
 /*
  * The child side of a spawn, for main(): argv is
- * {"switchboard", "__exec", PARENT_PID, FILE, ARGV...}. Asks the kernel to
- * send SIGTERM when the parent's spawning thread ends (PR_SET_PDEATHSIG),
- * then execs FILE with ARGV. Returns only on failure: 1 when the parent is
- * already gone, 2 for bad arguments, 127 when the exec failed (said on
- * stderr).
+ * {"switchboard", "__exec", PARENT_PID, FILE, ARGV...}. Starts a watchdog
+ * (forked twice, so never our child) that, should the parent end first,
+ * sends SIGTERM to this process's group, and SIGKILL 5 s later to what is
+ * left; then execs FILE with ARGV. Without pidfd_open it asks the kernel to
+ * send SIGTERM to this process alone when the parent's spawning thread ends
+ * (PR_SET_PDEATHSIG); a parent that is PID 1 needs neither. Returns only on failure: 1 when the
+ * parent is already gone, 2 for bad arguments, 127 when the exec failed (said on stderr).
  */
 int sb_procs_exec_child(int argc, char **argv);
 
