@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <poll.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -90,7 +91,9 @@ struct sb_procs {
 	relay *relays;
 	bool stopping;
 	bool done_sent;
-	uv_timer_t defer; /* never started: closing it delivers stop's done from the loop */
+	uv_timer_t defer;  /* never started: closing it delivers stop's done from the loop */
+	uv_timer_t reaper; /* as PID 1: reaps orphans (reap_orphans) */
+	bool reaping;
 	void (*done)(void *);
 	void *done_arg;
 };
@@ -853,6 +856,55 @@ static void terminate(proc *pr)
 
 /* ---- public ------------------------------------------------------------ */
 
+/*
+ * An edge that is PID 1 (a container's entry point, without an init) is
+ * the parent of every orphan of its namespace: what a command ran in the
+ * background and left when it ended, or when its group was stopped. libuv
+ * reaps only the processes it spawned, so those stayed <defunct> for good,
+ * one more at every change that stopped such a command. Every second, a
+ * zombie child of ours that is not one of ours is reaped. Only zombies are
+ * touched, and never a pid libuv still waits for (pr->pid is cleared when
+ * libuv has reaped it), so no exit status is taken from libuv.
+ */
+static void reap_orphans(uv_timer_t *t)
+{
+	sb_procs *p = t->data;
+	DIR *dir = opendir("/proc");
+	if (!dir)
+		return;
+	pid_t self = getpid();
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		uint64_t pid;
+		if (sb_parse_u64(de->d_name, strlen(de->d_name), INT_MAX, &pid) < 0)
+			continue;
+		char path[64], stat[512];
+		snprintf(path, sizeof(path), "/proc/%llu/stat", (unsigned long long)pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, stat, sizeof(stat) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		stat[n] = '\0';
+		/* "pid (comm) S ppid ...": comm may hold anything, even ") " */
+		const char *e = strrchr(stat, ')');
+		char state;
+		long ppid;
+		if (!e || sscanf(e + 1, " %c %ld", &state, &ppid) != 2)
+			continue;
+		if (state != 'Z' || ppid != (long)self)
+			continue;
+		bool ours = false;
+		for (const proc *pr = p->procs; pr && !ours; pr = pr->next)
+			ours = pr->pid == (int)pid;
+		if (!ours)
+			waitpid((pid_t)pid, NULL, WNOHANG);
+	}
+	closedir(dir);
+}
+
 sb_procs *sb_procs_new(uv_loop_t *loop, const sb_procs_opts *opts)
 {
 	sb_procs *p = sb_xcalloc(1, sizeof(*p));
@@ -869,6 +921,13 @@ sb_procs *sb_procs_new(uv_loop_t *loop, const sb_procs_opts *opts)
 		p->o.stable_ms = DEF_STABLE_MS;
 	if (!p->o.grace_ms)
 		p->o.grace_ms = DEF_GRACE_MS;
+	if (getpid() == 1) {
+		uv_timer_init(loop, &p->reaper);
+		p->reaper.data = p;
+		uv_timer_start(&p->reaper, reap_orphans, 1000, 1000);
+		uv_unref((uv_handle_t *)&p->reaper); /* keeps no loop running */
+		p->reaping = true;
+	}
 	return p;
 }
 
@@ -999,6 +1058,9 @@ void sb_procs_stop(sb_procs *p, void (*done)(void *arg), void *arg)
 	p->stopping = true;
 	p->done = done;
 	p->done_arg = arg;
+	/* closed before defer, so gone before done is called */
+	if (p->reaping)
+		uv_close((uv_handle_t *)&p->reaper, NULL);
 	uv_timer_init(p->loop, &p->defer);
 	p->defer.data = p;
 	for (proc *pr = p->procs, *next; pr; pr = next) {

@@ -133,3 +133,45 @@ def test_a_command_cannot_forge_or_break_the_edge_s_log_lines(tmp_path):
                    for l in e.edge.err)
     finally:
         e.stop()
+
+
+def zombies_of(pid):
+    """The zombie children of pid."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,stat="], capture_output=True,
+                         text=True).stdout
+    return [r for r in (l.split() for l in out.splitlines())
+            if len(r) == 3 and int(r[1]) == pid and r[2].startswith("Z")]
+
+
+def test_an_edge_that_is_pid_1_reaps_the_orphans_of_its_commands(tmp_path):
+    """A container's entry point is PID 1: every orphan of the namespace is
+    its child. A command's background job outlives the command when its
+    group is stopped, and is the edge's to reap: libuv reaps only what it
+    spawned, so each stopped preview left zombies for good."""
+    # the shell execs the demo, whose children the jobs then are
+    script = '(exec sleep 1000) & (exec sleep 1001) & exec "$0" --name codex-web --env preview'
+    ups = {(svc, "preview"): ["/bin/sh", "-c", script, DEMO] for svc, _, _ in SERVICES}
+    e = Edge(tmp_path, upstreams=ups)
+    # unshare waits for the edge, holding SIGTERM, and exits with its status;
+    # the edge is PID 1 of the new namespace
+    e.start(prefix=["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL"])
+    edge_pid = None
+    try:
+        edge_pid = int(subprocess.run(["pgrep", "-P", str(e.edge.p.pid)], capture_output=True,
+                                      text=True).stdout.split()[0])
+        for pr in (5, 6):
+            sb(e, "preview", "create", "--pr", str(pr))
+            wait_healthy(e, f"codex-preview-{pr}.{ZONE}")
+            sb(e, "preview", "delete", "--pr", str(pr))
+            ended = re.compile(rf"-preview-{pr}: pid \d+ (killed|exited)")
+            wait_for(lambda: sum(bool(ended.search(l)) for l in e.edge.err) == 3,
+                     what=f"the three processes of preview {pr} to end")
+        # six jobs orphaned to the edge, then killed: all reaped
+        wait_for(lambda: not zombies_of(edge_pid), timeout=5,
+                 what="no zombie left under the edge")
+        # and the edge is still serving
+        wait_healthy(e, f"codex.{ZONE}")
+    finally:
+        if edge_pid:
+            os.kill(edge_pid, signal.SIGTERM)  # e.stop()'s goes to unshare
+        e.stop()
