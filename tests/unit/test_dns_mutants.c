@@ -79,42 +79,6 @@ static sb_dns_zones *build_ok(const sb_dns_record_decl *recs, size_t n, uint32_t
 	return z;
 }
 
-static struct pkt query(const char *name, uint16_t type)
-{
-	struct pkt p = {.n = 0};
-	p_u16(&p, 0x4242);
-	p_u16(&p, 0);
-	p_u16(&p, 1);
-	p_u16(&p, 0);
-	p_u16(&p, 0);
-	p_u16(&p, 0);
-	p_name(&p, name);
-	p_u16(&p, type);
-	p_u16(&p, 1);
-	return p;
-}
-
-/* IXFR with the client's SOA (at serial) in the authority section. */
-static struct pkt ixfr_query(const char *zone, uint32_t serial)
-{
-	struct pkt p = query(zone, SB_DNS_IXFR);
-	p.b[9] = 1; /* NSCOUNT */
-	p_u16(&p, 0xc00c);
-	p_u16(&p, SB_DNS_SOA);
-	p_u16(&p, 1);
-	p_u32(&p, 300);
-	size_t rdl = p.n;
-	p_u16(&p, 0);
-	p_name(&p, "ns1.example.com");
-	p_name(&p, "hostmaster.example.com");
-	p_u32(&p, serial);
-	for (int i = 0; i < 4; i++)
-		p_u32(&p, 600);
-	p.b[rdl] = (uint8_t)((p.n - rdl - 2) >> 8);
-	p.b[rdl + 1] = (uint8_t)(p.n - rdl - 2);
-	return p;
-}
-
 struct head {
 	int rcode;
 	unsigned an, ar;
@@ -132,7 +96,7 @@ static struct head head_of(const uint8_t *r, size_t n)
 static struct head ask(const sb_dns_zones *z, const char *name, uint16_t type)
 {
 	static uint8_t resp[65535];
-	struct pkt q = query(name, type);
+	struct pkt q = pkt_question(0x4242, name, type);
 	size_t n = 0;
 	cr_assert_eq(sb_dns_answer(z, q.b, q.n, resp, sizeof(resp), true, &n), 0);
 	return head_of(resp, n);
@@ -295,7 +259,7 @@ Test(mutants, a_transfer_network_of_25_bits_admits_its_half_only)
 {
 	sb_dns_xfr *x = sb_dns_xfr_new(NULL);
 	sb_dns_zones *z = xfr_zones(x, "127.0.0.128/25", 7);
-	struct pkt q = query("example.com", SB_DNS_AXFR);
+	struct pkt q = pkt_question(0x4242, "example.com", SB_DNS_AXFR);
 	cr_assert_eq(xfr_ask(z, q, "127.0.0.1").rcode, SB_DNS_REFUSED);
 	cr_assert_eq(xfr_ask(z, q, "127.0.0.127").rcode, SB_DNS_REFUSED);
 	struct head h = xfr_ask(z, q, "127.0.0.200");
@@ -314,7 +278,7 @@ Test(mutants, ixfr_compares_serials_across_the_wrap)
 	sb_dns_xfr *x = sb_dns_xfr_new(NULL);
 	sb_dns_zones *z = xfr_zones(x, "127.0.0.1", 5);
 	/* 0x80000010 is 2^31 - 11 behind 5 */
-	struct head h = xfr_ask(z, ixfr_query("example.com", 0x80000010u), "127.0.0.1");
+	struct head h = xfr_ask(z, pkt_ixfr(0x4242, "example.com", 0x80000010u), "127.0.0.1");
 	cr_assert_eq(h.rcode, SB_DNS_NOERROR);
 	cr_assert_gt(h.an, 1, "behind: the zone, not our SOA alone (%u records)", h.an);
 	sb_dns_free(z);
@@ -323,7 +287,7 @@ Test(mutants, ixfr_compares_serials_across_the_wrap)
 	x = sb_dns_xfr_new(NULL);
 	z = xfr_zones(x, "127.0.0.1", 0xfffffff0u);
 	/* 5 is 21 after 0xfffffff0 */
-	h = xfr_ask(z, ixfr_query("example.com", 5), "127.0.0.1");
+	h = xfr_ask(z, pkt_ixfr(0x4242, "example.com", 5), "127.0.0.1");
 	cr_assert_eq(h.rcode, SB_DNS_NOERROR);
 	cr_assert_eq(h.an, 1, "ahead: our SOA alone (%u records)", h.an);
 	sb_dns_free(z);
@@ -350,15 +314,16 @@ Test(mutants, ixfr_diffs_only_from_the_zones_last_attached)
 	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", NULL, v1, &d), 0, "%s", d.msg);
 	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", v1, v2, &d), 0, "%s", d.msg);
 	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", w, v3, &d), 0, "%s", d.msg);
-	struct head axfr = xfr_ask(v3, query("example.com", SB_DNS_AXFR), "127.0.0.1");
-	struct head ixfr = xfr_ask(v3, ixfr_query("example.com", 102), "127.0.0.1");
+	struct head axfr =
+	    xfr_ask(v3, pkt_question(0x4242, "example.com", SB_DNS_AXFR), "127.0.0.1");
+	struct head ixfr = xfr_ask(v3, pkt_ixfr(0x4242, "example.com", 102), "127.0.0.1");
 	cr_assert_eq(ixfr.rcode, SB_DNS_NOERROR);
 	cr_assert_eq(ixfr.an, axfr.an, "the whole zone: %u records, the zone has %u", ixfr.an,
 		     axfr.an);
 	/* and from the zones last attached, the differences */
 	sb_dns_zones *v4 = build_ok(&one, 1, 104);
 	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", v3, v4, &d), 0, "%s", d.msg);
-	ixfr = xfr_ask(v4, ixfr_query("example.com", 103), "127.0.0.1");
+	ixfr = xfr_ask(v4, pkt_ixfr(0x4242, "example.com", 103), "127.0.0.1");
 	cr_assert_eq(ixfr.an, 6, "SOA 104, SOA 103, TXT three, SOA 104, TXT one, SOA 104: %u",
 		     ixfr.an);
 	sb_dns_free(v1);
@@ -379,7 +344,7 @@ static unsigned ixfr_step(sb_dns_zones *v1, sb_dns_zones *v2)
 	sb_diag d = {0};
 	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", NULL, v1, &d), 0, "%s", d.msg);
 	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", v1, v2, &d), 0, "%s", d.msg);
-	struct head h = xfr_ask(v2, ixfr_query("example.com", 101), "127.0.0.1");
+	struct head h = xfr_ask(v2, pkt_ixfr(0x4242, "example.com", 101), "127.0.0.1");
 	cr_assert_eq(h.rcode, SB_DNS_NOERROR);
 	sb_dns_xfr_free(x);
 	return h.an;

@@ -135,42 +135,6 @@ static void p_u48(struct pkt *p, uint64_t v)
 	p_u32(p, (uint32_t)v);
 }
 
-static struct pkt query(uint16_t id, const char *name, uint16_t type)
-{
-	struct pkt p = {.n = 0};
-	p_u16(&p, id);
-	p_u16(&p, 0);
-	p_u16(&p, 1);
-	p_u16(&p, 0);
-	p_u16(&p, 0);
-	p_u16(&p, 0);
-	p_name(&p, name);
-	p_u16(&p, type);
-	p_u16(&p, 1);
-	return p;
-}
-
-/* IXFR with the client's SOA in the authority section. */
-static struct pkt ixfr_query(uint16_t id, const char *zone, uint32_t serial)
-{
-	struct pkt p = query(id, zone, SB_DNS_IXFR);
-	p.b[9] = 1; /* NSCOUNT */
-	p_u16(&p, 0xc00c);
-	p_u16(&p, SB_DNS_SOA);
-	p_u16(&p, 1);
-	p_u32(&p, 300);
-	size_t rdl = p.n;
-	p_u16(&p, 0);
-	p_name(&p, "ns1.example.com");
-	p_name(&p, "hostmaster.example.com");
-	p_u32(&p, serial);
-	for (int i = 0; i < 4; i++)
-		p_u32(&p, 600);
-	p.b[rdl] = (uint8_t)((p.n - rdl - 2) >> 8);
-	p.b[rdl + 1] = (uint8_t)(p.n - rdl - 2);
-	return p;
-}
-
 static sb_dns_tsig_key *key(const char *name, const char *secret)
 {
 	sb_dns_tsig_key *k;
@@ -503,7 +467,7 @@ Test(tsig, sign_verify_round_trip)
 {
 	sb_dns_tsig_key *k = key("xfr-key", SECRET), *other = key("other-key", OTHER_SECRET);
 	const sb_dns_tsig_key *keys[] = {other, k};
-	struct pkt q = query(0x1234, "example.com", SB_DNS_SOA);
+	struct pkt q = pkt_question(0x1234, "example.com", SB_DNS_SOA);
 	struct pkt unsigned_q = q;
 	sb_dns_tsig c = {.key = k};
 	cr_assert_eq(sb_dns_tsig_sign_query(&c, q.b, &q.n, sizeof(q.b)), 0);
@@ -568,7 +532,7 @@ Test(tsig, macs_match_rfc8945_computed_by_hand)
 {
 	sb_dns_tsig_key *k = key("xfr-key", SECRET);
 	const sb_dns_tsig_key *keys[] = {k};
-	struct pkt q = query(0x4242, "example.com", SB_DNS_A);
+	struct pkt q = pkt_question(0x4242, "example.com", SB_DNS_A);
 	uint64_t now = (uint64_t)time(NULL);
 	sb_dns_tsig s;
 	uint8_t stripped[4096];
@@ -660,7 +624,8 @@ static void fixture_free(struct fixture *f)
 Test(axfr, whole_zone_between_two_soas_signed_message_by_message)
 {
 	struct fixture f = attach(5000); /* several messages */
-	struct xfer x = transfer(f.z, query(7, "example.com", SB_DNS_AXFR), f.k, "127.0.0.1", true);
+	struct xfer x =
+	    transfer(f.z, pkt_question(7, "example.com", SB_DNS_AXFR), f.k, "127.0.0.1", true);
 	cr_assert_eq(x.rcode, 0);
 	cr_assert(x.signed_ok, "every message verifies, chained over the previous MAC");
 	cr_assert_gt(x.messages, 1, "5000 tenants do not fit one message");
@@ -681,13 +646,13 @@ Test(axfr, unsigned_from_an_allowed_network_without_key)
 {
 	struct fixture f = attach(3);
 	struct xfer x =
-	    transfer(f.z, query(7, "example.com", SB_DNS_AXFR), NULL, "2001:db8::53", true);
+	    transfer(f.z, pkt_question(7, "example.com", SB_DNS_AXFR), NULL, "2001:db8::53", true);
 	cr_assert_eq(x.rcode, 0);
 	cr_assert_eq(x.messages, 1);
 	cr_assert_eq(x.n, export_records(f.z, "example.com") + 1);
 	xfer_free(&x);
 	struct xfer n =
-	    transfer(f.z, query(7, "example.net", SB_DNS_AXFR), NULL, "2001:db8::53", true);
+	    transfer(f.z, pkt_question(7, "example.net", SB_DNS_AXFR), NULL, "2001:db8::53", true);
 	cr_assert_eq(n.rcode, 0);
 	cr_assert_str_eq(n.lines[0], "example.net. SOA 100");
 	xfer_free(&n);
@@ -724,7 +689,7 @@ static struct pkt signed_q(struct pkt q, const sb_dns_tsig_key *k)
 Test(axfr, who_may_transfer)
 {
 	struct fixture f = attach(3);
-	struct pkt q = query(9, "example.com", SB_DNS_AXFR);
+	struct pkt q = pkt_question(9, "example.com", SB_DNS_AXFR);
 	/* outside the allow list, even with the key */
 	single(f.z, signed_q(q, f.k), "192.0.2.9", true, SB_DNS_REFUSED, 0);
 	/* inside, without the key the entry requires */
@@ -742,12 +707,12 @@ Test(axfr, who_may_transfer)
 	/* AXFR over UDP: not defined (RFC 5936 4.2) */
 	single(f.z, signed_q(q, f.k), "127.0.0.1", false, SB_DNS_NOTIMP, 0);
 	/* not a zone apex */
-	single(f.z, signed_q(query(9, "app.example.com", SB_DNS_AXFR), f.k), "127.0.0.1", true,
-	       SB_DNS_NOTAUTH, 0);
-	single(f.z, signed_q(query(9, "example.org", SB_DNS_AXFR), f.k), "127.0.0.1", true,
+	single(f.z, signed_q(pkt_question(9, "app.example.com", SB_DNS_AXFR), f.k), "127.0.0.1",
+	       true, SB_DNS_NOTAUTH, 0);
+	single(f.z, signed_q(pkt_question(9, "example.org", SB_DNS_AXFR), f.k), "127.0.0.1", true,
 	       SB_DNS_NOTAUTH, 0);
 	/* IXFR without the client's SOA */
-	single(f.z, signed_q(query(9, "example.com", SB_DNS_IXFR), f.k), "127.0.0.1", true,
+	single(f.z, signed_q(pkt_question(9, "example.com", SB_DNS_IXFR), f.k), "127.0.0.1", true,
 	       SB_DNS_FORMERR, 0);
 	/* IPv4-mapped IPv6 is IPv4 */
 	single(f.z, signed_q(q, f.k), "::ffff:127.0.0.1", true, SB_DNS_NOERROR, 0);
@@ -758,8 +723,9 @@ Test(axfr, without_configuration_as_before)
 {
 	sb_dns_zones *z = zones(0, 3, NULL, 5);
 	sb_dns_tsig_key *k = key("xfr-key", SECRET);
-	single(z, query(1, "example.com", SB_DNS_AXFR), "127.0.0.1", true, SB_DNS_REFUSED, -1);
-	single(z, signed_q(query(1, "example.com", SB_DNS_A), k), "127.0.0.1", false,
+	single(z, pkt_question(1, "example.com", SB_DNS_AXFR), "127.0.0.1", true, SB_DNS_REFUSED,
+	       -1);
+	single(z, signed_q(pkt_question(1, "example.com", SB_DNS_A), k), "127.0.0.1", false,
 	       SB_DNS_REFUSED, -1);
 	/* an empty configuration attaches nothing */
 	sb_dns_xfr *x = sb_dns_xfr_new(NULL);
@@ -768,7 +734,8 @@ Test(axfr, without_configuration_as_before)
 	cr_assert_eq(sb_dns_xfr_attach(x, &c, "t.toml", NULL, z, &d), 0);
 	cr_assert(sb_dns_zones_attachment(z) == NULL);
 	cr_assert(sb_dns_xfr_rrl(z) == NULL);
-	single(z, query(1, "example.com", SB_DNS_AXFR), "127.0.0.1", true, SB_DNS_REFUSED, -1);
+	single(z, pkt_question(1, "example.com", SB_DNS_AXFR), "127.0.0.1", true, SB_DNS_REFUSED,
+	       -1);
 	sb_dns_xfr_free(x);
 	sb_dns_tsig_key_free(k);
 	sb_dns_free(z);
@@ -778,7 +745,7 @@ Test(axfr, signed_ordinary_queries_get_signed_answers)
 {
 	struct fixture f = attach(3);
 	sb_dns_tsig t = {.key = f.k};
-	struct pkt q = query(11, "t00001.example.com", SB_DNS_A);
+	struct pkt q = pkt_question(11, "t00001.example.com", SB_DNS_A);
 	cr_assert_eq(sb_dns_tsig_sign_query(&t, q.b, &q.n, sizeof(q.b)), 0);
 	struct sockaddr_storage pa = addr("192.0.2.77"); /* anywhere: only transfers are listed */
 	uint8_t resp[4096];
@@ -797,17 +764,17 @@ Test(axfr, signed_ordinary_queries_get_signed_answers)
 	cr_assert_eq(sb_dns_tsig_verify_response(&t, resp, len), 0);
 	cr_assert_eq(t.error, 0);
 	/* NXDOMAIN is signed too */
-	single(f.z, signed_q(query(12, "nope.example.com", SB_DNS_A), f.k), "192.0.2.77", false,
-	       SB_DNS_NXDOMAIN, 0);
+	single(f.z, signed_q(pkt_question(12, "nope.example.com", SB_DNS_A), f.k), "192.0.2.77",
+	       false, SB_DNS_NXDOMAIN, 0);
 	/* unsigned ordinary queries are untouched */
-	single(f.z, query(13, "t00002.example.com", SB_DNS_A), "192.0.2.77", false, 0, -1);
+	single(f.z, pkt_question(13, "t00002.example.com", SB_DNS_A), "192.0.2.77", false, 0, -1);
 	fixture_free(&f);
 }
 
 Test(axfr, a_stream_keeps_its_zones)
 {
 	struct fixture f = attach(3000);
-	struct pkt q = signed_q(query(7, "example.com", SB_DNS_AXFR), f.k);
+	struct pkt q = signed_q(pkt_question(7, "example.com", SB_DNS_AXFR), f.k);
 	struct sockaddr_storage pa = addr("127.0.0.1");
 	sb_dns_xfr_stream *s = NULL;
 	size_t len;
@@ -864,7 +831,7 @@ static void versions_free(struct versions *v)
 Test(ixfr, differences_from_the_clients_serial)
 {
 	struct versions v = history(0);
-	struct xfer x = transfer(v.v[2], ixfr_query(3, "example.com", 100), v.k, "127.0.0.1", true);
+	struct xfer x = transfer(v.v[2], pkt_ixfr(3, "example.com", 100), v.k, "127.0.0.1", true);
 	cr_assert_eq(x.rcode, 0);
 	cr_assert(x.signed_ok);
 	const char *want[] = {
@@ -886,7 +853,7 @@ Test(ixfr, differences_from_the_clients_serial)
 	xfer_free(&x);
 
 	/* from 101: one step */
-	x = transfer(v.v[2], ixfr_query(3, "example.com", 101), v.k, "127.0.0.1", true);
+	x = transfer(v.v[2], pkt_ixfr(3, "example.com", 101), v.k, "127.0.0.1", true);
 	cr_assert_eq(x.n, 8);
 	cr_assert_str_eq(x.lines[0], "example.com. SOA 102");
 	cr_assert_str_eq(x.lines[1], "example.com. SOA 101");
@@ -902,14 +869,13 @@ Test(ixfr, current_client_gets_our_soa_alone)
 	struct versions v = history(0);
 	for (uint32_t s = 102; s <= 103; s++) { /* current, or ahead of us */
 		struct xfer x =
-		    transfer(v.v[2], ixfr_query(3, "example.com", s), v.k, "127.0.0.1", true);
+		    transfer(v.v[2], pkt_ixfr(3, "example.com", s), v.k, "127.0.0.1", true);
 		cr_assert_eq(x.n, 1);
 		cr_assert_str_eq(x.lines[0], "example.com. SOA 102");
 		xfer_free(&x);
 	}
 	/* over UDP: our SOA, whatever the client has (RFC 1995 2) */
-	struct xfer u =
-	    transfer(v.v[2], ixfr_query(3, "example.com", 100), v.k, "127.0.0.1", false);
+	struct xfer u = transfer(v.v[2], pkt_ixfr(3, "example.com", 100), v.k, "127.0.0.1", false);
 	cr_assert_eq(u.n, 1);
 	cr_assert_str_eq(u.lines[0], "example.com. SOA 102");
 	cr_assert(u.signed_ok);
@@ -920,16 +886,16 @@ Test(ixfr, current_client_gets_our_soa_alone)
 Test(ixfr, beyond_the_history_the_whole_zone)
 {
 	struct versions v = history(1); /* only 101 -> 102 is kept */
-	struct xfer x = transfer(v.v[2], ixfr_query(3, "example.com", 100), v.k, "127.0.0.1", true);
+	struct xfer x = transfer(v.v[2], pkt_ixfr(3, "example.com", 100), v.k, "127.0.0.1", true);
 	cr_assert_str_eq(x.lines[0], "example.com. SOA 102");
 	cr_assert_str_eq(x.lines[x.n - 1], "example.com. SOA 102");
 	cr_assert_eq(count_lines(&x, "example.com. SOA"), 2, "AXFR-style");
 	cr_assert_eq(x.n, export_records(v.v[2], "example.com") + 1);
 	xfer_free(&x);
-	x = transfer(v.v[2], ixfr_query(3, "example.com", 101), v.k, "127.0.0.1", true);
+	x = transfer(v.v[2], pkt_ixfr(3, "example.com", 101), v.k, "127.0.0.1", true);
 	cr_assert_eq(x.n, 8, "still incremental from 101");
 	xfer_free(&x);
-	x = transfer(v.v[2], ixfr_query(3, "example.com", 42), v.k, "127.0.0.1", true);
+	x = transfer(v.v[2], pkt_ixfr(3, "example.com", 42), v.k, "127.0.0.1", true);
 	cr_assert_eq(count_lines(&x, "example.com. SOA"), 2, "unknown serial: AXFR-style");
 	xfer_free(&x);
 	versions_free(&v);
@@ -944,10 +910,10 @@ Test(ixfr, a_history_lowered_by_a_reload_shrinks)
 	v.v[3] = zones(1, 3, "bye again", 103);
 	cr_assert_eq(sb_dns_xfr_attach(v.x, &c, "t.toml", v.v[2], v.v[3], &d), 0);
 	/* one step kept now: from 101 the whole zone, from 102 one step */
-	struct xfer x = transfer(v.v[3], ixfr_query(3, "example.com", 101), v.k, "127.0.0.1", true);
+	struct xfer x = transfer(v.v[3], pkt_ixfr(3, "example.com", 101), v.k, "127.0.0.1", true);
 	cr_assert_eq(count_lines(&x, "example.com. SOA"), 2, "AXFR-style");
 	xfer_free(&x);
-	x = transfer(v.v[3], ixfr_query(3, "example.com", 102), v.k, "127.0.0.1", true);
+	x = transfer(v.v[3], pkt_ixfr(3, "example.com", 102), v.k, "127.0.0.1", true);
 	cr_assert_gt(count_lines(&x, "example.com. SOA"), 2, "incremental");
 	xfer_free(&x);
 	versions_free(&v);
@@ -968,7 +934,7 @@ Test(ixfr, an_abandoned_build_leaves_no_trace)
 	 * from 102 is to what was published, not to the abandoned build */
 	v.v[3] = zones(1, 3, "kept", 103);
 	cr_assert_eq(sb_dns_xfr_attach(v.x, &c, "t.toml", v.v[2], v.v[3], &d), 0);
-	struct xfer x = transfer(v.v[3], ixfr_query(3, "example.com", 102), v.k, "127.0.0.1", true);
+	struct xfer x = transfer(v.v[3], pkt_ixfr(3, "example.com", 102), v.k, "127.0.0.1", true);
 	cr_assert_gt(count_lines(&x, "example.com. SOA"), 2, "incremental from 102");
 	cr_assert(has_line(&x, "info.example.com. 16"));
 	cr_assert(!has_line(&x, "t00005.example.com. 1"), "a record only the lost build had");
@@ -986,12 +952,12 @@ Test(ixfr, history_breaks_when_prev_is_not_the_last_build)
 	/* v[3] built from something else than v[2]: no diff, AXFR-style below */
 	v.v[3] = zones(1, 5, "bye", 103);
 	cr_assert_eq(sb_dns_xfr_attach(v.x, &c, "t.toml", v.v[0], v.v[3], &d), 0);
-	struct xfer x = transfer(v.v[3], ixfr_query(3, "example.com", 102), v.k, "127.0.0.1", true);
+	struct xfer x = transfer(v.v[3], pkt_ixfr(3, "example.com", 102), v.k, "127.0.0.1", true);
 	cr_assert_eq(count_lines(&x, "example.com. SOA"), 2);
 	cr_assert_eq(x.n, export_records(v.v[3], "example.com") + 1);
 	xfer_free(&x);
 	/* the older zones keep the history they were attached with */
-	x = transfer(v.v[2], ixfr_query(3, "example.com", 101), v.k, "127.0.0.1", true);
+	x = transfer(v.v[2], pkt_ixfr(3, "example.com", 101), v.k, "127.0.0.1", true);
 	cr_assert_eq(x.n, 8);
 	xfer_free(&x);
 	versions_free(&v);
@@ -1345,7 +1311,7 @@ Test(rrl, networks_chosen_to_share_a_set_do_not_evict_the_victim)
 
 Test(rrl, slip_truncates_to_the_question)
 {
-	struct pkt q = query(5, "example.com", SB_DNS_A);
+	struct pkt q = pkt_question(5, "example.com", SB_DNS_A);
 	uint8_t resp[512];
 	memcpy(resp, q.b, q.n);
 	size_t n = q.n;
