@@ -4,17 +4,13 @@ to them that the other tests let through (the change is named in each
 test's comment). The DNS server's are in tests/unit/test_dns_mutants.c."""
 import pytest
 
-from test_admin_api import api, bearer, make_edge, admin_port
+from test_admin_api import api, bearer, make_edge, admin_port, tcp_edge  # noqa: F401
 
 
 @pytest.fixture
-def edge(tmp_path):
-    e = make_edge(tmp_path, admin="127.0.0.1:0")
-    e.start()
-    e.admin_port = admin_port(e)
-    e.token = (e.data / "admin.token").read_text()
-    yield e
-    e.stop()
+def edge(tcp_edge):
+    """An edge with its admin API on TCP (test_admin_api's)."""
+    return tcp_edge
 
 
 def op(e, **o):
