@@ -380,7 +380,7 @@ static bool dns_is_answer(const uint8_t *q, size_t qn, const uint8_t *resp, size
 static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer *a, char *err,
 		     size_t errlen)
 {
-	uint8_t q[300], resp[4096];
+	uint8_t q[320], resp[4096]; /* q: header, a name of at most 255 bytes, OPT */
 	size_t qn = 12, alen = qtype == 1 ? 4 : 16;
 	int fd = -1, rc = -1;
 	uint8_t id[2];
@@ -395,7 +395,7 @@ static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer
 	q[5] = 1; /* one question; RD clear: we ask the authority itself */
 	for (const char *p = host; *p;) {
 		size_t l = strcspn(p, ".");
-		if (l == 0 || l > 63 || qn + l + 6 > sizeof(q) - 1) {
+		if (l == 0 || l > 63 || qn + l + 6 + 11 > sizeof(q) - 1) {
 			snprintf(err, errlen, "cannot ask for \"%.200s\": not a DNS name", host);
 			goto out;
 		}
@@ -417,6 +417,15 @@ static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer
 		}
 	}
 
+	/* EDNS (RFC 6891), offering resp's size: without it an answer is cut
+	 * at 512 bytes, 16 or so AAAA records, and a zone with more addresses
+	 * would fail as truncated. The OPT record follows the question, which
+	 * is q[12, qn) as dns_is_answer compares it. */
+	static const uint8_t opt[11] = {0, 0, 41, sizeof(resp) >> 8, sizeof(resp) & 0xff};
+	memcpy(q + qn, opt, sizeof(opt));
+	q[11] = 1; /* ARCOUNT */
+	size_t sendn = qn + sizeof(opt);
+
 	if ((fd = socket_to(&v->dns, v->dns_len, SOCK_DGRAM, DNS_TIMEOUT_MS)) < 0) {
 		snprintf(err, errlen, "cannot reach DNS at %s: %s", v->dns_text, strerror(errno));
 		goto out;
@@ -424,7 +433,7 @@ static int dns_query(const vctx *v, const char *host, uint16_t qtype, dns_answer
 	ssize_t got = -1;
 	int rerr = EAGAIN;
 	for (int attempt = 0; attempt < 2 && got < 0 && rerr == EAGAIN; attempt++) {
-		if (send(fd, q, qn, 0) != (ssize_t)qn) {
+		if (send(fd, q, sendn, 0) != (ssize_t)sendn) {
 			snprintf(err, errlen, "cannot send to DNS at %s: %s", v->dns_text,
 				 strerror(errno));
 			goto out;

@@ -348,3 +348,26 @@ def test_a_webhook_caught_by_another_services_route_fails(edge):
     assert ("\u2717 webhook billing https://codex.revelations.studio/api/webhooks/billing -> "
             "stripe-webhook-handler-production: reached codex-web-production, not "
             "stripe-webhook-handler-production") in p.stdout, p.stdout
+
+
+def test_a_zone_with_many_addresses_verifies(tmp_path):
+    """24 IPv6 addresses do not fit a 512-byte answer: without EDNS the
+    answer came truncated and every AAAA check failed on a healthy edge.
+    verify asks with EDNS (the edge answers up to 1232 bytes)."""
+    from edge import Edge
+    addrs = ["127.0.0.1"] + [f"2001:db8::{i:x}" for i in range(1, 25)]
+    e = Edge(tmp_path)
+    toml = e.dir / "switchboard.toml"
+    text = toml.read_text()
+    assert 'addresses = ["127.0.0.1"]' in text
+    toml.write_text(text.replace('addresses = ["127.0.0.1"]', "addresses = " + json.dumps(addrs)))
+    e.start(dns=True)
+    try:
+        listen(e)
+        p = verify(e)
+        dns = [l for l in p.stdout.splitlines() if l[2:].startswith("dns ")]
+        assert dns and all(l.startswith("\u2713 ") for l in dns), p.stdout
+        assert all("AAAA " + " ".join(addrs[1:]) in l for l in dns), dns
+        assert p.returncode == 0, p.stdout + p.stderr
+    finally:
+        e.stop()
