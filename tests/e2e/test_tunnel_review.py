@@ -65,6 +65,17 @@ def recv_to_eof(s, have=b""):
         buf += b
 
 
+def read_to_end(conn, rest, ended):
+    """A Scripted handler's end: what conn sends up to its EOF appended to
+    ended, or "reset"; the connection is then closed."""
+    conn.settimeout(10)
+    try:
+        ended.append(recv_to_eof(conn, rest))
+    except ConnectionResetError:
+        ended.append("reset")
+    return None
+
+
 def pattern(n, seed=b"tunnel"):
     """n bytes in which any lost, doubled or reordered piece shows."""
     out = bytearray()
@@ -233,12 +244,7 @@ def test_a_client_reset_closes_the_upstream(fresh):
 
     def handler(conn, head, rest):
         conn.sendall(SWITCH)
-        conn.settimeout(10)
-        try:
-            ended.append(recv_to_eof(conn, rest))
-        except ConnectionResetError:
-            ended.append("reset")
-        return None
+        return read_to_end(conn, rest, ended)
 
     e = tunnel_edge(fresh, handler)
     s, _ = open_tunnel(e)
@@ -300,12 +306,7 @@ def test_a_client_gone_before_the_101_is_passed_on_after_it(fresh):
     def handler(conn, head, rest):
         release.wait(10)
         conn.sendall(SWITCH)
-        conn.settimeout(10)
-        try:
-            ended.append(recv_to_eof(conn, rest))
-        except ConnectionResetError:
-            ended.append("reset")
-        return None
+        return read_to_end(conn, rest, ended)
 
     e = tunnel_edge(fresh, handler)
     s = e.connect()
@@ -324,12 +325,7 @@ def test_a_client_reset_before_the_101_closes_the_upstream_connection(fresh):
     ended = []
 
     def handler(conn, head, rest):
-        conn.settimeout(10)
-        try:
-            ended.append(recv_to_eof(conn, rest))
-        except ConnectionResetError:
-            ended.append("reset")
-        return None
+        return read_to_end(conn, rest, ended)
 
     e = tunnel_edge(fresh, handler)
     s = e.connect()
