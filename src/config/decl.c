@@ -302,6 +302,10 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 		sd->url_var_pos[2 * i + 1] = sb_toml_col(sb_toml_array_at(uv, i));
 	}
 	sd->label = label;
+	if (label) {
+		sd->label_line = sb_toml_line(sb_toml_table_get(s, "label"));
+		sd->label_col = sb_toml_col(sb_toml_table_get(s, "label"));
+	}
 	if (label && (strchr(label, '.') || !dns_name_ok(label, true)))
 		return sb_cfg_error(sb_toml_table_get(s, "label"), file, d,
 				    "'label' must be one host name label (letters, digits and "

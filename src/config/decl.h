@@ -92,6 +92,7 @@ typedef struct sb_service_decl {
 	sb_wrangler wr;		   /* from the wrangler.toml or the inline table */
 	const char *wrangler_file; /* resolved path, or NULL when inline */
 	const char *label;	   /* override of the host label used for naming */
+	int label_line, label_col; /* where label was written */
 	sb_upstream_decl upstream[SB_ENV_COUNT];
 	char **url_vars;
 	size_t nurl_vars;

@@ -542,49 +542,97 @@ static void copy_vars(sb_pool *pool, const sb_wr_env *e, const char *file, sb_de
 	}
 }
 
-/* Rewrite host h (a production host "label.rest") for env; NULL when the
- * host has no label that the rule can rename (wildcard, apex of a zone). */
-/* The label the rule gives host h in env (into lab, 256 bytes): its length
- * (more than 63 when it cannot be a DNS label), or -1 when h has no label
- * the rule renames (a wildcard, no dot, a zone apex). *rest: h's ".rest". */
-static int derived_label(const sb_model *m, const char *h, sb_env env, uint32_t pr, char *lab,
-			 const char **rest)
+/* Split production host h of a service with declared label slabel (NULL:
+ * none) into the label the naming rule renames and the rest it keeps:
+ * "codex.example.com" is "codex" + ".example.com"; with a declared label
+ * "web" it is "web" + ".example.com", and the zone apex "example.com" is
+ * "web" + "." + "example.com" (without one an apex has no label to rename).
+ * Returns false when the rule renames nothing in h (a wildcard, no dot). */
+static bool naming_split(const sb_model *m, const char *slabel, const char *h, const char **lab,
+			 size_t *lab_len, const char **sep, const char **rest)
 {
 	if (h[0] == '*')
-		return -1;
+		return false;
 	const char *dot = strchr(h, '.');
 	if (!dot)
+		return false;
+	bool apex = false;
+	for (size_t z = 0; z < m->decl->nzones && !apex; z++)
+		apex = strcmp(m->decl->zones[z].name, h) == 0;
+	if (apex && !slabel)
+		return false;
+	*lab = slabel ? slabel : h;
+	*lab_len = slabel ? strlen(slabel) : (size_t)(dot - h);
+	*sep = apex ? "." : "";
+	*rest = apex ? h : dot;
+	return true;
+}
+
+/* The label the rule gives production host h of a service with declared
+ * label slabel in env (into lab, 256 bytes): its length (more than 63 when
+ * it cannot be a DNS label), or -1 when the rule renames nothing in h.
+ * *sep and *rest: what follows the label ("" and ".rest", or "." and an
+ * apex). */
+static int derived_label(const sb_model *m, const char *slabel, const char *h, sb_env env,
+			 uint32_t pr, char *lab, const char **sep, const char **rest)
+{
+	const char *l;
+	size_t ll;
+	if (!naming_split(m, slabel, h, &l, &ll, sep, rest))
 		return -1;
-	for (size_t z = 0; z < m->decl->nzones; z++)
-		if (strcmp(m->decl->zones[z].name, h) == 0)
-			return -1; /* a zone apex has no label of its own */
-	*rest = dot;
-	int n = sb_model_name_format(m, env, h, (size_t)(dot - h), pr, lab, 256);
+	int n = sb_model_name_format(m, env, l, ll, pr, lab, 256);
 	return n < 0 ? 256 : n;
 }
 
-static const char *derive_host(const sb_model *m, const char *h, sb_env env, uint32_t pr,
-			       sb_pool *pool)
+static const char *derive_host(const sb_model *m, const char *slabel, const char *h, sb_env env,
+			       uint32_t pr, sb_pool *pool)
 {
 	char lab[256];
-	const char *rest;
-	int n = derived_label(m, h, env, pr, lab, &rest);
+	const char *sep, *rest;
+	int n = derived_label(m, slabel, h, env, pr, lab, &sep, &rest);
 	if (n < 0 || n > 63)
 		return NULL;
-	return sb_pool_printf(pool, "%s%s", lab, rest);
+	return sb_pool_printf(pool, "%s%s%s", lab, sep, rest);
 }
 
-/* Production host of any service, for rewriting URL vars. */
-static bool is_production_host(const sb_model *m, const char *h, size_t n)
+int sb_model_naming_base(const sb_model *m, size_t svc, const char *h, char *buf, size_t size)
 {
+	const char *l, *sep, *rest;
+	size_t ll;
+	if (!naming_split(m, m->services[svc].decl->label, h, &l, &ll, &sep, &rest))
+		return -1;
+	int n = snprintf(buf, size, "%.*s%s%s", (int)ll, l, sep, rest);
+	return n < 0 || (size_t)n >= size ? SB_ETOOLONG : n;
+}
+
+/* The service whose production route on host h (n bytes) matches path best
+ * (the longest literal path that is a prefix of it, or any route on h when
+ * none is), for rewriting a URL var that names h; -1 when h is no service's
+ * production host. */
+static ssize_t production_service(const sb_model *m, const char *h, size_t n, const char *path,
+				  size_t pl)
+{
+	ssize_t best = -1;
+	size_t best_len = 0;
+	bool best_matches = false;
 	for (size_t s = 0; s < m->nservices; s++) {
 		const sb_deployment *dp = &m->deployments[m->services[s].deployment[0]];
-		for (size_t i = 0; i < dp->nroutes; i++)
-			if (!dp->routes[i].host_wildcard && strlen(dp->routes[i].host) == n &&
-			    strncasecmp(dp->routes[i].host, h, n) == 0)
-				return true;
+		for (size_t i = 0; i < dp->nroutes; i++) {
+			const sb_route *r = &dp->routes[i];
+			if (r->host_wildcard || strlen(r->host) != n ||
+			    strncasecmp(r->host, h, n) != 0)
+				continue;
+			size_t rl = strlen(r->path);
+			bool matches = r->path_prefix ? pl >= rl && memcmp(path, r->path, rl) == 0
+						      : pl == rl && memcmp(path, r->path, rl) == 0;
+			if (best < 0 || (matches && (!best_matches || rl > best_len))) {
+				best = (ssize_t)s;
+				best_len = rl;
+				best_matches = matches;
+			}
+		}
 	}
-	return false;
+	return best;
 }
 
 /* Split url; its host without a trailing dot, which names the same host
@@ -611,13 +659,20 @@ static void derive_vars(const sb_model *m, const sb_deployment *prod, sb_env env
 		if (strcmp(v.key, "ENVIRONMENT") == 0 && v.is_string) {
 			v.value = sb_env_name(env);
 			v.derived = true;
-		} else if (v.is_string && split_url_host(v.value, &u) &&
-			   is_production_host(m, u.host, u.host_len)) {
+		} else if (v.is_string && split_url_host(v.value, &u)) {
+			const char *path = u.path_len ? u.path : "/";
+			size_t pl = u.path_len ? u.path_len : 1;
+			ssize_t svc = production_service(m, u.host, u.host_len, path, pl);
+			if (svc < 0) {
+				dp->vars[i] = v;
+				continue;
+			}
 			char *h = sb_pool_strndup(pool, u.host, u.host_len);
 			for (char *c = h; *c; c++)
 				if (*c >= 'A' && *c <= 'Z')
 					*c = (char)(*c + 32);
-			const char *nh = derive_host(m, h, env, pr, pool);
+			const char *nh =
+			    derive_host(m, m->services[svc].decl->label, h, env, pr, pool);
 			if (nh) {
 				v.value = sb_pool_printf(pool, "%.*s%s%s", (int)(u.host - v.value),
 							 v.value, nh, u.host + u.host_len);
@@ -635,7 +690,8 @@ static void derive_routes(const sb_model *m, const sb_deployment *prod, sb_env e
 	dp->nroutes = 0;
 	for (size_t i = 0; i < prod->nroutes; i++) {
 		const sb_route *pr_ = &prod->routes[i];
-		const char *h = derive_host(m, pr_->host, env, pr, pool);
+		const char *h = derive_host(m, m->services[prod->service].decl->label, pr_->host,
+					    env, pr, pool);
 		if (!h)
 			continue;
 		sb_route r = *pr_;
@@ -643,6 +699,7 @@ static void derive_routes(const sb_model *m, const sb_deployment *prod, sb_env e
 		r.pattern =
 		    sb_pool_printf(pool, "%s%s%s", h, pr_->path, pr_->path_prefix ? "*" : "");
 		r.derived = true;
+		r.base_host = pr_->host;
 		/* custom_domain is kept: in every environment a route beats the
 		 * custom domain on the same host, as in production */
 		dp->routes[dp->nroutes++] = r;
@@ -654,18 +711,27 @@ int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, 
 	const sb_deployment *prod = &m->deployments[m->services[svc].deployment[0]];
 	for (size_t i = 0; i < prod->nroutes; i++) {
 		const sb_route *rt = &prod->routes[i];
-		const char *h = rt->host, *rest;
+		const char *h = rt->host, *sep, *rest;
 		char lab[256];
-		if (derived_label(m, h, env, pr, lab, &rest) <= 63)
+		if (derived_label(m, m->services[svc].decl->label, h, env, pr, lab, &sep, &rest) <=
+		    63)
 			continue; /* fits, or nothing to rename */
 		char what[48];
 		if (env == SB_ENV_PREVIEW)
 			snprintf(what, sizeof(what), "preview label for PR %u", pr);
 		else
 			snprintf(what, sizeof(what), "%s label", sb_env_name(env));
+		const sb_service_decl *sd = m->services[svc].decl;
+		if (sd->label)
+			return sb_diag_set(d, m->decl->file, sd->label_line, sd->label_col,
+					   "route host \"%s\": its %s (from this [[service]]'s "
+					   "label \"%s\") would be longer than 63 characters; "
+					   "shorten the label",
+					   h, what, sd->label);
 		return sb_diag_set(d, rt->file, rt->line, rt->col,
 				   "route host \"%s\": its %s would be longer than 63 "
-				   "characters; shorten the label or set the service's label",
+				   "characters; shorten the label or set a shorter one with "
+				   "'label' in the service's [[service]]",
 				   h, what);
 	}
 	return 0;
@@ -756,7 +822,7 @@ static int build_service(struct builder *b, size_t idx)
 	s->label = sd->label;
 	for (size_t i = 0; !s->label && i < prod->nroutes; i++) {
 		const char *nh =
-		    derive_host(m, prod->routes[i].host, SB_ENV_PRODUCTION, 0, m->pool);
+		    derive_host(m, NULL, prod->routes[i].host, SB_ENV_PRODUCTION, 0, m->pool);
 		if (nh)
 			s->label = sb_pool_strndup(m->pool, nh, strcspn(nh, "."));
 	}

@@ -33,8 +33,9 @@ typedef struct sb_route {
 	bool host_apex_too;  /* "*example.com": the suffix itself matches too */
 	bool path_prefix;    /* path ended with '*' */
 	bool custom_domain;
-	bool derived;	  /* produced by the naming rule, not written */
-	const char *file; /* where it was declared */
+	bool derived;	       /* produced by the naming rule, not written */
+	const char *base_host; /* derived: the production host it was made from */
+	const char *file;      /* where it was declared */
 	int line, col;
 } sb_route;
 
@@ -63,7 +64,7 @@ typedef struct sb_deployment {
 
 typedef struct sb_service {
 	const char *name;  /* wrangler top-level name */
-	const char *label; /* first label of its production host, or NULL */
+	const char *label; /* declared label, else first label of a production host, or NULL */
 	bool tenant_aware;
 	const sb_service_decl *decl;
 	size_t deployment[2]; /* production and staging, indexes into deployments */
@@ -159,6 +160,18 @@ sb_env sb_model_name_parse(const sb_model *m, const char *s, size_t n, size_t *l
  * naming the route and the label.
  */
 int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, sb_diag *d);
+
+/*
+ * The name the preview rule maps a preview host of production host h of
+ * service svc back to: "<label><rest>" for "<label>-preview-<pr><rest>",
+ * where <label> is the service's declared label or else h's first label,
+ * and <rest> is h without its first label (a zone apex, which has no label
+ * of its own, keeps itself: "." + h, and only a declared label names it).
+ * Written into buf. Returns its length, or -1 when the rule renames no
+ * label of h (a wildcard, a name without a dot, an apex with no declared
+ * label), or SB_ETOOLONG.
+ */
+int sb_model_naming_base(const sb_model *m, size_t svc, const char *h, char *buf, size_t size);
 
 /* Pull request numbers: 1 to SB_PR_MAX, written without leading zeros (so
  * that one PR has one host name). */

@@ -263,6 +263,10 @@ struct sb_route_table {
 	sb_pool *pool;
 	struct htab exact; /* exact hosts of every environment */
 	struct htab wild;  /* wildcard suffixes */
+	/* production routes by the name the preview rule maps a preview host
+	 * back to ("codex.rest" for "codex-preview-12.rest"; with a declared
+	 * label, "<label>.rest" for hosts of that service) */
+	struct htab pbase;
 	bool preview_rule;
 	sb_route_entry *entries;
 	size_t nentries;
@@ -323,6 +327,12 @@ static struct host_node *htab_add(struct htab *t, sb_pool *pool, const char *h)
 	return nd;
 }
 
+/* Said when derived hosts collide: where their names come from. */
+#define NAMING_HINT                                                                                \
+	"; staging and preview hosts are named by [naming] after the production "                  \
+	"host's first label, or the [[service]]'s 'label': give one of the services "              \
+	"another label"
+
 static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment *dep, sb_diag *d)
 {
 	for (size_t i = 0; i < nd->npaths; i++) {
@@ -354,12 +364,13 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 				return 0;
 			}
 			char at[SB_WHERE_SIZE];
-			return sb_diag_setc(d, SB_EEXIST, r->file, r->line, r->col,
-					    "route \"%s\" of %s claims the same host and path as "
-					    "\"%s\" of %s (%s)",
-					    r->pattern, dep->name, e->route->pattern, e->dep->name,
-					    sb_where(e->route->file, e->route->line, e->route->col,
-						     at, sizeof(at)));
+			return sb_diag_setc(
+			    d, SB_EEXIST, r->file, r->line, r->col,
+			    "route \"%s\" of %s claims the same host and path as "
+			    "\"%s\" of %s (%s)%s",
+			    r->pattern, dep->name, e->route->pattern, e->dep->name,
+			    sb_where(e->route->file, e->route->line, e->route->col, at, sizeof(at)),
+			    r->derived || e->route->derived ? NAMING_HINT : "");
 		}
 	}
 	if (nd->npaths == nd->cap) {
@@ -425,6 +436,69 @@ static int add_route(sb_route_table *rt, const sb_route *r, const sb_deployment 
 	return add_path(nd, r, dep, d);
 }
 
+/*
+ * Production route r of dep under the name the preview rule maps its
+ * preview hosts back to (key). Two routes of one host and path are settled
+ * as in the exact table (a route beats a custom domain); two hosts that the
+ * rule would give the same preview hosts are an error, as they would be
+ * one host in every preview.
+ */
+static int add_preview_base(sb_route_table *rt, const char *key, const sb_route *r,
+			    const sb_deployment *dep, sb_diag *d)
+{
+	struct host_node *nd = htab_add(&rt->pbase, rt->pool, key);
+	for (size_t i = 0; i < nd->npaths; i++) {
+		struct path_ent *e = &nd->paths[i];
+		if (e->prefix != r->path_prefix || strcmp(e->path, r->path) != 0 ||
+		    e->route->host_apex_too != r->host_apex_too)
+			continue;
+		if (strcmp(e->route->host, r->host) == 0) {
+			/* the exact table has settled this host and path */
+			if (e->route->custom_domain && !r->custom_domain) {
+				e->dep = dep;
+				e->route = r;
+			}
+			return 0;
+		}
+		char at[SB_WHERE_SIZE];
+		return sb_diag_setc(
+		    d, SB_EEXIST, r->file, r->line, r->col,
+		    "route \"%s\" of %s and \"%s\" of %s (%s) would have the same "
+		    "preview hosts (named after \"%s\")" NAMING_HINT,
+		    r->pattern, dep->name, e->route->pattern, e->dep->name,
+		    sb_where(e->route->file, e->route->line, e->route->col, at, sizeof(at)), key);
+	}
+	if (nd->npaths == nd->cap) {
+		nd->cap = nd->cap ? nd->cap * 2 : 2;
+		nd->paths = sb_xrealloc(nd->paths, nd->cap * sizeof(*nd->paths));
+	}
+	nd->paths[nd->npaths++] = (struct path_ent){.path = r->path,
+						    .len = strlen(r->path),
+						    .prefix = r->path_prefix,
+						    .dep = dep,
+						    .route = r};
+	return 0;
+}
+
+static int add_preview_bases(sb_route_table *rt, sb_diag *d)
+{
+	const sb_model *m = rt->m;
+	for (size_t s = 0; s < m->nservices; s++) {
+		const sb_deployment *prod = &m->deployments[m->services[s].deployment[0]];
+		for (size_t j = 0; j < prod->nroutes; j++) {
+			char key[256];
+			int kn = sb_model_naming_base(m, s, prod->routes[j].host, key, sizeof(key));
+			if (kn < 0)
+				continue; /* nothing the rule renames (or too long to) */
+			int r = add_preview_base(rt, sb_pool_strndup(rt->pool, key, (size_t)kn),
+						 &prod->routes[j], prod, d);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 /* The declared zone that name is in (itself or a subdomain), longest first. */
 static const sb_zone_decl *zone_of(const sb_model *m, const char *name)
 {
@@ -464,6 +538,7 @@ int sb_route_compile(const sb_model *m, const sb_route_options *opt, sb_route_ta
 		total += m->deployments[i].nroutes;
 	htab_init(&rt->exact, total);
 	htab_init(&rt->wild, 8);
+	htab_init(&rt->pbase, total);
 	rt->entries = sb_xcalloc(total + m->decl->nzones + 1, sizeof(sb_route_entry));
 
 	ssize_t ts = m->tenant_service;
@@ -517,8 +592,11 @@ int sb_route_compile(const sb_model *m, const sb_route_options *opt, sb_route_ta
 			    .route = ro, .deployment = prod, .tenant_gated = true, .implied = true};
 		}
 	}
+	if ((r = add_preview_bases(rt, d)) < 0)
+		goto out;
 	sort_node_paths(&rt->exact);
 	sort_node_paths(&rt->wild);
+	sort_node_paths(&rt->pbase);
 	qsort(rt->entries, rt->nentries, sizeof(*rt->entries), entry_cmp);
 out:
 	if (r < 0) {
@@ -545,6 +623,7 @@ void sb_route_free(sb_route_table *rt)
 		return;
 	htab_free(&rt->exact);
 	htab_free(&rt->wild);
+	htab_free(&rt->pbase);
 	free(rt->entries);
 	sb_pool_free(rt->pool);
 	free(rt);
@@ -564,10 +643,10 @@ size_t sb_route_count(const sb_route_table *rt)
 size_t sb_route_memory(const sb_route_table *rt)
 {
 	size_t b = sizeof(*rt) + sb_pool_footprint(rt->pool);
-	b += (rt->exact.mask + 1 + rt->wild.mask + 1) * sizeof(struct hslot);
+	b += (rt->exact.mask + 1 + rt->wild.mask + 1 + rt->pbase.mask + 1) * sizeof(struct hslot);
 	b += rt->nentries * sizeof(sb_route_entry);
-	const struct htab *tabs[] = {&rt->exact, &rt->wild};
-	for (size_t k = 0; k < 2; k++)
+	const struct htab *tabs[] = {&rt->exact, &rt->wild, &rt->pbase};
+	for (size_t k = 0; k < SB_ARRAY_LEN(tabs); k++)
 		for (size_t i = 0; i <= tabs[k]->mask; i++)
 			if (tabs[k]->slots[i].node)
 				b += tabs[k]->slots[i].node->cap * sizeof(struct path_ent);
@@ -631,12 +710,10 @@ int sb_route_host_normalize(const char *host, size_t n, char *buf, size_t size)
  * prefix ('*') takes any query, an exact path only a request without one
  * ("/images/cat.png" does not match "/images/cat.png?foo=bar"). */
 static const struct path_ent *match_path(const struct host_node *nd, const char *path, size_t pl,
-					 bool query, bool production_only)
+					 bool query)
 {
 	for (size_t i = 0; i < nd->npaths; i++) {
 		const struct path_ent *e = &nd->paths[i];
-		if (production_only && e->dep->env != SB_ENV_PRODUCTION)
-			continue;
 		if (e->prefix ? (pl >= e->len && memcmp(path, e->path, e->len) == 0)
 			      : (!query && pl == e->len && memcmp(path, e->path, pl) == 0))
 			return e;
@@ -693,6 +770,29 @@ static int tenant_gate(const sb_route_table *rt, const sb_tenants *tenants, cons
 	return SB_ENOTENANT;
 }
 
+/*
+ * Tenant gate for a host of the tenant-aware service that a route names
+ * (host: as written in production, or the production host a staging or
+ * preview host was derived from): its first label without a naming suffix,
+ * so that "codex.rest", "codex-staging.rest" and, with a declared label,
+ * "web-preview-3.rest" made from "codex.rest" are all tenant codex. A zone
+ * apex is no tenant's host.
+ */
+static int named_host_tenant(const sb_route_table *rt, const sb_tenants *tenants, const char *host,
+			     sb_route_match *m)
+{
+	const char *dot = strchr(host, '.');
+	if (!dot)
+		return 0;
+	for (size_t z = 0; z < rt->m->decl->nzones; z++)
+		if (strcmp(rt->m->decl->zones[z].name, host) == 0)
+			return 0;
+	size_t lo, ll;
+	uint32_t pr;
+	sb_model_name_parse(rt->m, host, (size_t)(dot - host), &lo, &ll, &pr);
+	return tenant_gate(rt, tenants, host + lo, ll, false, m);
+}
+
 int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const char *host,
 		    size_t host_len, const char *path, size_t path_len, sb_route_match *m)
 {
@@ -734,21 +834,20 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 	/* 1. exact host */
 	const struct host_node *nd = htab_get(&rt->exact, h, n, hash);
 	if (nd) {
-		const struct path_ent *e = match_path(nd, path, path_len, query, false);
+		const struct path_ent *e = match_path(nd, path, path_len, query);
 		if (e) {
 			set_match(m, e);
-			if (ts < 0 || m->service != (size_t)ts || !nsuf)
+			if (ts < 0 || m->service != (size_t)ts)
 				return 0;
-			size_t lo, ll;
-			uint32_t pr;
-			sb_model_name_parse(rt->m, h, label_len, &lo, &ll, &pr);
-			return tenant_gate(rt, tenants, h + lo, ll, false, m);
+			return named_host_tenant(rt, tenants,
+						 e->route->base_host ? e->route->base_host : h, m);
 		}
 		gate_reason = "the host is routed, but no route matches this path";
 	}
 
 	/* 2. a preview of any PR, by the naming rule: "<label>-preview-<pr>.rest"
-	 *    is served like the production host "<label>.rest" */
+	 *    is served like the production host named "<label>.rest" for the
+	 *    rule (itself, or the host of a service that declares that label) */
 	if (rt->preview_rule && nsuf) {
 		size_t lo, ll;
 		uint32_t pr;
@@ -760,9 +859,9 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 			size_t rest = n - label_len;
 			memcpy(base, h + lo, ll);
 			memcpy(base + ll, h + label_len, rest);
-			const struct host_node *bn = htab_get(&rt->exact, base, ll + rest, bh);
+			const struct host_node *bn = htab_get(&rt->pbase, base, ll + rest, bh);
 			const struct path_ent *e =
-			    bn ? match_path(bn, path, path_len, query, true) : NULL;
+			    bn ? match_path(bn, path, path_len, query) : NULL;
 			if (e) {
 				m->deployment = NULL;
 				m->derived = true;
@@ -772,7 +871,7 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 				m->route = e->route;
 				if (ts < 0 || m->service != (size_t)ts)
 					return 0;
-				return tenant_gate(rt, tenants, h + lo, ll, false, m);
+				return named_host_tenant(rt, tenants, e->route->host, m);
 			}
 		}
 	}
@@ -785,7 +884,7 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 		nd = htab_get(&rt->wild, suf, sl, k == nsuf ? hash : sufh[k]);
 		if (!nd || (k == nsuf && !nd->apex_too))
 			continue;
-		const struct path_ent *e = match_path(nd, path, path_len, query, false);
+		const struct path_ent *e = match_path(nd, path, path_len, query);
 		if (!e)
 			continue;
 		if (nd->tenant_gated && e->dep->service == (size_t)ts) {

@@ -429,3 +429,192 @@ Test(naming, bad_templates_rejected)
 		world_free(&w);
 	}
 }
+
+/* ---- a service's declared label ---------------------------------------- */
+
+/* "api" serves api.ex.com and the apex; its label "hooks" names both hosts'
+ * staging and preview hosts. "web" keeps its own first label, and its URL
+ * var naming api's host follows api's label. */
+static const char label_toml[] =
+    "[[zone]]\nname = \"ex.com\"\n"
+    "[[service]]\nname = \"api\"\nlabel = \"hooks\"\n"
+    "routes = [\"api.ex.com/*\", \"ex.com/site/*\", \"*.any.ex.com/*\"]\n"
+    "[[service]]\nname = \"web\"\nroutes = [\"app.ex.com/*\", \"ex.com/*\"]\n"
+    "vars = { API_URL = \"https://api.ex.com/v1\", SITE = \"https://ex.com/site/a\", "
+    "HOME = \"https://ex.com/\" }\n";
+
+static void setup_label(void)
+{
+	W = world_load(label_toml, NULL);
+	cr_assert_eq(W.rc, 0, "load: %s", W.diag.msg);
+}
+
+TestSuite(label, .init = setup_label, .fini = teardown);
+
+Test(label, names_the_staging_and_preview_hosts)
+{
+	expect("hooks-staging.ex.com/x", "api-staging");
+	expect("app-staging.ex.com/x", "web-staging");
+	sb_route_match m;
+	cr_assert_eq(lookup(&W, "hooks-preview-7.ex.com/x", &m), 0, "%s", m.reason);
+	cr_assert_eq(m.env, SB_ENV_PREVIEW);
+	cr_assert_eq(m.pr, 7);
+	cr_assert_str_eq(W.model->services[m.service].name, "api");
+	cr_assert_str_eq(m.route->host, "api.ex.com");
+	cr_assert_eq(lookup(&W, "app-preview-7.ex.com/x", &m), 0, "%s", m.reason);
+	cr_assert_str_eq(W.model->services[m.service].name, "web");
+	/* the host's own first label no longer names api's other environments */
+	expect_none("api-staging.ex.com/x", SB_ENOROUTE);
+	expect_none("api-preview-7.ex.com/x", SB_ENOROUTE);
+}
+
+/* A zone apex has no label of its own: only a declared label names its
+ * staging and preview hosts, and the path decides between the services. */
+Test(label, gives_the_apex_staging_and_preview_hosts)
+{
+	expect("hooks-staging.ex.com/site/a", "api-staging");
+	sb_route_match m;
+	cr_assert_eq(lookup(&W, "hooks-preview-3.ex.com/site/a", &m), 0, "%s", m.reason);
+	cr_assert_str_eq(W.model->services[m.service].name, "api");
+	cr_assert_str_eq(m.route->host, "ex.com");
+	/* web's apex route has no label: no staging or preview host */
+	const sb_deployment *st = &W.model->deployments[W.model->services[1].deployment[1]];
+	cr_assert_eq(st->nroutes, 1);
+	cr_assert_str_eq(st->routes[0].host, "app-staging.ex.com");
+	cr_assert_str_eq(st->routes[0].base_host, "app.ex.com");
+	/* a wildcard is never renamed */
+	const sb_deployment *ast = &W.model->deployments[W.model->services[0].deployment[1]];
+	cr_assert_eq(ast->nroutes, 2);
+	cr_assert_str_eq(ast->routes[1].host, "hooks-staging.ex.com");
+	cr_assert_str_eq(ast->routes[1].base_host, "ex.com");
+	cr_assert_str_eq(ast->routes[1].pattern, "hooks-staging.ex.com/site/*");
+}
+
+Test(label, url_vars_follow_the_named_services_label)
+{
+	const sb_deployment *st = &W.model->deployments[W.model->services[1].deployment[1]];
+	const char *want[][2] = {{"API_URL", "https://hooks-staging.ex.com/v1"},
+				 {"SITE", "https://hooks-staging.ex.com/site/a"},
+				 {"HOME", "https://ex.com/"}};
+	for (size_t k = 0; k < SB_ARRAY_LEN(want); k++) {
+		bool seen = false;
+		for (size_t i = 0; i < st->nvars; i++)
+			if (strcmp(st->vars[i].key, want[k][0]) == 0) {
+				cr_assert_str_eq(st->vars[i].value, want[k][1]);
+				seen = true;
+			}
+		cr_assert(seen, "%s not set", want[k][0]);
+	}
+	sb_pool *pool = sb_pool_new(0);
+	sb_deployment pv;
+	sb_model_preview(W.model, 1, 12, pool, &pv);
+	for (size_t i = 0; i < pv.nvars; i++)
+		if (strcmp(pv.vars[i].key, "API_URL") == 0)
+			cr_assert_str_eq(pv.vars[i].value, "https://hooks-preview-12.ex.com/v1");
+	sb_model_preview(W.model, 0, 12, pool, &pv);
+	cr_assert_eq(pv.nroutes, 2);
+	cr_assert_str_eq(pv.routes[0].host, "hooks-preview-12.ex.com");
+	cr_assert_str_eq(pv.routes[1].host, "hooks-preview-12.ex.com");
+	sb_pool_free(pool);
+	/* and the consistency check agrees with where they land: only HOME,
+	 * on the apex that has no label, stays on production */
+	sb_violation *v = NULL;
+	size_t n = sb_check_run(W.model, W.rt, W.tenants, 1, &v);
+	size_t home = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool is_home = strstr(v[i].msg, "var HOME") != NULL;
+		home += is_home;
+		if (!is_home)
+			cr_log_error("%s", v[i].msg);
+	}
+	free(v);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(home, 2);
+}
+
+/* Two services whose hosts the rule would give one name: refused, saying
+ * where the names come from. In staging the exact table sees it; with
+ * staging routes of their own, the preview rule's table does. */
+Test(route, a_label_that_collides_is_refused)
+{
+	const char *toml =
+	    "[[zone]]\nname = \"ex.com\"\n"
+	    "[[service]]\nname = \"site\"\nlabel = \"codex\"\nroutes = [\"ex.com/*\"]\n"
+	    "[[service]]\nname = \"web\"\nroutes = [\"codex.ex.com/*\"]\n";
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, SB_EEXIST, "%d: %s", w.rc, w.diag.msg);
+	cr_assert(strstr(w.diag.msg, "codex-staging.ex.com/*") && strstr(w.diag.msg, "'label'"),
+		  "%s", w.diag.msg);
+	world_free(&w);
+
+	toml = "[[zone]]\nname = \"ex.com\"\n"
+	       "[[service]]\nname = \"site\"\nlabel = \"codex\"\nroutes = [\"ex.com/*\"]\n"
+	       "[service.env.staging]\nroutes = [\"s1.ex.com/*\"]\n"
+	       "[[service]]\nname = \"web\"\nroutes = [\"codex.ex.com/*\"]\n"
+	       "[service.env.staging]\nroutes = [\"s2.ex.com/*\"]\n";
+	w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, SB_EEXIST, "%d: %s", w.rc, w.diag.msg);
+	cr_assert(strstr(w.diag.msg, "same preview hosts") &&
+		      strstr(w.diag.msg, "\"codex.ex.com/*\" of web") &&
+		      strstr(w.diag.msg, "\"ex.com/*\" of site"),
+		  "%s", w.diag.msg);
+	world_free(&w);
+
+	/* one service, two hosts, one label: the same path twice is refused */
+	toml = "[[zone]]\nname = \"ex.com\"\n"
+	       "[[service]]\nname = \"api\"\nlabel = \"hooks\"\n"
+	       "routes = [\"a.ex.com/*\", \"b.ex.com/x/*\", \"c.ex.com/*\"]\n";
+	w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, SB_EEXIST, "%d: %s", w.rc, w.diag.msg);
+	cr_assert(strstr(w.diag.msg, "hooks-staging.ex.com/*"), "%s", w.diag.msg);
+	world_free(&w);
+}
+
+/* The label's staging and preview names must fit in 63 bytes: said at the
+ * label, in switchboard.toml. */
+Test(route, a_label_too_long_for_its_names_is_refused_at_the_label)
+{
+	char toml[512];
+	char lab[64];
+	memset(lab, 'a', 60);
+	lab[60] = '\0';
+	snprintf(toml, sizeof(toml),
+		 "[[zone]]\nname = \"ex.com\"\n"
+		 "[[service]]\nname = \"api\"\nlabel = \"%s\"\nroutes = [\"api.ex.com/*\"]\n",
+		 lab);
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, SB_EINVAL, "%d: %s", w.rc, w.diag.msg);
+	cr_assert_eq(w.diag.line, 5);
+	cr_assert_eq(w.diag.col, 9);
+	cr_assert(strstr(w.diag.msg, "staging label") && strstr(w.diag.msg, "shorten the label"),
+		  "%s", w.diag.msg);
+	world_free(&w);
+}
+
+/* The tenant-aware service's hosts carry the tenant of the production host
+ * they were made from, whatever label names them; its apex carries none. */
+Test(tenants, a_labelled_tenant_host_keeps_its_tenant)
+{
+	const char *toml =
+	    "[[zone]]\nname = \"ex.com\"\n[tenants]\nservice = \"web\"\nstatic = [\"codex\"]\n"
+	    "[[service]]\nname = \"web\"\nlabel = \"app\"\n"
+	    "routes = [\"codex.ex.com/*\", \"ex.com/about/*\"]\n";
+	W = world_load(toml, NULL);
+	cr_assert_eq(W.rc, 0, "load: %s", W.diag.msg);
+	sb_route_match m;
+	const char *hosts[] = {"codex.ex.com/", "app-staging.ex.com/", "app-preview-9.ex.com/"};
+	for (size_t i = 0; i < SB_ARRAY_LEN(hosts); i++) {
+		cr_assert_eq(lookup(&W, hosts[i], &m), 0, "%s: %s", hosts[i], m.reason);
+		cr_assert_str_eq(m.tenant, "codex", "%s", hosts[i]);
+	}
+	sb_tenants_put(W.tenants, "codex", 5, SB_TENANT_SUSPENDED);
+	for (size_t i = 0; i < SB_ARRAY_LEN(hosts); i++)
+		cr_assert_eq(lookup(&W, hosts[i], &m), SB_ESUSPENDED, "%s", hosts[i]);
+	/* the apex and its derived hosts are no tenant's: "ex" is not asked */
+	const char *apex[] = {"ex.com/about/", "app-staging.ex.com/about/x",
+			      "app-preview-9.ex.com/about/x"};
+	for (size_t i = 0; i < SB_ARRAY_LEN(apex); i++) {
+		cr_assert_eq(lookup(&W, apex[i], &m), 0, "%s: %s", apex[i], m.reason);
+		cr_assert_null(m.tenant, "%s", apex[i]);
+	}
+}
