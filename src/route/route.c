@@ -538,7 +538,10 @@ int sb_route_compile(const sb_model *m, const sb_route_options *opt, sb_route_ta
 		total += m->deployments[i].nroutes;
 	htab_init(&rt->exact, total);
 	htab_init(&rt->wild, 8);
-	htab_init(&rt->pbase, total);
+	size_t nprod = 0; /* the preview rule's table holds production routes only */
+	for (size_t i = 0; i < m->nservices; i++)
+		nprod += m->deployments[m->services[i].deployment[0]].nroutes;
+	htab_init(&rt->pbase, nprod);
 	rt->entries = sb_xcalloc(total + m->decl->nzones + 1, sizeof(sb_route_entry));
 
 	ssize_t ts = m->tenant_service;
