@@ -614,7 +614,7 @@ static ssize_t production_service(const sb_model *m, const char *h, size_t n, co
 {
 	ssize_t best = -1;
 	size_t best_len = 0;
-	bool best_matches = false;
+	bool best_matches = false, best_prefix = false;
 	for (size_t s = 0; s < m->nservices; s++) {
 		const sb_deployment *dp = &m->deployments[m->services[s].deployment[0]];
 		for (size_t i = 0; i < dp->nroutes; i++) {
@@ -625,10 +625,15 @@ static ssize_t production_service(const sb_model *m, const char *h, size_t n, co
 			size_t rl = strlen(r->path);
 			bool matches = r->path_prefix ? pl >= rl && memcmp(path, r->path, rl) == 0
 						      : pl == rl && memcmp(path, r->path, rl) == 0;
-			if (best < 0 || (matches && (!best_matches || rl > best_len))) {
+			/* as the route table orders them: the longest path, and at
+			 * one length an exact path before a prefix */
+			bool better = !best_matches || rl > best_len ||
+				      (rl == best_len && best_prefix && !r->path_prefix);
+			if (best < 0 || (matches && better)) {
 				best = (ssize_t)s;
 				best_len = rl;
 				best_matches = matches;
+				best_prefix = r->path_prefix;
 			}
 		}
 	}
@@ -990,7 +995,8 @@ static int unique_names(const sb_model *m, sb_diag *d)
 		char at[SB_WHERE_SIZE];
 		r = sb_diag_set(d, b->file, b->line, b->col,
 				"deployment \"%s\" (service %s, %s) has the name of another "
-				"(service %s, %s, %s): rename a service or set its label",
+				"(service %s, %s, %s): rename one of them (a [[service]] label "
+				"names hosts, not deployments)",
 				b->name, m->services[b->service].name, sb_env_name(b->env),
 				m->services[a->service].name, sb_env_name(a->env),
 				sb_where(a->file, a->line, a->col, at, sizeof(at)));

@@ -327,11 +327,19 @@ static struct host_node *htab_add(struct htab *t, sb_pool *pool, const char *h)
 	return nd;
 }
 
-/* Said when derived hosts collide: where their names come from. */
-#define NAMING_HINT                                                                                \
-	"; staging and preview hosts are named by [naming] after the production "                  \
-	"host's first label, or the [[service]]'s 'label': give one of the services "              \
-	"another label"
+/* Said when hosts the naming rule made collide: where their names come
+ * from, and what to change (one service's hosts under one label: their
+ * paths, or the label; two services: one of their labels). */
+static const char *naming_hint(bool one_service)
+{
+	return one_service ? "; staging and preview hosts are named by [naming] after the "
+			     "production host's first label, or the [[service]]'s 'label': "
+			     "under one label, a service's hosts need different paths (or give "
+			     "the service another label)"
+			   : "; staging and preview hosts are named by [naming] after the "
+			     "production host's first label, or the [[service]]'s 'label': "
+			     "give one of the services another label";
+}
 
 static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment *dep, sb_diag *d)
 {
@@ -342,17 +350,35 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 			if (e->dep == dep) {
 				if (e->route == r)
 					return 0; /* one declaration reached twice */
+				char at[SB_WHERE_SIZE];
+				const sb_route *x = e->route;
+				sb_where(x->file, x->line, x->col, at, sizeof(at));
+				/* not written twice: the naming rule made one or both
+				 * (a service's two hosts under one label) */
+				if (x->base_host && r->base_host)
+					return sb_diag_setc(
+					    d, SB_EEXIST, r->file, r->line, r->col,
+					    "route \"%s\" of %s would be made twice by the naming "
+					    "rule: from production host \"%s\" here and \"%s\" "
+					    "(%s)%s",
+					    r->pattern, dep->name, r->base_host, x->base_host, at,
+					    naming_hint(true));
+				if (x->base_host || r->base_host)
+					return sb_diag_setc(
+					    d, SB_EEXIST, r->file, r->line, r->col,
+					    "route \"%s\" of %s is also made by the naming rule "
+					    "from production host \"%s\" (%s)%s",
+					    r->pattern, dep->name,
+					    x->base_host ? x->base_host : r->base_host, at,
+					    naming_hint(true));
 				/* as nginx refuses a duplicate location: the second
 				 * line can only be a mistake (a copy meant to be
 				 * edited), and would otherwise vanish without a word */
-				char at[SB_WHERE_SIZE];
 				return sb_diag_setc(
 				    d, SB_EEXIST, r->file, r->line, r->col,
 				    "route \"%s\" of %s is declared twice (first at "
 				    "%s)",
-				    r->pattern, dep->name,
-				    sb_where(e->route->file, e->route->line, e->route->col, at,
-					     sizeof(at)));
+				    r->pattern, dep->name, at);
 			}
 			/* as in Cloudflare, a route takes precedence over a custom
 			 * domain on the same host (a Worker in front of an app) */
@@ -370,7 +396,9 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 			    "\"%s\" of %s (%s)%s",
 			    r->pattern, dep->name, e->route->pattern, e->dep->name,
 			    sb_where(e->route->file, e->route->line, e->route->col, at, sizeof(at)),
-			    r->derived || e->route->derived ? NAMING_HINT : "");
+			    r->base_host || e->route->base_host
+				? naming_hint(dep->service == e->dep->service)
+				: "");
 		}
 	}
 	if (nd->npaths == nd->cap) {
@@ -464,9 +492,10 @@ static int add_preview_base(sb_route_table *rt, const char *key, const sb_route 
 		return sb_diag_setc(
 		    d, SB_EEXIST, r->file, r->line, r->col,
 		    "route \"%s\" of %s and \"%s\" of %s (%s) would have the same "
-		    "preview hosts (named after \"%s\")" NAMING_HINT,
+		    "preview hosts (named after \"%s\")%s",
 		    r->pattern, dep->name, e->route->pattern, e->dep->name,
-		    sb_where(e->route->file, e->route->line, e->route->col, at, sizeof(at)), key);
+		    sb_where(e->route->file, e->route->line, e->route->col, at, sizeof(at)), key,
+		    naming_hint(dep->service == e->dep->service));
 	}
 	if (nd->npaths == nd->cap) {
 		nd->cap = nd->cap ? nd->cap * 2 : 2;
