@@ -464,12 +464,26 @@ static int add_route(sb_route_table *rt, const sb_route *r, const sb_deployment 
 	return add_path(nd, r, dep, d);
 }
 
+/* Do path patterns a and b (each exact, or a prefix when its flag is set)
+ * match some path in common? */
+static bool paths_overlap(const char *a, bool a_prefix, const char *b, bool b_prefix)
+{
+	size_t al = strlen(a), bl = strlen(b);
+	if (a_prefix && bl >= al && memcmp(a, b, al) == 0)
+		return true;
+	if (b_prefix && al >= bl && memcmp(a, b, bl) == 0)
+		return true;
+	return al == bl && memcmp(a, b, al) == 0;
+}
+
 /*
  * Production route r of dep under the name the preview rule maps its
  * preview hosts back to (key). Two routes of one host and path are settled
- * as in the exact table (a route beats a custom domain); two hosts that the
- * rule would give the same preview hosts are an error, as they would be
- * one host in every preview.
+ * as in the exact table (a route beats a custom domain). Two hosts that the
+ * rule would give the same staging and preview hosts are an error when
+ * they have the same path, or, for two services, paths that overlap: on the
+ * one derived host the longer path would take requests that production
+ * gives the other service.
  */
 static int add_preview_base(sb_route_table *rt, const char *key, const sb_route *r,
 			    const sb_deployment *dep, sb_diag *d)
@@ -477,8 +491,24 @@ static int add_preview_base(sb_route_table *rt, const char *key, const sb_route 
 	struct host_node *nd = htab_add(&rt->pbase, rt->pool, key);
 	for (size_t i = 0; i < nd->npaths; i++) {
 		struct path_ent *e = &nd->paths[i];
-		if (e->prefix != r->path_prefix || strcmp(e->path, r->path) != 0 ||
-		    e->route->host_apex_too != r->host_apex_too)
+		bool same = e->prefix == r->path_prefix && strcmp(e->path, r->path) == 0 &&
+			    e->route->host_apex_too == r->host_apex_too;
+		if (!same && e->dep->service != dep->service && strcmp(e->route->host, r->host) &&
+		    paths_overlap(e->path, e->prefix, r->path, r->path_prefix)) {
+			/* two hosts, one staging and preview host: a request that
+			 * production gives one service would go to the other */
+			char at[SB_WHERE_SIZE];
+			return sb_diag_setc(
+			    d, SB_EEXIST, r->file, r->line, r->col,
+			    "route \"%s\" of %s and \"%s\" of %s (%s) are on different hosts "
+			    "in production but would share their staging and preview hosts "
+			    "(named after \"%s\"), where their paths overlap and the longer "
+			    "would take requests production gives the other%s",
+			    r->pattern, dep->name, e->route->pattern, e->dep->name,
+			    sb_where(e->route->file, e->route->line, e->route->col, at, sizeof(at)),
+			    key, naming_hint(false));
+		}
+		if (!same)
 			continue;
 		if (strcmp(e->route->host, r->host) == 0) {
 			/* the exact table has settled this host and path */

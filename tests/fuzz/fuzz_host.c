@@ -1,8 +1,10 @@
 /*
  * Fuzz target: a Host header and a path as a client sends them, looked up
  * in a route table with exact, wildcard, tenant and preview routes, as the
- * edge does for every request. A normalised host is lower case, without a
- * port or trailing dot, and normalising it again changes nothing. The host
+ * edge does for every request (a service with a declared label among them).
+ * A normalised host is lower case, without a port or trailing dot, and
+ * normalising it again changes nothing. A preview found by the naming rule
+ * is the host the rule gives its production route's host for that PR. The host
  * is also checked as a tenant slug (the xn-- A-label decoder among it): an
  * accepted slug is one label of a-z, 0-9 and '-'.
  */
@@ -29,7 +31,11 @@ static const char decl_toml[] =
     "routes = [\"app.example.com/*\"]\n"
     "[[service]]\n"
     "name = \"api\"\n"
-    "routes = [\"api.example.com/v1/*\", \"api.example.com/exact\", \"*.wild.example.com/*\"]\n";
+    "routes = [\"api.example.com/v1/*\", \"api.example.com/exact\", \"*.wild.example.com/*\"]\n"
+    "[[service]]\n"
+    "name = \"site\"\n"
+    "label = \"home\"\n"
+    "routes = [\"example.com/*\", \"docs.example.com/guide/*\"]\n";
 
 static sb_decl *decl;
 static sb_model *model;
@@ -70,7 +76,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	sb_route_match m;
 	int rc = sb_route_lookup(rt, tenants, s, hl, path, pl, &m);
-	(void)rc;
+	if (rc == 0 && m.derived) {
+		char base[256], lab[256];
+		int bl = sb_model_naming_base(model, m.service, m.route->host, base, sizeof(base));
+		const char *dot = bl > 0 ? memchr(base, '.', (size_t)bl) : NULL;
+		if (n < 0 || !dot)
+			abort();
+		int ll = sb_model_name_format(model, SB_ENV_PREVIEW, base, (size_t)(dot - base),
+					      m.pr, lab, sizeof(lab));
+		size_t rest = (size_t)bl - (size_t)(dot - base);
+		if (ll < 0 || (size_t)ll + rest != (size_t)n || memcmp(buf, lab, (size_t)ll) != 0 ||
+		    memcmp(buf + ll, dot, rest) != 0)
+			abort();
+	}
 	const char *why;
 	if (sb_model_slug_check(model, s, hl, &why) == 0) {
 		if (hl == 0 || hl > SB_SLUG_MAX)

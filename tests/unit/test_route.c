@@ -618,3 +618,40 @@ Test(tenants, a_labelled_tenant_host_keeps_its_tenant)
 		cr_assert_null(m.tenant, "%s", apex[i]);
 	}
 }
+
+/* Two services' hosts under one derived name with overlapping paths: the
+ * longer path would take, on the staging and preview host, requests that
+ * production gives the other service. Refused; paths that cannot meet are
+ * not. */
+Test(route, overlapping_paths_of_two_services_under_one_label_are_refused)
+{
+	const char *pairs[][3] = {
+	    {"ex.com/x/*", "codex.ex.com/*", "overlap"},
+	    {"ex.com/x", "codex.ex.com/*", "overlap"},
+	    {"ex.com/*", "codex.ex.com/api/v1", "overlap"},
+	    {"ex.com/x/*", "codex.ex.com/api/*", NULL},
+	    {"ex.com/x", "codex.ex.com/x/*", NULL},
+	};
+	for (size_t i = 0; i < SB_ARRAY_LEN(pairs); i++) {
+		char toml[512];
+		snprintf(toml, sizeof(toml),
+			 "[[zone]]\nname = \"ex.com\"\n"
+			 "[[service]]\nname = \"site\"\nlabel = \"codex\"\nroutes = [\"%s\"]\n"
+			 "[[service]]\nname = \"web\"\nroutes = [\"%s\"]\n",
+			 pairs[i][0], pairs[i][1]);
+		struct world w = world_load(toml, NULL);
+		if (!pairs[i][2]) {
+			cr_assert_eq(w.rc, 0, "%s + %s: %s", pairs[i][0], pairs[i][1], w.diag.msg);
+		} else {
+			cr_assert_eq(w.rc, SB_EEXIST, "%s + %s: %d", pairs[i][0], pairs[i][1],
+				     w.rc);
+			cr_assert(strstr(w.diag.msg, pairs[i][2]) &&
+				      strstr(w.diag.msg, "of site") &&
+				      strstr(w.diag.msg, "of web") &&
+				      strstr(w.diag.msg, "after \"codex.ex.com\""),
+				  "%s", w.diag.msg);
+			cr_assert_eq(w.diag.line, 9, "line %d: %s", w.diag.line, w.diag.msg);
+		}
+		world_free(&w);
+	}
+}
