@@ -590,7 +590,7 @@ static const char *derive_host(const sb_model *m, const char *slabel, const char
 	char lab[256];
 	const char *sep, *rest;
 	int n = derived_label(m, slabel, h, env, pr, lab, &sep, &rest);
-	if (n < 0 || n > 63)
+	if (n < 0 || n > 63 || (size_t)n + strlen(sep) + strlen(rest) > 253)
 		return NULL;
 	return sb_pool_printf(pool, "%s%s%s", lab, sep, rest);
 }
@@ -718,14 +718,21 @@ int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, 
 		const sb_route *rt = &prod->routes[i];
 		const char *h = rt->host, *sep, *rest;
 		char lab[256];
-		if (derived_label(m, m->services[svc].decl->label, h, env, pr, lab, &sep, &rest) <=
-		    63)
-			continue; /* fits, or nothing to rename */
+		int n =
+		    derived_label(m, m->services[svc].decl->label, h, env, pr, lab, &sep, &rest);
 		char what[48];
 		if (env == SB_ENV_PREVIEW)
 			snprintf(what, sizeof(what), "preview label for PR %u", pr);
 		else
 			snprintf(what, sizeof(what), "%s label", sb_env_name(env));
+		if (n >= 0 && n <= 63 && (size_t)n + strlen(sep) + strlen(rest) > 253)
+			/* a DNS name is at most 253 characters (RFC 1035 2.3.4) */
+			return sb_diag_set(d, rt->file, rt->line, rt->col,
+					   "route host \"%s\": with its %s \"%s\" the host would "
+					   "be longer than 253 characters",
+					   h, what, lab);
+		if (n <= 63)
+			continue; /* fits, or nothing to rename */
 		const sb_service_decl *sd = m->services[svc].decl;
 		if (sd->label)
 			return sb_diag_set(d, m->decl->file, sd->label_line, sd->label_col,

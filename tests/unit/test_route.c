@@ -655,3 +655,40 @@ Test(route, overlapping_paths_of_two_services_under_one_label_are_refused)
 		world_free(&w);
 	}
 }
+
+/* A derived host is a DNS name too: at most 253 characters in all, not
+ * only 63 in its first label (a 250-character host whose staging host
+ * would be 258 was accepted, and that host could never be routed). */
+#define LONG_LABELS "bcdefghijklmnopqrstuvwxyzbcdefghijklmnopqrstuvwxyzbcdefghijklm"
+
+Test(route, a_derived_host_longer_than_253_is_refused)
+{
+	char host[256], toml[512];
+	snprintf(host, sizeof(host), "x.%.60s.%.60s.%.60s.%.58s.ex.com", LONG_LABELS, LONG_LABELS,
+		 LONG_LABELS, LONG_LABELS);
+	cr_assert_eq(strlen(host), 250);
+	snprintf(toml, sizeof(toml),
+		 "[[zone]]\nname = \"ex.com\"\n[[service]]\nname = \"w\"\nroutes = [\"%s/*\"]\n",
+		 host);
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, SB_EINVAL, "%d: %s", w.rc, w.diag.msg);
+	cr_assert(strstr(w.diag.msg, "\"x-staging\"") && strstr(w.diag.msg, "253"), "%s",
+		  w.diag.msg);
+	cr_assert_eq(w.diag.line, 5);
+	world_free(&w);
+	/* 245 characters: its staging host (253) fits */
+	snprintf(host, sizeof(host), "x.%.60s.%.60s.%.60s.%.53s.ex.com", LONG_LABELS, LONG_LABELS,
+		 LONG_LABELS, LONG_LABELS);
+	snprintf(toml, sizeof(toml),
+		 "[[zone]]\nname = \"ex.com\"\n[[service]]\nname = \"w\"\nroutes = [\"%s/*\"]\n",
+		 host);
+	w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, 0, "%s", w.diag.msg);
+	sb_route_match m;
+	char hp[300];
+	snprintf(hp, sizeof(hp), "x-staging.%s/", host + 2);
+	cr_assert_eq(strlen(hp), 254);
+	cr_assert_eq(lookup(&w, hp, &m), 0, "%s", m.reason);
+	cr_assert_eq(m.env, SB_ENV_STAGING);
+	world_free(&w);
+}
