@@ -43,7 +43,7 @@ int sb_ops_parse_duration(const char *s, int64_t *secs)
 		break;
 	default: return SB_EINVAL; /* a unit is required: is "7" seconds or days? */
 	}
-	if (n == 0 || sb_parse_u64(s, n, (uint64_t)INT32_MAX, &v) < 0)
+	if (n == 0 || sb_parse_u64(s, n, (uint64_t)SB_OPS_TTL_MAX, &v) < 0)
 		return SB_EINVAL;
 	if ((int64_t)v > SB_OPS_TTL_MAX / mul)
 		return SB_EINVAL;

@@ -1,0 +1,81 @@
+"""A new user's walk through README.md and docs/admin.md, docs/http.md: what
+the pages say, run as written, does what they say.
+
+Each test reads the sentence or example it checks from the page (so an edit
+that makes the page wrong fails here) and runs the CLI, on a copy of the
+example with a temporary data directory, or against a real edge on free
+ports.
+"""
+import os
+import re
+import shutil
+from pathlib import Path
+
+from edge import Edge, closed_port, run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "revelations"
+ZONE = "revelations.studio"
+
+
+def doc(page):
+    """docs/<page> with its line breaks as spaces, to find a sentence that
+    the page wraps anywhere."""
+    return " ".join((ROOT / "docs" / page).read_text().split())
+
+
+def env(**extra):
+    """The caller's environment without an admin URL or token of its own."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_ADMIN_")}
+    return {**e, **extra}
+
+
+def sb(*args, check=0, **extra):
+    return run_cli(*args, check=check, env=env(**extra))
+
+
+def decl(tmp_path):
+    """The example, copied, with a data directory of its own (no server)."""
+    d = tmp_path / "decl"
+    shutil.copytree(EXAMPLE, d, ignore=shutil.ignore_patterns(".switchboard"))
+    return d, tmp_path / "data"
+
+
+def test_an_option_value_that_is_not_utf8_is_refused_naming_the_option(tmp_path):
+    """docs/admin.md: an option value that is not UTF-8 "is refused, exit 2,
+    naming it"; the message said "an option's value", whichever of several
+    --var it was."""
+    assert "one that is not is refused, exit 2, naming it" in doc("admin.md")
+    d, data = decl(tmp_path)
+    bad = os.fsdecode(b"\xff")
+    p = run_cli("deploy", "-c", d, "--data", data, "--name", "codex-web", "--var", "A:ok",
+                "--var", "B:" + bad, "--dry-run", check=2, env=env())
+    assert "--var" in p.stderr and "UTF-8" in p.stderr, p.stderr
+    p = run_cli("deploy", "-c", d, "--data", data, "--name", bad, "--dry-run", check=2, env=env())
+    assert "--name" in p.stderr, p.stderr
+    p = run_cli("preview", "create", "-c", d, "--data", data, "--pr", "1", "--ttl", "1" + bad,
+                check=2, env=env())
+    assert "--ttl" in p.stderr, p.stderr
+    assert not data.exists()
+
+
+def test_the_documented_ttl_range_is_taken_in_seconds_too(tmp_path):
+    """docs/admin.md: --ttl "takes the same range as a duration with its
+    unit" as the API's ttl, 0 to 3,162,240,000 seconds; the seconds were
+    read up to 2^31 - 1, so the documented largest ttl written in seconds
+    was refused ("expected a duration such as 7d"), while 36600d passed."""
+    page = doc("admin.md")
+    m = re.search(r"`ttl` is in seconds, 0 \(no expiry\) to ([0-9,]+)", page)
+    assert m and "`--ttl` takes the same range as a duration with its unit" in page
+    top = int(m.group(1).replace(",", ""))
+    d, data = decl(tmp_path)
+    out = sb("preview", "create", "-c", d, "--data", data, "--pr", "7", "--ttl", f"{top}s",
+             "--json").stdout
+    assert '"created preview 7"' in out, out
+    listed = sb("preview", "list", "-c", d, "--data", data, "--json").stdout
+    assert re.search(r'"expires_at": \d+', listed), listed
+    for bad in (f"{top + 1}s", f"{top // 86400 + 1}d", "7"):
+        p = sb("preview", "create", "-c", d, "--data", data, "--pr", "8", "--ttl", bad, check=2)
+        # what is wrong, and the range: not "a duration such as 7d" for 36601d
+        assert f"--ttl {bad}:" in p.stderr and f"{top}s" in p.stderr, p.stderr
+    assert "preview 8" not in sb("versions", "-c", d, "--data", data).stdout
