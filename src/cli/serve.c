@@ -30,12 +30,14 @@ static const char usage_serve[] =
 static const char usage_reload[] =
     "usage: switchboard reload -c PATH [--data DIR]\n"
     "\n"
-    "Ask the running edge (through the admin socket in the data directory) to\n"
+    "Ask the running edge (through the admin socket in the data directory, or at\n"
+    "$SWITCHBOARD_ADMIN_URL with the bearer token in $SWITCHBOARD_ADMIN_TOKEN) to\n"
     "re-read its declaration, as SIGHUP does, and report the outcome: exit 0 when\n"
     "it serves the new declaration, 1 when it refused it (it keeps serving the\n"
     "previous one; the error is printed) or no server runs. A declaration that\n"
     "fails to load here is reported and the server is not asked (its data_dir is\n"
-    "in it): exit 2; with --data DIR the server is asked anyway.\n";
+    "in it): exit 2; with --data DIR, or SWITCHBOARD_ADMIN_URL, the server is\n"
+    "asked anyway. Exit 2 too for a token the server does not take.\n";
 
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d)
 {
@@ -151,7 +153,14 @@ int sb_cli_reload(int argc, char **argv)
 	sb_loaded l;
 	sb_diag d = {0};
 	const char *data = o.data;
-	if (!data) {
+	/* as the changes do, through the TCP admin API when it is given (CI):
+	 * the server re-reads its own declaration, so this one is not needed */
+	const char *url = getenv("SWITCHBOARD_ADMIN_URL"), *token = NULL;
+	if (url && *url)
+		token = getenv("SWITCHBOARD_ADMIN_TOKEN");
+	else
+		url = NULL;
+	if (!data && !url) {
 		/* the declaration names the data directory; a broken declaration is
 		 * still sent to the server, which refuses it and keeps serving */
 		if (sb_cli_load(o.config, NULL, &l, &d) < 0) {
@@ -163,18 +172,21 @@ int sb_cli_reload(int argc, char **argv)
 			return 2;
 		}
 	}
-	const char *dir = data ? data : l.decl->data_dir;
 	char sock[4200];
-	sb_admin_socket_path(dir, sock, sizeof(sock));
-	if (!data)
-		sb_cli_unload(&l);
+	if (url) {
+		snprintf(sock, sizeof(sock), "%s", url);
+	} else {
+		sb_admin_socket_path(data ? data : l.decl->data_dir, sock, sizeof(sock));
+		if (!data)
+			sb_cli_unload(&l);
+	}
 	/* through the admin socket, not a signal to a pid: the server that owns
 	 * the data directory answers (a pid file can outlive its server, and
 	 * its number belong to another process by now), and says whether it
 	 * took the declaration */
 	int status = 0;
 	char *resp = NULL;
-	r = sb_admin_call(sock, NULL, "POST", "/v1/reload", NULL, &status, &resp, &d);
+	r = sb_admin_call(sock, token, "POST", "/v1/reload", NULL, &status, &resp, &d);
 	if (r == SB_ENOENT) {
 		fprintf(stderr, "switchboard: no running server answers on %s\n", sock);
 		free(resp);
@@ -183,7 +195,9 @@ int sb_cli_reload(int argc, char **argv)
 	if (r < 0) {
 		sb_cli_print_diag(&d);
 		free(resp);
-		return 1;
+		/* a SWITCHBOARD_ADMIN_URL or token refused before anything was
+		 * sent is a usage error; a server that cannot be reached, 1 */
+		return r == SB_EINVAL ? 2 : 1;
 	}
 	json_error_t je;
 	json_t *j = resp ? json_loads(resp, 0, &je) : NULL;
@@ -198,6 +212,16 @@ int sb_cli_reload(int argc, char **argv)
 		       (long long)json_integer_value(json_object_get(j, "routes")),
 		       (long long)json_integer_value(json_object_get(j, "generation")));
 		rc = 0;
+	} else if (status == 401) {
+		/* not a refused declaration: nothing was reloaded */
+		const char *err = json_string_value(json_object_get(j, "error"));
+		fprintf(stderr, "switchboard: %s: HTTP 401: %s\n", sock,
+			err ? err : "unauthorized");
+		if (!token || !*token)
+			fprintf(stderr,
+				"switchboard: SWITCHBOARD_ADMIN_TOKEN is not set: give it the "
+				"contents of the server's <data_dir>/admin.token\n");
+		rc = 2;
 	} else {
 		const char *err = json_string_value(json_object_get(j, "error"));
 		fprintf(stderr,

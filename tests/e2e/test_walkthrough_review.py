@@ -79,3 +79,64 @@ def test_the_documented_ttl_range_is_taken_in_seconds_too(tmp_path):
         # what is wrong, and the range: not "a duration such as 7d" for 36601d
         assert f"--ttl {bad}:" in p.stderr and f"{top}s" in p.stderr, p.stderr
     assert "preview 8" not in sb("versions", "-c", d, "--data", data).stdout
+
+
+def test_tenant_commands_are_refused_rather_than_miss_the_server_at_the_admin_url(tmp_path):
+    """docs/admin.md: with SWITCHBOARD_ADMIN_URL set the tenant commands are
+    refused. They used to write a store of the machine they ran on (a CI
+    runner's, created for the occasion), tell the server at the URL to sync
+    its own store, and print "tenant 'acme' added", exit 0: a tenant the
+    edge never served."""
+    page = doc("admin.md")
+    assert "while `SWITCHBOARD_ADMIN_URL` is set they are refused (exit 2)" in page
+    d, data = decl(tmp_path)
+    url = f"http://127.0.0.1:{closed_port()}"
+    for args in (["add", "acme"], ["list"], ["show", "codex"], ["suspend", "codex"]):
+        p = sb("tenants", *args, "-c", d, "--data", data, check=2,
+               SWITCHBOARD_ADMIN_URL=url, SWITCHBOARD_ADMIN_TOKEN="0" * 64)
+        assert "SWITCHBOARD_ADMIN_URL" in p.stderr and url in p.stderr, p.stderr
+        assert p.stdout == "", p.stdout
+    assert not data.exists(), "a store was written all the same"
+    # without it, the same command works on the store, as before
+    sb("tenants", "add", "acme", "-c", d, "--data", data)
+    assert "acme" in sb("tenants", "list", "-c", d, "--data", data).stdout
+
+
+def test_reload_goes_through_the_admin_url_as_the_changes_do(tmp_path):
+    """docs/admin.md lists reload among what the CLI sends to
+    SWITCHBOARD_ADMIN_URL; reload used to ask only the admin socket of the
+    local declaration's data_dir, and said no server runs."""
+    assert "for the changes, for `reload`, and for `versions`" in doc("admin.md")
+    assert "when `SWITCHBOARD_ADMIN_URL` is set, at that URL" in doc("http.md")
+    e = Edge(tmp_path, demos=False, extra_toml='\n[listen]\nadmin = "127.0.0.1:0"\n')
+    try:
+        e.start()
+        line = next(l for l in e.edge.err if "admin API on http://" in l)
+        url = "http://127.0.0.1:" + line.rsplit(":", 1)[1]
+        token = (e.data / "admin.token").read_text()
+        # a CI runner's checkout: its data_dir holds no server's socket
+        elsewhere = tmp_path / "elsewhere"
+        shutil.copytree(e.dir, elsewhere)
+        toml = elsewhere / "switchboard.toml"
+        toml.write_text(toml.read_text().replace('data_dir = "../data"',
+                                                 f'data_dir = "{tmp_path / "none"}"'))
+        generation = e.status()["generation"]
+        p = sb("reload", "-c", elsewhere, SWITCHBOARD_ADMIN_URL=url,
+               SWITCHBOARD_ADMIN_TOKEN=token + "\n")
+        assert f"reloaded {e.dir / 'switchboard.toml'}" in p.stdout, p.stdout + p.stderr
+        assert e.status()["generation"] > generation
+        # a token the server does not take: said, and a usage error
+        p = sb("reload", "-c", elsewhere, check=2, SWITCHBOARD_ADMIN_URL=url,
+               SWITCHBOARD_ADMIN_TOKEN="0" * 64)
+        assert "401" in p.stderr and "token" in p.stderr, p.stderr
+        p = sb("reload", "-c", elsewhere, check=2, SWITCHBOARD_ADMIN_URL=url)
+        assert "SWITCHBOARD_ADMIN_TOKEN is not set" in p.stderr, p.stderr
+        # an URL with a path is refused before anything is sent
+        p = sb("reload", "-c", elsewhere, check=2, SWITCHBOARD_ADMIN_URL=url + "/v1",
+               SWITCHBOARD_ADMIN_TOKEN=token)
+        assert "without a path" in p.stderr, p.stderr
+        # without the URL: the socket of the checkout's data_dir, no server
+        p = sb("reload", "-c", elsewhere, check=1)
+        assert "no running server answers on" in p.stderr, p.stderr
+    finally:
+        e.stop()
