@@ -169,3 +169,20 @@ def test_a_route_deployed_to_the_tenant_service_is_a_tenant_host(tmp_path):
     sb("tenants", "add", host.split(".")[0], "-c", d, "--data", data)
     out = sb("resolve", "-c", d, "--data", data, host).stdout
     assert out.startswith(f"{host}/ -> codex-web-production\n"), out
+
+
+def test_a_bad_listen_option_of_serve_is_a_usage_error_that_names_it(tmp_path):
+    """serve --help: --listen and --dns take HOST:PORT, and "2 usage error".
+    A bad value was found only once the edge started: exit 1 ("could not
+    start"), blamed on switchboard.toml ("decl/switchboard.toml: listen
+    address "localhost:0" ..."), after the data directory, its key and
+    store had been made."""
+    usage = sb("serve", "--help").stdout
+    assert "--listen HOST:PORT" in usage and "2 usage error" in " ".join(usage.split())
+    d, data = decl(tmp_path)
+    for opt, value in (("--listen", "localhost:0"), ("--listen", "127.0.0.1:65536"),
+                       ("--dns", "bad"), ("--dns", "[::1]"), ("--listen", "::1:0")):
+        p = sb("serve", "-c", d, "--data", data, opt, value, check=2)
+        assert f"{opt} {value}: expected an IP address and port" in p.stderr, p.stderr
+        assert "switchboard.toml" not in p.stderr, p.stderr
+    assert not data.exists(), "the data directory was made before the option was checked"
