@@ -186,3 +186,25 @@ def test_a_bad_listen_option_of_serve_is_a_usage_error_that_names_it(tmp_path):
         assert f"{opt} {value}: expected an IP address and port" in p.stderr, p.stderr
         assert "switchboard.toml" not in p.stderr, p.stderr
     assert not data.exists(), "the data directory was made before the option was checked"
+
+
+def test_the_exit_status_of_a_declaration_that_does_not_load_is_as_documented(tmp_path):
+    """README.md and `switchboard --help` gave "2 a usage or load error" for
+    every command, while `check` exits 1 on one (as `check --help` says and
+    test_cli.py pins: it fails the check). The exception is now said where
+    the rule is."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    m = re.search(r"Exit status: 0 done, 1 a negative answer \([^)]*\), 2 a usage or load "
+                  r"error \(but `check` exits (\d) on a declaration that does not load", readme)
+    assert m, "README.md: the exit status sentence moved"
+    top = " ".join(sb("--help").stdout.split())
+    assert re.search(r"2 usage or load error \(check: 1\b", top), top
+    assert "1 violations or a load error" in " ".join(sb("check", "--help").stdout.split())
+    d, _ = decl(tmp_path)
+    toml = d / "switchboard.toml"
+    toml.write_text(toml.read_text() + "\nbogus = \n")
+    p = sb("check", "-c", d, check=int(m.group(1)))
+    assert "switchboard.toml:" in p.stderr, p.stderr
+    for cmd in (["routes"], ["resolve", f"codex.{ZONE}"], ["zone", "export", ZONE]):
+        p = sb(*cmd, "-c", d, check=2)
+        assert "switchboard.toml:" in p.stderr, p.stderr
