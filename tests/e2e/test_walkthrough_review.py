@@ -208,3 +208,23 @@ def test_the_exit_status_of_a_declaration_that_does_not_load_is_as_documented(tm
     for cmd in (["routes"], ["resolve", f"codex.{ZONE}"], ["zone", "export", ZONE]):
         p = sb(*cmd, "-c", d, check=2)
         assert "switchboard.toml:" in p.stderr, p.stderr
+
+
+def test_a_refused_deploy_does_not_send_the_user_to_a_check_that_passes(tmp_path):
+    """docs/admin.md: "a deploy whose `--var API_URL:https://nowhere.example.com`
+    points at nothing is refused". The refusal ended with "run `switchboard
+    check`", which checks what is recorded (not the refused change) and
+    answered "ok"."""
+    page = doc("admin.md")
+    m = re.search(r"a deploy whose `(--var \S+)` points at nothing is refused", page)
+    assert m, "docs/admin.md: the refused --var example moved"
+    opt, value = m.group(1).split(" ", 1)
+    d, data = decl(tmp_path)
+    for extra in (["--dry-run"], []):
+        p = sb("deploy", "-c", d, "--data", data, "--name", "codex-web", opt, value, *extra,
+               check=1)
+        assert "API_URL" in p.stderr and "nowhere.example.com" in p.stderr, p.stderr
+        if "switchboard check" in p.stderr:
+            out = sb("check", "-c", d, "--data", data, check=None)
+            assert out.returncode == 1, "the hint leads to a check that passes:\n" + p.stderr
+    assert "nowhere" not in sb("versions", "-c", d, "--data", data).stdout
