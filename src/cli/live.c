@@ -698,9 +698,9 @@ int sb_cli_preview(int argc, char **argv)
 			char shown[96];
 			/* parse() lets --ttl through for create only */
 			fprintf(stderr,
-				"%s: --ttl %s: expected a duration with its unit (90s, 30m, "
-				"12h, 7d, 2w), from 0s (no expiry) to %llds (%lldd, about "
-				"100 years)\n",
+				"%s: --ttl %s: expected a duration such as 7d, 12h, 30m, 90s "
+				"or 2w (the unit is required), from 0s (no expiry) to %llds "
+				"(%lldd, about 100 years)\n",
 				prog, sb_cli_shown(o.ttl, shown, sizeof(shown)),
 				(long long)SB_OPS_TTL_MAX, (long long)(SB_OPS_TTL_MAX / 86400));
 			r = 2;
