@@ -228,3 +228,31 @@ def test_a_refused_deploy_does_not_send_the_user_to_a_check_that_passes(tmp_path
             out = sb("check", "-c", d, "--data", data, check=None)
             assert out.returncode == 1, "the hint leads to a check that passes:\n" + p.stderr
     assert "nowhere" not in sb("versions", "-c", d, "--data", data).stdout
+
+
+def test_verify_reaches_an_edge_started_on_ports_it_picked(tmp_path):
+    """`switchboard serve --listen 127.0.0.1:0 --dns 127.0.0.1:0` prints the
+    ports it got; verify read only [listen] of the declaration, so such an
+    edge could not be verified (it asked 127.0.0.1:8080, whatever answers
+    there). docs/verify.md now gives --listen and --dns, as serve has."""
+    page = (ROOT / "docs" / "verify.md").read_text()
+    synopsis = page.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    assert "[--listen HOST:PORT] [--dns HOST:PORT]" in synopsis, synopsis
+    assert "is verified with `--listen 127.0.0.1:PORT`" in " ".join(page.split())
+    e = Edge(tmp_path)
+    try:
+        e.start(dns=True)
+        args = ["verify", "-c", e.dir, "--data", e.data]
+        p = sb(*args, "--listen", f"127.0.0.1:{e.port}", "--dns", f"127.0.0.1:{e.dns_port}")
+        assert p.stdout.splitlines()[-1].startswith("verify production: "), p.stdout
+        assert " 0 failed" in p.stdout and "✓ dns codex." in p.stdout, p.stdout
+        # port 0 is what serve was given, not where it listens
+        p = sb(*args, "--listen", "127.0.0.1:0", check=2)
+        assert "--listen 127.0.0.1:0: port 0" in p.stderr, p.stderr
+        p = sb(*args, "--listen", f"127.0.0.1:{e.port}", "--dns", "bad", check=2)
+        assert "--dns bad: expected an IP address and port" in p.stderr, p.stderr
+        # without --dns, this declaration names no DNS address: the checks say so
+        p = sb(*args, "--listen", f"127.0.0.1:{e.port}", check=1)
+        assert "[listen] dns" in p.stdout, p.stdout
+    finally:
+        e.stop()
