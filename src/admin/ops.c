@@ -43,7 +43,7 @@ int sb_ops_parse_duration(const char *s, int64_t *secs)
 		break;
 	default: return SB_EINVAL; /* a unit is required: is "7" seconds or days? */
 	}
-	if (n == 0 || sb_parse_u64(s, n, (uint64_t)INT32_MAX, &v) < 0)
+	if (n == 0 || sb_parse_u64(s, n, (uint64_t)SB_OPS_TTL_MAX, &v) < 0)
 		return SB_EINVAL;
 	if ((int64_t)v > SB_OPS_TTL_MAX / mul)
 		return SB_EINVAL;
@@ -196,10 +196,13 @@ static int check_state(sb_store *st, const sb_decl *decl, const sb_live *live, b
 			goto out;
 		size_t n = sb_check_run(out->model, out->routes, tenants, 1, &v);
 		if (n) {
+			/* not "run `switchboard check`": it checks what is
+			 * recorded, and this change is not, so it says ok */
 			r = sb_diag_setc(d, SB_EINVAL, v[0].file, v[0].line, v[0].col,
-					 "%s (the consistency check found %zu problem%s; run "
-					 "`switchboard check`)",
-					 v[0].msg, n, n == 1 ? "" : "s");
+					 n == 1 ? "%s"
+						: "%s (and %zu more problem%s of the consistency "
+						  "check with this change)",
+					 v[0].msg, n - 1, n == 2 ? "" : "s");
 			goto out;
 		}
 	}

@@ -150,9 +150,14 @@ static int parse(int argc, char **argv, struct lopts *o, const char *u, const ch
 	optind = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:e:n:h", longopts, NULL)) != -1) {
-		/* everything goes into JSON, whose strings are UTF-8 */
+		/* everything goes into JSON, whose strings are UTF-8: say which
+		 * option, as a --var among several is otherwise hard to find */
 		if (optarg && !sb_utf8_valid(optarg, strlen(optarg))) {
-			fprintf(stderr, "switchboard: an option's value is not valid UTF-8\n");
+			const char *opt = "an option";
+			for (size_t i = 0; longopts[i].name; i++)
+				if (longopts[i].val == c)
+					opt = longopts[i].name;
+			fprintf(stderr, "%s: --%s: the value is not valid UTF-8\n", argv[0], opt);
 			return 2;
 		}
 		static const struct {
@@ -689,11 +694,15 @@ int sb_cli_preview(int argc, char **argv)
 	free(cmd);
 	if (o.ttl) {
 		int64_t secs;
-		if (strcmp(sub, "create") != 0 || sb_ops_parse_duration(o.ttl, &secs) < 0) {
+		if (sb_ops_parse_duration(o.ttl, &secs) < 0) {
+			char shown[96];
+			/* parse() lets --ttl through for create only */
 			fprintf(stderr,
-				"switchboard preview: --ttl %s: expected a duration such as "
-				"7d, 12h, 30m or 90s (create only)\n",
-				o.ttl);
+				"%s: --ttl %s: expected a duration such as 7d, 12h, 30m, 90s "
+				"or 2w (the unit is required), from 0s (no expiry) to %llds "
+				"(%lldd, about 100 years)\n",
+				prog, sb_cli_shown(o.ttl, shown, sizeof(shown)),
+				(long long)SB_OPS_TTL_MAX, (long long)(SB_OPS_TTL_MAX / 86400));
 			r = 2;
 			goto out;
 		}

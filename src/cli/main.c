@@ -46,8 +46,9 @@ static const char usage_main[] =
     "Run 'switchboard COMMAND --help' for all of a command's options (--data DIR,\n"
     "the store's directory, among them) and its exit status.\n"
     "Exit status: 0 done; 1 the command's negative answer (check failed, not\n"
-    "routed, change refused, ...); 2 usage or load error, or output that could not\n"
-    "be written. Data goes to stdout, errors to stderr.\n";
+    "routed, change refused, ...); 2 usage or load error (check: 1, the check\n"
+    "fails), or output that could not be written. Data goes to stdout, errors to\n"
+    "stderr.\n";
 
 static const char usage_check[] =
     "usage: switchboard check -c PATH [--data DIR]\n"

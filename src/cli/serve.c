@@ -1,4 +1,5 @@
 /* switchboard serve and switchboard reload. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -30,12 +31,14 @@ static const char usage_serve[] =
 static const char usage_reload[] =
     "usage: switchboard reload -c PATH [--data DIR]\n"
     "\n"
-    "Ask the running edge (through the admin socket in the data directory) to\n"
+    "Ask the running edge (through the admin socket in the data directory, or at\n"
+    "$SWITCHBOARD_ADMIN_URL with the bearer token in $SWITCHBOARD_ADMIN_TOKEN) to\n"
     "re-read its declaration, as SIGHUP does, and report the outcome: exit 0 when\n"
     "it serves the new declaration, 1 when it refused it (it keeps serving the\n"
     "previous one; the error is printed) or no server runs. A declaration that\n"
     "fails to load here is reported and the server is not asked (its data_dir is\n"
-    "in it): exit 2; with --data DIR the server is asked anyway.\n";
+    "in it): exit 2; with --data DIR, or SWITCHBOARD_ADMIN_URL, the server is\n"
+    "asked anyway. Exit 2 too for a token the server does not take.\n";
 
 int sb_cli_decl_file(const char *path, char *out, size_t size, sb_diag *d)
 {
@@ -54,6 +57,32 @@ struct sopts {
 	const char *config, *data, *listen, *dns;
 	int threads;
 };
+
+/* "IPv4:port" or "[IPv6]:port", the port 0 (any free one) to 65535: the
+ * rule of [listen] in the declaration (src/config/decl.c), checked here so
+ * that a bad --listen or --dns is a usage error that names the option, not
+ * a failed start blamed on switchboard.toml after the data directory was
+ * made */
+static bool listen_addr_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+	if (!colon || sb_parse_u64(colon + 1, strlen(colon + 1), 65535, &port) < 0)
+		return false;
+	char host[64];
+	size_t hl = (size_t)(colon - s);
+	bool v6 = hl >= 2 && s[0] == '[' && s[hl - 1] == ']';
+	if (v6) {
+		s++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return false;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	unsigned char a[sizeof(struct in6_addr)];
+	return inet_pton(v6 ? AF_INET6 : AF_INET, host, a) == 1;
+}
 
 static int parse(int argc, char **argv, struct sopts *o, const char *usage, bool serving)
 {
@@ -84,6 +113,15 @@ static int parse(int argc, char **argv, struct sopts *o, const char *usage, bool
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default: fputs(usage, stderr); return 2;
+		}
+		if (serving && (c == 'l' || c == 'n') && !listen_addr_ok(optarg)) {
+			char shown[SB_CLI_SHOWN_SIZE];
+			fprintf(stderr,
+				"switchboard serve: --%s %s: expected an IP address and port "
+				"(\"127.0.0.1:8080\", \"[::1]:53\"; port 0 picks a free one)\n",
+				c == 'l' ? "listen" : "dns",
+				sb_cli_shown(optarg, shown, sizeof(shown)));
+			return 2;
 		}
 		if (!serving && (c == 'l' || c == 'n' || c == 't')) {
 			/* reload asks the running server, which keeps the addresses
@@ -151,7 +189,14 @@ int sb_cli_reload(int argc, char **argv)
 	sb_loaded l;
 	sb_diag d = {0};
 	const char *data = o.data;
-	if (!data) {
+	/* as the changes do, through the TCP admin API when it is given (CI):
+	 * the server re-reads its own declaration, so this one is not needed */
+	const char *url = getenv("SWITCHBOARD_ADMIN_URL"), *token = NULL;
+	if (url && *url)
+		token = getenv("SWITCHBOARD_ADMIN_TOKEN");
+	else
+		url = NULL;
+	if (!data && !url) {
 		/* the declaration names the data directory; a broken declaration is
 		 * still sent to the server, which refuses it and keeps serving */
 		if (sb_cli_load(o.config, NULL, &l, &d) < 0) {
@@ -163,18 +208,21 @@ int sb_cli_reload(int argc, char **argv)
 			return 2;
 		}
 	}
-	const char *dir = data ? data : l.decl->data_dir;
 	char sock[4200];
-	sb_admin_socket_path(dir, sock, sizeof(sock));
-	if (!data)
-		sb_cli_unload(&l);
+	if (url) {
+		snprintf(sock, sizeof(sock), "%s", url);
+	} else {
+		sb_admin_socket_path(data ? data : l.decl->data_dir, sock, sizeof(sock));
+		if (!data)
+			sb_cli_unload(&l);
+	}
 	/* through the admin socket, not a signal to a pid: the server that owns
 	 * the data directory answers (a pid file can outlive its server, and
 	 * its number belong to another process by now), and says whether it
 	 * took the declaration */
 	int status = 0;
 	char *resp = NULL;
-	r = sb_admin_call(sock, NULL, "POST", "/v1/reload", NULL, &status, &resp, &d);
+	r = sb_admin_call(sock, token, "POST", "/v1/reload", NULL, &status, &resp, &d);
 	if (r == SB_ENOENT) {
 		fprintf(stderr, "switchboard: no running server answers on %s\n", sock);
 		free(resp);
@@ -183,7 +231,9 @@ int sb_cli_reload(int argc, char **argv)
 	if (r < 0) {
 		sb_cli_print_diag(&d);
 		free(resp);
-		return 1;
+		/* a SWITCHBOARD_ADMIN_URL or token refused before anything was
+		 * sent is a usage error; a server that cannot be reached, 1 */
+		return r == SB_EINVAL ? 2 : 1;
 	}
 	json_error_t je;
 	json_t *j = resp ? json_loads(resp, 0, &je) : NULL;
@@ -198,6 +248,16 @@ int sb_cli_reload(int argc, char **argv)
 		       (long long)json_integer_value(json_object_get(j, "routes")),
 		       (long long)json_integer_value(json_object_get(j, "generation")));
 		rc = 0;
+	} else if (status == 401) {
+		/* not a refused declaration: nothing was reloaded */
+		const char *err = json_string_value(json_object_get(j, "error"));
+		fprintf(stderr, "switchboard: %s: HTTP 401: %s\n", sock,
+			err ? err : "unauthorized");
+		if (!token || !*token)
+			fprintf(stderr,
+				"switchboard: SWITCHBOARD_ADMIN_TOKEN is not set: give it the "
+				"contents of the server's <data_dir>/admin.token\n");
+		rc = 2;
 	} else {
 		const char *err = json_string_value(json_object_get(j, "error"));
 		fprintf(stderr,

@@ -20,7 +20,8 @@ static const char usage_tenants[] =
     "Manage the tenants served at {slug}.<zone> by the tenant-aware service. They\n"
     "are kept in the store (<data_dir>/switchboard.db); a running server picks\n"
     "changes up by itself. Static tenants of the declaration ([tenants] static)\n"
-    "are listed too; they can be suspended but not removed.\n"
+    "are listed too; they can be suspended but not removed. The store is this\n"
+    "machine's: with SWITCHBOARD_ADMIN_URL set, tenant commands are refused.\n"
     "\n"
     "commands:\n"
     "  add SLUG [--name NAME] [--settings JSON]   register an active tenant\n"
@@ -677,6 +678,21 @@ int sb_cli_tenants(int argc, char **argv)
 	if (c.o.help) {
 		print_usage(cmd, stdout);
 		return 0;
+	}
+	const char *url = getenv("SWITCHBOARD_ADMIN_URL");
+	if (url && *url) {
+		/* the admin API has no tenant endpoint: a tenant command works on
+		 * the store of this machine, which a server reached by URL does not
+		 * read (a CI runner's store is its own), so it would report a
+		 * change, or a listing, the edge never sees */
+		char buf[SB_CLI_SHOWN_SIZE];
+		fprintf(stderr,
+			"switchboard tenants %s: SWITCHBOARD_ADMIN_URL is set (%s), but tenant "
+			"commands do not go through the admin API: they read and write the "
+			"store (<data_dir>/switchboard.db) of this machine. Run them on the "
+			"edge's host, with SWITCHBOARD_ADMIN_URL unset\n",
+			cmd->name, sb_cli_shown(url, buf, sizeof(buf)));
+		return 2;
 	}
 	if (c.o.settings) {
 		/* before anything is loaded: the reason names jansson's position */

@@ -47,18 +47,23 @@
 
 static const char usage_verify[] =
     "usage: switchboard verify -c PATH [--env ENV] [--pr N] [--json] [--data DIR]\n"
+    "                          [--listen HOST:PORT] [--dns HOST:PORT]\n"
     "\n"
     "Check a running edge against its declaration: every host resolves through\n"
     "Switchboard's DNS to the zone's addresses, every route reaches its deployment\n"
     "(proved by a signature the edge makes with the deployment's secret), every\n"
     "deployment's /health is healthy through the edge, every webhook endpoint\n"
     "reaches its handler, and every URL var names a host of the same environment.\n"
-    "The edge is reached at [listen] http and dns of the declaration.\n"
-    "  --env ENV   production (default), staging or preview\n"
-    "  --pr N      the preview of pull request N (required with --env preview)\n"
-    "  --data DIR  the edge's data directory (default: data_dir of the declaration)\n"
-    "  --json      one JSON document: {environment, pr, checks: [{name, ok, skipped,\n"
-    "              detail}], passed, failed, skipped} (docs/verify.md)\n"
+    "The edge is reached at [listen] http and dns of the declaration, or where\n"
+    "--listen and --dns say (an edge started with serve --listen or --dns).\n"
+    "  --env ENV           production (default), staging or preview\n"
+    "  --pr N              the preview of pull request N (required with --env preview)\n"
+    "  --data DIR          the edge's data directory (default: data_dir of the\n"
+    "                      declaration)\n"
+    "  --listen HOST:PORT  the edge's HTTP address (default: [listen] http)\n"
+    "  --dns HOST:PORT     the edge's DNS address (default: [listen] dns)\n"
+    "  --json              one JSON document: {environment, pr, checks: [{name, ok,\n"
+    "                      skipped, detail}], passed, failed, skipped} (docs/verify.md)\n"
     "Exit status: 0 every check passed, 1 a check failed, 2 usage or load error.\n";
 
 typedef enum { R_PASS, R_FAIL, R_SKIP } rstate;
@@ -85,6 +90,7 @@ typedef struct vctx {
 	uint32_t pr;
 	bool json;
 	const char *data_dir;
+	const char *listen_opt, *dns_opt; /* --listen, --dns: over [listen] */
 	uint8_t master[32], prev[32];
 	bool has_prev;
 	struct sockaddr_storage http, dns;
@@ -549,8 +555,8 @@ static void check_dns(vctx *v, const char *host)
 	}
 	if (!v->dns_on) {
 		report(v, R_FAIL, name,
-		       "the declaration has no [listen] dns: Switchboard serves no DNS, so "
-		       "nothing resolves %s",
+		       "the declaration has no [listen] dns (nor is --dns given): "
+		       "Switchboard serves no DNS, so nothing resolves %s",
 		       host);
 		return;
 	}
@@ -1213,6 +1219,29 @@ static void check_vars(vctx *v)
 
 /* ---- the command ------------------------------------------------------------- */
 
+/* An address verify cannot ask: from the declaration (file) or an option. */
+static void address_error(const char *file, const char *what, const char *text)
+{
+	char shown[SB_CLI_SHOWN_SIZE];
+	const char *port = strrchr(text, ':');
+	bool zero = port && strcmp(port, ":0") == 0;
+	if (file)
+		fprintf(stderr, "switchboard verify: %s: [listen] %s \"%s\": ", file, what,
+			sb_cli_shown(text, shown, sizeof(shown)));
+	else
+		fprintf(stderr, "switchboard verify: --%s %s: ",
+			strcmp(what, "http") == 0 ? "listen" : what,
+			sb_cli_shown(text, shown, sizeof(shown)));
+	if (zero)
+		fprintf(stderr,
+			"port 0 means the edge picked its port when it started: give the "
+			"port it printed with --%s HOST:PORT\n",
+			strcmp(what, "http") == 0 ? "listen" : what);
+	else
+		fprintf(stderr, "expected an IP address and port (\"127.0.0.1:8080\", "
+				"\"[::1]:53\")\n");
+}
+
 static int setup(vctx *v, const char *data)
 {
 	const sb_decl *d = v->l.decl;
@@ -1234,19 +1263,19 @@ static int setup(vctx *v, const char *data)
 		sb_cli_print_diag(&dg);
 		return 2;
 	}
-	const char *http = d->listen_http ? d->listen_http : "127.0.0.1:8080";
+	const char *http = v->listen_opt    ? v->listen_opt
+			   : d->listen_http ? d->listen_http
+					    : "127.0.0.1:8080";
 	snprintf(v->http_text, sizeof(v->http_text), "%s", http);
 	if (parse_hostport(http, &v->http, &v->http_len) < 0) {
-		fprintf(stderr, "switchboard verify: %s: [listen] http \"%s\" is not HOST:PORT\n",
-			d->file, http);
+		address_error(v->listen_opt ? NULL : d->file, "http", http);
 		return 2;
 	}
-	if (d->listen_dns) {
-		snprintf(v->dns_text, sizeof(v->dns_text), "%s", d->listen_dns);
-		if (parse_hostport(d->listen_dns, &v->dns, &v->dns_len) < 0) {
-			fprintf(stderr,
-				"switchboard verify: %s: [listen] dns \"%s\" is not HOST:PORT\n",
-				d->file, d->listen_dns);
+	const char *dns = v->dns_opt ? v->dns_opt : d->listen_dns;
+	if (dns) {
+		snprintf(v->dns_text, sizeof(v->dns_text), "%s", dns);
+		if (parse_hostport(dns, &v->dns, &v->dns_len) < 0) {
+			address_error(v->dns_opt ? NULL : d->file, "dns", dns);
 			return 2;
 		}
 		v->dns_on = true;
@@ -1261,6 +1290,8 @@ static int parse_args(int argc, char **argv, vctx *v, const char **config, const
 						 {"pr", required_argument, NULL, 'p'},
 						 {"data", required_argument, NULL, 'd'},
 						 {"json", no_argument, NULL, 'j'},
+						 {"listen", required_argument, NULL, 'l'},
+						 {"dns", required_argument, NULL, 'n'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	const char *env = NULL, *pr = NULL;
@@ -1273,6 +1304,8 @@ static int parse_args(int argc, char **argv, vctx *v, const char **config, const
 		case 'p': pr = optarg; break;
 		case 'd': *data = optarg; break;
 		case 'j': v->json = true; break;
+		case 'l': v->listen_opt = optarg; break;
+		case 'n': v->dns_opt = optarg; break;
 		case 'h': fputs(usage_verify, stdout); return 1;
 		default: fputs(usage_verify, stderr); return 2;
 		}
