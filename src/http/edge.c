@@ -779,11 +779,6 @@ static void reopen_access_log(sb_edge *e)
 
 static void on_health(uv_timer_t *t);
 
-static bool same_str(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 static void hc_cancel_all(control *ct);
 
 /* A warning of a reload: logged, and kept for the admin API's answer. */
@@ -829,16 +824,24 @@ static int reload(control *ct, sb_diag *d, json_t *warnings)
 		config_unref(c);
 		return r;
 	}
-	/* what the process was started with is kept: said, not silently
-	 * (compared before publish, which may free the old declaration) */
-	const sb_decl *od = cur->decl, *nd = c->decl;
+	/* what the process was started with is kept: said, not silently, when
+	 * the declaration now asks for something else than what is in effect
+	 * (not when it asks again for what is, nor for what an option of
+	 * serve set, which no declaration changes) */
+	const sb_decl *nd = c->decl;
+	const sb_edge_opts *o = &e->opts;
 	struct {
 		const char *what;
 		bool changed;
-	} fixed[] = {{"data_dir", !same_str(od->data_dir, nd->data_dir)},
-		     {"[listen] http", !same_str(od->listen_http, nd->listen_http)},
-		     {"[listen] dns", !same_str(od->listen_dns, nd->listen_dns)},
-		     {"[listen] admin", !same_str(od->listen_admin, nd->listen_admin)}};
+	} fixed[] = {
+	    {"data_dir", !o->data_dir && strcmp(e->data_dir, nd->data_dir) != 0},
+	    {"[listen] http",
+	     !o->listen &&
+		 strcmp(e->listen_text, nd->listen_http ? nd->listen_http : "127.0.0.1:8080") != 0},
+	    {"[listen] dns",
+	     !o->listen_dns && strcmp(e->dns_text, nd->listen_dns ? nd->listen_dns : "") != 0},
+	    {"[listen] admin",
+	     strcmp(e->admin_text, nd->listen_admin ? nd->listen_admin : "") != 0}};
 	publish(e, c, t, dns);
 	procs_apply(ct);
 	if (strcmp(c->decl->http.access_log, e->access_path) != 0)
@@ -1799,6 +1802,8 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	cfg = NULL;
 
 	uv_loop_init(&ct->loop);
+	snprintf(e->admin_text, sizeof(e->admin_text), "%s",
+		 e->current->cfg->decl->listen_admin ? e->current->cfg->decl->listen_admin : "");
 	r = sb_admin_start(&ct->loop, e->data_dir, e->current->cfg->decl->listen_admin, true,
 			   admin_handler, ct, &ct->admin, d);
 	if (r == SB_ETOOLONG) {

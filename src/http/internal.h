@@ -155,6 +155,7 @@ typedef struct sb_edge {
 	struct sockaddr_storage dns_addr;
 	socklen_t dns_len;
 	char dns_text[128];
+	char admin_text[128]; /* [listen] admin as started ("" when none) */
 	struct dns_serial {
 		char *zone;
 		uint64_t hash;

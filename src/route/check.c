@@ -98,6 +98,28 @@ static void check_deployment(const sb_model *m, const sb_route_table *rt, const 
 				 dp->name, v->key, v->value, (int)u.host_len, u.host, got, want);
 		}
 	}
+	/* A host of the tenant-aware service that a route names carries the
+	 * tenant of its first label (docs/routing.md): without that tenant
+	 * registered the route is there, in DNS too, and answers 404. */
+	for (size_t i = 0;
+	     m->tenant_service >= 0 && dp->service == (size_t)m->tenant_service && i < dp->nroutes;
+	     i++) {
+		const sb_route *ro = &dp->routes[i];
+		sb_route_match rm;
+		if (ro->host_wildcard ||
+		    sb_route_lookup(rt, tenants, ro->host, strlen(ro->host), ro->path,
+				    strlen(ro->path), &rm) != SB_ENOTENANT)
+			continue;
+		const char *h = ro->base_host ? ro->base_host : ro->host;
+		size_t lo, ll;
+		uint32_t pr;
+		sb_model_name_parse(m, h, strcspn(h, "."), &lo, &ll, &pr);
+		snprintf(add(l, ro->file, ro->line, ro->col)->msg, sizeof(l->v->msg),
+			 "%s: route \"%s\" of the tenant-aware service is the host of tenant "
+			 "'%.*s', which is not registered: it answers 404 until it is "
+			 "(switchboard tenants add %.*s)",
+			 dp->name, ro->pattern, (int)ll, h + lo, (int)ll, h + lo);
+	}
 	for (size_t k = 0; k < svc->decl->nurl_vars; k++) {
 		bool set = false;
 		for (size_t i = 0; i < dp->nvars && !set; i++)

@@ -146,14 +146,17 @@ def test_a_route_deployed_to_the_tenant_service_is_a_tenant_host(tmp_path):
     """docs/admin.md's `--route shop.example.com/*`: on a service that is
     not the tenant-aware one it gives the staging and preview hosts the page
     names; on codex-web (the example's tenant service) the host is routed
-    only once tenant `shop` is registered, as the page now says (a user
-    deploying it there found it listed by `routes` and answered 404)."""
+    while tenant `shop` is registered, so the deploy is refused until it
+    is, as the page says (a user deploying it there found it listed by
+    `routes` and answered 404)."""
     page = doc("admin.md")
     m = re.search(r"a production `--route (\S+)/\*` also gives staging `(\S+)` and previews "
                   r"`(\S+)-N\.(\S+)`", page)
     assert m, "docs/admin.md: the --route example moved"
     host, staging, preview = m.group(1), m.group(2), f"{m.group(3)}-7.{m.group(4)}"
-    assert f"but `{host}` is routed only once tenant `{host.split('.')[0]}` is registered" in page
+    slug = host.split(".")[0]
+    assert f"`{host}` is routed only while tenant `{slug}` is registered, so the deploy is " \
+        "refused until it is" in page
     d, data = decl(tmp_path)
     sb("deploy", "-c", d, "--data", data, "--name", "auth-worker", "--route", f"{host}/*")
     sb("preview", "create", "-c", d, "--data", data, "--pr", "7")
@@ -162,13 +165,19 @@ def test_a_route_deployed_to_the_tenant_service_is_a_tenant_host(tmp_path):
         out = sb("resolve", "-c", d, "--data", data, h).stdout
         assert out.startswith(f"{h}/ -> {dep}\n"), out
     data = tmp_path / "data2"  # the declaration alone again
+    p = sb("deploy", "-c", d, "--data", data, "--name", "codex-web", "--route", f"{host}/*",
+           check=1)
+    assert f"host of tenant '{slug}', which is not registered" in p.stderr, p.stderr
+    assert f"tenants add {slug}" in p.stderr, p.stderr
+    assert f"{host}  " not in sb("routes", "-c", d, "--data", data).stdout
+    sb("tenants", "add", slug, "-c", d, "--data", data)
     sb("deploy", "-c", d, "--data", data, "--name", "codex-web", "--route", f"{host}/*")
-    assert f"{host}  " in sb("routes", "-c", d, "--data", data).stdout
-    p = sb("resolve", "-c", d, "--data", data, host, check=1)
-    assert "no tenant is registered" in p.stdout + p.stderr, p
-    sb("tenants", "add", host.split(".")[0], "-c", d, "--data", data)
     out = sb("resolve", "-c", d, "--data", data, host).stdout
     assert out.startswith(f"{host}/ -> codex-web-production\n"), out
+    # and a later removal leaves a route that `check` names
+    sb("tenants", "remove", slug, "-c", d, "--data", data)
+    p = sb("check", "-c", d, "--data", data, check=1)
+    assert f'route "{host}/*" of the tenant-aware service' in p.stdout + p.stderr, p
 
 
 def test_a_bad_listen_option_of_serve_is_a_usage_error_that_names_it(tmp_path):

@@ -233,3 +233,40 @@ Test(check, a_trailing_dot_url_var_is_derived_for_previews)
 	sb_pool_free(pool);
 	world_free(&w);
 }
+
+/* An explicit host of the tenant-aware service is its first label's
+ * tenant's: with that tenant unregistered the route is listed, in DNS, and
+ * answers 404. The check says so, at the route, in every environment the
+ * host reaches; a registered or suspended tenant, and the apex, pass. */
+Test(check, an_explicit_tenant_host_without_its_tenant_is_a_violation)
+{
+	const char *toml =
+	    ZONE "[tenants]\nservice = \"web\"\nstatic = [\"codex\"]\n"
+		 "[[service]]\nname = \"web\"\n"
+		 "routes = [\"codex.rev.st/*\", \"shop.rev.st/*\", \"rev.st/about\"]\n";
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, 0, "load: %s", w.diag.msg);
+	sb_violation *v = NULL;
+	size_t n = sb_check_run(w.model, w.rt, w.tenants, 1, &v);
+	char got[4096] = "";
+	for (size_t i = 0; i < n; i++) {
+		size_t gl = strlen(got);
+		snprintf(got + gl, sizeof(got) - gl, "%s:%d:%d: %s\n", v[i].file, v[i].line,
+			 v[i].col, v[i].msg);
+	}
+	/* production, staging and the sample preview */
+	bool ok = n == 3 && strstr(got, "web: route \"shop.rev.st/*\"") &&
+		  strstr(got, "web-staging: route \"shop-staging.rev.st/*\"") &&
+		  strstr(got, "web-preview-1: route \"shop-preview-1.rev.st/*\"") &&
+		  strstr(got, "host of tenant 'shop', which is not registered") &&
+		  strstr(got, "tenants add shop") && strstr(got, "/t/switchboard.toml:8:29:") &&
+		  !strstr(got, "codex");
+	free(v);
+	cr_assert(ok, "%s", got);
+	sb_tenants_put(w.tenants, "shop", 4, SB_TENANT_SUSPENDED);
+	v = NULL;
+	n = sb_check_run(w.model, w.rt, w.tenants, 1, &v);
+	free(v);
+	cr_assert_eq(n, 0);
+	world_free(&w);
+}
