@@ -422,7 +422,10 @@ static int on_headers_complete(llhttp_t *p)
 		header_done(c);
 	/* refused before any body is read: no token, no buffering */
 	if (c->tcp && !c->auth_ok) {
-		respond_error(c, 401, SB_EINVAL, "missing or wrong bearer token");
+		/* RFC 9110 11.6.1: a 401 says which scheme it wants */
+		respond_error_h(c, 401, SB_EPERM,
+				"WWW-Authenticate: Bearer realm=\"switchboard\"\r\n",
+				"missing or wrong bearer token");
 		return HPE_PAUSED;
 	}
 	sb_buf_addc(&c->url, '\0'); /* terminated, not counted: on_complete adds it again */

@@ -27,6 +27,7 @@ static const char *const errors[] = {
     [-SB_ERESERVED] = "label is reserved",
     [-SB_ECONSISTENCY] = "declaration is inconsistent",
     [-SB_ETOOLONG] = "too long",
+    [-SB_EPERM] = "not permitted",
 };
 
 const char *sb_strerror(int code)

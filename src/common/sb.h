@@ -32,7 +32,8 @@ enum sb_error {
 	SB_ERESERVED = -11,    /* label is reserved, never a tenant */
 	SB_ECONSISTENCY = -12, /* declaration is inconsistent */
 	SB_ETOOLONG = -13,     /* name or value longer than allowed */
-	SB_ERROR_MIN = -14,
+	SB_EPERM = -14,	       /* not allowed: a credential is missing or wrong */
+	SB_ERROR_MIN = -15,
 };
 
 /* Text for an SB_E* code (never NULL; unknown codes give "unknown error"). */

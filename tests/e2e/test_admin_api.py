@@ -222,7 +222,15 @@ def test_the_bearer_scheme_in_any_case_and_spaces_around_the_token(tcp_edge):
                 f"Bearer{t}", f"Bearer {t.upper() if t != t.upper() else t.lower()}", t):
         st, body = api(tcp_edge, "GET", "/v1/status", token=bad)
         assert st == 401 and body == {"error": "missing or wrong bearer token",
-                                      "code": "invalid input"}, (bad, st, body)
+                                      "code": "not permitted"}, (bad, st, body)
+    # RFC 9110 11.6.1: a 401 names the scheme it wants
+    req = urllib.request.Request(f"http://127.0.0.1:{tcp_edge.admin_port}/v1/status")
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        assert False, "no 401"
+    except urllib.error.HTTPError as err:
+        assert err.code == 401
+        assert err.headers.get_all("WWW-Authenticate") == ['Bearer realm="switchboard"']
     # in the query string it is not a token
     st, _ = api(tcp_edge, "GET", f"/v1/status?token={t}")
     assert st == 401
