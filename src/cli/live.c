@@ -721,18 +721,27 @@ static void print_versions(json_t *arr, bool json)
 {
 	if (print_json(arr, json))
 		return;
-	printf("%-8s %-20s %-50s %s\n", "VERSION", "TIME", "CHANGE", "COMMAND");
-	size_t i;
+	/* the CHANGE column as wide as its longest summary, so COMMAND lines up */
+	size_t i, w = strlen("CHANGE");
 	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		const char *sm = json_string_value(json_object_get(v, "summary"));
+		size_t sl = sm ? strlen(sm) : 0;
+		if (sl > w)
+			w = sl;
+	}
+	printf("%-8s %-20s %-*s %s\n", "VERSION", "TIME", (int)w, "CHANGE", "COMMAND");
 	json_array_foreach(arr, i, v)
 	{
 		char tb[32];
 		time_t t = (time_t)json_integer_value(json_object_get(v, "created_at"));
 		strftime(tb, sizeof(tb), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-		printf("%-8lld %-20s %-50s %s\n",
-		       (long long)json_integer_value(json_object_get(v, "version")), tb,
-		       json_string_value(json_object_get(v, "summary")),
-		       json_string_value(json_object_get(v, "command")));
+		const char *sm = json_string_value(json_object_get(v, "summary"));
+		const char *cmd = json_string_value(json_object_get(v, "command"));
+		printf("%-8lld %-20s %-*s %s\n",
+		       (long long)json_integer_value(json_object_get(v, "version")), tb, (int)w,
+		       sm ? sm : "", cmd ? cmd : "");
 	}
 }
 
@@ -755,9 +764,10 @@ int sb_cli_versions(int argc, char **argv)
 		r = 2;
 		goto out;
 	}
-	if (o.limit && sb_parse_u64(o.limit, strlen(o.limit), INT32_MAX, &limit) < 0) {
+	if (o.limit && (sb_parse_u64(o.limit, strlen(o.limit), INT32_MAX, &limit) < 0 || !limit)) {
 		char shown[SB_CLI_SHOWN_SIZE];
-		fprintf(stderr, "switchboard versions: --limit %s: expected a number\n",
+		fprintf(stderr,
+			"switchboard versions: --limit %s: expected a number of 1 or more\n",
 			sb_cli_shown(o.limit, shown, sizeof(shown)));
 		r = 2;
 		goto out;

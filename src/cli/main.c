@@ -195,10 +195,12 @@ int sb_cli_check(int argc, char **argv)
 	if (n)
 		printf("check failed: %zu violation%s\n", n, n == 1 ? "" : "s");
 	else
-		printf("ok: %zu services, %zu deployments, %zu routes, %zu vars, %zu webhooks "
-		       "checked\n",
-		       l.model->nservices, l.model->ndeployments, sb_route_count(l.routes), nvars,
-		       l.decl->nwebhooks);
+		printf("ok: %zu service%s, %zu deployment%s, %zu route%s, %zu var%s, %zu "
+		       "webhook%s checked\n",
+		       l.model->nservices, l.model->nservices == 1 ? "" : "s",
+		       l.model->ndeployments, l.model->ndeployments == 1 ? "" : "s",
+		       sb_route_count(l.routes), sb_route_count(l.routes) == 1 ? "" : "s", nvars,
+		       nvars == 1 ? "" : "s", l.decl->nwebhooks, l.decl->nwebhooks == 1 ? "" : "s");
 	free(v);
 	sb_cli_unload(&l);
 	return n ? 1 : 0;
@@ -572,8 +574,10 @@ const char *sb_cli_suggest(const char *word, const char *const *names, size_t n)
 			tie = true;
 	}
 	/* at most 2 edits, and fewer than the word has letters ("xy" is no
-	 * typo of "rollback"); then a word that starts exactly one name */
-	if (best && !tie && bd <= 2 && bd < wl)
+	 * typo of "rollback"); 2 only in a word of 5 letters or more (half of
+	 * "nope" changed is "zone": no typo); then a word that starts exactly
+	 * one name */
+	if (best && !tie && (bd == 1 || (bd == 2 && wl >= 5)) && bd < wl)
 		return best;
 	const char *prefix = NULL;
 	for (size_t i = 0; wl >= 2 && i < n; i++)

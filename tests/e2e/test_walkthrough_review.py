@@ -265,3 +265,41 @@ def test_verify_reaches_an_edge_started_on_ports_it_picked(tmp_path):
         assert "[listen] dns" in p.stdout, p.stdout
     finally:
         e.stop()
+
+
+# ---- small things of the CLI's output ----------------------------------------
+
+def test_check_counts_in_words_that_agree_with_the_number(tmp_path):
+    # "1 webhooks checked"
+    d, _ = decl(tmp_path)
+    out = sb("check", "-c", d).stdout
+    assert re.fullmatch(r"ok: 3 services, \d+ deployments, \d+ routes, \d+ vars, "
+                        r"1 webhook checked\n", out), out
+
+
+def test_versions_keeps_its_columns_with_a_long_summary(tmp_path):
+    d, data = decl(tmp_path)
+    sb("deploy", "-c", d, "--data", data, "--name", "auth-worker",
+       "--var", "A_RATHER_LONG_VARIABLE_NAME:" + "v" * 40, "--var", "B:1")
+    sb("deploy", "-c", d, "--data", data, "--name", "auth-worker", "--var", "C:2")
+    lines = sb("versions", "-c", d, "--data", data).stdout.splitlines()
+    assert len(lines) == 3, lines
+    col = lines[0].index("COMMAND")
+    # every row's command starts under the heading
+    for l in lines[1:]:
+        assert l[col:].startswith("switchboard deploy"), (lines[0], l)
+        assert l[col - 1] == " "
+
+
+def test_versions_limit_is_one_or_more(tmp_path):
+    # --limit 0 listed everything, which no page said
+    d, data = decl(tmp_path)
+    p = sb("versions", "-c", d, "--data", data, "--limit", "0", check=2)
+    assert "--limit 0: expected a number of 1 or more" in p.stderr, p.stderr
+
+
+def test_a_short_unrelated_word_gets_no_suggestion():
+    # "nope" is two edits from "zone", half of it: no typo
+    p = sb("nope", check=2)
+    assert "unknown command 'nope'" in p.stderr and "did you mean" not in p.stderr, p.stderr
+    assert "did you mean 'zone'" in sb("zon", check=2).stderr
