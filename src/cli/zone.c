@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "dns/export.h"
 #include "dns/zone.h"
+#include "http/edge.h"
 #include "store/store.h"
 
 static const char usage_zone[] =
@@ -22,7 +23,9 @@ static const char usage_zone[] =
     "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
     "  --data DIR         data directory of the tenant store (default: data_dir of\n"
     "                     the declaration); without a store, static tenants only\n"
-    "  --serial N         SOA serial, 0 to 4294967295 (default: the unix time)\n"
+    "  --serial N         SOA serial, 0 to 4294967295 (default: the serial the edge\n"
+    "                     on DIR serves for this content, or would give it next;\n"
+    "                     the unix time when it has published none)\n"
     "Exit status: 0 printed; 1 no such zone; 2 usage or load error.\n";
 
 enum { OPT_DATA = 256, OPT_SERIAL };
@@ -78,7 +81,8 @@ static int load_tenants(const sb_decl *decl, const char *dir, struct tenants *t,
 	return r < 0 ? r : 0;
 }
 
-static int zone_export(const char *config, const char *data, uint32_t serial, const char *zone)
+static int zone_export(const char *config, const char *data, uint32_t serial, bool have_serial,
+		       const char *zone)
 {
 	int status = 2;
 	sb_diag d = {0};
@@ -108,6 +112,17 @@ static int zone_export(const char *config, const char *data, uint32_t serial, co
 	if (sb_dns_build_decl(l.decl, l.model, l.routes, active, na, serial, &z, &d) < 0) {
 		sb_cli_print_diag(&d);
 		goto out;
+	}
+	/* without --serial, the edge's own: what it published for this
+	 * content, else what it would publish next (edge.c, dns_build) */
+	for (size_t i = 0; !have_serial && i < sb_dns_zone_count(z); i++) {
+		uint32_t old;
+		uint64_t h;
+		if (sb_edge_published_serial(data ? data : l.decl->data_dir, sb_dns_zone_name(z, i),
+					     &old, &h) < 0)
+			continue;
+		sb_dns_zone_set_serial(
+		    z, i, h == sb_dns_content_hash(z, i) ? old : sb_dns_serial_next(old, serial));
 	}
 	if (sb_dns_export(z, zone, &out) < 0) {
 		char shown[SB_CLI_SHOWN_SIZE];
@@ -153,6 +168,7 @@ int sb_cli_zone(int argc, char **argv)
 	}
 	const char *config = ".", *data = NULL;
 	uint32_t serial = (uint32_t)time(NULL);
+	bool have_serial = false;
 	argv[1] = "switchboard zone export"; /* getopt's messages name it */
 	argc--;
 	argv++;
@@ -165,13 +181,15 @@ int sb_cli_zone(int argc, char **argv)
 		case OPT_DATA: data = optarg; break;
 		case OPT_SERIAL:
 			if (sb_parse_u64(optarg, strlen(optarg), UINT32_MAX, &v) < 0) {
+				char shown[SB_CLI_SHOWN_SIZE];
 				fprintf(stderr,
 					"switchboard zone export: --serial: \"%s\" is not a number "
 					"from 0 to 4294967295\n",
-					optarg);
+					sb_cli_shown(optarg, shown, sizeof(shown)));
 				return 2;
 			}
 			serial = (uint32_t)v;
+			have_serial = true;
 			break;
 		case 'h': fputs(usage_zone, stdout); return 0;
 		default: fputs(usage_zone, stderr); return 2;
@@ -181,5 +199,5 @@ int sb_cli_zone(int argc, char **argv)
 		fprintf(stderr, "switchboard zone export: expected one ZONE\n%s", usage_zone);
 		return 2;
 	}
-	return zone_export(config, data, serial, argv[optind]);
+	return zone_export(config, data, serial, have_serial, argv[optind]);
 }

@@ -190,14 +190,14 @@ static void serials_record(sb_edge *e, const sb_dns_zones *dns)
 	sb_buf_free(&b);
 }
 
-/* Read what serials_record saved (missing or unreadable: start from the
- * clock, as before there was a file). */
-static void serials_load(sb_edge *e)
+/* Each "zone serial hash" line of a dns-serials file at path, to fn (no
+ * file, or an unreadable one: none). */
+static void serials_each(const char *path, void (*fn)(void *, const char *, uint32_t, uint64_t),
+			 void *ctx)
 {
-	char path[4200], *text = NULL;
+	char *text = NULL;
 	size_t len = 0;
 	sb_diag d;
-	serials_path(e, path, sizeof(path));
 	if (sb_file_read(path, &text, &len, &d) < 0)
 		return;
 	char *save = NULL;
@@ -207,11 +207,53 @@ static void serials_load(sb_edge *e)
 		unsigned long long h;
 		if (line[0] == '#' || sscanf(line, "%255s %u %llx", zone, &serial, &h) != 3)
 			continue;
-		e->serials = sb_xrealloc(e->serials, (e->nserials + 1) * sizeof(*e->serials));
-		e->serials[e->nserials++] =
-		    (struct dns_serial){sb_xstrdup(zone), (uint64_t)h, (uint32_t)serial};
+		fn(ctx, zone, (uint32_t)serial, (uint64_t)h);
 	}
 	free(text);
+}
+
+static void serial_keep(void *ctx, const char *zone, uint32_t serial, uint64_t h)
+{
+	sb_edge *e = ctx;
+	e->serials = sb_xrealloc(e->serials, (e->nserials + 1) * sizeof(*e->serials));
+	e->serials[e->nserials++] = (struct dns_serial){sb_xstrdup(zone), h, serial};
+}
+
+/* Read what serials_record saved (missing or unreadable: start from the
+ * clock, as before there was a file). */
+static void serials_load(sb_edge *e)
+{
+	char path[4200];
+	serials_path(e, path, sizeof(path));
+	serials_each(path, serial_keep, e);
+}
+
+struct serial_find {
+	const char *zone;
+	uint32_t serial;
+	uint64_t hash;
+	bool found;
+};
+
+static void serial_match(void *ctx, const char *zone, uint32_t serial, uint64_t h)
+{
+	struct serial_find *f = ctx;
+	if (strcmp(zone, f->zone) == 0)
+		*f = (struct serial_find){f->zone, serial, h, true};
+}
+
+int sb_edge_published_serial(const char *data_dir, const char *zone, uint32_t *serial,
+			     uint64_t *hash)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/dns-serials", data_dir);
+	struct serial_find f = {.zone = zone};
+	serials_each(path, serial_match, &f);
+	if (!f.found)
+		return SB_ENOENT;
+	*serial = f.serial;
+	*hash = f.hash;
+	return 0;
 }
 
 static void upstreams_sweep(sb_edge *e);

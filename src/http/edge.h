@@ -57,6 +57,13 @@ int sb_edge_deployment_secrets(const char *data_dir, const char *deployment, cha
 int sb_edge_load_master(const char *data_dir, uint8_t key[32], uint8_t prev[32], bool *has_prev,
 			sb_diag *d);
 
+/* The serial a server on data_dir last published for zone, with the hash
+ * of the zone's content it was published for (sb_dns_content_hash), from
+ * <data_dir>/dns-serials. Returns 0, or SB_ENOENT when none is recorded
+ * (no file, or no line for the zone). */
+int sb_edge_published_serial(const char *data_dir, const char *zone, uint32_t *serial,
+			     uint64_t *hash);
+
 /* Path of the pid file in a data directory (for `switchboard reload`). */
 void sb_edge_pidfile(const char *data_dir, char *buf, size_t size);
 
