@@ -787,11 +787,13 @@ static const struct path_ent *match_path(const struct host_node *nd, const char 
  * The production route that the preview rule maps host h (n bytes, first
  * label label_len bytes, lsuf the hash of the suffix after it) back to:
  * "<label>-preview-<pr>.rest" to "<label>.rest", with *pr; or NULL when h
- * is no preview's name or no route of that host matches the path.
+ * is no preview's name or no route of that host matches the path
+ * (*host_known: the rule gives the host routes, none of them for path).
  */
 static const struct path_ent *preview_base(const sb_route_table *rt, const char *h, size_t n,
 					   size_t label_len, uint64_t lsuf, const char *path,
-					   size_t path_len, bool query, uint32_t *pr)
+					   size_t path_len, bool query, uint32_t *pr,
+					   bool *host_known)
 {
 	size_t lo, ll;
 	if (sb_model_name_parse(rt->m, h, label_len, &lo, &ll, pr) != SB_ENV_PREVIEW)
@@ -804,6 +806,7 @@ static const struct path_ent *preview_base(const sb_route_table *rt, const char 
 	memcpy(base, h + lo, ll);
 	memcpy(base + ll, h + label_len, rest);
 	const struct host_node *bn = htab_get(&rt->pbase, base, ll + rest, bh);
+	*host_known = bn != NULL;
 	return bn ? match_path(bn, path, path_len, query) : NULL;
 }
 
@@ -935,8 +938,11 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 	 *    rule (itself, or the host of a service that declares that label) */
 	if (rt->preview_rule && nsuf) {
 		uint32_t pr;
-		const struct path_ent *e =
-		    preview_base(rt, h, n, label_len, sufh[nsuf - 1], path, path_len, query, &pr);
+		bool known = false;
+		const struct path_ent *e = preview_base(rt, h, n, label_len, sufh[nsuf - 1], path,
+							path_len, query, &pr, &known);
+		if (!e && known)
+			gate_reason = "the host is routed, but no route matches this path";
 		if (e) {
 			m->deployment = NULL;
 			m->derived = true;
@@ -969,9 +975,10 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 				r = SB_EBADSLUG;
 			} else {
 				uint32_t pr;
+				bool known;
 				bool named = !rt->preview_rule && nsuf &&
 					     preview_base(rt, h, n, label_len, sufh[nsuf - 1], path,
-							  path_len, query, &pr);
+							  path_len, query, &pr, &known);
 				r = tenant_gate(rt, tenants, h, label_len, true, named, &tm);
 			}
 			if (r == 0 || r == SB_ESUSPENDED) {

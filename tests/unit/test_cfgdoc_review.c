@@ -184,3 +184,24 @@ Test(cfgdoc, a_live_custom_domain_takes_the_forms_of_a_declared_one)
 	}
 	world_free(&w);
 }
+
+/* configuration.md, check: a var on a preview host whose production host
+ * is routed on other paths only was "not routed (no route matches this
+ * host)" for the representative preview, where production and staging
+ * say "the host is routed, but no route matches this path". */
+Test(cfgdoc, a_preview_host_routed_on_other_paths_says_so)
+{
+	struct world w = world_load("[[zone]]\nname = \"example.com\"\n[[service]]\nname = "
+				    "\"web\"\nroutes = [\"www.example.com/app/*\"]\n",
+				    NULL);
+	cr_assert_eq(w.rc, 0, "%s", w.diag.msg);
+	sb_route_match m;
+	cr_assert_lt(lookup(&w, "www-preview-1.example.com/a", &m), 0);
+	cr_assert_str_eq(m.reason, "the host is routed, but no route matches this path");
+	cr_assert_lt(lookup(&w, "www-staging.example.com/a", &m), 0);
+	cr_assert_str_eq(m.reason, "the host is routed, but no route matches this path");
+	cr_assert_lt(lookup(&w, "zzz-preview-1.example.com/a", &m), 0);
+	cr_assert_str_eq(m.reason, "no route matches this host");
+	cr_assert_eq(lookup(&w, "www-preview-1.example.com/app/x", &m), 0, "%s", m.reason);
+	world_free(&w);
+}
