@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/cfg.h"
 
@@ -451,18 +452,23 @@ static int load_environments(const sb_toml_value *s, const char *file, sb_pool *
 	for (size_t g = 0; g < SB_ARRAY_LEN(guess); g++) {
 		if (sd->wr_env[guess[g].env] || sb_wrangler_env(&sd->wr, guess[g].canonical))
 			continue;
-		for (const char *const *a = guess[g].alike; *a; a++) {
-			const sb_wr_env *we = sb_wrangler_env(&sd->wr, *a);
-			if (!we)
+		/* wrangler's environment names are case-sensitive: [env.Production]
+		 * is not [env.production], and is said so like [env.prod] */
+		for (size_t k = 0; k < sd->wr.nenvs; k++) {
+			const sb_wr_env *we = &sd->wr.envs[k];
+			bool alike = strcasecmp(we->env, guess[g].canonical) == 0;
+			for (const char *const *a = guess[g].alike; !alike && *a; a++)
+				alike = strcasecmp(we->env, *a) == 0;
+			if (!alike)
 				continue;
 			return sb_diag_set(
 			    d, sd->wr.file, we->line, we->col,
 			    "[env.%s] looks like %s, which Switchboard reads from [env.%s]%s; say "
 			    "which in the [[service]] of switchboard.toml: environments = { %s = "
 			    "\"%s\" }%s",
-			    *a, guess[g].canonical, guess[g].canonical,
+			    we->env, guess[g].canonical, guess[g].canonical,
 			    guess[g].env == SB_ENV_PRODUCTION ? " or the top level" : "",
-			    guess[g].canonical, *a,
+			    guess[g].canonical, we->env,
 			    guess[g].env == SB_ENV_PRODUCTION
 				? " (or production = \"\" for the top level)"
 				: " (or staging = \"\" for hosts by the naming rule)");
@@ -534,8 +540,19 @@ static int check_format(const sb_toml_value *v, const char *fmt, bool need_pr, c
 				    fmt);
 	if (!need_pr && npr)
 		return sb_cfg_error(v, file, d, "staging template \"%s\" cannot contain {pr}", fmt);
-	if (strcmp(fmt, need_pr ? "{label}{pr}" : "{label}") == 0 ||
-	    (need_pr && (strstr(fmt, "{label}{pr}") || strstr(fmt, "{pr}{label}"))))
+	if (!need_pr && strcmp(fmt, "{label}") == 0)
+		return sb_cfg_error(v, file, d,
+				    "staging template \"%s\" would name staging hosts as "
+				    "production's: add to it (\"{label}-staging\")",
+				    fmt);
+	/* a host label neither starts nor ends with '-' (RFC 952, 1123) */
+	if (fmt[0] == '-' || fmt[strlen(fmt) - 1] == '-')
+		return sb_cfg_error(v, file, d,
+				    "naming template \"%s\" %s with '-': the labels it makes "
+				    "would not be host names (a label neither starts nor ends "
+				    "with '-')",
+				    fmt, fmt[0] == '-' ? "starts" : "ends");
+	if (need_pr && (strstr(fmt, "{label}{pr}") || strstr(fmt, "{pr}{label}")))
 		return sb_cfg_error(v, file, d,
 				    "naming template \"%s\" needs a separator between {label} and "
 				    "{pr}",

@@ -273,10 +273,11 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 		/* wrangler accepts a bare host; the plan writes the host plus "slash star", which
 		 * means the same thing for a custom domain (it owns the whole host). */
 		if (slash && strcmp(slash, "/*") != 0 && strcmp(slash, "/") != 0)
-			return sb_cfg_error(v, file, d,
-					    "custom domain \"%s\": Paths are not allowed in Custom "
-					    "Domains (only \"/*\"); use a route for a path",
-					    out->pattern);
+			return sb_cfg_error(
+			    v, file, d,
+			    "custom domain \"%s\": Paths are not allowed in Custom "
+			    "Domains (only \"/\" or \"/*\"); use a route for a path",
+			    out->pattern);
 	}
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 static const char *const builtin_reserved[] = {"api", "auth", "www"};
 
@@ -479,6 +480,51 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 			 pattern);
 		return SB_EINVAL;
 	}
+	/* What the edge refuses in a request (400, docs/http.md) no request
+	 * reaching a service can carry: a route with it would never match. */
+	for (size_t i = 0; i < pl; i++)
+		if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f) {
+			snprintf(err, errlen,
+				 "route \"%s\": a space or control character in the path (the edge "
+				 "refuses such a request, so the route would never match; "
+				 "write it percent-encoded, as clients send it: %%20)",
+				 pattern);
+			return SB_EINVAL;
+		}
+	if (strstr(path, "%00")) {
+		snprintf(err, errlen,
+			 "route \"%s\": an encoded NUL (%%00) in the path (the edge refuses such "
+			 "a request, so the route would never match)",
+			 pattern);
+		return SB_EINVAL;
+	}
+	for (size_t i = 0; i < pl; i++) {
+		if (path[i] != '/')
+			continue;
+		size_t j = i + 1, dots = 0;
+		for (;;) {
+			if (j < pl && path[j] == '.')
+				j++;
+			else if (j + 3 <= pl && path[j] == '%' && path[j + 1] == '2' &&
+				 (path[j + 2] == 'e' || path[j + 2] == 'E'))
+				j += 3;
+			else
+				break;
+			dots++;
+		}
+		/* a whole segment: ended by '/', or by the end of an exact path
+		 * (a prefix "/x/.." also matches "/x/..y") */
+		if (dots >= 1 && dots <= 2 &&
+		    ((j < pl && path[j] == '/') || (j == pl && !r->path_prefix))) {
+			snprintf(
+			    err, errlen,
+			    "route \"%s\": a '.' or '..' segment in the path (the edge refuses "
+			    "such a request, as clients resolve them before sending, so the "
+			    "route would never match; write the resolved path)",
+			    pattern);
+			return SB_EINVAL;
+		}
+	}
 	r->path = sb_pool_strndup(pool, path, pl);
 	return 0;
 }
@@ -782,6 +828,17 @@ static const sb_upstream_decl *upstream_of(const sb_service_decl *sd, sb_env e)
 	return sd->upstream[e].url || sd->upstream[e].argv ? &sd->upstream[e] : NULL;
 }
 
+/* One file under two paths ("w.toml", "./w.toml", a link to it)? Paths
+ * that cannot be looked at (an in-memory declaration) compare as text. */
+static bool same_file(const char *a, const char *b)
+{
+	if (strcmp(a, b) == 0)
+		return true;
+	struct stat sa, sb;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
 static int build_service(struct builder *b, size_t idx)
 {
 	sb_model *m = b->m;
@@ -796,7 +853,7 @@ static int build_service(struct builder *b, size_t idx)
 			continue;
 		/* two [[service]] tables naming one file: say so where they are */
 		if (sd->wrangler_file && o->wrangler_file &&
-		    strcmp(sd->wrangler_file, o->wrangler_file) == 0)
+		    same_file(sd->wrangler_file, o->wrangler_file))
 			return sb_diag_set(b->d, m->decl->file, sd->line, sd->col,
 					   "this [[service]] points at %s, as the one at line %d "
 					   "does: service \"%s\" would be declared twice",
@@ -890,11 +947,26 @@ static int live_route(struct builder *b, sb_deployment *dp, const char *pattern,
 {
 	char err[512];
 	sb_route rt;
-	if (domain && (strchr(pattern, '*') || strchr(pattern, '/')))
-		return sb_diag_set(b->d, where, 0, 0,
-				   "custom domain \"%s\" must be a whole host, without '*' or a "
-				   "path (use a route for a wildcard)",
-				   pattern);
+	if (domain) {
+		/* as custom_domain = true in a wrangler file (docs/routing.md):
+		 * the bare host, or the host followed by "/" or "/" and a star; a scheme is
+		 * ignored as in any route */
+		const char *h = pattern;
+		if (strncasecmp(h, "https://", 8) == 0)
+			h += 8;
+		else if (strncasecmp(h, "http://", 7) == 0)
+			h += 7;
+		const char *slash = strchr(h, '/');
+		size_t hl = slash ? (size_t)(slash - h) : strlen(h);
+		if (memchr(h, '*', hl) ||
+		    (slash && strcmp(slash, "/") != 0 && strcmp(slash, "/*") != 0))
+			return sb_diag_set(
+			    b->d, where, 0, 0,
+			    "custom domain \"%s\" must be a whole host (the host, or "
+			    "the host and \"/*\"), without '*' in the host or a path "
+			    "(use a route for a wildcard or a path)",
+			    pattern);
+	}
 	if (sb_route_parse(pattern, b->m->pool, &rt, err, sizeof(err)) < 0)
 		return sb_diag_set(b->d, where, 0, 0, "%s", err);
 	rt.custom_domain = domain;

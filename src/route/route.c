@@ -783,6 +783,33 @@ static const struct path_ent *match_path(const struct host_node *nd, const char 
 	return NULL;
 }
 
+/*
+ * The production route that the preview rule maps host h (n bytes, first
+ * label label_len bytes, lsuf the hash of the suffix after it) back to:
+ * "<label>-preview-<pr>.rest" to "<label>.rest", with *pr; or NULL when h
+ * is no preview's name or no route of that host matches the path
+ * (*host_known: the rule gives the host routes, none of them for path).
+ */
+static const struct path_ent *preview_base(const sb_route_table *rt, const char *h, size_t n,
+					   size_t label_len, uint64_t lsuf, const char *path,
+					   size_t path_len, bool query, uint32_t *pr,
+					   bool *host_known)
+{
+	size_t lo, ll;
+	if (sb_model_name_parse(rt->m, h, label_len, &lo, &ll, pr) != SB_ENV_PREVIEW)
+		return NULL;
+	uint64_t bh = HASH_STEP(lsuf, '.');
+	for (size_t i = lo + ll; i-- > lo;)
+		bh = HASH_STEP(bh, h[i]);
+	char base[256];
+	size_t rest = n - label_len;
+	memcpy(base, h + lo, ll);
+	memcpy(base + ll, h + label_len, rest);
+	const struct host_node *bn = htab_get(&rt->pbase, base, ll + rest, bh);
+	*host_known = bn != NULL;
+	return bn ? match_path(bn, path, path_len, query) : NULL;
+}
+
 static void set_match(sb_route_match *m, const struct path_ent *e)
 {
 	m->deployment = e->dep;
@@ -799,19 +826,18 @@ static void set_match(sb_route_match *m, const struct path_ent *e)
  * explicit), or a negative code with m->reason.
  */
 static int tenant_gate(const sb_route_table *rt, const sb_tenants *tenants, const char *label,
-		       size_t n, bool wildcard, sb_route_match *m)
+		       size_t n, bool wildcard, bool preview_named, sb_route_match *m)
 {
 	const char *why = NULL;
 	int r = sb_model_slug_check(rt->m, label, n, &why);
 	if (r < 0) {
 		if (!wildcard)
 			return 0; /* an explicit host that is not a tenant name */
-		size_t lo, ll;
-		uint32_t pr;
 		/* a preview's name (the rule names any PR's) that nobody created:
-		 * said as such, not as a slug that may not end so */
-		if (r != SB_ERESERVED &&
-		    sb_model_name_parse(rt->m, label, n, &lo, &ll, &pr) == SB_ENV_PREVIEW)
+		 * said as such, not as a slug that may not end so; a name that no
+		 * service's preview rule gives ("acme-preview-3" beside no
+		 * "acme." host) is just that: no slug ends so */
+		if (r != SB_ERESERVED && preview_named)
 			why = "this preview has not been created: the edge serves created and "
 			      "listed previews only (switchboard preview create)";
 		m->reason = r == SB_ERESERVED ? "the label is reserved and never a tenant" : why;
@@ -852,7 +878,7 @@ static int named_host_tenant(const sb_route_table *rt, const sb_tenants *tenants
 	size_t lo, ll;
 	uint32_t pr;
 	sb_model_name_parse(rt->m, host, (size_t)(dot - host), &lo, &ll, &pr);
-	return tenant_gate(rt, tenants, host + lo, ll, false, m);
+	return tenant_gate(rt, tenants, host + lo, ll, false, false, m);
 }
 
 int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const char *host,
@@ -911,30 +937,22 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 	 *    is served like the production host named "<label>.rest" for the
 	 *    rule (itself, or the host of a service that declares that label) */
 	if (rt->preview_rule && nsuf) {
-		size_t lo, ll;
 		uint32_t pr;
-		if (sb_model_name_parse(rt->m, h, label_len, &lo, &ll, &pr) == SB_ENV_PREVIEW) {
-			uint64_t bh = HASH_STEP(sufh[nsuf - 1], '.');
-			for (size_t i = lo + ll; i-- > lo;)
-				bh = HASH_STEP(bh, h[i]);
-			char base[256];
-			size_t rest = n - label_len;
-			memcpy(base, h + lo, ll);
-			memcpy(base + ll, h + label_len, rest);
-			const struct host_node *bn = htab_get(&rt->pbase, base, ll + rest, bh);
-			const struct path_ent *e =
-			    bn ? match_path(bn, path, path_len, query) : NULL;
-			if (e) {
-				m->deployment = NULL;
-				m->derived = true;
-				m->service = e->dep->service;
-				m->env = SB_ENV_PREVIEW;
-				m->pr = pr;
-				m->route = e->route;
-				if (ts < 0 || m->service != (size_t)ts)
-					return 0;
-				return named_host_tenant(rt, tenants, e->route->host, m);
-			}
+		bool known = false;
+		const struct path_ent *e = preview_base(rt, h, n, label_len, sufh[nsuf - 1], path,
+							path_len, query, &pr, &known);
+		if (!e && known)
+			gate_reason = "the host is routed, but no route matches this path";
+		if (e) {
+			m->deployment = NULL;
+			m->derived = true;
+			m->service = e->dep->service;
+			m->env = SB_ENV_PREVIEW;
+			m->pr = pr;
+			m->route = e->route;
+			if (ts < 0 || m->service != (size_t)ts)
+				return 0;
+			return named_host_tenant(rt, tenants, e->route->host, m);
 		}
 	}
 
@@ -956,7 +974,12 @@ int sb_route_lookup(const sb_route_table *rt, const sb_tenants *tenants, const c
 				tm.reason = "a tenant host is a single label under the zone";
 				r = SB_EBADSLUG;
 			} else {
-				r = tenant_gate(rt, tenants, h, label_len, true, &tm);
+				uint32_t pr;
+				bool known;
+				bool named = !rt->preview_rule && nsuf &&
+					     preview_base(rt, h, n, label_len, sufh[nsuf - 1], path,
+							  path_len, query, &pr, &known);
+				r = tenant_gate(rt, tenants, h, label_len, true, named, &tm);
 			}
 			if (r == 0 || r == SB_ESUSPENDED) {
 				*m = tm;
