@@ -579,6 +579,24 @@ int sb_url_check_upstream(const char *url, const char **why)
 		*why = "an upstream URL has no user or password";
 		return SB_EINVAL;
 	}
+	/* a name or IPv4 address, or an IPv6 one in brackets: anything else
+	 * (a space, a '%') would pass here and fail only when serve resolves it */
+	bool v6 = u.host_len >= 2 && u.host[0] == '[' && u.host[u.host_len - 1] == ']';
+	bool host_ok = u.host_len > (v6 ? 2u : 0u) && u.host_len <= (v6 ? 47u : 253u);
+	for (size_t i = v6; host_ok && i < u.host_len - v6; i++) {
+		char ch = u.host[i];
+		if (v6)
+			host_ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+				  (ch >= 'A' && ch <= 'F') || ch == ':' || ch == '.';
+		else
+			host_ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+				  (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '.' || ch == '_';
+	}
+	if (!host_ok) {
+		*why = "the host must be a name or an IP address (letters, digits, '-' and '.'; "
+		       "an IPv6 address in [])";
+		return SB_EINVAL;
+	}
 	if (u.port) {
 		uint64_t port;
 		if (sb_parse_u64(u.port, u.port_len, 65535, &port) < 0 || port == 0) {

@@ -205,3 +205,25 @@ Test(common, where_leaves_out_a_place_there_is_not)
 	cr_assert_str_eq(sb_where(NULL, 0, 0, b, sizeof(b)), "?");
 	cr_assert_str_eq(sb_where("", 2, 1, b, sizeof(b)), "?:2:1");
 }
+
+/* An upstream's host is a name, an IPv4 address or an IPv6 one in []: "a b"
+ * passed `check` and `routes` and failed only when serve resolved it. */
+Test(common, upstream_url_host_is_a_name_or_an_address)
+{
+	const char *good[] = {"http://127.0.0.1:9101",	   "http://[::1]:80",
+			      "http://my_host.local:8080", "http://API.example.com",
+			      "http://[2001:db8::1]",	   "http://[::ffff:1.2.3.4]:1"};
+	const char *bad[] = {"http://a b:80", "http://a%20b:80",	  "http://[zz]:1",
+			     "http://[]:80",  "http://[fe80::1%eth0]:80", "http://a\tb"};
+	const char *why;
+	for (size_t i = 0; i < SB_ARRAY_LEN(good); i++)
+		cr_assert_eq(sb_url_check_upstream(good[i], &why), 0, "%s: %s", good[i], why);
+	for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++) {
+		why = NULL;
+		cr_assert_eq(sb_url_check_upstream(bad[i], &why), SB_EINVAL, "%s accepted", bad[i]);
+		cr_assert(why != NULL, "%s", bad[i]);
+	}
+	why = NULL;
+	sb_url_check_upstream("http://a b:80", &why);
+	cr_assert(strstr(why, "the host must be a name or an IP address"), "%s", why);
+}
