@@ -218,10 +218,28 @@ struct row {
 	const char *service;
 	char upstream[512];
 	bool tenant;
+	bool custom_domain;
+	const char *shadowed_by; /* a custom domain a route on its host and path beats */
 };
 
-static void row_from(struct row *rw, const sb_model *m, const sb_route *ro, const sb_deployment *dp,
-		     bool tenant)
+/* The deployment whose route beats custom domain ro on its own host and
+ * path (as in Cloudflare, docs/routing.md), or NULL. */
+static const char *shadowed_by(const sb_route_table *rt, const sb_route *ro)
+{
+	if (!rt || !ro->custom_domain || ro->host_wildcard)
+		return NULL;
+	sb_route_match m;
+	int r =
+	    sb_route_lookup(rt, NULL, ro->host, strlen(ro->host), ro->path, strlen(ro->path), &m);
+	if ((r < 0 && r != SB_ENOTENANT && r != SB_ESUSPENDED) || !m.route || m.route == ro ||
+	    m.route->custom_domain || strcmp(m.route->host, ro->host) != 0 ||
+	    strcmp(m.route->path, ro->path) != 0 || m.route->path_prefix != ro->path_prefix)
+		return NULL;
+	return m.deployment ? m.deployment->name : NULL;
+}
+
+static void row_from(struct row *rw, const sb_model *m, const sb_route_table *rt,
+		     const sb_route *ro, const sb_deployment *dp, bool tenant)
 {
 	memset(rw, 0, sizeof(*rw));
 	if (tenant)
@@ -235,6 +253,8 @@ static void row_from(struct row *rw, const sb_model *m, const sb_route *ro, cons
 	rw->pattern = ro->pattern;
 	rw->service = m->services[dp->service].name;
 	rw->tenant = tenant;
+	rw->custom_domain = ro->custom_domain;
+	rw->shadowed_by = shadowed_by(rt, ro);
 	char buf[512];
 	snprintf(rw->upstream, sizeof(rw->upstream), "%s",
 		 sb_cli_upstream_text(dp->upstream, buf, sizeof(buf)));
@@ -266,6 +286,13 @@ static void print_rows(const struct row *rows, size_t n, bool json)
 			else
 				sb_buf_adds(&b, ", \"pr\": null");
 			sb_buf_addf(&b, ", \"tenant_host\": %s", r->tenant ? "true" : "false");
+			sb_buf_addf(&b, ", \"custom_domain\": %s",
+				    r->custom_domain ? "true" : "false");
+			sb_buf_adds(&b, ", \"shadowed_by\": ");
+			if (r->shadowed_by)
+				sb_buf_add_json_str(&b, r->shadowed_by, strlen(r->shadowed_by));
+			else
+				sb_buf_adds(&b, "null");
 			sb_buf_adds(&b, ", \"upstream\": ");
 			if (strcmp(r->upstream, "-") == 0)
 				sb_buf_adds(&b, "null");
@@ -289,9 +316,13 @@ static void print_rows(const struct row *rows, size_t n, bool json)
 	}
 	printf("%-*s  %-*s  %-*s  %-*s  %s\n", (int)wh, "HOST", (int)wp, "PATH", (int)wd,
 	       "DEPLOYMENT", (int)we, "ENVIRONMENT", "UPSTREAM");
-	for (size_t i = 0; i < n; i++)
-		printf("%-*s  %-*s  %-*s  %-*s  %s\n", (int)wh, rows[i].host, (int)wp, rows[i].path,
+	for (size_t i = 0; i < n; i++) {
+		printf("%-*s  %-*s  %-*s  %-*s  %s", (int)wh, rows[i].host, (int)wp, rows[i].path,
 		       (int)wd, rows[i].deployment, (int)we, rows[i].env, rows[i].upstream);
+		if (rows[i].shadowed_by)
+			printf("  (custom domain: the route of %s takes it)", rows[i].shadowed_by);
+		putchar('\n');
+	}
 }
 
 int sb_cli_parse_pr(const char *s, uint32_t *pr)
@@ -354,7 +385,7 @@ int sb_cli_routes(int argc, char **argv)
 				: dp->env == env && (env != SB_ENV_PREVIEW || !pr || dp->pr == pr);
 		pr_listed |= dp->env == SB_ENV_PREVIEW && dp->pr == pr;
 		if (want)
-			row_from(&rows[n++], l.model, e[i].route, dp, e[i].tenant_gated);
+			row_from(&rows[n++], l.model, l.routes, e[i].route, dp, e[i].tenant_gated);
 	}
 	if (env == SB_ENV_PREVIEW && !all && pr && !pr_listed) {
 		/* any PR: derive its preview deployments by the naming rule */
@@ -370,7 +401,7 @@ int sb_cli_routes(int argc, char **argv)
 					cap *= 2;
 					rows = sb_xrealloc(rows, cap * sizeof(*rows));
 				}
-				row_from(&rows[n++], l.model, &dp->routes[j], dp, false);
+				row_from(&rows[n++], l.model, NULL, &dp->routes[j], dp, false);
 			}
 		}
 	} else if (env == SB_ENV_PREVIEW && !all && !pr && n == 0) {
