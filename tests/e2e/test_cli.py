@@ -85,7 +85,7 @@ def test_routes_json():
         "host": "api.revelations.studio", "path": "/*", "pattern": "api.revelations.studio/*",
         "deployment": "stripe-webhook-handler-production", "service": "stripe-webhook-handler",
         "environment": "production", "pr": None, "tenant_host": False,
-        "upstream": "http://127.0.0.1:9111",
+        "custom_domain": True, "shadowed_by": None, "upstream": "http://127.0.0.1:9111",
     }
     prev = json.loads(sb("routes", "-c", EXAMPLE, "--pr", "9", "--json", check=0).stdout)
     assert {r["pr"] for r in prev} == {9}
