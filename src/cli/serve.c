@@ -1,5 +1,4 @@
 /* switchboard serve and switchboard reload. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -58,32 +57,6 @@ struct sopts {
 	int threads;
 };
 
-/* "IPv4:port" or "[IPv6]:port", the port 0 (any free one) to 65535: the
- * rule of [listen] in the declaration (src/config/decl.c), checked here so
- * that a bad --listen or --dns is a usage error that names the option, not
- * a failed start blamed on switchboard.toml after the data directory was
- * made */
-static bool listen_addr_ok(const char *s)
-{
-	const char *colon = strrchr(s, ':');
-	uint64_t port;
-	if (!colon || sb_parse_u64(colon + 1, strlen(colon + 1), 65535, &port) < 0)
-		return false;
-	char host[64];
-	size_t hl = (size_t)(colon - s);
-	bool v6 = hl >= 2 && s[0] == '[' && s[hl - 1] == ']';
-	if (v6) {
-		s++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(host))
-		return false;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	unsigned char a[sizeof(struct in6_addr)];
-	return inet_pton(v6 ? AF_INET6 : AF_INET, host, a) == 1;
-}
-
 static int parse(int argc, char **argv, struct sopts *o, const char *usage, bool serving)
 {
 	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
@@ -114,7 +87,10 @@ static int parse(int argc, char **argv, struct sopts *o, const char *usage, bool
 		case 'h': fputs(usage, stdout); return 1;
 		default: fputs(usage, stderr); return 2;
 		}
-		if (serving && (c == 'l' || c == 'n') && !listen_addr_ok(optarg)) {
+		/* [listen]'s rule, checked here so that a bad value is a usage
+		 * error naming the option, not a failed start blamed on
+		 * switchboard.toml after the data directory was made */
+		if (serving && (c == 'l' || c == 'n') && !sb_decl_listen_ok(optarg)) {
 			char shown[SB_CLI_SHOWN_SIZE];
 			fprintf(stderr,
 				"switchboard serve: --%s %s: expected an IP address and port "

@@ -246,9 +246,7 @@ static int load_upstream(const sb_toml_value *v, const char *file, sb_pool *pool
 	return 0;
 }
 
-/* "IPv4:port" or "[IPv6]:port", the port 0 (any free one) to 65535: what
- * the edge can bind. */
-static bool listen_addr_ok(const char *s)
+bool sb_decl_listen_ok(const char *s)
 {
 	const char *colon = strrchr(s, ':');
 	uint64_t port;
@@ -256,22 +254,17 @@ static bool listen_addr_ok(const char *s)
 		return false;
 	char host[64];
 	size_t hl = (size_t)(colon - s);
-	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+	bool v6 = hl >= 2 && s[0] == '[' && s[hl - 1] == ']';
+	if (v6) {
 		s++;
 		hl -= 2;
-		if (hl >= sizeof(host))
-			return false;
-		memcpy(host, s, hl);
-		host[hl] = '\0';
-		struct in6_addr a6;
-		return inet_pton(AF_INET6, host, &a6) == 1;
 	}
 	if (hl >= sizeof(host))
 		return false;
 	memcpy(host, s, hl);
 	host[hl] = '\0';
-	struct in_addr a4;
-	return inet_pton(AF_INET, host, &a4) == 1;
+	unsigned char a[sizeof(struct in6_addr)];
+	return inet_pton(v6 ? AF_INET6 : AF_INET, host, a) == 1;
 }
 
 static int load_environments(const sb_toml_value *s, const char *file, sb_pool *pool,
@@ -838,7 +831,7 @@ static int load_root(const sb_toml_value *root, sb_decl *dc, sb_decl_read_fn rea
 			return r;
 		const char *keys[] = {"http", "dns", "admin"}, *vals[] = {http, dns, admin};
 		for (int i = 0; i < 3; i++)
-			if (vals[i] && !listen_addr_ok(vals[i]))
+			if (vals[i] && !sb_decl_listen_ok(vals[i]))
 				return sb_cfg_error(
 				    sb_toml_table_get(t, keys[i]), file, d,
 				    "[listen] %s: expected an IP address and port "

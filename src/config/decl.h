@@ -189,4 +189,9 @@ int sb_decl_load_text(const char *path, const char *text, size_t len, sb_decl_re
 
 void sb_decl_free(sb_decl *decl);
 
+/* Is s an address the edge can listen on, as [listen] takes it: "IPv4:port"
+ * or "[IPv6]:port", the port 0 (any free one) to 65535? serve's --listen
+ * and --dns follow the same rule. */
+bool sb_decl_listen_ok(const char *s);
+
 #endif
