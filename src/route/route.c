@@ -341,6 +341,30 @@ static const char *naming_hint(bool one_service)
 			     "give one of the services another label";
 }
 
+static void path_append(struct host_node *nd, const sb_route *r, const sb_deployment *dep)
+{
+	if (nd->npaths == nd->cap) {
+		nd->cap = nd->cap ? nd->cap * 2 : 2;
+		nd->paths = sb_xrealloc(nd->paths, nd->cap * sizeof(*nd->paths));
+	}
+	nd->paths[nd->npaths++] = (struct path_ent){.path = r->path,
+						    .len = strlen(r->path),
+						    .prefix = r->path_prefix,
+						    .dep = dep,
+						    .route = r};
+}
+
+/* As in Cloudflare, a route takes precedence over a custom domain on the
+ * same host and path (a Worker in front of an app): r replaces e's when e
+ * is the custom domain. */
+static void route_over_domain(struct path_ent *e, const sb_route *r, const sb_deployment *dep)
+{
+	if (e->route->custom_domain && !r->custom_domain) {
+		e->dep = dep;
+		e->route = r;
+	}
+}
+
 static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment *dep, sb_diag *d)
 {
 	for (size_t i = 0; i < nd->npaths; i++) {
@@ -380,13 +404,8 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 				    "%s)",
 				    r->pattern, dep->name, at);
 			}
-			/* as in Cloudflare, a route takes precedence over a custom
-			 * domain on the same host (a Worker in front of an app) */
 			if (e->route->custom_domain != r->custom_domain) {
-				if (e->route->custom_domain) {
-					e->dep = dep;
-					e->route = r;
-				}
+				route_over_domain(e, r, dep);
 				return 0;
 			}
 			char at[SB_WHERE_SIZE];
@@ -401,15 +420,7 @@ static int add_path(struct host_node *nd, const sb_route *r, const sb_deployment
 				: "");
 		}
 	}
-	if (nd->npaths == nd->cap) {
-		nd->cap = nd->cap ? nd->cap * 2 : 2;
-		nd->paths = sb_xrealloc(nd->paths, nd->cap * sizeof(*nd->paths));
-	}
-	nd->paths[nd->npaths++] = (struct path_ent){.path = r->path,
-						    .len = strlen(r->path),
-						    .prefix = r->path_prefix,
-						    .dep = dep,
-						    .route = r};
+	path_append(nd, r, dep);
 	return 0;
 }
 
@@ -511,11 +522,8 @@ static int add_preview_base(sb_route_table *rt, const char *key, const sb_route 
 		if (!same)
 			continue;
 		if (strcmp(e->route->host, r->host) == 0) {
-			/* the exact table has settled this host and path */
-			if (e->route->custom_domain && !r->custom_domain) {
-				e->dep = dep;
-				e->route = r;
-			}
+			/* settled as in the exact table */
+			route_over_domain(e, r, dep);
 			return 0;
 		}
 		char at[SB_WHERE_SIZE];
@@ -527,15 +535,7 @@ static int add_preview_base(sb_route_table *rt, const char *key, const sb_route 
 		    sb_where(e->route->file, e->route->line, e->route->col, at, sizeof(at)), key,
 		    naming_hint(dep->service == e->dep->service));
 	}
-	if (nd->npaths == nd->cap) {
-		nd->cap = nd->cap ? nd->cap * 2 : 2;
-		nd->paths = sb_xrealloc(nd->paths, nd->cap * sizeof(*nd->paths));
-	}
-	nd->paths[nd->npaths++] = (struct path_ent){.path = r->path,
-						    .len = strlen(r->path),
-						    .prefix = r->path_prefix,
-						    .dep = dep,
-						    .route = r};
+	path_append(nd, r, dep);
 	return 0;
 }
 
