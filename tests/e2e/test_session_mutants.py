@@ -97,3 +97,10 @@ def test_check_counts_one_service_and_one_var_in_the_singular(tmp_path):
         '[service.env.staging]\nroutes = ["s.ex.com/*"]\n')
     out = run_cli("check", "-c", tmp_path, check=0).stdout
     assert out == "ok: 1 service, 2 deployments, 2 routes, 1 var, 0 webhooks checked\n", out
+
+
+def test_a_bad_serial_is_shown_escaped():
+    """An escape sequence in --serial is shown as \\x1b, not sent to the
+    terminal (mutant: the argument printed raw)."""
+    p = run_cli("zone", "export", "--serial", "1\x1b[2J", "x", check=2)
+    assert "\x1b" not in p.stderr and '"1\\x1b[2J" is not a number' in p.stderr, p.stderr

@@ -214,8 +214,8 @@ Test(session_mutants, the_published_serial_is_the_zones_own)
 	rmdir(dir);
 }
 
-/* An upstream's host is at most 253 characters, as any DNS name (mutant:
- * 254 passes). */
+/* An upstream's host is at most 253 characters, as any DNS name, and an
+ * IPv6 address in [] at most 47 (mutants: 254 passes; 48 passes). */
 Test(session_mutants, an_upstream_host_is_at_most_253_characters)
 {
 	char z[256], url[300];
@@ -228,4 +228,36 @@ Test(session_mutants, an_upstream_host_is_at_most_253_characters)
 	why = NULL;
 	cr_assert_eq(sb_url_check_upstream(url, &why), SB_EINVAL);
 	cr_assert(why && strstr(why, "the host must be a name"), "%s", why ? why : "(none)");
+	/* an IPv6 address in [] is at most 47 characters with them (mutant: 48) */
+	char v6[64] = "[";
+	memset(v6 + 1, '0', 45);
+	v6[46] = ']';
+	v6[47] = '\0';
+	snprintf(url, sizeof(url), "http://%s:8080", v6);
+	why = NULL;
+	cr_assert_eq(sb_url_check_upstream(url, &why), 0, "%s: %s", url, why ? why : "");
+	memset(v6 + 1, '0', 46);
+	v6[47] = ']';
+	v6[48] = '\0';
+	snprintf(url, sizeof(url), "http://%s:8080", v6);
+	cr_assert_eq(sb_url_check_upstream(url, &why), SB_EINVAL, "%s", url);
+}
+
+/* Two services whose hosts the naming rule makes one staging host, on
+ * overlapping paths, get the two-services hint (mutant: the one-service
+ * hint, "a service's hosts need different paths"). */
+Test(session_mutants, overlapping_paths_of_two_services_under_one_label_get_the_two_services_hint)
+{
+	const char *toml =
+	    "[[zone]]\nname = \"ex.com\"\n"
+	    "[[service]]\nname = \"a\"\nlabel = \"x\"\nroutes = [\"a.ex.com/api/*\"]\n"
+	    "[[service]]\nname = \"b\"\nlabel = \"x\"\nroutes = [\"b.ex.com/*\"]\n";
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, SB_EEXIST, "%d: %s", w.rc, w.diag.msg);
+	cr_assert(strstr(w.diag.msg, "where their paths overlap") &&
+		      strstr(w.diag.msg, "give one of the services another label"),
+		  "%s", w.diag.msg);
+	cr_assert_null(strstr(w.diag.msg, "a service's hosts need different paths"), "%s",
+		       w.diag.msg);
+	world_free(&w);
 }
