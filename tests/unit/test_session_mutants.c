@@ -261,3 +261,32 @@ Test(session_mutants, overlapping_paths_of_two_services_under_one_label_get_the_
 		       w.diag.msg);
 	world_free(&w);
 }
+
+/* The name the preview rule maps a host back to is refused when it does not
+ * fit 255 characters, not cut: two apexes of 252 characters that differ in
+ * their last one, each the host of a service labelled "web", are two names
+ * of 256 ("web." and the apex), neither of which a preview host can have;
+ * cut to 255 they would be one, and the two services refused as sharing
+ * their preview hosts (mutant: sb_model_naming_base takes 256). */
+Test(session_mutants, preview_names_too_long_to_hold_are_not_cut_into_one)
+{
+	char z1[256], z2[256];
+	zone_of_len(z1, 252);
+	memcpy(z2, z1, sizeof(z1));
+	z2[251] = 'x';
+	char *toml = toml_printf("[[zone]]\nname = \"%s\"\n[[zone]]\nname = \"%s\"\n"
+				 "[[zone]]\nname = \"ex.com\"\n"
+				 "[[service]]\nname = \"a\"\nlabel = \"web\"\nroutes = [\"%s/*\"]\n"
+				 "[service.env.staging]\nroutes = [\"a.ex.com/*\"]\n"
+				 "[[service]]\nname = \"b\"\nlabel = \"web\"\nroutes = [\"%s/*\"]\n"
+				 "[service.env.staging]\nroutes = [\"b.ex.com/*\"]\n",
+				 z1, z2, z1, z2);
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, 0, "load: %s", w.diag.msg);
+	sb_route_match m;
+	char host[300];
+	snprintf(host, sizeof(host), "%s/x", z2);
+	cr_assert_eq(lookup(&w, host, &m), 0, "%s", m.reason);
+	cr_assert_str_eq(w.model->services[m.service].name, "b");
+	world_free(&w);
+}
