@@ -82,6 +82,22 @@ __attribute__((unused)) static void world_free(struct world *w)
 	sb_decl_free(w->decl);
 }
 
+/* Load switchboard.toml text and expect it refused with code, the message
+ * holding every string of want and none of unwanted (each NULL-terminated;
+ * unwanted may be NULL). */
+__attribute__((unused)) static void load_refused(const char *toml, int code,
+						 const char *const *want,
+						 const char *const *unwanted)
+{
+	struct world w = world_load(toml, NULL);
+	cr_assert_eq(w.rc, code, "%d: %s", w.rc, w.diag.msg);
+	for (const char *const *p = want; *p; p++)
+		cr_assert(strstr(w.diag.msg, *p), "no \"%s\" in: %s", *p, w.diag.msg);
+	for (const char *const *p = unwanted; p && *p; p++)
+		cr_assert_null(strstr(w.diag.msg, *p), "\"%s\" in: %s", *p, w.diag.msg);
+	world_free(&w);
+}
+
 /* Look up "host/path" and return the code; *m gets the match. */
 __attribute__((unused)) static int lookup(const struct world *w, const char *hostpath,
 					  sb_route_match *m)

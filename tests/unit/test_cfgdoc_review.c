@@ -145,6 +145,18 @@ Test(cfgdoc, a_preview_shaped_tenant_label_is_not_called_an_uncreated_preview)
  * whole host: its pattern is the bare host, or the host followed by / or
  * slash-star"; a scheme is ignored as in any route. --domain refused all
  * but the bare host. */
+/* Build w's model with one live custom domain on service "web". */
+static int build_with_domain(const struct world *w, const char *domain, sb_model **m, sb_diag *d)
+{
+	sb_live l = {0};
+	char *domains[] = {(char *)domain};
+	sb_live_deploy dep = {.name = "web", .domains = domains, .ndomains = 1};
+	sb_live_deploy_put(&l, &dep);
+	int r = sb_model_build_live(w->decl, &l, m, d);
+	sb_live_clear(&l);
+	return r;
+}
+
 Test(cfgdoc, a_live_custom_domain_takes_the_forms_of_a_declared_one)
 {
 	struct world w = world_load("[[zone]]\nname = \"example.com\"\n" SVC, NULL);
@@ -152,13 +164,9 @@ Test(cfgdoc, a_live_custom_domain_takes_the_forms_of_a_declared_one)
 	static const char *const ok[] = {"y.example.com", "y.example.com/", "y.example.com/*",
 					 "https://y.example.com", NULL};
 	for (const char *const *p = ok; *p; p++) {
-		sb_live l = {0};
-		char *domains[] = {(char *)*p};
-		sb_live_deploy dep = {.name = "web", .domains = domains, .ndomains = 1};
-		sb_live_deploy_put(&l, &dep);
 		sb_model *m = NULL;
 		sb_diag d = {0};
-		cr_assert_eq(sb_model_build_live(w.decl, &l, &m, &d), 0, "%s: %s", *p, d.msg);
+		cr_assert_eq(build_with_domain(&w, *p, &m, &d), 0, "%s: %s", *p, d.msg);
 		const sb_deployment *dp = &m->deployments[m->services[0].deployment[0]];
 		bool found = false;
 		for (size_t i = 0; i < dp->nroutes; i++)
@@ -167,20 +175,14 @@ Test(cfgdoc, a_live_custom_domain_takes_the_forms_of_a_declared_one)
 				 strcmp(dp->routes[i].path, "/") == 0 && dp->routes[i].path_prefix;
 		cr_assert(found, "%s: no whole-host custom domain", *p);
 		sb_model_free(m);
-		sb_live_clear(&l);
 	}
 	static const char *const bad[] = {"y.example.com/x", "y.example.com/x/*", "*.example.com",
 					  "*.example.com/*", NULL};
 	for (const char *const *p = bad; *p; p++) {
-		sb_live l = {0};
-		char *domains[] = {(char *)*p};
-		sb_live_deploy dep = {.name = "web", .domains = domains, .ndomains = 1};
-		sb_live_deploy_put(&l, &dep);
 		sb_model *m = NULL;
 		sb_diag d = {0};
-		cr_assert_lt(sb_model_build_live(w.decl, &l, &m, &d), 0, "accepted: %s", *p);
+		cr_assert_lt(build_with_domain(&w, *p, &m, &d), 0, "accepted: %s", *p);
 		cr_assert(strstr(d.msg, "must be a whole host"), "%s", d.msg);
-		sb_live_clear(&l);
 	}
 	world_free(&w);
 }
