@@ -2,7 +2,7 @@
 # points (`make run`, `make check`); `make bench` runs the benchmarks.
 
 CC      ?= gcc
-PKGS    := libuv openssl sqlite3 jansson libknot
+PKGS    := libuv openssl sqlite3 jansson libknot libpsl
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-unused-parameter
 # llhttp: Debian's node-llhttp ships the C sources; we compile them, never copy them.

@@ -1,6 +1,7 @@
 /* The model: deployments derived from the declaration (see model.h). */
 #include "model/model.h"
 
+#include <libpsl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -555,6 +556,27 @@ static sb_deployment *new_deployment(struct builder *b)
 	return dp;
 }
 
+/* A wildcard host over a public suffix ("*.com", "*co.uk") would take every
+ * domain registered there whose DNS points at the edge: as in Cloudflare,
+ * where a route lives in one zone, a wildcard names one domain. Inside a
+ * declared zone the declaration is the authority (a zone "test"). Returns
+ * 0, or SB_EINVAL with the error in d at where. */
+static int wildcard_suffix_check(struct builder *b, const sb_route *r, const char *file, int line,
+				 int col)
+{
+	if (!r->host_wildcard)
+		return 0;
+	const char *suffix = r->host + (r->host_apex_too ? 1 : 2);
+	size_t n = strlen(suffix);
+	if (sb_model_in_zone(b->m, suffix, n) || !sb_model_public_suffix(suffix, n))
+		return 0;
+	return sb_diag_set(b->d, file, line, col,
+			   "route \"%s\": \"%s\" is a public suffix, under which anyone may "
+			   "register a domain, so the wildcard would take every such domain; "
+			   "a wildcard names one domain (\"*.example.com/*\")",
+			   r->pattern, suffix);
+}
+
 static int copy_routes(struct builder *b, const sb_wr_env *e, const char *file, sb_deployment *dp)
 {
 	dp->nroutes = e->nroutes;
@@ -564,6 +586,8 @@ static int copy_routes(struct builder *b, const sb_wr_env *e, const char *file, 
 		const sb_wr_route *wr = &e->routes[i];
 		if (sb_route_parse(wr->pattern, b->m->pool, &dp->routes[i], err, sizeof(err)) < 0)
 			return sb_diag_set(b->d, file, wr->line, wr->col, "%s", err);
+		if (wildcard_suffix_check(b, &dp->routes[i], file, wr->line, wr->col) < 0)
+			return SB_EINVAL;
 		dp->routes[i].custom_domain = wr->custom_domain;
 		if (wr->custom_domain)
 			sb_route_whole_host(&dp->routes[i]);
@@ -588,6 +612,40 @@ static void copy_vars(sb_pool *pool, const sb_wr_env *e, const char *file, sb_de
 	}
 }
 
+bool sb_model_in_zone(const sb_model *m, const char *h, size_t n)
+{
+	if (n && h[n - 1] == '.')
+		n--; /* the same name, as the edge routes it */
+	for (size_t z = 0; z < m->decl->nzones; z++) {
+		const char *zn = m->decl->zones[z].name;
+		size_t zl = strlen(zn);
+		if (n >= zl && strncasecmp(h + n - zl, zn, zl) == 0 &&
+		    (n == zl || h[n - zl - 1] == '.'))
+			return true;
+	}
+	return false;
+}
+
+bool sb_model_public_suffix(const char *name, size_t n)
+{
+	/* The list's ICANN section, without its implicit "*" rule: com and
+	 * co.uk are suffixes, a private platform's (github.io) is not, for a
+	 * SaaS whose own domain is listed there routes its tenants under it,
+	 * and neither is a name the list does not know (localhost, internal),
+	 * which a private network names as it likes. libpsl's built-in copy
+	 * of the list is in memory: no file is read. */
+	const psl_ctx_t *psl = psl_builtin();
+	char buf[254];
+	if (!psl || n == 0 || n >= sizeof(buf))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+	buf[n] = '\0';
+	if (buf[n - 1] == '.')
+		buf[n - 1] = '\0';
+	return psl_is_public_suffix2(psl, buf, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE) != 0;
+}
+
 /* Split production host h of a service with declared label slabel (NULL:
  * none) into the label the naming rule renames and the rest it keeps:
  * "codex.example.com" is "codex" + ".example.com"; with a declared label
@@ -605,6 +663,11 @@ static bool naming_split(const sb_model *m, const char *slabel, const char *h, c
 	bool apex = false;
 	for (size_t z = 0; z < m->decl->nzones && !apex; z++)
 		apex = strcmp(m->decl->zones[z].name, h) == 0;
+	/* Outside every declared zone, the public suffix list says where a
+	 * domain's apex is: "customer.com" is one, and renaming its first
+	 * label would name another party's domain, customer-staging.com. */
+	if (!apex && !sb_model_in_zone(m, h, strlen(h)))
+		apex = sb_model_public_suffix(dot + 1, strlen(dot + 1));
 	if (apex && !slabel)
 		return false;
 	*lab = slabel ? slabel : h;
@@ -969,6 +1032,8 @@ static int live_route(struct builder *b, sb_deployment *dp, const char *pattern,
 	}
 	if (sb_route_parse(pattern, b->m->pool, &rt, err, sizeof(err)) < 0)
 		return sb_diag_set(b->d, where, 0, 0, "%s", err);
+	if (wildcard_suffix_check(b, &rt, where, 0, 0) < 0)
+		return SB_EINVAL;
 	rt.custom_domain = domain;
 	if (domain)
 		sb_route_whole_host(&rt);

@@ -173,6 +173,21 @@ int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, 
  */
 int sb_model_naming_base(const sb_model *m, size_t svc, const char *h, char *buf, size_t size);
 
+/*
+ * Is h (n bytes; a trailing dot is the same name) a declared zone or a name
+ * under one (case-insensitive)?
+ */
+bool sb_model_in_zone(const sb_model *m, const char *h, size_t n);
+
+/*
+ * Is name (n bytes, any letter case, a trailing dot allowed) a public
+ * suffix: a name in the ICANN section of the public suffix list (com,
+ * co.uk, studio), under which anyone may register a domain? Names the list
+ * does not know (localhost, internal) and its private section (github.io)
+ * are not. Reads no file (libpsl's built-in list).
+ */
+bool sb_model_public_suffix(const char *name, size_t n);
+
 /* Pull request numbers: 1 to SB_PR_MAX, written without leading zeros (so
  * that one PR has one host name). */
 #define SB_PR_MAX 999999999u

@@ -22,20 +22,6 @@ static sb_violation *add(struct vlist *l, const char *file, int line, int col)
 	return v;
 }
 
-static bool in_zone(const sb_model *m, const char *h, size_t n)
-{
-	if (n && h[n - 1] == '.')
-		n--; /* the same name, as the edge routes it */
-	for (size_t z = 0; z < m->decl->nzones; z++) {
-		const char *zn = m->decl->zones[z].name;
-		size_t zl = strlen(zn);
-		if (n >= zl && strncasecmp(h + n - zl, zn, zl) == 0 &&
-		    (n == zl || h[n - zl - 1] == '.'))
-			return true;
-	}
-	return false;
-}
-
 static const char *env_label(sb_env e, uint32_t pr, char *buf, size_t size)
 {
 	if (e == SB_ENV_PREVIEW)
@@ -68,7 +54,7 @@ static void check_deployment(const sb_model *m, const sb_route_table *rt, const 
 		bool declared = false;
 		for (size_t k = 0; k < svc->decl->nurl_vars; k++)
 			declared |= strcmp(svc->decl->url_vars[k], v->key) == 0;
-		if (!is_url || !in_zone(m, u.host, u.host_len)) {
+		if (!is_url || !sb_model_in_zone(m, u.host, u.host_len)) {
 			if (declared)
 				snprintf(add(l, v->file, v->line, v->col)->msg, sizeof(l->v->msg),
 					 "%s: var %s = \"%s\" is listed in url_vars but is not an "
@@ -144,7 +130,7 @@ static void check_webhook(const sb_model *m, const sb_route_table *rt, const sb_
 			 "webhook %s: \"%s\" is not an URL", w->provider, w->url);
 		return;
 	}
-	if (!in_zone(m, u.host, u.host_len)) {
+	if (!sb_model_in_zone(m, u.host, u.host_len)) {
 		snprintf(add(l, file, w->line, w->col)->msg, sizeof(l->v->msg),
 			 "webhook %s: host %.*s of \"%s\" is not in a declared zone, so nothing "
 			 "here can serve it",
