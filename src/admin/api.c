@@ -742,13 +742,14 @@ void sb_admin_stop(sb_admin *a)
 static int client_connect(const char *where, char *tls_host, size_t tls_size, sb_diag *d)
 {
 	int fd;
-	bool tls = strncmp(where, "https://", 8) == 0;
+	size_t sl = sb_http_scheme_len(where);
+	bool tls = sl == 8;
 	if (tls_host)
 		tls_host[0] = '\0';
-	if (tls || strncmp(where, "http://", 7) == 0) {
+	if (sl) {
 		char host[256], port[8];
 		int p;
-		const char *hp = where + (tls ? 8 : 7);
+		const char *hp = where + sl;
 		size_t hl = strcspn(hp, "/?#");
 		char tmp[300];
 		if (hl >= sizeof(tmp))

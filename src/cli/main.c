@@ -441,11 +441,7 @@ int sb_cli_resolve(int argc, char **argv)
 	/* HOST[/PATH][?QUERY], or an URL: the host ends where a path or a query
 	 * begins, and the path is what a client sends (dot segments resolved,
 	 * query included, no fragment), as check and verify read URLs */
-	const char *target = o.args[0];
-	if (strncasecmp(target, "https://", 8) == 0)
-		target += 8;
-	else if (strncasecmp(target, "http://", 7) == 0)
-		target += 7;
+	const char *target = o.args[0] + sb_http_scheme_len(o.args[0]);
 	size_t hl = strcspn(target, "/?#");
 	char pbuf[2048];
 	size_t rl;

@@ -1203,9 +1203,7 @@ static void check_vars(vctx *v)
 				bad++;
 			}
 		for (size_t k = 0; k < dp->nvars; k++)
-			urls += dp->vars[k].is_string &&
-				(strncasecmp(dp->vars[k].value, "http://", 7) == 0 ||
-				 strncasecmp(dp->vars[k].value, "https://", 8) == 0);
+			urls += dp->vars[k].is_string && sb_http_scheme_len(dp->vars[k].value);
 		if (bad)
 			report(v, R_FAIL, name, "%s", b.data);
 		else

@@ -514,6 +514,15 @@ const char *sb_url_target(const sb_url *u, char *buf, size_t size, size_t *len)
 	return buf;
 }
 
+size_t sb_http_scheme_len(const char *s)
+{
+	if (strncasecmp(s, "https://", 8) == 0)
+		return 8;
+	if (strncasecmp(s, "http://", 7) == 0)
+		return 7;
+	return 0;
+}
+
 int sb_url_split(const char *url, sb_url *u)
 {
 	memset(u, 0, sizeof(*u));

@@ -189,6 +189,11 @@ typedef struct sb_url {
 } sb_url;
 int sb_url_split(const char *url, sb_url *u);
 
+/* The length of the "http://" or "https://" at the start of s, in any
+ * letter case (RFC 3986 3.1: a scheme is case-insensitive); 0 when s has
+ * neither. */
+size_t sb_http_scheme_len(const char *s);
+
 /* The request target of a split URL, as a client sends it: its path with
  * "." and ".." segments resolved (RFC 3986 5.2.4), and its query, without
  * the fragment; "/" before a query when there is no path. Points into the

@@ -486,7 +486,7 @@ static int load_webhook(const sb_toml_value *w, const char *file, sb_pool *pool,
 	    (r = sb_cfg_string(w, "service", pool, file, &service, d)) < 0 ||
 	    (r = sb_cfg_string(w, "environment", pool, file, &env, d)) < 0)
 		return r;
-	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
+	if (!sb_http_scheme_len(url))
 		return sb_cfg_error(sb_toml_table_get(w, "url"), file, d,
 				    "webhook 'url' must be an http(s) URL, not \"%s\"", url);
 	wd->env = SB_ENV_PRODUCTION;

@@ -192,11 +192,7 @@ static int load_vars(const sb_toml_value *sec, const char *file, sb_pool *pool, 
  * looked through), as Cloudflare requires of a route with a zone_name. */
 static bool in_zone(const char *pattern, const char *zone)
 {
-	const char *h = pattern;
-	if (strncmp(h, "https://", 8) == 0)
-		h += 8;
-	else if (strncmp(h, "http://", 7) == 0)
-		h += 7;
+	const char *h = pattern + sb_http_scheme_len(pattern);
 	size_t hl = strcspn(h, "/");
 	if (hl && h[0] == '*') {
 		h++, hl--;
@@ -255,11 +251,7 @@ static int load_route(const sb_toml_value *v, const char *file, sb_pool *pool, s
 		    out->pattern, out->zone_name);
 	if (out->custom_domain) {
 		/* a scheme is allowed and ignored, as in any route (docs/routing.md) */
-		const char *h = out->pattern;
-		if (strncmp(h, "https://", 8) == 0)
-			h += 8;
-		else if (strncmp(h, "http://", 7) == 0)
-			h += 7;
+		const char *h = out->pattern + sb_http_scheme_len(out->pattern);
 		const char *slash = strchr(h, '/');
 		size_t hl = slash ? (size_t)(slash - h) : strlen(h);
 		if (memchr(h, '*', hl))

@@ -365,11 +365,9 @@ int sb_route_parse(const char *pattern, sb_pool *pool, sb_route *r, char *err, s
 	r->pattern = sb_pool_strdup(pool, pattern);
 	const char *p = pattern;
 	/* Users paste URLs; Cloudflare patterns may carry a scheme too. */
-	if (strncmp(p, "https://", 8) == 0)
-		p += 8;
-	else if (strncmp(p, "http://", 7) == 0)
-		p += 7;
-	else if (strstr(p, "://")) {
+	size_t sl = sb_http_scheme_len(p);
+	p += sl;
+	if (!sl && strstr(p, "://")) {
 		snprintf(err, errlen,
 			 "route \"%s\": a route's scheme, when it has one, is http:// or https://",
 			 pattern);
@@ -1014,11 +1012,7 @@ static int live_route(struct builder *b, sb_deployment *dp, const char *pattern,
 		/* as custom_domain = true in a wrangler file (docs/routing.md):
 		 * the bare host, or the host followed by "/" or "/" and a star; a scheme is
 		 * ignored as in any route */
-		const char *h = pattern;
-		if (strncasecmp(h, "https://", 8) == 0)
-			h += 8;
-		else if (strncasecmp(h, "http://", 7) == 0)
-			h += 7;
+		const char *h = pattern + sb_http_scheme_len(pattern);
 		const char *slash = strchr(h, '/');
 		size_t hl = slash ? (size_t)(slash - h) : strlen(h);
 		if (memchr(h, '*', hl) ||

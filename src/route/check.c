@@ -48,9 +48,8 @@ static void check_deployment(const sb_model *m, const sb_route_table *rt, const 
 	for (size_t i = 0; i < dp->nvars; i++) {
 		const sb_var *v = &dp->vars[i];
 		sb_url u;
-		bool is_url = v->is_string && sb_url_split(v->value, &u) == 0 &&
-			      (strncasecmp(v->value, "http://", 7) == 0 ||
-			       strncasecmp(v->value, "https://", 8) == 0);
+		bool is_url =
+		    v->is_string && sb_url_split(v->value, &u) == 0 && sb_http_scheme_len(v->value);
 		bool declared = false;
 		for (size_t k = 0; k < svc->decl->nurl_vars; k++)
 			declared |= strcmp(svc->decl->url_vars[k], v->key) == 0;

@@ -227,3 +227,17 @@ Test(common, upstream_url_host_is_a_name_or_an_address)
 	sb_url_check_upstream("http://a b:80", &why);
 	cr_assert(strstr(why, "the host must be a name or an IP address"), "%s", why);
 }
+
+/* RFC 3986 3.1: a scheme is case-insensitive; only http and https count. */
+Test(common, http_scheme_len_in_any_case)
+{
+	cr_assert_eq(sb_http_scheme_len("https://a"), 8);
+	cr_assert_eq(sb_http_scheme_len("HTTPS://a"), 8);
+	cr_assert_eq(sb_http_scheme_len("Http://a"), 7);
+	cr_assert_eq(sb_http_scheme_len("http://"), 7);
+	cr_assert_eq(sb_http_scheme_len("http:/a"), 0);
+	cr_assert_eq(sb_http_scheme_len("httpx://a"), 0);
+	cr_assert_eq(sb_http_scheme_len("ftp://a"), 0);
+	cr_assert_eq(sb_http_scheme_len("a.example.com/https://"), 0);
+	cr_assert_eq(sb_http_scheme_len(""), 0);
+}
