@@ -305,6 +305,14 @@ static int load_service(const sb_toml_value *s, const char *file, const char *di
 				    "'label' must be one host name label (letters, digits and "
 				    "'-', not at either end), not \"%s\"",
 				    label);
+	/* the naming rule appends to the label: an encoded international
+	 * label (xn--) would no longer decode */
+	if (label && strncasecmp(label, "xn--", 4) == 0)
+		return sb_cfg_error(sb_toml_table_get(s, "label"), file, d,
+				    "'label' \"%s\" is an encoded international label (xn--), "
+				    "and the naming rule adds text to the label, so its staging "
+				    "and preview names would not decode: choose an ASCII label",
+				    label);
 
 	const sb_toml_value *ups;
 	if ((r = sb_cfg_table(s, "upstream", file, &ups, d)) < 0)

@@ -666,6 +666,12 @@ static bool naming_split(const sb_model *m, const char *slabel, const char *h, c
 	 * label would name another party's domain, customer-staging.com. */
 	if (!apex && !sb_model_in_zone(m, h, strlen(h)))
 		apex = sb_model_public_suffix(dot + 1, strlen(dot + 1));
+	/* An international first label is written in its encoded form
+	 * (xn--caf-dma for café): text appended to it would no longer decode,
+	 * and the name would be refused by every browser. Only a declared
+	 * label names its derived hosts. */
+	if (!slabel && strncasecmp(h, "xn--", 4) == 0)
+		return false;
 	if (apex && !slabel)
 		return false;
 	*lab = slabel ? slabel : h;

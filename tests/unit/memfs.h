@@ -2,6 +2,7 @@
 #ifndef SB_TESTS_MEMFS_H
 #define SB_TESTS_MEMFS_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
