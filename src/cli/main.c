@@ -478,13 +478,20 @@ int sb_cli_resolve(int argc, char **argv)
 	bool known = lr == 0 || lr == SB_ESUSPENDED;
 	/* the naming rule names any PR's preview, but the edge serves only the
 	 * listed and created ones: say so, as the edge would answer 404 */
-	char unmade[200];
+	char unmade[sizeof(((sb_diag *)0)->msg) + 64];
 	if (routed && !m.deployment && m.env == SB_ENV_PREVIEW) {
 		routed = false;
-		snprintf(unmade, sizeof(unmade),
-			 "preview %u has not been created: the edge serves created and listed "
-			 "previews only (switchboard preview create --pr %u)",
-			 m.pr, m.pr);
+		sb_diag ld = {0};
+		/* a preview whose host would not fit DNS cannot be created:
+		 * do not send the user to a command that will refuse it */
+		if (sb_model_label_room(l.model, m.service, SB_ENV_PREVIEW, m.pr, &ld) < 0)
+			snprintf(unmade, sizeof(unmade), "preview %u cannot be created: %s", m.pr,
+				 ld.msg);
+		else
+			snprintf(unmade, sizeof(unmade),
+				 "preview %u has not been created: the edge serves created and "
+				 "listed previews only (switchboard preview create --pr %u)",
+				 m.pr, m.pr);
 		m.reason = unmade;
 	}
 
