@@ -57,7 +57,9 @@ static const char usage_check[] =
     "declared zone must point at a host that a route serves in the same\n"
     "environment, every url_vars entry must be such an URL, and every webhook\n"
     "endpoint must be routed to its handler. Each violation is printed with its\n"
-    "file, line and column, the var, the deployment and the host.\n"
+    "file, line and column, the var, the deployment and the host. A note on\n"
+    "stderr names each production host that gets no staging or preview host\n"
+    "(a zone's or a domain's apex, an xn-- label) unless a 'label' is declared.\n"
     "  -c, --config PATH  switchboard.toml or a directory that holds one (default: .)\n"
     "  --data DIR         the store whose live state (deploys, previews) is checked\n"
     "                     (default: the declaration's data_dir)\n"
@@ -157,6 +159,37 @@ static int load_or_fail(const struct opts *o, sb_loaded *l, int status)
 
 /* ---- check ------------------------------------------------------------- */
 
+/* A production host the naming rule gives no staging or preview host, when
+ * a declared label would give it some (an apex, an encoded label): said on
+ * stderr, once per host, so that a staging deployment without a host is
+ * not a surprise. Wildcards and one-label hosts are never renamed, as
+ * docs/routing.md says, and get no note. */
+static void check_notes(const sb_model *m)
+{
+	for (size_t s = 0; s < m->nservices; s++) {
+		const sb_deployment *prod = &m->deployments[m->services[s].deployment[0]];
+		const sb_deployment *stg = &m->deployments[m->services[s].deployment[1]];
+		bool staging_own = false; /* [env.staging] declares its routes */
+		for (size_t i = 0; i < stg->nroutes; i++)
+			staging_own |= !stg->routes[i].derived;
+		for (size_t i = 0; i < prod->nroutes; i++) {
+			const sb_route *r = &prod->routes[i];
+			bool seen = false;
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = strcmp(prod->routes[j].host, r->host) == 0;
+			const char *why = r->host_wildcard || !strchr(r->host, '.') || seen
+					      ? NULL
+					      : sb_model_unrenamed(m, s, r->host);
+			if (why)
+				fprintf(stderr,
+					"switchboard check: note: %s:%d:%d: host \"%s\" of %s gets "
+					"no %s host: %s; a 'label' in its [[service]] names them\n",
+					r->file, r->line, r->col, r->host, prod->name,
+					staging_own ? "preview" : "staging or preview", why);
+		}
+	}
+}
+
 int sb_cli_check(int argc, char **argv)
 {
 	struct opts o;
@@ -185,6 +218,7 @@ int sb_cli_check(int argc, char **argv)
 			return 1;
 		}
 	}
+	check_notes(l.model);
 	sb_violation *v = NULL;
 	size_t n = sb_check_run(l.model, l.routes, l.tenants, 1, &v);
 	for (size_t i = 0; i < n; i++)

@@ -649,36 +649,56 @@ bool sb_model_public_suffix(const char *name, size_t n)
  * "codex.example.com" is "codex" + ".example.com"; with a declared label
  * "web" it is "web" + ".example.com", and the zone apex "example.com" is
  * "web" + "." + "example.com" (without one an apex has no label to rename).
- * Returns false when the rule renames nothing in h (a wildcard, no dot). */
-static bool naming_split(const sb_model *m, const char *slabel, const char *h, const char **lab,
-			 size_t *lab_len, const char **sep, const char **rest)
+ * Returns NULL, or why the rule renames nothing in h (a wildcard, no dot,
+ * an apex or an encoded label without a declared label). */
+static const char *naming_why(const sb_model *m, const char *slabel, const char *h,
+			      const char **lab, size_t *lab_len, const char **sep,
+			      const char **rest)
 {
 	if (h[0] == '*')
-		return false;
+		return "a wildcard host is never renamed";
 	const char *dot = strchr(h, '.');
 	if (!dot)
-		return false;
+		return "a host of one label has no domain to keep";
 	bool apex = false;
 	for (size_t z = 0; z < m->decl->nzones && !apex; z++)
 		apex = strcmp(m->decl->zones[z].name, h) == 0;
+	const char *why = "it is a declared zone's apex, which has no label of its own";
 	/* Outside every declared zone, the public suffix list says where a
 	 * domain's apex is: "customer.com" is one, and renaming its first
 	 * label would name another party's domain, customer-staging.com. */
-	if (!apex && !sb_model_in_zone(m, h, strlen(h)))
+	if (!apex && !sb_model_in_zone(m, h, strlen(h))) {
 		apex = sb_model_public_suffix(dot + 1, strlen(dot + 1));
+		why = "it is a registered domain's apex (the public suffix list), which has no "
+		      "label of its own";
+	}
 	/* An international first label is written in its encoded form
 	 * (xn--caf-dma for café): text appended to it would no longer decode,
 	 * and the name would be refused by every browser. Only a declared
 	 * label names its derived hosts. */
 	if (!slabel && strncasecmp(h, "xn--", 4) == 0)
-		return false;
+		return "its first label is an international name in its xn-- form, which "
+		       "would not decode with text added";
 	if (apex && !slabel)
-		return false;
+		return why;
 	*lab = slabel ? slabel : h;
 	*lab_len = slabel ? strlen(slabel) : (size_t)(dot - h);
 	*sep = apex ? "." : "";
 	*rest = apex ? h : dot;
-	return true;
+	return NULL;
+}
+
+static bool naming_split(const sb_model *m, const char *slabel, const char *h, const char **lab,
+			 size_t *lab_len, const char **sep, const char **rest)
+{
+	return naming_why(m, slabel, h, lab, lab_len, sep, rest) == NULL;
+}
+
+const char *sb_model_unrenamed(const sb_model *m, size_t svc, const char *h)
+{
+	const char *lab, *sep, *rest;
+	size_t ll;
+	return naming_why(m, m->services[svc].decl->label, h, &lab, &ll, &sep, &rest);
 }
 
 /* The label the rule gives production host h of a service with declared

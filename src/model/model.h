@@ -188,6 +188,13 @@ bool sb_model_in_zone(const sb_model *m, const char *h, size_t n);
  */
 bool sb_model_public_suffix(const char *name, size_t n);
 
+/*
+ * Why the naming rule gives production host h of service svc no staging or
+ * preview host: a sentence for the user ("it is a declared zone's apex,
+ * which has no label of its own"), or NULL when it gives it some.
+ */
+const char *sb_model_unrenamed(const sb_model *m, size_t svc, const char *h);
+
 /* Pull request numbers: 1 to SB_PR_MAX, written without leading zeros (so
  * that one PR has one host name). */
 #define SB_PR_MAX 999999999u

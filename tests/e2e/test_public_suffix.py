@@ -93,3 +93,43 @@ def test_a_server_will_not_start_with_a_wildcard_over_a_public_suffix(tmp_path):
         assert p.returncode != 0 and '"co.uk" is a public suffix' in p.stderr, p.stderr
     finally:
         e.kill_all()
+
+
+NOTES = """[[zone]]
+name = "example.com"
+nameservers = ["ns1.example.com"]
+addresses = ["192.0.2.1"]
+
+[[service]]
+name = "a"
+routes = ["xn--caf-dma.example.com/*", "example.com/*", "example.com/x", "customer.com/*",
+          "*.customer.com/*", "shop.example.com/x/*", "localhost/*"]
+"""
+
+
+def test_check_notes_the_hosts_that_get_no_staging_or_preview_host(tmp_path):
+    """A staging deployment without a host is no surprise: check names each
+    production host the rule leaves alone where a label would help, once."""
+    (tmp_path / "switchboard.toml").write_text(NOTES)
+    p = run_cli("check", "-c", tmp_path, check=0)
+    assert p.stdout.startswith("ok: "), p.stdout
+    notes = [l for l in p.stderr.splitlines() if l.startswith("switchboard check: note: ")]
+    assert len(notes) == 3 and len(p.stderr.splitlines()) == 3, p.stderr
+    want = [('switchboard.toml:8:11: host "xn--caf-dma.example.com"', "xn-- form"),
+            ('switchboard.toml:8:40: host "example.com"', "declared zone's apex"),
+            ('switchboard.toml:8:74: host "customer.com"', "registered domain's apex")]
+    for line, (where, why) in zip(notes, want):
+        assert where in line and why in line and "gets no staging or preview host" in line, line
+        assert "a 'label' in its [[service]] names them" in line, line
+    # with [env.staging] routes of its own, only previews are missing
+    (tmp_path / "switchboard.toml").write_text(
+        NOTES + '[service.env.staging]\nroutes = ["stage.example.com/*"]\n')
+    p = run_cli("check", "-c", tmp_path, check=0)
+    assert p.stderr.count("gets no preview host") == 3, p.stderr
+    assert "staging or preview" not in p.stderr, p.stderr
+    # a declared label names them all: no note
+    (tmp_path / "switchboard.toml").write_text(
+        NOTES.replace('name = "a"\n', 'name = "a"\nlabel = "www"\n')
+        .replace('"example.com/x", ', ''))
+    p = run_cli("check", "-c", tmp_path, check=None)
+    assert "note:" not in p.stderr, p.stderr
