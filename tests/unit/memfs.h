@@ -109,6 +109,13 @@ __attribute__((unused)) static int lookup(const struct world *w, const char *hos
 	return sb_route_lookup(w->rt, w->tenants, hostpath, hl, path, strlen(path), m);
 }
 
+/* Is "host/path" routed (to a deployment, or a preview by the rule)? */
+__attribute__((unused)) static bool routed(const struct world *w, const char *hostpath)
+{
+	sb_route_match m;
+	return lookup(w, hostpath, &m) == 0;
+}
+
 /* Name of the matched deployment (derived previews named by the rule). */
 __attribute__((unused)) static const char *dep_name(const struct world *w, const sb_route_match *m,
 						    char *buf, size_t n)

@@ -8,12 +8,6 @@
 
 TestSuite(idn_label, .fini = leak_check);
 
-static bool routed(const struct world *w, const char *hostpath)
-{
-	sb_route_match m;
-	return lookup(w, hostpath, &m) == 0;
-}
-
 Test(idn_label, an_encoded_first_label_gets_no_derived_host)
 {
 	const char *toml = "[[zone]]\nname = \"ex.com\"\n[previews]\nprs = [4]\n"

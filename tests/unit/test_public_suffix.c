@@ -10,12 +10,6 @@
 
 TestSuite(public_suffix, .fini = leak_check);
 
-static bool routed(const struct world *w, const char *hostpath)
-{
-	sb_route_match m;
-	return lookup(w, hostpath, &m) == 0;
-}
-
 /* The list's ICANN section without its implicit "*" rule, in any letter
  * case, a trailing dot being the same name. */
 Test(public_suffix, the_list_says_what_a_public_suffix_is)
