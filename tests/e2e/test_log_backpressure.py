@@ -10,12 +10,17 @@ The edge is started here with the stream under test a pipe that the test
 leaves unread for a while (edge.Proc would drain it)."""
 import json
 import os
+import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
+import tty
+
+import pytest
 
 from edge import SB, SERVICES, Edge, request, wait_for
 from test_live import sb
@@ -32,11 +37,25 @@ class Spawned:
     """`switchboard serve` of an Edge's declaration, with stdout and stderr
     pipes; stderr is read by a thread only when read_stderr."""
 
-    def __init__(self, e, read_stderr=True, threads=2):
+    def __init__(self, e, read_stderr=True, threads=2, stdout="pipe"):
         argv = [SB, "serve", "-c", str(e.dir), "--listen", "127.0.0.1:0", "--threads",
                 str(threads)]
-        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        # stdout: a pipe, a Unix stream socket (journald's) or a terminal
+        child = subprocess.PIPE
+        if stdout == "socket":
+            self.out_sock, theirs = socket.socketpair()
+            self.out_fd, child = self.out_sock.fileno(), theirs.fileno()
+        elif stdout == "tty":
+            self.out_fd, child = pty.openpty()
+            tty.setraw(child)  # no \r added to the newlines, no flow control
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=child,
                                   stderr=subprocess.PIPE)
+        if stdout == "pipe":
+            self.out_fd = self.p.stdout.fileno()
+        elif stdout == "socket":
+            theirs.close()
+        else:
+            os.close(child)
         self.err = []
         self.port = None
         self.reader = None
@@ -76,13 +95,16 @@ class Spawned:
     def read_stdout(self, until, timeout):
         """Read stdout lines (the access log) until until(lines) or EOF."""
         lines, buf = [], b""
-        fd = self.p.stdout.fileno()
+        fd = self.out_fd
         deadline = time.monotonic() + timeout
         while not until(lines) and time.monotonic() < deadline:
             r, _, _ = select.select([fd], [], [], 0.05)
             if not r:
                 continue
-            chunk = os.read(fd, 65536)
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # a terminal whose other side has gone
+                chunk = b""
             if not chunk:
                 break
             buf += chunk
@@ -91,7 +113,6 @@ class Spawned:
         return lines, buf
 
     def connect(self, timeout):
-        import socket
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
     def dropped(self, pattern=DROPPED):
@@ -101,6 +122,11 @@ class Spawned:
         if self.p.poll() is None:
             self.p.kill()
         self.p.wait()
+        if hasattr(self, "out_sock"):
+            self.out_sock.close()
+        elif self.p.stdout is None and self.out_fd >= 0:
+            os.close(self.out_fd)  # the terminal's
+        self.out_fd = -1
 
     def check_sanitizers(self):
         bad = [l for l in self.err if "Sanitizer" in l or "runtime error" in l]
@@ -142,9 +168,12 @@ def parse(lines, prefix):
     return set(ids)
 
 
-def test_an_unread_stdout_holds_up_no_request_and_the_backlog_follows(tmp_path):
+@pytest.mark.parametrize("stdout", ["pipe", "socket", "tty"])
+def test_an_unread_stdout_holds_up_no_request_and_the_backlog_follows(tmp_path, stdout):
+    """A socket and a terminal may take part of a line: its rest goes out
+    before any other thread's line, so the lines stay whole there too."""
     e = Edge(tmp_path, demos=False)
-    s = Spawned(e)
+    s = Spawned(e, stdout=stdout)
     try:
         # lines of about 3.3 KB: 2,000 of them are 6.6 MB, a hundred times
         # what the pipe holds and three times what two threads queue
@@ -159,7 +188,8 @@ def test_an_unread_stdout_holds_up_no_request_and_the_backlog_follows(tmp_path):
         assert got <= want
         assert len(got) + s.dropped() == len(want), (len(got), s.dropped(), s.err[-5:])
         # far more than the pipe held while nobody read: the backlog
-        assert len(got) > 2 * PIPE_SIZE // len(lines[0]), len(got)
+        assert len(got) > 2 * PIPE_SIZE // len(lines[0]) or stdout != "pipe", len(got)
+        assert len(got) > 300, len(got)  # a socket's buffer is larger
         assert 0 < s.dropped() < len(want)
         s.p.send_signal(signal.SIGTERM)
         assert s.p.wait(10) == 0
