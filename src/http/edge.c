@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -53,6 +55,124 @@ int64_t sb_edge_mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+/* ---- logs that never wait ------------------------------------------------ */
+
+/*
+ * How to write to fd (stdout, stderr, a log path) without waiting for its
+ * reader: a pipe, a FIFO or a character device (a tty) is opened anew as a
+ * description of our own with O_NONBLOCK (never set on fd itself: its
+ * description is shared with the shell, the terminal, the supervisor's
+ * other children); a socket is written with send(MSG_DONTWAIT). own: fd's
+ * description is ours alone (a path we opened), which may then be made
+ * non-blocking in place. *out is the descriptor to write (fd itself, or a
+ * new one the caller closes); *err why a blocking write remains (0: none).
+ */
+static int log_writer(int fd, bool own, int *out, int *err)
+{
+	struct stat st;
+	*out = fd;
+	*err = 0;
+	if (fstat(fd, &st) < 0) {
+		*err = errno;
+		return SB_LOG_BLOCKING;
+	}
+	if (S_ISREG(st.st_mode))
+		return SB_LOG_FILE;
+	if (S_ISSOCK(st.st_mode))
+		return SB_LOG_SOCKET;
+	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+		*err = ENOTSUP;
+		return SB_LOG_BLOCKING;
+	}
+	if (own) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			*err = errno;
+			return SB_LOG_BLOCKING;
+		}
+		return SB_LOG_NONBLOCK;
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (nfd < 0) {
+		*err = errno;
+		return SB_LOG_BLOCKING;
+	}
+	*out = nfd;
+	return SB_LOG_NONBLOCK;
+}
+
+/* Diagnostics: stderr as sb_edge_run set it up (log_writer), fd 2 before
+ * and after. Lines are rare: one lock for all threads keeps a line that
+ * went out in part (a tty, a socket, a line over PIPE_BUF) from being run
+ * into by another thread's. */
+static pthread_mutex_t diag_lock = PTHREAD_MUTEX_INITIALIZER;
+static int diag_fd = 2;
+static int diag_mode = SB_LOG_BLOCKING;
+static bool diag_broken; /* the last line went out in part: end it first */
+static atomic_uint_fast64_t diag_dropped;
+
+/* How long the rest of a line that went out in part may be waited for: the
+ * reader is reading (it took the start), and a half line would run into
+ * the next one. Bounded, so a reader that stops there costs this once. */
+#define DIAG_PART_WAIT_MS 50
+
+static ssize_t diag_send(const char *p, size_t n)
+{
+	for (;;) {
+		ssize_t w = diag_mode == SB_LOG_SOCKET
+				? send(diag_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL)
+				: write(diag_fd, p, n);
+		if (w >= 0 || errno != EINTR)
+			return w;
+	}
+}
+
+void sb_edge_diag_write(const char *line, size_t n)
+{
+	char buf[8192];
+	pthread_mutex_lock(&diag_lock);
+	uint64_t lost = atomic_exchange(&diag_dropped, 0);
+	size_t len = 0;
+	if (diag_broken)
+		buf[len++] = '\n';
+	if (lost)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+					"switchboard: warning: %" PRIu64
+					" diagnostic lines dropped (stderr not keeping up)\n",
+					(uint64_t)lost);
+	if (n > sizeof(buf) - len)
+		n = sizeof(buf) - len; /* longer than any line made here */
+	memcpy(buf + len, line, n);
+	len += n;
+	/* one write per line, so lines of different threads do not interleave */
+	ssize_t w = diag_send(buf, len);
+	size_t done = w > 0 ? (size_t)w : 0;
+	int64_t until = 0;
+	while (w > 0 && done < len) {
+		if (!until)
+			until = sb_edge_mono_ms() + DIAG_PART_WAIT_MS;
+		int64_t left = until - sb_edge_mono_ms();
+		struct pollfd pfd = {.fd = diag_fd, .events = POLLOUT};
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			break;
+		if ((w = diag_send(buf + done, len - done)) > 0)
+			done += (size_t)w;
+	}
+	if (done == len) {
+		diag_broken = false;
+	} else {
+		/* not or not all written: this line is lost, and so is the count
+		 * if it did not go out whole */
+		size_t head = len - n;
+		atomic_fetch_add(&diag_dropped, 1 + (done < head ? lost : 0));
+		if (done > 0)
+			diag_broken = true;
+	}
+	pthread_mutex_unlock(&diag_lock);
+}
+
 void sb_edge_log(const char *level, const char *fmt, ...)
 {
 	char buf[2048];
@@ -63,9 +183,31 @@ void sb_edge_log(const char *level, const char *fmt, ...)
 	va_end(ap);
 	size_t len = strlen(buf);
 	buf[len++] = '\n';
-	/* one write per line, so lines of different threads do not interleave */
-	ssize_t w = write(2, buf, len);
-	(void)w;
+	sb_edge_diag_write(buf, len);
+}
+
+/* stderr without waiting, for sb_edge_run; before any thread but this one
+ * logs */
+static void diag_open(void)
+{
+	int err;
+	diag_mode = log_writer(2, false, &diag_fd, &err);
+	if (diag_mode == SB_LOG_BLOCKING)
+		sb_edge_log("warning",
+			    "stderr cannot be written without waiting (%s): a reader that stops "
+			    "reading holds up the diagnostics",
+			    strerror(err));
+}
+
+/* Back to fd 2, once every thread that logs has ended */
+static void diag_close(void)
+{
+	pthread_mutex_lock(&diag_lock);
+	if (diag_fd != 2)
+		close(diag_fd);
+	diag_fd = 2;
+	diag_mode = SB_LOG_BLOCKING;
+	pthread_mutex_unlock(&diag_lock);
 }
 
 void sb_edge_pidfile(const char *data_dir, char *buf, size_t size)
@@ -807,7 +949,9 @@ static void reopen_access_log(sb_edge *e)
 {
 	if (e->access_fd < 0 || strcmp(e->access_path, "-") == 0)
 		return;
-	int fd = open(e->access_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	/* a pipe or tty stays written without waiting (log_writer) */
+	int flags = e->access_mode == SB_LOG_NONBLOCK ? O_NONBLOCK : 0;
+	int fd = open(e->access_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | flags, 0644);
 	int r = fd < 0 || dup3(fd, e->access_fd, O_CLOEXEC) < 0 ? -errno : 0;
 	if (fd >= 0)
 		close(fd);
@@ -1692,7 +1836,10 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	ct->xfr = sb_dns_xfr_new(sb_edge_log);
 	snprintf(e->config_path, sizeof(e->config_path), "%s", opts->config);
 	uv_mutex_init(&e->snap_lock);
+	uv_mutex_init(&e->access_lock);
+	e->access_owner = -1;
 	signal(SIGPIPE, SIG_IGN);
+	diag_open();
 
 	/* the data directory comes from the declaration unless overridden */
 	{
@@ -1755,9 +1902,10 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 				 sizeof(e->access_path) - 1);
 		goto out;
 	}
+	bool access_stdout = strcmp(decl->http.access_log, "-") == 0;
 	if (strcmp(decl->http.access_log, "off") == 0)
 		e->access_fd = -1;
-	else if (strcmp(decl->http.access_log, "-") == 0)
+	else if (access_stdout)
 		e->access_fd = 1;
 	else if ((e->access_fd = open(decl->http.access_log,
 				      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
@@ -1766,8 +1914,17 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		goto out;
 	}
 	if (e->access_fd >= 0) {
-		struct stat st;
-		e->access_regular = fstat(e->access_fd, &st) == 0 && S_ISREG(st.st_mode);
+		/* a pipe, a tty, a socket: written without waiting for its
+		 * reader, so that one that stalls cannot stall serving */
+		int err;
+		e->access_mode = log_writer(e->access_fd, !access_stdout, &e->access_fd, &err);
+		e->access_regular = e->access_mode == SB_LOG_FILE;
+		if (e->access_mode == SB_LOG_BLOCKING)
+			sb_edge_log("warning",
+				    "access log %s cannot be written without waiting (%s): a "
+				    "reader that stops reading stops the serving threads",
+				    access_stdout ? "(stdout)" : decl->http.access_log,
+				    strerror(err));
 	}
 
 	e->nworkers = opts->threads > 0	   ? opts->threads
@@ -1956,6 +2113,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	sb_edge_log("info", "stopped");
 	r = 0;
 out:
+	diag_close();
 	for (int i = 0; fds && i < e->nworkers * 3; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -1982,6 +2140,7 @@ out:
 	if (e->access_fd > 2)
 		close(e->access_fd);
 	uv_mutex_destroy(&e->snap_lock);
+	uv_mutex_destroy(&e->access_lock);
 	sb_dns_xfr_free(ct->xfr);
 	sb_procs_free(ct->procs);
 	for (size_t i = 0; i < ct->npports; i++)

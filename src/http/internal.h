@@ -93,6 +93,15 @@ void sb_snapshot_unref(sb_snapshot *s);
 
 struct sb_pool_list; /* per-thread idle upstream connections */
 
+/* How a log (the access log, stderr) is written. */
+enum {
+	SB_LOG_FILE,	 /* a regular file: blocking write(), fast and never held up */
+	SB_LOG_BLOCKING, /* no non-blocking way to it: blocking write() */
+	SB_LOG_NONBLOCK, /* a pipe, FIFO or character device, opened anew with
+			  * O_NONBLOCK: write() says EAGAIN when the reader lags */
+	SB_LOG_SOCKET,	 /* a socket: send(MSG_DONTWAIT) */
+};
+
 typedef struct sb_worker {
 	struct sb_edge *edge;
 	int id;
@@ -118,7 +127,13 @@ typedef struct sb_worker {
 	sb_buf logq;		/* access-log lines not yet written */
 	uv_prepare_t log_flush; /* writes logq before the loop waits */
 	bool log_flush_on;	/* log_flush initialised */
-	sb_buf scratch;		/* request and response heads are built here */
+	/* A log whose reader is not keeping up (SB_LOG_NONBLOCK, SB_LOG_SOCKET):
+	 * logq is the backlog, written again by log_retry, not by log_flush */
+	uv_timer_t log_retry;	 /* while a backlog or an unreported drop exists */
+	bool log_blocked;	 /* the reader refused the last write */
+	uint64_t log_dropped;	 /* lines dropped, not yet reported */
+	int64_t log_reported_ms; /* sb_edge_mono_ms() of the last report */
+	sb_buf scratch;		 /* request and response heads are built here */
 } sb_worker;
 
 typedef struct sb_edge {
@@ -150,6 +165,12 @@ typedef struct sb_edge {
 	int access_fd;		/* -1: off */
 	char access_path[4096]; /* the file, "-" or "off" (as at start: a reload reopens it) */
 	bool access_regular; /* a regular file (else lines are written in whole PIPE_BUF pieces) */
+	int access_mode;     /* SB_LOG_*: how access_fd is written */
+	/* SB_LOG_NONBLOCK, SB_LOG_SOCKET: a tty or a stream socket may take part
+	 * of a line; the thread that wrote it (access_owner) must end it before
+	 * another thread writes. Taken once per flush, never per request. */
+	uv_mutex_t access_lock;
+	int access_owner; /* worker id, or -1 (access_lock) */
 
 	bool dns_on;
 	struct sockaddr_storage dns_addr;
@@ -193,5 +214,10 @@ int64_t sb_edge_now_ms(void);
 int64_t sb_edge_mono_ms(void);
 /* Log a diagnostic line on stderr: "switchboard: LEVEL: msg". */
 void sb_edge_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Write one line (its newline included) to stderr in one write, without
+ * waiting for a reader that does not keep up: a line it cannot take is
+ * dropped and counted, and the count goes out before the next line that is
+ * written. Any thread. */
+void sb_edge_diag_write(const char *line, size_t n);
 
 #endif

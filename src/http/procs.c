@@ -16,6 +16,7 @@
  * for its backoff in WAIT.
  */
 #include "http/procs.h"
+#include "http/internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -621,9 +622,9 @@ static void relay_flush(relay *rl)
 	memcpy(out + n, rl->line, rl->len);
 	n += rl->len;
 	out[n++] = '\n';
-	/* one write per line, as the edge's own lines */
-	ssize_t w = write(2, out, n);
-	(void)w;
+	/* one write per line, as the edge's own lines, and like them without
+	 * waiting for stderr's reader: the control loop runs this */
+	sb_edge_diag_write(out, n);
 	rl->len = 0;
 }
 

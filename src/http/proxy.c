@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <sys/socket.h>
 #include <limits.h>
 #include <llhttp.h>
@@ -556,8 +557,10 @@ static void worker_release(sb_worker *w)
 	if (uv_is_closing((uv_handle_t *)&w->wake))
 		return;
 	uv_close((uv_handle_t *)&w->wake, NULL);
-	if (w->log_flush_on)
+	if (w->log_flush_on) {
 		uv_close((uv_handle_t *)&w->log_flush, NULL);
+		uv_close((uv_handle_t *)&w->log_retry, NULL);
+	}
 }
 
 /* ---- access log ------------------------------------------------------- */
@@ -670,6 +673,18 @@ static void json_i64(sb_buf *b, const char *key, int64_t v)
  * thread next sleeps, and at the latest when the thread exits. */
 #define LOG_QUEUE_MAX 65536
 
+/* A pipe, tty or socket (SB_LOG_NONBLOCK, SB_LOG_SOCKET) whose reader does
+ * not keep up refuses a write (EAGAIN) instead of stopping the thread: what
+ * it did not take stays queued, a backlog written again every
+ * LOG_RETRY_MS (new requests or not) until the reader has taken it. Up to
+ * LOG_BACKLOG_MAX bytes per thread, a few thousand lines (some seconds of
+ * a busy thread's log, or a reader's hiccup), so memory stays bounded
+ * however long the reader stalls; lines past it are dropped, counted and
+ * reported on stderr, at most once a LOG_REPORT_MS per thread. */
+#define LOG_BACKLOG_MAX (1u << 20)
+#define LOG_RETRY_MS 20
+#define LOG_REPORT_MS 1000
+
 static void log_write(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
@@ -677,15 +692,80 @@ static void log_write(int fd, const char *p, size_t n)
 		if (wr < 0 && errno == EINTR)
 			continue;
 		if (wr <= 0)
-			return; /* the log never holds up serving: these lines are lost */
+			return; /* disk full, closed pipe: these lines are lost */
 		p += wr;
 		n -= (size_t)wr;
 	}
 }
 
+static size_t count_lines(const char *p, size_t n)
+{
+	size_t k = 0;
+	for (const char *end = p + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+		k++;
+	return k;
+}
+
+static void on_log_retry(uv_timer_t *t);
+
+static void log_retry_arm(sb_worker *w)
+{
+	uv_timer_t *t = &w->log_retry;
+	if (!uv_is_active((uv_handle_t *)t) && !uv_is_closing((uv_handle_t *)t))
+		uv_timer_start(t, on_log_retry, LOG_RETRY_MS, LOG_RETRY_MS);
+}
+
+/* The queue to a log that may refuse it (SB_LOG_NONBLOCK, SB_LOG_SOCKET):
+ * what is written leaves the queue, what the reader refuses stays. */
+static void log_flush_nowait(sb_worker *w)
+{
+	sb_edge *e = w->edge;
+	const char *start = w->logq.data, *p = start, *end = p + w->logq.len;
+	bool full = false;
+	uv_mutex_lock(&e->access_lock);
+	/* another thread's line went out in part: the rest of it first */
+	if (e->access_owner >= 0 && e->access_owner != w->id)
+		full = true;
+	while (!full && p < end) {
+		/* whole lines, PIPE_BUF at most: a pipe takes all or nothing */
+		size_t n = sb_line_chunk(p, (size_t)(end - p), PIPE_BUF);
+		ssize_t wr = e->access_mode == SB_LOG_SOCKET
+				 ? send(e->access_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL)
+				 : write(e->access_fd, p, n);
+		if (wr < 0 && errno == EINTR)
+			continue;
+		if (wr < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			full = true;
+		} else if (wr <= 0) {
+			p = end; /* closed pipe, I/O error: these lines are lost */
+			e->access_owner = -1;
+		} else {
+			p += wr;
+			/* a line cut short is ended before any other thread writes */
+			e->access_owner = p[-1] == '\n' ? -1 : w->id;
+		}
+	}
+	uv_mutex_unlock(&e->access_lock);
+	size_t done = (size_t)(p - start);
+	if (done == w->logq.len) {
+		sb_buf_reset(&w->logq);
+	} else if (done) {
+		memmove(w->logq.data, p, w->logq.len - done);
+		w->logq.len -= done;
+		w->logq.data[w->logq.len] = '\0';
+	}
+	w->log_blocked = full;
+	if (full)
+		log_retry_arm(w);
+}
+
 static void log_flush(sb_worker *w)
 {
 	sb_edge *e = w->edge;
+	if (e->access_mode >= SB_LOG_NONBLOCK) {
+		log_flush_nowait(w);
+		return;
+	}
 	const char *p = w->logq.data, *end = p + w->logq.len;
 	while (p < end) {
 		size_t n = (size_t)(end - p);
@@ -699,10 +779,35 @@ static void log_flush(sb_worker *w)
 	sb_buf_reset(&w->logq);
 }
 
+/* The lines dropped since the last report, on stderr; at most once a
+ * LOG_REPORT_MS but when forced (the thread's end). */
+static void log_report(sb_worker *w, bool force)
+{
+	int64_t now = sb_edge_mono_ms();
+	if (!w->log_dropped || (!force && now - w->log_reported_ms < LOG_REPORT_MS))
+		return;
+	sb_edge_log("warning",
+		    "access log: the reader is not keeping up: %" PRIu64 " lines dropped",
+		    w->log_dropped);
+	w->log_dropped = 0;
+	w->log_reported_ms = now;
+}
+
+static void on_log_retry(uv_timer_t *t)
+{
+	sb_worker *w = t->data;
+	if (w->logq.len)
+		log_flush(w);
+	log_report(w, false);
+	if (!w->logq.len && !w->log_dropped)
+		uv_timer_stop(t);
+}
+
 static void on_log_flush(uv_prepare_t *h)
 {
 	sb_worker *w = h->data;
-	if (w->logq.len)
+	/* a backlog waits for log_retry: no write a pass the reader refuses */
+	if (w->logq.len && !w->log_blocked)
 		log_flush(w);
 }
 
@@ -715,7 +820,28 @@ void sb_proxy_worker_log_start(sb_worker *w)
 	w->log_flush.data = w;
 	uv_prepare_start(&w->log_flush, on_log_flush);
 	uv_unref((uv_handle_t *)&w->log_flush); /* it never keeps the loop alive */
+	uv_timer_init(&w->loop, &w->log_retry);
+	w->log_retry.data = w; /* started by log_retry_arm */
+	uv_unref((uv_handle_t *)&w->log_retry);
 	w->log_flush_on = true;
+}
+
+/* The thread's end: the backlog's last try, and what it could not write
+ * counted with the rest in a last report. */
+static void log_final(sb_worker *w)
+{
+	if (w->logq.len)
+		log_flush(w);
+	if (w->logq.len) {
+		w->log_dropped += count_lines(w->logq.data, w->logq.len);
+		sb_edge *e = w->edge;
+		uv_mutex_lock(&e->access_lock);
+		if (e->access_owner == w->id)
+			e->access_owner = -1; /* its line stays cut short */
+		uv_mutex_unlock(&e->access_lock);
+		sb_buf_reset(&w->logq);
+	}
+	log_report(w, true);
 }
 
 static void access_log(client *c)
@@ -725,6 +851,11 @@ static void access_log(client *c)
 	if (e->access_fd < 0)
 		return;
 	sb_buf *b = &c->w->logq;
+	if (b->len >= LOG_BACKLOG_MAX) { /* only a backlog grows so far */
+		c->w->log_dropped++;
+		log_retry_arm(c->w); /* running: it reports the drop */
+		return;
+	}
 	/* the request began with the first byte of its head, as nginx's
 	 * $request_time counts: a head sent slowly (a 408 above all) shows */
 	int64_t t0 = r->start_ms - (int64_t)r->head_wait_ms;
@@ -767,7 +898,7 @@ static void access_log(client *c)
 	json_i64(b, ",\"duration_ms\":",
 		 sb_edge_mono_ms() - r->start_mono_ms + (int64_t)r->head_wait_ms);
 	sb_buf_add(b, "}\n", 2);
-	if (b->len >= LOG_QUEUE_MAX)
+	if (b->len >= LOG_QUEUE_MAX && !c->w->log_blocked)
 		log_flush(c->w);
 }
 
@@ -3412,8 +3543,7 @@ void sb_proxy_worker_close_all(sb_worker *w)
 
 void sb_proxy_worker_free(sb_worker *w)
 {
-	if (w->logq.len)
-		log_flush(w); /* the lines of the last iteration */
+	log_final(w); /* the lines of the last iteration, the backlog */
 	sb_sign_thread_cleanup();
 	free(w->pools);
 	w->pools = NULL;
