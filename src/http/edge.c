@@ -1919,6 +1919,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		int err;
 		e->access_mode = log_writer(e->access_fd, !access_stdout, &e->access_fd, &err);
 		e->access_regular = e->access_mode == SB_LOG_FILE;
+		struct stat ast;
+		e->access_pipe = e->access_mode == SB_LOG_NONBLOCK &&
+				 fstat(e->access_fd, &ast) == 0 && S_ISFIFO(ast.st_mode);
 		if (e->access_mode == SB_LOG_BLOCKING)
 			sb_edge_log("warning",
 				    "access log %s cannot be written without waiting (%s): a "

@@ -171,6 +171,7 @@ typedef struct sb_edge {
 	 * another thread writes. Taken once per flush, never per request. */
 	uv_mutex_t access_lock;
 	int access_owner; /* worker id, or -1 (access_lock) */
+	bool access_pipe; /* a pipe or FIFO: a write of PIPE_BUF or less is whole or refused */
 
 	bool dns_on;
 	struct sockaddr_storage dns_addr;

@@ -722,9 +722,14 @@ static void log_flush_nowait(sb_worker *w)
 	sb_edge *e = w->edge;
 	const char *start = w->logq.data, *p = start, *end = p + w->logq.len;
 	bool full = false;
-	uv_mutex_lock(&e->access_lock);
+	/* A pipe takes a write of PIPE_BUF bytes or less whole or not at all
+	 * (pipe(7)): no line is ever cut, and threads need not take turns. A
+	 * tty or a socket may take part of one: the lock, once per flush. */
+	bool turns = !e->access_pipe;
+	if (turns)
+		uv_mutex_lock(&e->access_lock);
 	/* another thread's line went out in part: the rest of it first */
-	if (e->access_owner >= 0 && e->access_owner != w->id)
+	if (turns && e->access_owner >= 0 && e->access_owner != w->id)
 		full = true;
 	while (!full && p < end) {
 		/* whole lines, PIPE_BUF at most: a pipe takes all or nothing */
@@ -738,14 +743,17 @@ static void log_flush_nowait(sb_worker *w)
 			full = true;
 		} else if (wr <= 0) {
 			p = end; /* closed pipe, I/O error: these lines are lost */
-			e->access_owner = -1;
+			if (turns)
+				e->access_owner = -1;
 		} else {
 			p += wr;
 			/* a line cut short is ended before any other thread writes */
-			e->access_owner = p[-1] == '\n' ? -1 : w->id;
+			if (turns)
+				e->access_owner = p[-1] == '\n' ? -1 : w->id;
 		}
 	}
-	uv_mutex_unlock(&e->access_lock);
+	if (turns)
+		uv_mutex_unlock(&e->access_lock);
 	size_t done = (size_t)(p - start);
 	if (done == w->logq.len) {
 		sb_buf_reset(&w->logq);
