@@ -1836,7 +1836,15 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	ct->xfr = sb_dns_xfr_new(sb_edge_log);
 	snprintf(e->config_path, sizeof(e->config_path), "%s", opts->config);
 	uv_mutex_init(&e->snap_lock);
-	uv_mutex_init(&e->access_lock);
+	{
+		/* a flush that may cut a line must not wait for ever behind
+		 * the others' shared ones */
+		pthread_rwlockattr_t a;
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&e->access_lock, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
 	e->access_owner = -1;
 	signal(SIGPIPE, SIG_IGN);
 	diag_open();
@@ -2143,7 +2151,7 @@ out:
 	if (e->access_fd > 2)
 		close(e->access_fd);
 	uv_mutex_destroy(&e->snap_lock);
-	uv_mutex_destroy(&e->access_lock);
+	pthread_rwlock_destroy(&e->access_lock);
 	sb_dns_xfr_free(ct->xfr);
 	sb_procs_free(ct->procs);
 	for (size_t i = 0; i < ct->npports; i++)

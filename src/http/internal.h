@@ -131,6 +131,7 @@ typedef struct sb_worker {
 	 * logq is the backlog, written again by log_retry, not by log_flush */
 	uv_timer_t log_retry;	 /* while a backlog or an unreported drop exists */
 	bool log_blocked;	 /* the reader refused the last write */
+	bool log_long;		 /* logq may hold a line over PIPE_BUF bytes */
 	uint64_t log_dropped;	 /* lines dropped, not yet reported */
 	int64_t log_reported_ms; /* sb_edge_mono_ms() of the last report */
 	sb_buf scratch;		 /* request and response heads are built here */
@@ -167,10 +168,14 @@ typedef struct sb_edge {
 	bool access_regular; /* a regular file (else lines are written in whole PIPE_BUF pieces) */
 	int access_mode;     /* SB_LOG_*: how access_fd is written */
 	/* SB_LOG_NONBLOCK, SB_LOG_SOCKET: a tty or a stream socket may take part
-	 * of a line; the thread that wrote it (access_owner) must end it before
-	 * another thread writes. Taken once per flush, never per request. */
-	uv_mutex_t access_lock;
-	int access_owner; /* worker id, or -1 (access_lock) */
+	 * of any line, a pipe part of one over PIPE_BUF bytes; the thread that
+	 * wrote it (access_owner) must end it before another thread writes. A
+	 * flush that may cut a line holds access_lock alone (write-locked); a
+	 * flush to a pipe of lines of PIPE_BUF bytes or less, each written whole
+	 * or refused, holds it shared (read-locked): such threads never take
+	 * turns. Taken once per flush, never per request. */
+	pthread_rwlock_t access_lock;
+	int access_owner; /* worker id, or -1 (changed write-locked) */
 	bool access_pipe; /* a pipe or FIFO: a write of PIPE_BUF or less is whole or refused */
 
 	bool dns_on;

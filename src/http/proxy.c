@@ -723,13 +723,17 @@ static void log_flush_nowait(sb_worker *w)
 	const char *start = w->logq.data, *p = start, *end = p + w->logq.len;
 	bool full = false;
 	/* A pipe takes a write of PIPE_BUF bytes or less whole or not at all
-	 * (pipe(7)): no line is ever cut, and threads need not take turns. A
-	 * tty or a socket may take part of one: the lock, once per flush. */
-	bool turns = !e->access_pipe;
+	 * (pipe(7)): threads with only such lines to write need not take
+	 * turns, they share the lock. A tty or a socket may take part of any
+	 * line, a pipe part of a longer one (and let another thread's write
+	 * in before its rest): the lock alone, once per flush. */
+	bool turns = !e->access_pipe || w->log_long;
 	if (turns)
-		uv_mutex_lock(&e->access_lock);
+		pthread_rwlock_wrlock(&e->access_lock);
+	else
+		pthread_rwlock_rdlock(&e->access_lock);
 	/* another thread's line went out in part: the rest of it first */
-	if (turns && e->access_owner >= 0 && e->access_owner != w->id)
+	if (e->access_owner >= 0 && e->access_owner != w->id)
 		full = true;
 	while (!full && p < end) {
 		/* whole lines, PIPE_BUF at most: a pipe takes all or nothing */
@@ -752,11 +756,11 @@ static void log_flush_nowait(sb_worker *w)
 				e->access_owner = p[-1] == '\n' ? -1 : w->id;
 		}
 	}
-	if (turns)
-		uv_mutex_unlock(&e->access_lock);
+	pthread_rwlock_unlock(&e->access_lock);
 	size_t done = (size_t)(p - start);
 	if (done == w->logq.len) {
 		sb_buf_reset(&w->logq);
+		w->log_long = false;
 	} else if (done) {
 		memmove(w->logq.data, p, w->logq.len - done);
 		w->logq.len -= done;
@@ -785,6 +789,7 @@ static void log_flush(sb_worker *w)
 		p += n;
 	}
 	sb_buf_reset(&w->logq);
+	w->log_long = false;
 }
 
 /* The lines dropped since the last report, on stderr; at most once a
@@ -843,11 +848,12 @@ static void log_final(sb_worker *w)
 	if (w->logq.len) {
 		w->log_dropped += count_lines(w->logq.data, w->logq.len);
 		sb_edge *e = w->edge;
-		uv_mutex_lock(&e->access_lock);
+		pthread_rwlock_wrlock(&e->access_lock);
 		if (e->access_owner == w->id)
 			e->access_owner = -1; /* its line stays cut short */
-		uv_mutex_unlock(&e->access_lock);
+		pthread_rwlock_unlock(&e->access_lock);
 		sb_buf_reset(&w->logq);
+		w->log_long = false;
 	}
 	log_report(w, true);
 }
@@ -859,7 +865,8 @@ static void access_log(client *c)
 	if (e->access_fd < 0)
 		return;
 	sb_buf *b = &c->w->logq;
-	if (b->len >= LOG_BACKLOG_MAX) { /* only a backlog grows so far */
+	size_t start = b->len;
+	if (start >= LOG_BACKLOG_MAX) { /* only a backlog grows so far */
 		c->w->log_dropped++;
 		log_retry_arm(c->w); /* running: it reports the drop */
 		return;
@@ -906,6 +913,8 @@ static void access_log(client *c)
 	json_i64(b, ",\"duration_ms\":",
 		 sb_edge_mono_ms() - r->start_mono_ms + (int64_t)r->head_wait_ms);
 	sb_buf_add(b, "}\n", 2);
+	if (b->len - start > PIPE_BUF)
+		c->w->log_long = true; /* a pipe may take part of it (log_flush_nowait) */
 	if (b->len >= LOG_QUEUE_MAX && !c->w->log_blocked)
 		log_flush(c->w);
 }

@@ -279,3 +279,48 @@ def test_an_unread_stderr_does_not_stall_the_control_loop(tmp_path):
         s.check_sanitizers()
     finally:
         s.kill()
+
+
+def test_lines_longer_than_pipe_buf_are_not_run_into_on_a_pipe(tmp_path):
+    """A pipe takes a write of PIPE_BUF (4096) bytes or less whole or not at
+    all, so the threads write such lines to it without taking turns; a
+    longer line (a long path) may go in part when the pipe is nearly full,
+    and another thread's line used to go in before its rest: two mixed
+    lines. The reader here reads a little at a time as the requests come,
+    so that the pipe is nearly full most of the time."""
+    e = Edge(tmp_path, demos=False)
+    s = Spawned(e)
+    try:
+        got, stop = bytearray(), threading.Event()
+
+        def trickle():
+            while not stop.is_set():
+                if select.select([s.out_fd], [], [], 0.05)[0]:
+                    got.extend(os.read(s.out_fd, 3000))
+                    time.sleep(0.001)
+        t = threading.Thread(target=trickle)
+        t.start()
+        try:
+            # lines of about 6.3 KB, and short ones
+            want = set()
+            for r in range(6):
+                want |= load(s, conns=8, per_conn=120, path="/" + "L" * 6000,
+                             prefix=f"g-{r}")[0]
+                want |= load(s, conns=4, per_conn=30, path="/s", prefix=f"g-s{r}")[0]
+        finally:
+            stop.set()
+            t.join()
+        n = got.count(b"\n")
+        lines, rest = s.read_stdout(lambda ls: n + len(ls) + s.dropped() >= len(want),
+                                    timeout=15)
+        lines = (bytes(got) + b"\n".join(lines) + (b"\n" if lines else b"")).split(b"\n")
+        assert lines.pop() == b"" and rest == b"", "a line cut short"
+        mixed = [l[:60] + b"..." + l[-60:] for l in lines if not l.endswith(b"}")
+                 or l.count(b'"request_id"') != 1]
+        assert not mixed, f"{len(mixed)} of {len(lines)} lines mixed: {mixed[:2]}"
+        ids = parse(lines, "g")
+        assert ids <= want and len(ids) + s.dropped() == len(want)
+        assert any(len(l) > 4096 for l in lines)
+        s.check_sanitizers()
+    finally:
+        s.kill()
