@@ -84,13 +84,14 @@ static int log_writer(int fd, bool own, int *out, int *err)
 		*err = ENOTSUP;
 		return SB_LOG_BLOCKING;
 	}
+	int mode = S_ISFIFO(st.st_mode) ? SB_LOG_PIPE : SB_LOG_NONBLOCK;
 	if (own) {
 		int fl = fcntl(fd, F_GETFL);
 		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 			*err = errno;
 			return SB_LOG_BLOCKING;
 		}
-		return SB_LOG_NONBLOCK;
+		return mode;
 	}
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
@@ -100,7 +101,7 @@ static int log_writer(int fd, bool own, int *out, int *err)
 		return SB_LOG_BLOCKING;
 	}
 	*out = nfd;
-	return SB_LOG_NONBLOCK;
+	return mode;
 }
 
 /* Diagnostics: stderr as sb_edge_run set it up (log_writer), fd 2 before
@@ -118,12 +119,11 @@ static atomic_uint_fast64_t diag_dropped;
  * the next one. Bounded, so a reader that stops there costs this once. */
 #define DIAG_PART_WAIT_MS 50
 
-static ssize_t diag_send(const char *p, size_t n)
+ssize_t sb_edge_log_out(int fd, int mode, const char *p, size_t n)
 {
 	for (;;) {
-		ssize_t w = diag_mode == SB_LOG_SOCKET
-				? send(diag_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL)
-				: write(diag_fd, p, n);
+		ssize_t w = mode == SB_LOG_SOCKET ? send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL)
+						  : write(fd, p, n);
 		if (w >= 0 || errno != EINTR)
 			return w;
 	}
@@ -147,7 +147,7 @@ void sb_edge_diag_write(const char *line, size_t n)
 	memcpy(buf + len, line, n);
 	len += n;
 	/* one write per line, so lines of different threads do not interleave */
-	ssize_t w = diag_send(buf, len);
+	ssize_t w = sb_edge_log_out(diag_fd, diag_mode, buf, len);
 	size_t done = w > 0 ? (size_t)w : 0;
 	int64_t until = 0;
 	while (w > 0 && done < len) {
@@ -157,7 +157,7 @@ void sb_edge_diag_write(const char *line, size_t n)
 		struct pollfd pfd = {.fd = diag_fd, .events = POLLOUT};
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 			break;
-		if ((w = diag_send(buf + done, len - done)) > 0)
+		if ((w = sb_edge_log_out(diag_fd, diag_mode, buf + done, len - done)) > 0)
 			done += (size_t)w;
 	}
 	if (done == len) {
@@ -950,7 +950,8 @@ static void reopen_access_log(sb_edge *e)
 	if (e->access_fd < 0 || strcmp(e->access_path, "-") == 0)
 		return;
 	/* a pipe or tty stays written without waiting (log_writer) */
-	int flags = e->access_mode == SB_LOG_NONBLOCK ? O_NONBLOCK : 0;
+	int flags =
+	    e->access_mode == SB_LOG_NONBLOCK || e->access_mode == SB_LOG_PIPE ? O_NONBLOCK : 0;
 	int fd = open(e->access_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | flags, 0644);
 	int r = fd < 0 || dup3(fd, e->access_fd, O_CLOEXEC) < 0 ? -errno : 0;
 	if (fd >= 0)
@@ -1926,10 +1927,6 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		 * reader, so that one that stalls cannot stall serving */
 		int err;
 		e->access_mode = log_writer(e->access_fd, !access_stdout, &e->access_fd, &err);
-		e->access_regular = e->access_mode == SB_LOG_FILE;
-		struct stat ast;
-		e->access_pipe = e->access_mode == SB_LOG_NONBLOCK &&
-				 fstat(e->access_fd, &ast) == 0 && S_ISFIFO(ast.st_mode);
 		if (e->access_mode == SB_LOG_BLOCKING)
 			sb_edge_log("warning",
 				    "access log %s cannot be written without waiting (%s): a "

@@ -97,10 +97,18 @@ struct sb_pool_list; /* per-thread idle upstream connections */
 enum {
 	SB_LOG_FILE,	 /* a regular file: blocking write(), fast and never held up */
 	SB_LOG_BLOCKING, /* no non-blocking way to it: blocking write() */
-	SB_LOG_NONBLOCK, /* a pipe, FIFO or character device, opened anew with
+	SB_LOG_NONBLOCK, /* a character device (a tty), opened anew with
 			  * O_NONBLOCK: write() says EAGAIN when the reader lags */
+	SB_LOG_PIPE,	 /* a pipe or FIFO, the same; and a write of PIPE_BUF bytes
+			  * or less is taken whole or refused */
 	SB_LOG_SOCKET,	 /* a socket: send(MSG_DONTWAIT) */
 };
+
+/* Write n bytes at p to fd, written as mode says (SB_LOG_*), without
+ * waiting when mode is one that never waits: write(), or send() with
+ * MSG_DONTWAIT for a socket; retried on EINTR. Returns what write()
+ * returns. */
+ssize_t sb_edge_log_out(int fd, int mode, const char *p, size_t n);
 
 typedef struct sb_worker {
 	struct sb_edge *edge;
@@ -127,7 +135,7 @@ typedef struct sb_worker {
 	sb_buf logq;		/* access-log lines not yet written */
 	uv_prepare_t log_flush; /* writes logq before the loop waits */
 	bool log_flush_on;	/* log_flush initialised */
-	/* A log whose reader is not keeping up (SB_LOG_NONBLOCK, SB_LOG_SOCKET):
+	/* A log whose reader is not keeping up (SB_LOG_NONBLOCK, SB_LOG_PIPE, SB_LOG_SOCKET):
 	 * logq is the backlog, written again by log_retry, not by log_flush */
 	uv_timer_t log_retry;	 /* while a backlog or an unreported drop exists */
 	bool log_blocked;	 /* the reader refused the last write */
@@ -165,9 +173,8 @@ typedef struct sb_edge {
 
 	int access_fd;		/* -1: off */
 	char access_path[4096]; /* the file, "-" or "off" (as at start: a reload reopens it) */
-	bool access_regular; /* a regular file (else lines are written in whole PIPE_BUF pieces) */
-	int access_mode;     /* SB_LOG_*: how access_fd is written */
-	/* SB_LOG_NONBLOCK, SB_LOG_SOCKET: a tty or a stream socket may take part
+	int access_mode;	/* SB_LOG_*: how access_fd is written */
+	/* SB_LOG_NONBLOCK, SB_LOG_PIPE, SB_LOG_SOCKET: a tty or a stream socket may take part
 	 * of any line, a pipe part of one over PIPE_BUF bytes; the thread that
 	 * wrote it (access_owner) must end it before another thread writes. A
 	 * flush that may cut a line holds access_lock alone (write-locked); a
@@ -176,7 +183,6 @@ typedef struct sb_edge {
 	 * turns. Taken once per flush, never per request. */
 	pthread_rwlock_t access_lock;
 	int access_owner; /* worker id, or -1 (changed write-locked) */
-	bool access_pipe; /* a pipe or FIFO: a write of PIPE_BUF or less is whole or refused */
 
 	bool dns_on;
 	struct sockaddr_storage dns_addr;

@@ -673,7 +673,7 @@ static void json_i64(sb_buf *b, const char *key, int64_t v)
  * thread next sleeps, and at the latest when the thread exits. */
 #define LOG_QUEUE_MAX 65536
 
-/* A pipe, tty or socket (SB_LOG_NONBLOCK, SB_LOG_SOCKET) whose reader does
+/* A pipe, tty or socket (SB_LOG_NONBLOCK, SB_LOG_PIPE, SB_LOG_SOCKET) whose reader does
  * not keep up refuses a write (EAGAIN) instead of stopping the thread: what
  * it did not take stays queued, a backlog written again every
  * LOG_RETRY_MS (new requests or not) until the reader has taken it. Up to
@@ -715,7 +715,7 @@ static void log_retry_arm(sb_worker *w)
 		uv_timer_start(t, on_log_retry, LOG_RETRY_MS, LOG_RETRY_MS);
 }
 
-/* The queue to a log that may refuse it (SB_LOG_NONBLOCK, SB_LOG_SOCKET):
+/* The queue to a log that may refuse it (SB_LOG_NONBLOCK, SB_LOG_PIPE, SB_LOG_SOCKET):
  * what is written leaves the queue, what the reader refuses stays. */
 static void log_flush_nowait(sb_worker *w)
 {
@@ -727,7 +727,7 @@ static void log_flush_nowait(sb_worker *w)
 	 * turns, they share the lock. A tty or a socket may take part of any
 	 * line, a pipe part of a longer one (and let another thread's write
 	 * in before its rest): the lock alone, once per flush. */
-	bool turns = !e->access_pipe || w->log_long;
+	bool turns = e->access_mode != SB_LOG_PIPE || w->log_long;
 	if (turns)
 		pthread_rwlock_wrlock(&e->access_lock);
 	else
@@ -738,11 +738,7 @@ static void log_flush_nowait(sb_worker *w)
 	while (!full && p < end) {
 		/* whole lines, PIPE_BUF at most: a pipe takes all or nothing */
 		size_t n = sb_line_chunk(p, (size_t)(end - p), PIPE_BUF);
-		ssize_t wr = e->access_mode == SB_LOG_SOCKET
-				 ? send(e->access_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL)
-				 : write(e->access_fd, p, n);
-		if (wr < 0 && errno == EINTR)
-			continue;
+		ssize_t wr = sb_edge_log_out(e->access_fd, e->access_mode, p, n);
 		if (wr < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			full = true;
 		} else if (wr <= 0) {
@@ -783,7 +779,7 @@ static void log_flush(sb_worker *w)
 		size_t n = (size_t)(end - p);
 		/* other threads write to the same pipe, which keeps a write
 		 * whole only up to PIPE_BUF bytes: whole lines, PIPE_BUF at most */
-		if (!e->access_regular)
+		if (e->access_mode != SB_LOG_FILE)
 			n = sb_line_chunk(p, n, PIPE_BUF);
 		log_write(e->access_fd, p, n);
 		p += n;
