@@ -688,12 +688,6 @@ static const char *naming_why(const sb_model *m, const char *slabel, const char 
 	return NULL;
 }
 
-static bool naming_split(const sb_model *m, const char *slabel, const char *h, const char **lab,
-			 size_t *lab_len, const char **sep, const char **rest)
-{
-	return naming_why(m, slabel, h, lab, lab_len, sep, rest) == NULL;
-}
-
 const char *sb_model_unrenamed(const sb_model *m, size_t svc, const char *h)
 {
 	const char *lab, *sep, *rest;
@@ -711,7 +705,7 @@ static int derived_label(const sb_model *m, const char *slabel, const char *h, s
 {
 	const char *l;
 	size_t ll;
-	if (!naming_split(m, slabel, h, &l, &ll, sep, rest))
+	if (naming_why(m, slabel, h, &l, &ll, sep, rest))
 		return -1;
 	int n = sb_model_name_format(m, env, l, ll, pr, lab, 256);
 	return n < 0 ? 256 : n;
@@ -732,7 +726,7 @@ int sb_model_naming_base(const sb_model *m, size_t svc, const char *h, char *buf
 {
 	const char *l, *sep, *rest;
 	size_t ll;
-	if (!naming_split(m, m->services[svc].decl->label, h, &l, &ll, &sep, &rest))
+	if (naming_why(m, m->services[svc].decl->label, h, &l, &ll, &sep, &rest))
 		return -1;
 	int n = snprintf(buf, size, "%.*s%s%s", (int)ll, l, sep, rest);
 	return n < 0 || (size_t)n >= size ? SB_ETOOLONG : n;
