@@ -1848,6 +1848,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	}
 	e->access_owner = -1;
 	signal(SIGPIPE, SIG_IGN);
+	/* a file-size limit (ulimit -f) reached by the access log fails its
+	 * write (EFBIG, counted and reported) instead of killing the edge */
+	signal(SIGXFSZ, SIG_IGN);
 	diag_open();
 
 	/* the data directory comes from the declaration unless overridden */

@@ -141,6 +141,8 @@ typedef struct sb_worker {
 	bool log_blocked;	 /* the reader refused the last write */
 	bool log_long;		 /* logq may hold a line over PIPE_BUF bytes */
 	uint64_t log_dropped;	 /* lines dropped, not yet reported */
+	uint64_t log_lost;	 /* lines a failed write lost, not yet reported */
+	int log_lost_err;	 /* the errno of the last such write */
 	int64_t log_reported_ms; /* sb_edge_mono_ms() of the last report */
 	sb_buf scratch;		 /* request and response heads are built here */
 } sb_worker;

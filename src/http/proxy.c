@@ -685,17 +685,20 @@ static void json_i64(sb_buf *b, const char *key, int64_t v)
 #define LOG_RETRY_MS 20
 #define LOG_REPORT_MS 1000
 
-static void log_write(int fd, const char *p, size_t n)
+/* Blocking writes of p[0..n): 0, or the errno of the write that failed
+ * (*done: the bytes written before it). */
+static int log_write(int fd, const char *p, size_t n, size_t *done)
 {
-	while (n > 0) {
-		ssize_t wr = write(fd, p, n);
+	*done = 0;
+	while (*done < n) {
+		ssize_t wr = write(fd, p + *done, n - *done);
 		if (wr < 0 && errno == EINTR)
 			continue;
 		if (wr <= 0)
-			return; /* disk full, closed pipe: these lines are lost */
-		p += wr;
-		n -= (size_t)wr;
+			return wr < 0 ? errno : EIO;
+		*done += (size_t)wr;
 	}
+	return 0;
 }
 
 static size_t count_lines(const char *p, size_t n)
@@ -713,6 +716,18 @@ static void log_retry_arm(sb_worker *w)
 	uv_timer_t *t = &w->log_retry;
 	if (!uv_is_active((uv_handle_t *)t) && !uv_is_closing((uv_handle_t *)t))
 		uv_timer_start(t, on_log_retry, LOG_RETRY_MS, LOG_RETRY_MS);
+}
+
+/* A write failed for good (disk full, a file-size limit, a pipe whose
+ * reader is gone): the lines in p[0..n) are lost, the one cut short among
+ * them. Counted and reported on stderr as the drops are (nginx alerts when
+ * its access-log write fails); the timer makes the report without waiting
+ * for another request. */
+static void log_lost(sb_worker *w, const char *p, size_t n, int err)
+{
+	w->log_lost += count_lines(p, n);
+	w->log_lost_err = err;
+	log_retry_arm(w);
 }
 
 /* The queue to a log that may refuse it (SB_LOG_NONBLOCK, SB_LOG_PIPE, SB_LOG_SOCKET):
@@ -742,7 +757,8 @@ static void log_flush_nowait(sb_worker *w)
 		if (wr < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			full = true;
 		} else if (wr <= 0) {
-			p = end; /* closed pipe, I/O error: these lines are lost */
+			log_lost(w, p, (size_t)(end - p), wr < 0 ? errno : EIO);
+			p = end;
 			if (turns)
 				e->access_owner = -1;
 		} else {
@@ -781,24 +797,36 @@ static void log_flush(sb_worker *w)
 		 * whole only up to PIPE_BUF bytes: whole lines, PIPE_BUF at most */
 		if (e->access_mode != SB_LOG_FILE)
 			n = sb_line_chunk(p, n, PIPE_BUF);
-		log_write(e->access_fd, p, n);
+		size_t done;
+		int err = log_write(e->access_fd, p, n, &done);
+		if (err) {
+			log_lost(w, p + done, (size_t)(end - p) - done, err);
+			break;
+		}
 		p += n;
 	}
 	sb_buf_reset(&w->logq);
 	w->log_long = false;
 }
 
-/* The lines dropped since the last report, on stderr; at most once a
- * LOG_REPORT_MS but when forced (the thread's end). */
+/* The lines dropped and lost since the last report, on stderr; at most
+ * once a LOG_REPORT_MS but when forced (the thread's end). */
 static void log_report(sb_worker *w, bool force)
 {
 	int64_t now = sb_edge_mono_ms();
-	if (!w->log_dropped || (!force && now - w->log_reported_ms < LOG_REPORT_MS))
+	if ((!w->log_dropped && !w->log_lost) ||
+	    (!force && now - w->log_reported_ms < LOG_REPORT_MS))
 		return;
-	sb_edge_log("warning",
-		    "access log: the reader is not keeping up: %" PRIu64 " lines dropped",
-		    w->log_dropped);
-	w->log_dropped = 0;
+	if (w->log_dropped)
+		sb_edge_log("warning",
+			    "access log: the reader is not keeping up: %" PRIu64 " lines dropped",
+			    w->log_dropped);
+	if (w->log_lost) {
+		char why[128];
+		sb_edge_log("error", "access log: write failed (%s): %" PRIu64 " lines lost",
+			    strerror_r(w->log_lost_err, why, sizeof(why)), w->log_lost);
+	}
+	w->log_dropped = w->log_lost = 0;
 	w->log_reported_ms = now;
 }
 
@@ -808,7 +836,7 @@ static void on_log_retry(uv_timer_t *t)
 	if (w->logq.len)
 		log_flush(w);
 	log_report(w, false);
-	if (!w->logq.len && !w->log_dropped)
+	if (!w->logq.len && !w->log_dropped && !w->log_lost)
 		uv_timer_stop(t);
 }
 
