@@ -57,11 +57,25 @@ def pooled(e):
     return n
 
 
+def admin_conns(pid):
+    """The edge's accepted connections on its admin socket (status() opens
+    one, and the edge closes its side just after the answer)."""
+    mine = {int(os.readlink(f"/proc/{pid}/fd/{f}")[8:-1]) for f in os.listdir(f"/proc/{pid}/fd")
+            if os.path.exists(f"/proc/{pid}/fd/{f}")
+            and os.readlink(f"/proc/{pid}/fd/{f}").startswith("socket:[")}
+    with open(f"/proc/{pid}/net/unix") as f:
+        rows = [l.split() for l in f.readlines()[1:]]
+    # a listener has __SO_ACCEPTCON (0x10000) in its flags
+    return sum(1 for x in rows if len(x) > 7 and int(x[6]) in mine
+               and x[7].endswith("admin.sock") and not int(x[3], 16) & 0x10000)
+
+
 def quiet(e):
-    """No client connection open, no upstream connection pooled: what is
-    left are the edge's own descriptors."""
+    """No client connection open, no upstream connection pooled, none on
+    the admin socket: what is left are the edge's own descriptors."""
     wait_for(lambda: e.status()["connections"] == 0 and pooled(e) == 0, timeout=10,
              what="connections closed and the upstream pool drained")
+    wait_for(lambda: admin_conns(e.edge.p.pid) == 0, what="the admin connection closed")
 
 
 def test_fds_threads_children_stable_across_reloads_and_connections(fresh):
@@ -116,7 +130,14 @@ def test_fds_threads_children_stable_across_reloads_and_connections(fresh):
     quiet(e)
     # the descriptors of the start, one for one (DNS connections close on
     # their own: waited for)
-    wait_for(lambda: fds(pid) == n0, timeout=5, what=f"fds back to {n0}")
+    try:
+        wait_for(lambda: fds(pid) == n0, timeout=5, what="fds back to the start's")
+    except AssertionError:
+        now = fds(pid)
+        extra = [f for f in set(now) if now.count(f) > n0.count(f)]
+        gone = [f for f in set(n0) if n0.count(f) > now.count(f)]
+        raise AssertionError(f"fds not back to the start's: more {extra}, fewer {gone}; "
+                             f"{open(f'/proc/{pid}/net/tcp').read()}")
 
 
 def test_upstreams_no_longer_named_are_let_go(fresh):
