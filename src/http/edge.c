@@ -2093,7 +2093,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 			seed[1] = 0x9e3779b97f4a7c15ULL;
 		w->rng[0] = seed[0] | 1;
 		w->rng[1] = seed[1] | 2;
-		sb_proxy_worker_log_start(w);
+		sb_proxy_worker_start(w);
 		sb_buf_init(&w->scratch);
 	}
 	write_pidfile(e);

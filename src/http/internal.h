@@ -145,6 +145,10 @@ typedef struct sb_worker {
 	int log_lost_err;	 /* the errno of the last such write */
 	int64_t log_reported_ms; /* sb_edge_mono_ms() of the last report */
 	sb_buf scratch;		 /* request and response heads are built here */
+	/* output held until the end of the loop's I/O pass (proxy.c, hold) */
+	uv_check_t held_flush;
+	struct sb_held *held;
+	size_t nheld, held_cap;
 } sb_worker;
 
 typedef struct sb_edge {
@@ -215,8 +219,9 @@ void sb_proxy_worker_wake(sb_worker *w);
 /* Close every connection of the worker now (end of the drain period). */
 void sb_proxy_worker_close_all(sb_worker *w);
 /* Set up the worker's access-log queue (written before its loop waits for
- * events); call once, before the worker's thread starts. */
-void sb_proxy_worker_log_start(sb_worker *w);
+ * events) and the flush of held output (after each I/O pass); call once,
+ * before the worker's thread starts. */
+void sb_proxy_worker_start(sb_worker *w);
 /* Write the worker's queued access-log lines, free its upstream pools
  * (thread exit). */
 void sb_proxy_worker_free(sb_worker *w);
