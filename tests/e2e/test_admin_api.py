@@ -82,8 +82,13 @@ def read_all(s, timeout):
 
 
 def ask(s, data, timeout=10):
-    """Send data on s, read the answer to its end: (status, headers, body)."""
-    s.sendall(data)
+    """Send data on s, read the answer to its end: (status, headers, body).
+    A connection refused over the limit is answered and closed without being
+    read, possibly before data is sent: the answer is still there to read."""
+    try:
+        s.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
     out = read_all(s, timeout)
     head, _, body = out.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
