@@ -1770,20 +1770,67 @@ static int pick_port(struct sockaddr_storage *addr, socklen_t alen, int type)
 	return r;
 }
 
+/* Why a bind failed, with what to do about it. */
+static void bind_error(sb_diag *d, const char *where, const char *text, int type,
+		       const struct sockaddr_storage *addr, int err)
+{
+	char hint[256] = "";
+	int port = port_of(addr);
+	if (err == EADDRINUSE)
+		snprintf(hint, sizeof(hint),
+			 "; another process holds it (ss -lnp%s 'sport = :%d' names it)",
+			 type == SOCK_DGRAM ? "u" : "t", port);
+	else if (err == EACCES)
+		snprintf(hint, sizeof(hint),
+			 "; a port below net.ipv4.ip_unprivileged_port_start (1024 by default) "
+			 "takes root or CAP_NET_BIND_SERVICE (systemd: "
+			 "AmbientCapabilities=CAP_NET_BIND_SERVICE)");
+	else if (err == EADDRNOTAVAIL)
+		snprintf(hint, sizeof(hint), "; no interface of this host has that address");
+	sb_diag_setc(d, SB_EIO, where, 0, 0, "cannot listen on %s (%s): %s%s", text,
+		     type == SOCK_DGRAM ? "udp" : "tcp", strerror(err), hint);
+}
+
+/*
+ * Is a port that was given (not 0) free? A socket without SO_REUSEPORT
+ * cannot bind a port another socket holds, while ours, which have it,
+ * would join the group of a socket of the same user that has it too
+ * (another switchboard, on another data directory) and take part of its
+ * connections or queries, without a word on either side. SO_REUSEADDR on
+ * a TCP probe: connections of a previous run in TIME_WAIT do not count.
+ * Returns 0, or SB_EIO with d filled.
+ */
+static int port_free(sb_edge *e, int type, const struct sockaddr_storage *addr, socklen_t alen,
+		     const char *where, const char *text, sb_diag *d)
+{
+	int fd = socket(addr->ss_family, type | SOCK_CLOEXEC, 0), one = 1;
+	if (fd < 0)
+		return sb_diag_setc(d, SB_EIO, where, 0, 0, "socket: %s", strerror(errno));
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	int r = bind(fd, (const struct sockaddr *)addr, alen) == 0 ? 0 : errno;
+	close(fd);
+	if (r) {
+		bind_error(d, where, text, type, addr, r);
+		errno = r;
+		return SB_EIO;
+	}
+	return 0;
+}
+
 static int bound_socket(sb_edge *e, int type, struct sockaddr_storage *addr, socklen_t alen,
-			const char *text, sb_diag *d)
+			const char *where, const char *text, sb_diag *d)
 {
 	int fd = socket(addr->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0)
-		return sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "socket: %s", strerror(errno));
+		return sb_diag_setc(d, SB_EIO, where, 0, 0, "socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)addr, alen) < 0) {
 		int err = errno;
 		close(fd);
-		sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "cannot listen on %s (%s): %s", text,
-			     type == SOCK_DGRAM ? "udp" : "tcp", strerror(err));
+		bind_error(d, where, text, type, addr, err);
 		errno = err;
 		return SB_EIO;
 	}
@@ -1955,16 +2002,41 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	 * again, a few times. */
 	bool http_any = port_of(&e->listen_addr) == 0,
 	     dns_any = e->dns_on && port_of(&e->dns_addr) == 0;
+	/* an address that an option gave is blamed on the option */
+	const char *http_where = opts->listen ? "--listen" : e->config_path,
+		   *dns_where = opts->listen_dns ? "--dns" : e->config_path;
+	if ((!http_any && (r = port_free(e, SOCK_STREAM, &e->listen_addr, e->listen_len, http_where,
+					 e->listen_text, d)) < 0) ||
+	    (e->dns_on && !dns_any &&
+	     ((r = port_free(e, SOCK_DGRAM, &e->dns_addr, e->dns_len, dns_where, e->dns_text, d)) <
+		  0 ||
+	      (r = port_free(e, SOCK_STREAM, &e->dns_addr, e->dns_len, dns_where, e->dns_text, d)) <
+		  0)))
+		goto out;
 	for (int attempt = 0;; attempt++) {
 		errno = 0;
 		r = 0;
-		if (http_any)
-			r = pick_port(&e->listen_addr, e->listen_len, SOCK_STREAM);
-		if (r == 0 && dns_any)
-			r = pick_port(&e->dns_addr, e->dns_len, SOCK_DGRAM);
+		/* a failure is said (an address no interface has: it was an
+		 * empty "switchboard: ") */
+		if (http_any && (r = pick_port(&e->listen_addr, e->listen_len, SOCK_STREAM)) < 0) {
+			int err = errno;
+			bind_error(d, http_where, e->listen_text, SOCK_STREAM, &e->listen_addr,
+				   err);
+			errno = err;
+		}
+		if (r == 0 && dns_any &&
+		    (r = pick_port(&e->dns_addr, e->dns_len, SOCK_DGRAM)) < 0) {
+			int err = errno;
+			bind_error(d, dns_where, e->dns_text, SOCK_DGRAM, &e->dns_addr, err);
+			errno = err;
+		}
+		if (r == 0 && dns_any) /* the UDP port chosen, free for TCP too? */
+			r = port_free(e, SOCK_STREAM, &e->dns_addr, e->dns_len, dns_where,
+				      e->dns_text, d);
 		for (int i = 0; r == 0 && i < e->nworkers; i++) {
-			if ((fds[3 * i] = bound_socket(e, SOCK_STREAM, &e->listen_addr,
-						       e->listen_len, e->listen_text, d)) < 0) {
+			if ((fds[3 * i] =
+				 bound_socket(e, SOCK_STREAM, &e->listen_addr, e->listen_len,
+					      http_where, e->listen_text, d)) < 0) {
 				r = fds[3 * i];
 				fds[3 * i] = -1;
 				break;
@@ -1972,9 +2044,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 			if (!e->dns_on)
 				continue;
 			if ((fds[3 * i + 1] = bound_socket(e, SOCK_DGRAM, &e->dns_addr, e->dns_len,
-							   e->dns_text, d)) < 0 ||
+							   dns_where, e->dns_text, d)) < 0 ||
 			    (fds[3 * i + 2] = bound_socket(e, SOCK_STREAM, &e->dns_addr, e->dns_len,
-							   e->dns_text, d)) < 0) {
+							   dns_where, e->dns_text, d)) < 0) {
 				r = SB_EIO;
 				break;
 			}

@@ -1,0 +1,118 @@
+"""Running `switchboard serve` as an operator of nginx, HAProxy or Caddy
+would: addresses that cannot be listened on. Each test is a shortfall found
+in that review (docs/http.md, "Reload and stop")."""
+import os
+import socket
+
+import pytest
+
+from edge import SB, Proc
+
+HOST = "codex.revelations.studio"
+
+
+def serve_fails(e, *args):
+    """Run serve on e's declaration with args; it must not start. Returns
+    (exit status, stderr lines)."""
+    p = Proc([SB, "serve", "-c", str(e.dir), "--threads", "2", *args])
+    try:
+        rc = p.wait(timeout=30)
+    except Exception:
+        p.stop(sig=9)
+        raise AssertionError(f"serve started: {p.err[-5:]}")
+    assert not [l for l in p.err if "Sanitizer" in l or "runtime error" in l], p.err
+    return rc, p.err
+
+
+# ---- addresses --------------------------------------------------------------
+
+@pytest.mark.parametrize("opt,kind,proto", [
+    ("--listen", socket.SOCK_STREAM, "tcp"),
+    ("--dns", socket.SOCK_DGRAM, "udp"),
+])
+def test_a_port_another_process_holds_with_so_reuseport_is_refused(fresh, opt, kind, proto):
+    # The edge's sockets have SO_REUSEPORT: a bind to a port that another
+    # process of the same user holds with it too (another switchboard, on
+    # another data directory) succeeded, and the two split its connections
+    # or queries without a word. nginx and Caddy refuse such a port.
+    holder = socket.socket(socket.AF_INET, kind)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind(("127.0.0.1", 0))
+    if kind == socket.SOCK_STREAM:
+        holder.listen()
+    port = holder.getsockname()[1]
+    e = fresh(demos=False)
+    addr = f"127.0.0.1:{port}"
+    args = ["--listen", addr] if opt == "--listen" else ["--listen", "127.0.0.1:0", "--dns", addr]
+    try:
+        rc, err = serve_fails(e, *args)
+    finally:
+        holder.close()
+    assert rc == 1, err
+    assert any(f"{opt}: cannot listen on {addr} ({proto}): Address already in use; another "
+               f"process holds it" in l for l in err), err
+
+
+def test_an_address_given_by_an_option_is_blamed_on_the_option(fresh):
+    # "switchboard.toml: cannot listen on ..." sent the operator to a file
+    # that does not name the address
+    e = fresh(demos=False)
+    rc, err = serve_fails(e, "--listen", "192.0.2.1:0")
+    assert rc == 1, err
+    assert any(l.startswith("switchboard: --listen: cannot listen on 192.0.2.1:0 (tcp): ")
+               and "no interface of this host has that address" in l for l in err), err
+
+
+def test_a_privileged_port_says_what_it_takes(fresh):
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            start = int(f.read())
+    except OSError:
+        start = 1024
+    if start <= 80 or os.geteuid() != 0:
+        pytest.skip("needs root (to drop CAP_NET_BIND_SERVICE) and port 80 privileged")
+    e = fresh(demos=False)
+    p = Proc(["setpriv", "--bounding-set", "-net_bind_service", SB, "serve", "-c", str(e.dir),
+              "--listen", "127.0.0.1:80", "--threads", "1"])
+    try:
+        assert p.wait(timeout=30) == 1, p.err
+    finally:
+        p.stop(sig=9)
+    assert any("--listen: cannot listen on 127.0.0.1:80 (tcp): Permission denied; a port below "
+               "net.ipv4.ip_unprivileged_port_start" in l and "CAP_NET_BIND_SERVICE" in l
+               for l in p.err), p.err
+
+
+@pytest.mark.parametrize("opt", ["--listen", "--dns"])
+def test_an_address_option_given_twice_is_refused(fresh, opt):
+    # the last one was taken, the first left unserved without a word
+    e = fresh(demos=False)
+    rc, err = serve_fails(e, opt, "127.0.0.1:0", opt, "[::1]:0")
+    assert rc == 2, err
+    assert any(f"{opt} given twice (127.0.0.1:0, then [::1]:0)" in l and "[::]:PORT" in l
+               for l in err), err
+
+
+def test_the_any_address_of_ipv6_takes_ipv4_too(fresh):
+    # what the refusal of a second --listen advises
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    e = fresh()
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    p = Proc([SB, "serve", "-c", str(e.dir), "--listen", "[::]:0", "--threads", "1"])
+    e.procs.append(p)
+    line = p.wait_line(lambda l: "listening on http://" in l)
+    port = int(line.split("listening on http://[::]:", 1)[1].split()[0])
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(family) as s:
+            s.settimeout(10)
+            s.connect((host, port))
+            s.sendall(f"GET /health HTTP/1.1\r\nHost: {HOST}\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            assert s.recv(100).startswith(b"HTTP/1.1 200"), host
+    p.stop()
+    assert p.p.returncode == 0, p.err[-5:]
