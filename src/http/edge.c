@@ -814,7 +814,7 @@ out:
 typedef struct control {
 	sb_edge *e;
 	uv_loop_t loop;
-	uv_signal_t sighup, sigterm, sigint, sigusr1;
+	uv_signal_t sighup, sigterm, sigint, sigquit, sigusr1;
 	uv_timer_t poll, health, drain;
 	uv_async_t worker_done;
 	atomic_int workers_done;
@@ -1107,7 +1107,9 @@ static void begin_stop(control *ct, int signum)
 	if (ct->draining) {
 		/* a second SIGTERM or SIGINT (an impatient operator, Ctrl-C twice)
 		 * does not wait for the drain */
-		drain_end(ct, signum == SIGINT ? "second SIGINT" : "second SIGTERM");
+		drain_end(ct, signum == SIGINT	  ? "second SIGINT"
+			      : signum == SIGQUIT ? "second SIGQUIT"
+						  : "second SIGTERM");
 		return;
 	}
 	ct->draining = true;
@@ -1163,6 +1165,7 @@ static void on_worker_done(uv_async_t *a)
 	uv_close((uv_handle_t *)&ct->sighup, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigterm, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigint, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->sigquit, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigusr1, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->poll, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->health, close_cb_noop);
@@ -2107,6 +2110,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_signal_init(&ct->loop, &ct->sighup);
 	uv_signal_init(&ct->loop, &ct->sigterm);
 	uv_signal_init(&ct->loop, &ct->sigint);
+	uv_signal_init(&ct->loop, &ct->sigquit);
 	uv_signal_init(&ct->loop, &ct->sigusr1);
 	uv_timer_init(&ct->loop, &ct->poll);
 	uv_timer_init(&ct->loop, &ct->health);
@@ -2117,11 +2121,14 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_async_init(&ct->loop, &ct->worker_done, on_worker_done);
 	sb_dns_xfr_start(ct->xfr, &ct->loop); /* NOTIFY queued by the first build go now */
 
-	ct->sighup.data = ct->sigterm.data = ct->sigint.data = ct->sigusr1.data = ct;
+	ct->sighup.data = ct->sigterm.data = ct->sigint.data = ct->sigquit.data = ct;
+	ct->sigusr1.data = ct;
 	ct->poll.data = ct->health.data = ct->drain.data = ct->worker_done.data = ct;
 	uv_signal_start(&ct->sighup, on_signal, SIGHUP);
 	uv_signal_start(&ct->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&ct->sigint, on_signal, SIGINT);
+	/* nginx's graceful stop: not a core dump that cuts every request */
+	uv_signal_start(&ct->sigquit, on_signal, SIGQUIT);
 	uv_signal_start(&ct->sigusr1, on_signal, SIGUSR1);
 	sb_edge_signals(false); /* one that came while starting is handled now */
 	uv_timer_start(&ct->poll, on_poll, STORE_POLL_MS, STORE_POLL_MS);

@@ -1,12 +1,15 @@
 """Running `switchboard serve` as an operator of nginx, HAProxy or Caddy
-would: addresses that cannot be listened on. Each test is a shortfall found
+would: addresses that cannot be listened on, signals. Each test is a shortfall found
 in that review (docs/http.md, "Reload and stop")."""
 import os
+import signal
 import socket
+import threading
 
 import pytest
 
-from edge import SB, Proc
+from edge import SB, Proc, request, wait_for
+from test_http_edge import held_upstream
 
 HOST = "codex.revelations.studio"
 
@@ -116,3 +119,27 @@ def test_the_any_address_of_ipv6_takes_ipv4_too(fresh):
             assert s.recv(100).startswith(b"HTTP/1.1 200"), host
     p.stop()
     assert p.p.returncode == 0, p.err[-5:]
+
+
+# ---- signals ----------------------------------------------------------------
+
+def test_sigquit_stops_gracefully_as_nginx_has_it(fresh):
+    # SIGQUIT is nginx's graceful stop (and the STOPSIGNAL of images built
+    # on nginx's). Unhandled, it dumped core: requests in flight were cut,
+    # the admin socket and the pid file left behind.
+    e = held_upstream(fresh)
+    got = {}
+
+    def slow():
+        got["r"] = request(e, HOST, "/slow")
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_for(lambda: e.up.heads, what="the request at the upstream")
+    e.edge.p.send_signal(signal.SIGQUIT)
+    e.edge.wait_line(lambda l: "stopping: no new connections" in l)
+    e.release.set()
+    t.join()
+    assert got["r"][0] == 200
+    assert e.edge.wait(timeout=20) == 0
+    assert not (e.data / "admin.sock").exists()
+    assert not (e.data / "switchboard.pid").exists()
