@@ -1,10 +1,12 @@
 """Running `switchboard serve` as an operator of nginx, HAProxy or Caddy
-would: addresses that cannot be listened on, signals. Each test is a shortfall found
-in that review (docs/http.md, "Reload and stop")."""
+would: addresses that cannot be listened on, signals, and the open-file
+limit. Each test is a shortfall found in that review (docs/http.md,
+"Reload and stop"; docs/configuration.md, "The open-file limit")."""
 import os
 import signal
 import socket
 import threading
+import time
 
 import pytest
 
@@ -12,6 +14,13 @@ from edge import SB, Proc, request, wait_for
 from test_http_edge import held_upstream
 
 HOST = "codex.revelations.studio"
+
+
+def cpu_ticks(pid):
+    """User and system clock ticks the process has used (all threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def serve_fails(e, *args):
@@ -25,6 +34,71 @@ def serve_fails(e, *args):
         raise AssertionError(f"serve started: {p.err[-5:]}")
     assert not [l for l in p.err if "Sanitizer" in l or "runtime error" in l], p.err
     return rc, p.err
+
+
+# ---- the open-file limit ----------------------------------------------------
+
+def test_at_the_open_file_limit_the_edge_keeps_serving_says_so_and_recovers(fresh):
+    # ulimit -n 64: a few dozen connections use it up. libuv's accept loop
+    # called the edge back with EMFILE and tried again at once, for as long
+    # as it lasted: both serving threads spun at 100% CPU, the connections
+    # they held were never answered (nor closed: descriptors never came
+    # back), and SIGTERM could not stop the edge. The health checks, made
+    # without a socket, marked every upstream down (503s once descriptors
+    # were back). And nothing was said.
+    e = fresh(threads=2).start(prefix=("sh", "-c", 'ulimit -n 64; exec "$@"', "sh"))
+    pid = e.edge.p.pid
+    assert any("max_connections (16384) is more than the open-file limit allows "
+               "(ulimit -n 64" in l for l in e.edge.err), e.edge.err[-5:]
+    held = [e.connect() for _ in range(60)]
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                socket.create_connection(("127.0.0.1", e.port), timeout=1).close()
+            except OSError:
+                pass
+    hammers = [threading.Thread(target=hammer) for _ in range(4)]
+    t0 = time.monotonic()
+    for t in hammers:
+        t.start()
+    try:
+        wait_for(lambda: any("open files: the limit (ulimit -n 64) is reached" in l
+                             for l in e.edge.err), timeout=10, what="the warning")
+        time.sleep(max(0.0, 2 - (time.monotonic() - t0)))
+    finally:
+        stop.set()
+        for t in hammers:
+            t.join()
+    # no thread spins (two threads spinning use 200 ticks a second)
+    before = cpu_ticks(pid)
+    time.sleep(1)
+    assert cpu_ticks(pid) - before < 40, "the edge spins at the open-file limit"
+    # the connections it holds are answered: 200, or 502 for want of a
+    # socket to the upstream; those libuv accepted only to close are closed
+    for s in held[:20]:
+        s.settimeout(10)
+        try:
+            status = request(e, HOST, "/echo", sock=s)[0]
+        except (EOFError, ConnectionResetError):
+            continue
+        assert status in (200, 502), status
+    elapsed = time.monotonic() - t0
+    # said, at a bounded rate: at most once a second per thread
+    accepts = [l for l in e.edge.err if "cannot accept connections on thread" in l]
+    assert len(accepts) <= 2 * (elapsed + 1), accepts
+    assert not any("is down: too many open files" in l for l in e.edge.err), e.edge.err[-10:]
+    skipped = [l for l in e.edge.err if "health checks not made: too many open files" in l]
+    assert len(skipped) <= elapsed + 1, skipped
+    # descriptors back: served again, and said
+    for s in held:
+        s.close()
+    wait_for(lambda: request(e, HOST, "/echo")[0] == 200, timeout=10,
+             errors=(OSError, EOFError), what="a request served")
+    wait_for(lambda: any("open files: below the limit (ulimit -n 64) again" in l
+                         for l in e.edge.err), timeout=5, what="the recovery said")
+    # and it stops when asked (Edge.stop: SIGTERM, exit 0)
 
 
 # ---- addresses --------------------------------------------------------------
