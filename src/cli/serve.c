@@ -17,10 +17,12 @@ static const char usage_serve[] =
     "\n"
     "Run the edge: route HTTP by host to the declared deployments, resolve\n"
     "tenants, sign forwarded requests. SIGHUP (or 'switchboard reload') re-reads\n"
-    "the declaration; SIGTERM stops gracefully.\n"
+    "the declaration; SIGTERM (SIGINT, SIGQUIT) stops gracefully, a second one at\n"
+    "once.\n"
     "  -c, --config PATH   switchboard.toml or a directory that holds one (default: .)\n"
     "  --data DIR          data directory (default: data_dir of the declaration)\n"
-    "  --listen HOST:PORT  HTTP address (default: [listen] http); port 0 picks one\n"
+    "  --listen HOST:PORT  HTTP address (default: [listen] http); port 0 picks one;\n"
+    "                      one address: [::]:PORT takes IPv4 and IPv6 both\n"
     "  --dns HOST:PORT     DNS address, UDP and TCP (default: [listen] dns, if set)\n"
     "  --threads N         serving threads (default: [http] threads, or one per core)\n"
     "Exit status: 0 stopped by a signal after draining; 1 it could not start (an\n"
@@ -75,8 +77,24 @@ static int parse(int argc, char **argv, struct sopts *o, const char *usage, bool
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case 'd': o->data = optarg; break;
-		case 'l': o->listen = optarg; break;
-		case 'n': o->dns = optarg; break;
+		case 'l':
+		case 'n':
+			if (serving && (c == 'l' ? o->listen : o->dns)) {
+				/* the last one would be taken, and the others left
+				 * unserved without a word */
+				char a[SB_CLI_SHOWN_SIZE], b[SB_CLI_SHOWN_SIZE];
+				fprintf(
+				    stderr,
+				    "switchboard serve: --%s given twice (%s, then %s): the edge "
+				    "listens on one %s address; \"[::]:PORT\" takes IPv4 and "
+				    "IPv6 both\n",
+				    c == 'l' ? "listen" : "dns",
+				    sb_cli_shown(c == 'l' ? o->listen : o->dns, a, sizeof(a)),
+				    sb_cli_shown(optarg, b, sizeof(b)), c == 'l' ? "HTTP" : "DNS");
+				return 2;
+			}
+			*(c == 'l' ? &o->listen : &o->dns) = optarg;
+			break;
 		case 't':
 			if (sb_parse_u64(optarg, strlen(optarg), 1024, &v) < 0 || v == 0) {
 				fprintf(stderr, "switchboard: --threads: expected 1 to 1024\n");

@@ -5,6 +5,7 @@
  */
 #include "http/internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +55,15 @@ void sb_edge_signals(bool hold)
 int64_t sb_edge_mono_ms(void)
 {
 	return clock_ms(CLOCK_MONOTONIC);
+}
+
+/* The soft open-file limit, or 0 when there is none. */
+static unsigned long long nofile_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	return (unsigned long long)rl.rlim_cur;
 }
 
 /* ---- logs that never wait ------------------------------------------------ */
@@ -814,7 +825,7 @@ out:
 typedef struct control {
 	sb_edge *e;
 	uv_loop_t loop;
-	uv_signal_t sighup, sigterm, sigint, sigusr1;
+	uv_signal_t sighup, sigterm, sigint, sigquit, sigusr1;
 	uv_timer_t poll, health, drain;
 	uv_async_t worker_done;
 	atomic_int workers_done;
@@ -831,6 +842,12 @@ typedef struct control {
 	} * pports;
 	size_t npports;
 	int64_t next_expiry_check;
+	struct accept_guard *guards; /* per serving thread (accept_failed) */
+	int64_t fd_checked_at;	     /* uv_now of the last open-file check */
+	int64_t fd_warned_at;	     /* of the last warning that the limit is reached */
+	bool fd_full;		     /* the open-file limit was reached at the last check */
+	uint64_t hc_skipped;	     /* checks not made for want of a descriptor */
+	int64_t hc_warned_at;	     /* uv_now of the last warning about them */
 } control;
 
 static sb_dns_xfr *edge_xfr(const sb_edge *e)
@@ -1107,7 +1124,9 @@ static void begin_stop(control *ct, int signum)
 	if (ct->draining) {
 		/* a second SIGTERM or SIGINT (an impatient operator, Ctrl-C twice)
 		 * does not wait for the drain */
-		drain_end(ct, signum == SIGINT ? "second SIGINT" : "second SIGTERM");
+		drain_end(ct, signum == SIGINT	  ? "second SIGINT"
+			      : signum == SIGQUIT ? "second SIGQUIT"
+						  : "second SIGTERM");
 		return;
 	}
 	ct->draining = true;
@@ -1163,6 +1182,7 @@ static void on_worker_done(uv_async_t *a)
 	uv_close((uv_handle_t *)&ct->sighup, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigterm, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigint, close_cb_noop);
+	uv_close((uv_handle_t *)&ct->sigquit, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->sigusr1, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->poll, close_cb_noop);
 	uv_close((uv_handle_t *)&ct->health, close_cb_noop);
@@ -1216,11 +1236,91 @@ out:
 
 static void run_op(control *ct, json_t *op, int *status, sb_buf *out);
 
+/* The descriptors open in this process (/proc/self/fd), or -1 when they
+ * cannot be counted: EMFILE or ENFILE in *err when that is for want of a
+ * descriptor to read them with. */
+static long count_fds(int *err)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	*err = dir ? 0 : errno;
+	if (!dir)
+		return -1;
+	long n = 0;
+	for (struct dirent *de; (de = readdir(dir));)
+		n += de->d_name[0] != '.';
+	closedir(dir);
+	return n - 1; /* the directory's own */
+}
+
+/*
+ * Once a second: are descriptors running out? At the open-file limit,
+ * libuv's accept loop, while it holds a descriptor in reserve, accepts what
+ * waits and closes it at once without a word to us (accept_failed hears
+ * only of the failures it passes on), so the condition is watched here:
+ * said when it begins, every 10 s while it lasts, and when it ends. "Out"
+ * is fewer free than two per serving thread (libuv's reserve and a
+ * paused listener's each come and go).
+ */
+static void fd_limit_check(control *ct)
+{
+	int64_t now = (int64_t)uv_now(&ct->loop);
+	unsigned long long limit = nofile_limit();
+	if (!limit || (ct->fd_checked_at && now - ct->fd_checked_at < 1000))
+		return;
+	ct->fd_checked_at = now;
+	int err;
+	long open = count_fds(&err);
+	bool full = open < 0 ? err == EMFILE || err == ENFILE
+			     : (unsigned long long)open + 2 * (unsigned)ct->e->nworkers + 2 > limit;
+	if (full && (!ct->fd_full || now - ct->fd_warned_at >= 10000)) {
+		char what[128];
+		if (err == ENFILE)
+			snprintf(what, sizeof(what),
+				 "the system's open-file table is full (fs.file-max)");
+		else
+			snprintf(what, sizeof(what),
+				 "open files: the limit (ulimit -n %llu) is reached", limit);
+		sb_edge_log("warning",
+			    "%s: new connections are closed or wait, requests that need a new "
+			    "upstream connection fail; raise the limit (ulimit -n, systemd "
+			    "LimitNOFILE=) or lower [http] max_connections (%ld connections open)",
+			    what, atomic_load(&ct->e->nconns));
+		ct->fd_warned_at = now;
+	} else if (!full && ct->fd_full) {
+		sb_edge_log("info",
+			    "open files: below the limit (ulimit -n %llu) again (%ld connections "
+			    "open)",
+			    limit, atomic_load(&ct->e->nconns));
+	}
+	ct->fd_full = full;
+}
+
+/* Said at the start, as nginx says "worker_connections exceed open file
+ * resource limit": a limit that max_connections idle clients alone would
+ * reach, before max_connections is. */
+static void fd_budget_check(sb_edge *e)
+{
+	unsigned long long limit = nofile_limit();
+	uint32_t maxc = e->current->cfg->decl->http.max_connections;
+	int err;
+	long open = count_fds(&err);
+	if (!limit || open < 0 || (unsigned long long)open + maxc <= limit)
+		return;
+	sb_edge_log("warning",
+		    "max_connections (%u) is more than the open-file limit allows (ulimit -n "
+		    "%llu, %ld open now): descriptors run out first, and then new connections "
+		    "are refused and requests fail; raise the limit to %llu (a descriptor for "
+		    "each client and one for its upstream: systemd LimitNOFILE=, ulimit -n) or "
+		    "lower max_connections",
+		    maxc, limit, open, (unsigned long long)open + 2ULL * maxc);
+}
+
 static void on_poll(uv_timer_t *t)
 {
 	control *ct = t->data;
 	sb_edge *e = ct->e;
 	bool changed = false;
+	fd_limit_check(ct);
 	/* upstreams of configurations the serving threads let go since */
 	upstreams_sweep(e);
 	if (!e->store)
@@ -1640,6 +1740,22 @@ static void on_fast_health(uv_timer_t *t)
 	health_round(t->data, true);
 }
 
+/* A check that could not be made for want of a socket: the upstream keeps
+ * its state, and stderr says so at most once a second. */
+static void hc_not_made(control *ct, int err)
+{
+	int64_t now = (int64_t)uv_now(&ct->loop);
+	ct->hc_skipped++;
+	if (ct->hc_warned_at && now - ct->hc_warned_at < 1000)
+		return;
+	sb_edge_log("warning",
+		    "health checks not made: %s (no socket to check with); %llu check(s) skipped "
+		    "since the last such warning, upstreams keep their state",
+		    uv_strerror(err), (unsigned long long)ct->hc_skipped);
+	ct->hc_skipped = 0;
+	ct->hc_warned_at = now ? now : 1;
+}
+
 static void health_round(control *ct, bool starting_only)
 {
 	sb_edge *e = ct->e;
@@ -1667,8 +1783,15 @@ static void health_round(control *ct, bool starting_only)
 		uv_timer_start(&hc->timer, hc_timeout, h->health_timeout_ms, 0);
 		int r =
 		    uv_tcp_connect(&hc->creq, &hc->tcp, (struct sockaddr *)&up->addr, hc_connected);
-		if (r < 0)
+		if (r == UV_EMFILE || r == UV_ENFILE || r == UV_ENOBUFS || r == UV_ENOMEM) {
+			/* the edge's own lack (no socket to check with) says
+			 * nothing of the upstream: marked down, it would get 503s
+			 * when the descriptors are back, until its next check */
+			hc_end(hc, true, false, NULL);
+			hc_not_made(ct, r);
+		} else if (r < 0) {
 			hc_finish(hc, false, uv_strerror(r));
+		}
 	}
 }
 
@@ -1679,9 +1802,114 @@ static void dns_refresh(void *arg)
 	sb_proxy_worker_refresh(arg);
 }
 
+/*
+ * Accepting when a descriptor is lacking (EMFILE, ENFILE, ENOBUFS...).
+ * libuv's accept loop calls the connection callback with the error and
+ * tries again at once, for as long as the error lasts: a serving thread
+ * that met the open-file limit spun there at 100% CPU, never again serving
+ * its own connections (whose closes would have freed descriptors), nor a
+ * stop. As nginx does, the thread stops accepting for ACCEPT_PAUSE_MS
+ * instead: its listener is closed, while a second descriptor of the same
+ * socket (spare) keeps it open and in the SO_REUSEPORT group, so that new
+ * connections wait in its listen queue; then the listener is made again from
+ * spare. Said on stderr at most once a second per thread.
+ */
+#define ACCEPT_PAUSE_MS 100
+
+struct accept_guard {
+	uv_timer_t timer;
+	int spare;	    /* another descriptor of the listening socket, -1: none */
+	bool paused;	    /* the listener is closed until the timer fires */
+	uint64_t failed;    /* accepts failed since the last warning */
+	uint64_t warned_at; /* uv_now of that warning (0: never) */
+};
+
+static void on_connection(uv_stream_t *server, int status);
+
+static struct accept_guard *guard_of(sb_worker *w)
+{
+	return &((control *)w->edge->ctl)->guards[w->id];
+}
+
+static void accept_resume(uv_timer_t *t)
+{
+	sb_worker *w = t->data;
+	struct accept_guard *g = guard_of(w);
+	if (w->stopping || atomic_load(&w->edge->stopping))
+		return; /* the listener stays closed: the stop closes spare */
+	int fd = fcntl(g->spare, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) {
+		/* still no descriptor: wait again */
+		uv_timer_start(&g->timer, accept_resume, ACCEPT_PAUSE_MS, 0);
+		return;
+	}
+	uv_tcp_init(&w->loop, &w->listener);
+	w->listener.data = w;
+	int r = uv_tcp_open(&w->listener, fd);
+	if (r < 0)
+		close(fd);
+	else if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection)) < 0)
+		sb_edge_log("error", "listen on thread %d: %s; trying again", w->id,
+			    uv_strerror(r));
+	if (r < 0) {
+		uv_close((uv_handle_t *)&w->listener, NULL);
+		uv_timer_start(&g->timer, accept_resume, ACCEPT_PAUSE_MS, 0);
+		return;
+	}
+	w->listener_closed = false;
+	g->paused = false;
+}
+
+static void accept_failed(sb_worker *w, int status)
+{
+	struct accept_guard *g = guard_of(w);
+	uint64_t now = uv_now(&w->loop);
+	g->failed++;
+	if (!g->warned_at || now - g->warned_at >= 1000) {
+		char limit[96] = "";
+		unsigned long long n = nofile_limit();
+		if (status == UV_EMFILE && n)
+			snprintf(limit, sizeof(limit), " (the open-file limit, ulimit -n, is %llu)",
+				 n);
+		sb_edge_log("warning",
+			    "cannot accept connections on thread %d: %s%s; new connections wait "
+			    "in the listen queue, accepting again every %d ms; %llu failed "
+			    "accept(s) since the last such warning",
+			    w->id, uv_strerror(status), limit, ACCEPT_PAUSE_MS,
+			    (unsigned long long)g->failed);
+		g->failed = 0;
+		g->warned_at = now ? now : 1;
+	}
+	if (g->paused || w->listener_closed || w->stopping || g->spare < 0)
+		return;
+	/* closing the handle ends libuv's accept loop (it runs while the
+	 * listener has a descriptor); the socket lives on in spare */
+	uv_close((uv_handle_t *)&w->listener, NULL);
+	w->listener_closed = true;
+	g->paused = true;
+	uv_timer_start(&g->timer, accept_resume, ACCEPT_PAUSE_MS, 0);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	if (status < 0)
+		accept_failed(server->data, status);
+	else
+		sb_proxy_on_connection(server, status);
+}
+
 static void worker_wake_cb(uv_async_t *a)
 {
-	sb_proxy_worker_wake(a->data);
+	sb_worker *w = a->data;
+	sb_proxy_worker_wake(w);
+	struct accept_guard *g = guard_of(w);
+	if (w->stopping && g->spare >= 0) {
+		/* the listener is closed: so is the socket, which takes no more
+		 * connections into its queue that nobody would accept */
+		close(g->spare);
+		g->spare = -1;
+		uv_timer_stop(&g->timer);
+	}
 }
 
 static void worker_main(void *arg)
@@ -1689,6 +1917,12 @@ static void worker_main(void *arg)
 	sb_worker *w = arg;
 	control *ct = w->edge->ctl;
 	uv_run(&w->loop, UV_RUN_DEFAULT);
+	struct accept_guard *g = guard_of(w);
+	uv_close((uv_handle_t *)&g->timer, NULL);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	if (g->spare >= 0)
+		close(g->spare);
+	g->spare = -1;
 	sb_proxy_worker_free(w);
 	uv_mutex_lock(&w->edge->snap_lock);
 	w->exited = true;
@@ -1770,20 +2004,67 @@ static int pick_port(struct sockaddr_storage *addr, socklen_t alen, int type)
 	return r;
 }
 
+/* Why a bind failed, with what to do about it. */
+static void bind_error(sb_diag *d, const char *where, const char *text, int type,
+		       const struct sockaddr_storage *addr, int err)
+{
+	char hint[256] = "";
+	int port = port_of(addr);
+	if (err == EADDRINUSE)
+		snprintf(hint, sizeof(hint),
+			 "; another process holds it (ss -lnp%s 'sport = :%d' names it)",
+			 type == SOCK_DGRAM ? "u" : "t", port);
+	else if (err == EACCES)
+		snprintf(hint, sizeof(hint),
+			 "; a port below net.ipv4.ip_unprivileged_port_start (1024 by default) "
+			 "takes root or CAP_NET_BIND_SERVICE (systemd: "
+			 "AmbientCapabilities=CAP_NET_BIND_SERVICE)");
+	else if (err == EADDRNOTAVAIL)
+		snprintf(hint, sizeof(hint), "; no interface of this host has that address");
+	sb_diag_setc(d, SB_EIO, where, 0, 0, "cannot listen on %s (%s): %s%s", text,
+		     type == SOCK_DGRAM ? "udp" : "tcp", strerror(err), hint);
+}
+
+/*
+ * Is a port that was given (not 0) free? A socket without SO_REUSEPORT
+ * cannot bind a port another socket holds, while ours, which have it,
+ * would join the group of a socket of the same user that has it too
+ * (another switchboard, on another data directory) and take part of its
+ * connections or queries, without a word on either side. SO_REUSEADDR on
+ * a TCP probe: connections of a previous run in TIME_WAIT do not count.
+ * Returns 0, or SB_EIO with d filled.
+ */
+static int port_free(sb_edge *e, int type, const struct sockaddr_storage *addr, socklen_t alen,
+		     const char *where, const char *text, sb_diag *d)
+{
+	int fd = socket(addr->ss_family, type | SOCK_CLOEXEC, 0), one = 1;
+	if (fd < 0)
+		return sb_diag_setc(d, SB_EIO, where, 0, 0, "socket: %s", strerror(errno));
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	int r = bind(fd, (const struct sockaddr *)addr, alen) == 0 ? 0 : errno;
+	close(fd);
+	if (r) {
+		bind_error(d, where, text, type, addr, r);
+		errno = r;
+		return SB_EIO;
+	}
+	return 0;
+}
+
 static int bound_socket(sb_edge *e, int type, struct sockaddr_storage *addr, socklen_t alen,
-			const char *text, sb_diag *d)
+			const char *where, const char *text, sb_diag *d)
 {
 	int fd = socket(addr->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0)
-		return sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "socket: %s", strerror(errno));
+		return sb_diag_setc(d, SB_EIO, where, 0, 0, "socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)addr, alen) < 0) {
 		int err = errno;
 		close(fd);
-		sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "cannot listen on %s (%s): %s", text,
-			     type == SOCK_DGRAM ? "udp" : "tcp", strerror(err));
+		bind_error(d, where, text, type, addr, err);
 		errno = err;
 		return SB_EIO;
 	}
@@ -1955,16 +2236,41 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	 * again, a few times. */
 	bool http_any = port_of(&e->listen_addr) == 0,
 	     dns_any = e->dns_on && port_of(&e->dns_addr) == 0;
+	/* an address that an option gave is blamed on the option */
+	const char *http_where = opts->listen ? "--listen" : e->config_path,
+		   *dns_where = opts->listen_dns ? "--dns" : e->config_path;
+	if ((!http_any && (r = port_free(e, SOCK_STREAM, &e->listen_addr, e->listen_len, http_where,
+					 e->listen_text, d)) < 0) ||
+	    (e->dns_on && !dns_any &&
+	     ((r = port_free(e, SOCK_DGRAM, &e->dns_addr, e->dns_len, dns_where, e->dns_text, d)) <
+		  0 ||
+	      (r = port_free(e, SOCK_STREAM, &e->dns_addr, e->dns_len, dns_where, e->dns_text, d)) <
+		  0)))
+		goto out;
 	for (int attempt = 0;; attempt++) {
 		errno = 0;
 		r = 0;
-		if (http_any)
-			r = pick_port(&e->listen_addr, e->listen_len, SOCK_STREAM);
-		if (r == 0 && dns_any)
-			r = pick_port(&e->dns_addr, e->dns_len, SOCK_DGRAM);
+		/* a failure is said (an address no interface has: it was an
+		 * empty "switchboard: ") */
+		if (http_any && (r = pick_port(&e->listen_addr, e->listen_len, SOCK_STREAM)) < 0) {
+			int err = errno;
+			bind_error(d, http_where, e->listen_text, SOCK_STREAM, &e->listen_addr,
+				   err);
+			errno = err;
+		}
+		if (r == 0 && dns_any &&
+		    (r = pick_port(&e->dns_addr, e->dns_len, SOCK_DGRAM)) < 0) {
+			int err = errno;
+			bind_error(d, dns_where, e->dns_text, SOCK_DGRAM, &e->dns_addr, err);
+			errno = err;
+		}
+		if (r == 0 && dns_any) /* the UDP port chosen, free for TCP too? */
+			r = port_free(e, SOCK_STREAM, &e->dns_addr, e->dns_len, dns_where,
+				      e->dns_text, d);
 		for (int i = 0; r == 0 && i < e->nworkers; i++) {
-			if ((fds[3 * i] = bound_socket(e, SOCK_STREAM, &e->listen_addr,
-						       e->listen_len, e->listen_text, d)) < 0) {
+			if ((fds[3 * i] =
+				 bound_socket(e, SOCK_STREAM, &e->listen_addr, e->listen_len,
+					      http_where, e->listen_text, d)) < 0) {
 				r = fds[3 * i];
 				fds[3 * i] = -1;
 				break;
@@ -1972,9 +2278,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 			if (!e->dns_on)
 				continue;
 			if ((fds[3 * i + 1] = bound_socket(e, SOCK_DGRAM, &e->dns_addr, e->dns_len,
-							   e->dns_text, d)) < 0 ||
+							   dns_where, e->dns_text, d)) < 0 ||
 			    (fds[3 * i + 2] = bound_socket(e, SOCK_STREAM, &e->dns_addr, e->dns_len,
-							   e->dns_text, d)) < 0) {
+							   dns_where, e->dns_text, d)) < 0) {
 				r = SB_EIO;
 				break;
 			}
@@ -2035,6 +2341,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_signal_init(&ct->loop, &ct->sighup);
 	uv_signal_init(&ct->loop, &ct->sigterm);
 	uv_signal_init(&ct->loop, &ct->sigint);
+	uv_signal_init(&ct->loop, &ct->sigquit);
 	uv_signal_init(&ct->loop, &ct->sigusr1);
 	uv_timer_init(&ct->loop, &ct->poll);
 	uv_timer_init(&ct->loop, &ct->health);
@@ -2045,11 +2352,14 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	uv_async_init(&ct->loop, &ct->worker_done, on_worker_done);
 	sb_dns_xfr_start(ct->xfr, &ct->loop); /* NOTIFY queued by the first build go now */
 
-	ct->sighup.data = ct->sigterm.data = ct->sigint.data = ct->sigusr1.data = ct;
+	ct->sighup.data = ct->sigterm.data = ct->sigint.data = ct->sigquit.data = ct;
+	ct->sigusr1.data = ct;
 	ct->poll.data = ct->health.data = ct->drain.data = ct->worker_done.data = ct;
 	uv_signal_start(&ct->sighup, on_signal, SIGHUP);
 	uv_signal_start(&ct->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&ct->sigint, on_signal, SIGINT);
+	/* nginx's graceful stop: not a core dump that cuts every request */
+	uv_signal_start(&ct->sigquit, on_signal, SIGQUIT);
 	uv_signal_start(&ct->sigusr1, on_signal, SIGUSR1);
 	sb_edge_signals(false); /* one that came while starting is handled now */
 	uv_timer_start(&ct->poll, on_poll, STORE_POLL_MS, STORE_POLL_MS);
@@ -2060,13 +2370,25 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	ct->drain.data = ct;
 
 	e->workers = sb_xcalloc((size_t)e->nworkers, sizeof(sb_worker));
+	ct->guards = sb_xcalloc((size_t)e->nworkers, sizeof(*ct->guards));
+	for (int i = 0; i < e->nworkers; i++)
+		ct->guards[i].spare = -1;
 	for (int i = 0; i < e->nworkers; i++) {
 		sb_worker *w = &e->workers[i];
+		struct accept_guard *g = &ct->guards[i];
 		w->edge = e;
 		w->id = i;
 		uv_loop_init(&w->loop);
 		uv_async_init(&w->loop, &w->wake, worker_wake_cb);
 		w->wake.data = w;
+		uv_timer_init(&w->loop, &g->timer);
+		g->timer.data = w;
+		uv_unref((uv_handle_t *)&g->timer); /* never keeps the loop alive */
+		if ((g->spare = fcntl(fds[3 * i], F_DUPFD_CLOEXEC, 0)) < 0) {
+			r = sb_diag_setc(d, SB_EIO, e->listen_text, 0, 0, "cannot listen: %s",
+					 strerror(errno));
+			goto out;
+		}
 		uv_tcp_init(&w->loop, &w->listener);
 		w->listener.data = w;
 		uv_tcp_open(&w->listener, fds[3 * i]);
@@ -2081,8 +2403,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 			fds[3 * i + 1] = fds[3 * i + 2] = -1;
 			sb_dns_io_set_refresh(w->dnsio, dns_refresh, w);
 		}
-		if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, sb_proxy_on_connection)) <
-		    0) {
+		if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection)) < 0) {
 			r = sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "listen: %s",
 					 uv_strerror(r));
 			goto out; /* before any thread runs: nothing to join */
@@ -2104,6 +2425,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	if (e->dns_on)
 		sb_edge_log("info", "dns on udp+tcp %s, %zu zones", e->dns_text,
 			    sb_dns_zone_count(e->current->dns));
+	fd_budget_check(e);
 	sb_edge_log("info", "listening on http://%s with %d threads, %zu routes (declaration %s)",
 		    e->listen_text, e->nworkers, sb_route_count(e->current->cfg->routes),
 		    e->config_path);
@@ -2129,6 +2451,10 @@ out:
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(fds);
+	for (int i = 0; ct->guards && i < e->nworkers; i++)
+		if (ct->guards[i].spare >= 0)
+			close(ct->guards[i].spare);
+	free(ct->guards);
 	if (lock_fd >= 0)
 		close(lock_fd); /* the lock goes with it */
 	config_unref(cfg);
