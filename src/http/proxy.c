@@ -3424,6 +3424,21 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (n == 0)
 		return;
+	if (u->ob_held && !u->got_bytes) {
+		/* The request's head is still held (see hold): nothing of it
+		 * went out, so these bytes answer no request of ours. The
+		 * connection came from the pool in this pass of the loop, and
+		 * what its upstream sent after its last response (a second
+		 * answer, a late body) arrived in the same pass: read as this
+		 * request's answer, it reached the wrong client. The head is
+		 * dropped unsent, and the request goes on a fresh connection
+		 * when it can (up_failed). */
+		u->wq -= u->ob.len;
+		sb_buf_reset(&u->ob);
+		u->ob_held = false;
+		up_failed(u, "bytes before the request was sent", 0);
+		return;
+	}
 	u->got_bytes = true;
 	client_deadline(c, 0);
 	c->gather = true;

@@ -11,12 +11,13 @@ a comment says why the edge's is the one wanted.
 import json
 import re
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from edge import Edge, Scripted
+from edge import Edge, Scripted, frozen, wait_for
 from test_http_request_diff import NGINX, Nginx
 
 HOST = "codex.revelations.studio"
@@ -607,3 +608,53 @@ def test_nginx_differs_only_where_noted(seen, name):
     else:
         assert n != e, f"noted as a difference ({CASES[name].nginx}), but nginx agrees"
 
+
+# ---- bytes that come with the next request ---------------------------------------
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_bytes_after_a_response_that_arrive_with_the_next_request_are_not_its_answer(fresh,
+                                                                                     method):
+    # The upstream sends a second answer after the first, and it reaches the
+    # edge in the pass of its loop that takes the next request, the request
+    # first: that request took the pooled connection (a GET without peeking,
+    # it may be retried), then the stray bytes were read as its answer and
+    # another client's request got "forged"
+    from test_http_framing import path_of, scripted_edge
+    from test_http_upstream import queues, rx_queued
+    go = threading.Event()
+    stray_conn = []
+
+    def handler(conn, head, rest):
+        p = path_of(head)
+        m = re.search(rb"\r\ncontent-length: *(\d+)", head.lower())
+        while m and len(rest) < int(m.group(1)):
+            rest += conn.recv(65536)
+        rest = rest[int(m.group(1)):] if m else rest
+        body = f"for {p}".encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        if p == "/first":
+            stray_conn.append(conn.getpeername()[1])
+            go.wait(10)
+            conn.sendall(FORGED)
+        return rest
+
+    e = scripted_edge(fresh, handler, http={"health_interval_ms": 0})
+    s = e.connect(timeout=5)
+    rd = Reader(s, 5)
+    s.sendall(f"GET /first HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    first = Seen()
+    read_response(rd, "GET", first)
+    assert first.body == b"for /first"
+    body = "x" if method == "POST" else ""
+    cl = f"Content-Length: {len(body)}\r\n" if body else ""
+    with frozen(e, idle_first=True):
+        s.sendall(f"{method} /second HTTP/1.1\r\nHost: {HOST}\r\n{cl}\r\n{body}".encode())
+        wait_for(lambda: rx_queued(e.port), what="the request in the edge's socket")
+        go.set()
+        wait_for(lambda: queues(stray_conn[0], e.up.port)[1], what="the stray bytes at the edge")
+    second = Seen()
+    read_response(rd, method, second)
+    assert (second.status, second.body) == (200, b"for /second"), second
+    # the request went once, on another connection than the stray bytes'
+    assert [path_of(h) for h in e.up.heads] == ["/first", "/second"]
+    s.close()
