@@ -219,6 +219,7 @@ static void up_failed(upconn *u, const char *what, int uverr);
 static void start_upstream(client *c);
 static void send_error(client *c, int status, const char *code, const char *msg);
 static void finish_request(client *c);
+static bool token_span(const char *p, size_t n);
 static bool body_pending(const req *r);
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -1479,6 +1480,22 @@ static int on_resp_headers_complete(llhttp_t *p)
 		r->resp_err = "a response in an HTTP version other than 1.x";
 		return -1;
 	}
+	/* llhttp reads any number up to 999 (leading zeros, "20", "000"):
+	 * the edge writes the status line itself, and a status outside the
+	 * classes HTTP defines (RFC 9110 15) is not passed on */
+	if (status < 100 || status > 599) {
+		r->resp_err = "a response status outside 100-599";
+		return -1;
+	}
+	/* llhttp (loose) takes names with a space, a trailing space or none
+	 * at all (" X: v", "X A: v", ": v"), which would reach the client as
+	 * they came (RFC 9112 5.1: a proxy removes whitespace before the
+	 * colon, or refuses): a 502, as nginx makes it */
+	for (size_t i = 0; i < r->nrhdrs; i++)
+		if (r->rhdrs[i].nlen == 0 || !token_span(r->rhdrs[i].name, r->rhdrs[i].nlen)) {
+			r->resp_err = "a response field name that is not a token";
+			return -1;
+		}
 	if (status >= 100 && status < 200 && status != 101) {
 		/* interim responses: we answered Expect ourselves; others are
 		 * dropped, but for 103 Early Hints (RFC 8297), which an HTTP/1.1

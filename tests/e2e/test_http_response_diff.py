@@ -220,6 +220,13 @@ CASES = {
     "1xx-then-204": Case(resp(b"HTTP/1.1 100 Continue") + resp(b"HTTP/1.1 204 No Content"),
                          (204, b""), nginx=NGINX_1XX),
     # ---- status lines
+    "status-000": Case(ok(status=b"000 Zero"), BAD, close=True,
+                       nginx="nginx relays a status outside 100-599 (RFC 9110 15)"),
+    "status-099": Case(ok(status=b"099 Low"), BAD, close=True, nginx="as status-000"),
+    "status-2-digits": Case(ok(status=b"20 OK"), BAD, close=True,
+                            nginx="nginx relays a status of two digits"),
+    "status-600": Case(ok(status=b"600 High"), BAD, close=True, nginx="as status-000"),
+    "status-999": Case(ok(status=b"999 High"), BAD, close=True, nginx="as status-000"),
     "status-1000": Case(ok(status=b"1000 High"), BAD, close=True,
                         nginx="nginx relays a status of four digits"),
     # llhttp reads 0200 as 200, and the edge writes its own status line: its
@@ -251,6 +258,9 @@ CASES = {
     "bare-lf-status-line": Case(b"HTTP/1.1 200 OK\nContent-Length: 5\r\n\r\nhello", OK5,
                                 close=True),
     "bare-lf-end-of-head": Case(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\nhello", OK5),
+    "space-before-colon": Case(ok(b"X-Space : v"), BAD, close=True),
+    "name-space": Case(ok(b"X A: v"), BAD, close=True),
+    "name-empty": Case(ok(b": v"), BAD, close=True),
     "name-paren": Case(ok(b"X(A): v"), BAD, close=True, nginx=NOT_TOKEN),
     "name-utf8": Case(ok(b"X-\xc3\xa9: v"), BAD, close=True, nginx=NOT_TOKEN),
     "nul-in-value": Case(ok(b"X-A: a\x00b"), BAD, close=True),
@@ -553,6 +563,10 @@ EXTRA = {
     "1xx-102": lambda sn: sn.interim == [],
     # Early Hints reach an HTTP/1.1 client (RFC 8297)
     "1xx-103": lambda sn: sn.interim == [103],
+    **{f"status-{s}": message_has("a response status outside 100-599")
+       for s in ("000", "099", "2-digits", "600", "999")},
+    **{n: message_has("a response field name that is not a token")
+       for n in ("space-before-colon", "name-space", "name-empty")},
     "trailers": fields_absent("trailer", "x-t", "set-cookie"),
     "conn-names-fields": lambda sn: (fields_absent("x-hop", "x-other", "keep-alive",
                                                    "proxy-connection", "upgrade")(sn),
