@@ -1518,14 +1518,23 @@ static int on_resp_headers_complete(llhttp_t *p)
 		return 1;
 	}
 	r->resp_1xx = false;
-	if (status == 101 && !r->upgrade)
-		return -1; /* switching protocols nobody asked for: a 502 */
+	if (status == 101 && !r->upgrade) {
+		/* switching protocols nobody asked for: a 502 */
+		r->resp_err = "a 101 to a request that asked for no upgrade";
+		return -1;
+	}
 	bool upgrade = status == 101 && r->upgrade;
 	bool no_body = r->is_head || status == 204 || status == 304 || upgrade;
 	/* llhttp finds "close" in a Connection field only where the field is
 	 * not folded: "keep-alive" CRLF " close" would keep a connection the
 	 * upstream is closing. Any "close" word in one ends its reuse. */
 	r->resp_conn_close = classify_all(r->rhdrs, r->nrhdrs);
+	/* a 101 names the protocol it switches to (RFC 9110 7.8): the edge
+	 * does not make one up */
+	if (upgrade && !find_kind(r->rhdrs, r->nrhdrs, HK_UPGRADE)) {
+		r->resp_err = "a 101 without Upgrade";
+		return -1;
+	}
 	if (!no_body && resp_coding_unsupported(r->rhdrs, r->nrhdrs)) {
 		r->resp_err = "a transfer coding other than chunked";
 		return -1;
@@ -1579,8 +1588,8 @@ static int on_resp_headers_complete(llhttp_t *p)
 	}
 	if (upgrade) {
 		const hdr *uh = find_kind(r->rhdrs, r->nrhdrs, HK_UPGRADE);
-		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 9,
-			    uh ? uh->value : "websocket");
+		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", (int)uh->vlen,
+			    uh->value);
 	} else {
 		if (r->resp_chunked)
 			sb_buf_adds(b, "Transfer-Encoding: chunked\r\n");

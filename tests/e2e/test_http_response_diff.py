@@ -219,6 +219,14 @@ CASES = {
                     nginx=NGINX_1XX),
     "1xx-then-204": Case(resp(b"HTTP/1.1 100 Continue") + resp(b"HTTP/1.1 204 No Content"),
                          (204, b""), nginx=NGINX_1XX),
+    "101-unasked": Case(resp(b"HTTP/1.1 101 Switching Protocols", b"Connection: Upgrade",
+                             b"Upgrade: foo", body=b"raw bytes"), BAD, close=True,
+                        nginx="nginx relays a 101 nobody asked for (RFC 9110 15.2.2)"),
+    "101-without-upgrade": Case(resp(b"HTTP/1.1 101 Switching Protocols", b"Connection: Upgrade",
+                                     body=b"raw bytes"), BAD, close=True,
+                                extra="Connection: Upgrade\r\nUpgrade: foo\r\n",
+                                nginx="RFC 9110 7.8: a 101 names its protocol in Upgrade; the "
+                                      "edge made one up (websocket), nginx relays it without"),
     # ---- status lines
     "status-000": Case(ok(status=b"000 Zero"), BAD, close=True,
                        nginx="nginx relays a status outside 100-599 (RFC 9110 15)"),
@@ -563,6 +571,8 @@ EXTRA = {
     "1xx-102": lambda sn: sn.interim == [],
     # Early Hints reach an HTTP/1.1 client (RFC 8297)
     "1xx-103": lambda sn: sn.interim == [103],
+    "101-unasked": message_has("a 101 to a request that asked for no upgrade"),
+    "101-without-upgrade": message_has("a 101 without Upgrade"),
     **{f"status-{s}": message_has("a response status outside 100-599")
        for s in ("000", "099", "2-digits", "600", "999")},
     **{n: message_has("a response field name that is not a token")
