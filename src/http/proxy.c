@@ -194,6 +194,10 @@ struct upconn {
 	upconn *next, *prev; /* pool list */
 	bool connected, reused, closing, reading, idle, got_bytes;
 	bool ob_held; /* ob is held output, counted in wq (see hold) */
+	/* bytes of the CRLF after a chunk's data still to be checked, and
+	 * the end of the bytes the parser is given (see chunk_crlf) */
+	int crlf_due;
+	const char *rd_end;
 	int handles;
 	size_t wq;
 	sb_buf ob;
@@ -1609,6 +1613,22 @@ static int on_resp_headers_complete(llhttp_t *p)
 	return r->resp_no_body ? 1 : 0;
 }
 
+/*
+ * The CRLF that ends a chunk's data, checked from p up to end: llhttp 8
+ * (built loose) skips the two bytes after the data without looking at
+ * them, so an upstream whose chunk is longer than its size ("5" CRLF
+ * "helloXX0" CRLF CRLF) had its body end where a strict parser finds none
+ * (nginx closes there). False on any other byte; u->crlf_due counts what
+ * is left for the next read.
+ */
+static bool chunk_crlf(upconn *u, const char *p, const char *end)
+{
+	for (; u->crlf_due && p < end; u->crlf_due--)
+		if (*p++ != "\r\n"[2 - u->crlf_due])
+			return false;
+	return true;
+}
+
 static int on_resp_body(llhttp_t *p, const char *at, size_t len)
 {
 	upconn *u = p->data;
@@ -1617,6 +1637,14 @@ static int on_resp_body(llhttp_t *p, const char *at, size_t len)
 	if (r->resp_1xx)
 		return 0;
 	write_body(cwrite_v, c, r->resp_chunked, at, len);
+	if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+		/* the chunk's data is complete: its CRLF follows */
+		u->crlf_due = 2;
+		if (!chunk_crlf(u, at + len, u->rd_end)) {
+			r->resp_err = "a chunk whose data is not followed by CRLF";
+			return HPE_USER;
+		}
+	}
 	return 0;
 }
 
@@ -3467,6 +3495,12 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	u->got_bytes = true;
 	client_deadline(c, 0);
+	if (u->crlf_due && !chunk_crlf(u, buf->base, buf->base + n)) {
+		c->r->resp_err = "a chunk whose data is not followed by CRLF";
+		up_failed(u, c->r->resp_err, 0);
+		return;
+	}
+	u->rd_end = buf->base + n;
 	c->gather = true;
 	llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)n);
 	c->gather = false;
@@ -3509,6 +3543,7 @@ static void up_begin(client *c, upconn *u)
 	c->u = u;
 	u->c = c;
 	u->got_bytes = false;
+	u->crlf_due = 0;
 	llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
 	u->parser.data = u;
 	/* the idle timer keeps running: idle_timeout sees u->idle false */

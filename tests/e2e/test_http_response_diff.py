@@ -184,6 +184,15 @@ CASES = {
                                 CUT, close=True),
     "chunk-no-last-chunk": Case(resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5\r\nhello\r\n"), CUT,
                                 close=True),
+    # a chunk longer than its size: llhttp skipped the two bytes after the
+    # data unread, and the body ended where nginx finds no end
+    "chunk-data-no-crlf": Case(resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5\r\nhelloXX0\r\n\r\n"),
+                               CUT, close=True),
+    "chunk-data-no-crlf-split": Case([resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5\r\nhello\r"),
+                                      b"X0\r\n\r\n"], CUT, close=True),
+    "chunk-data-no-crlf-split-before": Case([resp(b"HTTP/1.1 200 OK", CHUNKED,
+                                                  body=b"5\r\nhello"), b"XX0\r\n\r\n"],
+                                            CUT, close=True),
     "chunk-crlf-split": Case([resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5\r\nhello\r"),
                               b"\n0\r\n\r\n"], OK5),
     "chunk-crlf-split-before": Case([resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5\r\nhello"),
