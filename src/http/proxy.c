@@ -130,8 +130,10 @@ typedef struct req {
 	int64_t start_mono_ms; /* monotonic: the log's duration, whatever the wall clock does */
 	uint64_t head_wait_ms; /* from the head's first byte to start_ms (the log's) */
 	bool resp_started, resp_chunked, resp_done, resp_no_body, resp_close, resp_1xx;
-	bool resp_eof;	      /* the client's response ends when its connection closes */
-	bool resp_conn_close; /* the upstream's Connection says close */
+	bool resp_eof; /* the client's response ends when its connection closes */
+	/* the upstream connection ends after this response: its Connection
+	 * says close, or its framing was faulty (HTTP/1.0 and chunked) */
+	bool resp_conn_close;
 	/* why a response head was refused, for the 502's message: llhttp puts
 	 * "User callback error" in place of a reason a callback sets */
 	const char *resp_err;
@@ -1533,6 +1535,11 @@ static int on_resp_headers_complete(llhttp_t *p)
 	 * not folded: "keep-alive" CRLF " close" would keep a connection the
 	 * upstream is closing. Any "close" word in one ends its reuse. */
 	r->resp_conn_close = classify_all(r->rhdrs, r->nrhdrs);
+	/* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
+	 * framing; the connection is closed after it (a 1.0 server that does
+	 * not know chunked ends its body with the connection) */
+	if (p->http_minor == 0 && (p->flags & F_TRANSFER_ENCODING))
+		r->resp_conn_close = true;
 	/* a 101 names the protocol it switches to (RFC 9110 7.8): the edge
 	 * does not make one up */
 	if (upgrade && !find_kind(r->rhdrs, r->nrhdrs, HK_UPGRADE)) {

@@ -308,7 +308,7 @@ for _c in CASES.values():
 
 # upstream connections that must not carry another request after the case
 NOT_REUSED = {"head-cl-and-body", "head-chunked-and-body", "204-bytes-no-length",
-              "304-cl-and-bytes", "http10-cl", "conn-close-kept-open",
+              "304-cl-and-bytes", "http10-cl", "http10-chunked", "conn-close-kept-open",
               "extra-same-segment"}
 
 
