@@ -141,8 +141,12 @@ typedef struct req {
 	bool retried;
 	hdr *rhdrs;
 	size_t nrhdrs, caprhdrs;
-	size_t rhead_bytes;  /* of the response head so far (RESP_HEAD_MAX) */
-	bool validating;     /* dry run over buffered body bytes */
+	size_t rhead_bytes; /* of the response head so far (RESP_HEAD_MAX) */
+	bool validating;    /* dry run over buffered body bytes */
+	/* the request's chunk_crlf: bytes still to be checked, and the end of
+	 * the bytes the parser is given */
+	int crlf_due;
+	const char *in_end;
 	int up_write_err;    /* sending the body upstream failed (<0; see on_req_body) */
 	bool last_was_value; /* header callback state */
 	bool rlast_was_value;
@@ -196,8 +200,8 @@ struct upconn {
 	upconn *next, *prev; /* pool list */
 	bool connected, reused, closing, reading, idle, got_bytes;
 	bool ob_held; /* ob is held output, counted in wq (see hold) */
-	/* bytes of the CRLF after a chunk's data still to be checked, and
-	 * the end of the bytes the parser is given (see chunk_crlf) */
+	/* the response's chunk_crlf: bytes still to be checked, and the end
+	 * of the bytes the parser is given */
 	int crlf_due;
 	const char *rd_end;
 	int handles;
@@ -1161,6 +1165,22 @@ static void pin_hdrs(sb_pool *p, hdr *hs, size_t n, const char *base, size_t len
 	}
 }
 
+/*
+ * The CRLF that ends a chunk's data, checked from p up to end; *due counts
+ * its bytes not checked yet (2 when the data has just ended), what is left
+ * for the next read. llhttp 8 (built loose) skips those two bytes without
+ * looking at them: a chunk longer than its size ("5" CRLF "helloXX0" CRLF
+ * CRLF) made a message end where a strict parser finds no end (nginx
+ * refuses it), in a request as in a response. False on any other byte.
+ */
+static bool chunk_crlf(int *due, const char *p, const char *end)
+{
+	for (; *due && p < end; (*due)--)
+		if (*p++ != "\r\n"[2 - *due])
+			return false;
+	return true;
+}
+
 /* llhttp callbacks, request side */
 
 static int on_method(llhttp_t *p, const char *at, size_t len)
@@ -1254,6 +1274,13 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len)
 	client *c = p->data;
 	req *r = c->r;
 	r->body_in += len;
+	if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+		/* the chunk's data is complete: its CRLF follows, checked before
+		 * the data goes upstream */
+		r->crlf_due = 2;
+		if (!chunk_crlf(&r->crlf_due, at + len, r->in_end))
+			return HPE_USER;
+	}
 	if (r->validating) /* counted too: see handle_head */
 		return r->body_in > r->max_body ? HPE_USER : 0;
 	if (r->body_in > r->max_body)
@@ -1620,22 +1647,6 @@ static int on_resp_headers_complete(llhttp_t *p)
 	return r->resp_no_body ? 1 : 0;
 }
 
-/*
- * The CRLF that ends a chunk's data, checked from p up to end: llhttp 8
- * (built loose) skips the two bytes after the data without looking at
- * them, so an upstream whose chunk is longer than its size ("5" CRLF
- * "helloXX0" CRLF CRLF) had its body end where a strict parser finds none
- * (nginx closes there). False on any other byte; u->crlf_due counts what
- * is left for the next read.
- */
-static bool chunk_crlf(upconn *u, const char *p, const char *end)
-{
-	for (; u->crlf_due && p < end; u->crlf_due--)
-		if (*p++ != "\r\n"[2 - u->crlf_due])
-			return false;
-	return true;
-}
-
 static int on_resp_body(llhttp_t *p, const char *at, size_t len)
 {
 	upconn *u = p->data;
@@ -1647,7 +1658,7 @@ static int on_resp_body(llhttp_t *p, const char *at, size_t len)
 	if ((p->flags & F_CHUNKED) && p->content_length == 0) {
 		/* the chunk's data is complete: its CRLF follows */
 		u->crlf_due = 2;
-		if (!chunk_crlf(u, at + len, u->rd_end)) {
+		if (!chunk_crlf(&u->crlf_due, at + len, u->rd_end)) {
 			r->resp_err = "a chunk whose data is not followed by CRLF";
 			return HPE_USER;
 		}
@@ -3004,6 +3015,7 @@ static void handle_head(client *c, size_t len)
 		 * the upstream then sees a cut-off request. */
 		llhttp_t dry = c->parser;
 		r->validating = true;
+		r->in_end = c->in + c->in_len;
 		llhttp_errno_t e2 = llhttp_execute(&dry, c->in, c->in_len);
 		r->validating = false;
 		bool long_ext = r->ext_bytes > CHUNK_EXT_MAX;
@@ -3011,6 +3023,7 @@ static void handle_head(client *c, size_t len)
 		if (e2 == HPE_OK || e2 == HPE_PAUSED) {
 			r->ext_bytes = 0; /* counted again as the body streams */
 			r->body_in = 0;
+			r->crlf_due = 0;
 		} else {
 			c->in_len = 0;
 			if (too_big)
@@ -3076,7 +3089,11 @@ static void client_input_run(client *c)
 		handle_head(c, (size_t)hl);
 	}
 	if (c->state == C_BODY && c->in_len > 0) {
-		llhttp_errno_t err = llhttp_execute(&c->parser, c->in, c->in_len);
+		req *cr = c->r;
+		cr->in_end = c->in + c->in_len;
+		llhttp_errno_t err = cr->crlf_due && !chunk_crlf(&cr->crlf_due, c->in, cr->in_end)
+					 ? HPE_USER
+					 : llhttp_execute(&c->parser, c->in, c->in_len);
 		size_t used = c->in_len;
 		if (err == HPE_PAUSED) {
 			used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in);
@@ -3502,7 +3519,7 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	u->got_bytes = true;
 	client_deadline(c, 0);
-	if (u->crlf_due && !chunk_crlf(u, buf->base, buf->base + n)) {
+	if (u->crlf_due && !chunk_crlf(&u->crlf_due, buf->base, buf->base + n)) {
 		c->r->resp_err = "a chunk whose data is not followed by CRLF";
 		up_failed(u, c->r->resp_err, 0);
 		return;
