@@ -204,6 +204,14 @@ struct upconn {
 	 * of the bytes the parser is given */
 	int crlf_due;
 	const char *rd_end;
+	/* line ends llhttp (built loose) does not check (see resp_line_end):
+	 * why the parser paused, where the head being read began in this
+	 * read (NULL: at its start), whether a head is being read, a CR in
+	 * it not followed yet, and the last byte of the read before */
+	enum { UP_RUN, UP_HEAD_END, UP_CHUNK_SIZE } pause;
+	const char *head_from;
+	bool in_head, cr_pending;
+	char last_byte;
 	int handles;
 	size_t wq;
 	sb_buf ob;
@@ -1499,11 +1507,12 @@ static void relay_early_hints(client *c, req *r)
 
 /*
  * The response head is complete: relay it with the edge's framing. The
- * return value tells llhttp whether a body follows (1: none).
+ * return value tells whether a body follows (1: none), -1 a head that is
+ * refused (r->resp_err says why). Called by resp_line_end.
  */
-static int on_resp_headers_complete(llhttp_t *p)
+static int resp_head(upconn *u)
 {
-	upconn *u = p->data;
+	llhttp_t *p = &u->parser;
 	client *c = u->c;
 	req *r = c->r;
 	int status = p->status_code;
@@ -1647,6 +1656,81 @@ static int on_resp_headers_complete(llhttp_t *p)
 	return r->resp_no_body ? 1 : 0;
 }
 
+/* The parser pauses where a head ends and after each chunk size line,
+ * so that resp_line_end can look at the bytes it took as line ends. */
+static int on_resp_headers_complete(llhttp_t *p)
+{
+	((upconn *)p->data)->pause = UP_HEAD_END;
+	return HPE_PAUSED;
+}
+
+static int on_resp_chunk_header(llhttp_t *p)
+{
+	((upconn *)p->data)->pause = UP_CHUNK_SIZE;
+	return HPE_PAUSED;
+}
+
+/* Is every CR in [p, end) followed by an LF (u->cr_pending: the CR that
+ * ended the bytes before)? */
+static bool cr_then_lf(upconn *u, const char *p, const char *end)
+{
+	if (u->cr_pending && p < end) {
+		if (*p++ != '\n')
+			return false;
+		u->cr_pending = false;
+	}
+	while (p < end) {
+		const char *cr = memchr(p, '\r', (size_t)(end - p));
+		if (!cr)
+			break;
+		if (cr + 1 == end) {
+			u->cr_pending = true;
+			break;
+		}
+		if (cr[1] != '\n')
+			return false;
+		p = cr + 2;
+	}
+	return true;
+}
+
+/*
+ * The parser paused at a line end of its own (a head's, a chunk size
+ * line's): llhttp 8, built loose, takes a CR and any byte after it as one
+ * ("HTTP/1.1 200 OK\rX", "\r\n\rXhello", "5\rXhello"), where a strict
+ * parser (nginx) refuses the message, so that the two would not agree on
+ * where it ends. Every CR of a head is followed by an LF, and the byte
+ * before a chunk's data is one; base is the start of this read. Then the
+ * head is relayed (resp_head). HPE_USER, with r->resp_err, when refused.
+ */
+static llhttp_errno_t resp_line_end(upconn *u, const char *base)
+{
+	req *r = u->c->r;
+	const char *pos = llhttp_get_error_pos(&u->parser);
+	int why = u->pause;
+	u->pause = UP_RUN;
+	if (why == UP_CHUNK_SIZE) {
+		if ((pos > base ? pos[-1] : u->last_byte) != '\n') {
+			r->resp_err = "a chunk size line not ended by CRLF";
+			return HPE_USER;
+		}
+		return HPE_OK;
+	}
+	if (!cr_then_lf(u, u->head_from ? u->head_from : base, pos)) {
+		r->resp_err = "a CR not followed by LF in a response head";
+		return HPE_USER;
+	}
+	int hc = resp_head(u);
+	if (hc < 0)
+		return HPE_USER;
+	if (hc == 1)
+		u->parser.flags |= F_SKIPBODY; /* as llhttp does when told 1 */
+	/* after an interim response, the next head begins here */
+	u->in_head = r->resp_1xx;
+	u->head_from = pos;
+	return HPE_OK;
+}
+
 static int on_resp_body(llhttp_t *p, const char *at, size_t len)
 {
 	upconn *u = p->data;
@@ -1674,7 +1758,9 @@ static int on_resp_complete(llhttp_t *p)
 		return 0; /* the real response follows */
 	if (r->status == 101 && r->upgrade)
 		return 0; /* llhttp then stops with HPE_PAUSED_UPGRADE: a tunnel */
-	if (r->resp_chunked)
+	/* a chunked body's last chunk goes out once its end is checked (see
+	 * up_read_cb); a close-delimited body relayed chunked ends here */
+	if (r->resp_chunked && !(p->flags & F_CHUNKED))
 		cwrite(u->c, "0\r\n\r\n", 5);
 	r->resp_done = true;
 	return HPE_PAUSED;
@@ -1700,6 +1786,7 @@ static const llhttp_settings_t resp_settings = {
     .on_headers_complete = on_resp_headers_complete,
     .on_body = on_resp_body,
     .on_message_complete = on_resp_complete,
+    .on_chunk_header = on_resp_chunk_header,
 };
 
 /* ---- errors -------------------------------------------------------------- */
@@ -3524,12 +3611,40 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		up_failed(u, c->r->resp_err, 0);
 		return;
 	}
+	req *r = c->r;
 	u->rd_end = buf->base + n;
 	c->gather = true;
-	llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)n);
+	const char *from = buf->base;
+	llhttp_errno_t err;
+	for (;;) {
+		err = llhttp_execute(&u->parser, from, (size_t)(u->rd_end - from));
+		if (err != HPE_PAUSED || u->pause == UP_RUN)
+			break;
+		from = llhttp_get_error_pos(&u->parser);
+		if ((err = resp_line_end(u, buf->base)) != HPE_OK)
+			break;
+		llhttp_resume(&u->parser);
+	}
+	if (err == HPE_OK && u->in_head &&
+	    !cr_then_lf(u, u->head_from ? u->head_from : buf->base, u->rd_end)) {
+		r->resp_err = "a CR not followed by LF in a response head";
+		err = HPE_USER;
+	}
+	u->head_from = NULL; /* a head still being read goes on at the next read */
+	if (err == HPE_PAUSED && r->resp_done && (u->parser.flags & F_CHUNKED) &&
+	    !(u->parser.flags & F_SKIPBODY)) {
+		/* the line end after the last chunk (and its trailers) */
+		const char *pos = llhttp_get_error_pos(&u->parser);
+		if ((pos > buf->base ? pos[-1] : u->last_byte) != '\n') {
+			r->resp_err = "a chunked body not ended by CRLF";
+			err = HPE_USER;
+		} else if (r->resp_chunked) {
+			cwrite(c, "0\r\n\r\n", 5);
+		}
+	}
+	u->last_byte = buf->base[n - 1];
 	c->gather = false;
 	cflush_held(c);
-	req *r = c->r;
 	if (err == HPE_PAUSED_UPGRADE && r->status == 101) {
 		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - buf->base);
 		tunnel_start(c, u, buf->base + used, (size_t)n - used);
@@ -3568,6 +3683,10 @@ static void up_begin(client *c, upconn *u)
 	u->c = c;
 	u->got_bytes = false;
 	u->crlf_due = 0;
+	u->pause = UP_RUN;
+	u->head_from = NULL;
+	u->in_head = true;
+	u->cr_pending = false;
 	llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
 	u->parser.data = u;
 	/* the idle timer keeps running: idle_timeout sees u->idle false */

@@ -89,17 +89,18 @@ CUT = "cut"  # the head went out, then the connection is closed, the body visibl
 
 
 class Case:
-    """data: what the upstream sends (a list: pieces sent apart, 30 ms
-    between them); close: the upstream closes after it (else it reads the
+    """data: what the upstream sends (a list: pieces sent apart, gap
+    seconds between them); close: the upstream closes after it (else it reads the
     next request on the connection); method, extra: the client's request;
     pause: how long the client waits before its next request. edge: what
     the edge's client must see, (status, body) of a whole response after
     which the connection is in step, BAD or CUT. nginx: None when nginx's
     client sees the same, else why the edge's answer is the one wanted."""
 
-    def __init__(self, data, edge, nginx=None, close=False, method="GET", extra="", pause=0.0):
+    def __init__(self, data, edge, nginx=None, close=False, method="GET", extra="", pause=0.0,
+                 gap=0.03):
         self.data, self.edge, self.nginx, self.close = data, edge, nginx, close
-        self.method, self.extra, self.pause = method, extra, pause
+        self.method, self.extra, self.pause, self.gap = method, extra, pause, gap
 
 
 LENIENT_CL = "nginx reads past an invalid Content-Length (to the close); RFC 9112 6.3: a 502"
@@ -200,6 +201,30 @@ CASES = {
     "bare-lf-last-chunk": Case(resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5\r\nhello\r\n0\n\n"),
                                CUT, nginx="llhttp wants CRLF there: the body is cut, never "
                                           "whole-looking"),
+    # llhttp (built loose) took a CR and any byte after it for a line end
+    "cr-junk-status-line": Case(b"HTTP/1.1 200 OK\rXContent-Length: 5\r\n\r\nhello", BAD,
+                                close=True, nginx="nginx relays the line as its status line"),
+    "cr-junk-status-line-split": Case([b"HTTP/1.1 200 OK\r", b"XContent-Length: 5\r\n\r\nhello"],
+                                      BAD, close=True, nginx="as cr-junk-status-line"),
+    "cr-junk-end-of-head-split": Case([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r", b"Xhello"],
+                                      BAD, close=True),
+    "cr-junk-after-1xx": Case(resp(b"HTTP/1.1 100 Continue") +
+                              b"HTTP/1.1 200 OK\rXContent-Length: 5\r\n\r\nhello", BAD, close=True,
+                              nginx=NGINX_1XX),
+    "cr-junk-chunk-size-split": Case([resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5\r"),
+                                      b"Xhello\r\n0\r\n\r\n"], CUT, close=True),
+    "head-split-at-every-byte": Case([bytes([b]) for b in resp(b"HTTP/1.1 204 No Content",
+                                                                b"X-A: 1", b"X-B: 2")],
+                                     (204, b""), gap=0.005),
+    "chunks-split-at-every-cr": Case([b"HTTP/1.1 200 OK\r", b"\nTransfer-Encoding: chunked\r",
+                                      b"\n\r", b"\n5\r", b"\nhello\r", b"\n0\r", b"\nX-T: 1\r",
+                                      b"\n\r", b"\n"], OK5),
+    "cr-junk-end-of-head": Case(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\rXhello", BAD,
+                                close=True),
+    "cr-junk-chunk-size": Case(resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5\rXhello\r\n0\r\n\r\n"),
+                               CUT, close=True),
+    "cr-junk-last-chunk": Case(resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5\r\nhello\r\n0\r\n\rX"),
+                               CUT, close=True),
     "chunk-ext-one": Case(resp(b"HTTP/1.1 200 OK", CHUNKED, body=b"5;a=b\r\nhello\r\n0\r\n\r\n"),
                           OK5),
     "chunk-ext-quoted": Case(resp(b"HTTP/1.1 200 OK", CHUNKED,
@@ -304,7 +329,7 @@ CASES = {
 # the client sends a next request only after the upstream's pieces are all sent
 for _c in CASES.values():
     if isinstance(_c.data, list):
-        _c.pause = max(_c.pause, 0.03 * len(_c.data) + 0.1)
+        _c.pause = max(_c.pause, _c.gap * len(_c.data) + 0.1)
 
 # upstream connections that must not carry another request after the case
 NOT_REUSED = {"head-cl-and-body", "head-chunked-and-body", "204-bytes-no-length",
@@ -333,7 +358,7 @@ class Upstream(Scripted):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for i, p in enumerate(pieces):
                 if i:
-                    time.sleep(0.03)
+                    time.sleep(case.gap)
                 conn.sendall(p)
             return None if case.close else rest
         body = f"for {path}".encode()
@@ -448,7 +473,7 @@ def read_response(rd, method, seen):
     seen.whole = True
 
 
-def observe(port, name, who, timeout=2.0):
+def observe(port, name, who, timeout=1.5):
     """Send case name's request to port, then (the connection still open) a
     next request on the same connection; return what the client saw."""
     case = CASES[name]
