@@ -144,9 +144,12 @@ typedef struct req {
 	size_t rhead_bytes; /* of the response head so far (RESP_HEAD_MAX) */
 	bool validating;    /* dry run over buffered body bytes */
 	/* the request's chunk_crlf: bytes still to be checked, and the end of
-	 * the bytes the parser is given */
+	 * the bytes the parser is given; req_execute's pause after a chunk
+	 * size line, and the last byte it was given */
 	int crlf_due;
 	const char *in_end;
+	bool chunk_pause;
+	char last_byte;
 	int up_write_err;    /* sending the body upstream failed (<0; see on_req_body) */
 	bool last_was_value; /* header callback state */
 	bool rlast_was_value;
@@ -1312,10 +1315,55 @@ static int on_req_complete(llhttp_t *p)
 	if (r->validating)
 		return HPE_PAUSED;
 	r->body_done = true;
-	if (c->state == C_BODY && r->chunked && c->u)
-		uwrite(c->u, "0\r\n\r\n", 5);
-	/* stop here: the next pipelined request waits for this response */
+	/* a chunked body's last chunk goes upstream once its end is checked
+	 * (client_input_run). Stop here: the next pipelined request waits for
+	 * this response */
 	return HPE_PAUSED;
+}
+
+static int on_req_chunk_header(llhttp_t *p)
+{
+	((client *)p->data)->r->chunk_pause = true;
+	return HPE_PAUSED;
+}
+
+/*
+ * llhttp_execute over n bytes of a request body at p, with the line ends
+ * llhttp 8 (built loose) does not check: it takes a CR and any byte after
+ * it for the end of a chunk size line ("5\rXhello") or of the trailer
+ * section ("0\r\n\rX"), where nginx answers 400, so that a proxy in front
+ * that reads them its own way would not agree on where the body ends. The
+ * parser pauses after each chunk size line, and at the message's end, for
+ * the byte taken as the LF; the CRLF after a chunk's data is chunk_crlf's.
+ * Returns as llhttp_execute does, HPE_USER for a line end refused.
+ */
+static llhttp_errno_t req_execute(llhttp_t *parser, req *r, const char *p, size_t n)
+{
+	const char *base = p, *end = p + n;
+	llhttp_errno_t err;
+	r->in_end = end;
+	if (r->crlf_due && !chunk_crlf(&r->crlf_due, p, end))
+		return HPE_USER;
+	for (;;) {
+		err = llhttp_execute(parser, p, (size_t)(end - p));
+		if (err != HPE_PAUSED || !r->chunk_pause)
+			break;
+		r->chunk_pause = false;
+		p = llhttp_get_error_pos(parser);
+		if ((p > base ? p[-1] : r->last_byte) != '\n')
+			return HPE_USER;
+		llhttp_resume(parser);
+	}
+	if (err == HPE_PAUSED && (parser->flags & F_CHUNKED)) {
+		const char *pos = llhttp_get_error_pos(parser);
+		if ((pos > base ? pos[-1] : r->last_byte) != '\n') {
+			r->body_done = false;
+			err = HPE_USER;
+		}
+	}
+	if (n)
+		r->last_byte = end[-1];
+	return err;
 }
 
 /* llhttp callbacks, response side */
@@ -1779,6 +1827,7 @@ static const llhttp_settings_t req_settings = {
     .on_message_complete = on_req_complete,
     .on_chunk_extension_name = on_req_chunk_ext,
     .on_chunk_extension_value = on_req_chunk_ext,
+    .on_chunk_header = on_req_chunk_header,
 };
 static const llhttp_settings_t resp_settings = {
     .on_header_field = on_resp_field,
@@ -3102,9 +3151,10 @@ static void handle_head(client *c, size_t len)
 		 * the upstream then sees a cut-off request. */
 		llhttp_t dry = c->parser;
 		r->validating = true;
-		r->in_end = c->in + c->in_len;
-		llhttp_errno_t e2 = llhttp_execute(&dry, c->in, c->in_len);
+		llhttp_errno_t e2 = req_execute(&dry, r, c->in, c->in_len);
 		r->validating = false;
+		r->chunk_pause = false;
+		r->last_byte = 0;
 		bool long_ext = r->ext_bytes > CHUNK_EXT_MAX;
 		bool too_big = r->body_in > r->max_body;
 		if (e2 == HPE_OK || e2 == HPE_PAUSED) {
@@ -3177,10 +3227,9 @@ static void client_input_run(client *c)
 	}
 	if (c->state == C_BODY && c->in_len > 0) {
 		req *cr = c->r;
-		cr->in_end = c->in + c->in_len;
-		llhttp_errno_t err = cr->crlf_due && !chunk_crlf(&cr->crlf_due, c->in, cr->in_end)
-					 ? HPE_USER
-					 : llhttp_execute(&c->parser, c->in, c->in_len);
+		llhttp_errno_t err = req_execute(&c->parser, cr, c->in, c->in_len);
+		if (err == HPE_PAUSED && cr->body_done && cr->chunked && c->u)
+			uwrite(c->u, "0\r\n\r\n", 5); /* its end checked */
 		size_t used = c->in_len;
 		if (err == HPE_PAUSED) {
 			used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in);
