@@ -3686,6 +3686,7 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		const char *pos = llhttp_get_error_pos(&u->parser);
 		if ((pos > buf->base ? pos[-1] : u->last_byte) != '\n') {
 			r->resp_err = "a chunked body not ended by CRLF";
+			r->resp_done = false;
 			err = HPE_USER;
 		} else if (r->resp_chunked) {
 			cwrite(c, "0\r\n\r\n", 5);
