@@ -44,7 +44,7 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header Host $host;
             proxy_connect_timeout 1s;
-            proxy_read_timeout 1s;
+            proxy_read_timeout 500ms;
         }}
     }}
 }}
@@ -53,7 +53,7 @@ http {{
 
 class RespNginx(Nginx):
     """test_http_request_diff's nginx, with short upstream timeouts: an
-    answer that never ends costs a second, not a minute."""
+    answer that never ends costs half a second, not a minute."""
 
     def __init__(self, tmp, upstream_port):
         import test_http_request_diff as rd
@@ -314,7 +314,8 @@ CASES = {
                      nginx="nginx's proxy_buffer_size (4 KiB) is its limit, the edge's 64 KiB"),
     "head-70k": Case(ok(*[b"X-Big-%d: " % i + b"b" * 1000 for i in range(70)]), BAD, close=True),
     "set-cookie-many": Case(ok(*COOKIES), OK5),
-    "set-cookie-many-split": Case([ok(*COOKIES)[i:i + 97] for i in range(0, 3000, 97)], OK5),
+    "set-cookie-many-split": Case([ok(*COOKIES)[i:i + 97] for i in range(0, 3000, 97)], OK5,
+                                  gap=0.01),
     # ---- Connection and hop-by-hop fields
     "conn-close": Case(ok(b"Connection: close"), OK5, close=True),
     "conn-close-kept-open": Case(ok(b"Connection: close"), OK5),
@@ -540,9 +541,12 @@ def seen(tmp_path_factory):
         # each proxy's cases one after the other (the two proxies side by
         # side): which upstream connection a next request takes is then
         # the one the case left in the pool, if any
-        runs = [("e", e.port)] + ([("n", n.port)] if n else [])
+        # (the edge's response timeout is 1 s, nginx's 0.5 s: each client
+        # waits a little longer than its proxy)
+        runs = [("e", e.port, 1.5)] + ([("n", n.port, 1.0)] if n else [])
         with ThreadPoolExecutor(2) as pool:
-            done = pool.map(lambda r: {(c, r[0]): observe(r[1], c, r[0]) for c in CASES}, runs)
+            done = pool.map(lambda r: {(c, r[0]): observe(r[1], c, r[0], r[2]) for c in CASES},
+                            runs)
             out = {k: v for d in done for k, v in d.items()}
         for (c, w), sn in out.items():
             first = up.served.get(f"/c/{c}/{w}")
