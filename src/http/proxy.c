@@ -130,8 +130,10 @@ typedef struct req {
 	int64_t start_mono_ms; /* monotonic: the log's duration, whatever the wall clock does */
 	uint64_t head_wait_ms; /* from the head's first byte to start_ms (the log's) */
 	bool resp_started, resp_chunked, resp_done, resp_no_body, resp_close, resp_1xx;
-	bool resp_eof;	      /* the client's response ends when its connection closes */
-	bool resp_conn_close; /* the upstream's Connection says close */
+	bool resp_eof; /* the client's response ends when its connection closes */
+	/* the upstream connection ends after this response: its Connection
+	 * says close, or its framing was faulty (HTTP/1.0 and chunked) */
+	bool resp_conn_close;
 	/* why a response head was refused, for the 502's message: llhttp puts
 	 * "User callback error" in place of a reason a callback sets */
 	const char *resp_err;
@@ -139,8 +141,15 @@ typedef struct req {
 	bool retried;
 	hdr *rhdrs;
 	size_t nrhdrs, caprhdrs;
-	size_t rhead_bytes;  /* of the response head so far (RESP_HEAD_MAX) */
-	bool validating;     /* dry run over buffered body bytes */
+	size_t rhead_bytes; /* of the response head so far (RESP_HEAD_MAX) */
+	bool validating;    /* dry run over buffered body bytes */
+	/* the request's chunk_crlf: bytes still to be checked, and the end of
+	 * the bytes the parser is given; req_execute's pause after a chunk
+	 * size line, and the last byte it was given */
+	int crlf_due;
+	const char *in_end;
+	bool chunk_pause;
+	char last_byte;
 	int up_write_err;    /* sending the body upstream failed (<0; see on_req_body) */
 	bool last_was_value; /* header callback state */
 	bool rlast_was_value;
@@ -194,6 +203,18 @@ struct upconn {
 	upconn *next, *prev; /* pool list */
 	bool connected, reused, closing, reading, idle, got_bytes;
 	bool ob_held; /* ob is held output, counted in wq (see hold) */
+	/* the response's chunk_crlf: bytes still to be checked, and the end
+	 * of the bytes the parser is given */
+	int crlf_due;
+	const char *rd_end;
+	/* line ends llhttp (built loose) does not check (see resp_line_end):
+	 * why the parser paused, where the head being read began in this
+	 * read (NULL: at its start), whether a head is being read, a CR in
+	 * it not followed yet, and the last byte of the read before */
+	enum { UP_RUN, UP_HEAD_END, UP_CHUNK_SIZE } pause;
+	const char *head_from;
+	bool in_head, cr_pending;
+	char last_byte;
 	int handles;
 	size_t wq;
 	sb_buf ob;
@@ -219,6 +240,7 @@ static void up_failed(upconn *u, const char *what, int uverr);
 static void start_upstream(client *c);
 static void send_error(client *c, int status, const char *code, const char *msg);
 static void finish_request(client *c);
+static bool token_span(const char *p, size_t n);
 static bool body_pending(const req *r);
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -1154,6 +1176,22 @@ static void pin_hdrs(sb_pool *p, hdr *hs, size_t n, const char *base, size_t len
 	}
 }
 
+/*
+ * The CRLF that ends a chunk's data, checked from p up to end; *due counts
+ * its bytes not checked yet (2 when the data has just ended), what is left
+ * for the next read. llhttp 8 (built loose) skips those two bytes without
+ * looking at them: a chunk longer than its size ("5" CRLF "helloXX0" CRLF
+ * CRLF) made a message end where a strict parser finds no end (nginx
+ * refuses it), in a request as in a response. False on any other byte.
+ */
+static bool chunk_crlf(int *due, const char *p, const char *end)
+{
+	for (; *due && p < end; (*due)--)
+		if (*p++ != "\r\n"[2 - *due])
+			return false;
+	return true;
+}
+
 /* llhttp callbacks, request side */
 
 static int on_method(llhttp_t *p, const char *at, size_t len)
@@ -1247,6 +1285,13 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len)
 	client *c = p->data;
 	req *r = c->r;
 	r->body_in += len;
+	if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+		/* the chunk's data is complete: its CRLF follows, checked before
+		 * the data goes upstream */
+		r->crlf_due = 2;
+		if (!chunk_crlf(&r->crlf_due, at + len, r->in_end))
+			return HPE_USER;
+	}
 	if (r->validating) /* counted too: see handle_head */
 		return r->body_in > r->max_body ? HPE_USER : 0;
 	if (r->body_in > r->max_body)
@@ -1270,10 +1315,55 @@ static int on_req_complete(llhttp_t *p)
 	if (r->validating)
 		return HPE_PAUSED;
 	r->body_done = true;
-	if (c->state == C_BODY && r->chunked && c->u)
-		uwrite(c->u, "0\r\n\r\n", 5);
-	/* stop here: the next pipelined request waits for this response */
+	/* a chunked body's last chunk goes upstream once its end is checked
+	 * (client_input_run). Stop here: the next pipelined request waits for
+	 * this response */
 	return HPE_PAUSED;
+}
+
+static int on_req_chunk_header(llhttp_t *p)
+{
+	((client *)p->data)->r->chunk_pause = true;
+	return HPE_PAUSED;
+}
+
+/*
+ * llhttp_execute over n bytes of a request body at p, with the line ends
+ * llhttp 8 (built loose) does not check: it takes a CR and any byte after
+ * it for the end of a chunk size line ("5\rXhello") or of the trailer
+ * section ("0\r\n\rX"), where nginx answers 400, so that a proxy in front
+ * that reads them its own way would not agree on where the body ends. The
+ * parser pauses after each chunk size line, and at the message's end, for
+ * the byte taken as the LF; the CRLF after a chunk's data is chunk_crlf's.
+ * Returns as llhttp_execute does, HPE_USER for a line end refused.
+ */
+static llhttp_errno_t req_execute(llhttp_t *parser, req *r, const char *p, size_t n)
+{
+	const char *base = p, *end = p + n;
+	llhttp_errno_t err;
+	r->in_end = end;
+	if (r->crlf_due && !chunk_crlf(&r->crlf_due, p, end))
+		return HPE_USER;
+	for (;;) {
+		err = llhttp_execute(parser, p, (size_t)(end - p));
+		if (err != HPE_PAUSED || !r->chunk_pause)
+			break;
+		r->chunk_pause = false;
+		p = llhttp_get_error_pos(parser);
+		if ((p > base ? p[-1] : r->last_byte) != '\n')
+			return HPE_USER;
+		llhttp_resume(parser);
+	}
+	if (err == HPE_PAUSED && (parser->flags & F_CHUNKED)) {
+		const char *pos = llhttp_get_error_pos(parser);
+		if ((pos > base ? pos[-1] : r->last_byte) != '\n') {
+			r->body_done = false;
+			err = HPE_USER;
+		}
+	}
+	if (n)
+		r->last_byte = end[-1];
+	return err;
 }
 
 /* llhttp callbacks, response side */
@@ -1465,11 +1555,12 @@ static void relay_early_hints(client *c, req *r)
 
 /*
  * The response head is complete: relay it with the edge's framing. The
- * return value tells llhttp whether a body follows (1: none).
+ * return value tells whether a body follows (1: none), -1 a head that is
+ * refused (r->resp_err says why). Called by resp_line_end.
  */
-static int on_resp_headers_complete(llhttp_t *p)
+static int resp_head(upconn *u)
 {
-	upconn *u = p->data;
+	llhttp_t *p = &u->parser;
 	client *c = u->c;
 	req *r = c->r;
 	int status = p->status_code;
@@ -1479,6 +1570,22 @@ static int on_resp_headers_complete(llhttp_t *p)
 		r->resp_err = "a response in an HTTP version other than 1.x";
 		return -1;
 	}
+	/* llhttp reads any number up to 999 (leading zeros, "20", "000"):
+	 * the edge writes the status line itself, and a status outside the
+	 * classes HTTP defines (RFC 9110 15) is not passed on */
+	if (status < 100 || status > 599) {
+		r->resp_err = "a response status outside 100-599";
+		return -1;
+	}
+	/* llhttp (loose) takes names with a space, a trailing space or none
+	 * at all (" X: v", "X A: v", ": v"), which would reach the client as
+	 * they came (RFC 9112 5.1: a proxy removes whitespace before the
+	 * colon, or refuses): a 502, as nginx makes it */
+	for (size_t i = 0; i < r->nrhdrs; i++)
+		if (r->rhdrs[i].nlen == 0 || !token_span(r->rhdrs[i].name, r->rhdrs[i].nlen)) {
+			r->resp_err = "a response field name that is not a token";
+			return -1;
+		}
 	if (status >= 100 && status < 200 && status != 101) {
 		/* interim responses: we answered Expect ourselves; others are
 		 * dropped, but for 103 Early Hints (RFC 8297), which an HTTP/1.1
@@ -1501,14 +1608,28 @@ static int on_resp_headers_complete(llhttp_t *p)
 		return 1;
 	}
 	r->resp_1xx = false;
-	if (status == 101 && !r->upgrade)
-		return -1; /* switching protocols nobody asked for: a 502 */
+	if (status == 101 && !r->upgrade) {
+		/* switching protocols nobody asked for: a 502 */
+		r->resp_err = "a 101 to a request that asked for no upgrade";
+		return -1;
+	}
 	bool upgrade = status == 101 && r->upgrade;
 	bool no_body = r->is_head || status == 204 || status == 304 || upgrade;
 	/* llhttp finds "close" in a Connection field only where the field is
 	 * not folded: "keep-alive" CRLF " close" would keep a connection the
 	 * upstream is closing. Any "close" word in one ends its reuse. */
 	r->resp_conn_close = classify_all(r->rhdrs, r->nrhdrs);
+	/* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
+	 * framing; the connection is closed after it (a 1.0 server that does
+	 * not know chunked ends its body with the connection) */
+	if (p->http_minor == 0 && (p->flags & F_TRANSFER_ENCODING))
+		r->resp_conn_close = true;
+	/* a 101 names the protocol it switches to (RFC 9110 7.8): the edge
+	 * does not make one up */
+	if (upgrade && !find_kind(r->rhdrs, r->nrhdrs, HK_UPGRADE)) {
+		r->resp_err = "a 101 without Upgrade";
+		return -1;
+	}
 	if (!no_body && resp_coding_unsupported(r->rhdrs, r->nrhdrs)) {
 		r->resp_err = "a transfer coding other than chunked";
 		return -1;
@@ -1562,8 +1683,8 @@ static int on_resp_headers_complete(llhttp_t *p)
 	}
 	if (upgrade) {
 		const hdr *uh = find_kind(r->rhdrs, r->nrhdrs, HK_UPGRADE);
-		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", uh ? (int)uh->vlen : 9,
-			    uh ? uh->value : "websocket");
+		sb_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", (int)uh->vlen,
+			    uh->value);
 	} else {
 		if (r->resp_chunked)
 			sb_buf_adds(b, "Transfer-Encoding: chunked\r\n");
@@ -1583,6 +1704,81 @@ static int on_resp_headers_complete(llhttp_t *p)
 	return r->resp_no_body ? 1 : 0;
 }
 
+/* The parser pauses where a head ends and after each chunk size line,
+ * so that resp_line_end can look at the bytes it took as line ends. */
+static int on_resp_headers_complete(llhttp_t *p)
+{
+	((upconn *)p->data)->pause = UP_HEAD_END;
+	return HPE_PAUSED;
+}
+
+static int on_resp_chunk_header(llhttp_t *p)
+{
+	((upconn *)p->data)->pause = UP_CHUNK_SIZE;
+	return HPE_PAUSED;
+}
+
+/* Is every CR in [p, end) followed by an LF (u->cr_pending: the CR that
+ * ended the bytes before)? */
+static bool cr_then_lf(upconn *u, const char *p, const char *end)
+{
+	if (u->cr_pending && p < end) {
+		if (*p++ != '\n')
+			return false;
+		u->cr_pending = false;
+	}
+	while (p < end) {
+		const char *cr = memchr(p, '\r', (size_t)(end - p));
+		if (!cr)
+			break;
+		if (cr + 1 == end) {
+			u->cr_pending = true;
+			break;
+		}
+		if (cr[1] != '\n')
+			return false;
+		p = cr + 2;
+	}
+	return true;
+}
+
+/*
+ * The parser paused at a line end of its own (a head's, a chunk size
+ * line's): llhttp 8, built loose, takes a CR and any byte after it as one
+ * ("HTTP/1.1 200 OK\rX", "\r\n\rXhello", "5\rXhello"), where a strict
+ * parser (nginx) refuses the message, so that the two would not agree on
+ * where it ends. Every CR of a head is followed by an LF, and the byte
+ * before a chunk's data is one; base is the start of this read. Then the
+ * head is relayed (resp_head). HPE_USER, with r->resp_err, when refused.
+ */
+static llhttp_errno_t resp_line_end(upconn *u, const char *base)
+{
+	req *r = u->c->r;
+	const char *pos = llhttp_get_error_pos(&u->parser);
+	int why = u->pause;
+	u->pause = UP_RUN;
+	if (why == UP_CHUNK_SIZE) {
+		if ((pos > base ? pos[-1] : u->last_byte) != '\n') {
+			r->resp_err = "a chunk size line not ended by CRLF";
+			return HPE_USER;
+		}
+		return HPE_OK;
+	}
+	if (!cr_then_lf(u, u->head_from ? u->head_from : base, pos)) {
+		r->resp_err = "a CR not followed by LF in a response head";
+		return HPE_USER;
+	}
+	int hc = resp_head(u);
+	if (hc < 0)
+		return HPE_USER;
+	if (hc == 1)
+		u->parser.flags |= F_SKIPBODY; /* as llhttp does when told 1 */
+	/* after an interim response, the next head begins here */
+	u->in_head = r->resp_1xx;
+	u->head_from = pos;
+	return HPE_OK;
+}
+
 static int on_resp_body(llhttp_t *p, const char *at, size_t len)
 {
 	upconn *u = p->data;
@@ -1591,6 +1787,14 @@ static int on_resp_body(llhttp_t *p, const char *at, size_t len)
 	if (r->resp_1xx)
 		return 0;
 	write_body(cwrite_v, c, r->resp_chunked, at, len);
+	if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+		/* the chunk's data is complete: its CRLF follows */
+		u->crlf_due = 2;
+		if (!chunk_crlf(&u->crlf_due, at + len, u->rd_end)) {
+			r->resp_err = "a chunk whose data is not followed by CRLF";
+			return HPE_USER;
+		}
+	}
 	return 0;
 }
 
@@ -1602,7 +1806,9 @@ static int on_resp_complete(llhttp_t *p)
 		return 0; /* the real response follows */
 	if (r->status == 101 && r->upgrade)
 		return 0; /* llhttp then stops with HPE_PAUSED_UPGRADE: a tunnel */
-	if (r->resp_chunked)
+	/* a chunked body's last chunk goes out once its end is checked (see
+	 * up_read_cb); a close-delimited body relayed chunked ends here */
+	if (r->resp_chunked && !(p->flags & F_CHUNKED))
 		cwrite(u->c, "0\r\n\r\n", 5);
 	r->resp_done = true;
 	return HPE_PAUSED;
@@ -1621,6 +1827,7 @@ static const llhttp_settings_t req_settings = {
     .on_message_complete = on_req_complete,
     .on_chunk_extension_name = on_req_chunk_ext,
     .on_chunk_extension_value = on_req_chunk_ext,
+    .on_chunk_header = on_req_chunk_header,
 };
 static const llhttp_settings_t resp_settings = {
     .on_header_field = on_resp_field,
@@ -1628,6 +1835,7 @@ static const llhttp_settings_t resp_settings = {
     .on_headers_complete = on_resp_headers_complete,
     .on_body = on_resp_body,
     .on_message_complete = on_resp_complete,
+    .on_chunk_header = on_resp_chunk_header,
 };
 
 /* ---- errors -------------------------------------------------------------- */
@@ -2943,13 +3151,16 @@ static void handle_head(client *c, size_t len)
 		 * the upstream then sees a cut-off request. */
 		llhttp_t dry = c->parser;
 		r->validating = true;
-		llhttp_errno_t e2 = llhttp_execute(&dry, c->in, c->in_len);
+		llhttp_errno_t e2 = req_execute(&dry, r, c->in, c->in_len);
 		r->validating = false;
+		r->chunk_pause = false;
+		r->last_byte = 0;
 		bool long_ext = r->ext_bytes > CHUNK_EXT_MAX;
 		bool too_big = r->body_in > r->max_body;
 		if (e2 == HPE_OK || e2 == HPE_PAUSED) {
 			r->ext_bytes = 0; /* counted again as the body streams */
 			r->body_in = 0;
+			r->crlf_due = 0;
 		} else {
 			c->in_len = 0;
 			if (too_big)
@@ -3015,7 +3226,10 @@ static void client_input_run(client *c)
 		handle_head(c, (size_t)hl);
 	}
 	if (c->state == C_BODY && c->in_len > 0) {
-		llhttp_errno_t err = llhttp_execute(&c->parser, c->in, c->in_len);
+		req *cr = c->r;
+		llhttp_errno_t err = req_execute(&c->parser, cr, c->in, c->in_len);
+		if (err == HPE_PAUSED && cr->body_done && cr->chunked && c->u)
+			uwrite(c->u, "0\r\n\r\n", 5); /* its end checked */
 		size_t used = c->in_len;
 		if (err == HPE_PAUSED) {
 			used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in);
@@ -3424,13 +3638,63 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (n == 0)
 		return;
+	if (u->ob_held && !u->got_bytes) {
+		/* The request's head is still held (see hold): nothing of it
+		 * went out, so these bytes answer no request of ours. The
+		 * connection came from the pool in this pass of the loop, and
+		 * what its upstream sent after its last response (a second
+		 * answer, a late body) arrived in the same pass: read as this
+		 * request's answer, it reached the wrong client. The head is
+		 * dropped unsent, and the request goes on a fresh connection
+		 * when it can (up_failed). */
+		u->wq -= u->ob.len;
+		sb_buf_reset(&u->ob);
+		u->ob_held = false;
+		up_failed(u, "bytes before the request was sent", 0);
+		return;
+	}
 	u->got_bytes = true;
 	client_deadline(c, 0);
+	if (u->crlf_due && !chunk_crlf(&u->crlf_due, buf->base, buf->base + n)) {
+		c->r->resp_err = "a chunk whose data is not followed by CRLF";
+		up_failed(u, c->r->resp_err, 0);
+		return;
+	}
+	req *r = c->r;
+	u->rd_end = buf->base + n;
 	c->gather = true;
-	llhttp_errno_t err = llhttp_execute(&u->parser, buf->base, (size_t)n);
+	const char *from = buf->base;
+	llhttp_errno_t err;
+	for (;;) {
+		err = llhttp_execute(&u->parser, from, (size_t)(u->rd_end - from));
+		if (err != HPE_PAUSED || u->pause == UP_RUN)
+			break;
+		from = llhttp_get_error_pos(&u->parser);
+		if ((err = resp_line_end(u, buf->base)) != HPE_OK)
+			break;
+		llhttp_resume(&u->parser);
+	}
+	if (err == HPE_OK && u->in_head &&
+	    !cr_then_lf(u, u->head_from ? u->head_from : buf->base, u->rd_end)) {
+		r->resp_err = "a CR not followed by LF in a response head";
+		err = HPE_USER;
+	}
+	u->head_from = NULL; /* a head still being read goes on at the next read */
+	if (err == HPE_PAUSED && r->resp_done && (u->parser.flags & F_CHUNKED) &&
+	    !(u->parser.flags & F_SKIPBODY)) {
+		/* the line end after the last chunk (and its trailers) */
+		const char *pos = llhttp_get_error_pos(&u->parser);
+		if ((pos > buf->base ? pos[-1] : u->last_byte) != '\n') {
+			r->resp_err = "a chunked body not ended by CRLF";
+			r->resp_done = false;
+			err = HPE_USER;
+		} else if (r->resp_chunked) {
+			cwrite(c, "0\r\n\r\n", 5);
+		}
+	}
+	u->last_byte = buf->base[n - 1];
 	c->gather = false;
 	cflush_held(c);
-	req *r = c->r;
 	if (err == HPE_PAUSED_UPGRADE && r->status == 101) {
 		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - buf->base);
 		tunnel_start(c, u, buf->base + used, (size_t)n - used);
@@ -3468,6 +3732,11 @@ static void up_begin(client *c, upconn *u)
 	c->u = u;
 	u->c = c;
 	u->got_bytes = false;
+	u->crlf_due = 0;
+	u->pause = UP_RUN;
+	u->head_from = NULL;
+	u->in_head = true;
+	u->cr_pending = false;
 	llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
 	u->parser.data = u;
 	/* the idle timer keeps running: idle_timeout sees u->idle false */
