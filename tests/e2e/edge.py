@@ -499,8 +499,11 @@ class Edge:
     def start(self, wait_healthy=True, dns=False, env=None, prefix=(), args=()):
         """prefix: a command that execs the rest (e.g. a shell setting a
         limit first); the edge keeps its pid. args: more options of serve."""
-        argv = [*prefix, SB, "serve", "-c", str(self.dir), "--listen", "127.0.0.1:0",
-                "--threads", str(self.threads), *map(str, args)]
+        args = [*map(str, args)]
+        # the test's own --listen replaces the default (twice is an error)
+        listen = [] if "--listen" in args else ["--listen", "127.0.0.1:0"]
+        argv = [*prefix, SB, "serve", "-c", str(self.dir), *listen,
+                "--threads", str(self.threads), *args]
         if dns:
             argv += ["--dns", "127.0.0.1:0"]
         self.edge = Proc(argv, env={**os.environ, **env} if env else None)
