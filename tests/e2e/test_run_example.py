@@ -80,6 +80,16 @@ def comm_of(pid):
         return None
 
 
+def default_signals():
+    """In the child: SIGINT, SIGQUIT and SIGHUP as a terminal's shell leaves
+    them. A shell runs a command it puts in the background (`.ci/run &`)
+    with SIGINT and SIGQUIT ignored, nohup ignores SIGHUP, children inherit
+    that, and a non-interactive shell cannot trap a signal ignored when it
+    started: the script would not see the signal it is sent."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.fixture
 def tree(tmp_path):
     """A copy of what the script needs: itself, the example, and build/ with
@@ -100,7 +110,8 @@ def test_a_signal_to_the_script_stops_the_edge_and_every_service(tree, sig):
             f'/usr/bin/python3 -c "$1" && exec /bin/sh {tree}/scripts/run-example',
             "sh", LO_UP]
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+                         stdin=subprocess.DEVNULL, start_new_session=True,
+                         preexec_fn=default_signals)
     try:
         # the demo services answered the script's readiness check before it
         # started the edge, and the edge says when it listens
