@@ -201,3 +201,37 @@ def test_the_admin_api_at_the_open_file_limit_does_not_spin_the_control_thread(f
     e.status()
     e.stop()  # SIGTERM, exit 0 (it fails when the edge does not stop in 10 s)
 
+
+def test_upstream_connects_failed_for_want_of_a_descriptor_are_said_once_a_second(fresh):
+    # at the limit, every request that needs a new upstream connection gets
+    # a 502, and each was a line on stderr: a flood as fast as clients ask
+    e = fresh(threads=1, http=HELD).start(prefix=LIMIT)
+    held = iter(exhaust(e))
+    said = "the upstream failed: cannot connect: too many open files"
+
+    def fail_one():
+        """A request on the next held connection that gets a 502."""
+        for s in held:
+            s.settimeout(10)
+            try:
+                if request(e, HOST, "/echo", sock=s)[0] == 502:
+                    return
+            except (EOFError, ConnectionResetError):
+                pass
+        raise AssertionError("no request failed")
+    t0 = time.monotonic()
+    for _ in range(12):
+        fail_one()
+    elapsed = time.monotonic() - t0
+    lines = wait_for(lambda: [l for l in e.edge.err if said in l], what="a failure said")
+    time.sleep(0.2)  # the edge's stderr read
+    lines = [l for l in e.edge.err if said in l]
+    assert len(lines) <= elapsed + 1, lines
+    assert lines[0].endswith("; said at most once a second: 0 more such failure(s) since the "
+                             "last such warning"), lines[0]
+    # the next one, a second later, says how many were not
+    time.sleep(1.1)
+    fail_one()
+    last = wait_for(lambda: [l for l in e.edge.err if said in l][len(lines):],
+                    what="the next failure said")[-1]
+    assert int(last.rsplit(": ", 1)[1].split()[0]) == 12 - len(lines), last
