@@ -2,6 +2,8 @@
  * loop, one request per connection, and a blocking client for the CLI. */
 #include "admin/api.h"
 
+#include "common/accept.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <llhttp.h>
@@ -28,8 +30,8 @@
 
 struct sb_admin {
 	uv_loop_t *loop;
-	uv_pipe_t pipe;
-	uv_tcp_t tcp;
+	sb_accept_guard pipe; /* the listeners (pipe.l.pipe, tcp.l.tcp), paused when */
+	sb_accept_guard tcp;  /* accepting fails (the open-file limit) */
 	bool has_pipe, has_tcp, stopping;
 	bool owns_sock; /* the socket file is ours: removed at stop */
 	int lock_fd;	/* <sock>.lock, flock'ed for the server's life (-1: none) */
@@ -157,7 +159,7 @@ static void conn_closed(uv_handle_t *h)
 	sb_buf_free(&c->value);
 	sb_buf_free(&c->out);
 	free(c);
-	admin_handle_closed((uv_handle_t *)&a->pipe);
+	admin_handle_closed(&a->pipe.l.handle);
 }
 
 static void conn_close(aconn *c)
@@ -516,11 +518,18 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void on_connection(uv_stream_t *server, int status)
 {
 	sb_admin *a = server->data;
-	if (status < 0 || a->stopping)
+	if (a->stopping)
 		return;
+	if (status < 0) {
+		/* libuv would try again at once for as long as it lasts (the
+		 * open-file limit): the control thread would spin, serving
+		 * nothing else (nor a stop) */
+		sb_accept_guard_failed(server == &a->tcp.l.stream ? &a->tcp : &a->pipe, status);
+		return;
+	}
 	aconn *c = sb_xcalloc(1, sizeof(*c));
 	c->a = a;
-	c->tcp = server == (uv_stream_t *)&a->tcp;
+	c->tcp = server == &a->tcp.l.stream;
 	if (c->tcp)
 		uv_tcp_init(a->loop, &c->h.tcp);
 	else
@@ -638,8 +647,9 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, bool 
 		goto out;
 	}
 	memcpy(a->sock, path, strlen(path) + 1); /* length checked above */
-	uv_pipe_init(loop, &a->pipe, 0);
-	a->pipe.data = a;
+	uv_pipe_init(loop, &a->pipe.l.pipe, 0);
+	a->pipe.l.pipe.data = a;
+	sb_accept_guard_init(&a->pipe, loop);
 	a->has_pipe = true;
 	a->handles++;
 	/* One server per data directory: a lock held for the server's life,
@@ -655,11 +665,11 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, bool 
 	/* a socket file left by a server that died: nobody answers on it */
 	unlink(a->sock);
 	mode_t old = umask(0177); /* the socket is created 0600 */
-	e = uv_pipe_bind(&a->pipe, a->sock);
+	e = uv_pipe_bind(&a->pipe.l.pipe, a->sock);
 	umask(old);
 	a->owns_sock = e == 0;
 	if (e == 0)
-		e = uv_listen((uv_stream_t *)&a->pipe, 16, on_connection);
+		e = sb_accept_guard_listen(&a->pipe, 16, on_connection);
 	if (e < 0) {
 		r = sb_diag_setc(d, SB_EIO, a->sock, 0, 0, "cannot listen: %s", uv_strerror(e));
 		goto out;
@@ -678,12 +688,13 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, bool 
 					"[admin] listen: expected an IP address and port");
 			goto out;
 		}
-		uv_tcp_init(loop, &a->tcp);
-		a->tcp.data = a;
+		uv_tcp_init(loop, &a->tcp.l.tcp);
+		a->tcp.l.tcp.data = a;
+		sb_accept_guard_init(&a->tcp, loop);
 		a->has_tcp = true;
 		a->handles++;
-		if ((e = uv_tcp_bind(&a->tcp, (struct sockaddr *)&ss, 0)) < 0 ||
-		    (e = uv_listen((uv_stream_t *)&a->tcp, 16, on_connection)) < 0) {
+		if ((e = uv_tcp_bind(&a->tcp.l.tcp, (struct sockaddr *)&ss, 0)) < 0 ||
+		    (e = sb_accept_guard_listen(&a->tcp, 16, on_connection)) < 0) {
 			r = sb_diag_setc(d, SB_EIO, tcp, 0, 0, "admin API cannot listen: %s",
 					 uv_strerror(e));
 			goto out;
@@ -701,7 +712,8 @@ int sb_admin_tcp_address(const sb_admin *a, char *buf, size_t size)
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 	char ip[64];
-	if (!a || !a->has_tcp || uv_tcp_getsockname(&a->tcp, (struct sockaddr *)&ss, &len) < 0)
+	if (!a || !a->has_tcp ||
+	    uv_tcp_getsockname(&a->tcp.l.tcp, (struct sockaddr *)&ss, &len) < 0)
 		return SB_ENOENT;
 	if (ss.ss_family == AF_INET6) {
 		uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
@@ -723,7 +735,7 @@ void sb_admin_stop(sb_admin *a)
 	while (a->conns)
 		conn_close(a->conns);
 	if (a->has_pipe) {
-		uv_close((uv_handle_t *)&a->pipe, admin_handle_closed);
+		sb_accept_guard_close(&a->pipe, admin_handle_closed);
 		if (a->owns_sock)
 			unlink(a->sock);
 	}
@@ -732,9 +744,25 @@ void sb_admin_stop(sb_admin *a)
 		a->lock_fd = -1;
 	}
 	if (a->has_tcp)
-		uv_close((uv_handle_t *)&a->tcp, admin_handle_closed);
+		sb_accept_guard_close(&a->tcp, admin_handle_closed);
 	if (!a->has_pipe && !a->has_tcp && a->handles == 0)
 		free(a);
+}
+
+void sb_admin_set_log(sb_admin *a, sb_accept_log_fn log)
+{
+	if (!a)
+		return;
+	char what[200];
+	snprintf(what, sizeof(what), "admin API connections on %s", a->sock);
+	sb_accept_guard_set_log(&a->pipe, log, what);
+	if (a->has_tcp) {
+		char at[128];
+		if (sb_admin_tcp_address(a, at, sizeof(at)) < 0)
+			snprintf(at, sizeof(at), "TCP");
+		snprintf(what, sizeof(what), "admin API connections on %s", at);
+		sb_accept_guard_set_log(&a->tcp, log, what);
+	}
 }
 
 /* ---- client ---------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "common/accept.h"
 #include "common/sb.h"
 
 #define SB_ADMIN_BODY_MAX (1024 * 1024)
@@ -58,6 +59,11 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, bool 
  * the port the system picked for port 0), into buf. Returns 0, or SB_ENOENT
  * when there is no TCP listener. */
 int sb_admin_tcp_address(const sb_admin *a, char *buf, size_t size);
+
+/* Where a listener says it cannot accept (at the open-file limit it stops
+ * accepting for a while, accept.h): log (sb_edge_log). Without it, nothing
+ * is said. NULL a is fine. */
+void sb_admin_set_log(sb_admin *a, sb_accept_log_fn log);
 
 /* Stop listening and close open connections; the socket file is removed.
  * The sb_admin is freed once its handles are closed (run the loop). NULL

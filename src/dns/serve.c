@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/accept.h"
 #include "common/sb.h"
 #include "dns/rrl.h"
 #include "dns/wire.h"
@@ -31,7 +33,7 @@ struct sb_dns_io {
 	int udp_fd;
 	bool udp_pktinfo; /* bound to a wildcard address: answer from the query's */
 	struct udp_batch *udpb;
-	uv_tcp_t tcp;
+	sb_accept_guard tcp; /* the listener (tcp.l.tcp), paused when accepting fails */
 	bool has_udp, has_tcp, stopping;
 	const sb_dns_zones *const *zones;
 	void (*refresh)(void *arg); /* brings *zones up to date (may be NULL) */
@@ -653,8 +655,14 @@ static bool evict_idle(sb_dns_io *io, const tcpconn *newcomer)
 static void tcp_accept(uv_stream_t *server, int status)
 {
 	sb_dns_io *io = server->data;
-	if (status < 0 || io->stopping)
+	if (io->stopping)
 		return;
+	if (status < 0) {
+		/* libuv would try again at once for as long as it lasts (the
+		 * open-file limit): the thread would spin, serving nothing */
+		sb_accept_guard_failed(&io->tcp, status);
+		return;
+	}
 	tcpconn *c = sb_xcalloc(1, sizeof(*c));
 	c->io = io;
 	c->handles = 2;
@@ -709,6 +717,14 @@ static bool udp_pktinfo_on(int fd)
 	return false;
 }
 
+void sb_dns_io_set_log(sb_dns_io *io, sb_accept_log_fn log, int thread)
+{
+	char what[64];
+	snprintf(what, sizeof(what), "DNS over TCP connections on thread %d", thread);
+	if (io->has_tcp)
+		sb_accept_guard_set_log(&io->tcp, log, what);
+}
+
 void sb_dns_io_set_refresh(sb_dns_io *io, void (*fn)(void *arg), void *arg)
 {
 	io->refresh = fn;
@@ -735,12 +751,13 @@ int sb_dns_io_start(uv_loop_t *loop, int udp_fd, int tcp_fd, const sb_dns_zones 
 			goto fail;
 	}
 	if (tcp_fd >= 0) {
-		uv_tcp_init(loop, &io->tcp);
-		io->tcp.data = io;
+		uv_tcp_init(loop, &io->tcp.l.tcp);
+		io->tcp.l.tcp.data = io;
+		sb_accept_guard_init(&io->tcp, loop);
 		io->has_tcp = true;
 		io->open_handles++;
-		if ((r = uv_tcp_open(&io->tcp, tcp_fd)) < 0 ||
-		    (r = uv_listen((uv_stream_t *)&io->tcp, 1024, tcp_accept)) < 0)
+		if ((r = uv_tcp_open(&io->tcp.l.tcp, tcp_fd)) < 0 ||
+		    (r = sb_accept_guard_listen(&io->tcp, 1024, tcp_accept)) < 0)
 			goto fail;
 	}
 	*out = io;
@@ -764,7 +781,7 @@ void sb_dns_io_stop(sb_dns_io *io)
 	if (io->has_udp)
 		uv_close((uv_handle_t *)&io->udp, udp_closed);
 	if (io->has_tcp)
-		uv_close((uv_handle_t *)&io->tcp, io_handle_closed);
+		sb_accept_guard_close(&io->tcp, io_handle_closed);
 	if (!any && io->nconns == 0)
 		free(io);
 }

@@ -19,6 +19,7 @@
 
 #include <uv.h>
 
+#include "common/accept.h"
 #include "dns/zone.h"
 
 typedef struct sb_dns_io sb_dns_io;
@@ -38,6 +39,13 @@ void sb_dns_io_set_refresh(sb_dns_io *io, void (*fn)(void *arg), void *arg);
 
 int sb_dns_io_start(uv_loop_t *loop, int udp_fd, int tcp_fd, const sb_dns_zones *const *zones,
 		    sb_dns_io **out);
+
+/*
+ * Where the TCP listener says it cannot accept (at the open-file limit it
+ * stops accepting for a while, accept.h): log (sb_edge_log), as "DNS over
+ * TCP connections on thread <thread>". Without it, nothing is said.
+ */
+void sb_dns_io_set_log(sb_dns_io *io, sb_accept_log_fn log, int thread);
 
 /* Close the sockets and every TCP connection; memory goes in close
  * callbacks. */

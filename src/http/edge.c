@@ -2330,6 +2330,8 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		ct->admin = NULL;
 		r = 0;
 	}
+	if (r == 0)
+		sb_admin_set_log(ct->admin, sb_edge_log);
 	char admin_at[128];
 	if (r == 0 && sb_admin_tcp_address(ct->admin, admin_at, sizeof(admin_at)) == 0)
 		sb_edge_log("info", "admin API on http://%s", admin_at);
@@ -2402,6 +2404,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 			}
 			fds[3 * i + 1] = fds[3 * i + 2] = -1;
 			sb_dns_io_set_refresh(w->dnsio, dns_refresh, w);
+			sb_dns_io_set_log(w->dnsio, sb_edge_log, i);
 		}
 		if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection)) < 0) {
 			r = sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "listen: %s",

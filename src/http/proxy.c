@@ -3491,6 +3491,33 @@ static bool retry_safe(const req *r)
 	return r->idempotent && !r->has_cl && !r->chunked && !r->upgrade;
 }
 
+/*
+ * The edge's own lack of a descriptor (the open-file limit) fails every
+ * request that needs a new upstream connection: said at most once a second
+ * per thread, with the count of those not said, as the access log's lost
+ * lines are (log_lost), rather than a line per request, which flooded
+ * stderr. Returns whether this failure is said; more ends its line.
+ */
+static bool lack_say(sb_worker *w, int uverr, char *more, size_t size)
+{
+	static _Thread_local uint64_t unsaid, said_at; /* a serving thread's */
+	more[0] = '\0';
+	if (uverr != UV_EMFILE && uverr != UV_ENFILE && uverr != UV_ENOBUFS && uverr != UV_ENOMEM)
+		return true;
+	uint64_t now = uv_now(&w->loop);
+	if (said_at && now - said_at < 1000) {
+		unsaid++;
+		return false;
+	}
+	snprintf(more, size,
+		 "; said at most once a second: %" PRIu64
+		 " more such failure(s) since the last such warning",
+		 unsaid);
+	unsaid = 0;
+	said_at = now ? now : 1;
+	return true;
+}
+
 static void up_failed(upconn *u, const char *what, int uverr)
 {
 	client *c = u->c;
@@ -3521,8 +3548,11 @@ static void up_failed(upconn *u, const char *what, int uverr)
 	char msg[200];
 	snprintf(msg, sizeof(msg), "the upstream failed: %s%s%s", what, uverr ? ": " : "",
 		 uverr ? uv_strerror(uverr) : "");
-	sb_edge_log("warning", "%s %.*s%.*s: upstream %s: %s", r->method, (int)r->host_len, r->host,
-		    (int)r->path_len, r->path, r->up ? r->up->url : "?", msg);
+	char more[128];
+	if (lack_say(c->w, uverr, more, sizeof(more)))
+		sb_edge_log("warning", "%s %.*s%.*s: upstream %s: %s%s", r->method,
+			    (int)r->host_len, r->host, (int)r->path_len, r->path,
+			    r->up ? r->up->url : "?", msg, more);
 	if (r->body_done || (!r->has_cl && !r->chunked))
 		send_error(c, 502, "bad_gateway", msg);
 	else {
