@@ -376,7 +376,7 @@ def test_concurrent_deploys_do_not_corrupt_the_store(live):
     assert len(states) == 2 * n
     db.close()
     for pr in range(300, 300 + n):
-        assert status(live, f"codex-preview-{pr}.{ZONE}") == 200
+        assert status(live, f"codex-preview-{pr}.{ZONE}") == 200, "\n".join(live.edge.err[-5:])
 
 
 def test_killed_between_commit_and_swap_restarts_on_the_committed_version(tmp_path):
