@@ -14,9 +14,9 @@
  *
  * The guard holds the listener's handle (a uv_tcp_t or a uv_pipe_t, the
  * first member: the connection callback's server is &g->l.stream, and its
- * data the owner's), and closes it with its own timer and spare: what the
- * edge's HTTP listener does in src/http/edge.c (accept_failed), for the
- * listeners of other modules (DNS over TCP, the admin API).
+ * data the owner's), and closes it with its own timer and spare. Used by
+ * the edge's HTTP listeners (one per serving thread), DNS over TCP and the
+ * admin API.
  */
 #ifndef SB_COMMON_ACCEPT_H
 #define SB_COMMON_ACCEPT_H

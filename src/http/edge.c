@@ -842,12 +842,11 @@ typedef struct control {
 	} * pports;
 	size_t npports;
 	int64_t next_expiry_check;
-	struct accept_guard *guards; /* per serving thread (accept_failed) */
-	int64_t fd_checked_at;	     /* uv_now of the last open-file check */
-	int64_t fd_warned_at;	     /* of the last warning that the limit is reached */
-	bool fd_full;		     /* the open-file limit was reached at the last check */
-	uint64_t hc_skipped;	     /* checks not made for want of a descriptor */
-	int64_t hc_warned_at;	     /* uv_now of the last warning about them */
+	int64_t fd_checked_at; /* uv_now of the last open-file check */
+	int64_t fd_warned_at;  /* of the last warning that the limit is reached */
+	bool fd_full;	       /* the open-file limit was reached at the last check */
+	uint64_t hc_skipped;   /* checks not made for want of a descriptor */
+	int64_t hc_warned_at;  /* uv_now of the last warning about them */
 } control;
 
 static sb_dns_xfr *edge_xfr(const sb_edge *e)
@@ -1803,113 +1802,24 @@ static void dns_refresh(void *arg)
 }
 
 /*
- * Accepting when a descriptor is lacking (EMFILE, ENFILE, ENOBUFS...).
- * libuv's accept loop calls the connection callback with the error and
- * tries again at once, for as long as the error lasts: a serving thread
- * that met the open-file limit spun there at 100% CPU, never again serving
- * its own connections (whose closes would have freed descriptors), nor a
- * stop. As nginx does, the thread stops accepting for ACCEPT_PAUSE_MS
- * instead: its listener is closed, while a second descriptor of the same
- * socket (spare) keeps it open and in the SO_REUSEPORT group, so that new
- * connections wait in its listen queue; then the listener is made again from
- * spare. Said on stderr at most once a second per thread.
+ * Accepting when a descriptor is lacking (EMFILE, ENFILE, ENOBUFS...):
+ * libuv would try again at once for as long as it lasts, and the serving
+ * thread would spin there, serving neither its connections (whose closes
+ * would free descriptors) nor a stop. The listener is an sb_accept_guard
+ * (src/common/accept.h): it pauses 100 ms at a time, the socket and its
+ * listen queue kept.
  */
-#define ACCEPT_PAUSE_MS 100
-
-struct accept_guard {
-	uv_timer_t timer;
-	int spare;	    /* another descriptor of the listening socket, -1: none */
-	bool paused;	    /* the listener is closed until the timer fires */
-	uint64_t failed;    /* accepts failed since the last warning */
-	uint64_t warned_at; /* uv_now of that warning (0: never) */
-};
-
-static void on_connection(uv_stream_t *server, int status);
-
-static struct accept_guard *guard_of(sb_worker *w)
-{
-	return &((control *)w->edge->ctl)->guards[w->id];
-}
-
-static void accept_resume(uv_timer_t *t)
-{
-	sb_worker *w = t->data;
-	struct accept_guard *g = guard_of(w);
-	if (w->stopping || atomic_load(&w->edge->stopping))
-		return; /* the listener stays closed: the stop closes spare */
-	int fd = fcntl(g->spare, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0) {
-		/* still no descriptor: wait again */
-		uv_timer_start(&g->timer, accept_resume, ACCEPT_PAUSE_MS, 0);
-		return;
-	}
-	uv_tcp_init(&w->loop, &w->listener);
-	w->listener.data = w;
-	int r = uv_tcp_open(&w->listener, fd);
-	if (r < 0)
-		close(fd);
-	else if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection)) < 0)
-		sb_edge_log("error", "listen on thread %d: %s; trying again", w->id,
-			    uv_strerror(r));
-	if (r < 0) {
-		uv_close((uv_handle_t *)&w->listener, NULL);
-		uv_timer_start(&g->timer, accept_resume, ACCEPT_PAUSE_MS, 0);
-		return;
-	}
-	w->listener_closed = false;
-	g->paused = false;
-}
-
-static void accept_failed(sb_worker *w, int status)
-{
-	struct accept_guard *g = guard_of(w);
-	uint64_t now = uv_now(&w->loop);
-	g->failed++;
-	if (!g->warned_at || now - g->warned_at >= 1000) {
-		char limit[96] = "";
-		unsigned long long n = nofile_limit();
-		if (status == UV_EMFILE && n)
-			snprintf(limit, sizeof(limit), " (the open-file limit, ulimit -n, is %llu)",
-				 n);
-		sb_edge_log("warning",
-			    "cannot accept connections on thread %d: %s%s; new connections wait "
-			    "in the listen queue, accepting again every %d ms; %llu failed "
-			    "accept(s) since the last such warning",
-			    w->id, uv_strerror(status), limit, ACCEPT_PAUSE_MS,
-			    (unsigned long long)g->failed);
-		g->failed = 0;
-		g->warned_at = now ? now : 1;
-	}
-	if (g->paused || w->listener_closed || w->stopping || g->spare < 0)
-		return;
-	/* closing the handle ends libuv's accept loop (it runs while the
-	 * listener has a descriptor); the socket lives on in spare */
-	uv_close((uv_handle_t *)&w->listener, NULL);
-	w->listener_closed = true;
-	g->paused = true;
-	uv_timer_start(&g->timer, accept_resume, ACCEPT_PAUSE_MS, 0);
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
 	if (status < 0)
-		accept_failed(server->data, status);
+		sb_accept_guard_failed(&((sb_worker *)server->data)->listener, status);
 	else
 		sb_proxy_on_connection(server, status);
 }
 
 static void worker_wake_cb(uv_async_t *a)
 {
-	sb_worker *w = a->data;
-	sb_proxy_worker_wake(w);
-	struct accept_guard *g = guard_of(w);
-	if (w->stopping && g->spare >= 0) {
-		/* the listener is closed: so is the socket, which takes no more
-		 * connections into its queue that nobody would accept */
-		close(g->spare);
-		g->spare = -1;
-		uv_timer_stop(&g->timer);
-	}
+	sb_proxy_worker_wake(a->data);
 }
 
 static void worker_main(void *arg)
@@ -1917,12 +1827,6 @@ static void worker_main(void *arg)
 	sb_worker *w = arg;
 	control *ct = w->edge->ctl;
 	uv_run(&w->loop, UV_RUN_DEFAULT);
-	struct accept_guard *g = guard_of(w);
-	uv_close((uv_handle_t *)&g->timer, NULL);
-	uv_run(&w->loop, UV_RUN_DEFAULT);
-	if (g->spare >= 0)
-		close(g->spare);
-	g->spare = -1;
 	sb_proxy_worker_free(w);
 	uv_mutex_lock(&w->edge->snap_lock);
 	w->exited = true;
@@ -2372,29 +2276,23 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	ct->drain.data = ct;
 
 	e->workers = sb_xcalloc((size_t)e->nworkers, sizeof(sb_worker));
-	ct->guards = sb_xcalloc((size_t)e->nworkers, sizeof(*ct->guards));
 	for (int i = 0; i < e->nworkers; i++)
-		ct->guards[i].spare = -1;
+		e->workers[i].listener.spare = -1; /* closed at out when taken */
 	for (int i = 0; i < e->nworkers; i++) {
 		sb_worker *w = &e->workers[i];
-		struct accept_guard *g = &ct->guards[i];
 		w->edge = e;
 		w->id = i;
 		uv_loop_init(&w->loop);
 		uv_async_init(&w->loop, &w->wake, worker_wake_cb);
 		w->wake.data = w;
-		uv_timer_init(&w->loop, &g->timer);
-		g->timer.data = w;
-		uv_unref((uv_handle_t *)&g->timer); /* never keeps the loop alive */
-		if ((g->spare = fcntl(fds[3 * i], F_DUPFD_CLOEXEC, 0)) < 0) {
-			r = sb_diag_setc(d, SB_EIO, e->listen_text, 0, 0, "cannot listen: %s",
-					 strerror(errno));
-			goto out;
-		}
-		uv_tcp_init(&w->loop, &w->listener);
-		w->listener.data = w;
-		uv_tcp_open(&w->listener, fds[3 * i]);
+		uv_tcp_init(&w->loop, &w->listener.l.tcp);
+		w->listener.l.tcp.data = w;
+		uv_tcp_open(&w->listener.l.tcp, fds[3 * i]);
 		fds[3 * i] = -1;
+		sb_accept_guard_init(&w->listener, &w->loop);
+		char what[64];
+		snprintf(what, sizeof(what), "connections on thread %d", i);
+		sb_accept_guard_set_log(&w->listener, sb_edge_log, what);
 		if (e->dns_on) {
 			if ((r = sb_dns_io_start(&w->loop, fds[3 * i + 1], fds[3 * i + 2], &w->dns,
 						 &w->dnsio)) < 0) {
@@ -2406,7 +2304,7 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 			sb_dns_io_set_refresh(w->dnsio, dns_refresh, w);
 			sb_dns_io_set_log(w->dnsio, sb_edge_log, i);
 		}
-		if ((r = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection)) < 0) {
+		if ((r = sb_accept_guard_listen(&w->listener, 4096, on_connection)) < 0) {
 			r = sb_diag_setc(d, SB_EIO, e->config_path, 0, 0, "listen: %s",
 					 uv_strerror(r));
 			goto out; /* before any thread runs: nothing to join */
@@ -2454,10 +2352,10 @@ out:
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(fds);
-	for (int i = 0; ct->guards && i < e->nworkers; i++)
-		if (ct->guards[i].spare >= 0)
-			close(ct->guards[i].spare);
-	free(ct->guards);
+	/* a failed start: no thread ran, so no stop closed the spares */
+	for (int i = 0; e->workers && i < e->nworkers; i++)
+		if (e->workers[i].listener.spare >= 0)
+			close(e->workers[i].listener.spare);
 	if (lock_fd >= 0)
 		close(lock_fd); /* the lock goes with it */
 	config_unref(cfg);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "common/accept.h"
 #include "config/decl.h"
 #include "dns/serve.h"
 #include "dns/zone.h"
@@ -114,7 +115,7 @@ typedef struct sb_worker {
 	struct sb_edge *edge;
 	int id;
 	uv_loop_t loop;
-	uv_tcp_t listener;
+	sb_accept_guard listener; /* listener.l.tcp: paused when accepting fails */
 	uv_async_t wake;
 	uv_thread_t thread;
 	sb_snapshot *snap;	 /* this thread's reference */
@@ -122,7 +123,7 @@ typedef struct sb_worker {
 	sb_dns_io *dnsio;
 	uint64_t snap_seq;
 	bool stopping;
-	bool listener_closed;
+	bool listener_closed;	     /* at the stop: its close asked for */
 	bool exited;		     /* its loop is closed: wake it no more (edge->snap_lock) */
 	size_t nconns;		     /* client connections open on this thread */
 	void *conns;		     /* list of client connections (proxy.c) */

@@ -3953,6 +3953,11 @@ void sb_proxy_worker_refresh(sb_worker *w)
 	}
 }
 
+static void listener_stopped(uv_handle_t *h)
+{
+	(void)h; /* its handles are closed: the loop ends without them */
+}
+
 void sb_proxy_worker_wake(sb_worker *w)
 {
 	sb_edge *e = w->edge;
@@ -3960,7 +3965,9 @@ void sb_proxy_worker_wake(sb_worker *w)
 	if (atomic_load(&e->stopping) && !w->stopping) {
 		w->stopping = true;
 		if (!w->listener_closed) {
-			uv_close((uv_handle_t *)&w->listener, NULL);
+			/* the socket too (the guard's spare): it takes no more
+			 * connections into a queue nobody would accept */
+			sb_accept_guard_close(&w->listener, listener_stopped);
 			w->listener_closed = true;
 		}
 		sb_dns_io_stop(w->dnsio);
