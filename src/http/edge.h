@@ -25,7 +25,7 @@ typedef struct sb_edge_opts {
 } sb_edge_opts;
 
 /*
- * Run the edge until SIGTERM or SIGINT (graceful: stop accepting, let
+ * Run the edge until SIGTERM, SIGINT or SIGQUIT (graceful: stop accepting, let
  * requests in flight finish up to [http] drain_timeout_ms). SIGHUP reloads the
  * declaration. Prints "switchboard: listening on http://ADDR:PORT" on stderr
  * once every thread listens. Returns 0 after a clean stop, or a negative code
