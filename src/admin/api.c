@@ -606,6 +606,41 @@ static int split_hostport(const char *s, char *host, size_t hsz, int *port)
 	return 0;
 }
 
+/* The pid of the server answering on the socket at path (SO_PEERCRED: what
+ * an operator needs to find it, as nginx names the pid of the one already
+ * running), or 0 when none answers. */
+static long server_pid(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	long pid = 0;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		pid = cred.pid;
+	close(fd);
+	return pid;
+}
+
+/* "another server already serves": with its pid when it answers. */
+static int already_served(sb_diag *d, const char *where, const char *sock)
+{
+	long pid = server_pid(sock);
+	if (pid > 0)
+		return sb_diag_setc(d, SB_EEXIST, where, 0, 0,
+				    "another switchboard server already serves this data directory "
+				    "(pid %ld)",
+				    pid);
+	return sb_diag_setc(d, SB_EEXIST, where, 0, 0,
+			    "another switchboard server already serves this data directory");
+}
+
 int sb_admin_lock(const char *data_dir, int *fd, sb_diag *d)
 {
 	char lock[4200];
@@ -619,11 +654,11 @@ int sb_admin_lock(const char *data_dir, int *fd, sb_diag *d)
 		int err = errno;
 		close(*fd);
 		*fd = -1;
-		return err == EWOULDBLOCK
-			   ? sb_diag_setc(d, SB_EEXIST, data_dir, 0, 0,
-					  "another switchboard server already serves "
-					  "this data directory")
-			   : sb_diag_setc(d, SB_EIO, lock, 0, 0, "cannot lock: %s", strerror(err));
+		if (err == EWOULDBLOCK) {
+			lock[n] = '\0'; /* the socket's path */
+			return already_served(d, data_dir, lock);
+		}
+		return sb_diag_setc(d, SB_EIO, lock, 0, 0, "cannot lock: %s", strerror(err));
 	}
 	return 0;
 }
@@ -658,8 +693,7 @@ int sb_admin_start(uv_loop_t *loop, const char *data_dir, const char *tcp, bool 
 	if (!held_lock && (r = sb_admin_lock(data_dir, &a->lock_fd, d)) < 0)
 		goto out;
 	if (sb_admin_call(a->sock, NULL, "GET", "/v1/status", NULL, &e, NULL, NULL) == 0) {
-		r = sb_diag_setc(d, SB_EEXIST, a->sock, 0, 0,
-				 "another switchboard server already serves this data directory");
+		r = already_served(d, a->sock, a->sock);
 		goto out;
 	}
 	/* a socket file left by a server that died: nobody answers on it */

@@ -707,6 +707,8 @@ def test_a_second_server_on_the_data_directory_leaves_the_first_alone(tmp_path):
             timeout=30, env={**os.environ, **preload_env(BIND_LOG)})
         assert second.returncode == 1, second.stderr
         assert "another switchboard server already serves this data directory" in second.stderr
+        # named, so that the operator finds it
+        assert f"(pid {e.edge.p.pid})" in second.stderr, second.stderr
         assert "bind-log:" not in second.stderr, second.stderr
         # the first server still owns its socket: a change goes through it and
         # is served when the command returns
