@@ -130,6 +130,8 @@ typedef struct sb_worker {
 	void *idle_head, *idle_tail; /* those waiting for a request (proxy.c) */
 	uint64_t refused;	     /* at max_connections, since the last warning */
 	uint64_t refused_warned_at;  /* loop time that warning was logged (0: never) */
+	uint64_t lack_unsaid;	     /* upstream connects failed for want of a descriptor, unsaid */
+	uint64_t lack_said_at;	     /* uv_now of the last such warning (0: never) */
 	struct sb_pool_list *pools;
 	size_t npools;
 	uint64_t rng[2];

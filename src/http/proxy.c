@@ -3500,21 +3500,20 @@ static bool retry_safe(const req *r)
  */
 static bool lack_say(sb_worker *w, int uverr, char *more, size_t size)
 {
-	static _Thread_local uint64_t unsaid, said_at; /* a serving thread's */
 	more[0] = '\0';
 	if (uverr != UV_EMFILE && uverr != UV_ENFILE && uverr != UV_ENOBUFS && uverr != UV_ENOMEM)
 		return true;
 	uint64_t now = uv_now(&w->loop);
-	if (said_at && now - said_at < 1000) {
-		unsaid++;
+	if (w->lack_said_at && now - w->lack_said_at < 1000) {
+		w->lack_unsaid++;
 		return false;
 	}
 	snprintf(more, size,
 		 "; said at most once a second: %" PRIu64
 		 " more such failure(s) since the last such warning",
-		 unsaid);
-	unsaid = 0;
-	said_at = now ? now : 1;
+		 w->lack_unsaid);
+	w->lack_unsaid = 0;
+	w->lack_said_at = now ? now : 1;
 	return true;
 }
 
