@@ -17,7 +17,7 @@ import dns.query
 import pytest
 
 from edge import read_response, request, wait_for
-from test_operator_review import cpu_ticks
+from test_operator_review import cpu_ticks, held_answered
 
 HOST = "codex.revelations.studio"
 LIMIT = ("sh", "-c", 'ulimit -n 64; exec "$@"', "sh")
@@ -84,22 +84,6 @@ def burst(e, connect, what, ticks, extra=None, seconds=15):
         for t in threads:
             t.join()
     return t0
-
-
-def held_answered(e, held):
-    """Requests on connections the edge held are answered: 200, or 502 for
-    want of a socket to the upstream (those libuv accepted only to close
-    are closed)."""
-    answered = 0
-    for s in held[:20]:
-        s.settimeout(10)
-        try:
-            status = request(e, HOST, "/echo", sock=s)[0]
-        except (EOFError, ConnectionResetError):
-            continue
-        assert status in (200, 502), status
-        answered += 1
-    return answered
 
 
 def said_at_a_bounded_rate(e, what, listeners, elapsed):

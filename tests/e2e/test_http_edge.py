@@ -1259,8 +1259,10 @@ def held_upstream(fresh, **kw):
     return e.start()
 
 
-def test_sigterm_lets_requests_in_flight_finish(fresh):
-    e = held_upstream(fresh)
+def stop_in_flight(e, sig):
+    """Send sig to the edge of held_upstream while a request is held at the
+    upstream; once the edge says it stops, release it: the response the
+    client got (status, headers, body)."""
     got = {}
 
     def slow():
@@ -1268,11 +1270,16 @@ def test_sigterm_lets_requests_in_flight_finish(fresh):
     t = threading.Thread(target=slow)
     t.start()
     wait_for(lambda: e.up.heads, what="the request at the upstream")
-    e.edge.p.send_signal(signal.SIGTERM)
+    e.edge.p.send_signal(sig)
     e.edge.wait_line(lambda l: "stopping: no new connections" in l)
     e.release.set()
     t.join()
-    assert got["r"][0] == 200
+    return got["r"]
+
+
+def test_sigterm_lets_requests_in_flight_finish(fresh):
+    e = held_upstream(fresh)
+    assert stop_in_flight(e, signal.SIGTERM)[0] == 200
     assert e.edge.wait(timeout=10) == 0
     with pytest.raises(OSError):
         e.connect(timeout=1)

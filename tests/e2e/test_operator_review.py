@@ -11,7 +11,7 @@ import time
 import pytest
 
 from edge import SB, Proc, request, wait_for
-from test_http_edge import held_upstream
+from test_http_edge import held_upstream, stop_in_flight
 
 HOST = "codex.revelations.studio"
 
@@ -21,6 +21,22 @@ def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def held_answered(e, held):
+    """Requests on connections the edge held are answered: 200, or 502 for
+    want of a socket to the upstream (those libuv accepted only to close
+    are closed). Returns how many were answered."""
+    answered = 0
+    for s in held[:20]:
+        s.settimeout(10)
+        try:
+            status = request(e, HOST, "/echo", sock=s)[0]
+        except (EOFError, ConnectionResetError):
+            continue
+        assert status in (200, 502), status
+        answered += 1
+    return answered
 
 
 def serve_fails(e, *args):
@@ -75,15 +91,7 @@ def test_at_the_open_file_limit_the_edge_keeps_serving_says_so_and_recovers(fres
     before = cpu_ticks(pid)
     time.sleep(1)
     assert cpu_ticks(pid) - before < 40, "the edge spins at the open-file limit"
-    # the connections it holds are answered: 200, or 502 for want of a
-    # socket to the upstream; those libuv accepted only to close are closed
-    for s in held[:20]:
-        s.settimeout(10)
-        try:
-            status = request(e, HOST, "/echo", sock=s)[0]
-        except (EOFError, ConnectionResetError):
-            continue
-        assert status in (200, 502), status
+    held_answered(e, held)
     elapsed = time.monotonic() - t0
     # said, at a bounded rate: at most once a second per thread
     accepts = [l for l in e.edge.err if "cannot accept connections on thread" in l]
@@ -202,18 +210,7 @@ def test_sigquit_stops_gracefully_as_nginx_has_it(fresh):
     # on nginx's). Unhandled, it dumped core: requests in flight were cut,
     # the admin socket and the pid file left behind.
     e = held_upstream(fresh)
-    got = {}
-
-    def slow():
-        got["r"] = request(e, HOST, "/slow")
-    t = threading.Thread(target=slow)
-    t.start()
-    wait_for(lambda: e.up.heads, what="the request at the upstream")
-    e.edge.p.send_signal(signal.SIGQUIT)
-    e.edge.wait_line(lambda l: "stopping: no new connections" in l)
-    e.release.set()
-    t.join()
-    assert got["r"][0] == 200
+    assert stop_in_flight(e, signal.SIGQUIT)[0] == 200
     assert e.edge.wait(timeout=20) == 0
     assert not (e.data / "admin.sock").exists()
     assert not (e.data / "switchboard.pid").exists()
