@@ -838,9 +838,39 @@ static void derive_routes(const sb_model *m, const sb_deployment *prod, sb_env e
 	}
 }
 
+/*
+ * A deployment name the naming rule makes ("web-staging", "web-preview-7")
+ * is held to the 63 characters of a declared Worker name (wrangler.c):
+ * it goes into request headers, environment variables and logs, and
+ * Cloudflare refuses a longer Worker name. Reported at the service's name.
+ */
+static int name_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, sb_diag *d)
+{
+	const sb_service *s = &m->services[svc];
+	char suffix[32];
+	if (env == SB_ENV_PREVIEW)
+		snprintf(suffix, sizeof(suffix), "-preview-%u", pr);
+	else
+		snprintf(suffix, sizeof(suffix), "-%s", sb_env_name(env));
+	size_t n = strlen(s->name) + strlen(suffix);
+	if (n <= 63)
+		return 0;
+	const sb_wrangler *wr = &s->decl->wr;
+	return sb_diag_set(d, wr->file, wr->top.name_line, wr->top.name_col,
+			   "service \"%s\": its %s deployment's name \"%s%s\" would be %zu "
+			   "characters, longer than 63; shorten the service's name%s",
+			   s->name, sb_env_name(env), s->name, suffix, n,
+			   env == SB_ENV_STAGING ? " or name its staging in [env.staging]" : "");
+}
+
 int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, sb_diag *d)
 {
 	const sb_deployment *prod = &m->deployments[m->services[svc].deployment[0]];
+	if (env == SB_ENV_PREVIEW) {
+		int r = name_room(m, svc, env, pr, d);
+		if (r < 0)
+			return r;
+	}
 	for (size_t i = 0; i < prod->nroutes; i++) {
 		const sb_route *rt = &prod->routes[i];
 		const char *h = rt->host, *sep, *rest;
@@ -989,6 +1019,11 @@ static int build_staging(struct builder *b, size_t idx)
 	const sb_wr_env *se = sn && !sn[0] ? NULL : sb_wrangler_env(&sd->wr, sn ? sn : "staging");
 	if (se) {
 		int r = sb_wrangler_name_check(&sd->wr, se, b->d);
+		if (r < 0)
+			return r;
+	}
+	if (!se) {
+		int r = name_room(m, idx, SB_ENV_STAGING, 0, b->d);
 		if (r < 0)
 			return r;
 	}

@@ -156,8 +156,10 @@ sb_env sb_model_name_parse(const sb_model *m, const char *s, size_t n, size_t *l
 /*
  * Does every production host of service svc that the naming rule renames
  * keep its first label within DNS's 63 bytes in env (and pr)? Else that
- * deployment would have no route there. Returns 0, or SB_EINVAL with d
- * naming the route and the label.
+ * deployment would have no route there. For SB_ENV_PREVIEW, also: does the
+ * preview deployment's name ("NAME-preview-PR") keep within the 63
+ * characters of a Worker name? Returns 0, or SB_EINVAL with d naming the
+ * route and the label, or the service's name.
  */
 int sb_model_label_room(const sb_model *m, size_t svc, sb_env env, uint32_t pr, sb_diag *d);
 

@@ -131,6 +131,40 @@ routes = ["{label}.example.com/*"]
     assert "-preview-7." in sb("routes", "-c", d, "--pr", "7", check=0).stdout
 
 
+@pytest.mark.parametrize("n,ok", [(55, True), (56, False)])
+def test_a_derived_staging_name_may_have_63_characters_not_64(tmp_path, n, ok):
+    """The staging deployment the naming rule makes ("NAME-staging") is held
+    to a Worker name's 63 characters, as a declared name is."""
+    name = "w" * n
+    text = ZONE + f'\n[[service]]\nname = "{name}"\nroutes = ["app.example.com/*"]\n'
+    if ok:  # 55 + "-staging" = 63
+        out = sb("routes", "-c", decl(tmp_path, text), check=0).stdout
+        assert f"{name}-staging" in out, out
+    else:
+        refused(tmp_path, text, f'service "{name}": its staging deployment\'s name',
+                f'"{name}-staging" would be 64 characters, longer than 63',
+                "[env.staging]", line=7)
+
+
+def test_a_preview_name_over_63_characters_is_refused_at_create(tmp_path):
+    """A preview's deployment name ("NAME-preview-PR") over 63 characters:
+    refused by preview create and by routes --pr, naming the service's name;
+    a shorter PR number fits."""
+    name = "w" * 50
+    d = decl(tmp_path, ZONE + f'\n[[service]]\nname = "{name}"\nroutes = ["app.example.com/*"]\n')
+    sb("check", "-c", d, check=0)
+    p = sb("routes", "-c", d, "--pr", "12345", check=0)  # 50 + "-preview-12345" = 64
+    assert f'"{name}-preview-12345" would be 64 characters' in p.stderr, p.stderr
+    err = sb("preview", "create", "-c", d, "--data", tmp_path / "data", "--pr", "12345",
+             check=1).stderr
+    assert f"{d}/switchboard.toml:7:" in err and "longer than 63" in err, err
+    assert json.loads(sb("preview", "list", "-c", d, "--data", tmp_path / "data", "--json",
+                         check=0).stdout) == []
+    out = sb("preview", "create", "-c", d, "--data", tmp_path / "data", "--pr", "1234",
+             "--json", check=0).stdout  # 63: fits
+    assert [x["name"] for x in json.loads(out)["deployments"]] == [f"{name}-preview-1234"]
+
+
 @pytest.mark.parametrize("host", ["-a.example.com", "a-.example.com", "a_b.example.com",
                                   "x.-b.example.com", "*-a.example.com"])
 def test_route_hosts_are_host_names(tmp_path, host):
@@ -457,10 +491,11 @@ def test_an_env_name_that_makes_a_bad_worker_name_is_refused_where_used(tmp_path
 
 def test_environments_not_served_may_have_any_worker_name(tmp_path):
     # wrangler checks a name when that environment is deployed; Switchboard
-    # deploys production and staging only
+    # deploys production and staging only: "NAME-development" would be 67
+    # characters, "NAME-staging" is 63
     d = decl(tmp_path, ZONE + '\n[[service]]\nwrangler = "wrangler.toml"\n')
     (d / "wrangler.toml").write_text(
-        f'name = "{"w" * 60}"\nroute = "w.example.com/*"\n[env.Preview]\nvars = {{}}\n'
+        f'name = "{"w" * 55}"\nroute = "w.example.com/*"\n[env.Preview]\nvars = {{}}\n'
         '[env.development]\nvars = {}\n[env.local]\nname = "My Local Worker"\n')
     sb("check", "-c", d, check=0)
 
