@@ -210,10 +210,43 @@ static void diag_open(void)
 			    strerror(err));
 }
 
-/* Back to fd 2, once every thread that logs has ended */
+/* How long the edge, about to exit, waits for its stderr reader to take
+ * the count of the lines it dropped: the last lines of a stop are the
+ * likeliest to meet a full terminal or socket, and with no line after them
+ * to carry it, the count would go unsaid. Bounded: a reader that is gone
+ * delays the exit this long once. */
+#define DIAG_FINAL_WAIT_MS 1000
+
+/* Back to fd 2, once every thread that logs has ended; first the count of
+ * lines dropped since the last one written, if any (see above). */
 static void diag_close(void)
 {
 	pthread_mutex_lock(&diag_lock);
+	uint64_t lost = atomic_exchange(&diag_dropped, 0);
+	if (lost) {
+		char buf[128];
+		size_t len = 0, done = 0;
+		if (diag_broken)
+			buf[len++] = '\n';
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+					"switchboard: warning: %" PRIu64
+					" diagnostic lines dropped (stderr not keeping up)\n",
+					lost);
+		int64_t until = sb_edge_mono_ms() + DIAG_FINAL_WAIT_MS;
+		while (done < len) {
+			ssize_t w = sb_edge_log_out(diag_fd, diag_mode, buf + done, len - done);
+			if (w > 0) {
+				done += (size_t)w;
+				continue;
+			}
+			if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+				break;
+			int64_t left = until - sb_edge_mono_ms();
+			struct pollfd pfd = {.fd = diag_fd, .events = POLLOUT};
+			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+				break;
+		}
+	}
 	if (diag_fd != 2)
 		close(diag_fd);
 	diag_fd = 2;

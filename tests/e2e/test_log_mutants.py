@@ -280,6 +280,43 @@ class ErrSpawn:
             os.close(self.fd)
 
 
+def in_final_wait(pid):
+    """Is the edge's main thread in poll(2) with no thread of it left in
+    epoll_wait (x86-64 syscalls 7; 232, 281, 441), as only in its last wait
+    for stderr, its loops ended?"""
+    def nr(t):
+        with open(f"/proc/{pid}/task/{t}/syscall") as f:
+            return f.read().split()[0]
+    tasks = os.listdir(f"/proc/{pid}/task")
+    return nr(pid) == "7" and not any(nr(t) in ("232", "281", "441") for t in tasks)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="reads x86-64 syscall numbers")
+def test_lines_dropped_at_the_stop_are_counted_before_the_exit(tmp_path):
+    """The lines of a stop meet a terminal nobody reads and are dropped;
+    with no line after them, their count went unsaid when the edge exited.
+    Now the edge, its threads ended, waits (up to a second) for the reader
+    and says the count last."""
+    from test_live import sb
+    e = flood_edge(tmp_path, 3000)
+    s = ErrSpawn(e, "tty")
+    try:
+        sb(e, "preview", "create", "--pr", "7")
+        wait_for(lambda: len(list(tmp_path.glob("flooded.*"))) == 3, timeout=20,
+                 what="the commands' output taken")
+        s.p.send_signal(signal.SIGTERM)
+        wait_for(lambda: in_final_wait(s.p.pid), timeout=15, errors=(OSError,),
+                 what="the edge stopped, waiting to say what it dropped")
+        s.resume()
+        assert s.p.wait(15) == 0
+        s.reader.join(10)
+        assert s.lines and DIAG_DROPPED.search(s.lines[-1]), s.lines[-3:]
+        assert int(DIAG_DROPPED.search(s.lines[-1]).group(1)) > 0
+        assert not any("switchboard: info: stopped" in l for l in s.lines), s.lines[-3:]
+    finally:
+        s.kill()
+
+
 def flood_edge(tmp_path, n):
     script = (f'i=0; while [ $i -lt {n} ]; do echo "flood $i ' + "x" * 90 + '"; '
               f'i=$((i+1)); done; touch {tmp_path}/flooded.$$; exec sleep 1000')
