@@ -297,13 +297,10 @@ def test_lines_dropped_at_the_stop_are_counted_before_the_exit(tmp_path):
     with no line after them, their count went unsaid when the edge exited.
     Now the edge, its threads ended, waits (up to a second) for the reader
     and says the count last."""
-    from test_live import sb
     e = flood_edge(tmp_path, 3000)
     s = ErrSpawn(e, "tty")
     try:
-        sb(e, "preview", "create", "--pr", "7")
-        wait_for(lambda: len(list(tmp_path.glob("flooded.*"))) == 3, timeout=20,
-                 what="the commands' output taken")
+        start_flood(e, tmp_path)
         s.p.send_signal(signal.SIGTERM)
         wait_for(lambda: in_final_wait(s.p.pid), timeout=15, errors=(OSError,),
                  what="the edge stopped, waiting to say what it dropped")
@@ -324,19 +321,24 @@ def flood_edge(tmp_path, n):
     return Edge(tmp_path, demos=False, upstreams=ups)
 
 
+def start_flood(e, tmp_path, what="the commands' output taken"):
+    """Start flood_edge's commands (a preview) and wait until they have
+    written all their lines."""
+    from test_live import sb
+    sb(e, "preview", "create", "--pr", "7")
+    wait_for(lambda: len(list(tmp_path.glob("flooded.*"))) == 3, timeout=20, what=what)
+
+
 def test_an_unread_socket_stderr_does_not_stall_the_control_loop(tmp_path):
     """Mutant m08 (diag_send: send() on a socket stderr without
     MSG_DONTWAIT: the control loop blocked once journald's socket was
     full). Commands flood a stderr socket nobody reads; the admin API
     answers, and the lines lost are counted once the reader is back."""
-    from test_live import sb
     n = 5000
     e = flood_edge(tmp_path, n)
     s = ErrSpawn(e, "socket")
     try:
-        sb(e, "preview", "create", "--pr", "7")
-        wait_for(lambda: len(list(tmp_path.glob("flooded.*"))) == 3, timeout=20,
-                 what="the commands' output taken (the control loop relays it)")
+        start_flood(e, tmp_path, "the commands' output taken (the control loop relays it)")
         t1 = time.monotonic()
         assert e.status()
         assert time.monotonic() - t1 < 1.0, "GET /v1/status held up"
@@ -359,15 +361,12 @@ def test_stderr_lines_on_a_terminal_stay_whole(tmp_path):
     reads all the time, so the rest of a line always follows within the
     50 ms the edge waits for it: every line is whole, each an edge's line
     or a whole line of a command's."""
-    from test_live import sb
     n = 4000
     e = flood_edge(tmp_path, n)
     s = ErrSpawn(e, "tty")
     try:
         s.resume()
-        sb(e, "preview", "create", "--pr", "7")
-        wait_for(lambda: len(list(tmp_path.glob("flooded.*"))) == 3, timeout=20,
-                 what="the commands' output taken")
+        start_flood(e, tmp_path)
         s.p.send_signal(signal.SIGTERM)
         assert s.p.wait(15) == 0
         s.reader.join(10)
@@ -389,13 +388,10 @@ def test_a_line_cut_on_a_stalled_terminal_is_ended_before_the_next(tmp_path, att
     part of the line that fills it; the rest is lost once the 50 ms wait
     is over. When the reader is back, the next line starts a line of its
     own: no line holds two lines' starts."""
-    from test_live import sb
     e = flood_edge(tmp_path, 3000)
     s = ErrSpawn(e, "tty")
     try:
-        sb(e, "preview", "create", "--pr", "7")
-        wait_for(lambda: len(list(tmp_path.glob("flooded.*"))) == 3, timeout=20,
-                 what="the commands' output taken")
+        start_flood(e, tmp_path)
         s.resume()
         s.p.send_signal(signal.SIGTERM)
         assert s.p.wait(15) == 0
