@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <linux/filter.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -2010,6 +2011,32 @@ static int bound_socket(sb_edge *e, int type, struct sockaddr_storage *addr, soc
 	return fd;
 }
 
+/*
+ * Connections and datagrams go to our own sockets of a SO_REUSEPORT group
+ * only. A process of the same user that binds the port later with
+ * SO_REUSEPORT joins the group (the kernel lets it) and would take its share
+ * of the connections or queries without a word on either side: an nginx
+ * whose configuration names our port, say. Our n sockets are the group's
+ * first n (port_free and pick_port saw nobody else there), so a classic BPF
+ * program that picks one of the first n at random never picks a later one.
+ * Best effort: where it cannot be attached, the kernel's hash as before,
+ * and a warning.
+ */
+static void steer_to_own(int fd, int n, const char *text, const char *proto)
+{
+	struct sock_filter code[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM)),
+	    BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)n),
+	    BPF_STMT(BPF_RET | BPF_A, 0),
+	};
+	struct sock_fprog prog = {.len = SB_ARRAY_LEN(code), .filter = code};
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0)
+		sb_edge_log("warning",
+			    "%s (%s): cannot keep another process that joins the port with "
+			    "SO_REUSEPORT from taking part of its traffic: %s",
+			    text, proto, strerror(errno));
+}
+
 static void format_addr(const struct sockaddr_storage *a, char *buf, size_t size)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -2240,6 +2267,9 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 	format_addr(&e->listen_addr, e->listen_text, sizeof(e->listen_text));
 	if (e->dns_on)
 		format_addr(&e->dns_addr, e->dns_text, sizeof(e->dns_text));
+	for (int k = 0; k < (e->dns_on ? 3 : 1); k++)
+		steer_to_own(fds[k], e->nworkers, k == 0 ? e->listen_text : e->dns_text,
+			     k == 1 ? "udp" : "tcp");
 
 	{
 		sb_tenants *t = NULL;

@@ -5,6 +5,7 @@ limit. Each test is a shortfall found in that review (docs/http.md,
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -137,6 +138,78 @@ def test_a_port_another_process_holds_with_so_reuseport_is_refused(fresh, opt, k
     assert rc == 1, err
     assert any(f"{opt}: cannot listen on {addr} ({proto}): Address already in use; another "
                f"process holds it" in l for l in err), err
+
+
+@pytest.mark.parametrize("which", ["http", "dns-udp", "dns-tcp"])
+def test_a_process_that_joins_the_port_later_gets_none_of_its_traffic(fresh, which):
+    # A process of the same user that binds the edge's port with
+    # SO_REUSEPORT after the edge started joins the kernel's group (nothing
+    # refuses it) and took about a third of the connections or queries (two
+    # serving threads and it): an nginx whose configuration names the port,
+    # say. The edge now steers its port's traffic to its own sockets only.
+    import dns.message
+    import dns.query
+    e = fresh(demos=False, threads=2)
+    e.start(dns=True)
+    port = e.port if which == "http" else e.dns_port
+    kind = socket.SOCK_DGRAM if which == "dns-udp" else socket.SOCK_STREAM
+    intruder = socket.socket(socket.AF_INET, kind)
+    try:
+        intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        intruder.bind(("127.0.0.1", port))  # the kernel lets it join
+        if kind == socket.SOCK_STREAM:
+            intruder.listen(128)
+        intruder.setblocking(False)
+        n = 60
+        for i in range(n):
+            if which == "http":
+                st, _, _ = request(e, "codex.revelations.studio", "/.well-known/switchboard/health")
+                assert st == 200, i
+            else:
+                q = dns.message.make_query("codex.revelations.studio", "A")
+                send = dns.query.udp if which == "dns-udp" else dns.query.tcp
+                assert send(q, "127.0.0.1", port=port, timeout=3).answer, i
+        # nothing reached the intruder: no connection queued, no datagram
+        if kind == socket.SOCK_STREAM:
+            with pytest.raises(BlockingIOError):
+                intruder.accept()
+        else:
+            with pytest.raises(BlockingIOError):
+                intruder.recvfrom(512)
+    finally:
+        intruder.close()
+
+
+def test_new_connections_still_spread_over_every_serving_thread(fresh):
+    # The steering above picks one of the edge's own sockets per connection:
+    # with two serving threads, both serve (a program that always picked
+    # the first would leave the second idle). wrk with Connection: close
+    # makes every request a new connection; each thread's CPU time, from
+    # /proc, shows it served its share.
+    e = fresh(demos=False, threads=2)
+    e.start()
+    pid = e.edge.p.pid
+
+    def ticks():
+        out = {}
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[t] = int(fields[11]) + int(fields[12])  # utime + stime
+        return out
+    before = ticks()
+    wrk = subprocess.run(["wrk", "-t2", "-c8", "-d2s", "-H", "Connection: close", "-H",
+                          "Host: codex.revelations.studio",
+                          f"http://127.0.0.1:{e.port}/.well-known/switchboard/health"],
+                         capture_output=True, text=True, timeout=30)
+    assert wrk.returncode == 0, wrk.stderr
+    after = ticks()
+    used = sorted((after[t] - before.get(t, 0) for t in after if t != str(pid)), reverse=True)
+    # the two busiest threads besides the control loop's are the serving
+    # threads: neither has less than a fifth of their sum
+    assert len(used) >= 2 and used[0] + used[1] >= 20, (used, wrk.stdout)
+    assert used[1] >= (used[0] + used[1]) / 5, (used, wrk.stdout)
 
 
 def test_an_address_given_by_an_option_is_blamed_on_the_option(fresh):
