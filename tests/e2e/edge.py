@@ -260,6 +260,13 @@ class LocalUpstream:
         return head, rest
 
     def stop(self, sig=None):
+        # shutdown first: a close alone leaves the socket listening while
+        # the accept thread is blocked in accept(), for the rest of the
+        # session, and it goes on taking connections
+        try:
+            self.srv.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.srv.close()
 
 

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from edge import (Edge, Scripted, edge_sockets, frozen, read_response, read_until_close,
-                  wait_for)
+from edge import (Edge, Recorder, Scripted, edge_sockets, frozen, listening, read_response,
+                  read_until_close, wait_for)
 from test_http_framing import HOST, answer_with_path, path_of, scripted_edge
 
 # path -> handler(conn, head, rest) for the module's upstream; other paths
@@ -715,3 +715,15 @@ def test_a_retry_on_a_fresh_connection_is_under_the_connect_timeout(fresh):
         for f in fillers:
             f.close()
         lsock.close()
+
+
+def test_a_stopped_test_upstream_listens_no_more():
+    """The harness: a LocalUpstream's stop ends its listening socket even
+    while its accept thread waits in accept(); a close alone left it
+    listening (and taking connections) for the rest of the session."""
+    up = Recorder()
+    assert listening(up.port)
+    up.stop()
+    wait_for(lambda: not listening(up.port), timeout=5, what="the socket closed")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", up.port), timeout=2)
