@@ -970,6 +970,8 @@ static void procs_apply(control *ct)
 		if (pp->sig && pp->sig != sig) {
 			atomic_store(&pc->up->up, 0);
 			pc->up->starting = true;
+			pc->up->awaiting_spawn = true;
+			pc->up->restarts++;
 		}
 		pp->sig = sig;
 	}
@@ -1132,6 +1134,17 @@ static void proc_exited(void *arg, const char *name)
 			atomic_store(&c->procs[i].up->up, 0);
 			c->procs[i].up->starting = true;
 		}
+}
+
+/* The new process of a name restarted for a change runs: its /health,
+ * unlike the old one's, may mark it up. */
+static void proc_spawned(void *arg, const char *name)
+{
+	control *ct = arg;
+	const sb_config *c = ct->e->current->cfg;
+	for (size_t i = 0; i < c->nprocs; i++)
+		if (strcmp(c->procs[i].name, name) == 0 && c->procs[i].up)
+			c->procs[i].up->awaiting_spawn = false;
 }
 
 static void procs_stopped(void *arg)
@@ -1626,6 +1639,7 @@ typedef struct hcheck {
 	char req[512];
 	char resp[64];
 	size_t resp_len;
+	unsigned restarts; /* up->restarts when the check began */
 	bool done;
 	int pending_closes;
 } hcheck;
@@ -1657,8 +1671,11 @@ static void hc_end(hcheck *hc, bool cancelled, bool ok, const char *why)
 	 * one lucky answer bring a failing one back). A process just started
 	 * was never up: its first answer marks it up. */
 	const sb_http_decl *h = &hc->ct->e->current->cfg->decl->http;
-	if (cancelled) {
-		/* nothing to change */
+	if (cancelled || up->awaiting_spawn || hc->restarts != up->restarts) {
+		/* nothing to change; or the answer of a process that a restart
+		 * is replacing: it says nothing of the new one, and a 200 from
+		 * the old one, while it drains, would route requests to a port
+		 * about to close (502s) */
 	} else if (ok) {
 		up->fails = 0;
 		up->passes++;
@@ -1795,10 +1812,12 @@ static void health_round(control *ct, bool starting_only)
 	const sb_http_decl *h = &e->current->cfg->decl->http;
 	for (size_t i = 0; i < e->nups; i++) {
 		sb_upstream *up = e->ups[i];
-		if (!up->in_use || up->checking || (starting_only && !up->starting))
+		if (!up->in_use || up->checking || up->awaiting_spawn ||
+		    (starting_only && !up->starting))
 			continue;
 		hcheck *hc = sb_xcalloc(1, sizeof(*hc));
 		hc->up = up;
+		hc->restarts = up->restarts;
 		hc->ct = ct;
 		hc->next = ct->checks;
 		if (hc->next)
@@ -2395,8 +2414,10 @@ int sb_edge_run(const sb_edge_opts *opts, sb_diag *d)
 		    e->config_path);
 
 	/* the processes of command upstreams, once nothing can fail anymore */
-	ct->procs = sb_procs_new(
-	    &ct->loop, &(sb_procs_opts){.log = sb_edge_log, .on_exit = proc_exited, .ctx = ct});
+	ct->procs = sb_procs_new(&ct->loop, &(sb_procs_opts){.log = sb_edge_log,
+							     .on_exit = proc_exited,
+							     .on_spawn = proc_spawned,
+							     .ctx = ct});
 	procs_apply(ct);
 	uv_run(&ct->loop, UV_RUN_DEFAULT);
 	for (int i = 0; i < e->nworkers; i++)

@@ -36,6 +36,11 @@ typedef struct sb_upstream {
 	int fails;     /* consecutive failed checks */
 	int passes;    /* consecutive passed checks */
 	bool starting; /* a process started by command: checked often until up */
+	/* a process started by command, restarted for a changed command or
+	 * environment: until the new one is spawned, /health is still the old
+	 * one's, about to exit, and must not mark it up */
+	bool awaiting_spawn;
+	unsigned restarts; /* such restarts so far: a check begun before one is stale */
 } sb_upstream;
 
 /* Per deployment: what a request needs beyond the model. */

@@ -607,6 +607,8 @@ static void log_start(const proc *pr)
 		memcpy(cmd + sizeof(cmd) - 4, "...", 4);
 	LOG(pr->owner, "info", "%s: started pid %d on port %u: %s", pr->name, pr->pid,
 	    (unsigned)pr->port, cmd);
+	if (pr->owner->o.on_spawn)
+		pr->owner->o.on_spawn(pr->owner->o.ctx, pr->name);
 }
 
 /* ---- output ------------------------------------------------------------ */

@@ -49,6 +49,8 @@ typedef struct sb_procs_opts {
 	/* called when a process exits without being asked to (it will be
 	 * restarted): the edge stops routing to it until it answers again */
 	void (*on_exit)(void *ctx, const char *name);
+	/* called when a process of name has been spawned (its pid runs) */
+	void (*on_spawn)(void *ctx, const char *name);
 	void *ctx;
 } sb_procs_opts;
 

@@ -551,6 +551,69 @@ def test_preview_upstreams_started_by_command(tmp_path):
     wait_for(lambda: not pids(), timeout=10, what="no process left after the edge stopped")
 
 
+DRAINING_UPSTREAM = """
+import os, select, signal, socket, time
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(os.environ["PORT"])))
+srv.listen(64)
+stop_at = None
+def term(*_):
+    global stop_at
+    stop_at = time.monotonic() + 0.5
+signal.signal(signal.SIGTERM, term)
+# a graceful stop: still answering (its /health too) for 0.5 s after
+# SIGTERM, then the port closed, then the exit 0.5 s later
+while stop_at is None or time.monotonic() < stop_at:
+    if not select.select([srv], [], [], 0.05)[0]:
+        continue
+    c, _ = srv.accept()
+    c.settimeout(2)
+    try:
+        data = b""
+        while b"\\r\\n\\r\\n" not in data:
+            b = c.recv(4096)
+            if not b:
+                break
+            data += b
+        c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\nok\\n")
+    except OSError:
+        pass
+    c.close()
+srv.close()
+time.sleep(0.5)
+"""
+
+
+def test_a_restarted_process_that_drains_is_not_routed_to_until_the_new_one_answers(tmp_path):
+    """A deploy that changes a command upstream's environment restarts it.
+    A process that drains on SIGTERM still answers /health for a while:
+    that answer marked the upstream up, and requests went to its port when
+    it closed, and until the new process listened (502s). Only the new
+    process's /health now marks it up: 503 meanwhile, never a 502."""
+    ups = {(svc, "preview"): ["/usr/bin/python3", "-c", DRAINING_UPSTREAM]
+           for svc, _, _ in SERVICES}
+    e = Edge(tmp_path, upstreams=ups)
+    e.start()
+    try:
+        sb(e, "preview", "create", "--pr", "42")
+        host = f"codex-preview-42.{ZONE}"
+        wait_healthy(e, host)
+        started = lambda: len([l for l in e.edge.err if "codex-web-preview-42: started pid" in l])
+        sb(e, "deploy", "--env", "preview", "--pr", "42", "--name", "codex-web",
+           "--var", "RESTARTED:yes")
+        seen = []
+        deadline = time.monotonic() + 15
+        while not (seen and seen[-1] == 200 and started() == 2):
+            seen.append(status(e, host, "/health"))
+            assert time.monotonic() < deadline, (seen[-5:], e.edge.err[-10:])
+            time.sleep(0.01)
+        assert 502 not in seen, (seen, e.edge.err[-10:])
+        assert 503 in seen, seen  # the old process's drain was not routed to
+    finally:
+        e.stop()
+
+
 def test_admin_api_through_a_tls_proxy(tmp_path):
     """CI reaches the admin API as https:// through a TLS-terminating proxy:
     the CLI verifies the certificate (a self-signed one is refused unless
