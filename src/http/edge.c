@@ -141,6 +141,31 @@ ssize_t sb_edge_log_out(int fd, int mode, const char *p, size_t n)
 	}
 }
 
+/*
+ * Write buf[0..len) to stderr (diag_lock held). When part of it went out,
+ * or with wait_unstarted when none did, the rest is waited for, up to
+ * wait_ms in all. Returns the bytes written.
+ */
+static size_t diag_out(const char *buf, size_t len, int wait_ms, bool wait_unstarted)
+{
+	size_t done = 0;
+	int64_t until = 0;
+	for (;;) {
+		ssize_t w = sb_edge_log_out(diag_fd, diag_mode, buf + done, len - done);
+		if (w > 0)
+			done += (size_t)w;
+		if (done == len || (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ||
+		    (done == 0 && !wait_unstarted))
+			return done;
+		if (!until)
+			until = sb_edge_mono_ms() + wait_ms;
+		int64_t left = until - sb_edge_mono_ms();
+		struct pollfd pfd = {.fd = diag_fd, .events = POLLOUT};
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return done;
+	}
+}
+
 void sb_edge_diag_write(const char *line, size_t n)
 {
 	char buf[8192];
@@ -159,19 +184,7 @@ void sb_edge_diag_write(const char *line, size_t n)
 	memcpy(buf + len, line, n);
 	len += n;
 	/* one write per line, so lines of different threads do not interleave */
-	ssize_t w = sb_edge_log_out(diag_fd, diag_mode, buf, len);
-	size_t done = w > 0 ? (size_t)w : 0;
-	int64_t until = 0;
-	while (w > 0 && done < len) {
-		if (!until)
-			until = sb_edge_mono_ms() + DIAG_PART_WAIT_MS;
-		int64_t left = until - sb_edge_mono_ms();
-		struct pollfd pfd = {.fd = diag_fd, .events = POLLOUT};
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			break;
-		if ((w = sb_edge_log_out(diag_fd, diag_mode, buf + done, len - done)) > 0)
-			done += (size_t)w;
-	}
+	size_t done = diag_out(buf, len, DIAG_PART_WAIT_MS, false);
 	if (done == len) {
 		diag_broken = false;
 	} else {
@@ -226,27 +239,14 @@ static void diag_close(void)
 	uint64_t lost = atomic_exchange(&diag_dropped, 0);
 	if (lost) {
 		char buf[128];
-		size_t len = 0, done = 0;
+		size_t len = 0;
 		if (diag_broken)
 			buf[len++] = '\n';
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len,
 					"switchboard: warning: %" PRIu64
 					" diagnostic lines dropped (stderr not keeping up)\n",
 					lost);
-		int64_t until = sb_edge_mono_ms() + DIAG_FINAL_WAIT_MS;
-		while (done < len) {
-			ssize_t w = sb_edge_log_out(diag_fd, diag_mode, buf + done, len - done);
-			if (w > 0) {
-				done += (size_t)w;
-				continue;
-			}
-			if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-				break;
-			int64_t left = until - sb_edge_mono_ms();
-			struct pollfd pfd = {.fd = diag_fd, .events = POLLOUT};
-			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-				break;
-		}
+		(void)diag_out(buf, len, DIAG_FINAL_WAIT_MS, true);
 	}
 	if (diag_fd != 2)
 		close(diag_fd);
