@@ -1125,26 +1125,33 @@ static void on_drain_deadline(uv_timer_t *t);
 /* A process that died is restarted: until its /health answers again it is
  * "starting" (503, checked every 100 ms), not a 502 for every request that
  * finds its port closed. */
-static void proc_exited(void *arg, const char *name)
+/* The upstream of the process named name in the published configuration,
+ * or NULL. */
+static sb_upstream *proc_upstream(control *ct, const char *name)
 {
-	control *ct = arg;
 	const sb_config *c = ct->e->current->cfg;
 	for (size_t i = 0; i < c->nprocs; i++)
-		if (strcmp(c->procs[i].name, name) == 0 && c->procs[i].up) {
-			atomic_store(&c->procs[i].up->up, 0);
-			c->procs[i].up->starting = true;
-		}
+		if (strcmp(c->procs[i].name, name) == 0)
+			return c->procs[i].up;
+	return NULL;
+}
+
+static void proc_exited(void *arg, const char *name)
+{
+	sb_upstream *up = proc_upstream(arg, name);
+	if (up) {
+		atomic_store(&up->up, 0);
+		up->starting = true;
+	}
 }
 
 /* The new process of a name restarted for a change runs: its /health,
  * unlike the old one's, may mark it up. */
 static void proc_spawned(void *arg, const char *name)
 {
-	control *ct = arg;
-	const sb_config *c = ct->e->current->cfg;
-	for (size_t i = 0; i < c->nprocs; i++)
-		if (strcmp(c->procs[i].name, name) == 0 && c->procs[i].up)
-			c->procs[i].up->awaiting_spawn = false;
+	sb_upstream *up = proc_upstream(arg, name);
+	if (up)
+		up->awaiting_spawn = false;
 }
 
 static void procs_stopped(void *arg)
@@ -1671,7 +1678,7 @@ static void hc_end(hcheck *hc, bool cancelled, bool ok, const char *why)
 	 * one lucky answer bring a failing one back). A process just started
 	 * was never up: its first answer marks it up. */
 	const sb_http_decl *h = &hc->ct->e->current->cfg->decl->http;
-	if (cancelled || up->awaiting_spawn || hc->restarts != up->restarts) {
+	if (cancelled || hc->restarts != up->restarts) {
 		/* nothing to change; or the answer of a process that a restart
 		 * is replacing: it says nothing of the new one, and a 200 from
 		 * the old one, while it drains, would route requests to a port

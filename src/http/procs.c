@@ -607,8 +607,6 @@ static void log_start(const proc *pr)
 		memcpy(cmd + sizeof(cmd) - 4, "...", 4);
 	LOG(pr->owner, "info", "%s: started pid %d on port %u: %s", pr->name, pr->pid,
 	    (unsigned)pr->port, cmd);
-	if (pr->owner->o.on_spawn)
-		pr->owner->o.on_spawn(pr->owner->o.ctx, pr->name);
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -814,6 +812,8 @@ static void spawn(proc *pr)
 	pr->starts++;
 	pr->started_ms = now_ms();
 	log_start(pr);
+	if (pr->owner->o.on_spawn)
+		pr->owner->o.on_spawn(pr->owner->o.ctx, pr->name);
 }
 
 static void on_grace(uv_timer_t *t)
